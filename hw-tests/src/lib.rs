@@ -1,0 +1,1 @@
+//! Hardware-level test support (see README).
