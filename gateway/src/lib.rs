@@ -1,4 +1,12 @@
-//! Clinic Gateway: see ../README.md and docs/ARCHITECTURE.md.
+//! Clinic Gateway: see ../README.md and ../docs/ARCHITECTURE.md.
 
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod deliver;
 pub mod hl7;
+pub mod ingest;
 pub mod journal;
+pub mod mllp;
+pub mod ops;
+pub mod route;

@@ -1,3 +1,3 @@
-fn main() {
-    println!("gateway");
+fn main() -> std::process::ExitCode {
+    gateway::cli::main()
 }

@@ -1,0 +1,94 @@
+//! Command-line interface. `gateway` with no subcommand runs the daemon on
+//! the development default config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, DEFAULT_CONFIG_PATH};
+
+mod send;
+mod status;
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "Clinic Gateway: durable HL7 v2 interface engine")]
+pub struct Cli {
+    /// Configuration file (TOML). Relative paths inside it are relative to the file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default when no subcommand is given).
+    Run,
+    /// Validate the configuration; on error print FILE:LINE:COLUMN: reason and exit 1.
+    CheckConfig,
+    /// Send HL7 files over MLLP(S) and print each ACK; exit 1 on AE/AR/CE/CR, timeout or error.
+    Send(send::SendArgs),
+    /// Show the running daemon's counts per listener and destination.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run_daemon(&cli.config),
+        Command::CheckConfig => match config::load(&cli.config) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} listener(s), {} destination(s), {} route(s); data in {})",
+                    cli.config.display(),
+                    c.listeners.len(),
+                    c.destinations.len(),
+                    c.routes.len(),
+                    c.data_dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Send(args) => runtime().block_on(send::run(args)),
+        Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run_daemon(path: &std::path::Path) -> ExitCode {
+    crate::ops::logging::init();
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!(target: "gateway::daemon", "invalid configuration: {e}");
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::info!(target: "gateway::daemon", "Clinic Gateway {} starting with {}", env!("CARGO_PKG_VERSION"), cfg.source.display());
+    match runtime().block_on(crate::daemon::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!(target: "gateway::daemon", "{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

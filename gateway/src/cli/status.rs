@@ -1,0 +1,106 @@
+//! `gateway status`: ask the running daemon through its admin socket.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config;
+use crate::ops::admin::{self, ClientError, Reply, Request, StatusReport};
+
+/// Exit status when no daemon answers (as `systemctl status` does for a stopped unit).
+const NOT_RUNNING: u8 = 3;
+
+pub async fn run(config_path: &Path, json: bool) -> ExitCode {
+    let cfg = match config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match admin::request(&cfg.admin_socket(), &Request::Status).await {
+        Ok(Reply::Status(report)) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                print!("{}", render(&report));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Reply::Error { message }) => {
+            eprintln!("the daemon refused the request: {message}");
+            ExitCode::FAILURE
+        }
+        Err(ClientError::NotRunning(msg)) => {
+            if json {
+                println!("{}", serde_json::json!({ "running": false, "reason": msg }));
+            }
+            eprintln!("{msg}");
+            ExitCode::from(NOT_RUNNING)
+        }
+        Err(ClientError::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The human table.
+pub fn render(r: &StatusReport) -> String {
+    let mut out = String::new();
+    out += &format!(
+        "Clinic Gateway {} (pid {}) up {} since {}\nconfig {}\ndata   {} (journal {} on disk, disk {}% used)\n\n",
+        r.version,
+        r.pid,
+        human_duration(r.uptime_secs),
+        r.started_at,
+        r.config,
+        r.data_dir,
+        human_bytes(r.journal.bytes_on_disk),
+        r.journal.disk_percent_used
+    );
+    out += &format!(
+        "{:<16} {:<22} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
+        "LISTENER", "BIND", "CONNS", "RECEIVED", "ACKED", "DUPLICATE", "REJECTED", "ERRORED", "FRAMING"
+    );
+    for l in &r.listeners {
+        let bind = format!("{}{}", l.bind, if l.mutual_tls { " mtls" } else if l.tls { " tls" } else { "" });
+        out += &format!(
+            "{:<16} {:<22} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
+            l.name, bind, l.counts.connections_open, l.counts.received, l.counts.acked, l.counts.duplicates, l.counts.rejected, l.counts.errored, l.counts.framing_errors
+        );
+    }
+    out += &format!("\n{:<16} {:<8} {:>9} {:>10} {:>12}\n", "DESTINATION", "KIND", "PENDING", "DELIVERED", "OLDEST");
+    for d in &r.destinations {
+        let oldest = d.oldest_pending_age_secs.map(human_duration).unwrap_or_else(|| "-".into());
+        out += &format!("{:<16} {:<8} {:>9} {:>10} {:>12}\n", d.name, d.kind, d.pending, d.delivered, oldest);
+    }
+    out += &format!(
+        "\njournal: {} message(s), {} duplicate(s), {} control-id reuse(s), {} quarantined\n",
+        r.journal.messages, r.journal.duplicates, r.journal.control_id_reuses, r.journal.quarantined
+    );
+    out
+}
+
+fn human_duration(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}

@@ -1,0 +1,167 @@
+//! The daemon: open the journal, resume outboxes, bind listeners, report
+//! ready, serve until SIGTERM/SIGINT, then stop accepting, finish what is in
+//! flight, and close the journal.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, DestinationKind};
+use crate::deliver::folder::FolderDeliverer;
+use crate::ingest::Ingest;
+use crate::journal::{Journal, JournalConfig};
+use crate::mllp::listener;
+use crate::ops::admin::{AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource};
+use crate::ops::stats::Registry;
+use crate::ops::{clock, notify};
+use crate::route::Router;
+
+pub fn journal_config(cfg: &Config) -> JournalConfig {
+    let mut j = JournalConfig::new(cfg.journal_dir());
+    j.quota_bytes = cfg.storage.quota_bytes;
+    j.warn_at_percent = cfg.storage.warn_at_percent;
+    j.refuse_at_percent = cfg.storage.refuse_at_percent;
+    j.quarantine_max_entries = cfg.storage.quarantine_max_entries;
+    j.quarantine_max_bytes = cfg.storage.quarantine_max_bytes;
+    j
+}
+
+pub async fn run(cfg: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
+    let admin = AdminServer::bind(&cfg.admin_socket()).await?;
+
+    let opening = Instant::now();
+    notify::status("opening the journal");
+    let jcfg = journal_config(&cfg);
+    let journal = tokio::task::spawn_blocking(move || Journal::open(jcfg))
+        .await
+        .map_err(|e| format!("journal open task failed: {e}"))?
+        .map_err(|e| format!("cannot open the journal in {}: {e}", cfg.journal_dir().display()))?;
+    log::info!(target: "gateway::daemon", "journal open in {} ms", opening.elapsed().as_millis());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    // Outboxes resume before any listener accepts.
+    for d in &cfg.destinations {
+        match &d.kind {
+            DestinationKind::Folder { path } => {
+                let deliverer = FolderDeliverer {
+                    destination: d.name.clone(),
+                    path: path.clone(),
+                    journal: journal.clone(),
+                };
+                tasks.spawn(deliverer.run(stop_rx.clone()));
+            }
+        }
+    }
+
+    let registry = Arc::new(Registry::new(cfg.listeners.iter().map(|l| l.name.as_str())));
+    let ingest = Ingest {
+        journal: journal.clone(),
+        router: Arc::new(Router::new(cfg.routes.clone())),
+    };
+    let mut bound = Vec::new();
+    for l in &cfg.listeners {
+        match listener::bind(l.clone(), ingest.clone(), registry.listener(&l.name)).await {
+            Ok(b) => bound.push(b),
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                while tasks.join_next().await.is_some() {}
+                let _ = journal.close().await;
+                return Err(e);
+            }
+        }
+    }
+    for b in bound {
+        tasks.spawn(b.serve(stop_rx.clone()));
+    }
+
+    let started_ms = clock::unix_ms();
+    let status = status_source(&cfg, journal.clone(), registry.clone(), started_ms);
+    let admin_task = tokio::spawn(admin.serve(status.clone(), stop_rx.clone()));
+
+    let report = status();
+    let pending: u64 = report.destinations.iter().map(|d| d.pending).sum();
+    let summary = format!("{} listener(s), {} destination(s), {pending} pending", cfg.listeners.len(), cfg.destinations.len());
+    log::info!(target: "gateway::daemon", "ready: {summary}");
+    notify::ready(&summary);
+
+    wait_for_signal().await;
+    log::info!(target: "gateway::daemon", "shutting down: no new connections; finishing in-flight messages");
+    notify::stopping();
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    let _ = admin_task.await;
+    journal.close().await.map_err(|e| format!("closing the journal: {e}"))?;
+    log::info!(target: "gateway::daemon", "stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!(target: "gateway::daemon", "cannot watch SIGTERM: {e}; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn status_source(cfg: &Config, journal: Journal, registry: Arc<Registry>, started_ms: u64) -> StatusSource {
+    let cfg = cfg.clone();
+    Arc::new(move || {
+        let now = clock::unix_ms();
+        let js = journal.stats();
+        let counts = registry.snapshot();
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            config: cfg.source.display().to_string(),
+            data_dir: cfg.data_dir.display().to_string(),
+            started_at: clock::iso8601(started_ms),
+            uptime_secs: now.saturating_sub(started_ms) / 1000,
+            listeners: cfg
+                .listeners
+                .iter()
+                .map(|l| ListenerStatus {
+                    name: l.name.clone(),
+                    bind: l.bind.to_string(),
+                    tls: l.tls.is_some(),
+                    mutual_tls: l.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+                    counts: counts.get(&l.name).cloned().unwrap_or_else(|| registry.listener(&l.name).snapshot()),
+                })
+                .collect(),
+            destinations: cfg
+                .destinations
+                .iter()
+                .map(|d| {
+                    let o = js.per_destination.get(&d.name).cloned().unwrap_or_default();
+                    DestinationStatus {
+                        name: d.name.clone(),
+                        kind: d.kind.label().to_string(),
+                        pending: o.pending,
+                        delivered: o.delivered,
+                        oldest_pending_age_secs: o.oldest_pending_received_at_ms.map(|t| now.saturating_sub(t) / 1000),
+                    }
+                })
+                .collect(),
+            journal: JournalStatus {
+                messages: js.messages,
+                duplicates: js.duplicates,
+                control_id_reuses: js.control_id_reuses,
+                quarantined: js.quarantined,
+                bytes_on_disk: js.bytes_on_disk,
+                disk_percent_used: js.disk_percent_used,
+            },
+        }
+    })
+}

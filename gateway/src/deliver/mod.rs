@@ -1,0 +1,3 @@
+//! Destinations and the deliverers that drain their outboxes.
+
+pub mod folder;

@@ -1,0 +1,162 @@
+//! The admin socket: a Unix socket in the data directory (mode 0600) that
+//! CLI commands such as `gateway status` use to talk to the running daemon.
+//! Protocol: one JSON request line, one JSON reply line.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use super::stats::ListenerSnapshot;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListenerStatus {
+    pub name: String,
+    pub bind: String,
+    pub tls: bool,
+    pub mutual_tls: bool,
+    #[serde(flatten)]
+    pub counts: ListenerSnapshot,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DestinationStatus {
+    pub name: String,
+    pub kind: String,
+    pub pending: u64,
+    pub delivered: u64,
+    pub oldest_pending_age_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JournalStatus {
+    pub messages: u64,
+    pub duplicates: u64,
+    pub control_id_reuses: u64,
+    pub quarantined: u64,
+    pub bytes_on_disk: u64,
+    pub disk_percent_used: u8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub pid: u32,
+    pub config: String,
+    pub data_dir: String,
+    pub started_at: String,
+    pub uptime_secs: u64,
+    pub listeners: Vec<ListenerStatus>,
+    pub destinations: Vec<DestinationStatus>,
+    pub journal: JournalStatus,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Reply {
+    Status(Box<StatusReport>),
+    Error { message: String },
+}
+
+/// Builds a fresh status report on demand.
+pub type StatusSource = Arc<dyn Fn() -> StatusReport + Send + Sync>;
+
+pub struct AdminServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl AdminServer {
+    /// Bind the socket. A stale socket file from a crashed daemon is replaced;
+    /// a live daemon on the same data directory is an error.
+    pub async fn bind(path: &Path) -> Result<AdminServer, String> {
+        if path.exists() {
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(format!(
+                    "another gateway is already running with this data directory (its admin socket {} answers); stop it first",
+                    path.display()
+                ));
+            }
+            let _ = std::fs::remove_file(path);
+        }
+        let listener = UnixListener::bind(path).map_err(|e| format!("cannot create admin socket {}: {e}", path.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        Ok(AdminServer {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub async fn serve(self, status: StatusSource, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                accepted = self.listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let status = status.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, status)).await;
+                    });
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn handle(stream: UnixStream, status: StatusSource) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    // A request is one short line; cap what a confused client can make us buffer.
+    BufReader::new(read.take(64 * 1024)).read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<Request>(line.trim()) {
+        Ok(Request::Status) => Reply::Status(Box::new(status())),
+        Err(e) => Reply::Error {
+            message: format!("bad request: {e}"),
+        },
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+/// Why the CLI could not reach the daemon.
+#[derive(Debug)]
+pub enum ClientError {
+    NotRunning(String),
+    Failed(String),
+}
+
+/// Send one request to the daemon behind `path`.
+pub async fn request(path: &Path, req: &Request) -> Result<Reply, ClientError> {
+    let mut stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(ClientError::NotRunning(format!(
+                "the gateway is not running (no daemon answers on {}: {e}). Start it with `gateway run --config FILE` or `systemctl start gateway`.",
+                path.display()
+            )))
+        }
+    };
+    let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Failed(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line).await.map_err(|e| ClientError::Failed(format!("admin socket: {e}")))?;
+    let mut reply = String::new();
+    let mut reader = BufReader::new(stream);
+    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut reply))
+        .await
+        .map_err(|_| ClientError::Failed("the daemon did not answer within 10 s".into()))?
+        .map_err(|e| ClientError::Failed(format!("admin socket: {e}")))?;
+    serde_json::from_str(&reply).map_err(|e| ClientError::Failed(format!("unreadable reply from the daemon: {e}")))
+}

@@ -1,0 +1,7 @@
+//! Operations: logging, counters, the admin socket, systemd notification, clock helpers.
+
+pub mod admin;
+pub mod clock;
+pub mod logging;
+pub mod notify;
+pub mod stats;
