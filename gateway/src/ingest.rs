@@ -80,7 +80,7 @@ impl Ingest {
                 inc(&origin.stats.acked);
                 log::debug!(target: "gateway::ingest", "stored message {id} {message_type} control id '{control_id}' from listener {}", origin.listener);
                 if unrouted {
-                    log::info!(target: "gateway::ingest", "message {id} {message_type} matched no route: journaled as filtered");
+                    log::debug!(target: "gateway::ingest", "message {id} {message_type} matched no route: journaled as filtered");
                     let _ = self.journal.audit("filtered", &format!("message {id} {message_type} from listener {}: no route takes it", origin.listener));
                 }
                 ack

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, DEFAULT_CONFIG_PATH};
 
+mod bench;
 mod send;
 mod status;
 
@@ -35,6 +36,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks that report ratios against a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchKind),
 }
 
 pub fn main() -> ExitCode {
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
         },
         Command::Send(args) => runtime().block_on(send::run(args)),
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
+        Command::Bench(kind) => bench::run(kind),
     }
 }
 

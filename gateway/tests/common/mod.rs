@@ -1,0 +1,256 @@
+//! Test harness: runs the real `gateway` binary on a temporary config and talks
+//! to it over loopback, as a site would.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gateway::mllp::client::Client;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gateway");
+
+/// The shared third-party corpus beside the repository.
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/hl7v2-fhir-converter")
+}
+
+pub fn corpus_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+        .expect("../shared/corpus/hl7v2-fhir-converter must exist beside the repo")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hl7"))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The Python interpreter of the test venv (made by scripts/test).
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("GATEWAY_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python test venv at {}: run scripts/test (it creates it) or set GATEWAY_TEST_PYTHON",
+        venv.display()
+    );
+    venv
+}
+
+pub fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+/// A minimal MSH-led message.
+pub fn adt(control_id: &str, mrn: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|ECW|CLINIC|GW|CLOUD|20240101120000||ADT^A04^ADT_A01|{control_id}|P|2.5.1\rEVN|A04|20240101120000\rPID|1||{mrn}^^^CLINIC^MR||TEST^PATIENT||19800101|F\rPV1|1|O\r"
+    )
+    .into_bytes()
+}
+
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub port: u16,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+pub struct Options {
+    /// Extra keys for the [[listener]] table.
+    pub listener_extra: String,
+    /// Extra top-level tables (e.g. "[storage]\nquota_mb = 5\n"), placed before the listener.
+    pub top_extra: String,
+    /// Put data_dir here instead of inside the temp dir.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listener_extra: String::new(),
+            top_extra: String::new(),
+            data_dir: None,
+        }
+    }
+}
+
+impl Gateway {
+    pub fn start() -> Gateway {
+        Gateway::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Gateway {
+        let g = Gateway::configure(opts);
+        let mut g = g;
+        g.spawn();
+        g
+    }
+
+    /// Write the config without starting.
+    pub fn configure(opts: Options) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("var"));
+        let config = dir.path().join("gateway.toml");
+        let text = format!(
+            "data_dir = {data:?}\n{top}\n[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:{port}\"\n{extra}\n\n[[destination]]\nname = \"outbox\"\nkind = \"folder\"\npath = {out:?}\n\n[[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"outbox\"]\n",
+            data = data_dir.display().to_string(),
+            top = opts.top_extra,
+            extra = opts.listener_extra,
+            out = data_dir.join("outbox").display().to_string(),
+        );
+        std::fs::write(&config, text).unwrap();
+        let log = dir.path().join("gateway.log");
+        Gateway {
+            dir,
+            config,
+            port,
+            child: None,
+            log,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let line = text.lines().find(|l| l.starts_with("data_dir")).unwrap();
+        PathBuf::from(line.split('"').nth(1).unwrap())
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.data_dir().join("outbox")
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.addr().parse().unwrap()
+    }
+
+    /// Start the daemon and wait until it accepts connections.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("GATEWAY_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("gateway exited early ({status}); log:\n{}", self.log_text());
+                }
+            }
+            if std::net::TcpStream::connect_timeout(&self.socket_addr(), Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gateway not ready within 60 s; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("gateway not running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "gateway did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Run a CLI subcommand against this gateway's config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).args(args).arg("--config").arg(&self.config).output().unwrap()
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self.cli(&["status", "--json"]);
+        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Files delivered to the folder destination (excluding temp files).
+    pub fn delivered_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = match std::fs::read_dir(self.outbox()) {
+            Ok(rd) => rd.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hl7")).collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+
+    /// Wait until the folder holds `n` messages.
+    pub fn wait_delivered(&self, n: usize) -> Vec<PathBuf> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let files = self.delivered_files();
+            if files.len() >= n {
+                return files;
+            }
+            assert!(Instant::now() < deadline, "only {} of {n} delivered; log:\n{}", files.len(), self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Send one message on a fresh connection and return the ACK payload.
+pub fn send_one(addr: &str, msg: &[u8]) -> Result<Vec<u8>, String> {
+    rt().block_on(async {
+        let mut c = Client::connect(addr, None, Duration::from_secs(20)).await?;
+        c.exchange(msg).await
+    })
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+/// MSA-1 of an ACK payload.
+pub fn ack_code(ack: &[u8]) -> String {
+    gateway::hl7::parse_ack(ack).map(|a| a.code).unwrap_or_else(|e| format!("unreadable ACK: {e}"))
+}
