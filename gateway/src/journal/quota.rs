@@ -1,0 +1,151 @@
+//! Disk-space policy: the quota on the journal directory and the
+//! filesystem watermark. Mechanism (statvfs, sizes) is here; the writer
+//! calls [`SpaceGuard::admit`] before applying each append or quarantine.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+/// Percent of the filesystem holding `path` that is in use, as `df` computes
+/// it: used / (used + available to unprivileged users), rounded up.
+pub(crate) fn fs_percent_used(path: &Path) -> Result<u8, nix::Error> {
+    let s = nix::sys::statvfs::statvfs(path)?;
+    let blocks = s.blocks() as u128;
+    let free = s.blocks_free() as u128;
+    let avail = s.blocks_available() as u128;
+    let used = blocks.saturating_sub(free);
+    let denom = used + avail;
+    if denom == 0 {
+        return Ok(100);
+    }
+    Ok(((used * 100).div_ceil(denom)).min(100) as u8)
+}
+
+pub(crate) fn is_enospc(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(c) if c == nix::libc::ENOSPC || c == nix::libc::EDQUOT)
+}
+
+/// Shared, cheaply readable usage numbers (published by the writer).
+#[derive(Default)]
+pub(crate) struct Usage {
+    pub bytes_on_disk: AtomicU64,
+    pub percent_used: AtomicU8,
+}
+
+pub(crate) struct SpaceGuard {
+    dir: PathBuf,
+    quota_bytes: Option<u64>,
+    refuse_at: u8,
+    warn_at: u8,
+    warned: bool,
+    /// Last measured size of the journal directory, plus bytes appended since.
+    measured_at: Option<Instant>,
+    bytes: u64,
+}
+
+/// How often the (readdir-based) directory size is re-measured; in between,
+/// bytes appended are added to the last measurement (an overestimate).
+const REMEASURE: Duration = Duration::from_millis(500);
+
+impl SpaceGuard {
+    pub(crate) fn new(
+        dir: &Path,
+        quota_bytes: Option<u64>,
+        refuse_at: u8,
+        warn_at: u8,
+    ) -> SpaceGuard {
+        SpaceGuard {
+            dir: dir.to_path_buf(),
+            quota_bytes,
+            refuse_at,
+            warn_at,
+            warned: false,
+            measured_at: None,
+            bytes: 0,
+        }
+    }
+
+    pub(crate) fn invalidate(&mut self) {
+        self.measured_at = None;
+    }
+
+    /// Record bytes written since the last measurement.
+    pub(crate) fn add(&mut self, n: u64) {
+        self.bytes = self.bytes.saturating_add(n);
+    }
+
+    /// Refresh measurements (cheap: statvfs; directory size at most every
+    /// 500 ms) and publish them.
+    pub(crate) fn refresh(&mut self, db: &sled::Db, usage: &Usage) -> Result<u8, String> {
+        let stale = match self.measured_at {
+            None => true,
+            Some(t) => t.elapsed() >= REMEASURE,
+        };
+        if stale {
+            match db.size_on_disk() {
+                Ok(n) => {
+                    self.bytes = n;
+                    self.measured_at = Some(Instant::now());
+                }
+                Err(e) => log::warn!("journal: measuring journal size failed: {e}"),
+            }
+        }
+        let fs_pct = fs_percent_used(&self.dir).map_err(|e| {
+            format!(
+                "cannot read free space of data directory {} ({e}): check the data partition",
+                self.dir.display()
+            )
+        })?;
+        let q_pct = self.quota_pct(self.bytes);
+        let pct = fs_pct.max(q_pct);
+        usage.bytes_on_disk.store(self.bytes, Ordering::Relaxed);
+        usage.percent_used.store(pct, Ordering::Relaxed);
+        if pct >= self.warn_at && !self.warned {
+            self.warned = true;
+            log::warn!(
+                "journal: disk use {pct}% reached the warning level {}% (filesystem {fs_pct}%, journal {} bytes)",
+                self.warn_at,
+                self.bytes
+            );
+        } else if pct < self.warn_at && self.warned {
+            self.warned = false;
+            log::info!(
+                "journal: disk use {pct}% back below the warning level {}%",
+                self.warn_at
+            );
+        }
+        Ok(fs_pct)
+    }
+
+    fn quota_pct(&self, bytes: u64) -> u8 {
+        match self.quota_bytes {
+            Some(0) => 100,
+            Some(q) => ((bytes as u128 * 100).div_ceil(q as u128)).min(100) as u8,
+            None => 0,
+        }
+    }
+
+    /// Whether `incoming` more bytes may be accepted. `fs_pct` from `refresh`.
+    pub(crate) fn admit(&self, fs_pct: u8, incoming: u64) -> Result<(), String> {
+        if fs_pct >= self.refuse_at {
+            return Err(format!(
+                "data directory {} is {fs_pct}% full (refuse at {}%): free disk space or raise the quota",
+                self.dir.display(),
+                self.refuse_at
+            ));
+        }
+        if let Some(q) = self.quota_bytes {
+            let after = self.bytes.saturating_add(incoming);
+            let limit = (q as u128 * self.refuse_at as u128 / 100) as u64;
+            if after > limit {
+                return Err(format!(
+                    "journal {} would use {after} bytes of its {q}-byte quota (refuse at {}%): \
+                     let destinations drain the backlog, free space, or raise quota_bytes",
+                    self.dir.display(),
+                    self.refuse_at
+                ));
+            }
+        }
+        Ok(())
+    }
+}
