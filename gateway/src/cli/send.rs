@@ -91,6 +91,36 @@ pub async fn run(args: SendArgs) -> ExitCode {
     }
 }
 
+/// What the receiver will answer for a message, from its MSH-15 (enhanced mode).
+#[derive(Debug, PartialEq, Eq)]
+enum Expect {
+    /// Original mode, AL, SU, or empty: wait for the ACK.
+    Ack,
+    /// NE: no commit ACK will come.
+    Nothing,
+    /// ER: an ACK comes only on error; silence means accepted.
+    OnlyOnError,
+}
+
+fn expectation(msg: &[u8]) -> (Expect, String) {
+    match hl7::Message::parse(msg) {
+        Ok(m) => {
+            let h = m.header();
+            let expect = match h.accept_ack_type.as_str() {
+                "NE" => Expect::Nothing,
+                "ER" => Expect::OnlyOnError,
+                _ => Expect::Ack,
+            };
+            (expect, h.control_id)
+        }
+        // Let the receiver say what is wrong with it.
+        Err(_) => (Expect::Ack, String::new()),
+    }
+}
+
+/// How long to listen for an error ACK when MSH-15 = ER asks for ACKs on errors only.
+const ER_GRACE: Duration = Duration::from_secs(2);
+
 /// Returns whether every message in the file was accepted (AA/CA).
 async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
@@ -101,23 +131,53 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
     let mut ok = true;
     for (i, msg) in messages.iter().enumerate() {
         let label = if messages.len() > 1 { format!("{} #{}", file.display(), i + 1) } else { file.display().to_string() };
-        let reply = client.exchange(msg).await?;
-        let shown = String::from_utf8_lossy(&reply).trim_end_matches('\r').replace('\r', "\n  ");
-        match hl7::parse_ack(&reply) {
-            Ok(ack) => {
-                let accepted = ack.code == "AA" || ack.code == "CA";
-                ok &= accepted;
-                println!("{label}: {} (MSA-2 {}){}", ack.code, ack.acked_control_id, if ack.text.is_empty() { String::new() } else { format!(": {}", ack.text) });
-                println!("  {shown}");
+        let (expect, control_id) = expectation(msg);
+        client.send(msg).await?;
+        let wait = match expect {
+            Expect::Ack => client.timeout(),
+            Expect::OnlyOnError => ER_GRACE.min(client.timeout()),
+            Expect::Nothing => {
+                println!("{label}: sent (MSH-15=NE: the receiver sends no commit ACK)");
+                continue;
             }
-            Err(e) => {
-                ok = false;
-                println!("{label}: unreadable ACK ({e})");
-                println!("  {shown}");
+        };
+        let reply = loop {
+            match client.read_reply(wait).await? {
+                None if expect == Expect::OnlyOnError => break None,
+                None => return Err(format!("no ACK within {} s", wait.as_secs())),
+                Some(r) => {
+                    // Skip a stale ACK for an earlier NE message whose receiver answered anyway.
+                    let stale = hl7::parse_ack(&r).is_ok_and(|a| !control_id.is_empty() && !a.acked_control_id.is_empty() && a.acked_control_id != control_id);
+                    if !stale {
+                        break Some(r);
+                    }
+                }
             }
-        }
+        };
+        let Some(reply) = reply else {
+            println!("{label}: accepted (MSH-15=ER: no error ACK within {} s)", wait.as_secs());
+            continue;
+        };
+        ok &= print_ack(&label, &reply);
     }
     Ok(ok)
+}
+
+fn print_ack(label: &str, reply: &[u8]) -> bool {
+    let shown = String::from_utf8_lossy(reply).trim_end_matches('\r').replace('\r', "\n  ");
+    match hl7::parse_ack(reply) {
+        Ok(ack) => {
+            let accepted = ack.code == "AA" || ack.code == "CA";
+            println!("{label}: {} (MSA-2 {}){}", ack.code, ack.acked_control_id, if ack.text.is_empty() { String::new() } else { format!(": {}", ack.text) });
+            println!("  {shown}");
+            accepted
+        }
+        Err(e) => {
+            println!("{label}: unreadable ACK ({e})");
+            println!("  {shown}");
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -128,5 +188,14 @@ mod tests {
     fn splits_and_normalises_terminators() {
         let m = messages_in(b"\xEF\xBB\xBFMSH|^~\\&|A\r\nPID|1\n\nMSH|^~\\&|B\rEVN|x\r");
         assert_eq!(m, vec![b"MSH|^~\\&|A\rPID|1\r".to_vec(), b"MSH|^~\\&|B\rEVN|x\r".to_vec()]);
+    }
+
+    #[test]
+    fn enhanced_mode_expectations() {
+        let base = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|X1|P|2.5.1|||";
+        assert_eq!(expectation(format!("{base}NE|AL\r").as_bytes()).0, Expect::Nothing);
+        assert_eq!(expectation(format!("{base}ER|AL\r").as_bytes()).0, Expect::OnlyOnError);
+        assert_eq!(expectation(format!("{base}AL|NE\r").as_bytes()).0, Expect::Ack);
+        assert_eq!(expectation(format!("{base}\r").as_bytes()).0, Expect::Ack);
     }
 }

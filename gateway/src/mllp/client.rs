@@ -50,11 +50,21 @@ impl Client {
 
     /// Send one message and return the reply frame's payload.
     pub async fn exchange(&mut self, payload: &[u8]) -> Result<Vec<u8>, String> {
-        self.stream.write_all(&frame(payload)).await.map_err(|e| format!("send: {e}"))?;
-        self.stream.flush().await.map_err(|e| format!("send: {e}"))?;
-        let mut buf = vec![0u8; 16 * 1024];
+        self.send(payload).await?;
         let wait = self.timeout;
-        timeout(wait, async {
+        self.read_reply(wait).await?.ok_or_else(|| format!("no ACK within {} s", wait.as_secs()))
+    }
+
+    /// Send one framed message without waiting for a reply.
+    pub async fn send(&mut self, payload: &[u8]) -> Result<(), String> {
+        self.stream.write_all(&frame(payload)).await.map_err(|e| format!("send: {e}"))?;
+        self.stream.flush().await.map_err(|e| format!("send: {e}"))
+    }
+
+    /// The next reply frame, or `None` if none arrives within `wait`.
+    pub async fn read_reply(&mut self, wait: Duration) -> Result<Option<Vec<u8>>, String> {
+        let mut buf = vec![0u8; 16 * 1024];
+        let read = async {
             loop {
                 match self.decoder.next_event() {
                     Some(Event::Frame(reply)) => return Ok(reply),
@@ -68,8 +78,14 @@ impl Client {
                 }
                 self.decoder.push(&buf[..n]);
             }
-        })
-        .await
-        .map_err(|_| format!("no ACK within {} s", wait.as_secs()))?
+        };
+        match timeout(wait, read).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
