@@ -1,4 +1,4 @@
-//! Hardware-level test support: **lossyfs**, a FUSE filesystem that behaves
+//! Hardware-level test support (see README.md): **lossyfs**, a FUSE filesystem that behaves
 //! like a disk with a volatile write cache, and can lose that cache on
 //! command (a simulated power cut).
 //!
@@ -127,6 +127,20 @@ impl LossyMount {
         self.model().power_cut(None)
     }
 
+    /// SIGKILLs `workload`, reaps it (so none of its requests is still on
+    /// its way to the filesystem), then cuts power. The usual crash step of
+    /// an end-to-end test.
+    pub fn kill_and_cut(&self, workload: &mut std::process::Child) -> io::Result<CutReport> {
+        match workload.kill() {
+            Ok(()) => {}
+            // Already exited: still reap it below.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
+            Err(e) => return Err(e),
+        }
+        workload.wait()?;
+        Ok(self.power_cut())
+    }
+
     /// Like [`power_cut`](Self::power_cut), but each file keeps a random
     /// prefix (chosen by `seed`) of its unsynced writes and truncates, the
     /// last kept write possibly torn at a 512-byte sector boundary.
@@ -221,7 +235,18 @@ fn start(path: &Path, model: Arc<Mutex<model::Model>>) -> io::Result<BackgroundS
     ];
     config.acl = SessionACL::All;
     config.n_threads = Some(1);
-    let session = Session::new(fuse::LossyFs::new(model), path, &config)?.spawn()?;
+    let session = Session::new(fuse::LossyFs::new(model), path, &config)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "lossyfs: cannot mount {} ({e}); it needs root or CAP_SYS_ADMIN \
+                     and /dev/fuse (modprobe fuse)",
+                    path.display()
+                ),
+            )
+        })?
+        .spawn()?;
     // statfs goes through the FUSE INIT handshake: once it answers with the
     // FUSE magic, the mount serves requests.
     let c = cstr(path)?;

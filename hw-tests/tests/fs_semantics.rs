@@ -326,3 +326,29 @@ fn remount_keeps_state() {
     fs.unmount().unwrap();
     assert!(!path.exists(), "mount_temp removes its directory");
 }
+
+#[test]
+fn kill_and_cut_a_workload_process_sync_does_not_help() {
+    let fs = LossyMount::mount_temp("workload").unwrap();
+    let f = fs.path().join("out");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf data > \"$1\" && sync && echo written && exec sleep 60")
+        .arg("sh")
+        .arg(&f)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "written\n");
+    assert_eq!(fs::read(&f).unwrap(), b"data");
+    let cut = fs.kill_and_cut(&mut child).unwrap();
+    // sync(1) reaches no FUSE request that persists anything.
+    assert_eq!(cut.inodes_lost, 1);
+    assert!(!f.exists());
+}
