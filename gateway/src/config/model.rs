@@ -12,6 +12,8 @@ pub struct Config {
     /// The file this was loaded from (for messages and for finding the daemon).
     pub source: PathBuf,
     pub data_dir: PathBuf,
+    /// Unix socket the CLI uses to reach the daemon; default `<data_dir>/admin.sock`.
+    pub admin_socket: Option<PathBuf>,
     pub storage: StorageConfig,
     pub listeners: Vec<ListenerConfig>,
     pub destinations: Vec<DestinationConfig>,
@@ -23,7 +25,7 @@ impl Config {
         self.data_dir.join("journal")
     }
     pub fn admin_socket(&self) -> PathBuf {
-        self.data_dir.join("admin.sock")
+        self.admin_socket.clone().unwrap_or_else(|| self.data_dir.join("admin.sock"))
     }
 }
 

@@ -40,6 +40,7 @@ impl std::error::Error for ConfigError {}
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: Spanned<String>,
+    admin_socket: Option<Spanned<String>>,
     #[serde(default)]
     storage: Option<RawStorage>,
     #[serde(default, rename = "listener")]
@@ -158,6 +159,13 @@ impl Ctx<'_> {
             return Err(self.err(&raw.data_dir, "data_dir is empty: give a directory for the journal, e.g. data_dir = \"/var/lib/gateway\"".into()));
         }
         let data_dir = resolve(base, raw.data_dir.get_ref());
+        let admin_socket = raw.admin_socket.as_ref().map(|s| resolve(base, s.get_ref()));
+        if let (Some(path), Some(span)) = (&admin_socket, &raw.admin_socket) {
+            // sun_path holds 108 bytes including the NUL.
+            if path.as_os_str().len() > 107 {
+                return Err(self.err(span, format!("admin_socket path {} is longer than the 107 bytes a Unix socket allows", path.display())));
+            }
+        }
         let storage = self.storage(raw.storage)?;
 
         let mut names = HashSet::new();
@@ -192,6 +200,7 @@ impl Ctx<'_> {
         Ok(Config {
             source: std::path::absolute(self.file).unwrap_or_else(|_| self.file.to_path_buf()),
             data_dir,
+            admin_socket,
             storage,
             listeners,
             destinations,
