@@ -17,7 +17,8 @@
 //! | an escape character with no closing one | kept literally                      |
 //!
 //! Escaping ([`escape`]): the five (or six) delimiters become `\F\ \S\ \R\
-//! \E\ \T\ (\P\)`, a newline becomes `\.br\`, and CR and the MLLP framing
+//! \E\ \T\ (\P\)`, a newline becomes `\.br\` (or `\X0A\` when `.` is one
+//! of the message's delimiters), and CR and the MLLP framing
 //! bytes 0x0B and 0x1C become `\X0D\`, `\X0B\`, `\X1C\` (they would otherwise
 //! end a segment or a frame). For every text `t`, `unescape(escape(t)) == t`.
 
@@ -186,7 +187,13 @@ pub fn escape_into(text: &str, enc: &EncodingChars, charset: Charset, out: &mut 
             charset.encode_into(s, out);
         }
     };
-    for (i, c) in text.char_indices() {
+    for (i, original) in text.char_indices() {
+        // What Latin-1 cannot hold becomes `?`, which may itself need escaping.
+        let c = if charset == Charset::Latin1 && u32::from(original) > 0xFF {
+            '?'
+        } else {
+            original
+        };
         let mut utf8 = [0u8; 4];
         let replacement: Option<&[u8]> = if c.is_ascii() {
             let b = c as u8;
@@ -199,6 +206,8 @@ pub fn escape_into(text: &str, enc: &EncodingChars, charset: Charset, out: &mut 
                     b'T' => b"T",
                     _ => b"P",
                 }),
+                // `\.br\` would be split apart if `.` is a delimiter.
+                (None, b'\n') if enc.is_special(b'.') => Some(b"X0A"),
                 (None, b'\n') => Some(b".br"),
                 (None, b'\r') => Some(b"X0D"),
                 (None, 0x0B) => Some(b"X0B"),
@@ -213,7 +222,7 @@ pub fn escape_into(text: &str, enc: &EncodingChars, charset: Charset, out: &mut 
                 out.extend_from_slice(format!("{b:02X}").as_bytes());
             }
             out.push(esc);
-            plain_start = i + c.len_utf8();
+            plain_start = i + original.len_utf8();
             continue;
         } else {
             None
@@ -223,7 +232,7 @@ pub fn escape_into(text: &str, enc: &EncodingChars, charset: Charset, out: &mut 
             out.push(esc);
             out.extend_from_slice(seq);
             out.push(esc);
-            plain_start = i + c.len_utf8();
+            plain_start = i + original.len_utf8();
         }
     }
     flush(out, plain_start, text.len());
@@ -325,6 +334,14 @@ mod tests {
     }
 
     #[test]
+    fn newline_when_dot_is_a_delimiter() {
+        // Found by proptest: `\.br\` must not be used when `.` splits values.
+        let odd = EncodingChars::from_msh(b'#', b"%&'.").unwrap();
+        assert_eq!(escape("a\nb", &odd), "a'X0A'b");
+        assert_eq!(decode_text(b"a'X0A'b", &odd, Charset::Default), "a\nb");
+    }
+
+    #[test]
     fn escape_charsets() {
         let e = EncodingChars::default();
         let mut v = Vec::new();
@@ -335,5 +352,11 @@ mod tests {
         escape_into("é|", &e, Charset::Latin1, &mut v);
         assert_eq!(v, b"\xE9\\F\\");
         assert_eq!(decode_text(&v, &e, Charset::Latin1), "é|");
+        // Found by proptest: the `?` standing for an unencodable character
+        // must be escaped when `?` is a delimiter.
+        let q = EncodingChars::from_msh(b'?', b"^~\\&").unwrap();
+        v.clear();
+        escape_into("a€b", &q, Charset::Latin1, &mut v);
+        assert_eq!(v, br"a\F\b");
     }
 }

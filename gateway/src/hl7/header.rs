@@ -74,7 +74,8 @@ pub struct HeaderSummary {
     pub application_ack_type: String,
     /// MSH-18 first repetition, e.g. "UNICODE UTF-8"; empty when absent.
     pub charset: String,
-    /// First repetition of PID-3, when the message has a PID segment.
+    /// First repetition of PID-3, when the message has a PID segment whose
+    /// PID-3 has an id or an assigning authority; `None` otherwise.
     pub patient_id: Option<PatientId>,
 }
 
