@@ -90,12 +90,19 @@ fn original_mode_v23_and_v24_use_err1() {
 }
 
 #[test]
-fn ack_message_type_needs_a_trigger() {
+fn ack_message_type_without_trigger_still_names_the_structure() {
+    // v2.4+: MSH-9.3 = ACK even when the trigger is unknown, so strict readers (hl7apy) resolve it.
     let raw = b"MSH|^~\\&|A||||ts||ACK|C1|P|2.5.1\r";
     let h = Message::parse(raw).unwrap().header();
     assert!(ack(&h, &Outcome::Accepted)
         .unwrap()
-        .contains("|20240301||ACK|ACK1|P|2.5.1\r"));
+        .contains("|20240301||ACK^^ACK|ACK1|P|2.5.1\r"));
+    // v2.3 has no MSH-9.3: plain ACK.
+    let raw = b"MSH|^~\\&|A||||ts||ADT^A01|C1|P|2.3\r";
+    let h = Message::parse(raw).unwrap().header();
+    assert!(ack(&h, &Outcome::Accepted)
+        .unwrap()
+        .contains("|20240301||ACK|ACK1|P|2.3\r"));
 }
 
 #[test]
@@ -146,7 +153,7 @@ fn no_inbound_header() {
     .unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "MSH|^~\\&|CLINICGW||||20240301||ACK|ACK9|P|2.5.1\r\
+        "MSH|^~\\&|CLINICGW||||20240301||ACK^^ACK|ACK9|P|2.5.1\r\
          MSA|AR||segment 1: message does not start with MSH\r\
          ERR|||100^Segment sequence error^HL70357|E||||segment 1: message does not start with MSH\r"
     );
@@ -171,7 +178,7 @@ fn parse_error_outcome() {
             .unwrap();
     assert_eq!(
         a,
-        "MSH|^~\\&|GW||LAB||t||ACK|A1|P|2.5\rMSA|AR||MSH-9: message type is empty\r\
+        "MSH|^~\\&|GW||LAB||t||ACK^^ACK|A1|P|2.5\rMSA|AR||MSH-9: message type is empty\r\
          ERR||MSH^1^9|101^Required field missing^HL70357|E||||MSH-9: message type is empty\r"
     );
 }

@@ -7,7 +7,7 @@
 //!   unknown) and charset (MSH-18 echoed), swaps the applications (ACK
 //!   MSH-3/4 = inbound MSH-5/6 byte for byte, MSH-5/6 = inbound MSH-3/4),
 //!   sets MSH-7 and MSH-10 from the arguments, MSH-9 to `ACK` (v2.3.x and
-//!   older) or `ACK^<trigger>^ACK` (v2.4 on, when the trigger is known), and
+//!   older) or `ACK^<trigger>^ACK` (v2.4 on; `ACK^^ACK` when the trigger is unknown), and
 //!   MSH-11 to the inbound processing id (`P` when absent).
 //! - Original mode (MSH-15 and MSH-16 empty): AA / AE / AR.
 //!   Enhanced mode (either present): this is the accept (commit) ACK, CA /
@@ -190,7 +190,9 @@ pub fn build_ack(
     w.field(timestamp);
     w.sep(); // MSH-8
     w.field("ACK");
-    if v >= Version::V2_4 && !h.trigger_event.is_empty() {
+    if v >= Version::V2_4 {
+        // MSH-9.3 names the ACK structure even when the trigger is unknown
+        // (`ACK^^ACK`): strict v2.4+ readers resolve the structure from it.
         w.comp();
         w.text(&h.trigger_event);
         w.comp();
@@ -302,6 +304,9 @@ fn generic_nak(outcome: &Outcome, control_id: &str, timestamp: &str) -> Vec<u8> 
     w.field(timestamp);
     w.sep();
     w.field("ACK");
+    w.comp();
+    w.comp();
+    w.text("ACK");
     w.field(control_id);
     w.field("P");
     w.field(DEFAULT_VERSION);
