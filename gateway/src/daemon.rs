@@ -13,7 +13,9 @@ use crate::deliver::folder::FolderDeliverer;
 use crate::ingest::Ingest;
 use crate::journal::{Journal, JournalConfig};
 use crate::mllp::listener;
-use crate::ops::admin::{AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource};
+use crate::ops::admin::{
+    AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource,
+};
 use crate::ops::stats::Registry;
 use crate::ops::{clock, notify};
 use crate::route::Router;
@@ -29,7 +31,8 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
 }
 
 pub async fn run(cfg: Config) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
+    crate::durable_fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
     let admin = AdminServer::bind(&cfg.admin_socket()).await?;
 
     let opening = Instant::now();
@@ -38,7 +41,12 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let journal = tokio::task::spawn_blocking(move || Journal::open(jcfg))
         .await
         .map_err(|e| format!("journal open task failed: {e}"))?
-        .map_err(|e| format!("cannot open the journal in {}: {e}", cfg.journal_dir().display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot open the journal in {}: {e}",
+                cfg.journal_dir().display()
+            )
+        })?;
     log::info!(target: "gateway::daemon", "journal open in {} ms", opening.elapsed().as_millis());
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -85,7 +93,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
 
     let report = status();
     let pending: u64 = report.destinations.iter().map(|d| d.pending).sum();
-    let summary = format!("{} listener(s), {} destination(s), {pending} pending", cfg.listeners.len(), cfg.destinations.len());
+    let summary = format!(
+        "{} listener(s), {} destination(s), {pending} pending",
+        cfg.listeners.len(),
+        cfg.destinations.len()
+    );
     log::info!(target: "gateway::daemon", "ready: {summary}");
     notify::ready(&summary);
 
@@ -95,7 +107,10 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     let _ = admin_task.await;
-    journal.close().await.map_err(|e| format!("closing the journal: {e}"))?;
+    journal
+        .close()
+        .await
+        .map_err(|e| format!("closing the journal: {e}"))?;
     log::info!(target: "gateway::daemon", "stopped cleanly");
     Ok(())
 }
@@ -116,7 +131,12 @@ async fn wait_for_signal() {
     }
 }
 
-fn status_source(cfg: &Config, journal: Journal, registry: Arc<Registry>, started_ms: u64) -> StatusSource {
+fn status_source(
+    cfg: &Config,
+    journal: Journal,
+    registry: Arc<Registry>,
+    started_ms: u64,
+) -> StatusSource {
     let cfg = cfg.clone();
     Arc::new(move || {
         let now = clock::unix_ms();
@@ -137,7 +157,10 @@ fn status_source(cfg: &Config, journal: Journal, registry: Arc<Registry>, starte
                     bind: l.bind.to_string(),
                     tls: l.tls.is_some(),
                     mutual_tls: l.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
-                    counts: counts.get(&l.name).cloned().unwrap_or_else(|| registry.listener(&l.name).snapshot()),
+                    counts: counts
+                        .get(&l.name)
+                        .cloned()
+                        .unwrap_or_else(|| registry.listener(&l.name).snapshot()),
                 })
                 .collect(),
             destinations: cfg
@@ -150,7 +173,9 @@ fn status_source(cfg: &Config, journal: Journal, registry: Arc<Registry>, starte
                         kind: d.kind.label().to_string(),
                         pending: o.pending,
                         delivered: o.delivered,
-                        oldest_pending_age_secs: o.oldest_pending_received_at_ms.map(|t| now.saturating_sub(t) / 1000),
+                        oldest_pending_age_secs: o
+                            .oldest_pending_received_at_ms
+                            .map(|t| now.saturating_sub(t) / 1000),
                     }
                 })
                 .collect(),

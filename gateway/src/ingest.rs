@@ -41,25 +41,52 @@ impl Ingest {
             Ok(msg) => msg.header(),
             Err(e) => {
                 let salvaged = hl7::salvage_header(&payload);
-                let control = salvaged.as_ref().map(|h| h.control_id.as_str()).unwrap_or("");
+                let control = salvaged
+                    .as_ref()
+                    .map(|h| h.control_id.as_str())
+                    .unwrap_or("");
                 log::warn!(
                     target: "gateway::ingest",
                     "rejected unreadable message on listener {} from {} (control id '{}'): {}",
                     origin.listener, origin.peer, control, e.location
                 );
                 let reason = format!("{e}");
-                self.quarantine(origin, received_at_ms, reason.clone(), payload).await;
-                return self.nak(origin, salvaged.as_ref(), Outcome::Rejected { code: e.err_code, text: reason });
+                self.quarantine(origin, received_at_ms, reason.clone(), payload)
+                    .await;
+                return self.nak(
+                    origin,
+                    salvaged.as_ref(),
+                    Outcome::Rejected {
+                        code: e.err_code,
+                        text: reason,
+                    },
+                );
             }
         };
         if !header.version.starts_with('2') {
-            let text = format!("MSH-12: version '{}' is not HL7 v2 (this gateway takes 2.3 to 2.5.1)", header.version);
-            self.quarantine(origin, received_at_ms, text.clone(), payload).await;
-            return self.nak(origin, Some(&header), Outcome::Rejected { code: err_code::UNSUPPORTED_VERSION, text });
+            let text = format!(
+                "MSH-12: version '{}' is not HL7 v2 (this gateway takes 2.3 to 2.5.1)",
+                header.version
+            );
+            self.quarantine(origin, received_at_ms, text.clone(), payload)
+                .await;
+            return self.nak(
+                origin,
+                Some(&header),
+                Outcome::Rejected {
+                    code: err_code::UNSUPPORTED_VERSION,
+                    text,
+                },
+            );
         }
 
         let destinations = self.router.destinations_for(origin.listener, &header);
-        let ack = hl7::build_ack(Some(&header), &Outcome::Accepted, &clock::next_control_id(), &clock::hl7_timestamp(received_at_ms));
+        let ack = hl7::build_ack(
+            Some(&header),
+            &Outcome::Accepted,
+            &clock::next_control_id(),
+            &clock::hl7_timestamp(received_at_ms),
+        );
         let message_type = header.message_type();
         let control_id = header.control_id.clone();
         let unrouted = destinations.is_empty();
@@ -81,7 +108,13 @@ impl Ingest {
                 log::debug!(target: "gateway::ingest", "stored message {id} {message_type} control id '{control_id}' from listener {}", origin.listener);
                 if unrouted {
                     log::debug!(target: "gateway::ingest", "message {id} {message_type} matched no route: journaled as filtered");
-                    let _ = self.journal.audit("filtered", &format!("message {id} {message_type} from listener {}: no route takes it", origin.listener));
+                    let _ = self.journal.audit(
+                        "filtered",
+                        &format!(
+                            "message {id} {message_type} from listener {}: no route takes it",
+                            origin.listener
+                        ),
+                    );
                 }
                 ack
             }
@@ -97,36 +130,77 @@ impl Ingest {
             }
             Err(e) => {
                 let text = match &e {
-                    JournalError::Full { reason } => format!("message not stored, try again later: {reason}"),
+                    JournalError::Full { reason } => {
+                        format!("message not stored, try again later: {reason}")
+                    }
                     other => format!("message not stored, try again later: {other}"),
                 };
                 log::error!(target: "gateway::ingest", "could not journal {message_type} control id '{control_id}' on listener {}: {e}", origin.listener);
-                self.nak(origin, Some(&header), Outcome::Error { code: err_code::INTERNAL, text })
+                self.nak(
+                    origin,
+                    Some(&header),
+                    Outcome::Error {
+                        code: err_code::INTERNAL,
+                        text,
+                    },
+                )
             }
         }
     }
 
     /// A frame over the listener's limit: its bytes are gone; answer AR naming the limit.
-    pub async fn oversized(&self, origin: &Origin<'_>, len: usize, limit: usize, head: &[u8]) -> Option<Vec<u8>> {
+    pub async fn oversized(
+        &self,
+        origin: &Origin<'_>,
+        len: usize,
+        limit: usize,
+        head: &[u8],
+    ) -> Option<Vec<u8>> {
         inc(&origin.stats.received);
         inc(&origin.stats.oversized);
-        let text = format!("frame of {len} bytes exceeds this listener's max_frame_bytes limit of {limit} bytes");
+        let text = format!(
+            "frame of {len} bytes exceeds this listener's max_frame_bytes limit of {limit} bytes"
+        );
         log::warn!(target: "gateway::ingest", "listener {} from {}: {text}", origin.listener, origin.peer);
-        self.quarantine(origin, clock::unix_ms(), text.clone(), Vec::new()).await;
+        self.quarantine(origin, clock::unix_ms(), text.clone(), Vec::new())
+            .await;
         let salvaged = hl7::salvage_header(head);
-        self.nak(origin, salvaged.as_ref(), Outcome::Rejected { code: err_code::SEGMENT_SEQUENCE, text })
+        self.nak(
+            origin,
+            salvaged.as_ref(),
+            Outcome::Rejected {
+                code: err_code::SEGMENT_SEQUENCE,
+                text,
+            },
+        )
     }
 
-    fn nak(&self, origin: &Origin<'_>, header: Option<&HeaderSummary>, outcome: Outcome) -> Option<Vec<u8>> {
+    fn nak(
+        &self,
+        origin: &Origin<'_>,
+        header: Option<&HeaderSummary>,
+        outcome: Outcome,
+    ) -> Option<Vec<u8>> {
         match outcome {
             Outcome::Error { .. } => inc(&origin.stats.errored),
             Outcome::Rejected { .. } => inc(&origin.stats.rejected),
             Outcome::Accepted => {}
         }
-        hl7::build_ack(header, &outcome, &clock::next_control_id(), &clock::hl7_timestamp(clock::unix_ms()))
+        hl7::build_ack(
+            header,
+            &outcome,
+            &clock::next_control_id(),
+            &clock::hl7_timestamp(clock::unix_ms()),
+        )
     }
 
-    async fn quarantine(&self, origin: &Origin<'_>, received_at_ms: u64, reason: String, raw: Vec<u8>) {
+    async fn quarantine(
+        &self,
+        origin: &Origin<'_>,
+        received_at_ms: u64,
+        reason: String,
+        raw: Vec<u8>,
+    ) {
         let q = Quarantined {
             listener: origin.listener.to_string(),
             peer: origin.peer.clone(),

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
+pub mod durable_fs;
 pub mod hl7;
 pub mod ingest;
 pub mod journal;

@@ -63,10 +63,16 @@ fn end_block_without_cr_is_a_framing_error_that_closes_the_connection() {
     wire.extend(adt("F1", "M"));
     wire.extend([0x1c, b'X']);
     s.write_all(&wire).unwrap();
-    assert!(read_frame(&mut s).is_none(), "connection must be closed without an ACK");
+    assert!(
+        read_frame(&mut s).is_none(),
+        "connection must be closed without an ACK"
+    );
     let st = g.status_json();
     assert_eq!(st["listeners"][0]["framing_errors"], 1);
-    assert!(g.log_text().contains("framing error"), "framing error must be a visible log event");
+    assert!(
+        g.log_text().contains("framing error"),
+        "framing error must be a visible log event"
+    );
     assert_good_client_served(&g, "F2");
 }
 
@@ -88,7 +94,10 @@ fn truncated_msh_gets_ar_naming_the_field() {
     let ack = send_one(&g.addr(), b"MSH|^~\\&|ECW|CLINIC|GW|CLOUD|20240101||").unwrap();
     assert_eq!(ack_code(&ack), "AR", "{}", err_text(&ack));
     let text = err_text(&ack);
-    assert!(text.contains("MSH-9") || text.contains("MSH-10") || text.contains("MSH-12"), "{text}");
+    assert!(
+        text.contains("MSH-9") || text.contains("MSH-10") || text.contains("MSH-12"),
+        "{text}"
+    );
     assert_good_client_served(&g, "T1");
 }
 
@@ -140,7 +149,12 @@ fn slowloris_peer_is_cut_off_while_others_are_served() {
         closed = matches!(slow.read(&mut b), Ok(0) | Err(_));
     }
     assert!(closed, "slowloris connection must be closed");
-    assert!(g.status_json()["listeners"][0]["timeouts"].as_u64().unwrap() >= 1);
+    assert!(
+        g.status_json()["listeners"][0]["timeouts"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     assert_good_client_served(&g, "AFTER");
 }
 
@@ -154,9 +168,14 @@ fn connection_flood_from_one_host_does_not_starve_another() {
     let target: SocketAddr = g.socket_addr();
     let mut flood = Vec::new();
     for _ in 0..200 {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sock.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into()).unwrap();
-        if sock.connect_timeout(&target.into(), Duration::from_secs(2)).is_ok() {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        if sock
+            .connect_timeout(&target.into(), Duration::from_secs(2))
+            .is_ok()
+        {
             flood.push(sock);
         }
     }
@@ -164,8 +183,14 @@ fn connection_flood_from_one_host_does_not_starve_another() {
         assert_good_client_served(&g, &format!("FLOOD-GOOD-{i}"));
     }
     let st = g.status_json();
-    assert!(st["listeners"][0]["connections_refused"].as_u64().unwrap() >= 150, "{st}");
-    assert!(st["listeners"][0]["connections_open"].as_u64().unwrap() <= 9, "{st}");
+    assert!(
+        st["listeners"][0]["connections_refused"].as_u64().unwrap() >= 150,
+        "{st}"
+    );
+    assert!(
+        st["listeners"][0]["connections_open"].as_u64().unwrap() <= 9,
+        "{st}"
+    );
     drop(flood);
 }
 
@@ -176,13 +201,18 @@ fn allowlist_refuses_other_peers() {
         ..Default::default()
     });
     let r = send_one(&g.addr(), &adt("DENY", "M"));
-    assert!(r.is_err(), "a peer outside the allow list must get no ACK: {r:?}");
+    assert!(
+        r.is_err(),
+        "a peer outside the allow list must get no ACK: {r:?}"
+    );
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    sock.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     sock.connect(&g.socket_addr().into()).unwrap();
     let mut s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(&gateway::mllp::frame(&adt("ALLOW", "M"))).unwrap();
+    s.write_all(&gateway::mllp::frame(&adt("ALLOW", "M")))
+        .unwrap();
     assert_eq!(ack_code(&read_frame(&mut s).unwrap()), "AA");
     assert!(g.log_text().contains("not in the allow list"));
 }
@@ -199,6 +229,9 @@ fn several_messages_on_one_connection_are_acked_in_turn() {
     s.write_all(&wire).unwrap();
     for i in 0..20 {
         let ack = String::from_utf8(read_frame(&mut s).unwrap()).unwrap();
-        assert!(ack.contains(&format!("MSA|AA|P{i}\r")), "ACK {i} out of order: {ack}");
+        assert!(
+            ack.contains(&format!("MSA|AA|P{i}\r")),
+            "ACK {i} out of order: {ack}"
+        );
     }
 }

@@ -26,7 +26,10 @@ impl Rng {
 
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_message() {
-    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| gateway::ops::clock::unix_ms() | 1);
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| gateway::ops::clock::unix_ms() | 1);
     println!("CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let mut g = Gateway::configure(Options::default());
@@ -45,13 +48,24 @@ fn sigkill_at_random_moments_loses_no_acknowledged_message() {
             threads.push(std::thread::spawn(move || {
                 let rt = rt();
                 rt.block_on(async move {
-                    let Ok(mut c) = gateway::mllp::client::Client::connect(&addr, None, Duration::from_secs(5)).await else { return };
+                    let Ok(mut c) =
+                        gateway::mllp::client::Client::connect(&addr, None, Duration::from_secs(5))
+                            .await
+                    else {
+                        return;
+                    };
                     let mut seq = 0;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let id = format!("C{cycle}T{t}S{seq}");
                         let mut msg = adt(&id, &format!("P{t}"));
                         if big && seq % 5 == 0 {
-                            msg.extend(format!("OBX|1|ED|PDF^Report||^AP^PDF^Base64^{}\r", "QUJD".repeat(100_000)).bytes());
+                            msg.extend(
+                                format!(
+                                    "OBX|1|ED|PDF^Report||^AP^PDF^Base64^{}\r",
+                                    "QUJD".repeat(100_000)
+                                )
+                                .bytes(),
+                            );
                         }
                         sent.lock().unwrap().insert(id.clone(), msg.clone());
                         match c.exchange(&msg).await {
@@ -74,7 +88,10 @@ fn sigkill_at_random_moments_loses_no_acknowledged_message() {
         for t in threads {
             t.join().unwrap();
         }
-        println!("cycle {cycle}: killed after {delay} ms; {} acked so far", acked.lock().unwrap().len());
+        println!(
+            "cycle {cycle}: killed after {delay} ms; {} acked so far",
+            acked.lock().unwrap().len()
+        );
     }
 
     // Final run: let every outbox drain.
@@ -91,24 +108,54 @@ fn sigkill_at_random_moments_loses_no_acknowledged_message() {
 
     let sent = sent.lock().unwrap();
     let acked = acked.lock().unwrap();
-    assert!(acked.len() > CYCLES * 5, "the load was too light to mean anything: {} acked", acked.len());
+    assert!(
+        acked.len() > CYCLES * 5,
+        "the load was too light to mean anything: {} acked",
+        acked.len()
+    );
     let mut seen: HashMap<String, usize> = HashMap::new();
     for f in g.delivered_files() {
         let bytes = std::fs::read(&f).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        let id = text.split('\r').next().unwrap().split('|').nth(9).unwrap_or("").to_string();
-        let original = sent.get(&id).unwrap_or_else(|| panic!("{} holds a message no client sent (control id '{id}')", f.display()));
-        assert!(original == &bytes, "{} is not byte-identical to what was sent", f.display());
+        let id = text
+            .split('\r')
+            .next()
+            .unwrap()
+            .split('|')
+            .nth(9)
+            .unwrap_or("")
+            .to_string();
+        let original = sent.get(&id).unwrap_or_else(|| {
+            panic!(
+                "{} holds a message no client sent (control id '{id}')",
+                f.display()
+            )
+        });
+        assert!(
+            original == &bytes,
+            "{} is not byte-identical to what was sent",
+            f.display()
+        );
         *seen.entry(id).or_default() += 1;
     }
     for id in acked.iter() {
         match seen.get(id) {
             Some(1) => {}
             Some(n) => panic!("acknowledged message {id} delivered {n} times (seed {seed})"),
-            None => panic!("acknowledged message {id} was lost (seed {seed}); log:\n{}", g.log_text()),
+            None => panic!(
+                "acknowledged message {id} was lost (seed {seed}); log:\n{}",
+                g.log_text()
+            ),
         }
     }
     let s = g.status_json();
-    assert_eq!(s["destinations"][0]["delivered"].as_u64().unwrap() as usize, seen.len());
-    println!("{} acked, {} delivered (the difference was journaled but its ACK was cut off by the kill)", acked.len(), seen.len());
+    assert_eq!(
+        s["destinations"][0]["delivered"].as_u64().unwrap() as usize,
+        seen.len()
+    );
+    println!(
+        "{} acked, {} delivered (the difference was journaled but its ACK was cut off by the kill)",
+        acked.len(),
+        seen.len()
+    );
 }

@@ -14,13 +14,20 @@ impl Tmpfs {
     /// A small tmpfs; the test needs root (CI runs as root). Set GATEWAY_TEST_NO_MOUNT=1 to skip where mounting is impossible.
     fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir.path()).status().map(|s| s.success()).unwrap_or(false);
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
         if !ok {
             if std::env::var("GATEWAY_TEST_NO_MOUNT").is_ok() {
                 eprintln!("SKIPPED: cannot mount tmpfs and GATEWAY_TEST_NO_MOUNT is set");
                 return None;
             }
-            panic!("cannot mount a tmpfs (needs root); set GATEWAY_TEST_NO_MOUNT=1 to skip explicitly");
+            panic!(
+                "cannot mount a tmpfs (needs root); set GATEWAY_TEST_NO_MOUNT=1 to skip explicitly"
+            );
         }
         Some(Tmpfs(dir))
     }
@@ -56,57 +63,90 @@ fn fill(path: &Path, bytes: Option<u64>) {
 fn expect_ae_207(ack: &[u8]) {
     let text = String::from_utf8_lossy(ack);
     assert_eq!(ack_code(ack), "AE", "{text}");
-    assert!(text.contains("207"), "ERR must carry table 0357 code 207: {text}");
+    assert!(
+        text.contains("207"),
+        "ERR must carry table 0357 code 207: {text}"
+    );
 }
 
 #[test]
 fn watermark_refuses_with_ae_and_recovers_when_space_returns() {
-    let Some(fs) = Tmpfs::mount("64m") else { return };
+    let Some(fs) = Tmpfs::mount("64m") else {
+        return;
+    };
     let data = fs.path().join("var");
     let g = Gateway::start_with(Options {
         data_dir: Some(data),
         ..Default::default()
     });
-    assert_eq!(ack_code(&send_one(&g.addr(), &adt("D0", "M")).unwrap()), "AA");
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &adt("D0", "M")).unwrap()),
+        "AA"
+    );
     // Fill to ~97%: over the default 95% refuse watermark.
     fill(&fs.path().join("filler"), Some(62 * 1024 * 1024));
     for i in 0..3 {
         let ack = send_one(&g.addr(), &adt(&format!("D1-{i}"), "M")).unwrap();
         expect_ae_207(&ack);
-        assert!(String::from_utf8_lossy(&ack).contains("full"), "the reason must say the disk is full");
+        assert!(
+            String::from_utf8_lossy(&ack).contains("full"),
+            "the reason must say the disk is full"
+        );
     }
     std::fs::remove_file(fs.path().join("filler")).unwrap();
     let ack = send_one(&g.addr(), &adt("D2", "M")).unwrap();
-    assert_eq!(ack_code(&ack), "AA", "service must recover by itself: {}", String::from_utf8_lossy(&ack));
+    assert_eq!(
+        ack_code(&ack),
+        "AA",
+        "service must recover by itself: {}",
+        String::from_utf8_lossy(&ack)
+    );
     let s = g.status_json();
     assert!(s["listeners"][0]["errored"].as_u64().unwrap() >= 3);
 }
 
 #[test]
 fn truly_full_disk_never_gets_aa_and_recovers() {
-    let Some(fs) = Tmpfs::mount("48m") else { return };
+    let Some(fs) = Tmpfs::mount("48m") else {
+        return;
+    };
     let g = Gateway::start_with(Options {
         data_dir: Some(fs.path().join("var")),
         // Watermark at 100%: only a real ENOSPC stops the journal.
         top_extra: "[storage]\nwarn_at_percent = 99\nrefuse_at_percent = 100\n".into(),
         ..Default::default()
     });
-    assert_eq!(ack_code(&send_one(&g.addr(), &adt("E0", "M")).unwrap()), "AA");
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &adt("E0", "M")).unwrap()),
+        "AA"
+    );
     fill(&fs.path().join("filler"), None);
     let mut big = adt("E1", "M");
-    big.extend(format!("OBX|1|ED|PDF^Report||^AP^PDF^Base64^{}\r", "QUJD".repeat(600_000)).bytes());
+    big.extend(
+        format!(
+            "OBX|1|ED|PDF^Report||^AP^PDF^Base64^{}\r",
+            "QUJD".repeat(600_000)
+        )
+        .bytes(),
+    );
     let mut saw_ae = false;
     for i in 0..5 {
         let mut m = big.clone();
         let id = format!("E1-{i}");
-        m = String::from_utf8(m).unwrap().replacen("|E1|", &format!("|{id}|"), 1).into_bytes();
+        m = String::from_utf8(m)
+            .unwrap()
+            .replacen("|E1|", &format!("|{id}|"), 1)
+            .into_bytes();
         let ack = send_one(&g.addr(), &m).unwrap();
         match ack_code(&ack).as_str() {
             "AE" => {
                 expect_ae_207(&ack);
                 saw_ae = true;
             }
-            other => panic!("a full disk must answer AE, got {other}: {}", String::from_utf8_lossy(&ack)),
+            other => panic!(
+                "a full disk must answer AE, got {other}: {}",
+                String::from_utf8_lossy(&ack)
+            ),
         }
     }
     assert!(saw_ae);
@@ -120,7 +160,11 @@ fn truly_full_disk_never_gets_aa_and_recovers() {
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
-    assert!(recovered, "no AA after space returned; log:\n{}", g.log_text());
+    assert!(
+        recovered,
+        "no AA after space returned; log:\n{}",
+        g.log_text()
+    );
 }
 
 #[test]
@@ -140,8 +184,14 @@ fn quota_refuses_with_ae_and_never_aa() {
                 expect_ae_207(&ack);
                 refused_at.get_or_insert(i);
             }
-            (code, _) => panic!("message {i}: {code} after the quota was reached: {}", String::from_utf8_lossy(&ack)),
+            (code, _) => panic!(
+                "message {i}: {code} after the quota was reached: {}",
+                String::from_utf8_lossy(&ack)
+            ),
         }
     }
-    assert!(refused_at.is_some(), "4 MB quota never enforced over 12 MB of messages");
+    assert!(
+        refused_at.is_some(),
+        "4 MB quota never enforced over 12 MB of messages"
+    );
 }

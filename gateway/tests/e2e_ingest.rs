@@ -17,7 +17,11 @@ fn corpus_is_acknowledged_and_delivered_to_the_folder_exactly_once() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "send failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "send failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Messages whose MSH-15 is NE (or ER) ask for no commit ACK on success; the gateway honours that.
     let acked = stdout.matches(": AA (MSA-2").count() + stdout.matches(": CA (MSA-2").count();
     let silent = stdout.matches("(MSH-15=NE").count() + stdout.matches("(MSH-15=ER").count();
@@ -27,18 +31,38 @@ fn corpus_is_acknowledged_and_delivered_to_the_folder_exactly_once() {
     let delivered = g.wait_delivered(files.len());
     assert_eq!(delivered.len(), files.len());
     // Every corpus message's control id (MSH-10) appears in exactly one delivered file.
-    let contents: Vec<String> = delivered.iter().map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned()).collect();
+    let contents: Vec<String> = delivered
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+        .collect();
     for f in &files {
         let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
-        let msh = text.trim_start_matches('\u{feff}').lines().next().unwrap().to_string();
+        let msh = text
+            .trim_start_matches('\u{feff}')
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
         let sep = msh.chars().nth(3).unwrap();
         let control = msh.split(sep).nth(9).unwrap().to_string();
-        let n = contents.iter().filter(|c| c.split(['\r', '\n']).next().unwrap_or("").split(sep).nth(9) == Some(control.as_str())).count();
+        let n = contents
+            .iter()
+            .filter(|c| {
+                c.split(['\r', '\n']).next().unwrap_or("").split(sep).nth(9)
+                    == Some(control.as_str())
+            })
+            .count();
         assert!(n >= 1, "{} (MSH-10 {control}) not delivered", f.display());
     }
     let s = g.status_json();
-    assert_eq!(s["listeners"][0]["received"].as_u64().unwrap() as usize, files.len());
-    assert_eq!(s["destinations"][0]["delivered"].as_u64().unwrap() as usize, files.len());
+    assert_eq!(
+        s["listeners"][0]["received"].as_u64().unwrap() as usize,
+        files.len()
+    );
+    assert_eq!(
+        s["destinations"][0]["delivered"].as_u64().unwrap() as usize,
+        files.len()
+    );
     assert_eq!(s["destinations"][0]["pending"].as_u64().unwrap(), 0);
 }
 
@@ -88,16 +112,27 @@ fn sigterm_stops_cleanly_and_pending_messages_resume_after_restart() {
     std::fs::write(&outbox, b"not a directory").unwrap();
     g.spawn();
     for i in 0..5 {
-        assert_eq!(ack_code(&send_one(&g.addr(), &adt(&format!("R{i}"), "MRN")).unwrap()), "AA");
+        assert_eq!(
+            ack_code(&send_one(&g.addr(), &adt(&format!("R{i}"), "MRN")).unwrap()),
+            "AA"
+        );
     }
     let s = g.status_json();
     assert_eq!(s["destinations"][0]["pending"], 5, "{s}");
     let status = g.stop();
-    assert!(status.success(), "exit status {status}; log:\n{}", g.log_text());
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        g.log_text()
+    );
     assert!(g.log_text().contains("stopped cleanly"));
 
     let out = g.cli(&["status"]);
-    assert_eq!(out.status.code(), Some(3), "status must say the daemon is not running");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "status must say the daemon is not running"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
 
     std::fs::remove_file(&outbox).unwrap();
@@ -122,22 +157,46 @@ fn human_status_names_listener_and_destination() {
 fn check_config_names_file_line_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
-    std::fs::write(&cfg, "data_dir = \"var\"\n\n[[listener]]\nname = \"ehr\"\nbind = \"nowhere\"\n").unwrap();
-    let out = std::process::Command::new(BIN).args(["check-config", "--config"]).arg(&cfg).output().unwrap();
+    std::fs::write(
+        &cfg,
+        "data_dir = \"var\"\n\n[[listener]]\nname = \"ehr\"\nbind = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:5:"), "{err}");
     assert!(err.contains("HOST:PORT"), "{err}");
 
     let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
-    let out = std::process::Command::new(BIN).args(["check-config", "--config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn second_daemon_on_same_data_dir_refuses_to_start() {
     let g = Gateway::start();
-    let out = std::process::Command::new(BIN).args(["run", "--config"]).arg(&g.config).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&g.config)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -16,10 +16,21 @@ fn python_hl7_and_hl7apy_peers_get_valid_acks() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "peer checks failed:\n{stdout}\n{stderr}\ngateway log tail:\n{}", tail(&g.log_text()));
+    assert!(
+        out.status.success(),
+        "peer checks failed:\n{stdout}\n{stderr}\ngateway log tail:\n{}",
+        tail(&g.log_text())
+    );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
 fn tail(s: &str) -> String {
-    s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    s.lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n")
 }

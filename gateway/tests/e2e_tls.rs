@@ -10,27 +10,119 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl must be installed (scripts/test installs it)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl must be installed (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A CA, a server certificate for 127.0.0.1, a client certificate from the CA, and one from a stranger CA.
 fn make_pki(dir: &Path) {
-    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=Test Clinic CA"]);
-    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "evil.key", "-out", "evil.pem", "-days", "30", "-subj", "/CN=Stranger CA"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Test Clinic CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "evil.key",
+            "-out",
+            "evil.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Stranger CA",
+        ],
+    );
     for (name, ca, ext) in [
-        ("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+        (
+            "server",
+            "ca",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        ),
         ("client", "ca", "extendedKeyUsage=clientAuth\n"),
         ("stranger", "evil", "extendedKeyUsage=clientAuth\n"),
     ] {
         std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        openssl(dir, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]);
-        openssl(dir, &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}.key"), "-CAcreateserial", "-out", &format!("{name}.pem"), "-days", "30", "-extfile", &format!("{name}.ext")]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "30",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
     }
 }
 
 fn tls_gateway(pki: &Path, mutual: bool) -> Gateway {
-    let ca = if mutual { format!(", client_ca = {:?}", pki.join("ca.pem").display().to_string()) } else { String::new() };
+    let ca = if mutual {
+        format!(
+            ", client_ca = {:?}",
+            pki.join("ca.pem").display().to_string()
+        )
+    } else {
+        String::new()
+    };
     Gateway::start_with(Options {
         listener_extra: format!(
             "tls = {{ cert = {:?}, key = {:?}{ca} }}",
@@ -44,14 +136,26 @@ fn tls_gateway(pki: &Path, mutual: bool) -> Gateway {
 /// Send one framed message through `openssl s_client` and return what came back (None if nothing did).
 fn s_client(g: &Gateway, pki: &Path, extra: &[&str], control_id: &str) -> Option<String> {
     let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-connect", &g.addr(), "-quiet", "-verify_return_error", "-CAfile"])
-        .arg(pki.join("ca.pem"))
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "s_client",
+        "-connect",
+        &g.addr(),
+        "-quiet",
+        "-verify_return_error",
+        "-CAfile",
+    ])
+    .arg(pki.join("ca.pem"))
+    .args(extra)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    child.stdin.as_mut().unwrap().write_all(&gateway::mllp::frame(&adt(control_id, "M"))).ok();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(&gateway::mllp::frame(&adt(control_id, "M")))
+        .ok();
     let mut stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -71,7 +175,8 @@ fn s_client(g: &Gateway, pki: &Path, extra: &[&str], control_id: &str) -> Option
     let got = rx.recv_timeout(Duration::from_secs(15)).ok();
     let _ = child.kill();
     let _ = child.wait();
-    got.filter(|b| !b.is_empty()).map(|b| String::from_utf8_lossy(&b).into_owned())
+    got.filter(|b| !b.is_empty())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 fn pki() -> (tempfile::TempDir, PathBuf) {
@@ -89,11 +194,21 @@ fn tls_1_2_and_1_3_accepted_older_refused() {
     assert!(ack.contains("MSA|AA|TLS13"), "{ack}");
     let ack = s_client(&g, &pki, &["-tls1_2"], "TLS12").expect("no ACK over TLS 1.2");
     assert!(ack.contains("MSA|AA|TLS12"), "{ack}");
-    let old = s_client(&g, &pki, &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], "TLS11");
+    let old = s_client(
+        &g,
+        &pki,
+        &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+        "TLS11",
+    );
     assert!(old.is_none(), "TLS 1.1 must be refused, got {old:?}");
     // A plain-TCP MLLP client gets nothing from a TLS listener.
     assert!(send_one(&g.addr(), &adt("PLAIN", "M")).is_err());
-    wait_until(|| g.status_json()["listeners"][0]["connections_refused"].as_u64().unwrap() >= 2);
+    wait_until(|| {
+        g.status_json()["listeners"][0]["connections_refused"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    });
 }
 
 #[test]
@@ -101,15 +216,22 @@ fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
     let (_d, pki) = pki();
     let g = tls_gateway(&pki, true);
     let none = s_client(&g, &pki, &[], "NOCERT");
-    assert!(none.as_deref().is_none_or(|s| !s.contains("MSA|AA")), "no client cert must not be served: {none:?}");
+    assert!(
+        none.as_deref().is_none_or(|s| !s.contains("MSA|AA")),
+        "no client cert must not be served: {none:?}"
+    );
     let cert = pki.join("client.pem").display().to_string();
     let key = pki.join("client.key").display().to_string();
-    let ack = s_client(&g, &pki, &["-cert", &cert, "-key", &key], "MTLS").expect("no ACK with a valid client certificate");
+    let ack = s_client(&g, &pki, &["-cert", &cert, "-key", &key], "MTLS")
+        .expect("no ACK with a valid client certificate");
     assert!(ack.contains("MSA|AA|MTLS"), "{ack}");
     let cert = pki.join("stranger.pem").display().to_string();
     let key = pki.join("stranger.key").display().to_string();
     let stranger = s_client(&g, &pki, &["-cert", &cert, "-key", &key], "STRANGER");
-    assert!(stranger.as_deref().is_none_or(|s| !s.contains("MSA|AA")), "a certificate from another CA must be refused: {stranger:?}");
+    assert!(
+        stranger.as_deref().is_none_or(|s| !s.contains("MSA|AA")),
+        "a certificate from another CA must be refused: {stranger:?}"
+    );
     let s = g.status_json();
     assert_eq!(s["listeners"][0]["mutual_tls"], true);
 }
@@ -131,17 +253,29 @@ fn gateway_send_speaks_tls_and_mutual_tls() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("AA (MSA-2 SENDTLS)"), "{stdout}");
     // Without the client certificate, send fails with a non-zero status.
-    let out = Command::new(BIN).args(["send", "--timeout", "5", "--to", &g.addr(), "--tls-ca"]).arg(pki.join("ca.pem")).arg(&file).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["send", "--timeout", "5", "--to", &g.addr(), "--tls-ca"])
+        .arg(pki.join("ca.pem"))
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }
 
 fn wait_until(mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
-        assert!(Instant::now() < deadline, "condition not reached within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached within 10 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

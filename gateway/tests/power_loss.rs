@@ -19,7 +19,10 @@ const CLIENTS: usize = 3;
 
 #[test]
 fn acknowledged_messages_survive_power_cuts() {
-    let seed = std::env::var("POWER_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| gateway::ops::clock::unix_ms() | 1);
+    let seed = std::env::var("POWER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| gateway::ops::clock::unix_ms() | 1);
     println!("POWER_SEED={seed}");
     let mut rng = seed;
     let mut next = move || {
@@ -28,12 +31,16 @@ fn acknowledged_messages_survive_power_cuts() {
         rng ^= rng << 17;
         rng
     };
-    let fs = LossyMount::mount_temp("gateway-power").expect("mount lossyfs (needs root and /dev/fuse)");
+    let fs =
+        LossyMount::mount_temp("gateway-power").expect("mount lossyfs (needs root and /dev/fuse)");
     let sockdir = tempfile::tempdir().unwrap();
     let mut g = Gateway::configure(Options {
         data_dir: Some(fs.path().join("var")),
         // Unix sockets cannot live on lossyfs; keep the admin socket on a normal disk.
-        top_extra: format!("admin_socket = {:?}\n", sockdir.path().join("admin.sock").display().to_string()),
+        top_extra: format!(
+            "admin_socket = {:?}\n",
+            sockdir.path().join("admin.sock").display().to_string()
+        ),
         ..Default::default()
     });
     let sent: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
@@ -54,7 +61,15 @@ fn acknowledged_messages_survive_power_cuts() {
             threads.push(std::thread::spawn(move || {
                 let mut big_ok = 0;
                 rt().block_on(async {
-                    let Ok(mut c) = gateway::mllp::client::Client::connect(&addr, None, Duration::from_secs(10)).await else { return };
+                    let Ok(mut c) = gateway::mllp::client::Client::connect(
+                        &addr,
+                        None,
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    else {
+                        return;
+                    };
                     let mut seq = 0;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let id = format!("W{cycle}T{t}S{seq}");
@@ -62,7 +77,13 @@ fn acknowledged_messages_survive_power_cuts() {
                         let big = t == 0 && seq % 3 == 0;
                         if big {
                             // ~1.2 MiB: far above sled's blob threshold, so it lands in blobs/.
-                            msg.extend(format!("OBX|1|ED|PDF^Report||^AP^PDF^Base64^{}\r", "QUJD".repeat(300_000)).bytes());
+                            msg.extend(
+                                format!(
+                                    "OBX|1|ED|PDF^Report||^AP^PDF^Base64^{}\r",
+                                    "QUJD".repeat(300_000)
+                                )
+                                .bytes(),
+                            );
                         }
                         sent.lock().unwrap().insert(id.clone(), msg.clone());
                         match c.exchange(&msg).await {
@@ -109,19 +130,44 @@ fn acknowledged_messages_survive_power_cuts() {
     }
     let sent = sent.lock().unwrap();
     let acked = acked.lock().unwrap();
-    assert!(acked.len() >= CYCLES * 3, "too little load to mean anything: {}", acked.len());
-    assert!(big_acked >= 2, "too few blob-sized messages acknowledged: {big_acked}");
+    assert!(
+        acked.len() >= CYCLES * 3,
+        "too little load to mean anything: {}",
+        acked.len()
+    );
+    assert!(
+        big_acked >= 2,
+        "too few blob-sized messages acknowledged: {big_acked}"
+    );
     let mut seen: HashMap<String, usize> = HashMap::new();
     for f in g.delivered_files() {
         let bytes = std::fs::read(&f).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        let id = text.split('\r').next().unwrap().split('|').nth(9).unwrap_or("").to_string();
-        let original = sent.get(&id).unwrap_or_else(|| panic!("{} holds a message no client sent", f.display()));
-        assert!(original == &bytes, "{} differs from what was sent", f.display());
+        let id = text
+            .split('\r')
+            .next()
+            .unwrap()
+            .split('|')
+            .nth(9)
+            .unwrap_or("")
+            .to_string();
+        let original = sent
+            .get(&id)
+            .unwrap_or_else(|| panic!("{} holds a message no client sent", f.display()));
+        assert!(
+            original == &bytes,
+            "{} differs from what was sent",
+            f.display()
+        );
         *seen.entry(id).or_default() += 1;
     }
     for id in acked.iter() {
-        assert_eq!(seen.get(id).copied().unwrap_or(0), 1, "acknowledged message {id} delivered {:?} times (seed {seed})", seen.get(id));
+        assert_eq!(
+            seen.get(id).copied().unwrap_or(0),
+            1,
+            "acknowledged message {id} delivered {:?} times (seed {seed})",
+            seen.get(id)
+        );
     }
     println!("{} acknowledged ({big_acked} blob-sized) across {CYCLES} power cuts; all delivered exactly once", acked.len());
     g.kill9();

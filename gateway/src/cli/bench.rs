@@ -51,7 +51,11 @@ pub fn run(kind: BenchKind) -> ExitCode {
 /// Appends of `size`-byte records to one file, each followed by fdatasync, per second.
 pub fn raw_fdatasync_rate(dir: &Path, size: usize, duration: Duration) -> std::io::Result<f64> {
     let path = dir.join("fdatasync-baseline.dat");
-    let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
     let record = vec![b'x'; size];
     let start = Instant::now();
     let mut n = 0u64;
@@ -81,7 +85,10 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -111,7 +118,10 @@ fn sample_message(control_id: &str, patient: usize) -> Vec<u8> {
         "MSH|^~\\&|ECW|CLINIC|LAB|REF|20240101120000||ORU^R01^ORU_R01|{control_id}|P|2.5.1\rPID|1||MRN{patient}^^^CLINIC^MR||BENCH^PATIENT||19700101|F\rOBR|1|PL{control_id}|FL{control_id}|24323-8^Comprehensive metabolic panel^LN|||20240101110000\r"
     );
     for i in 1..=10 {
-        m += &format!("OBX|{i}|NM|2345-7^Glucose^LN||{}|mg/dL^mg/dL^UCUM|70-99|N|||F|||20240101113000\r", 80 + i);
+        m += &format!(
+            "OBX|{i}|NM|2345-7^Glucose^LN||{}|mg/dL^mg/dL^UCUM|70-99|N|||F|||20240101113000\r",
+            80 + i
+        );
     }
     m.into_bytes()
 }
@@ -126,10 +136,17 @@ fn ingest(args: IngestArgs) -> Result<(), String> {
 
 fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
     let abs = std::path::absolute(run_dir).map_err(|e| e.to_string())?;
-    eprintln!("measuring raw append+fdatasync rate in {} ...", abs.display());
-    let raw = raw_fdatasync_rate(&abs, 1024, Duration::from_secs(3)).map_err(|e| format!("baseline: {e}"))?;
+    eprintln!(
+        "measuring raw append+fdatasync rate in {} ...",
+        abs.display()
+    );
+    let raw = raw_fdatasync_rate(&abs, 1024, Duration::from_secs(3))
+        .map_err(|e| format!("baseline: {e}"))?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
     let config = abs.join("bench.toml");
     // No route: the journal alone is measured (every message is journaled as filtered).
     std::fs::write(
@@ -155,7 +172,10 @@ fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let mut levels = Vec::new();
     for &n in &args.connections {
         eprintln!("{n} connection(s) for {} s ...", args.seconds);
@@ -168,7 +188,12 @@ fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn load(addr: &str, connections: usize, duration: Duration, pid: u32) -> Result<Level, String> {
+async fn load(
+    addr: &str,
+    connections: usize,
+    duration: Duration,
+    pid: u32,
+) -> Result<Level, String> {
     let start = Instant::now();
     let stop_at = start + duration;
     let prefix = Arc::new(format!("B{}C{connections}", crate::ops::clock::unix_ms()));
@@ -181,7 +206,10 @@ async fn load(addr: &str, connections: usize, duration: Duration, pid: u32) -> R
             let mut latencies = Vec::new();
             let mut seq = 0u64;
             while Instant::now() < stop_at {
-                let msg = sample_message(&format!("{prefix}-{c}-{seq}"), c * 1000 + (seq % 50) as usize);
+                let msg = sample_message(
+                    &format!("{prefix}-{c}-{seq}"),
+                    c * 1000 + (seq % 50) as usize,
+                );
                 let t = Instant::now();
                 let ack = client.exchange(&msg).await?;
                 latencies.push(t.elapsed());
@@ -203,7 +231,11 @@ async fn load(addr: &str, connections: usize, duration: Duration, pid: u32) -> R
     let elapsed = start.elapsed().as_secs_f64();
     let rss = rss_mid.max(rss_mb(pid));
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
     Ok(Level {
         connections,
         acked: all.len() as u64,
@@ -215,7 +247,10 @@ async fn load(addr: &str, connections: usize, duration: Duration, pid: u32) -> R
 }
 
 fn report(args: &IngestArgs, raw: f64, levels: &[Level]) {
-    let one = levels.iter().find(|l| l.connections == 1).map(|l| l.msgs_per_sec);
+    let one = levels
+        .iter()
+        .find(|l| l.connections == 1)
+        .map(|l| l.msgs_per_sec);
     if args.json {
         let v = serde_json::json!({
             "raw_fdatasync_per_sec": raw,
@@ -230,7 +265,10 @@ fn report(args: &IngestArgs, raw: f64, levels: &[Level]) {
         return;
     }
     println!("raw append+fdatasync (1 KiB records, same disk): {raw:.0} /s");
-    println!("{:>6} {:>9} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9}", "CONNS", "ACKED", "MSGS/S", "P50 ms", "P99 ms", "RSS MB", "x RAW", "x 1-CONN");
+    println!(
+        "{:>6} {:>9} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        "CONNS", "ACKED", "MSGS/S", "P50 ms", "P99 ms", "RSS MB", "x RAW", "x 1-CONN"
+    );
     for l in levels {
         println!(
             "{:>6} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>8.1} {:>9.2} {:>9}",
@@ -241,7 +279,8 @@ fn report(args: &IngestArgs, raw: f64, levels: &[Level]) {
             l.p99_ms,
             l.rss_mb,
             l.msgs_per_sec / raw,
-            one.map(|o| format!("{:.2}", l.msgs_per_sec / o)).unwrap_or_else(|| "-".into())
+            one.map(|o| format!("{:.2}", l.msgs_per_sec / o))
+                .unwrap_or_else(|| "-".into())
         );
     }
     println!("targets: 1 connection >= 0.8x raw; 32 connections >= 5x one connection; RSS <= 30 MB at 32 connections");

@@ -13,7 +13,11 @@ mod send;
 mod status;
 
 #[derive(Parser)]
-#[command(name = "gateway", version, about = "Clinic Gateway: durable HL7 v2 interface engine")]
+#[command(
+    name = "gateway",
+    version,
+    about = "Clinic Gateway: durable HL7 v2 interface engine"
+)]
 pub struct Cli {
     /// Configuration file (TOML). Relative paths inside it are relative to the file.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH)]
@@ -69,7 +73,10 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

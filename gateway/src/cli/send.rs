@@ -130,7 +130,11 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
     }
     let mut ok = true;
     for (i, msg) in messages.iter().enumerate() {
-        let label = if messages.len() > 1 { format!("{} #{}", file.display(), i + 1) } else { file.display().to_string() };
+        let label = if messages.len() > 1 {
+            format!("{} #{}", file.display(), i + 1)
+        } else {
+            file.display().to_string()
+        };
         let (expect, control_id) = expectation(msg);
         client.send(msg).await?;
         let wait = match expect {
@@ -147,7 +151,11 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
                 None => return Err(format!("no ACK within {} s", wait.as_secs())),
                 Some(r) => {
                     // Skip a stale ACK for an earlier NE message whose receiver answered anyway.
-                    let stale = hl7::parse_ack(&r).is_ok_and(|a| !control_id.is_empty() && !a.acked_control_id.is_empty() && a.acked_control_id != control_id);
+                    let stale = hl7::parse_ack(&r).is_ok_and(|a| {
+                        !control_id.is_empty()
+                            && !a.acked_control_id.is_empty()
+                            && a.acked_control_id != control_id
+                    });
                     if !stale {
                         break Some(r);
                     }
@@ -155,7 +163,10 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
             }
         };
         let Some(reply) = reply else {
-            println!("{label}: accepted (MSH-15=ER: no error ACK within {} s)", wait.as_secs());
+            println!(
+                "{label}: accepted (MSH-15=ER: no error ACK within {} s)",
+                wait.as_secs()
+            );
             continue;
         };
         ok &= print_ack(&label, &reply);
@@ -164,11 +175,22 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
 }
 
 fn print_ack(label: &str, reply: &[u8]) -> bool {
-    let shown = String::from_utf8_lossy(reply).trim_end_matches('\r').replace('\r', "\n  ");
+    let shown = String::from_utf8_lossy(reply)
+        .trim_end_matches('\r')
+        .replace('\r', "\n  ");
     match hl7::parse_ack(reply) {
         Ok(ack) => {
             let accepted = ack.code == "AA" || ack.code == "CA";
-            println!("{label}: {} (MSA-2 {}){}", ack.code, ack.acked_control_id, if ack.text.is_empty() { String::new() } else { format!(": {}", ack.text) });
+            println!(
+                "{label}: {} (MSA-2 {}){}",
+                ack.code,
+                ack.acked_control_id,
+                if ack.text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", ack.text)
+                }
+            );
             println!("  {shown}");
             accepted
         }
@@ -187,15 +209,30 @@ mod tests {
     #[test]
     fn splits_and_normalises_terminators() {
         let m = messages_in(b"\xEF\xBB\xBFMSH|^~\\&|A\r\nPID|1\n\nMSH|^~\\&|B\rEVN|x\r");
-        assert_eq!(m, vec![b"MSH|^~\\&|A\rPID|1\r".to_vec(), b"MSH|^~\\&|B\rEVN|x\r".to_vec()]);
+        assert_eq!(
+            m,
+            vec![
+                b"MSH|^~\\&|A\rPID|1\r".to_vec(),
+                b"MSH|^~\\&|B\rEVN|x\r".to_vec()
+            ]
+        );
     }
 
     #[test]
     fn enhanced_mode_expectations() {
         let base = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|X1|P|2.5.1|||";
-        assert_eq!(expectation(format!("{base}NE|AL\r").as_bytes()).0, Expect::Nothing);
-        assert_eq!(expectation(format!("{base}ER|AL\r").as_bytes()).0, Expect::OnlyOnError);
-        assert_eq!(expectation(format!("{base}AL|NE\r").as_bytes()).0, Expect::Ack);
+        assert_eq!(
+            expectation(format!("{base}NE|AL\r").as_bytes()).0,
+            Expect::Nothing
+        );
+        assert_eq!(
+            expectation(format!("{base}ER|AL\r").as_bytes()).0,
+            Expect::OnlyOnError
+        );
+        assert_eq!(
+            expectation(format!("{base}AL|NE\r").as_bytes()).0,
+            Expect::Ack
+        );
         assert_eq!(expectation(format!("{base}\r").as_bytes()).0, Expect::Ack);
     }
 }

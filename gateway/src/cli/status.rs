@@ -20,7 +20,10 @@ pub async fn run(config_path: &Path, json: bool) -> ExitCode {
     match admin::request(&cfg.admin_socket(), &Request::Status).await {
         Ok(Reply::Status(report)) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else {
                 print!("{}", render(&report));
             }
@@ -60,23 +63,61 @@ pub fn render(r: &StatusReport) -> String {
     );
     out += &format!(
         "{:<16} {:<22} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
-        "LISTENER", "BIND", "CONNS", "RECEIVED", "ACKED", "DUPLICATE", "REJECTED", "ERRORED", "FRAMING"
+        "LISTENER",
+        "BIND",
+        "CONNS",
+        "RECEIVED",
+        "ACKED",
+        "DUPLICATE",
+        "REJECTED",
+        "ERRORED",
+        "FRAMING"
     );
     for l in &r.listeners {
-        let bind = format!("{}{}", l.bind, if l.mutual_tls { " mtls" } else if l.tls { " tls" } else { "" });
+        let bind = format!(
+            "{}{}",
+            l.bind,
+            if l.mutual_tls {
+                " mtls"
+            } else if l.tls {
+                " tls"
+            } else {
+                ""
+            }
+        );
         out += &format!(
             "{:<16} {:<22} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
-            l.name, bind, l.counts.connections_open, l.counts.received, l.counts.acked, l.counts.duplicates, l.counts.rejected, l.counts.errored, l.counts.framing_errors
+            l.name,
+            bind,
+            l.counts.connections_open,
+            l.counts.received,
+            l.counts.acked,
+            l.counts.duplicates,
+            l.counts.rejected,
+            l.counts.errored,
+            l.counts.framing_errors
         );
     }
-    out += &format!("\n{:<16} {:<8} {:>9} {:>10} {:>12}\n", "DESTINATION", "KIND", "PENDING", "DELIVERED", "OLDEST");
+    out += &format!(
+        "\n{:<16} {:<8} {:>9} {:>10} {:>12}\n",
+        "DESTINATION", "KIND", "PENDING", "DELIVERED", "OLDEST"
+    );
     for d in &r.destinations {
-        let oldest = d.oldest_pending_age_secs.map(human_duration).unwrap_or_else(|| "-".into());
-        out += &format!("{:<16} {:<8} {:>9} {:>10} {:>12}\n", d.name, d.kind, d.pending, d.delivered, oldest);
+        let oldest = d
+            .oldest_pending_age_secs
+            .map(human_duration)
+            .unwrap_or_else(|| "-".into());
+        out += &format!(
+            "{:<16} {:<8} {:>9} {:>10} {:>12}\n",
+            d.name, d.kind, d.pending, d.delivered, oldest
+        );
     }
     out += &format!(
         "\njournal: {} message(s), {} duplicate(s), {} control-id reuse(s), {} quarantined\n",
-        r.journal.messages, r.journal.duplicates, r.journal.control_id_reuses, r.journal.quarantined
+        r.journal.messages,
+        r.journal.duplicates,
+        r.journal.control_id_reuses,
+        r.journal.quarantined
     );
     out
 }

@@ -54,10 +54,9 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let network: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{s}' is not an IP address or CIDR block (e.g. 192.168.1.0/24)"))?;
+        let network: IpAddr = addr.trim().parse().map_err(|_| {
+            format!("'{s}' is not an IP address or CIDR block (e.g. 192.168.1.0/24)")
+        })?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,

@@ -25,7 +25,9 @@ impl Config {
         self.data_dir.join("journal")
     }
     pub fn admin_socket(&self) -> PathBuf {
-        self.admin_socket.clone().unwrap_or_else(|| self.data_dir.join("admin.sock"))
+        self.admin_socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin.sock"))
     }
 }
 

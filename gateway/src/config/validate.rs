@@ -29,7 +29,14 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.reason)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.reason)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.reason
+            )
         }
     }
 }
@@ -141,7 +148,12 @@ impl Ctx<'_> {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         ConfigError {
             file: self.file.to_path_buf(),
             line,
@@ -159,11 +171,20 @@ impl Ctx<'_> {
             return Err(self.err(&raw.data_dir, "data_dir is empty: give a directory for the journal, e.g. data_dir = \"/var/lib/gateway\"".into()));
         }
         let data_dir = resolve(base, raw.data_dir.get_ref());
-        let admin_socket = raw.admin_socket.as_ref().map(|s| resolve(base, s.get_ref()));
+        let admin_socket = raw
+            .admin_socket
+            .as_ref()
+            .map(|s| resolve(base, s.get_ref()));
         if let (Some(path), Some(span)) = (&admin_socket, &raw.admin_socket) {
             // sun_path holds 108 bytes including the NUL.
             if path.as_os_str().len() > 107 {
-                return Err(self.err(span, format!("admin_socket path {} is longer than the 107 bytes a Unix socket allows", path.display())));
+                return Err(self.err(
+                    span,
+                    format!(
+                        "admin_socket path {} is longer than the 107 bytes a Unix socket allows",
+                        path.display()
+                    ),
+                ));
             }
         }
         let storage = self.storage(raw.storage)?;
@@ -208,13 +229,25 @@ impl Ctx<'_> {
         })
     }
 
-    fn unique_name(&self, seen: &mut HashSet<String>, what: &str, name: &Spanned<String>) -> Result<(), ConfigError> {
+    fn unique_name(
+        &self,
+        seen: &mut HashSet<String>,
+        what: &str,
+        name: &Spanned<String>,
+    ) -> Result<(), ConfigError> {
         let n = name.get_ref();
-        if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
             return Err(self.err(name, format!("{what} name '{n}' must be non-empty and use only letters, digits, '-', '_' or '.'")));
         }
         if !seen.insert(n.clone()) {
-            return Err(self.err(name, format!("{what} name '{n}' is used twice: names must be unique")));
+            return Err(self.err(
+                name,
+                format!("{what} name '{n}' is used twice: names must be unique"),
+            ));
         }
         Ok(())
     }
@@ -224,7 +257,10 @@ impl Ctx<'_> {
         let Some(raw) = raw else { return Ok(s) };
         if let Some(q) = raw.quota_mb {
             if *q.get_ref() == 0 {
-                return Err(self.err(&q, "storage.quota_mb must be at least 1 (omit it for no quota)".into()));
+                return Err(self.err(
+                    &q,
+                    "storage.quota_mb must be at least 1 (omit it for no quota)".into(),
+                ));
             }
             s.quota_bytes = Some(q.get_ref().saturating_mul(1024 * 1024));
         }
@@ -234,12 +270,23 @@ impl Ctx<'_> {
         if let Some(r) = &raw.refuse_at_percent {
             s.refuse_at_percent = *r.get_ref();
         }
-        if s.refuse_at_percent == 0 || s.refuse_at_percent > 100 || s.warn_at_percent >= s.refuse_at_percent {
-            let at = raw.refuse_at_percent.as_ref().map(|r| r.span().start).or(raw.warn_at_percent.as_ref().map(|w| w.span().start)).unwrap_or(0);
-            return Err(self.err_at(at, format!(
-                "storage: need 0 < warn_at_percent ({}) < refuse_at_percent ({}) <= 100",
-                s.warn_at_percent, s.refuse_at_percent
-            )));
+        if s.refuse_at_percent == 0
+            || s.refuse_at_percent > 100
+            || s.warn_at_percent >= s.refuse_at_percent
+        {
+            let at = raw
+                .refuse_at_percent
+                .as_ref()
+                .map(|r| r.span().start)
+                .or(raw.warn_at_percent.as_ref().map(|w| w.span().start))
+                .unwrap_or(0);
+            return Err(self.err_at(
+                at,
+                format!(
+                    "storage: need 0 < warn_at_percent ({}) < refuse_at_percent ({}) <= 100",
+                    s.warn_at_percent, s.refuse_at_percent
+                ),
+            ));
         }
         if let Some(n) = raw.quarantine_max_entries {
             s.quarantine_max_entries = n;
@@ -255,16 +302,28 @@ impl Ctx<'_> {
         let bind: SocketAddr = l.bind.get_ref().parse().map_err(|_| {
             self.err(&l.bind, format!("listener '{name}': bind '{}' is not HOST:PORT with an IP address (e.g. 0.0.0.0:2575 or 127.0.0.1:2575)", l.bind.get_ref()))
         })?;
-        let positive = |v: &Option<Spanned<u64>>, field: &str, default: u64| -> Result<u64, ConfigError> {
-            match v {
-                None => Ok(default),
-                Some(s) if *s.get_ref() == 0 => Err(self.err(s, format!("listener '{name}': {field} must be greater than 0"))),
-                Some(s) => Ok(*s.get_ref()),
-            }
-        };
-        let max_frame_bytes = positive(&l.max_frame_bytes, "max_frame_bytes", DEFAULT_MAX_FRAME_BYTES as u64)?;
+        let positive =
+            |v: &Option<Spanned<u64>>, field: &str, default: u64| -> Result<u64, ConfigError> {
+                match v {
+                    None => Ok(default),
+                    Some(s) if *s.get_ref() == 0 => Err(self.err(
+                        s,
+                        format!("listener '{name}': {field} must be greater than 0"),
+                    )),
+                    Some(s) => Ok(*s.get_ref()),
+                }
+            };
+        let max_frame_bytes = positive(
+            &l.max_frame_bytes,
+            "max_frame_bytes",
+            DEFAULT_MAX_FRAME_BYTES as u64,
+        )?;
         if max_frame_bytes > 256 * 1024 * 1024 {
-            let at = l.max_frame_bytes.as_ref().map(|s| s.span().start).unwrap_or(0);
+            let at = l
+                .max_frame_bytes
+                .as_ref()
+                .map(|s| s.span().start)
+                .unwrap_or(0);
             return Err(self.err_at(at, format!("listener '{name}': max_frame_bytes {max_frame_bytes} is above the 256 MiB ceiling")));
         }
         let idle = positive(&l.idle_timeout_secs, "idle_timeout_secs", 300)?;
@@ -273,7 +332,10 @@ impl Ctx<'_> {
         let per_peer = positive(&l.max_connections_per_peer, "max_connections_per_peer", 16)?;
         let mut allow = Vec::new();
         for a in &l.allow {
-            let c: Cidr = a.get_ref().parse().map_err(|e: String| self.err(a, format!("listener '{name}': allow entry {e}")))?;
+            let c: Cidr = a
+                .get_ref()
+                .parse()
+                .map_err(|e: String| self.err(a, format!("listener '{name}': allow entry {e}")))?;
             allow.push(c);
         }
         let tls = match l.tls {
@@ -289,7 +351,9 @@ impl Ctx<'_> {
                     cert,
                     key,
                     client_ca,
-                    handshake_timeout: Duration::from_secs(t.handshake_timeout_secs.unwrap_or(10).max(1)),
+                    handshake_timeout: Duration::from_secs(
+                        t.handshake_timeout_secs.unwrap_or(10).max(1),
+                    ),
                 })
             }
         };
@@ -306,15 +370,31 @@ impl Ctx<'_> {
         })
     }
 
-    fn existing_file(&self, base: &Path, v: &Spanned<String>, owner: &str, field: &str) -> Result<PathBuf, ConfigError> {
+    fn existing_file(
+        &self,
+        base: &Path,
+        v: &Spanned<String>,
+        owner: &str,
+        field: &str,
+    ) -> Result<PathBuf, ConfigError> {
         let p = resolve(base, v.get_ref());
         if !p.is_file() {
-            return Err(self.err(v, format!("listener '{owner}': {field} '{}' does not exist or is not a file", p.display())));
+            return Err(self.err(
+                v,
+                format!(
+                    "listener '{owner}': {field} '{}' does not exist or is not a file",
+                    p.display()
+                ),
+            ));
         }
         Ok(p)
     }
 
-    fn destination(&self, d: RawDestination, base: &Path) -> Result<DestinationConfig, ConfigError> {
+    fn destination(
+        &self,
+        d: RawDestination,
+        base: &Path,
+    ) -> Result<DestinationConfig, ConfigError> {
         let name = d.name.get_ref().clone();
         let kind = match d.kind.get_ref().as_str() {
             "folder" => {
@@ -336,13 +416,24 @@ impl Ctx<'_> {
         Ok(DestinationConfig { name, kind })
     }
 
-    fn route(&self, r: RawRoute, listeners: &HashSet<String>, dests: &HashSet<String>) -> Result<RouteConfig, ConfigError> {
+    fn route(
+        &self,
+        r: RawRoute,
+        listeners: &HashSet<String>,
+        dests: &HashSet<String>,
+    ) -> Result<RouteConfig, ConfigError> {
         let name = r.name.get_ref().clone();
         if r.from.get_ref().is_empty() {
-            return Err(self.err(&r.from, format!("route '{name}': from is empty: list at least one listener")));
+            return Err(self.err(
+                &r.from,
+                format!("route '{name}': from is empty: list at least one listener"),
+            ));
         }
         if r.to.get_ref().is_empty() {
-            return Err(self.err(&r.to, format!("route '{name}': to is empty: list at least one destination")));
+            return Err(self.err(
+                &r.to,
+                format!("route '{name}': to is empty: list at least one destination"),
+            ));
         }
         for f in r.from.get_ref() {
             if !listeners.contains(f.get_ref()) {
@@ -364,8 +455,18 @@ impl Ctx<'_> {
         };
         Ok(RouteConfig {
             name,
-            from: r.from.into_inner().into_iter().map(Spanned::into_inner).collect(),
-            to: r.to.into_inner().into_iter().map(Spanned::into_inner).collect(),
+            from: r
+                .from
+                .into_inner()
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            to: r
+                .to
+                .into_inner()
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
             transform,
         })
     }
@@ -442,7 +543,8 @@ to = ["archive"]
         assert!(e.reason.contains("HOST:PORT"));
         let e = parse(&GOOD.replace("name = \"ehr\"", "name = ehr")).unwrap_err();
         assert_eq!(e.line, 5, "{e}");
-        let e = parse(&GOOD.replace("name = \"archive\"", "name = \"archive\"\ncolour = 1")).unwrap_err();
+        let e = parse(&GOOD.replace("name = \"archive\"", "name = \"archive\"\ncolour = 1"))
+            .unwrap_err();
         assert!(e.reason.contains("colour"), "{e}");
     }
 
@@ -459,11 +561,23 @@ to = ["archive"]
 
     #[test]
     fn allowlist_and_tls_missing_file() {
-        let c = parse(&GOOD.replace("bind = \"127.0.0.1:2575\"", "bind = \"127.0.0.1:2575\"\nallow = [\"10.0.0.0/8\"]")).unwrap();
+        let c = parse(&GOOD.replace(
+            "bind = \"127.0.0.1:2575\"",
+            "bind = \"127.0.0.1:2575\"\nallow = [\"10.0.0.0/8\"]",
+        ))
+        .unwrap();
         assert_eq!(c.listeners[0].allow.len(), 1);
-        let e = parse(&GOOD.replace("bind = \"127.0.0.1:2575\"", "bind = \"127.0.0.1:2575\"\nallow = [\"10.0.0.0/99\"]")).unwrap_err();
+        let e = parse(&GOOD.replace(
+            "bind = \"127.0.0.1:2575\"",
+            "bind = \"127.0.0.1:2575\"\nallow = [\"10.0.0.0/99\"]",
+        ))
+        .unwrap_err();
         assert_eq!(e.line, 7);
-        let e = parse(&GOOD.replace("bind = \"127.0.0.1:2575\"", "bind = \"127.0.0.1:2575\"\ntls = { cert = \"nope.pem\", key = \"nope.key\" }")).unwrap_err();
+        let e = parse(&GOOD.replace(
+            "bind = \"127.0.0.1:2575\"",
+            "bind = \"127.0.0.1:2575\"\ntls = { cert = \"nope.pem\", key = \"nope.key\" }",
+        ))
+        .unwrap_err();
         assert!(e.reason.contains("tls.cert"), "{e}");
     }
 }

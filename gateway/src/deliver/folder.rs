@@ -3,31 +3,18 @@
 //! marked delivered. Re-delivering after a crash rewrites the same file name,
 //! so the folder holds every message exactly once.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::durable_fs;
 use crate::journal::Journal;
 
 pub struct FolderDeliverer {
     pub destination: String,
     pub path: PathBuf,
     pub journal: Journal,
-}
-
-/// Write `bytes` to `dir/name` so that after a crash the file is either absent or complete.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
 }
 
 impl FolderDeliverer {
@@ -76,41 +63,36 @@ impl FolderDeliverer {
 
     /// Deliver up to one page of pending messages, in id order. Returns how many were delivered.
     async fn drain_some(&self) -> Result<usize, String> {
-        let ids = self.journal.pending(&self.destination, None, 256).map_err(|e| e.to_string())?;
+        let ids = self
+            .journal
+            .pending(&self.destination, None, 256)
+            .map_err(|e| e.to_string())?;
         let mut done = 0;
         for id in ids {
             let msg = match self.journal.get(id).map_err(|e| e.to_string())? {
                 Some(m) => m,
-                None => return Err(format!("message {id} is pending but missing from the journal")),
+                None => {
+                    return Err(format!(
+                        "message {id} is pending but missing from the journal"
+                    ))
+                }
             };
             let dir = self.path.clone();
             let name = format!("{id}.hl7");
             tokio::task::spawn_blocking(move || {
-                fs::create_dir_all(&dir)?;
-                write_atomically(&dir, &name, &msg.raw)
+                durable_fs::create_dir_all(&dir)?;
+                durable_fs::write_atomically(&dir, &name, &msg.raw)
             })
             .await
             .map_err(|e| format!("writer task failed: {e}"))?
             .map_err(|e| format!("cannot write message {id} to {}: {e}", self.path.display()))?;
-            self.journal.mark_delivered(&self.destination, id).await.map_err(|e| e.to_string())?;
+            self.journal
+                .mark_delivered(&self.destination, id)
+                .await
+                .map_err(|e| e.to_string())?;
             log::debug!(target: "gateway::deliver", "destination {}: delivered message {id}", self.destination);
             done += 1;
         }
         Ok(done)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        write_atomically(dir.path(), "1.hl7", b"one").unwrap();
-        write_atomically(dir.path(), "1.hl7", b"uno").unwrap();
-        assert_eq!(fs::read(dir.path().join("1.hl7")).unwrap(), b"uno");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names.len(), 1);
     }
 }

@@ -23,7 +23,11 @@ pub struct Client {
 
 impl Client {
     /// `to` is HOST:PORT. With `tls`, the server certificate is verified against HOST.
-    pub async fn connect(to: &str, tls: Option<Arc<rustls::ClientConfig>>, wait: Duration) -> Result<Client, String> {
+    pub async fn connect(
+        to: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        wait: Duration,
+    ) -> Result<Client, String> {
         let tcp = timeout(wait, TcpStream::connect(to))
             .await
             .map_err(|_| format!("connect to {to}: timed out after {} s", wait.as_secs()))?
@@ -32,7 +36,12 @@ impl Client {
         let stream: Box<dyn Stream> = match tls {
             None => Box::new(tcp),
             Some(cfg) => {
-                let host = to.rsplit_once(':').map(|(h, _)| h).unwrap_or(to).trim_start_matches('[').trim_end_matches(']');
+                let host = to
+                    .rsplit_once(':')
+                    .map(|(h, _)| h)
+                    .unwrap_or(to)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
                 let name = tls::server_name(host)?;
                 let s = timeout(wait, TlsConnector::from(cfg).connect(name, tcp))
                     .await
@@ -52,12 +61,17 @@ impl Client {
     pub async fn exchange(&mut self, payload: &[u8]) -> Result<Vec<u8>, String> {
         self.send(payload).await?;
         let wait = self.timeout;
-        self.read_reply(wait).await?.ok_or_else(|| format!("no ACK within {} s", wait.as_secs()))
+        self.read_reply(wait)
+            .await?
+            .ok_or_else(|| format!("no ACK within {} s", wait.as_secs()))
     }
 
     /// Send one framed message without waiting for a reply.
     pub async fn send(&mut self, payload: &[u8]) -> Result<(), String> {
-        self.stream.write_all(&frame(payload)).await.map_err(|e| format!("send: {e}"))?;
+        self.stream
+            .write_all(&frame(payload))
+            .await
+            .map_err(|e| format!("send: {e}"))?;
         self.stream.flush().await.map_err(|e| format!("send: {e}"))
     }
 
@@ -68,11 +82,17 @@ impl Client {
             loop {
                 match self.decoder.next_event() {
                     Some(Event::Frame(reply)) => return Ok(reply),
-                    Some(Event::Oversized { len, .. }) => return Err(format!("reply of {len} bytes is too large")),
+                    Some(Event::Oversized { len, .. }) => {
+                        return Err(format!("reply of {len} bytes is too large"))
+                    }
                     Some(Event::FramingError(e)) => return Err(format!("bad reply framing: {e}")),
                     None => {}
                 }
-                let n = self.stream.read(&mut buf).await.map_err(|e| format!("read ACK: {e}"))?;
+                let n = self
+                    .stream
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| format!("read ACK: {e}"))?;
                 if n == 0 {
                     return Err("connection closed before an ACK arrived".to_string());
                 }

@@ -103,7 +103,9 @@ impl Decoder {
                         self.discarded += chunk.len();
                     } else if self.payload.len() + chunk.len() > self.max_frame {
                         self.discarded = self.payload.len() + chunk.len();
-                        let keep = OVERSIZED_HEAD.saturating_sub(self.payload.len()).min(chunk.len());
+                        let keep = OVERSIZED_HEAD
+                            .saturating_sub(self.payload.len())
+                            .min(chunk.len());
                         self.payload.extend_from_slice(&chunk[..keep]);
                         self.payload.truncate(OVERSIZED_HEAD);
                         self.payload.shrink_to(OVERSIZED_HEAD);
@@ -121,7 +123,9 @@ impl Decoder {
                                 "a new frame start (0x0B) arrived before the previous frame's end (0x1C 0x0D)".into(),
                             ));
                         }
-                        self.state = State::AfterEb { discarding: self.state == State::Discarding };
+                        self.state = State::AfterEb {
+                            discarding: self.state == State::Discarding,
+                        };
                     }
                 }
                 State::AfterEb { discarding } => {
@@ -129,7 +133,9 @@ impl Decoder {
                     self.pos += 1;
                     if b != CR {
                         self.reset();
-                        return Some(Event::FramingError(format!("end of block 0x1C was followed by 0x{b:02X}, not 0x0D")));
+                        return Some(Event::FramingError(format!(
+                            "end of block 0x1C was followed by 0x{b:02X}, not 0x0D"
+                        )));
                     }
                     self.state = State::Between;
                     if discarding {
@@ -199,7 +205,13 @@ mod tests {
         d.push(b"\x1c\r\x0bok\x1c\r");
         assert_eq!(
             all(&mut d),
-            vec![Event::Oversized { len: 1013, head: b"0123456789ABC".to_vec() }, Event::Frame(b"ok".to_vec())]
+            vec![
+                Event::Oversized {
+                    len: 1013,
+                    head: b"0123456789ABC".to_vec()
+                },
+                Event::Frame(b"ok".to_vec())
+            ]
         );
     }
 

@@ -35,9 +35,15 @@ pub struct Listener {
 }
 
 /// Bind now (so readiness is reported only once every port is open).
-pub async fn bind(cfg: ListenerConfig, ingest: Ingest, stats: Arc<ListenerStats>) -> Result<Listener, String> {
+pub async fn bind(
+    cfg: ListenerConfig,
+    ingest: Ingest,
+    stats: Arc<ListenerStats>,
+) -> Result<Listener, String> {
     let tls = match &cfg.tls {
-        Some(t) => Some(TlsAcceptor::from(tls::server_config(t).map_err(|e| format!("listener '{}': {e}", cfg.name))?)),
+        Some(t) => Some(TlsAcceptor::from(
+            tls::server_config(t).map_err(|e| format!("listener '{}': {e}", cfg.name))?,
+        )),
         None => None,
     };
     let tcp = TcpListener::bind(cfg.bind)
@@ -69,7 +75,10 @@ impl PeerSlots {
             return None;
         }
         *n += 1;
-        Some(PeerGuard { slots: self.clone(), ip })
+        Some(PeerGuard {
+            slots: self.clone(),
+            ip,
+        })
     }
 }
 
@@ -143,7 +152,13 @@ impl Listener {
     }
 
     /// Allowlist and connection limits. Refused sockets are dropped at once.
-    fn admit(&self, stream: &TcpStream, peer: SocketAddr, limit: &Arc<Semaphore>, peers: &Arc<PeerSlots>) -> Option<(OwnedSemaphorePermit, PeerGuard)> {
+    fn admit(
+        &self,
+        stream: &TcpStream,
+        peer: SocketAddr,
+        limit: &Arc<Semaphore>,
+        peers: &Arc<PeerSlots>,
+    ) -> Option<(OwnedSemaphorePermit, PeerGuard)> {
         let name = &self.cfg.name;
         if !self.cfg.allow.is_empty() && !self.cfg.allow.iter().any(|c| c.contains(peer.ip())) {
             inc(&self.stats.connections_refused);
@@ -181,39 +196,62 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>, shutdown: watch::Receiver<bool>) {
+    async fn run(
+        self,
+        stream: TcpStream,
+        tls: Option<TlsAcceptor>,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let name = self.cfg.name.clone();
         inc(&self.stats.connections_total);
         match tls {
             None => self.counted(stream, shutdown).await,
-            Some(acceptor) => match timeout(self.tls_handshake_timeout(), acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => self.counted(tls_stream, shutdown).await,
-                Ok(Err(e)) => {
-                    inc(&self.stats.connections_refused);
-                    log::warn!(target: "gateway::mllp", "listener {name}: TLS handshake with {} failed: {e}", self.peer);
+            Some(acceptor) => {
+                match timeout(self.tls_handshake_timeout(), acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => self.counted(tls_stream, shutdown).await,
+                    Ok(Err(e)) => {
+                        inc(&self.stats.connections_refused);
+                        log::warn!(target: "gateway::mllp", "listener {name}: TLS handshake with {} failed: {e}", self.peer);
+                    }
+                    Err(_) => {
+                        inc(&self.stats.connections_refused);
+                        log::warn!(target: "gateway::mllp", "listener {name}: TLS handshake with {} timed out", self.peer);
+                    }
                 }
-                Err(_) => {
-                    inc(&self.stats.connections_refused);
-                    log::warn!(target: "gateway::mllp", "listener {name}: TLS handshake with {} timed out", self.peer);
-                }
-            },
+            }
         }
     }
 
     fn tls_handshake_timeout(&self) -> Duration {
-        self.cfg.tls.as_ref().map(|t| t.handshake_timeout).unwrap_or(Duration::from_secs(10))
+        self.cfg
+            .tls
+            .as_ref()
+            .map(|t| t.handshake_timeout)
+            .unwrap_or(Duration::from_secs(10))
     }
 
-    async fn counted<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, shutdown: watch::Receiver<bool>) {
-        self.stats.connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    async fn counted<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        self.stats
+            .connections_open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         log::info!(target: "gateway::mllp", "listener {}: connection from {}", self.cfg.name, self.peer);
         let end = self.serve(stream, shutdown).await;
-        self.stats.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         log::info!(target: "gateway::mllp", "listener {}: connection from {} closed: {end}", self.cfg.name, self.peer);
     }
 
     /// The per-connection loop; returns why it ended.
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S, mut shutdown: watch::Receiver<bool>) -> String {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> String {
         let name = &self.cfg.name;
         let mut decoder = Decoder::new(self.cfg.max_frame_bytes);
         let mut buf = vec![0u8; 64 * 1024];
@@ -230,7 +268,11 @@ impl Connection {
                 completed = true;
                 let ack = match event {
                     Event::Frame(payload) => self.ingest.frame(&origin, payload).await,
-                    Event::Oversized { len, head } => self.ingest.oversized(&origin, len, self.cfg.max_frame_bytes, &head).await,
+                    Event::Oversized { len, head } => {
+                        self.ingest
+                            .oversized(&origin, len, self.cfg.max_frame_bytes, &head)
+                            .await
+                    }
                     Event::FramingError(reason) => {
                         inc(&self.stats.framing_errors);
                         log::warn!(target: "gateway::mllp", "listener {name}: framing error from {}: {reason}; closing the connection", self.peer);
@@ -252,7 +294,9 @@ impl Connection {
             }
             let junk = decoder.junk_bytes();
             if junk > junk_reported {
-                self.stats.junk_bytes.fetch_add(junk - junk_reported, std::sync::atomic::Ordering::Relaxed);
+                self.stats
+                    .junk_bytes
+                    .fetch_add(junk - junk_reported, std::sync::atomic::Ordering::Relaxed);
                 junk_reported = junk;
             }
             if *shutdown.borrow() {
@@ -264,8 +308,14 @@ impl Connection {
                 (true, _) => Some(Instant::now()),
             };
             let (deadline, what) = match frame_started {
-                Some(t) => (t + self.cfg.frame_timeout, "frame not completed within frame_timeout_secs"),
-                None => (Instant::now() + self.cfg.idle_timeout, "idle longer than idle_timeout_secs"),
+                Some(t) => (
+                    t + self.cfg.frame_timeout,
+                    "frame not completed within frame_timeout_secs",
+                ),
+                None => (
+                    Instant::now() + self.cfg.idle_timeout,
+                    "idle longer than idle_timeout_secs",
+                ),
             };
             tokio::select! {
                 r = timeout_at(deadline, stream.read(&mut buf)) => match r {

@@ -89,7 +89,8 @@ impl AdminServer {
             }
             let _ = std::fs::remove_file(path);
         }
-        let listener = UnixListener::bind(path).map_err(|e| format!("cannot create admin socket {}: {e}", path.display()))?;
+        let listener = UnixListener::bind(path)
+            .map_err(|e| format!("cannot create admin socket {}: {e}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         Ok(AdminServer {
@@ -119,7 +120,9 @@ async fn handle(stream: UnixStream, status: StatusSource) -> std::io::Result<()>
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A request is one short line; cap what a confused client can make us buffer.
-    BufReader::new(read.take(64 * 1024)).read_line(&mut line).await?;
+    BufReader::new(read.take(64 * 1024))
+        .read_line(&mut line)
+        .await?;
     let reply = match serde_json::from_str::<Request>(line.trim()) {
         Ok(Request::Status) => Reply::Status(Box::new(status())),
         Err(e) => Reply::Error {
@@ -151,12 +154,16 @@ pub async fn request(path: &Path, req: &Request) -> Result<Reply, ClientError> {
     };
     let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Failed(e.to_string()))?;
     line.push(b'\n');
-    stream.write_all(&line).await.map_err(|e| ClientError::Failed(format!("admin socket: {e}")))?;
+    stream
+        .write_all(&line)
+        .await
+        .map_err(|e| ClientError::Failed(format!("admin socket: {e}")))?;
     let mut reply = String::new();
     let mut reader = BufReader::new(stream);
     tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut reply))
         .await
         .map_err(|_| ClientError::Failed("the daemon did not answer within 10 s".into()))?
         .map_err(|e| ClientError::Failed(format!("admin socket: {e}")))?;
-    serde_json::from_str(&reply).map_err(|e| ClientError::Failed(format!("unreadable reply from the daemon: {e}")))
+    serde_json::from_str(&reply)
+        .map_err(|e| ClientError::Failed(format!("unreadable reply from the daemon: {e}")))
 }

@@ -11,5 +11,8 @@ pub fn status(status: &str) {
 }
 
 pub fn stopping() {
-    let _ = sd_notify::notify(false, &[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    let _ = sd_notify::notify(
+        false,
+        &[NotifyState::Stopping, NotifyState::Status("stopping")],
+    );
 }

@@ -75,13 +75,19 @@ pub struct Registry {
 impl Registry {
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         Registry {
-            listeners: names.into_iter().map(|n| (n.to_string(), Arc::default())).collect(),
+            listeners: names
+                .into_iter()
+                .map(|n| (n.to_string(), Arc::default()))
+                .collect(),
         }
     }
     pub fn listener(&self, name: &str) -> Arc<ListenerStats> {
         self.listeners.get(name).cloned().unwrap_or_default()
     }
     pub fn snapshot(&self) -> BTreeMap<String, ListenerSnapshot> {
-        self.listeners.iter().map(|(k, v)| (k.clone(), v.snapshot())).collect()
+        self.listeners
+            .iter()
+            .map(|(k, v)| (k.clone(), v.snapshot()))
+            .collect()
     }
 }

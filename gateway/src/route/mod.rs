@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn fan_out_without_duplicates() {
-        let r = Router::new(vec![route("a", &["ehr"], &["x", "y"]), route("b", &["ehr", "lab"], &["y", "z"])]);
+        let r = Router::new(vec![
+            route("a", &["ehr"], &["x", "y"]),
+            route("b", &["ehr", "lab"], &["y", "z"]),
+        ]);
         let h = HeaderSummary::default();
         assert_eq!(r.destinations_for("ehr", &h), vec!["x", "y", "z"]);
         assert_eq!(r.destinations_for("lab", &h), vec!["y", "z"]);

@@ -27,7 +27,11 @@ pub fn corpus_files() -> Vec<PathBuf> {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The Python interpreter of the test venv (made by scripts/test).
@@ -99,7 +103,10 @@ impl Gateway {
     pub fn configure(opts: Options) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("var"));
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("var"));
         let config = dir.path().join("gateway.toml");
         let text = format!(
             "data_dir = {data:?}\n{top}\n[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:{port}\"\n{extra}\n\n[[destination]]\nname = \"outbox\"\nkind = \"folder\"\npath = {out:?}\n\n[[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"outbox\"]\n",
@@ -139,7 +146,11 @@ impl Gateway {
 
     /// Start the daemon and wait until it accepts connections.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(&self.config)
@@ -160,10 +171,16 @@ impl Gateway {
                     panic!("gateway exited early ({status}); log:\n{}", self.log_text());
                 }
             }
-            if std::net::TcpStream::connect_timeout(&self.socket_addr(), Duration::from_millis(200)).is_ok() {
+            if std::net::TcpStream::connect_timeout(&self.socket_addr(), Duration::from_millis(200))
+                .is_ok()
+            {
                 return;
             }
-            assert!(Instant::now() < deadline, "gateway not ready within 60 s; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "gateway not ready within 60 s; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -186,32 +203,51 @@ impl Gateway {
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("gateway not running");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = c.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "gateway did not stop within 30 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not stop within 30 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Run a CLI subcommand against this gateway's config.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN).args(args).arg("--config").arg(&self.config).output().unwrap()
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap()
     }
 
     pub fn status_json(&self) -> serde_json::Value {
         let out = self.cli(&["status", "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Files delivered to the folder destination (excluding temp files).
     pub fn delivered_files(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = match std::fs::read_dir(self.outbox()) {
-            Ok(rd) => rd.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "hl7")).collect(),
+            Ok(rd) => rd
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "hl7"))
+                .collect(),
             Err(_) => Vec::new(),
         };
         v.sort();
@@ -226,7 +262,12 @@ impl Gateway {
             if files.len() >= n {
                 return files;
             }
-            assert!(Instant::now() < deadline, "only {} of {n} delivered; log:\n{}", files.len(), self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} delivered; log:\n{}",
+                files.len(),
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -247,10 +288,15 @@ pub fn send_one(addr: &str, msg: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// MSA-1 of an ACK payload.
 pub fn ack_code(ack: &[u8]) -> String {
-    gateway::hl7::parse_ack(ack).map(|a| a.code).unwrap_or_else(|e| format!("unreadable ACK: {e}"))
+    gateway::hl7::parse_ack(ack)
+        .map(|a| a.code)
+        .unwrap_or_else(|e| format!("unreadable ACK: {e}"))
 }
