@@ -68,6 +68,7 @@ pub struct Gateway {
     pub log: PathBuf,
 }
 
+#[derive(Default)]
 pub struct Options {
     /// Extra keys for the [[listener]] table.
     pub listener_extra: String,
@@ -75,16 +76,6 @@ pub struct Options {
     pub top_extra: String,
     /// Put data_dir here instead of inside the temp dir.
     pub data_dir: Option<PathBuf>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            listener_extra: String::new(),
-            top_extra: String::new(),
-            data_dir: None,
-        }
-    }
 }
 
 impl Gateway {

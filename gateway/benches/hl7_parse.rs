@@ -1,7 +1,7 @@
-//! A quick throughput check for the parser, ignored by default. Run with:
+//! Parser throughput. Run with:
 //!
 //! ```text
-//! cargo test --release -p gateway --test hl7_bench -- --ignored --nocapture
+//! cargo bench -p gateway --bench hl7_parse
 //! ```
 //!
 //! The FHIR mapper needs >= 50k ORU messages/s per core; this parses an ORU
@@ -29,9 +29,7 @@ fn oru(obx_count: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-#[test]
-#[ignore = "timing; run in release with --ignored"]
-fn parse_and_map_throughput() {
+fn main() {
     let raw = oru(40);
     let code_path = Path::parse("OBX-3.1").unwrap();
     let iterations = 20_000;
@@ -62,6 +60,4 @@ fn parse_and_map_throughput() {
         elapsed.as_secs_f64() * 1e6 / f64::from(iterations),
         per_sec
     );
-    // Loose bound so that a debug build on a slow machine does not fail.
-    assert!(per_sec > 1_000.0);
 }
