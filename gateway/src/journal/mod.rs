@@ -105,13 +105,21 @@
 //! Before each append/quarantine the writer checks the filesystem (statvfs,
 //! as `df` computes use) against `refuse_at_percent`, and, with
 //! `quota_bytes`, the journal size (`size_on_disk`, re-measured at most
-//! every 500 ms, plus bytes written since). Over → `Full` with an
-//! actionable reason. ENOSPC/EDQUOT from sled or a sync → `Full` too. Any
+//! every 500 ms, plus bytes written since). It also requires `2 × size +
+//! 2 MiB` free on the filesystem: sled 0.34.7 *wedges* if writing a blob
+//! file fails with ENOSPC (`reserve_inner` returns early holding an I/O
+//! buffer writer slot, so every later `flush()` and sled's own `Drop` block
+//! forever), so we refuse before sled can hit ENOSPC from our own writes.
+//! Over → `Full` with an actionable reason. ENOSPC/EDQUOT from sled or a sync → `Full` too. Any
 //! I/O failure during a commit fails every request of that group (none is
 //! acknowledged), then the writer drops the sled `Db` (sled poisons itself
 //! after an I/O error; after a failed fsync the page cache may have dropped
 //! dirty pages) and reopens it, reloading counters from disk. So once space
-//! returns, appends succeed again without a restart.
+//! returns, appends succeed again without a restart. The failed instance is
+//! dropped on a reaper thread with a 2 s bound so a wedged sled cannot hang
+//! the writer; if it does wedge (another process filled the disk between
+//! our check and sled's blob write) its file lock stays held, reopening
+//! fails, and requests get an `Io` error naming the journal until restart.
 //!
 //! On open: recovery is sled's (log replay from the last snapshot); then we
 //! make the files durable as above, load counters, verify the CRC of the

@@ -8,17 +8,20 @@ use std::time::{Duration, Instant};
 
 /// Percent of the filesystem holding `path` that is in use, as `df` computes
 /// it: used / (used + available to unprivileged users), rounded up.
-pub(crate) fn fs_percent_used(path: &Path) -> Result<u8, nix::Error> {
+/// Also returns the bytes available to unprivileged writers.
+pub(crate) fn fs_percent_used(path: &Path) -> Result<(u8, u64), nix::Error> {
     let s = nix::sys::statvfs::statvfs(path)?;
+    let avail_bytes =
+        (s.blocks_available() as u128 * s.fragment_size() as u128).min(u64::MAX as u128) as u64;
     let blocks = s.blocks() as u128;
     let free = s.blocks_free() as u128;
     let avail = s.blocks_available() as u128;
     let used = blocks.saturating_sub(free);
     let denom = used + avail;
     if denom == 0 {
-        return Ok(100);
+        return Ok((100, avail_bytes));
     }
-    Ok(((used * 100).div_ceil(denom)).min(100) as u8)
+    Ok((((used * 100).div_ceil(denom)).min(100) as u8, avail_bytes))
 }
 
 pub(crate) fn is_enospc(e: &std::io::Error) -> bool {
@@ -41,7 +44,18 @@ pub(crate) struct SpaceGuard {
     /// Last measured size of the journal directory, plus bytes appended since.
     measured_at: Option<Instant>,
     bytes: u64,
+    /// Bytes free on the filesystem at the last refresh, minus bytes
+    /// admitted since.
+    avail: u64,
 }
+
+/// Free space always kept in hand beyond a write's own size: sled may grow
+/// the log by a segment or two and rewrite nodes as blobs. This matters:
+/// sled 0.34.7 wedges (every later flush, and its Drop, block forever) when
+/// writing a blob file fails with ENOSPC (`reserve_inner` returns early on
+/// `encapsulate` with a writer slot claimed), so we refuse *before* sled
+/// can hit ENOSPC from our own writes.
+pub(crate) const HEADROOM: u64 = 2 * 1024 * 1024;
 
 /// How often the (readdir-based) directory size is re-measured; in between,
 /// bytes appended are added to the last measurement (an overestimate).
@@ -62,6 +76,7 @@ impl SpaceGuard {
             warned: false,
             measured_at: None,
             bytes: 0,
+            avail: u64::MAX,
         }
     }
 
@@ -72,6 +87,7 @@ impl SpaceGuard {
     /// Record bytes written since the last measurement.
     pub(crate) fn add(&mut self, n: u64) {
         self.bytes = self.bytes.saturating_add(n);
+        self.avail = self.avail.saturating_sub(n);
     }
 
     /// Refresh measurements (cheap: statvfs; directory size at most every
@@ -90,12 +106,13 @@ impl SpaceGuard {
                 Err(e) => log::warn!("journal: measuring journal size failed: {e}"),
             }
         }
-        let fs_pct = fs_percent_used(&self.dir).map_err(|e| {
+        let (fs_pct, avail) = fs_percent_used(&self.dir).map_err(|e| {
             format!(
                 "cannot read free space of data directory {} ({e}): check the data partition",
                 self.dir.display()
             )
         })?;
+        self.avail = avail;
         let q_pct = self.quota_pct(self.bytes);
         let pct = fs_pct.max(q_pct);
         usage.bytes_on_disk.store(self.bytes, Ordering::Relaxed);
@@ -132,6 +149,15 @@ impl SpaceGuard {
                 "data directory {} is {fs_pct}% full (refuse at {}%): free disk space or raise the quota",
                 self.dir.display(),
                 self.refuse_at
+            ));
+        }
+        let need = incoming.saturating_mul(2).saturating_add(HEADROOM);
+        if self.avail < need {
+            return Err(format!(
+                "data directory {} has only {} bytes free, {need} needed to store {incoming} bytes safely: \
+                 free disk space or raise the quota",
+                self.dir.display(),
+                self.avail
             ));
         }
         if let Some(q) = self.quota_bytes {

@@ -568,9 +568,31 @@ impl Writer {
         if let Ok(mut g) = self.shared.db.write() {
             *g = None;
         }
-        self.db = None;
         self.dur = None;
         self.space.invalidate();
+        if let Some(old) = self.db.take() {
+            // sled flushes in Drop, and after some I/O errors (ENOSPC while
+            // writing a blob) that flush blocks forever. Drop it on another
+            // thread and wait a bounded time, so the writer stays responsive.
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name("journal-reaper".into())
+                .spawn(move || {
+                    drop(old);
+                    let _ = done_tx.send(());
+                });
+            match spawned {
+                Ok(_) => {
+                    if done_rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                        log::error!(
+                            "journal: the failed sled instance did not shut down (sled 0.34 wedges after \
+                             ENOSPC on a blob write); if reopening fails, restart the gateway"
+                        );
+                    }
+                }
+                Err(e) => log::error!("journal: cannot spawn reaper thread: {e}"),
+            }
+        }
         let (db, dur) = open_db(&self.shared.cfg)?;
         self.state = load_counters(&db)?;
         if let Ok(mut g) = self.shared.counters.lock() {

@@ -1,0 +1,320 @@
+//! Syscall-level durability check (Linux, needs `strace`).
+//!
+//! The parent test re-runs this test binary's `strace_child` under
+//! `strace -f -yy` (every thread, fds shown with their paths). The child
+//! opens a journal and does appends (small, 2 MiB and 300 KiB blobs, 16
+//! concurrent 40 KiB ones), a delivery and a quarantine; after each call
+//! returns it emits a marker syscall (`openat("/JOURNAL-STRACE-MARK-n")`).
+//!
+//! The parent then checks, for every marker (= every point where the
+//! gateway would send an ACK), from the trace alone:
+//!
+//! 1. every file under the test root that was written before the marker
+//!    (db log, blob files, conf, ...) had an `fsync`/`fdatasync` that
+//!    *started after its last write* and *completed before the marker*;
+//! 2. every directory entry created before the marker (`openat` with
+//!    `O_CREAT`, `mkdir`, `rename` target) and still present had an
+//!    `fsync` of its parent directory that started after the creation and
+//!    completed before the marker.
+//!
+//! That is exactly the set of syncs a power cut right after the ACK needs;
+//! a journal that relied on sled's `flush()` (sync_file_range only) fails
+//! rule 1 for `db` and every blob.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gateway::hl7::HeaderSummary;
+use gateway::journal::{Journal, JournalConfig, NewMessage, Quarantined};
+
+const ROOT_ENV: &str = "JOURNAL_STRACE_ROOT";
+
+fn msg(cid: &str, size: usize) -> NewMessage {
+    let mut raw =
+        format!("MSH|^~\\&|ECW|CLINIC|GW||20240101||MDM^T02|{cid}|P|2.5.1\r").into_bytes();
+    raw.extend((0..size).map(|i| (i * 13 % 251) as u8));
+    NewMessage {
+        listener: "docs".into(),
+        peer: "10.0.0.5:1".into(),
+        received_at_ms: 1,
+        header: HeaderSummary {
+            control_id: cid.into(),
+            ..Default::default()
+        },
+        raw,
+        ack: format!("MSA|AA|{cid}").into_bytes(),
+        destinations: vec!["cloud".into()],
+    }
+}
+
+fn mark(n: u32) {
+    let _ = std::fs::File::open(format!("/JOURNAL-STRACE-MARK-{n}"));
+}
+
+#[test]
+#[ignore = "run by strace_proves_every_ack_follows_the_needed_syncs under strace"]
+fn strace_child() {
+    let Ok(root) = std::env::var(ROOT_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let j = Journal::open(JournalConfig::new(PathBuf::from(&root).join("j"))).unwrap();
+        j.append(msg("S1", 100)).await.unwrap();
+        mark(1);
+        j.append(msg("S2", 2 * 1024 * 1024)).await.unwrap();
+        mark(2);
+        j.append(msg("S3", 300 * 1024)).await.unwrap();
+        mark(3);
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let j = j.clone();
+            tasks.push(tokio::spawn(async move {
+                j.append(msg(&format!("C{i}"), 40 * 1024)).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        mark(4);
+        j.mark_delivered("cloud", 1).await.unwrap();
+        mark(5);
+        j.quarantine(Quarantined {
+            listener: "docs".into(),
+            peer: "10.0.0.5:1".into(),
+            received_at_ms: 1,
+            reason: "test".into(),
+            raw: vec![b'Q'; 200_000],
+        })
+        .await
+        .unwrap();
+        mark(6);
+        j.close().await.unwrap();
+    });
+}
+
+#[derive(Debug)]
+enum Ev {
+    Write(PathBuf),
+    /// path, completed-at line
+    Sync(PathBuf, usize),
+    Create(PathBuf),
+    Unlink(PathBuf),
+    Mark(u32),
+}
+
+/// `5</a/b/c>` -> `/a/b/c` for the first decorated fd argument.
+fn fd_path(args: &str) -> Option<PathBuf> {
+    let s = args.find('<')?;
+    let e = args[s..].find('>')? + s;
+    let p = &args[s + 1..e];
+    (!p.ends_with("(deleted)")).then(|| PathBuf::from(p))
+}
+
+fn first_string(args: &str) -> Option<String> {
+    let s = args.find('"')?;
+    let e = args[s + 1..].find('"')? + s + 1;
+    Some(args[s + 1..e].to_string())
+}
+
+fn ret_ok(line: &str) -> bool {
+    line.rsplit_once(" = ")
+        .map(|(_, r)| !r.trim_start().starts_with('-'))
+        .unwrap_or(false)
+}
+
+fn parse(trace: &str) -> Vec<(usize, usize, Ev)> {
+    // (start line, completion line, event)
+    let mut out = Vec::new();
+    let mut open: HashMap<String, (usize, String)> = HashMap::new();
+    for (n, line) in trace.lines().enumerate() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let (start, call) = if let Some(r) = rest.strip_prefix("<... ") {
+            // "<... fsync resumed>) = 0"
+            match open.remove(pid) {
+                Some((s, head)) => (
+                    s,
+                    format!("{head}{}", r.split_once("resumed>").map_or("", |x| x.1)),
+                ),
+                None => continue,
+            }
+        } else if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+            open.insert(pid.to_string(), (n, head.to_string()));
+            continue;
+        } else {
+            (n, rest.to_string())
+        };
+        let Some((name, args)) = call.split_once('(') else {
+            continue;
+        };
+        // Markers fail (ENOENT) on purpose; every other call must succeed to count.
+        if let Some(m) = first_string(args).and_then(|p| {
+            p.strip_prefix("/JOURNAL-STRACE-MARK-")
+                .and_then(|x| x.parse::<u32>().ok())
+        }) {
+            out.push((start, n, Ev::Mark(m)));
+            continue;
+        }
+        if !ret_ok(&call) {
+            continue;
+        }
+        let ev = match name {
+            "write" | "pwrite64" | "pwritev" | "pwritev2" | "writev" => {
+                fd_path(args).map(Ev::Write)
+            }
+            "fsync" | "fdatasync" => fd_path(args).map(|p| Ev::Sync(p, n)),
+            "openat" | "open" | "creat" => {
+                let path = first_string(args);
+                match path {
+                    Some(p) if args.contains("O_CREAT") => Some(Ev::Create(PathBuf::from(p))),
+                    _ => None,
+                }
+            }
+            "mkdir" | "mkdirat" => first_string(args).map(|p| Ev::Create(PathBuf::from(p))),
+            "rename" | "renameat" | "renameat2" => {
+                // target is the second string
+                let mut it = args.split('"');
+                let _ = it.next();
+                let _ = it.next();
+                let _ = it.next();
+                it.next().map(|p| Ev::Create(PathBuf::from(p)))
+            }
+            "unlink" | "unlinkat" => first_string(args).map(|p| Ev::Unlink(PathBuf::from(p))),
+            _ => None,
+        };
+        if let Some(ev) = ev {
+            out.push((start, n, ev));
+        }
+    }
+    out
+}
+
+fn check(events: &[(usize, usize, Ev)], root: &Path) -> (u32, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut marks = 0;
+    for (_, pm, ev) in events {
+        let Ev::Mark(m) = ev else { continue };
+        marks += 1;
+        let before = |at: usize| at < *pm;
+        let unlinked = |p: &Path, after: usize| {
+            events
+                .iter()
+                .any(|(s, c, e)| matches!(e, Ev::Unlink(u) if u == p) && *s > after && before(*c))
+        };
+        let synced = |p: &Path, after: usize| {
+            events.iter().any(
+                |(s, _, e)| matches!(e, Ev::Sync(q, done) if q == p && *s > after && before(*done)),
+            )
+        };
+        // Rule 1: last write of each file before the marker is synced.
+        let mut last_write: HashMap<&Path, usize> = HashMap::new();
+        for (_, c, e) in events {
+            if let Ev::Write(p) = e {
+                if before(*c) && p.starts_with(root) {
+                    last_write.insert(p.as_path(), *c);
+                }
+            }
+        }
+        for (p, w) in &last_write {
+            if !unlinked(p, *w) && !synced(p, *w) {
+                problems.push(format!(
+                    "mark {m}: {} written at line {w} but not synced before the ACK",
+                    p.display()
+                ));
+            }
+        }
+        // Rule 2: every created entry's parent directory is synced.
+        for (_, c, e) in events {
+            if let Ev::Create(p) = e {
+                if before(*c) && p.starts_with(root) && !unlinked(p, *c) {
+                    let parent = p.parent().unwrap_or(root);
+                    if !synced(parent, *c) {
+                        problems.push(format!(
+                            "mark {m}: {} created at line {c} but {} not fsync'd before the ACK",
+                            p.display(),
+                            parent.display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    (marks, problems)
+}
+
+#[test]
+fn strace_proves_every_ack_follows_the_needed_syncs() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("SKIP: strace not installed (apt-get install -y strace)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().canonicalize().unwrap();
+    let trace_file = root.join("trace.txt");
+    let exe = std::env::current_exe().unwrap();
+    let st = Command::new("strace")
+        .args(["-f", "-yy", "-qq", "-s", "256", "-o"])
+        .arg(&trace_file)
+        .args([
+            "-e",
+            "trace=openat,open,creat,write,pwrite64,pwritev,pwritev2,writev,fsync,fdatasync,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat",
+        ])
+        .arg(&exe)
+        .args(["strace_child", "--exact", "--ignored", "--test-threads=1"])
+        .env(ROOT_ENV, &root)
+        .status()
+        .unwrap();
+    assert!(st.success(), "child failed under strace");
+    let trace = std::fs::read_to_string(&trace_file).unwrap();
+    let events = parse(&trace);
+    let jdir = root.join("j");
+    let (marks, problems) = check(&events, &root);
+    assert_eq!(marks, 6, "markers missing from the trace");
+    let blob_writes = events
+        .iter()
+        .filter(|(_, _, e)| matches!(e, Ev::Write(p) if p.starts_with(jdir.join("blobs"))))
+        .count();
+    let syncs = events
+        .iter()
+        .filter(|(_, _, e)| matches!(e, Ev::Sync(..)))
+        .count();
+    eprintln!(
+        "trace: {} events, {blob_writes} blob writes, {syncs} syncs",
+        events.len()
+    );
+    assert!(blob_writes > 0, "test did not exercise sled blob files");
+    assert!(
+        problems.is_empty(),
+        "durability gaps:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn checker_flags_an_unsynced_write() {
+    // The checker itself must be able to fail: a write with no later sync.
+    let trace = "1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n\
+                 1 openat(AT_FDCWD</>, \"/JOURNAL-STRACE-MARK-1\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n";
+    let (m, p) = check(&parse(trace), Path::new("/r"));
+    assert_eq!(m, 1);
+    assert_eq!(p.len(), 1, "{p:?}");
+    let ok = "1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n\
+              2 fdatasync(6</r/j/db> <unfinished ...>\n\
+              2 <... fdatasync resumed>) = 0\n\
+              1 openat(AT_FDCWD</>, \"/JOURNAL-STRACE-MARK-1\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n";
+    assert!(check(&parse(ok), Path::new("/r")).1.is_empty());
+    // A sync that started before the write does not count.
+    let racy = "2 fdatasync(6</r/j/db> <unfinished ...>\n\
+                1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n\
+                2 <... fdatasync resumed>) = 0\n\
+                1 openat(AT_FDCWD</>, \"/JOURNAL-STRACE-MARK-1\", O_RDONLY) = -1 ENOENT (No such file or directory)\n";
+    assert_eq!(check(&parse(racy), Path::new("/r")).1.len(), 1);
+}
