@@ -200,3 +200,56 @@ fn second_daemon_on_same_data_dir_refuses_to_start() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Contract 6: the daemon's log (at debug level, over the whole corpus) carries
+/// no patient name, identifier or birth date from any PID segment.
+fn assert_no_phi_in_log(log: &str, files: &[std::path::PathBuf]) {
+    let mut phi = std::collections::BTreeSet::new();
+    for f in files {
+        let bytes = std::fs::read(f).unwrap();
+        let Ok(msg) = gateway::hl7::Message::parse(&bytes) else {
+            continue;
+        };
+        for pid in msg.segments_named("PID") {
+            for rep in pid.field(3).repetitions() {
+                phi.insert(rep.component(1).text().into_owned());
+            }
+            for rep in pid.field(5).repetitions() {
+                phi.insert(rep.component(1).text().into_owned());
+                phi.insert(rep.component(2).text().into_owned());
+            }
+            phi.insert(pid.field(7).component(1).text().into_owned());
+            phi.insert(pid.field(19).text().into_owned());
+        }
+    }
+    // Short values ("1", "A") are not identifying and would match anything.
+    let phi: Vec<String> = phi.into_iter().filter(|v| v.chars().count() >= 4).collect();
+    assert!(
+        phi.len() > 50,
+        "too few PHI values extracted from the corpus: {}",
+        phi.len()
+    );
+    assert!(
+        log.lines().count() > files.len(),
+        "the log is too short to mean anything"
+    );
+    let leaks = |text: &str| -> Vec<String> {
+        let tokens: std::collections::HashSet<&str> = text
+            .split(|c: char| !c.is_alphanumeric() && c != '-')
+            .collect();
+        phi.iter()
+            .filter(|v| tokens.contains(v.as_str()))
+            .cloned()
+            .collect()
+    };
+    // The scan itself must catch a planted value.
+    assert_eq!(
+        leaks(&format!("INFO gateway::x: patient {} arrived", phi[0])),
+        vec![phi[0].clone()]
+    );
+    let leaked = leaks(log);
+    assert!(
+        leaked.is_empty(),
+        "PHI from the corpus appears in the log: {leaked:?}"
+    );
+}
