@@ -54,6 +54,7 @@ fn corpus_is_acknowledged_and_delivered_to_the_folder_exactly_once() {
             .count();
         assert!(n >= 1, "{} (MSH-10 {control}) not delivered", f.display());
     }
+    assert_no_phi_in_log(&g.log_text(), &files);
     let s = g.status_json();
     assert_eq!(
         s["listeners"][0]["received"].as_u64().unwrap() as usize,
