@@ -484,11 +484,30 @@ fn sorted(set: &HashSet<String>) -> String {
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
+    };
+    normalize(&joined)
+}
+
+/// Drop `.` and fold `dir/..` lexically, so messages show `/srv/var`, not `/srv/config/../var`.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -520,7 +539,7 @@ to = ["archive"]
     #[test]
     fn good_config_resolves_relative_paths_against_the_file() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.data_dir, PathBuf::from("/etc/gw/../var"));
+        assert_eq!(c.data_dir, PathBuf::from("/etc/var"));
         let DestinationKind::Folder { path } = &c.destinations[0].kind;
         assert_eq!(path, &PathBuf::from("/etc/gw/out"));
         assert_eq!(c.listeners[0].max_frame_bytes, 16 * 1024 * 1024);

@@ -254,7 +254,7 @@ impl Connection {
     ) -> String {
         let name = &self.cfg.name;
         let mut decoder = Decoder::new(self.cfg.max_frame_bytes);
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 16 * 1024];
         let mut frame_started: Option<Instant> = None;
         let origin = Origin {
             listener: name,
