@@ -269,6 +269,21 @@ fn gateway_send_speaks_tls_and_mutual_tls() {
     assert!(!out.status.success());
 }
 
+#[test]
+fn check_config_rejects_a_key_that_does_not_match_the_certificate() {
+    let (_d, pki) = pki();
+    let cfg = pki.join("gw.toml");
+    std::fs::write(
+        &cfg,
+        "data_dir = \"var\"\n[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:2575\"\ntls = { cert = \"server.pem\", key = \"client.key\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["check-config", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listener 'ehr'") && err.contains("server.pem"), "{err}");
+}
+
 fn wait_until(mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {

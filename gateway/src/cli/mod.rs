@@ -50,6 +50,7 @@ pub fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run_daemon(&cli.config),
         Command::CheckConfig => match config::load(&cli.config) {
+            Ok(c) if tls_problems(&c) > 0 => ExitCode::FAILURE,
             Ok(c) => {
                 println!(
                     "{}: OK ({} listener(s), {} destination(s), {} route(s); data in {})",
@@ -70,6 +71,21 @@ pub fn main() -> ExitCode {
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
         Command::Bench(kind) => bench::run(kind),
     }
+}
+
+/// Load every listener's certificate and key the way `run` will, so a bad PEM
+/// file is caught by check-config rather than at start-up. Prints each problem.
+fn tls_problems(cfg: &config::Config) -> usize {
+    let mut problems = 0;
+    for l in &cfg.listeners {
+        if let Some(t) = &l.tls {
+            if let Err(e) = crate::mllp::tls::server_config(t) {
+                eprintln!("{}: listener '{}': {e}", cfg.source.display(), l.name);
+                problems += 1;
+            }
+        }
+    }
+    problems
 }
 
 fn runtime() -> tokio::runtime::Runtime {
