@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CYCLES: usize = 20;
 const CLIENTS: usize = 6;
@@ -96,16 +96,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_message() {
 
     // Final run: let every outbox drain.
     g.spawn();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = g.status_json();
-        if s["destinations"][0]["pending"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "backlog did not drain: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
+    wait_drained(&g, Duration::from_secs(120));
     let sent = sent.lock().unwrap();
     let acked = acked.lock().unwrap();
     assert!(
@@ -113,49 +104,14 @@ fn sigkill_at_random_moments_loses_no_acknowledged_message() {
         "the load was too light to mean anything: {} acked",
         acked.len()
     );
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for f in g.delivered_files() {
-        let bytes = std::fs::read(&f).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        let id = text
-            .split('\r')
-            .next()
-            .unwrap()
-            .split('|')
-            .nth(9)
-            .unwrap_or("")
-            .to_string();
-        let original = sent.get(&id).unwrap_or_else(|| {
-            panic!(
-                "{} holds a message no client sent (control id '{id}')",
-                f.display()
-            )
-        });
-        assert!(
-            original == &bytes,
-            "{} is not byte-identical to what was sent",
-            f.display()
-        );
-        *seen.entry(id).or_default() += 1;
-    }
-    for id in acked.iter() {
-        match seen.get(id) {
-            Some(1) => {}
-            Some(n) => panic!("acknowledged message {id} delivered {n} times (seed {seed})"),
-            None => panic!(
-                "acknowledged message {id} was lost (seed {seed}); log:\n{}",
-                g.log_text()
-            ),
-        }
-    }
+    let delivered = assert_acked_delivered_exactly_once(&g, &sent, &acked, seed);
     let s = g.status_json();
     assert_eq!(
         s["destinations"][0]["delivered"].as_u64().unwrap() as usize,
-        seen.len()
+        delivered
     );
     println!(
-        "{} acked, {} delivered (the difference was journaled but its ACK was cut off by the kill)",
-        acked.len(),
-        seen.len()
+        "{} acked, {delivered} delivered (the difference was journaled but its ACK was cut off by the kill)",
+        acked.len()
     );
 }

@@ -278,10 +278,17 @@ fn check_config_rejects_a_key_that_does_not_match_the_certificate() {
         "data_dir = \"var\"\n[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:2575\"\ntls = { cert = \"server.pem\", key = \"client.key\" }\n",
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check-config", "--config"]).arg(&cfg).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("listener 'ehr'") && err.contains("server.pem"), "{err}");
+    assert!(
+        err.contains("listener 'ehr'") && err.contains("server.pem"),
+        "{err}"
+    );
 }
 
 fn wait_until(mut f: impl FnMut() -> bool) {

@@ -12,7 +12,7 @@ use common::*;
 use hw_tests::LossyMount;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CYCLES: usize = 10;
 const CLIENTS: usize = 3;
@@ -119,15 +119,7 @@ fn acknowledged_messages_survive_power_cuts() {
     }
 
     g.spawn();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let s = g.status_json();
-        if s["destinations"][0]["pending"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "backlog did not drain: {s}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_drained(&g, Duration::from_secs(180));
     let sent = sent.lock().unwrap();
     let acked = acked.lock().unwrap();
     assert!(
@@ -139,36 +131,7 @@ fn acknowledged_messages_survive_power_cuts() {
         big_acked >= 2,
         "too few blob-sized messages acknowledged: {big_acked}"
     );
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for f in g.delivered_files() {
-        let bytes = std::fs::read(&f).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        let id = text
-            .split('\r')
-            .next()
-            .unwrap()
-            .split('|')
-            .nth(9)
-            .unwrap_or("")
-            .to_string();
-        let original = sent
-            .get(&id)
-            .unwrap_or_else(|| panic!("{} holds a message no client sent", f.display()));
-        assert!(
-            original == &bytes,
-            "{} differs from what was sent",
-            f.display()
-        );
-        *seen.entry(id).or_default() += 1;
-    }
-    for id in acked.iter() {
-        assert_eq!(
-            seen.get(id).copied().unwrap_or(0),
-            1,
-            "acknowledged message {id} delivered {:?} times (seed {seed})",
-            seen.get(id)
-        );
-    }
+    assert_acked_delivered_exactly_once(&g, &sent, &acked, seed);
     println!("{} acknowledged ({big_acked} blob-sized) across {CYCLES} power cuts; all delivered exactly once", acked.len());
     g.kill9();
 }

@@ -13,28 +13,22 @@ pub fn unix_ms() -> u64 {
 
 /// HL7 DTM in UTC for `ms` since the epoch: `YYYYMMDDHHMMSS+0000`.
 pub fn hl7_timestamp(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}+0000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (y, mo, d, h, mi, s) = utc_fields(ms);
+    format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}+0000")
 }
 
 /// ISO 8601 UTC for `ms` since the epoch, for status output.
 pub fn iso8601(ms: u64) -> String {
+    let (y, mo, d, h, mi, s) = utc_fields(ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// (year, month, day, hour, minute, second) in UTC for `ms` since the epoch.
+fn utc_fields(ms: u64) -> (i64, u32, u32, u64, u64, u64) {
     let secs = ms / 1000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).

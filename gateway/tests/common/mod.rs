@@ -291,3 +291,63 @@ pub fn ack_code(ack: &[u8]) -> String {
         .map(|a| a.code)
         .unwrap_or_else(|e| format!("unreadable ACK: {e}"))
 }
+
+/// Wait until the folder destination has nothing pending.
+pub fn wait_drained(g: &Gateway, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = g.status_json();
+        if s["destinations"][0]["pending"] == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "backlog did not drain: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The exactly-once check of the crash tests: every file in the folder is a
+/// byte-identical copy of a message a client sent, and every acknowledged
+/// message is there exactly once. Returns how many messages were delivered.
+pub fn assert_acked_delivered_exactly_once(
+    g: &Gateway,
+    sent: &std::collections::HashMap<String, Vec<u8>>,
+    acked: &std::collections::HashSet<String>,
+    seed: u64,
+) -> usize {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for f in g.delivered_files() {
+        let bytes = std::fs::read(&f).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let id = text
+            .split('\r')
+            .next()
+            .unwrap_or("")
+            .split('|')
+            .nth(9)
+            .unwrap_or("")
+            .to_string();
+        let original = sent.get(&id).unwrap_or_else(|| {
+            panic!(
+                "{} holds a message no client sent (control id '{id}')",
+                f.display()
+            )
+        });
+        assert!(
+            original == &bytes,
+            "{} is not byte-identical to what was sent",
+            f.display()
+        );
+        *seen.entry(id).or_default() += 1;
+    }
+    for id in acked {
+        match seen.get(id) {
+            Some(1) => {}
+            Some(n) => panic!("acknowledged message {id} delivered {n} times (seed {seed})"),
+            None => panic!(
+                "acknowledged message {id} was lost (seed {seed}); log:\n{}",
+                g.log_text()
+            ),
+        }
+    }
+    seen.len()
+}
