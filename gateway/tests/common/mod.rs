@@ -137,12 +137,19 @@ impl Gateway {
 
     /// Start the daemon and wait until it accepts connections.
     pub fn spawn(&mut self) {
+        self.spawn_with_env(&[]);
+        self.wait_ready();
+    }
+
+    /// Start the daemon with extra environment variables; does not wait.
+    pub fn spawn_with_env(&mut self, env: &[(&str, &std::ffi::OsStr)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
         let child = Command::new(BIN)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .args(["run", "--config"])
             .arg(&self.config)
             .env("GATEWAY_LOG", "debug")
@@ -151,7 +158,6 @@ impl Gateway {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        self.wait_ready();
     }
 
     pub fn wait_ready(&mut self) {
@@ -191,14 +197,9 @@ impl Gateway {
         }
     }
 
-    /// SIGTERM and wait; returns the exit status.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
+    /// Wait (bounded) for an already signalled daemon to exit.
+    pub fn stop_wait(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("gateway not running");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = c.try_wait().unwrap() {
@@ -206,10 +207,20 @@ impl Gateway {
             }
             assert!(
                 Instant::now() < deadline,
-                "gateway did not stop within 30 s of SIGTERM"
+                "gateway did not exit within 30 s"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.stop_wait()
     }
 
     /// Run a CLI subcommand against this gateway's config.
