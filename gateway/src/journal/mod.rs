@@ -132,6 +132,7 @@
 mod durability;
 mod quota;
 mod record;
+mod wal;
 mod writer;
 
 pub mod bench_support;
@@ -339,8 +340,14 @@ const OPEN_TAIL_CHECK: usize = 64;
 impl Journal {
     pub fn open(cfg: JournalConfig) -> Result<Journal, JournalError> {
         let existed = cfg.dir.join("db").exists();
-        let (db, mut dur) = writer::open_db(&cfg)?;
-        let mut state = writer::load_counters(&db)?;
+        let writer::Recovered {
+            db,
+            mut dur,
+            wal,
+            mut state,
+            replayed,
+            torn,
+        } = writer::recover(&cfg)?;
 
         // Tail check: the records written last are the ones a crash hurts.
         let mut checked = 0usize;
@@ -363,14 +370,17 @@ impl Journal {
             .map(|(_, v)| *v)
             .sum();
         let summary = format!(
-            "{} messages={} next_id={} pending={} quarantined_held={} tail_checked={} tail_corrupt={:?}",
+            "{} messages={} next_id={} pending={} quarantined_held={} tail_checked={} tail_corrupt={:?} \
+             wal_replayed={replayed} wal_torn_tail={}",
             if existed { "recovered" } else { "created" },
             state.get("messages"),
             state.next_id,
             pending,
             state.get("q_entries"),
             checked,
-            bad
+            bad,
+            torn.as_ref()
+                .map_or("none".to_string(), |(p, off)| format!("{}@{off}", p.display()))
         );
         if bad.is_empty() {
             log::info!("journal: opened {}: {summary}", cfg.dir.display());
@@ -383,7 +393,7 @@ impl Journal {
 
         // The open summary is written durably before the writer starts, so
         // it is in the trail before any message of this run.
-        let mut b = sled::Batch::default();
+        let mut b = wal::Ops::default();
         writer::push_audit(
             &mut b,
             &mut state.next_audit,
@@ -391,12 +401,11 @@ impl Journal {
             "journal_open",
             &summary,
         )?;
-        db.apply_batch(b)
-            .and_then(|()| db.flush().map(|_| ()))
-            .map_err(|e| {
-                writer::map_sled(format!("write open summary in {}", cfg.dir.display()), e)
-            })?;
-        dur.after_flush().map_err(|e| writer::map_io(&cfg.dir, e))?;
+        // Written straight to sled and checkpointed (not through the WAL).
+        db.apply_batch(b.to_sled()).map_err(|e| {
+            writer::map_sled(format!("write open summary in {}", cfg.dir.display()), e)
+        })?;
+        writer::checkpoint_sled(&cfg.dir, &db, &mut dur)?;
 
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
@@ -412,7 +421,7 @@ impl Journal {
             last_sync: Mutex::new(CommitSync::default()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let w = writer::Writer::new(shared.clone(), rx, db, dur, state);
+        let w = writer::Writer::new(shared.clone(), rx, db, dur, wal, state);
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || w.run())

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::durability::{create_dir_durable, CommitSync, Durability};
 use super::quota::{is_enospc, SpaceGuard, Usage};
 use super::record::{self as rec, AuditRec, QuarantineRec};
+use super::wal::{self, Op, Ops, Wal};
 use super::{Appended, JournalConfig, JournalError, NewMessage, Quarantined};
 
 /// Largest raw prefix kept for a quarantined input.
@@ -161,9 +162,10 @@ pub(crate) fn open_db(cfg: &JournalConfig) -> Result<(sled::Db, Durability), Jou
     let db = loop {
         let r = sled::Config::new()
             .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
-            // Our writer flushes (and really syncs) every commit; sled's
-            // background flusher would only add unsynced, unaccounted I/O.
+            .cache_capacity(SLED_CACHE_BYTES)
+            // Commits are made durable by the WAL and sled is flushed (and
+            // really synced) at checkpoints; sled's background flusher
+            // would only add unsynced, unaccounted I/O.
             .flush_every_ms(None)
             .open();
         match r {
@@ -183,6 +185,141 @@ pub(crate) fn open_db(cfg: &JournalConfig) -> Result<(sled::Db, Durability), Jou
     };
     let dur = Durability::open(dir).map_err(|e| map_io(dir, e))?;
     Ok((db, dur))
+}
+
+/// sled's page cache. Small and bounded (DESIGN.md contract 7): reads
+/// are mostly of recent messages, and the OS page cache sits under it.
+pub(crate) const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+fn unavailable(dir: &Path) -> JournalError {
+    JournalError::Io {
+        context: format!("journal {} unavailable", dir.display()),
+        source: std::io::Error::other("sled could not be reopened"),
+    }
+}
+
+/// sled's full durability protocol: `flush()` (write + `sync_file_range`
+/// of the log), then [`Durability::after_flush`] (new files, directories,
+/// `fdatasync(db)`). After it, sled alone holds everything applied so far.
+pub(crate) fn checkpoint_sled(
+    dir: &Path,
+    db: &sled::Db,
+    dur: &mut Durability,
+) -> Result<CommitSync, JournalError> {
+    db.flush()
+        .map_err(|e| map_sled(format!("flush journal {}", dir.display()), e))?;
+    dur.after_flush().map_err(|e| map_io(dir, e))
+}
+
+/// A journal opened and recovered: sled durable and holding every WAL
+/// record, the WAL empty.
+pub(crate) struct Recovered {
+    pub db: sled::Db,
+    pub dur: Durability,
+    pub wal: Wal,
+    pub state: Counters,
+    /// WAL records applied to sled by this recovery.
+    pub replayed: u64,
+    /// Torn tail found (and discarded) at the end of the WAL: (file, offset).
+    pub torn: Option<(std::path::PathBuf, u64)>,
+}
+
+/// Open sled (with its open-time durability), replay the WAL into it,
+/// checkpoint, start a fresh WAL, and load the counters.
+pub(crate) fn recover(cfg: &JournalConfig) -> Result<Recovered, JournalError> {
+    let dir = &cfg.dir;
+    let (db, mut dur) = open_db(cfg)?;
+    let applied = match db
+        .get(wal::APPLIED_KEY)
+        .map_err(|e| map_sled("read WAL position".into(), e))?
+    {
+        Some(v) => rec::open_u64(&v).map_err(|why| corrupt("WAL position record".into(), why))?,
+        None => 0,
+    };
+    let wdir = Wal::dir_of(dir);
+    let segs = if wdir.exists() {
+        wal::list_segments(&wdir)
+            .map_err(|e| map_io(dir, (format!("list {}", wdir.display()), e)))?
+    } else {
+        Vec::new()
+    };
+    let mut last = applied;
+    let mut prev: Option<u64> = None;
+    let mut replayed = 0u64;
+    let mut torn = None;
+    let nsegs = segs.len();
+    for (i, (_, path)) in segs.iter().enumerate() {
+        let (recs, tail) = wal::read_segment(path)
+            .map_err(|e| map_io(dir, (format!("read WAL {}", path.display()), e)))?;
+        for r in recs {
+            // Consecutive seqs; the first one applied must follow sled's.
+            let expect = prev.map(|p| p + 1);
+            if expect.is_some_and(|e| r.seq != e) || (r.seq > applied + 1 && r.seq != last + 1) {
+                return Err(corrupt(
+                    format!("WAL {}", path.display()),
+                    &format!(
+                        "record seq {} where {} was expected (sled holds up to {applied}):                          WAL records are missing; acknowledged messages may be lost",
+                        r.seq,
+                        expect.unwrap_or(last + 1)
+                    ),
+                ));
+            }
+            prev = Some(r.seq);
+            if r.seq <= applied {
+                continue;
+            }
+            db.apply_batch(Ops { ops: r.ops }.to_sled())
+                .map_err(|e| map_sled(format!("replay WAL record {}", r.seq), e))?;
+            last = r.seq;
+            replayed += 1;
+        }
+        match tail {
+            wal::Tail::Clean => {}
+            wal::Tail::Torn(off) if i + 1 == nsegs => {
+                log::warn!(
+                    "journal: WAL {} ends in an incomplete record at offset {off} (never acknowledged); discarded",
+                    path.display()
+                );
+                torn = Some((path.clone(), off));
+            }
+            wal::Tail::Torn(off) | wal::Tail::Corrupt(off) => {
+                let why = if matches!(tail, wal::Tail::Corrupt(_)) {
+                    "bad record (checksum or framing) followed by valid records"
+                } else {
+                    "bad record at the end of a WAL segment that is not the newest"
+                };
+                log::error!(
+                    "journal: WAL {} is corrupt at offset {off}: {why}",
+                    path.display()
+                );
+                return Err(corrupt(
+                    format!("WAL {} at offset {off}", path.display()),
+                    &format!(
+                        "{why}: acknowledged messages may be behind it; keep the file for analysis"
+                    ),
+                ));
+            }
+        }
+    }
+    if !segs.is_empty() {
+        checkpoint_sled(dir, &db, &mut dur)?;
+    }
+    let wal = Wal::start(dir, last + 1).map_err(|e| map_io(dir, e))?;
+    if replayed > 0 {
+        log::info!(
+            "journal: replayed {replayed} WAL record(s) into {} (up to seq {last})",
+            dir.display()
+        );
+    }
+    let state = load_counters(&db)?;
+    Ok(Recovered {
+        db,
+        dur,
+        wal,
+        state,
+        replayed,
+        torn,
+    })
 }
 
 pub(crate) fn load_counters(db: &sled::Db) -> Result<Counters, JournalError> {
@@ -273,8 +410,34 @@ pub(crate) struct Writer {
     rx: mpsc::UnboundedReceiver<Req>,
     db: Option<sled::Db>,
     dur: Option<Durability>,
+    wal: Option<Wal>,
+    /// Ops applied to sled by the current group, in order: its WAL record.
+    group: Vec<Op>,
+    /// Checkpoint when the WAL holds this many bytes.
+    checkpoint_bytes: u64,
     state: Counters,
     space: SpaceGuard,
+}
+
+/// Checkpoint when the WAL is this big (or a fraction of the quota or of
+/// the filesystem, if smaller: see [`checkpoint_bytes`]) ...
+pub(crate) const WAL_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// ... or when its oldest record is this old (checked after each commit).
+pub(crate) const WAL_CHECKPOINT_AGE: Duration = Duration::from_secs(30);
+
+/// The WAL size that triggers a checkpoint: 64 MiB, but at most 1/16 of the
+/// quota and of the filesystem, so the WAL's second copy of recent data
+/// stays small relative to the space the journal may use.
+fn checkpoint_bytes(cfg: &JournalConfig) -> u64 {
+    let mut n = WAL_CHECKPOINT_BYTES;
+    if let Some(q) = cfg.quota_bytes {
+        n = n.min(q / 16);
+    }
+    if let Ok(s) = nix::sys::statvfs::statvfs(&cfg.dir) {
+        let total = (s.blocks() as u128 * s.fragment_size() as u128).min(u64::MAX as u128) as u64;
+        n = n.min(total / 16);
+    }
+    n.max(64 * 1024)
 }
 
 /// A batch's pending counter updates (new absolute values).
@@ -308,7 +471,7 @@ impl<'a> Delta<'a> {
         };
         self.set(name, v);
     }
-    fn write(&self, b: &mut sled::Batch) {
+    fn write(&self, b: &mut Ops) {
         for (k, v) in &self.new {
             b.insert(rec::counter_key(k), rec::seal_u64(*v));
         }
@@ -321,6 +484,7 @@ impl Writer {
         rx: mpsc::UnboundedReceiver<Req>,
         db: sled::Db,
         dur: Durability,
+        wal: Wal,
         state: Counters,
     ) -> Writer {
         let cfg = &shared.cfg;
@@ -330,11 +494,15 @@ impl Writer {
             cfg.refuse_at_percent,
             cfg.warn_at_percent,
         );
+        let checkpoint_bytes = checkpoint_bytes(cfg);
         Writer {
             shared,
             rx,
             db: Some(db),
             dur: Some(dur),
+            wal: Some(wal),
+            group: Vec::new(),
+            checkpoint_bytes,
             state,
             space,
         }
@@ -373,17 +541,16 @@ impl Writer {
         if let Ok(mut g) = self.shared.db.write() {
             *g = None;
         }
-        if let Some(db) = self.db.take() {
-            if let Err(e) = db.flush() {
-                log::error!("journal: final flush failed: {e}");
-            } else if let Some(d) = self.dur.as_mut() {
-                if let Err((ctx, e)) = d.after_flush() {
-                    log::error!("journal: final sync failed: {ctx}: {e}");
-                }
+        if self.db.is_some() {
+            // Final checkpoint: sled durable, WAL emptied. If it fails the
+            // WAL still holds every acknowledged group: the next open replays it.
+            if let Err(e) = self.checkpoint() {
+                log::error!("journal: final checkpoint failed: {e}");
             }
-            drop(db);
         }
+        self.db = None;
         self.dur = None;
+        self.wal = None;
         log::info!("journal: writer stopped");
     }
 
@@ -395,6 +562,7 @@ impl Writer {
                 log::error!("journal: reopen failed: {e}");
             }
         }
+        self.group.clear();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
         let mut close = None;
         let mut wrote = false;
@@ -416,13 +584,7 @@ impl Writer {
                 (_, b) => {
                     let e = match b {
                         Some(e) => clone_err(e),
-                        None => JournalError::Io {
-                            context: format!(
-                                "journal {} unavailable",
-                                self.shared.cfg.dir.display()
-                            ),
-                            source: std::io::Error::other("sled could not be reopened"),
-                        },
+                        None => unavailable(&self.shared.cfg.dir),
                     };
                     match req {
                         Req::Append(_, tx) => outcomes.push(Outcome::Append(tx, Err(e))),
@@ -462,12 +624,11 @@ impl Writer {
                     kind,
                     detail,
                 } => {
-                    let mut b = sled::Batch::default();
+                    let mut b = Ops::default();
                     let mut next_audit = self.state.next_audit;
                     let r =
                         push_audit(&mut b, &mut next_audit, at_ms, &kind, &detail).and_then(|()| {
-                            db.apply_batch(b)
-                                .map_err(|e| map_sled("apply audit batch".into(), e))
+                            apply_logged(&db, &mut self.group, b, || "apply audit batch".into())
                         });
                     match r {
                         Ok(()) => {
@@ -483,12 +644,11 @@ impl Writer {
                     }
                     continue;
                 }
-                Req::RawPut(k, v, tx) => Outcome::Unit(
-                    tx,
-                    db.insert(k, v)
-                        .map(|_| ())
-                        .map_err(|e| map_sled("raw insert".into(), e)),
-                ),
+                Req::RawPut(k, v, tx) => Outcome::Unit(tx, {
+                    let mut b = Ops::default();
+                    b.insert(k, v);
+                    apply_logged(&db, &mut self.group, b, || "raw insert".into())
+                }),
                 Req::Close(tx) => {
                     close = Some(tx);
                     continue;
@@ -504,32 +664,18 @@ impl Writer {
             outcomes.push(out);
         }
 
-        // One flush + real sync for the whole group.
+        // One WAL append + fdatasync for the whole group.
         if wrote && broken.is_none() {
-            if let (Some(db), Some(dur)) = (&self.db, self.dur.as_mut()) {
-                let r = db
-                    .flush()
-                    .map(|_| ())
-                    .map_err(|e| {
-                        map_sled(
-                            format!("flush journal {}", self.shared.cfg.dir.display()),
-                            e,
-                        )
-                    })
-                    .and_then(|()| {
-                        dur.after_flush()
-                            .map_err(|e| map_io(&self.shared.cfg.dir, e))
-                    });
-                match r {
-                    Ok(sync) => {
-                        if let Ok(mut g) = self.shared.last_sync.lock() {
-                            *g = sync;
-                        }
+            match self.log_group() {
+                Ok(sync) => {
+                    if let Ok(mut g) = self.shared.last_sync.lock() {
+                        *g = sync;
                     }
-                    Err(e) => broken = Some(e),
                 }
+                Err(e) => broken = Some(e),
             }
         }
+        self.group.clear();
 
         if let Some(e) = &broken {
             log::error!("journal: commit of {n} request(s) failed, none acknowledged: {e}");
@@ -558,7 +704,64 @@ impl Writer {
         } else if let Err(e) = self.reopen() {
             log::error!("journal: reopen after failure failed: {e}");
         }
+        if broken.is_none() && close.is_none() && self.checkpoint_due() {
+            if let Err(e) = self.checkpoint() {
+                // Nothing is lost (the WAL still holds every acknowledged
+                // group); start over from disk as after any I/O failure.
+                log::error!("journal: checkpoint failed: {e}");
+                if let Err(e) = self.reopen() {
+                    log::error!("journal: reopen after failed checkpoint failed: {e}");
+                }
+            }
+        }
         close
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.wal.as_ref().is_some_and(|w| {
+            w.len() >= self.checkpoint_bytes || w.age().is_some_and(|a| a >= WAL_CHECKPOINT_AGE)
+        })
+    }
+
+    /// Make the group's ops durable: record the group's WAL seq in sled,
+    /// sync new blob files (and directories), then append ONE WAL record
+    /// and `fdatasync` it. Only then may any request of the group be
+    /// answered.
+    fn log_group(&mut self) -> Result<CommitSync, JournalError> {
+        let dir = &self.shared.cfg.dir;
+        if self.group.is_empty() {
+            // Nothing was written (e.g. an idempotent mark_delivered).
+            return Ok(CommitSync::default());
+        }
+        let (Some(db), Some(dur), Some(wal)) = (&self.db, self.dur.as_mut(), self.wal.as_mut())
+        else {
+            return Err(unavailable(dir));
+        };
+        let seq = wal.next_seq;
+        let mut b = Ops::default();
+        b.insert(wal::APPLIED_KEY, rec::seal_u64(seq));
+        apply_logged(db, &mut self.group, b, || "record WAL position".into())?;
+        let mut sync = dur.sync_new_files().map_err(|e| map_io(dir, e))?;
+        let record = wal::encode_record(seq, self.group.iter());
+        wal.append(&record).map_err(|e| map_io(dir, e))?;
+        sync.synced.push(wal.path().to_path_buf());
+        Ok(sync)
+    }
+
+    /// Checkpoint: sled's full durability protocol (flush, new files,
+    /// `fdatasync(db)`, directories), then delete the WAL and start a new
+    /// segment.
+    fn checkpoint(&mut self) -> Result<(), JournalError> {
+        let dir = &self.shared.cfg.dir;
+        let (Some(db), Some(dur), Some(wal)) = (&self.db, self.dur.as_mut(), self.wal.as_mut())
+        else {
+            return Err(unavailable(dir));
+        };
+        checkpoint_sled(dir, db, dur)?;
+        wal.truncate_after_checkpoint()
+            .map_err(|e| map_io(dir, e))?;
+        self.space.invalidate();
+        Ok(())
     }
 
     /// Drop sled and open it again; reload counters from disk (the in-memory
@@ -569,6 +772,7 @@ impl Writer {
             *g = None;
         }
         self.dur = None;
+        self.wal = None;
         self.space.invalidate();
         if let Some(old) = self.db.take() {
             // sled flushes in Drop, and after some I/O errors (ENOSPC while
@@ -593,8 +797,15 @@ impl Writer {
                 Err(e) => log::error!("journal: cannot spawn reaper thread: {e}"),
             }
         }
-        let (db, dur) = open_db(&self.shared.cfg)?;
-        self.state = load_counters(&db)?;
+        let Recovered {
+            db,
+            dur,
+            wal,
+            state,
+            ..
+        } = recover(&self.shared.cfg)?;
+        self.state = state;
+        self.wal = Some(wal);
         if let Ok(mut g) = self.shared.counters.lock() {
             *g = self.state.clone();
         }
@@ -648,10 +859,9 @@ impl Writer {
                     .map_err(|why| corrupt(format!("message {first}"), why))?;
                 if raw == m.raw.as_slice() {
                     delta.add("duplicates", 1);
-                    let mut b = sled::Batch::default();
+                    let mut b = Ops::default();
                     delta.write(&mut b);
-                    db.apply_batch(b)
-                        .map_err(|e| map_sled("count duplicate".into(), e))?;
+                    apply_logged(db, &mut self.group, b, || "count duplicate".into())?;
                     let new = delta.new;
                     self.state.named.extend(new);
                     log::info!(
@@ -680,7 +890,7 @@ impl Writer {
                 source: std::io::Error::other(e.to_string()),
             })?;
         let rec_len = record.len() as u64;
-        let mut b = sled::Batch::default();
+        let mut b = Ops::default();
         b.insert(&rec::message_key(id)[..], record);
         b.insert(dkey, rec::seal_u64(id));
         let dests: BTreeSet<&str> = m.destinations.iter().map(String::as_str).collect();
@@ -710,8 +920,9 @@ impl Writer {
             );
         }
         delta.write(&mut b);
-        db.apply_batch(b)
-            .map_err(|e| map_sled(format!("apply batch for message {id}"), e))?;
+        apply_logged(db, &mut self.group, b, || {
+            format!("apply batch for message {id}")
+        })?;
         let new = delta.new;
         self.state.next_id = id + 1;
         self.state.next_audit = next_audit;
@@ -751,7 +962,7 @@ impl Writer {
             source: std::io::Error::other(e.to_string()),
         })?;
         let mut delta = Delta::new(&self.state);
-        let mut b = sled::Batch::default();
+        let mut b = Ops::default();
         let mut entries = delta.get("q_entries");
         let mut bytes = delta.get("q_bytes");
         let store = cfg.quarantine_max_entries > 0;
@@ -788,8 +999,9 @@ impl Writer {
         );
         push_audit(&mut b, &mut next_audit, now_ms(), "quarantine", &detail)?;
         delta.write(&mut b);
-        db.apply_batch(b)
-            .map_err(|e| map_sled(format!("apply batch for quarantine entry {seq}"), e))?;
+        apply_logged(db, &mut self.group, b, || {
+            format!("apply batch for quarantine entry {seq}")
+        })?;
         let new = delta.new;
         self.state.next_q = seq + 1;
         self.state.next_audit = next_audit;
@@ -813,7 +1025,7 @@ impl Writer {
             return Ok(());
         }
         let mut delta = Delta::new(&self.state);
-        let mut b = sled::Batch::default();
+        let mut b = Ops::default();
         b.remove(k);
         delta.add(&rec::pending_counter(dest), -1);
         delta.add(&rec::delivered_counter(dest), 1);
@@ -826,8 +1038,9 @@ impl Writer {
             &format!("destination={dest} id={id}"),
         )?;
         delta.write(&mut b);
-        db.apply_batch(b)
-            .map_err(|e| map_sled(format!("apply batch for delivery of {id} to {dest}"), e))?;
+        apply_logged(db, &mut self.group, b, || {
+            format!("apply batch for delivery of {id} to {dest}")
+        })?;
         let new = delta.new;
         self.state.next_audit = next_audit;
         self.state.named.extend(new);
@@ -835,8 +1048,22 @@ impl Writer {
     }
 }
 
+/// Apply one request's ops to sled as one atomic batch and, on success,
+/// add them to the group's WAL record.
+fn apply_logged(
+    db: &sled::Db,
+    group: &mut Vec<Op>,
+    ops: Ops,
+    what: impl FnOnce() -> String,
+) -> Result<(), JournalError> {
+    db.apply_batch(ops.to_sled())
+        .map_err(|e| map_sled(what(), e))?;
+    group.extend(ops.ops);
+    Ok(())
+}
+
 pub(crate) fn push_audit(
-    b: &mut sled::Batch,
+    b: &mut Ops,
     next: &mut u64,
     at_ms: u64,
     kind: &str,
