@@ -68,6 +68,10 @@ pub struct CommitSync {
     pub synced: Vec<PathBuf>,
     /// True when the inotify queue overflowed and everything was synced.
     pub full_rescan: bool,
+    /// True when sled wrote its log (`db`) since the previous call.
+    pub db_written: bool,
+    /// True when the sled log was fdatasync'd.
+    pub db_synced: bool,
 }
 
 pub(crate) struct Durability {
@@ -136,6 +140,7 @@ impl Durability {
             .sync_data()
             .map_err(|e| (ctx("fdatasync", &self.db_path), e))?;
         out.synced.push(self.db_path.clone());
+        out.db_synced = true;
         // Entries created before the log sync (e.g. a snapshot rename during
         // flush) are covered by `sync_new_files`; sync the directory again
         // only if something changed since.
@@ -155,6 +160,7 @@ impl Durability {
         let mut files: Vec<PathBuf> = Vec::new();
         let mut blobs_dir_dirty = false;
         let mut dir_dirty = false;
+        let mut db_written = false;
         let mut rescan = self.watch.is_none();
         if let Some(w) = &self.watch {
             loop {
@@ -195,6 +201,12 @@ impl Durability {
                         }
                     }
                     let name: Option<OsString> = ev.name;
+                    if !is_blobs
+                        && ev.mask.contains(AddWatchFlags::IN_MODIFY)
+                        && name.as_deref() == self.db_path.file_name()
+                    {
+                        db_written = true;
+                    }
                     if ev
                         .mask
                         .intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
@@ -214,6 +226,7 @@ impl Durability {
             sync_all_files_in(&self.blobs, &mut out.synced)?;
             blobs_dir_dirty = true;
             dir_dirty = true;
+            db_written = true;
         }
         for f in files {
             match File::open(&f) {
@@ -230,6 +243,9 @@ impl Durability {
             fsync_path(&self.blobs).map_err(|e| (ctx("fsync directory", &self.blobs), e))?;
             out.synced.push(self.blobs.clone());
         }
+        // sled wrote (part of) its log: the caller must make sled durable
+        // (flush + fdatasync) before replying; see `writer::log_group`.
+        out.db_written = db_written;
         if dir_dirty {
             fsync_path(&self.dir).map_err(|e| (ctx("fsync directory", &self.dir), e))?;
             out.synced.push(self.dir.clone());
@@ -246,7 +262,8 @@ impl Watch {
             | AddWatchFlags::IN_MOVED_TO
             | AddWatchFlags::IN_MOVED_FROM
             | AddWatchFlags::IN_DELETE;
-        let wd_dir = ino.add_watch(dir, mask)?;
+        // On `<dir>` also IN_MODIFY: tells us when sled wrote its log (`db`).
+        let wd_dir = ino.add_watch(dir, mask | AddWatchFlags::IN_MODIFY)?;
         let wd_blobs = ino.add_watch(blobs, mask)?;
         Ok(Watch {
             ino,

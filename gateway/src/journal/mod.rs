@@ -300,6 +300,11 @@ pub struct CommitStats {
     pub largest_batch: u64,
     /// Times the writer dropped and reopened sled after an I/O error.
     pub reopens: u64,
+    /// Commits that also had to make sled durable (sled wrote its log
+    /// during the group: flush + fdatasync(db) on top of the WAL sync).
+    pub sled_syncs: u64,
+    /// Checkpoints (sled made durable, WAL emptied) since open.
+    pub checkpoints: u64,
 }
 
 #[derive(Clone)]
@@ -418,6 +423,8 @@ impl Journal {
             committed_requests: AtomicU64::new(0),
             largest_batch: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            sled_syncs: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
             last_sync: Mutex::new(CommitSync::default()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
@@ -688,6 +695,8 @@ impl Journal {
             requests: sh.committed_requests.load(Ordering::Relaxed),
             largest_batch: sh.largest_batch.load(Ordering::Relaxed),
             reopens: sh.reopens.load(Ordering::Relaxed),
+            sled_syncs: sh.sled_syncs.load(Ordering::Relaxed),
+            checkpoints: sh.checkpoints.load(Ordering::Relaxed),
         }
     }
 

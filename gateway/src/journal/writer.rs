@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub committed_requests: AtomicU64,
     pub largest_batch: AtomicU64,
     pub reopens: AtomicU64,
+    pub sled_syncs: AtomicU64,
+    pub checkpoints: AtomicU64,
     pub last_sync: Mutex<CommitSync>,
 }
 
@@ -268,8 +270,13 @@ pub(crate) fn recover(cfg: &JournalConfig) -> Result<Recovered, JournalError> {
             if r.seq <= applied {
                 continue;
             }
-            db.apply_batch(Ops { ops: r.ops }.to_sled())
+            for op in r.ops {
+                match op {
+                    Op::Set(k, v) => db.insert(k, v).map(|_| ()),
+                    Op::Remove(k) => db.remove(k).map(|_| ()),
+                }
                 .map_err(|e| map_sled(format!("replay WAL record {}", r.seq), e))?;
+            }
             last = r.seq;
             replayed += 1;
         }
@@ -411,8 +418,8 @@ pub(crate) struct Writer {
     db: Option<sled::Db>,
     dur: Option<Durability>,
     wal: Option<Wal>,
-    /// Ops applied to sled by the current group, in order: its WAL record.
-    group: Vec<Op>,
+    /// The current group's ops (applied to sled only once logged).
+    staged: Staged,
     /// Checkpoint when the WAL holds this many bytes.
     checkpoint_bytes: u64,
     state: Counters,
@@ -501,7 +508,7 @@ impl Writer {
             db: Some(db),
             dur: Some(dur),
             wal: Some(wal),
-            group: Vec::new(),
+            staged: Staged::default(),
             checkpoint_bytes,
             state,
             space,
@@ -562,7 +569,7 @@ impl Writer {
                 log::error!("journal: reopen failed: {e}");
             }
         }
-        self.group.clear();
+        self.staged.clear();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
         let mut close = None;
         let mut wrote = false;
@@ -626,10 +633,8 @@ impl Writer {
                 } => {
                     let mut b = Ops::default();
                     let mut next_audit = self.state.next_audit;
-                    let r =
-                        push_audit(&mut b, &mut next_audit, at_ms, &kind, &detail).and_then(|()| {
-                            apply_logged(&db, &mut self.group, b, || "apply audit batch".into())
-                        });
+                    let r = push_audit(&mut b, &mut next_audit, at_ms, &kind, &detail)
+                        .map(|()| self.staged.stage(b));
                     match r {
                         Ok(()) => {
                             self.state.next_audit = next_audit;
@@ -647,7 +652,10 @@ impl Writer {
                 Req::RawPut(k, v, tx) => Outcome::Unit(tx, {
                     let mut b = Ops::default();
                     b.insert(k, v);
-                    apply_logged(&db, &mut self.group, b, || "raw insert".into())
+                    {
+                        self.staged.stage(b);
+                        Ok(())
+                    }
                 }),
                 Req::Close(tx) => {
                     close = Some(tx);
@@ -675,7 +683,7 @@ impl Writer {
                 Err(e) => broken = Some(e),
             }
         }
-        self.group.clear();
+        self.staged.clear();
 
         if let Some(e) = &broken {
             log::error!("journal: commit of {n} request(s) failed, none acknowledged: {e}");
@@ -723,13 +731,16 @@ impl Writer {
         })
     }
 
-    /// Make the group's ops durable: record the group's WAL seq in sled,
-    /// sync new blob files (and directories), then append ONE WAL record
-    /// and `fdatasync` it. Only then may any request of the group be
-    /// answered.
+    /// Make the group durable and visible. Write-ahead: append ONE WAL
+    /// record (the group's ops plus "sled holds up to seq" under
+    /// [`wal::APPLIED_KEY`], last) and `fdatasync` it; only then apply the
+    /// ops to sled (plain inserts/removes, no flush), `fsync` the blob files
+    /// sled created doing so (and their directories), and, if sled wrote
+    /// its log meanwhile, run sled's full durability protocol. Only then may
+    /// any request of the group be answered.
     fn log_group(&mut self) -> Result<CommitSync, JournalError> {
         let dir = &self.shared.cfg.dir;
-        if self.group.is_empty() {
+        if self.staged.is_empty() {
             // Nothing was written (e.g. an idempotent mark_delivered).
             return Ok(CommitSync::default());
         }
@@ -740,11 +751,49 @@ impl Writer {
         let seq = wal.next_seq;
         let mut b = Ops::default();
         b.insert(wal::APPLIED_KEY, rec::seal_u64(seq));
-        apply_logged(db, &mut self.group, b, || "record WAL position".into())?;
-        let mut sync = dur.sync_new_files().map_err(|e| map_io(dir, e))?;
-        let record = wal::encode_record(seq, self.group.iter());
+        self.staged.stage(b);
+        let record = wal::encode_record(seq, self.staged.ops.iter());
         wal.append(&record).map_err(|e| map_io(dir, e))?;
-        sync.synced.push(wal.path().to_path_buf());
+        drop(record);
+        let mut sync = CommitSync {
+            synced: vec![wal.path().to_path_buf()],
+            ..Default::default()
+        };
+        // The group is durable. Apply it to sled in order (APPLIED_KEY
+        // last); sled recovers a prefix of these, and replay from the WAL
+        // completes it. sled's `apply_batch` is not used: every call writes
+        // and `sync_file_range`s sled's log (its `pin_log`), a disk round
+        // trip per request.
+        self.staged.latest.clear();
+        for op in self.staged.ops.drain(..) {
+            match op {
+                Op::Set(k, v) => db.insert(k, v).map(|_| ()),
+                Op::Remove(k) => db.remove(k).map(|_| ()),
+            }
+            .map_err(|e| map_sled(format!("apply WAL record {seq} to sled"), e))?;
+        }
+        let s = dur.sync_new_files().map_err(|e| map_io(dir, e))?;
+        sync.db_written = s.db_written;
+        sync.full_rescan = s.full_rescan;
+        sync.synced.extend(s.synced);
+        if sync.db_written {
+            // sled wrote its log during this group (an I/O buffer filled:
+            // every few hundred small messages). sled treats a log write as
+            // stable once `sync_file_range` returns and may then free and
+            // reuse segments, and it writes buffers concurrently; if the
+            // disk kept some of those writes and not others, sled's
+            // recovery finds pages missing ("cannot find pid", seen on
+            // lossyfs when this was left to the next checkpoint). So every
+            // group in which sled wrote its log ends with sled's full
+            // durability protocol (flush waits for every buffer, then
+            // fdatasync): what sled wrote is a durable prefix before any
+            // reply, as before the WAL.
+            let s = checkpoint_sled(dir, db, dur)?;
+            self.shared.sled_syncs.fetch_add(1, Ordering::Relaxed);
+            sync.db_synced = true;
+            sync.full_rescan |= s.full_rescan;
+            sync.synced.extend(s.synced);
+        }
         Ok(sync)
     }
 
@@ -760,6 +809,7 @@ impl Writer {
         checkpoint_sled(dir, db, dur)?;
         wal.truncate_after_checkpoint()
             .map_err(|e| map_io(dir, e))?;
+        self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.space.invalidate();
         Ok(())
     }
@@ -838,10 +888,7 @@ impl Writer {
         );
         let mut reuse_of = None;
         let mut delta = Delta::new(&self.state);
-        if let Some(v) = db
-            .get(&dkey)
-            .map_err(|e| map_sled("read dedup index".into(), e))?
-        {
+        if let Some(v) = self.staged.get(db, &dkey, "dedup index")? {
             let first = rec::open_u64(&v).map_err(|why| {
                 corrupt(
                     format!(
@@ -851,9 +898,9 @@ impl Writer {
                     why,
                 )
             })?;
-            if let Some(mv) = db
-                .get(rec::message_key(first))
-                .map_err(|e| map_sled(format!("read message {first}"), e))?
+            if let Some(mv) =
+                self.staged
+                    .get(db, &rec::message_key(first), &format!("message {first}"))?
             {
                 let (meta, raw) = rec::decode_message(&mv)
                     .map_err(|why| corrupt(format!("message {first}"), why))?;
@@ -861,7 +908,7 @@ impl Writer {
                     delta.add("duplicates", 1);
                     let mut b = Ops::default();
                     delta.write(&mut b);
-                    apply_logged(db, &mut self.group, b, || "count duplicate".into())?;
+                    self.staged.stage(b);
                     let new = delta.new;
                     self.state.named.extend(new);
                     log::info!(
@@ -920,9 +967,7 @@ impl Writer {
             );
         }
         delta.write(&mut b);
-        apply_logged(db, &mut self.group, b, || {
-            format!("apply batch for message {id}")
-        })?;
+        self.staged.stage(b);
         let new = delta.new;
         self.state.next_id = id + 1;
         self.state.next_audit = next_audit;
@@ -973,12 +1018,35 @@ impl Writer {
         let mut evicted = 0u64;
         // Evict oldest first (streamed) until within both bounds.
         if entries > cfg.quarantine_max_entries as u64 || bytes > cfg.quarantine_max_bytes {
+            let within = |entries: u64, bytes: u64| {
+                entries <= cfg.quarantine_max_entries as u64 && bytes <= cfg.quarantine_max_bytes
+            };
+            // Stored entries (as this group left them), then entries staged
+            // by this group (newer seqs, so this is oldest first).
+            let mut seen_in_sled: BTreeSet<Vec<u8>> = BTreeSet::new();
             for item in db.scan_prefix([rec::P_QUARANTINE]) {
-                if entries <= cfg.quarantine_max_entries as u64 && bytes <= cfg.quarantine_max_bytes
-                {
+                if within(entries, bytes) {
                     break;
                 }
                 let (k, v) = item.map_err(|e| map_sled("scan quarantine".into(), e))?;
+                let len = match self.staged.staged(&k) {
+                    Some(None) => continue, // evicted earlier in this group
+                    Some(Some(sv)) => sv.len(),
+                    None => v.len(),
+                };
+                seen_in_sled.insert(k.to_vec());
+                b.remove(&k);
+                entries = entries.saturating_sub(1);
+                bytes = bytes.saturating_sub(len as u64);
+                evicted += 1;
+            }
+            for (k, v) in self.staged.staged_sets(&[rec::P_QUARANTINE]) {
+                if within(entries, bytes) {
+                    break;
+                }
+                if seen_in_sled.contains(k) {
+                    continue;
+                }
                 b.remove(k);
                 entries = entries.saturating_sub(1);
                 bytes = bytes.saturating_sub(v.len() as u64);
@@ -999,9 +1067,7 @@ impl Writer {
         );
         push_audit(&mut b, &mut next_audit, now_ms(), "quarantine", &detail)?;
         delta.write(&mut b);
-        apply_logged(db, &mut self.group, b, || {
-            format!("apply batch for quarantine entry {seq}")
-        })?;
+        self.staged.stage(b);
         let new = delta.new;
         self.state.next_q = seq + 1;
         self.state.next_audit = next_audit;
@@ -1016,9 +1082,9 @@ impl Writer {
 
     fn delivered(&mut self, db: &sled::Db, dest: &str, id: u64) -> Result<(), JournalError> {
         let k = rec::outbox_key(dest, id);
-        let present = db
-            .get(&k)
-            .map_err(|e| map_sled(format!("read outbox {dest} entry {id}"), e))?
+        let present = self
+            .staged
+            .get(db, &k, &format!("outbox {dest} entry {id}"))?
             .is_some();
         if !present {
             // Idempotent: already delivered (or never queued there).
@@ -1038,9 +1104,7 @@ impl Writer {
             &format!("destination={dest} id={id}"),
         )?;
         delta.write(&mut b);
-        apply_logged(db, &mut self.group, b, || {
-            format!("apply batch for delivery of {id} to {dest}")
-        })?;
+        self.staged.stage(b);
         let new = delta.new;
         self.state.next_audit = next_audit;
         self.state.named.extend(new);
@@ -1048,18 +1112,69 @@ impl Writer {
     }
 }
 
-/// Apply one request's ops to sled as one atomic batch and, on success,
-/// add them to the group's WAL record.
-fn apply_logged(
-    db: &sled::Db,
-    group: &mut Vec<Op>,
-    ops: Ops,
-    what: impl FnOnce() -> String,
-) -> Result<(), JournalError> {
-    db.apply_batch(ops.to_sled())
-        .map_err(|e| map_sled(what(), e))?;
-    group.extend(ops.ops);
-    Ok(())
+/// The current group's ops, not yet in sled: its WAL record. Reads made
+/// while building the group (de-dup, delivery state, quarantine eviction)
+/// go through [`Staged::get`] so that later requests of a group see the
+/// earlier ones.
+#[derive(Default)]
+pub(crate) struct Staged {
+    ops: Vec<Op>,
+    /// key -> index in `ops` of the latest op on it.
+    latest: BTreeMap<Vec<u8>, usize>,
+}
+
+impl Staged {
+    /// Add one request's ops (all or nothing: called only once the request
+    /// succeeded).
+    fn stage(&mut self, ops: Ops) {
+        for op in ops.ops {
+            let k = match &op {
+                Op::Set(k, _) | Op::Remove(k) => k.clone(),
+            };
+            self.latest.insert(k, self.ops.len());
+            self.ops.push(op);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.ops.clear();
+        self.latest.clear();
+    }
+
+    /// The staged op on `k`: `Some(Some(v))` set, `Some(None)` removed.
+    fn staged(&self, k: &[u8]) -> Option<Option<&[u8]>> {
+        self.latest.get(k).map(|&i| match &self.ops[i] {
+            Op::Set(_, v) => Some(v.as_slice()),
+            Op::Remove(_) => None,
+        })
+    }
+
+    fn get(&self, db: &sled::Db, k: &[u8], what: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        if let Some(v) = self.staged(k) {
+            return Ok(v.map(<[u8]>::to_vec));
+        }
+        db.get(k)
+            .map(|o| o.map(|v| v.to_vec()))
+            .map_err(|e| map_sled(format!("read {what}"), e))
+    }
+
+    /// Staged keys starting with `prefix` that are set, in key order.
+    fn staged_sets<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        self.latest
+            .range(prefix.to_vec()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, &i)| match &self.ops[i] {
+                Op::Set(_, v) => Some((k.as_slice(), v.as_slice())),
+                Op::Remove(_) => None,
+            })
+    }
 }
 
 pub(crate) fn push_audit(
