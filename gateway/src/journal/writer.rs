@@ -1,12 +1,13 @@
-//! The single writer thread and group commit.
+//! The single writer thread, group commit, the WAL protocol and recovery.
 //!
 //! Every mutation goes through one OS thread. It blocks for the first
 //! request, drains up to `max_batch - 1` more that are already queued,
-//! applies each request as ONE atomic `sled::Batch` (message + dedup entry +
-//! outbox entries + counters + audit events), then makes the whole group
-//! durable with one `flush()` + [`Durability::after_flush`], and only then
-//! replies to every request of the group. Serialising all writers here is
-//! also what makes the de-dup decision and id allocation atomic.
+//! stages each request's ops (message + dedup entry + outbox entries +
+//! counters + audit events; all or nothing per request), appends ONE WAL
+//! record for the group and `fdatasync`s it, applies the ops to sled, syncs
+//! what sled created (see [`Writer::log_group`]), and only then replies to
+//! every request of the group. Serialising all writers here is also what
+//! makes the de-dup decision and id allocation atomic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -191,7 +192,7 @@ pub(crate) fn open_db(cfg: &JournalConfig) -> Result<(sled::Db, Durability), Jou
 
 /// sled's page cache. Small and bounded (DESIGN.md contract 7): reads
 /// are mostly of recent messages, and the OS page cache sits under it.
-pub(crate) const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const SLED_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 fn unavailable(dir: &Path) -> JournalError {
     JournalError::Io {
@@ -420,6 +421,10 @@ pub(crate) struct Writer {
     wal: Option<Wal>,
     /// The current group's ops (applied to sled only once logged).
     staged: Staged,
+    /// When the oldest deferred (audit-only) staged op was staged.
+    deferred_since: Option<std::time::Instant>,
+    /// Whether audit-only groups may be deferred (a timer is available).
+    can_defer: bool,
     /// Checkpoint when the WAL holds this many bytes.
     checkpoint_bytes: u64,
     state: Counters,
@@ -430,6 +435,9 @@ pub(crate) struct Writer {
 /// the filesystem, if smaller: see [`checkpoint_bytes`]) ...
 pub(crate) const WAL_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// ... or when its oldest record is this old (checked after each commit).
+/// Longest an audit event (`Journal::audit`, fire-and-forget) waits to be
+/// logged when no other request comes to carry it.
+pub(crate) const AUDIT_DEFER: Duration = Duration::from_millis(50);
 pub(crate) const WAL_CHECKPOINT_AGE: Duration = Duration::from_secs(30);
 
 /// The WAL size that triggers a checkpoint: 64 MiB, but at most 1/16 of the
@@ -509,6 +517,8 @@ impl Writer {
             dur: Some(dur),
             wal: Some(wal),
             staged: Staged::default(),
+            deferred_since: None,
+            can_defer: false,
             checkpoint_bytes,
             state,
             space,
@@ -518,11 +528,37 @@ impl Writer {
     pub(crate) fn run(mut self) {
         let max_batch = self.shared.cfg.max_batch.max(1);
         let mut batch: Vec<Req> = Vec::with_capacity(max_batch);
+        // Only for the audit deferral timeout (see `commit`).
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                log::warn!("journal: no timer for audit deferral ({e}); audits commit at once")
+            })
+            .ok();
+        self.can_defer = timer.is_some();
         loop {
-            match self.rx.blocking_recv() {
+            let next = match (self.deferred_since, &timer) {
+                (Some(t), Some(rt)) => {
+                    let left = AUDIT_DEFER.saturating_sub(t.elapsed());
+                    let rx = &mut self.rx;
+                    match rt.block_on(async { tokio::time::timeout(left, rx.recv()).await }) {
+                        Ok(r) => r,
+                        Err(_) => {
+                            // Deferred audit events waited long enough.
+                            self.commit(&mut batch, true);
+                            continue;
+                        }
+                    }
+                }
+                _ => self.rx.blocking_recv(),
+            };
+            match next {
                 Some(r) => batch.push(r),
                 None => {
-                    // Every handle dropped: final flush, then stop.
+                    // Every handle dropped: commit deferred audit events,
+                    // final checkpoint, then stop.
+                    self.commit(&mut batch, true);
                     self.shutdown();
                     return;
                 }
@@ -533,7 +569,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if let Some(close) = self.commit(&mut batch) {
+            if let Some(close) = self.commit(&mut batch, false) {
                 self.shutdown();
                 let _ = close.send(Ok(()));
                 // Anything queued after close gets Closed (by drop of its reply).
@@ -563,13 +599,13 @@ impl Writer {
 
     /// Apply and commit one group. Returns the Close reply if the group
     /// contained a close request.
-    fn commit(&mut self, batch: &mut Vec<Req>) -> Option<Reply<()>> {
+    fn commit(&mut self, batch: &mut Vec<Req>, force: bool) -> Option<Reply<()>> {
         if self.db.is_none() {
             if let Err(e) = self.reopen() {
                 log::error!("journal: reopen failed: {e}");
             }
         }
-        self.staged.clear();
+        // `staged` may hold deferred audit events from earlier calls.
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
         let mut close = None;
         let mut wrote = false;
@@ -672,8 +708,26 @@ impl Writer {
             outcomes.push(out);
         }
 
+        // A group of audit events only (no caller waits for them) is not
+        // logged at once: it rides with the next group that has a waiting
+        // request, or is logged after AUDIT_DEFER. (The daemon audits every
+        // unrouted message right after its append: logging that alone
+        // would cost a second fdatasync per message.)
+        let waiting = !outcomes.is_empty() || close.is_some();
+        let overdue = self
+            .deferred_since
+            .is_some_and(|t| t.elapsed() >= AUDIT_DEFER);
+        if broken.is_none() && !waiting && !force && !overdue && self.can_defer {
+            if !self.staged.is_empty() {
+                self.deferred_since
+                    .get_or_insert_with(std::time::Instant::now);
+            }
+            return None;
+        }
+        self.deferred_since = None;
+
         // One WAL append + fdatasync for the whole group.
-        if wrote && broken.is_none() {
+        if broken.is_none() && !self.staged.is_empty() {
             match self.log_group() {
                 Ok(sync) => {
                     if let Ok(mut g) = self.shared.last_sync.lock() {
