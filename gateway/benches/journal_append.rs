@@ -67,8 +67,11 @@ async fn append_rates() {
     let c1 = j.commit_stats();
     eprintln!(
         "raw append+fdatasync: {raw:.0}/s; journal single appender: {single:.0}/s; 32 appenders: {conc:.0}/s, \
-         {:.1} requests per commit (largest {})",
+         {:.1} requests per commit (largest {}); commits that also synced sled: {} of {}; checkpoints: {}",
         (c1.requests - c0.requests) as f64 / (c1.commits - c0.commits) as f64,
-        c1.largest_batch
+        c1.largest_batch,
+        c1.sled_syncs,
+        c1.commits,
+        c1.checkpoints
     );
 }

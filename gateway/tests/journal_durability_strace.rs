@@ -97,6 +97,9 @@ fn strace_child() {
         .unwrap();
         mark(6);
         j.close().await.unwrap();
+        // After close (final checkpoint) everything, the sled log included,
+        // must be durable: the WAL deletion at close is checked as well.
+        mark(7);
     });
 }
 
@@ -199,57 +202,105 @@ fn parse(trace: &str) -> Vec<(usize, usize, Ev)> {
     out
 }
 
-fn check(events: &[(usize, usize, Ev)], root: &Path) -> (u32, Vec<String>) {
+fn is_sled_log(p: &Path) -> bool {
+    p.file_name().is_some_and(|n| n == "db")
+}
+
+fn is_wal_segment(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "wal")
+}
+
+/// The durability gaps at a cut point: everything that completed before
+/// line `cut` is considered. `skip` exempts files from rule 1.
+fn gaps(
+    events: &[(usize, usize, Ev)],
+    root: &Path,
+    cut: usize,
+    what: &str,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut marks = 0;
-    for (_, pm, ev) in events {
-        let Ev::Mark(m) = ev else { continue };
-        marks += 1;
-        let before = |at: usize| at < *pm;
-        let unlinked = |p: &Path, after: usize| {
-            events
-                .iter()
-                .any(|(s, c, e)| matches!(e, Ev::Unlink(u) if u == p) && *s > after && before(*c))
-        };
-        let synced = |p: &Path, after: usize| {
-            events.iter().any(
-                |(s, _, e)| matches!(e, Ev::Sync(q, done) if q == p && *s > after && before(*done)),
-            )
-        };
-        // Rule 1: last write of each file before the marker is synced.
-        let mut last_write: HashMap<&Path, usize> = HashMap::new();
-        for (_, c, e) in events {
-            if let Ev::Write(p) = e {
-                if before(*c) && p.starts_with(root) {
-                    last_write.insert(p.as_path(), *c);
-                }
+    let before = |at: usize| at < cut;
+    let unlinked = |p: &Path, after: usize| {
+        events
+            .iter()
+            .any(|(s, c, e)| matches!(e, Ev::Unlink(u) if u == p) && *s > after && before(*c))
+    };
+    let synced = |p: &Path, after: usize| {
+        events.iter().any(
+            |(s, _, e)| matches!(e, Ev::Sync(q, done) if q == p && *s > after && before(*done)),
+        )
+    };
+    // Rule 1: last write of each file before the cut is synced.
+    let mut last_write: HashMap<&Path, usize> = HashMap::new();
+    for (_, c, e) in events {
+        if let Ev::Write(p) = e {
+            if before(*c) && p.starts_with(root) && !skip(p) {
+                last_write.insert(p.as_path(), *c);
             }
         }
-        for (p, w) in &last_write {
-            if !unlinked(p, *w) && !synced(p, *w) {
-                problems.push(format!(
-                    "mark {m}: {} written at line {w} but not synced before the ACK",
-                    p.display()
-                ));
-            }
+    }
+    for (p, w) in &last_write {
+        if !unlinked(p, *w) && !synced(p, *w) {
+            problems.push(format!(
+                "{what}: {} written at line {w} but not synced before it",
+                p.display()
+            ));
         }
-        // Rule 2: every created entry's parent directory is synced.
-        for (_, c, e) in events {
-            if let Ev::Create(p) = e {
-                if before(*c) && p.starts_with(root) && !unlinked(p, *c) {
-                    let parent = p.parent().unwrap_or(root);
-                    if !synced(parent, *c) {
-                        problems.push(format!(
-                            "mark {m}: {} created at line {c} but {} not fsync'd before the ACK",
-                            p.display(),
-                            parent.display()
-                        ));
-                    }
+    }
+    // Rule 2: every created entry's parent directory is synced.
+    for (_, c, e) in events {
+        if let Ev::Create(p) = e {
+            if before(*c) && p.starts_with(root) && !unlinked(p, *c) {
+                let parent = p.parent().unwrap_or(root);
+                if !synced(parent, *c) {
+                    problems.push(format!(
+                        "{what}: {} created at line {c} but {} not fsync'd before it",
+                        p.display(),
+                        parent.display()
+                    ));
                 }
             }
         }
     }
-    (marks, problems)
+    problems
+}
+
+/// Checks every ACK marker (rules 1 and 2 for the WAL, blobs and every
+/// created entry; the sled log `db` is exempt: the WAL carries commits)
+/// and every WAL segment deletion, i.e. every checkpoint (rules 1 and 2
+/// for everything, the sled log included: a WAL record may only go once
+/// sled holds it durably). Returns (markers, WAL deletions, problems).
+fn check(events: &[(usize, usize, Ev)], root: &Path) -> (u32, u32, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut marks = 0;
+    let mut ckpts = 0;
+    for (start, pm, ev) in events {
+        match ev {
+            Ev::Mark(m) => {
+                marks += 1;
+                problems.extend(gaps(
+                    events,
+                    root,
+                    *pm,
+                    &format!("ACK mark {m}"),
+                    &is_sled_log,
+                ));
+            }
+            Ev::Unlink(p) if is_wal_segment(p) => {
+                ckpts += 1;
+                problems.extend(gaps(
+                    events,
+                    root,
+                    *start,
+                    &format!("deletion of {} at line {start}", p.display()),
+                    &|_| false,
+                ));
+            }
+            _ => {}
+        }
+    }
+    (marks, ckpts, problems)
 }
 
 #[test]
@@ -278,8 +329,12 @@ fn strace_proves_every_ack_follows_the_needed_syncs() {
     let trace = std::fs::read_to_string(&trace_file).unwrap();
     let events = parse(&trace);
     let jdir = root.join("j");
-    let (marks, problems) = check(&events, &root);
-    assert_eq!(marks, 6, "markers missing from the trace");
+    let (marks, ckpts, problems) = check(&events, &root);
+    assert_eq!(marks, 7, "markers missing from the trace");
+    assert!(
+        ckpts >= 1,
+        "no WAL segment was deleted: no checkpoint was checked"
+    );
     let blob_writes = events
         .iter()
         .filter(|(_, _, e)| matches!(e, Ev::Write(p) if p.starts_with(jdir.join("blobs"))))
@@ -298,25 +353,76 @@ fn strace_proves_every_ack_follows_the_needed_syncs() {
         "durability gaps:\n{}",
         problems.join("\n")
     );
+    let wal_syncs = events
+        .iter()
+        .filter(|(_, _, e)| matches!(e, Ev::Sync(p, _) if is_wal_segment(p)))
+        .count();
+    assert!(
+        wal_syncs >= 6,
+        "expected a WAL sync per commit, saw {wal_syncs}"
+    );
 }
 
 #[test]
-fn checker_flags_an_unsynced_write() {
-    // The checker itself must be able to fail: a write with no later sync.
-    let trace = "1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n\
-                 1 openat(AT_FDCWD</>, \"/JOURNAL-STRACE-MARK-1\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n";
-    let (m, p) = check(&parse(trace), Path::new("/r"));
+fn checker_flags_a_missing_wal_fdatasync() {
+    // The checker itself must be able to fail: a WAL append with no later sync.
+    let root = Path::new("/r");
+    let w = "5</r/j/wal/00000000000000000001.wal>";
+    let mark = "1 openat(AT_FDCWD</>, \"/JOURNAL-STRACE-MARK-1\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n";
+    let trace = format!("1 write({w}, \"x\", 1) = 1\n{mark}");
+    let (m, _, p) = check(&parse(&trace), root);
     assert_eq!(m, 1);
     assert_eq!(p.len(), 1, "{p:?}");
-    let ok = "1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n\
-              2 fdatasync(6</r/j/db> <unfinished ...>\n\
-              2 <... fdatasync resumed>) = 0\n\
-              1 openat(AT_FDCWD</>, \"/JOURNAL-STRACE-MARK-1\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n";
-    assert!(check(&parse(ok), Path::new("/r")).1.is_empty());
+    assert!(p[0].contains(".wal written"), "{p:?}");
+    let ok = format!(
+        "1 write({w}, \"x\", 1) = 1\n\
+         2 fdatasync({w} <unfinished ...>\n\
+         2 <... fdatasync resumed>) = 0\n{mark}"
+    );
+    assert!(check(&parse(&ok), root).2.is_empty());
     // A sync that started before the write does not count.
-    let racy = "2 fdatasync(6</r/j/db> <unfinished ...>\n\
-                1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n\
-                2 <... fdatasync resumed>) = 0\n\
-                1 openat(AT_FDCWD</>, \"/JOURNAL-STRACE-MARK-1\", O_RDONLY) = -1 ENOENT (No such file or directory)\n";
-    assert_eq!(check(&parse(racy), Path::new("/r")).1.len(), 1);
+    let racy = format!(
+        "2 fdatasync({w} <unfinished ...>\n\
+         1 write({w}, \"x\", 1) = 1\n\
+         2 <... fdatasync resumed>) = 0\n{mark}"
+    );
+    assert_eq!(check(&parse(&racy), root).2.len(), 1);
+    // A sync that completes only after the ACK does not count.
+    let late = format!(
+        "2 fdatasync({w} <unfinished ...>\n\
+         1 write({w}, \"x\", 1) = 1\n{mark}\
+         2 <... fdatasync resumed>) = 0\n"
+    );
+    assert_eq!(check(&parse(&late), root).2.len(), 1);
+}
+
+#[test]
+fn checker_flags_an_unsynced_new_segment_and_an_early_wal_deletion() {
+    let root = Path::new("/r");
+    let mark = "1 openat(AT_FDCWD</>, \"/JOURNAL-STRACE-MARK-1\", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)\n";
+    // A new WAL segment whose directory entry was never made durable.
+    let created = format!(
+        "1 openat(AT_FDCWD</>, \"/r/j/wal/00000000000000000002.wal\", O_WRONLY|O_CREAT|O_EXCL|O_APPEND|O_CLOEXEC, 0666) = 5</r/j/wal/00000000000000000002.wal>\n{mark}"
+    );
+    let (_, _, p) = check(&parse(&created), root);
+    assert_eq!(p.len(), 1, "{p:?}");
+    let synced = format!(
+        "1 openat(AT_FDCWD</>, \"/r/j/wal/00000000000000000002.wal\", O_WRONLY|O_CREAT|O_EXCL|O_APPEND|O_CLOEXEC, 0666) = 5</r/j/wal/00000000000000000002.wal>\n\
+         1 fsync(6</r/j/wal>) = 0\n{mark}"
+    );
+    assert!(check(&parse(&synced), root).2.is_empty());
+    // An unsynced sled log write is fine at an ACK (the WAL carries it) ...
+    let db = format!("1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n{mark}");
+    assert!(check(&parse(&db), root).2.is_empty());
+    // ... but not when a WAL segment is deleted (a checkpoint) ...
+    let early = "1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n\
+                 1 unlink(\"/r/j/wal/00000000000000000001.wal\") = 0\n";
+    let (_, c, p) = check(&parse(early), root);
+    assert_eq!(c, 1);
+    assert_eq!(p.len(), 1, "{p:?}");
+    // ... which is right once the log was fdatasync'd first.
+    let good = "1 pwrite64(5</r/j/db>, \"x\", 1, 0) = 1\n\
+                1 fdatasync(7</r/j/db>) = 0\n\
+                1 unlink(\"/r/j/wal/00000000000000000001.wal\") = 0\n";
+    assert!(check(&parse(good), root).2.is_empty());
 }

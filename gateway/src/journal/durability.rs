@@ -1,17 +1,21 @@
 //! Closing sled 0.34's durability gaps. See the module doc of `journal` for
 //! the why; this file is the how.
 //!
-//! After each group commit's `Db::flush()` (which only `sync_file_range`s the
-//! log), [`Durability::after_flush`]:
+//! Two entry points:
 //!
-//! 1. drains an inotify queue watching `<dir>` and `<dir>/blobs/`, and
-//!    `fsync`s every blob (or other) file closed-after-write since the last
-//!    commit (sled writes blob files with `create_new` + `write_all` and never
-//!    syncs them);
-//! 2. `fsync`s `blobs/` and/or `<dir>` when entries were created, renamed
-//!    or removed there (new blobs, `snap.*` renames);
-//! 3. `fdatasync`s `<dir>/db` (the log; persists data *and* the file size,
-//!    which `sync_file_range` does not).
+//! - [`Durability::sync_new_files`], at every group commit (before the WAL
+//!   record is appended and synced, before any reply): drains an inotify
+//!   queue watching `<dir>` and `<dir>/blobs/`, `fsync`s every blob (or
+//!   other) file closed-after-write since the last call (sled writes blob
+//!   files with `create_new` + `write_all` during `apply_batch` and never
+//!   syncs them; if sled's log pointer to a blob reaches disk and the blob
+//!   does not, sled panics at open), and `fsync`s `blobs/` and/or `<dir>`
+//!   when entries were created, renamed or removed there. It does not
+//!   touch the sled log: the WAL carries the commit.
+//! - [`Durability::after_flush`], at a checkpoint, after `Db::flush()`
+//!   (which only `sync_file_range`s the log): the same, then
+//!   `fdatasync(<dir>/db)` (persists data *and* the file size, which
+//!   `sync_file_range` does not).
 //!
 //! If the inotify queue overflowed, or inotify is unavailable, it falls back
 //! to syncing every file in both directories.
@@ -64,6 +68,10 @@ pub struct CommitSync {
     pub synced: Vec<PathBuf>,
     /// True when the inotify queue overflowed and everything was synced.
     pub full_rescan: bool,
+    /// True when sled wrote its log (`db`) since the previous call.
+    pub db_written: bool,
+    /// True when the sled log was fdatasync'd.
+    pub db_synced: bool,
 }
 
 pub(crate) struct Durability {
@@ -122,13 +130,37 @@ impl Durability {
         })
     }
 
-    /// Make everything the just-flushed log depends on durable. Must be
-    /// called after `Db::flush()` returned Ok and before any reply.
+    /// Checkpoint half: make everything the just-flushed sled log depends on
+    /// durable (new files, directories, then `fdatasync(db)`). Must be
+    /// called after `Db::flush()` returned Ok and before the WAL records it
+    /// covers are deleted.
     pub(crate) fn after_flush(&mut self) -> Result<CommitSync, (String, io::Error)> {
+        let mut out = self.sync_new_files()?;
+        self.db_file
+            .sync_data()
+            .map_err(|e| (ctx("fdatasync", &self.db_path), e))?;
+        out.synced.push(self.db_path.clone());
+        out.db_synced = true;
+        // Entries created before the log sync (e.g. a snapshot rename during
+        // flush) are covered by `sync_new_files`; sync the directory again
+        // only if something changed since.
+        let again = self.sync_new_files()?;
+        out.full_rescan |= again.full_rescan;
+        out.synced.extend(again.synced);
+        Ok(out)
+    }
+
+    /// Commit half (every group commit, before the reply): `fsync` every
+    /// file sled closed-after-write since the last call (new blob files,
+    /// written by sled during `apply_batch` and never synced) and the
+    /// directories in which entries were created, renamed or removed. Does
+    /// NOT sync the sled log: the WAL carries the commit.
+    pub(crate) fn sync_new_files(&mut self) -> Result<CommitSync, (String, io::Error)> {
         let mut out = CommitSync::default();
         let mut files: Vec<PathBuf> = Vec::new();
         let mut blobs_dir_dirty = false;
         let mut dir_dirty = false;
+        let mut db_written = false;
         let mut rescan = self.watch.is_none();
         if let Some(w) = &self.watch {
             loop {
@@ -169,6 +201,12 @@ impl Durability {
                         }
                     }
                     let name: Option<OsString> = ev.name;
+                    if !is_blobs
+                        && ev.mask.contains(AddWatchFlags::IN_MODIFY)
+                        && name.as_deref() == self.db_path.file_name()
+                    {
+                        db_written = true;
+                    }
                     if ev
                         .mask
                         .intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
@@ -188,6 +226,7 @@ impl Durability {
             sync_all_files_in(&self.blobs, &mut out.synced)?;
             blobs_dir_dirty = true;
             dir_dirty = true;
+            db_written = true;
         }
         for f in files {
             match File::open(&f) {
@@ -204,10 +243,9 @@ impl Durability {
             fsync_path(&self.blobs).map_err(|e| (ctx("fsync directory", &self.blobs), e))?;
             out.synced.push(self.blobs.clone());
         }
-        self.db_file
-            .sync_data()
-            .map_err(|e| (ctx("fdatasync", &self.db_path), e))?;
-        out.synced.push(self.db_path.clone());
+        // sled wrote (part of) its log: the caller must make sled durable
+        // (flush + fdatasync) before replying; see `writer::log_group`.
+        out.db_written = db_written;
         if dir_dirty {
             fsync_path(&self.dir).map_err(|e| (ctx("fsync directory", &self.dir), e))?;
             out.synced.push(self.dir.clone());
@@ -224,7 +262,8 @@ impl Watch {
             | AddWatchFlags::IN_MOVED_TO
             | AddWatchFlags::IN_MOVED_FROM
             | AddWatchFlags::IN_DELETE;
-        let wd_dir = ino.add_watch(dir, mask)?;
+        // On `<dir>` also IN_MODIFY: tells us when sled wrote its log (`db`).
+        let wd_dir = ino.add_watch(dir, mask | AddWatchFlags::IN_MODIFY)?;
         let wd_blobs = ino.add_watch(blobs, mask)?;
         Ok(Watch {
             ino,

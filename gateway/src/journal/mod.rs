@@ -1,6 +1,7 @@
 //! The durable journal: every accepted message, its de-dup index, the
 //! per-destination outboxes, quarantined input and the audit trail, in one
-//! sled 0.34 tree, made durable before the sender is acknowledged.
+//! sled 0.34 tree behind our own write-ahead log (WAL), made durable before
+//! the sender is acknowledged.
 //!
 //! # Design constraints
 //!
@@ -22,8 +23,10 @@
 //! (sled writes any log item over `segment_size / 4` = 128 KiB as its own
 //! file: a large message, *or a leaf node* of up to 16 medium values when
 //! sled consolidates it), `snap.<lsn>` (page-table snapshots, written
-//! `.generating` + `sync_all` + rename). Everything lives in ONE tree
-//! (the default one) so that a request's writes are one `apply_batch`:
+//! `.generating` + `sync_all` + rename). Next to them, `<dir>/wal/
+//! <n:020>.wal` are our WAL segments (`wal.rs`: format, torn-tail and
+//! corruption rules). Everything in sled lives in ONE tree (the default
+//! one):
 //!
 //! | key | value |
 //! | --- | --- |
@@ -33,6 +36,7 @@
 //! | `q` seq:u64be | quarantined input (raw truncated to 64 KiB, original length kept) |
 //! | `a` seq:u64be | audit event: time, kind, detail |
 //! | `c` name | counter: `messages`, `duplicates`, `control_id_reuses`, `quarantined`, `q_entries`, `q_bytes`, `pending/<dest>`, `delivered/<dest>` |
+//! | `w` | seq of the last WAL record applied to sled (u64) |
 //!
 //! `lp(x)` is `len:u32be ‖ x`, so no field can forge a boundary. Every
 //! value is a sealed record (`record.rs`): `version:u8 ‖ crc32:u32le ‖
@@ -49,42 +53,96 @@
 //! it persists neither the file size (metadata) nor the device cache. In
 //! measurements with a simulated power cut, insert+flush lost acknowledged
 //! writes in 35/35 runs. sled never syncs `conf`, blob files, or any
-//! directory. We close each gap (`durability.rs`):
+//! directory. And every `apply_batch` writes and `sync_file_range`s sled's
+//! log (its `pin_log`): a disk round trip per call. So commits do not go
+//! through sled's durability at all; they go through the WAL:
 //!
-//! - **At open**: create missing directories and fsync each and its
-//!   parent; after `sled::open`, `fsync` `db`, `conf`, every file under
-//!   `blobs/`, `blobs/` itself, `<dir>` and its parent.
-//! - **At every commit**, after `flush()` returned: drain an inotify queue
-//!   on `<dir>` and `<dir>/blobs/`; `fsync` every file closed-after-write
-//!   there since the last commit (new blobs — which sled creates during
-//!   `apply_batch` or flush with `create_new` + `write_all` and never
-//!   syncs); `fsync` `blobs/` and/or `<dir>` if entries were created,
-//!   renamed or removed (blobs, `snap.*`); then `fdatasync(<dir>/db)`.
-//!   If inotify is unavailable or overflowed, every file is synced.
-//! - Only after all of that succeeds does any request of the group get
-//!   its reply. With these syncs nothing acknowledged was lost in 35/35
-//!   simulated power cuts (vs 35/35 losses without). sled's background
-//!   flusher is disabled (`flush_every_ms(None)`): our writer is the flusher.
-//! - `audit()` is synchronous fire-and-forget: the event is applied and made
-//!   durable by the writer's next commit (normally within one sync time).
+//! - **A commit (group of requests)** (`writer.rs`): the writer computes
+//!   each request's ops (absolute sets/removes: message, de-dup entry,
+//!   outbox entries, counters, audit events) against sled plus the ops the
+//!   group already staged, and stages them (all or nothing per request).
+//!   Then ONE WAL record (the group's ops + `w` = its seq, last) is written
+//!   to the current segment and `fdatasync`'d. Only then are the ops
+//!   applied to sled with plain inserts/removes (no flush). sled creates
+//!   blob files while doing so; the writer then `fsync`s every file closed
+//!   after write in `<dir>` and `<dir>/blobs/` since the last commit (an
+//!   inotify queue; all files if it overflowed or is unavailable) and
+//!   `blobs/` and/or `<dir>` if entries were created/renamed/removed — if
+//!   sled's pointer to a blob reaches disk and the blob does not, sled
+//!   panics at open. If sled wrote its log during the group (inotify
+//!   `IN_MODIFY` on `db`: a full I/O buffer, every few hundred small
+//!   messages), the group also runs sled's full durability protocol
+//!   (`flush` + the syncs above + `fdatasync(db)`): sled treats a log write
+//!   as stable once `sync_file_range` returns and may then free and reuse
+//!   segments, and a power cut that kept some of those writes and not
+//!   others left sled unopenable ("cannot find pid") on lossyfs. Only after
+//!   all of that succeeds does any request of the group get its reply.
+//!   A new WAL segment's directory entry is `fsync`'d before any record in
+//!   it. So the per-commit cost is one append + `fdatasync` of our file
+//!   (plus, on ~5% of commits with 1 KiB messages, sled's own sync).
+//! - **A checkpoint** (WAL over 64 MiB — or 1/16 of the quota or of the
+//!   filesystem if smaller — or 30 s old, checked after each commit; at
+//!   close; after recovery): sled `flush()`, the syncs above, then
+//!   `fdatasync(db)`; now sled alone holds everything; then the WAL segment
+//!   is deleted, the `wal/` directory `fsync`'d, and a new segment created
+//!   (and its directory entry `fsync`'d). Old segments are deleted before the
+//!   new one is created, so only the newest segment can end torn.
+//! - **At open** (`writer::recover`): create missing directories and fsync
+//!   each and its parent; `sled::open`; `fsync` `db`, `conf`, every file
+//!   under `blobs/`, `blobs/` itself, `<dir>` and its parent (sled's own
+//!   recovery is a log replay from the last snapshot). Then every WAL
+//!   segment is read in order and every record with seq greater than sled's
+//!   `w` is applied (sled recovers a prefix of the inserts of a group, in
+//!   order, and `w` is the group's last op, so this completes exactly the
+//!   groups sled lacks; replaying is idempotent). A bad record at the end of
+//!   the newest segment is a torn tail (its `fdatasync` never completed, so
+//!   it was never acknowledged): it is discarded and logged. A bad record
+//!   followed by a valid one, a bad record in an older segment, or a gap in
+//!   the seqs means acknowledged data may be missing: open fails with
+//!   [`JournalError::Corrupt`] naming the WAL file and offset, and the WAL
+//!   is left untouched for analysis (we refuse to run rather than silently
+//!   drop acknowledged messages). After replay: checkpoint, new WAL, load
+//!   counters and next ids from sled (so they include replayed groups).
+//! - `audit()` is fire-and-forget: its event is staged and logged with the
+//!   next group that has a waiting request, or on its own after at most
+//!   50 ms (`AUDIT_DEFER`); a crash before that loses it (the daemon audits
+//!   every unrouted message right after its append; logging that alone
+//!   would be a second `fdatasync` per message). sled's background flusher
+//!   is disabled (`flush_every_ms(None)`).
+//! - What a power cut can leave: sled as of its last sync plus possibly a
+//!   torn suffix of its own later log writes (which sled's recovery
+//!   discards), and the WAL holding every acknowledged group since the
+//!   last checkpoint. Unacknowledged groups are either absent or (if their
+//!   WAL record became durable before the cut) present: at-least-once.
+//!
+//! `tests/journal_durability_strace.rs` checks this at the syscall level:
+//! at every ACK the WAL, every blob and every created entry were synced
+//! after their last write and before the ACK; at every WAL segment deletion
+//! everything, sled's `db` included, was.
+//!
+//! # Memory
+//!
+//! sled's page cache is capped at [`writer::SLED_CACHE_BYTES`]; the writer
+//! holds one group's ops (at most `max_batch` requests) and no per-message
+//! state; replay at open reads one WAL segment (bounded by the checkpoint
+//! size) at a time.
 //!
 //! # Group commit
 //!
 //! One writer OS thread (`writer.rs`) owns all mutations. Requests arrive
 //! on an unbounded channel (backpressure comes from callers awaiting their
 //! reply: one in-flight message per connection). The writer blocks for one
-//! request, drains up to `max_batch` that are queued, applies each as one
-//! atomic `sled::Batch`, then does ONE `flush()` + syncs and replies to
-//! all. Concurrent appenders thus share one fdatasync; see
-//! [`Journal::commit_stats`].
+//! request, drains up to `max_batch` that are queued, stages each, then
+//! does ONE WAL append + `fdatasync` and replies to all. Concurrent
+//! appenders thus share one fdatasync; see [`Journal::commit_stats`].
 //!
 //! # Invariants
 //!
 //! - Ids are `1..`, strictly increasing, never reused: the next id is the
 //!   largest stored `m` key + 1 (at open and after any reopen).
 //! - A message, its `d` entry, its `o` entries, its counters and (for a
-//!   control id reuse) its audit event are in one `apply_batch`: after a
-//!   crash all or none of them exist.
+//!   control id reuse) its audit event are in one WAL record: after a crash
+//!   and recovery all or none of them exist.
 //! - De-dup is decided by the single writer, so concurrent retransmissions
 //!   cannot both be stored. Same key + identical raw bytes → `Duplicate`
 //!   with the first ACK (counted); same key + different bytes → a new
@@ -105,14 +163,17 @@
 //! Before each append/quarantine the writer checks the filesystem (statvfs,
 //! as `df` computes use) against `refuse_at_percent`, and, with
 //! `quota_bytes`, the journal size (`size_on_disk`, re-measured at most
-//! every 500 ms, plus bytes written since). It also requires `2 × size +
+//! every 500 ms, plus bytes written since; the WAL is not counted: it is a
+//! transient second copy bounded by the checkpoint size, which is at most
+//! 1/16 of the quota). It also requires `2 × size +
 //! 2 MiB` free on the filesystem: sled 0.34.7 *wedges* if writing a blob
 //! file fails with ENOSPC (`reserve_inner` returns early holding an I/O
 //! buffer writer slot, so every later `flush()` and sled's own `Drop` block
 //! forever), so we refuse before sled can hit ENOSPC from our own writes.
 //! Over → `Full` with an actionable reason. ENOSPC/EDQUOT from sled or a sync → `Full` too. Any
 //! I/O failure during a commit fails every request of that group (none is
-//! acknowledged), then the writer drops the sled `Db` (sled poisons itself
+//! acknowledged; if it came after the WAL record was synced, the group is
+//! durable anyway and a retransmission is answered as a duplicate), then the writer drops the sled `Db` (sled poisons itself
 //! after an I/O error; after a failed fsync the page cache may have dropped
 //! dirty pages) and reopens it, reloading counters from disk. So once space
 //! returns, appends succeed again without a restart. The failed instance is
@@ -121,17 +182,23 @@
 //! our check and sled's blob write) its file lock stays held, reopening
 //! fails, and requests get an `Io` error naming the journal until restart.
 //!
-//! On open: recovery is sled's (log replay from the last snapshot); then we
-//! make the files durable as above, load counters, verify the CRC of the
-//! newest 64 messages, and durably write an audit `journal_open` summary
-//! (counts, next id, any corrupt ids found) before accepting requests.
+//! On open: recovery as above (sled's, then WAL replay, then a
+//! checkpoint); then we load counters, verify the CRC of the newest 64
+//! messages, and durably write an audit `journal_open` summary (counts,
+//! next id, any corrupt ids found, WAL records replayed, torn tail) before
+//! accepting requests. After an I/O failure the writer reopens through the
+//! same recovery (so the WAL is replayed and a torn record cut off before
+//! anything is appended again).
 //!
 //! Dropping the last [`Journal`] handle stops the writer after a final
-//! flush; [`Journal::close`] does so explicitly; later calls → `Closed`.
+//! checkpoint; [`Journal::close`] does so explicitly; later calls → `Closed`.
+//! A process killed without either loses nothing acknowledged: the next
+//! open replays the WAL.
 
 mod durability;
 mod quota;
 mod record;
+mod wal;
 mod writer;
 
 pub mod bench_support;
@@ -299,6 +366,11 @@ pub struct CommitStats {
     pub largest_batch: u64,
     /// Times the writer dropped and reopened sled after an I/O error.
     pub reopens: u64,
+    /// Commits that also had to make sled durable (sled wrote its log
+    /// during the group: flush + fdatasync(db) on top of the WAL sync).
+    pub sled_syncs: u64,
+    /// Checkpoints (sled made durable, WAL emptied) since open.
+    pub checkpoints: u64,
 }
 
 #[derive(Clone)]
@@ -339,8 +411,14 @@ const OPEN_TAIL_CHECK: usize = 64;
 impl Journal {
     pub fn open(cfg: JournalConfig) -> Result<Journal, JournalError> {
         let existed = cfg.dir.join("db").exists();
-        let (db, mut dur) = writer::open_db(&cfg)?;
-        let mut state = writer::load_counters(&db)?;
+        let writer::Recovered {
+            db,
+            mut dur,
+            wal,
+            mut state,
+            replayed,
+            torn,
+        } = writer::recover(&cfg)?;
 
         // Tail check: the records written last are the ones a crash hurts.
         let mut checked = 0usize;
@@ -363,14 +441,17 @@ impl Journal {
             .map(|(_, v)| *v)
             .sum();
         let summary = format!(
-            "{} messages={} next_id={} pending={} quarantined_held={} tail_checked={} tail_corrupt={:?}",
+            "{} messages={} next_id={} pending={} quarantined_held={} tail_checked={} tail_corrupt={:?} \
+             wal_replayed={replayed} wal_torn_tail={}",
             if existed { "recovered" } else { "created" },
             state.get("messages"),
             state.next_id,
             pending,
             state.get("q_entries"),
             checked,
-            bad
+            bad,
+            torn.as_ref()
+                .map_or("none".to_string(), |(p, off)| format!("{}@{off}", p.display()))
         );
         if bad.is_empty() {
             log::info!("journal: opened {}: {summary}", cfg.dir.display());
@@ -383,7 +464,7 @@ impl Journal {
 
         // The open summary is written durably before the writer starts, so
         // it is in the trail before any message of this run.
-        let mut b = sled::Batch::default();
+        let mut b = wal::Ops::default();
         writer::push_audit(
             &mut b,
             &mut state.next_audit,
@@ -391,12 +472,11 @@ impl Journal {
             "journal_open",
             &summary,
         )?;
-        db.apply_batch(b)
-            .and_then(|()| db.flush().map(|_| ()))
-            .map_err(|e| {
-                writer::map_sled(format!("write open summary in {}", cfg.dir.display()), e)
-            })?;
-        dur.after_flush().map_err(|e| writer::map_io(&cfg.dir, e))?;
+        // Written straight to sled and checkpointed (not through the WAL).
+        db.apply_batch(b.to_sled()).map_err(|e| {
+            writer::map_sled(format!("write open summary in {}", cfg.dir.display()), e)
+        })?;
+        writer::checkpoint_sled(&cfg.dir, &db, &mut dur)?;
 
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
@@ -409,10 +489,12 @@ impl Journal {
             committed_requests: AtomicU64::new(0),
             largest_batch: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            sled_syncs: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
             last_sync: Mutex::new(CommitSync::default()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let w = writer::Writer::new(shared.clone(), rx, db, dur, state);
+        let w = writer::Writer::new(shared.clone(), rx, db, dur, wal, state);
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || w.run())
@@ -679,6 +761,8 @@ impl Journal {
             requests: sh.committed_requests.load(Ordering::Relaxed),
             largest_batch: sh.largest_batch.load(Ordering::Relaxed),
             reopens: sh.reopens.load(Ordering::Relaxed),
+            sled_syncs: sh.sled_syncs.load(Ordering::Relaxed),
+            checkpoints: sh.checkpoints.load(Ordering::Relaxed),
         }
     }
 
