@@ -39,26 +39,7 @@ pub(crate) fn fsync_path(path: &Path) -> io::Result<()> {
 /// Create `dir` (and missing ancestors), making every newly created entry
 /// durable: each created directory and its parent are fsync'd.
 pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), (String, io::Error)> {
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    while let Some(p) = cur {
-        if p.as_os_str().is_empty() || p.exists() {
-            break;
-        }
-        missing.push(p.to_path_buf());
-        cur = p.parent();
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).map_err(|e| (ctx("create directory", dir), e))?;
-    for p in missing.iter().rev() {
-        fsync_path(p).map_err(|e| (ctx("fsync directory", p), e))?;
-        if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fsync_path(parent).map_err(|e| (ctx("fsync directory", parent), e))?;
-        }
-    }
-    Ok(())
+    crate::durable_fs::create_dir_all(dir).map_err(|e| (ctx("create directory durably", dir), e))
 }
 
 /// What one commit made durable (for tests and stats).
