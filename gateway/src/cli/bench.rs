@@ -143,6 +143,13 @@ fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
     let raw = raw_fdatasync_rate(&abs, 1024, Duration::from_secs(3))
         .map_err(|e| format!("baseline: {e}"))?;
 
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    eprintln!("measuring a loopback MLLP echo round trip (no disk) ...");
+    let echo = rt.block_on(echo_round_trips(Duration::from_secs(3)))?;
+
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
@@ -172,10 +179,6 @@ fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     let mut levels = Vec::new();
     for &n in &args.connections {
         eprintln!("{n} connection(s) for {} s ...", args.seconds);
@@ -184,8 +187,56 @@ fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
         levels.push(level);
     }
     drop(daemon);
-    report(args, raw, &levels);
+    report(args, raw, echo, &levels);
     Ok(())
+}
+
+/// One connection's MLLP round trips per second against a loopback server
+/// that answers every frame at once with a fixed ACK: the network and
+/// scheduling share of one connection's ACK latency, with no disk involved.
+async fn echo_round_trips(duration: Duration) -> Result<f64, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .to_string();
+    let server = tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = s.set_nodelay(true);
+        let ack = crate::mllp::frame(b"MSH|^~\\&|||||||ACK|1|P|2.5.1\rMSA|AA|1\r");
+        let mut decoder = crate::mllp::codec::Decoder::new(1 << 20);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            while let Some(ev) = decoder.next_event() {
+                if !matches!(ev, crate::mllp::codec::Event::Frame(_))
+                    || s.write_all(&ack).await.is_err()
+                {
+                    return;
+                }
+            }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => decoder.push(&buf[..n]),
+            }
+        }
+    });
+    let mut client = Client::connect(&addr, None, Duration::from_secs(10)).await?;
+    let msg = sample_message("ECHO", 1);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < duration {
+        client.exchange(&msg).await?;
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(client);
+    let _ = server.await;
+    Ok(rate)
 }
 
 async fn load(
@@ -246,7 +297,9 @@ async fn load(
     })
 }
 
-fn report(args: &IngestArgs, raw: f64, levels: &[Level]) {
+fn report(args: &IngestArgs, raw: f64, echo: f64, levels: &[Level]) {
+    // One connection can do no better than one fdatasync plus one round trip per message.
+    let serial_limit = 1.0 / (1.0 / raw + 1.0 / echo);
     let one = levels
         .iter()
         .find(|l| l.connections == 1)
@@ -254,6 +307,8 @@ fn report(args: &IngestArgs, raw: f64, levels: &[Level]) {
     if args.json {
         let v = serde_json::json!({
             "raw_fdatasync_per_sec": raw,
+            "echo_round_trips_per_sec": echo,
+            "one_connection_limit_per_sec": serial_limit,
             "levels": levels.iter().map(|l| serde_json::json!({
                 "connections": l.connections, "acked": l.acked, "msgs_per_sec": l.msgs_per_sec,
                 "p50_ms": l.p50_ms, "p99_ms": l.p99_ms, "rss_mb": l.rss_mb,
@@ -265,6 +320,11 @@ fn report(args: &IngestArgs, raw: f64, levels: &[Level]) {
         return;
     }
     println!("raw append+fdatasync (1 KiB records, same disk): {raw:.0} /s");
+    println!("loopback MLLP echo round trips (no disk):        {echo:.0} /s");
+    println!(
+        "one connection's limit (one fdatasync + one round trip per message): {serial_limit:.0} /s{}",
+        one.map(|o| format!("; 1 connection reaches {:.2}x of it", o / serial_limit)).unwrap_or_default()
+    );
     println!(
         "{:>6} {:>9} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9}",
         "CONNS", "ACKED", "MSGS/S", "P50 ms", "P99 ms", "RSS MB", "x RAW", "x 1-CONN"
