@@ -17,6 +17,7 @@ use crate::ops::admin::{
     AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource,
 };
 use crate::ops::stats::Registry;
+use crate::ops::watchdog::{self, Heartbeats};
 use crate::ops::{clock, notify};
 use crate::route::Router;
 
@@ -51,6 +52,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let heartbeats = Arc::new(Heartbeats::default());
 
     // Outboxes resume before any listener accepts.
     for d in &cfg.destinations {
@@ -60,6 +62,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                     destination: d.name.clone(),
                     path: path.clone(),
                     journal: journal.clone(),
+                    heartbeat: heartbeats.register(format!("deliverer {}", d.name)),
                 };
                 tasks.spawn(deliverer.run(stop_rx.clone()));
             }
@@ -83,8 +86,20 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             }
         }
     }
-    for b in bound {
-        tasks.spawn(b.serve(stop_rx.clone()));
+    for (b, l) in bound.into_iter().zip(&cfg.listeners) {
+        tasks.spawn(b.serve(
+            heartbeats.register(format!("accept loop {}", l.name)),
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(interval) = watchdog::interval() {
+        log::info!(target: "gateway::daemon", "systemd watchdog every {} ms, gated on every critical loop", interval.as_millis());
+        tasks.spawn(watchdog::run(
+            interval,
+            heartbeats.clone(),
+            journal.clone(),
+            stop_rx.clone(),
+        ));
     }
 
     let started_ms = clock::unix_ms();

@@ -119,3 +119,86 @@ fn ready_after_listener_is_bound_and_stopping_on_sigterm() {
     assert!(stopping, "no STOPPING=1 after SIGTERM");
     assert!(g.stop_wait().success());
 }
+
+/// Collect notify datagrams for `secs`, with the time each arrived.
+fn collect(sock: &UnixDatagram, secs: u64) -> Vec<(Duration, String)> {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < Duration::from_secs(secs) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            out.push((
+                start.elapsed(),
+                String::from_utf8_lossy(&buf[..n]).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+fn watchdog_daemon(stall: bool) -> (Gateway, UnixDatagram, tempfile::TempDir) {
+    let d = tempfile::tempdir().unwrap();
+    let sock_path = d.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let mut g = Gateway::configure(Options::default());
+    let mut env: Vec<(&str, &std::ffi::OsStr)> = vec![
+        ("NOTIFY_SOCKET", sock_path.as_os_str()),
+        // 2 s: pings every 0.5 s; a loop silent for 3 s counts as stuck.
+        ("WATCHDOG_USEC", std::ffi::OsStr::new("2000000")),
+    ];
+    if stall {
+        env.push((
+            "GATEWAY_TEST_STALL_DELIVERER",
+            std::ffi::OsStr::new("outbox"),
+        ));
+        env.push(("GATEWAY_TEST_STALL_AFTER_MS", std::ffi::OsStr::new("2500")));
+    }
+    g.spawn_with_env(&env);
+    (g, sock, d)
+}
+
+fn pings(events: &[(Duration, String)], from: u64, to: u64) -> usize {
+    events
+        .iter()
+        .filter(|(t, m)| {
+            *t >= Duration::from_secs(from)
+                && *t < Duration::from_secs(to)
+                && m.lines().any(|l| l == "WATCHDOG=1")
+        })
+        .count()
+}
+
+#[test]
+fn watchdog_pings_while_every_critical_loop_is_alive() {
+    let (g, sock, _d) = watchdog_daemon(false);
+    let events = collect(&sock, 8);
+    assert!(pings(&events, 0, 3) >= 2, "no pings early: {events:?}");
+    assert!(
+        pings(&events, 5, 8) >= 3,
+        "pings must continue while healthy: {events:?}\n{}",
+        g.log_text()
+    );
+}
+
+#[test]
+fn watchdog_stops_pinging_when_a_deliverer_is_stuck() {
+    let (g, sock, _d) = watchdog_daemon(true);
+    let events = collect(&sock, 9);
+    assert!(
+        pings(&events, 0, 2) >= 2,
+        "no pings before the stall: {events:?}"
+    );
+    // Stalled at 2.5 s; stale after 3 s more; allow one tick of slack.
+    assert_eq!(
+        pings(&events, 6, 9),
+        0,
+        "pings continued through a stuck deliverer: {events:?}"
+    );
+    let log = g.log_text();
+    assert!(
+        log.contains("withholding watchdog pings") && log.contains("deliverer outbox"),
+        "{log}"
+    );
+}

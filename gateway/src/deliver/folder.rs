@@ -10,11 +10,41 @@ use tokio::sync::watch;
 
 use crate::durable_fs;
 use crate::journal::Journal;
+use crate::ops::watchdog::{Heartbeat, BEAT_EVERY};
 
 pub struct FolderDeliverer {
     pub destination: String,
     pub path: PathBuf,
     pub journal: Journal,
+    pub heartbeat: Heartbeat,
+}
+
+/// Test hook for the watchdog test: `GATEWAY_TEST_STALL_DELIVERER=<destination>`
+/// with `GATEWAY_TEST_STALL_AFTER_MS=<n>` makes that deliverer hang (as if
+/// deadlocked) n ms after start. Never set in production.
+fn stall_after(destination: &str) -> Option<Duration> {
+    let name = std::env::var("GATEWAY_TEST_STALL_DELIVERER").ok()?;
+    let ms = std::env::var("GATEWAY_TEST_STALL_AFTER_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    (name == destination).then(|| Duration::from_millis(ms))
+}
+
+/// Sleep up to `d`, beating every second; false if shutdown came first.
+async fn sleep_beating(d: Duration, hb: &Heartbeat, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let until = tokio::time::Instant::now() + d;
+    loop {
+        hb.beat();
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep((until - now).min(BEAT_EVERY)) => {}
+            _ = shutdown.changed() => return false,
+        }
+    }
 }
 
 impl FolderDeliverer {
@@ -24,10 +54,16 @@ impl FolderDeliverer {
         let notify = self.journal.outbox_notify(&self.destination);
         let mut backoff = Duration::from_millis(200);
         let mut failures: u64 = 0;
+        let stall_at = stall_after(&self.destination).map(|d| tokio::time::Instant::now() + d);
         loop {
             if *shutdown.borrow() {
                 return;
             }
+            if stall_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
+                log::warn!(target: "gateway::deliver", "destination {}: test hook: stalling", self.destination);
+                std::future::pending::<()>().await;
+            }
+            self.heartbeat.beat();
             // Register interest before looking, so an enqueue between the look and the wait is not missed.
             let notified = notify.notified();
             tokio::pin!(notified);
@@ -36,7 +72,7 @@ impl FolderDeliverer {
                 Ok(0) => {
                     tokio::select! {
                         _ = &mut notified => {}
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = tokio::time::sleep(BEAT_EVERY) => {}
                         _ = shutdown.changed() => return,
                     }
                 }
@@ -51,9 +87,8 @@ impl FolderDeliverer {
                     failures += 1;
                     // One line per failure streak step, not per message: the delay doubles up to 30 s.
                     log::warn!(target: "gateway::deliver", "destination {}: {e}; retrying in {} ms (attempt {failures})", self.destination, backoff.as_millis());
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => return,
+                    if !sleep_beating(backoff, &self.heartbeat, &mut shutdown).await {
+                        return;
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }

@@ -492,6 +492,7 @@ impl Journal {
             sled_syncs: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             last_sync: Mutex::new(CommitSync::default()),
+            alive_ms: AtomicU64::new(crate::ops::clock::unix_ms()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let w = writer::Writer::new(shared.clone(), rx, db, dur, wal, state);
@@ -619,6 +620,14 @@ impl Journal {
     }
 
     /// Cheap: counters from memory, one lookup per destination.
+    /// How long ago the writer thread's loop last came round. It wakes at
+    /// least every second when idle, so a large value means it is stuck
+    /// (the daemon's watchdog then stops pinging systemd).
+    pub fn writer_heartbeat_age(&self) -> std::time::Duration {
+        let last = self.inner.shared.alive_ms.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(crate::ops::clock::unix_ms().saturating_sub(last))
+    }
+
     pub fn stats(&self) -> JournalStats {
         let sh = &self.inner.shared;
         let c = match sh.counters.lock() {

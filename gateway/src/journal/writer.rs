@@ -50,6 +50,9 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// State shared between the writer and the reader-side handles.
+/// How often an idle writer wakes to record that it is alive.
+const IDLE_BEAT: Duration = Duration::from_secs(1);
+
 pub(crate) struct Shared {
     pub cfg: JournalConfig,
     /// `None` while closed or while the writer is reopening sled.
@@ -66,6 +69,9 @@ pub(crate) struct Shared {
     pub sled_syncs: AtomicU64,
     pub checkpoints: AtomicU64,
     pub last_sync: Mutex<CommitSync>,
+    /// When the writer loop last came round (ms since the epoch): the
+    /// daemon's watchdog stops pinging systemd when this goes stale.
+    pub alive_ms: AtomicU64,
 }
 
 impl Shared {
@@ -538,6 +544,7 @@ impl Writer {
             .ok();
         self.can_defer = timer.is_some();
         loop {
+            self.shared.alive_ms.store(now_ms(), Ordering::Relaxed);
             let next = match (self.deferred_since, &timer) {
                 (Some(t), Some(rt)) => {
                     let left = AUDIT_DEFER.saturating_sub(t.elapsed());
@@ -549,6 +556,14 @@ impl Writer {
                             self.commit(&mut batch, true);
                             continue;
                         }
+                    }
+                }
+                (None, Some(rt)) => {
+                    // Idle: wake every second to show the loop is alive.
+                    let rx = &mut self.rx;
+                    match rt.block_on(async { tokio::time::timeout(IDLE_BEAT, rx.recv()).await }) {
+                        Ok(r) => r,
+                        Err(_) => continue,
                     }
                 }
                 _ => self.rx.blocking_recv(),

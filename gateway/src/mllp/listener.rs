@@ -25,6 +25,7 @@ use super::{frame, tls};
 use crate::config::ListenerConfig;
 use crate::ingest::{Ingest, Origin};
 use crate::ops::stats::{inc, ListenerStats};
+use crate::ops::watchdog::{Heartbeat, BEAT_EVERY};
 
 pub struct Listener {
     cfg: Arc<ListenerConfig>,
@@ -100,7 +101,8 @@ impl Listener {
     }
 
     /// Accept until `shutdown` turns true, then wait (bounded) for open connections to finish their current message.
-    pub async fn serve(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn serve(self, heartbeat: Heartbeat, mut shutdown: watch::Receiver<bool>) {
+        let mut beat = tokio::time::interval(BEAT_EVERY);
         let limit = Arc::new(Semaphore::new(self.cfg.max_connections));
         let peers = Arc::new(PeerSlots::default());
         let mut conns = JoinSet::new();
@@ -112,8 +114,10 @@ impl Listener {
             self.cfg.bind
         );
         loop {
+            heartbeat.beat();
             tokio::select! {
                 _ = shutdown.changed() => break,
+                _ = beat.tick() => {}
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 accepted = self.tcp.accept() => {
                     let (stream, peer) = match accepted {

@@ -5,3 +5,4 @@ pub mod clock;
 pub mod logging;
 pub mod notify;
 pub mod stats;
+pub mod watchdog;
