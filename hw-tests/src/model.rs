@@ -938,7 +938,9 @@ impl Model {
         ids.sort_unstable();
         let mut gone = HashSet::new();
         for id in ids {
-            let inode = self.inodes.get_mut(&id).expect("listed inode");
+            let Some(inode) = self.inodes.get_mut(&id) else {
+                continue;
+            };
             report.bytes_dropped += inode.dirty_bytes;
             let Some(durable) = &inode.durable else {
                 gone.insert(id);
