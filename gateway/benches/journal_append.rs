@@ -23,7 +23,8 @@ fn msg(cid: String) -> NewMessage {
         )
         .into_bytes(),
         ack: b"MSA|AA".to_vec(),
-        destinations: vec!["cloud".into()],
+        destinations: vec![gateway::journal::Enqueue::plain("cloud")],
+        patient_lane: 0,
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, DestinationKind};
-use crate::deliver::folder::FolderDeliverer;
+use crate::config::Config;
+use crate::deliver::Monitor;
 use crate::ingest::Ingest;
 use crate::journal::{Journal, JournalConfig};
 use crate::mllp::listener;
@@ -55,19 +55,26 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let heartbeats = Arc::new(Heartbeats::default());
 
     // Outboxes resume before any listener accepts.
-    for d in &cfg.destinations {
-        match &d.kind {
-            DestinationKind::Folder { path } => {
-                let deliverer = FolderDeliverer {
-                    destination: d.name.clone(),
-                    path: path.clone(),
-                    journal: journal.clone(),
-                    heartbeat: heartbeats.register(format!("deliverer {}", d.name)),
-                };
-                tasks.spawn(deliverer.run(stop_rx.clone()));
-            }
+    let monitors = match crate::deliver::start_all(
+        &cfg.destinations,
+        &journal,
+        &heartbeats,
+        &mut tasks,
+        &stop_rx,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            while tasks.join_next().await.is_some() {}
+            let _ = journal.close().await;
+            return Err(e);
         }
-    }
+    };
+    tasks.spawn(crate::journal::retention::run(
+        journal.clone(),
+        cfg.storage.retention,
+        stop_rx.clone(),
+    ));
 
     let registry = Arc::new(Registry::new(cfg.listeners.iter().map(|l| l.name.as_str())));
     let ingest = Ingest {
@@ -103,8 +110,14 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     }
 
     let started_ms = clock::unix_ms();
-    let status = status_source(&cfg, journal.clone(), registry.clone(), started_ms);
-    let admin_task = tokio::spawn(admin.serve(status.clone(), stop_rx.clone()));
+    let status = status_source(
+        &cfg,
+        journal.clone(),
+        registry.clone(),
+        monitors,
+        started_ms,
+    );
+    let admin_task = tokio::spawn(admin.serve(status.clone(), journal.clone(), stop_rx.clone()));
 
     let report = status();
     let pending: u64 = report.destinations.iter().map(|d| d.pending).sum();
@@ -150,6 +163,7 @@ fn status_source(
     cfg: &Config,
     journal: Journal,
     registry: Arc<Registry>,
+    monitors: Vec<(String, Arc<Monitor>)>,
     started_ms: u64,
 ) -> StatusSource {
     let cfg = cfg.clone();
@@ -183,6 +197,11 @@ fn status_source(
                 .iter()
                 .map(|d| {
                     let o = js.per_destination.get(&d.name).cloned().unwrap_or_default();
+                    let live = monitors
+                        .iter()
+                        .find(|(n, _)| n == &d.name)
+                        .map(|(_, m)| m.snapshot())
+                        .unwrap_or_default();
                     DestinationStatus {
                         name: d.name.clone(),
                         kind: d.kind.label().to_string(),
@@ -191,6 +210,8 @@ fn status_source(
                         oldest_pending_age_secs: o
                             .oldest_pending_received_at_ms
                             .map(|t| now.saturating_sub(t) / 1000),
+                        dead_letters: o.dead,
+                        live,
                     }
                 })
                 .collect(),
@@ -201,6 +222,7 @@ fn status_source(
                 quarantined: js.quarantined,
                 bytes_on_disk: js.bytes_on_disk,
                 disk_percent_used: js.disk_percent_used,
+                pruned: js.pruned,
             },
         }
     })

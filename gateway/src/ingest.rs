@@ -100,6 +100,7 @@ impl Ingest {
                 raw: payload,
                 ack: ack.clone().unwrap_or_default(),
                 destinations,
+                patient_lane: crate::route::lane::patient_lane(&header),
             })
             .await;
         match result {

@@ -22,7 +22,11 @@ fn msg(listener: &str, control_id: &str, raw: Vec<u8>, dests: &[&str]) -> NewMes
         ack: format!("MSH|^~\\&|GW||ECW|CLINIC|||ACK|{control_id}|P|2.5.1\rMSA|AA|{control_id}\r")
             .into_bytes(),
         raw,
-        destinations: dests.iter().map(|s| s.to_string()).collect(),
+        destinations: dests
+            .iter()
+            .map(|s| gateway::journal::Enqueue::plain(s))
+            .collect(),
+        patient_lane: 0,
     }
 }
 

@@ -35,7 +35,8 @@ fn msg(cid: &str, size: usize) -> NewMessage {
         },
         raw,
         ack: format!("MSA|AA|{cid}").into_bytes(),
-        destinations: vec!["cloud".into()],
+        destinations: vec![gateway::journal::Enqueue::plain("cloud")],
+        patient_lane: 0,
     }
 }
 

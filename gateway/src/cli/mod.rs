@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, DEFAULT_CONFIG_PATH};
 
 mod bench;
+mod dlq;
 mod send;
 mod status;
 
@@ -40,6 +41,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inspect, replay or purge the running daemon's dead-letter queue.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Benchmarks that report ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchKind),
@@ -69,6 +73,7 @@ pub fn main() -> ExitCode {
         },
         Command::Send(args) => runtime().block_on(send::run(args)),
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
+        Command::Dlq(cmd) => runtime().block_on(dlq::run(&cli.config, cmd)),
         Command::Bench(kind) => bench::run(kind),
     }
 }

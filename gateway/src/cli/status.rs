@@ -33,6 +33,10 @@ pub async fn run(config_path: &Path, json: bool) -> ExitCode {
             eprintln!("the daemon refused the request: {message}");
             ExitCode::FAILURE
         }
+        Ok(_) => {
+            eprintln!("error: the daemon answered with an unexpected reply");
+            ExitCode::FAILURE
+        }
         Err(ClientError::NotRunning(msg)) => {
             if json {
                 println!("{}", serde_json::json!({ "running": false, "reason": msg }));
@@ -99,18 +103,54 @@ pub fn render(r: &StatusReport) -> String {
         );
     }
     out += &format!(
-        "\n{:<16} {:<8} {:>9} {:>10} {:>12}\n",
-        "DESTINATION", "KIND", "PENDING", "DELIVERED", "OLDEST"
+        "\n{:<16} {:<6} {:>8} {:>8} {:>6} {:>10} {:>7} {:>8} {:<12}\n",
+        "DESTINATION",
+        "KIND",
+        "PENDING",
+        "OLDEST",
+        "FLIGHT",
+        "DELIVERED",
+        "FAILED",
+        "DEAD",
+        "CIRCUIT"
     );
+    let now_ms = crate::ops::clock::unix_ms();
     for d in &r.destinations {
         let oldest = d
             .oldest_pending_age_secs
             .map(human_duration)
             .unwrap_or_else(|| "-".into());
+        let circuit = match (d.live.circuit.as_str(), d.live.down_since_ms) {
+            ("closed", _) | ("", _) => "up".to_string(),
+            (_, Some(t)) => format!("down {}", human_duration(now_ms.saturating_sub(t) / 1000)),
+            (c, None) => c.to_string(),
+        };
         out += &format!(
-            "{:<16} {:<8} {:>9} {:>10} {:>12}\n",
-            d.name, d.kind, d.pending, d.delivered, oldest
+            "{:<16} {:<6} {:>8} {:>8} {:>6} {:>10} {:>7} {:>8} {:<12}\n",
+            d.name,
+            d.kind,
+            d.pending,
+            oldest,
+            d.live.in_flight,
+            d.delivered,
+            d.live.failed_attempts,
+            d.dead_letters,
+            circuit
         );
+        if d.live.held_lanes > 0 {
+            out += &format!(
+                "  {} lane(s) held behind dead letters: see `gateway dlq list --destination {}`\n",
+                d.live.held_lanes, d.name
+            );
+        }
+        if let Some(e) = &d.live.last_error {
+            let when = d
+                .live
+                .last_error_at_ms
+                .map(|t| format!(" ({} ago)", human_duration(now_ms.saturating_sub(t) / 1000)))
+                .unwrap_or_default();
+            out += &format!("  last error{when}: {e}\n");
+        }
     }
     out += &format!(
         "\njournal: {} message(s), {} duplicate(s), {} control-id reuse(s), {} quarantined\n",
@@ -122,7 +162,7 @@ pub fn render(r: &StatusReport) -> String {
     out
 }
 
-fn human_duration(s: u64) -> String {
+pub(crate) fn human_duration(s: u64) -> String {
     match s {
         0..=59 => format!("{s}s"),
         60..=3599 => format!("{}m{}s", s / 60, s % 60),

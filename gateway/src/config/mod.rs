@@ -6,10 +6,13 @@
 //! `cargo run -p gateway` (which uses `config/gateway.toml`) behave the same.
 
 mod cidr;
+mod destination;
+mod duration;
 mod model;
 mod validate;
 
 pub use cidr::Cidr;
+pub use duration::parse_duration;
 pub use model::*;
 pub use validate::{load, parse_str, ConfigError};
 

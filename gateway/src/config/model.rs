@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Cidr;
+use crate::route::Glob;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +40,8 @@ pub struct StorageConfig {
     pub refuse_at_percent: u8,
     pub quarantine_max_entries: usize,
     pub quarantine_max_bytes: u64,
+    /// Delivered messages (and audit events) older than this are pruned.
+    pub retention: Duration,
 }
 
 impl Default for StorageConfig {
@@ -49,6 +52,7 @@ impl Default for StorageConfig {
             refuse_at_percent: 95,
             quarantine_max_entries: 1000,
             quarantine_max_bytes: 64 * 1024 * 1024,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -86,18 +90,129 @@ pub struct TlsServerConfig {
 pub struct DestinationConfig {
     pub name: String,
     pub kind: DestinationKind,
+    pub delivery: DeliveryPolicy,
 }
 
 #[derive(Debug, Clone)]
 pub enum DestinationKind {
     /// Each message is written to `<path>/<id>.hl7` atomically.
     Folder { path: PathBuf },
+    /// POST each message (raw HL7 or JSON) to `url`.
+    Http(HttpDestination),
+    /// POST a FHIR transaction Bundle to the base `url`.
+    Fhir(HttpDestination),
+    /// MLLP(S) client to `host:port`.
+    Mllp(MllpDestination),
 }
 
 impl DestinationKind {
     pub fn label(&self) -> &'static str {
         match self {
             DestinationKind::Folder { .. } => "folder",
+            DestinationKind::Http(_) => "http",
+            DestinationKind::Fhir(_) => "fhir",
+            DestinationKind::Mllp(_) => "mllp",
+        }
+    }
+}
+
+/// How an `http` destination encodes the message body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFormat {
+    /// `application/hl7-v2` with the raw message bytes.
+    Hl7,
+    /// `application/json`: `{"id", "control_id", "type", "received_at", "hl7"}`.
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpDestination {
+    pub url: String,
+    pub format: HttpFormat,
+    /// Extra request headers (e.g. an API key), in config order.
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MllpDestination {
+    /// `host:port` to connect to.
+    pub address: String,
+    /// MLLP over TLS (`mllps://`): the server certificate is verified against the host.
+    pub tls: Option<MllpClientTls>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MllpClientTls {
+    /// CA that signs the peer's certificate.
+    pub ca_file: PathBuf,
+    /// Our certificate and key when the peer requires mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// Which messages must keep their relative order on a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneMode {
+    /// Per patient (first PID-3 + assigning authority): the default.
+    Patient,
+    /// The whole destination is one FIFO.
+    Destination,
+    /// No ordering: every message is its own lane.
+    None,
+}
+
+/// What a dead letter does to the rest of its lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterPolicy {
+    /// The lane waits until an operator replays or purges the dead letter
+    /// (the default: a later update must not overtake an earlier one).
+    Hold,
+    /// The lane goes on with its next message.
+    Continue,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    /// Lanes delivered concurrently (requests in flight).
+    pub concurrency: usize,
+    pub lane: LaneMode,
+    pub on_dead_letter: DeadLetterPolicy,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Dead-letter a message after this many failed attempts (`None`: retry forever).
+    pub max_attempts: Option<u32>,
+    /// Dead-letter a message this long after its first attempt (`None`: no limit).
+    pub max_age: Option<Duration>,
+    /// A server's `Retry-After` is honoured up to this long.
+    pub retry_after_max: Duration,
+    /// Consecutive transient failures that open the circuit.
+    pub circuit_failures: u32,
+    /// While the circuit is open, one probe per this interval.
+    pub probe_interval: Duration,
+    pub connect_timeout: Duration,
+    /// Whole-request (HTTP) or response (MLLP) timeout.
+    pub timeout: Duration,
+}
+
+impl DeliveryPolicy {
+    pub fn defaults_for(kind: &DestinationKind) -> Self {
+        DeliveryPolicy {
+            concurrency: match kind {
+                // One connection keeps MLLP's strict request/response order.
+                DestinationKind::Mllp(_) => 1,
+                DestinationKind::Folder { .. } => 4,
+                DestinationKind::Http(_) | DestinationKind::Fhir(_) => 16,
+            },
+            lane: LaneMode::Patient,
+            on_dead_letter: DeadLetterPolicy::Hold,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            max_attempts: None,
+            max_age: None,
+            retry_after_max: Duration::from_secs(3600),
+            circuit_failures: 5,
+            probe_interval: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
         }
     }
 }
@@ -105,6 +220,17 @@ impl DestinationKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {
     None,
+    /// HL7 v2 → FHIR R4 transaction Bundle.
+    Fhir,
+}
+
+impl Transform {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Transform::None => "none",
+            Transform::Fhir => "fhir",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -113,4 +239,10 @@ pub struct RouteConfig {
     pub from: Vec<String>,
     pub to: Vec<String>,
     pub transform: Transform,
+    /// `types`: globs on "CODE^TRIGGER" (empty = any).
+    pub message_types: Vec<Glob>,
+    /// `sending_facility`: globs on MSH-4 (empty = any).
+    pub sending_facilities: Vec<Glob>,
+    /// `receiving_application`: globs on MSH-5 (empty = any).
+    pub receiving_applications: Vec<Glob>,
 }

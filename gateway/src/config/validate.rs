@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::destination::RawDestination;
 use super::model::*;
 use super::Cidr;
+use crate::route::Glob;
 
 /// A configuration problem, located in its file.
 #[derive(Debug, Clone)]
@@ -66,6 +68,7 @@ struct RawStorage {
     refuse_at_percent: Option<Spanned<u8>>,
     quarantine_max_entries: Option<usize>,
     quarantine_max_mb: Option<u64>,
+    retention_days: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -94,21 +97,38 @@ struct RawTls {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDestination {
-    name: Spanned<String>,
-    kind: Spanned<String>,
-    path: Option<Spanned<String>>,
-    url: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRoute {
     name: Spanned<String>,
     from: Spanned<Vec<Spanned<String>>>,
     to: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     transform: Option<Spanned<String>>,
+    #[serde(default)]
+    types: Vec<Spanned<String>>,
+    #[serde(default)]
+    sending_facility: OneOrMany,
+    #[serde(default)]
+    receiving_application: OneOrMany,
+}
+
+/// A glob or a list of globs.
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    Empty,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn globs(self) -> Vec<Glob> {
+        match self {
+            OneOrMany::Empty => vec![],
+            OneOrMany::One(s) => vec![Glob::new(&s)],
+            OneOrMany::Many(v) => v.iter().map(|s| Glob::new(s)).collect(),
+        }
+    }
 }
 
 /// Read and validate a config file.
@@ -138,13 +158,13 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     ctx.build(raw, &base)
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     text: &'a str,
     file: &'a Path,
 }
 
 impl Ctx<'_> {
-    fn err_at(&self, offset: usize, reason: String) -> ConfigError {
+    pub(super) fn err_at(&self, offset: usize, reason: String) -> ConfigError {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
@@ -162,7 +182,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn err<T>(&self, at: &Spanned<T>, reason: String) -> ConfigError {
+    pub(super) fn err<T>(&self, at: &Spanned<T>, reason: String) -> ConfigError {
         self.err_at(at.span().start, reason)
     }
 
@@ -294,6 +314,16 @@ impl Ctx<'_> {
         if let Some(mb) = raw.quarantine_max_mb {
             s.quarantine_max_bytes = mb.saturating_mul(1024 * 1024);
         }
+        if let Some(d) = &raw.retention_days {
+            let days = *d.get_ref();
+            if !(days > 0.0 && days <= 3650.0) {
+                return Err(self.err(
+                    d,
+                    format!("storage.retention_days must be above 0 and at most 3650 (got {days})"),
+                ));
+            }
+            s.retention = Duration::from_secs_f64(days * 86400.0);
+        }
         Ok(s)
     }
 
@@ -390,32 +420,6 @@ impl Ctx<'_> {
         Ok(p)
     }
 
-    fn destination(
-        &self,
-        d: RawDestination,
-        base: &Path,
-    ) -> Result<DestinationConfig, ConfigError> {
-        let name = d.name.get_ref().clone();
-        let kind = match d.kind.get_ref().as_str() {
-            "folder" => {
-                let path = d.path.as_ref().ok_or_else(|| self.err(&d.kind, format!("destination '{name}': kind \"folder\" needs path = \"DIR\"")))?;
-                if let Some(url) = &d.url {
-                    return Err(self.err(url, format!("destination '{name}': a folder destination takes path, not url")));
-                }
-                DestinationKind::Folder { path: resolve(base, path.get_ref()) }
-            }
-            k @ ("fhir" | "http" | "mllp") => {
-                return Err(self.err(&d.kind, format!(
-                    "destination '{name}': kind \"{k}\" is not available in this build yet (store-and-forward delivery is coming); use kind = \"folder\""
-                )))
-            }
-            other => {
-                return Err(self.err(&d.kind, format!("destination '{name}': unknown kind \"{other}\"; expected one of folder, fhir, http, mllp")))
-            }
-        };
-        Ok(DestinationConfig { name, kind })
-    }
-
     fn route(
         &self,
         r: RawRoute,
@@ -449,8 +453,8 @@ impl Ctx<'_> {
             None => Transform::None,
             Some(t) => match t.get_ref().as_str() {
                 "none" => Transform::None,
-                "fhir" => return Err(self.err(t, format!("route '{name}': transform \"fhir\" is not available in this build yet; use \"none\""))),
-                other => return Err(self.err(t, format!("route '{name}': unknown transform \"{other}\"; expected \"none\""))),
+                "fhir" => Transform::Fhir,
+                other => return Err(self.err(t, format!("route '{name}': unknown transform \"{other}\"; expected \"none\" or \"fhir\""))),
             },
         };
         Ok(RouteConfig {
@@ -468,6 +472,9 @@ impl Ctx<'_> {
                 .map(Spanned::into_inner)
                 .collect(),
             transform,
+            message_types: r.types.iter().map(|t| Glob::new(t.get_ref())).collect(),
+            sending_facilities: r.sending_facility.globs(),
+            receiving_applications: r.receiving_application.globs(),
         })
     }
 }
@@ -482,7 +489,7 @@ fn sorted(set: &HashSet<String>) -> String {
     }
 }
 
-fn resolve(base: &Path, p: &str) -> PathBuf {
+pub(super) fn resolve(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
     let joined = if p.is_absolute() {
         p.to_path_buf()
@@ -540,8 +547,10 @@ to = ["archive"]
     fn good_config_resolves_relative_paths_against_the_file() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/etc/var"));
-        let DestinationKind::Folder { path } = &c.destinations[0].kind;
-        assert_eq!(path, &PathBuf::from("/etc/gw/out"));
+        match &c.destinations[0].kind {
+            DestinationKind::Folder { path } => assert_eq!(path, &PathBuf::from("/etc/gw/out")),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(c.listeners[0].max_frame_bytes, 16 * 1024 * 1024);
         assert_eq!(c.routes[0].transform, Transform::None);
     }
@@ -576,6 +585,96 @@ to = ["archive"]
         assert!(e.reason.contains("unknown kind"), "{e}");
         let e = parse(&GOOD.replace("path = \"out\"", "")).unwrap_err();
         assert!(e.reason.contains("needs path"), "{e}");
+    }
+
+    const DESTS: &str = r#"
+[[destination]]
+name = "cloud"
+kind = "fhir"
+url = "https://fhir.example.com/r4/"
+concurrency = 4
+backoff_max = "2m"
+max_attempts = 10
+probe_interval = "5s"
+
+[[destination]]
+name = "lab"
+kind = "mllp"
+url = "mllp://10.1.2.3:6661"
+lane = "destination"
+on_dead_letter = "continue"
+
+[[destination]]
+name = "billing"
+kind = "http"
+url = "http://127.0.0.1:8080/hl7"
+format = "json"
+headers = { "X-Api-Key" = "k1" }
+"#;
+
+    #[test]
+    fn destination_kinds_and_delivery_policy() {
+        let text = GOOD.replace(
+            "[[route]]",
+            &format!(
+                "{DESTS}\n[[route]]\n{}",
+                r#"sending_facility = "CLINIC*"
+types = ["ADT^*", "ORU^R01"]"#
+            ),
+        );
+        let c = parse(&text).unwrap();
+        let cloud = &c.destinations[1];
+        match &cloud.kind {
+            DestinationKind::Fhir(h) => assert_eq!(h.url, "https://fhir.example.com/r4"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cloud.delivery.concurrency, 4);
+        assert_eq!(cloud.delivery.max_backoff, Duration::from_secs(120));
+        assert_eq!(cloud.delivery.max_attempts, Some(10));
+        assert_eq!(cloud.delivery.lane, LaneMode::Patient);
+        assert_eq!(cloud.delivery.on_dead_letter, DeadLetterPolicy::Hold);
+        let lab = &c.destinations[2];
+        match &lab.kind {
+            DestinationKind::Mllp(m) => {
+                assert_eq!(m.address, "10.1.2.3:6661");
+                assert!(m.tls.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(lab.delivery.concurrency, 1);
+        assert_eq!(lab.delivery.lane, LaneMode::Destination);
+        assert_eq!(lab.delivery.on_dead_letter, DeadLetterPolicy::Continue);
+        match &c.destinations[3].kind {
+            DestinationKind::Http(h) => {
+                assert_eq!(h.format, HttpFormat::Json);
+                assert_eq!(h.headers, vec![("X-Api-Key".to_string(), "k1".to_string())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.routes[0].message_types.len(), 2);
+        assert_eq!(c.routes[0].sending_facilities.len(), 1);
+    }
+
+    #[test]
+    fn destination_errors_name_the_line() {
+        let text = GOOD.replace("[[route]]", &format!("{DESTS}\n[[route]]"));
+        let e =
+            parse(&text.replace("backoff_max = \"2m\"", "backoff_max = \"2 weeks\"")).unwrap_err();
+        assert!(
+            e.reason.contains("backoff_max") && e.reason.contains("unit"),
+            "{e}"
+        );
+        assert_eq!(e.line, 19, "{e}");
+        let e = parse(&text.replace("mllp://10.1.2.3:6661", "tcp://10.1.2.3:6661")).unwrap_err();
+        assert!(e.reason.contains("mllp://HOST:PORT"), "{e}");
+        let e = parse(&text.replace("mllp://10.1.2.3:6661", "mllps://10.1.2.3:6661")).unwrap_err();
+        assert!(e.reason.contains("ca_file"), "{e}");
+        let e = parse(&text.replace("lane = \"destination\"", "lane = \"facility\"")).unwrap_err();
+        assert!(e.reason.contains("lane \"facility\""), "{e}");
+        let e = parse(&text.replace("https://fhir.example.com/r4/", "ftp://x")).unwrap_err();
+        assert!(e.reason.contains("not http or https"), "{e}");
+        let e = parse(&text.replace("max_attempts = 10", "max_attempts = 0")).unwrap_err();
+        assert!(e.reason.contains("max_attempts"), "{e}");
     }
 
     #[test]

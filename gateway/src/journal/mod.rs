@@ -199,9 +199,14 @@ mod durability;
 mod quota;
 mod record;
 mod wal;
-mod writer;
+pub(crate) mod writer;
 
 pub mod bench_support;
+mod lifecycle;
+pub mod retention;
+
+pub use lifecycle::{dlq_notify_key, DeadLetter, GiveUp, PendingEntry};
+pub use record::OutboxRec;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -258,8 +263,52 @@ pub struct NewMessage {
     /// The ACK that will be sent if the append succeeds; stored so that a
     /// retransmission can be answered with the very same ACK.
     pub ack: Vec<u8>,
-    /// Outboxes (destination names) to enqueue the message on, atomically with the append.
-    pub destinations: Vec<String>,
+    /// Outboxes to enqueue the message on, atomically with the append.
+    pub destinations: Vec<Enqueue>,
+    /// The patient lane (hash of the first PID-3 and its authority; 0 =
+    /// no patient), stored with each outbox entry for ordered delivery.
+    pub patient_lane: u64,
+}
+
+/// One outbox a message goes on, and the transform its route asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueue {
+    pub destination: String,
+    pub transform: String,
+}
+
+impl Enqueue {
+    /// `destination` with no transform.
+    pub fn plain(destination: &str) -> Enqueue {
+        Enqueue {
+            destination: destination.to_string(),
+            transform: "none".to_string(),
+        }
+    }
+}
+
+/// A dead letter moved (replayed or purged).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Replayed {
+    pub seq: u64,
+    pub destination: String,
+    pub message_id: u64,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneReport {
+    pub messages: u64,
+    pub bytes: u64,
+    pub audit_events: u64,
+    /// Old messages kept because an outbox or dead letter still holds them.
+    pub kept_held: u64,
+    /// Where the next call should continue (exclusive).
+    pub next_after: u64,
+    /// The scan reached messages newer than the cutoff (or the end).
+    pub reached_end: bool,
+    pub highest_pruned: u64,
+    pub highest_audit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +342,10 @@ pub struct Quarantined {
 pub struct OutboxStats {
     pub pending: u64,
     pub delivered: u64,
+    /// In the dead-letter queue now.
+    pub dead: u64,
+    /// Ever dead-lettered.
+    pub dead_total: u64,
     pub oldest_pending_received_at_ms: Option<u64>,
 }
 
@@ -304,6 +357,8 @@ pub struct JournalStats {
     pub quarantined: u64,
     pub bytes_on_disk: u64,
     pub disk_percent_used: u8,
+    /// Delivered messages removed by retention, ever.
+    pub pruned: u64,
     pub per_destination: BTreeMap<String, OutboxStats>,
 }
 
@@ -320,6 +375,10 @@ pub enum JournalError {
     Corrupt {
         context: String,
     },
+    /// What an operator asked for does not exist (e.g. a dead letter id).
+    NotFound {
+        what: String,
+    },
     Closed,
 }
 
@@ -331,6 +390,7 @@ impl std::fmt::Display for JournalError {
                 write!(f, "journal I/O error: {context}: {source}")
             }
             JournalError::Corrupt { context } => write!(f, "journal corrupt: {context}"),
+            JournalError::NotFound { what } => write!(f, "{what} not found"),
             JournalError::Closed => write!(f, "journal closed"),
         }
     }
@@ -399,7 +459,7 @@ impl Drop for Inner {
     }
 }
 
-fn corrupt(what: String, why: &str) -> JournalError {
+pub(crate) fn corrupt(what: String, why: &str) -> JournalError {
     JournalError::Corrupt {
         context: format!("{what}: {why}"),
     }
@@ -640,6 +700,10 @@ impl Journal {
                 per_destination.entry(d.to_string()).or_default().pending = *v;
             } else if let Some(d) = k.strip_prefix("delivered/") {
                 per_destination.entry(d.to_string()).or_default().delivered = *v;
+            } else if let Some(d) = k.strip_prefix("dead/") {
+                per_destination.entry(d.to_string()).or_default().dead = *v;
+            } else if let Some(d) = k.strip_prefix("dead_total/") {
+                per_destination.entry(d.to_string()).or_default().dead_total = *v;
             }
         }
         if let Ok(db) = sh.db() {
@@ -648,7 +712,8 @@ impl Journal {
                     continue;
                 }
                 if let Some(Ok((_, v))) = db.scan_prefix(record::outbox_prefix(d)).next() {
-                    s.oldest_pending_received_at_ms = record::open_u64(&v).ok();
+                    s.oldest_pending_received_at_ms =
+                        record::decode_outbox(&v).ok().map(|e| e.received_at_ms);
                 }
             }
         }
@@ -657,6 +722,7 @@ impl Journal {
             duplicates: c.get("duplicates"),
             control_id_reuses: c.get("control_id_reuses"),
             quarantined: c.get("quarantined"),
+            pruned: c.get("pruned"),
             bytes_on_disk: sh.usage.bytes_on_disk.load(Ordering::Relaxed),
             disk_percent_used: sh.usage.percent_used.load(Ordering::Relaxed),
             per_destination,

@@ -33,6 +33,11 @@ pub(crate) const P_QUARANTINE: u8 = b'q';
 pub(crate) const P_AUDIT: u8 = b'a';
 /// `c` + counter name -> counter record (u64).
 pub(crate) const P_COUNTER: u8 = b'c';
+/// `x` + seq (u64 BE) -> dead-letter record ([`DeadLetterRec`]).
+pub(crate) const P_DEAD: u8 = b'x';
+/// `X` + lp(destination) + id (u64 BE) -> seq of its dead-letter record
+/// (finds a message's dead letter without scanning; pruning checks it).
+pub(crate) const P_DEAD_INDEX: u8 = b'X';
 
 fn push_lp(k: &mut Vec<u8>, s: &[u8]) {
     // Length-prefixed so that no field value can forge a boundary.
@@ -97,6 +102,14 @@ pub(crate) fn outbox_id(k: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b))
 }
 
+pub(crate) fn dead_index_key(dest: &str, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + 4 + dest.len() + 8);
+    k.push(P_DEAD_INDEX);
+    push_lp(&mut k, dest.as_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
 pub(crate) fn counter_key(name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + name.len());
     k.push(P_COUNTER);
@@ -110,6 +123,16 @@ pub(crate) fn pending_counter(dest: &str) -> String {
 
 pub(crate) fn delivered_counter(dest: &str) -> String {
     format!("delivered/{dest}")
+}
+
+/// Messages now in `dest`'s dead-letter queue.
+pub(crate) fn dead_counter(dest: &str) -> String {
+    format!("dead/{dest}")
+}
+
+/// Messages ever dead-lettered on `dest` (replays do not decrement it).
+pub(crate) fn dead_total_counter(dest: &str) -> String {
+    format!("dead_total/{dest}")
 }
 
 // ---- sealing ----
@@ -246,6 +269,47 @@ pub(crate) struct AuditRec {
     pub at_ms: u64,
     pub kind: String,
     pub detail: String,
+}
+
+/// An outbox entry: what the deliverer needs to schedule a message without
+/// loading it. (Journals written before lanes existed hold a bare u64,
+/// `received_at_ms`; [`decode_outbox`] reads both.)
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRec {
+    pub received_at_ms: u64,
+    /// Hash of the patient (first PID-3 + authority), 0 when none: the lane.
+    pub patient_lane: u64,
+    /// Transform name from the route ("none", "fhir", ...).
+    pub transform: String,
+}
+
+pub(crate) fn decode_outbox(v: &[u8]) -> Result<OutboxRec, &'static str> {
+    let p = open(v)?;
+    if p.len() == 8 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(p);
+        return Ok(OutboxRec {
+            received_at_ms: u64::from_be_bytes(b),
+            patient_lane: 0,
+            transform: "none".into(),
+        });
+    }
+    postcard::from_bytes(p).map_err(|_| "outbox entry does not decode")
+}
+
+/// A dead letter: the message stays in `m`; this says why it left its outbox.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterRec {
+    pub destination: String,
+    pub message_id: u64,
+    pub entry: OutboxRec,
+    pub attempts: u32,
+    pub first_attempt_ms: u64,
+    pub last_attempt_ms: u64,
+    pub dead_at_ms: u64,
+    /// HTTP status + OperationOutcome text, NAK text, or I/O error. No PHI
+    /// is put here by the gateway; a server's diagnostics are kept verbatim.
+    pub last_error: String,
 }
 
 pub(crate) fn encode_postcard<T: Serialize>(t: &T) -> Result<Vec<u8>, postcard::Error> {

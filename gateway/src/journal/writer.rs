@@ -19,9 +19,14 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::durability::{create_dir_durable, CommitSync, Durability};
 use super::quota::{is_enospc, SpaceGuard, Usage};
+use super::record::DeadLetterRec;
 use super::record::{self as rec, AuditRec, QuarantineRec};
 use super::wal::{self, Op, Ops, Wal};
-use super::{Appended, JournalConfig, JournalError, NewMessage, Quarantined};
+use super::{
+    Appended, JournalConfig, JournalError, NewMessage, PruneReport, Quarantined, Replayed,
+};
+
+mod lifecycle;
 
 /// Largest raw prefix kept for a quarantined input.
 pub const QUARANTINE_RAW_MAX: usize = 64 * 1024;
@@ -37,9 +42,24 @@ pub(crate) enum Req {
         kind: String,
         detail: String,
     },
+    /// Move a message from its outbox to the dead-letter queue; replies its seq.
+    DeadLetter(Box<DeadLetterRec>, Reply<Answer>),
+    /// Dead letter seq back onto its outbox; `String` names the operator.
+    Replay(u64, String, Reply<Answer>),
+    Purge(u64, String, Reply<Answer>),
+    /// Retention: (cutoff_ms, after id, max messages).
+    Prune(u64, u64, usize, Reply<Answer>),
     /// Test hook: write a raw value under a raw key (to inject corruption).
     RawPut(Vec<u8>, Vec<u8>, Reply<()>),
     Close(Reply<()>),
+}
+
+/// Replies of the lifecycle requests.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Seq(u64),
+    Replayed(Replayed),
+    Pruned(PruneReport),
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -113,6 +133,7 @@ pub(crate) struct Counters {
     pub next_id: u64,
     pub next_audit: u64,
     pub next_q: u64,
+    pub next_dead: u64,
 }
 
 impl Counters {
@@ -352,15 +373,19 @@ pub(crate) fn load_counters(db: &sled::Db) -> Result<Counters, JournalError> {
         }
     };
     // Ids start at 1; resume after the largest stored one.
-    c.next_id = last(rec::P_MESSAGE)? + 1;
-    c.next_audit = last(rec::P_AUDIT)? + 1;
+    // Pruning may remove the newest messages or audit events; their
+    // high-water marks keep ids from being reused.
+    c.next_id = last(rec::P_MESSAGE)?.max(c.get(lifecycle::PRUNED_THROUGH_ID)) + 1;
+    c.next_audit = last(rec::P_AUDIT)?.max(c.get(lifecycle::PRUNED_THROUGH_AUDIT)) + 1;
     c.next_q = last(rec::P_QUARANTINE)? + 1;
+    c.next_dead = last(rec::P_DEAD)? + 1;
     Ok(c)
 }
 
 enum Outcome {
     Append(Reply<Appended>, Result<Appended, JournalError>),
     Unit(Reply<()>, Result<(), JournalError>),
+    Any(Reply<Answer>, Result<Answer, JournalError>),
 }
 
 impl Outcome {
@@ -368,12 +393,14 @@ impl Outcome {
         match self {
             Outcome::Append(_, r) => r.is_ok(),
             Outcome::Unit(_, r) => r.is_ok(),
+            Outcome::Any(_, r) => r.is_ok(),
         }
     }
     fn fail(self, e: &JournalError) -> Outcome {
         match self {
             Outcome::Append(tx, Ok(_)) => Outcome::Append(tx, Err(clone_err(e))),
             Outcome::Unit(tx, Ok(())) => Outcome::Unit(tx, Err(clone_err(e))),
+            Outcome::Any(tx, Ok(_)) => Outcome::Any(tx, Err(clone_err(e))),
             o => o,
         }
     }
@@ -384,6 +411,9 @@ impl Outcome {
                 let _ = tx.send(r);
             }
             Outcome::Unit(tx, r) => {
+                let _ = tx.send(r);
+            }
+            Outcome::Any(tx, r) => {
                 let _ = tx.send(r);
             }
         }
@@ -403,6 +433,7 @@ pub(crate) fn clone_err(e: &JournalError) -> JournalError {
             context: context.clone(),
         },
         JournalError::Closed => JournalError::Closed,
+        JournalError::NotFound { what } => JournalError::NotFound { what: what.clone() },
     }
 }
 
@@ -652,6 +683,10 @@ impl Writer {
                         Req::Audit { kind, .. } => {
                             log::error!("journal: audit event {kind} lost: {e}")
                         }
+                        Req::DeadLetter(_, tx)
+                        | Req::Replay(_, _, tx)
+                        | Req::Purge(_, _, tx)
+                        | Req::Prune(_, _, _, tx) => outcomes.push(Outcome::Any(tx, Err(e))),
                         Req::Close(tx) => close = Some(tx),
                     }
                     continue;
@@ -677,6 +712,22 @@ impl Writer {
                     Outcome::Unit(tx, r)
                 }
                 Req::Delivered(d, id, tx) => Outcome::Unit(tx, self.delivered(&db, &d, id)),
+                Req::DeadLetter(d, tx) => {
+                    Outcome::Any(tx, self.dead_letter(&db, *d, &mut notify).map(Answer::Seq))
+                }
+                Req::Replay(seq, who, tx) => Outcome::Any(
+                    tx,
+                    self.replay(&db, seq, &who, &mut notify)
+                        .map(Answer::Replayed),
+                ),
+                Req::Purge(seq, who, tx) => Outcome::Any(
+                    tx,
+                    self.purge(&db, seq, &who, &mut notify)
+                        .map(Answer::Replayed),
+                ),
+                Req::Prune(cutoff, after, max, tx) => {
+                    Outcome::Any(tx, self.prune(&db, cutoff, after, max).map(Answer::Pruned))
+                }
                 Req::Audit {
                     at_ms,
                     kind,
@@ -1009,9 +1060,20 @@ impl Writer {
         let mut b = Ops::default();
         b.insert(&rec::message_key(id)[..], record);
         b.insert(dkey, rec::seal_u64(id));
-        let dests: BTreeSet<&str> = m.destinations.iter().map(String::as_str).collect();
-        for d in &dests {
-            b.insert(rec::outbox_key(d, id), rec::seal_u64(m.received_at_ms));
+        // One entry per destination; the first route's transform wins.
+        let mut dests: BTreeMap<&str, &str> = BTreeMap::new();
+        for e in &m.destinations {
+            dests
+                .entry(e.destination.as_str())
+                .or_insert(e.transform.as_str());
+        }
+        for (d, transform) in &dests {
+            let entry = lifecycle::outbox_entry(m.received_at_ms, m.patient_lane, transform);
+            let v = rec::encode_postcard(&entry).map_err(|e| JournalError::Io {
+                context: format!("encode outbox entry {id}"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            b.insert(rec::outbox_key(d, id), v);
             delta.add(&rec::pending_counter(d), 1);
         }
         delta.add("messages", 1);
@@ -1042,7 +1104,7 @@ impl Writer {
         self.state.next_audit = next_audit;
         self.state.named.extend(new);
         self.space.add(rec_len);
-        for d in dests {
+        for d in dests.keys() {
             notify.insert(d.to_string());
         }
         Ok(Appended::Stored { id })

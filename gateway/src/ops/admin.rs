@@ -12,11 +12,37 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use super::stats::ListenerSnapshot;
+use crate::deliver::DeliveryState;
+use crate::journal::{DeadLetter, Journal, JournalError, Replayed};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// Dead letters with seq > `after`, oldest first.
+    DlqList {
+        destination: Option<String>,
+        after: Option<u64>,
+        limit: usize,
+    },
+    DlqShow {
+        seq: u64,
+        /// Include the message itself (PHI: only for the operator's terminal).
+        raw: bool,
+    },
+    /// Replay one dead letter, or all (of one destination), in received order.
+    DlqReplay {
+        seq: Option<u64>,
+        destination: Option<String>,
+        operator: String,
+    },
+    /// Purge one dead letter, or those dead for longer than `older_than_ms`.
+    DlqPurge {
+        seq: Option<u64>,
+        older_than_ms: Option<u64>,
+        destination: Option<String>,
+        operator: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,8 +60,14 @@ pub struct DestinationStatus {
     pub name: String,
     pub kind: String,
     pub pending: u64,
+    /// Delivered, ever (from the journal).
     pub delivered: u64,
     pub oldest_pending_age_secs: Option<u64>,
+    /// In the dead-letter queue now.
+    pub dead_letters: u64,
+    /// Live deliverer state since start: in flight, attempts, circuit, last error.
+    #[serde(flatten)]
+    pub live: DeliveryState,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +78,9 @@ pub struct JournalStatus {
     pub quarantined: u64,
     pub bytes_on_disk: u64,
     pub disk_percent_used: u8,
+    /// Delivered messages removed by retention, ever.
+    #[serde(default)]
+    pub pruned: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,7 +100,34 @@ pub struct StatusReport {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Reply {
     Status(Box<StatusReport>),
-    Error { message: String },
+    DeadLetters {
+        items: Vec<DeadLetter>,
+        /// More entries follow (ask again with `after` = the last seq).
+        more: bool,
+    },
+    DeadLetterDetail {
+        item: DeadLetter,
+        message: Option<MessageSummary>,
+    },
+    /// Dead letters replayed or purged, in order.
+    Moved {
+        items: Vec<Replayed>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// The stored message behind a dead letter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageSummary {
+    pub message_type: String,
+    pub control_id: String,
+    pub listener: String,
+    pub received_at: String,
+    pub bytes: usize,
+    /// The HL7 text (segments on lines), only when asked for.
+    pub raw: Option<String>,
 }
 
 /// Builds a fresh status report on demand.
@@ -99,15 +161,22 @@ impl AdminServer {
         })
     }
 
-    pub async fn serve(self, status: StatusSource, mut shutdown: watch::Receiver<bool>) {
+    pub async fn serve(
+        self,
+        status: StatusSource,
+        journal: Journal,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 accepted = self.listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let status = status.clone();
+                    let journal = journal.clone();
                     tokio::spawn(async move {
-                        let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, status)).await;
+                        // Replaying a large queue may take a while; status answers at once.
+                        let _ = tokio::time::timeout(Duration::from_secs(600), handle(stream, status, journal)).await;
                     });
                 }
             }
@@ -116,7 +185,7 @@ impl AdminServer {
     }
 }
 
-async fn handle(stream: UnixStream, status: StatusSource) -> std::io::Result<()> {
+async fn handle(stream: UnixStream, status: StatusSource, journal: Journal) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A request is one short line; cap what a confused client can make us buffer.
@@ -125,6 +194,11 @@ async fn handle(stream: UnixStream, status: StatusSource) -> std::io::Result<()>
         .await?;
     let reply = match serde_json::from_str::<Request>(line.trim()) {
         Ok(Request::Status) => Reply::Status(Box::new(status())),
+        Ok(other) => super::dlq::answer(&journal, other)
+            .await
+            .unwrap_or_else(|e: JournalError| Reply::Error {
+                message: e.to_string(),
+            }),
         Err(e) => Reply::Error {
             message: format!("bad request: {e}"),
         },
@@ -160,9 +234,9 @@ pub async fn request(path: &Path, req: &Request) -> Result<Reply, ClientError> {
         .map_err(|e| ClientError::Failed(format!("admin socket: {e}")))?;
     let mut reply = String::new();
     let mut reader = BufReader::new(stream);
-    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut reply))
+    tokio::time::timeout(Duration::from_secs(600), reader.read_line(&mut reply))
         .await
-        .map_err(|_| ClientError::Failed("the daemon did not answer within 10 s".into()))?
+        .map_err(|_| ClientError::Failed("the daemon did not answer within 600 s".into()))?
         .map_err(|e| ClientError::Failed(format!("admin socket: {e}")))?;
     serde_json::from_str(&reply)
         .map_err(|e| ClientError::Failed(format!("unreadable reply from the daemon: {e}")))

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod clock;
+pub mod dlq;
 pub mod logging;
 pub mod notify;
 pub mod stats;

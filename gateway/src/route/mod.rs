@@ -1,15 +1,41 @@
-//! Routing: which destinations' outboxes a message goes on. Pure.
+//! Routing: which destinations' outboxes a message goes on, and with which
+//! transform. Pure: the decision depends only on the config, the listener
+//! and the message header.
 //!
-//! Today a route takes everything from its listeners; per-type matching and
-//! transforms come with the delivery engine. A message that no route takes is
-//! still journaled (with no outbox) and audited as filtered, never dropped.
+//! A route takes a message when all of its filters match: it came from one
+//! of the route's listeners (`from`), its type matches one of `types` (globs
+//! such as `ADT^*`, `ORU^R01`; empty = any), and the sending facility and
+//! receiving application (MSH-4 / MSH-5, matched on the first component and
+//! on the whole raw field) match their globs when given. A message can
+//! match several routes (fan-out); each destination gets it once, with the
+//! transform of the first route (in config order) that sends it there. A
+//! message no route takes is still journaled and audited as `filtered`,
+//! never dropped silently.
 
-use crate::config::{RouteConfig, Transform};
+pub mod glob;
+pub mod lane;
+
+pub use glob::Glob;
+
+use crate::config::RouteConfig;
 use crate::hl7::HeaderSummary;
+use crate::journal::Enqueue;
 
 #[derive(Debug, Clone)]
 pub struct Router {
     routes: Vec<RouteConfig>,
+}
+
+/// First component of an HD field (`CLINIC^1.2.3^ISO` → `CLINIC`), raw.
+fn namespace(raw: &str, component_sep: u8) -> &str {
+    raw.split(component_sep as char).next().unwrap_or("")
+}
+
+fn any_matches(globs: &[Glob], raw: &str, component_sep: u8) -> bool {
+    globs.is_empty()
+        || globs
+            .iter()
+            .any(|g| g.matches(raw) || g.matches(namespace(raw, component_sep)))
 }
 
 impl Router {
@@ -17,27 +43,57 @@ impl Router {
         Router { routes }
     }
 
-    /// Destination names for a message from `listener`, each once, in config order.
-    pub fn destinations_for(&self, listener: &str, _header: &HeaderSummary) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
+    /// Does `route` take this message?
+    pub fn route_matches(route: &RouteConfig, listener: &str, header: &HeaderSummary) -> bool {
+        let sep = header.encoding.component;
+        route.from.iter().any(|f| f == listener)
+            && (route.message_types.is_empty() || {
+                let t = header.message_type();
+                route.message_types.iter().any(|g| g.matches(&t))
+            })
+            && any_matches(&route.sending_facilities, &header.sending_facility_raw, sep)
+            && any_matches(
+                &route.receiving_applications,
+                &header.receiving_application_raw,
+                sep,
+            )
+    }
+
+    /// Outboxes for a message from `listener`: each destination once, in
+    /// config order, with the first matching route's transform.
+    pub fn destinations_for(&self, listener: &str, header: &HeaderSummary) -> Vec<Enqueue> {
+        let mut out: Vec<Enqueue> = Vec::new();
         for r in &self.routes {
-            if !r.from.iter().any(|f| f == listener) {
+            if !Self::route_matches(r, listener, header) {
                 continue;
             }
-            debug_assert_eq!(r.transform, Transform::None);
             for d in &r.to {
-                if !out.contains(d) {
-                    out.push(d.clone());
+                if !out.iter().any(|e| &e.destination == d) {
+                    out.push(Enqueue {
+                        destination: d.clone(),
+                        transform: r.transform.label().to_string(),
+                    });
                 }
             }
         }
         out
+    }
+
+    /// Names of the routes that take this message (for the audit trail).
+    pub fn matching_routes(&self, listener: &str, header: &HeaderSummary) -> Vec<&str> {
+        self.routes
+            .iter()
+            .filter(|r| Self::route_matches(r, listener, header))
+            .map(|r| r.name.as_str())
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Transform;
+    use crate::hl7::header::EncodingChars;
 
     fn route(name: &str, from: &[&str], to: &[&str]) -> RouteConfig {
         RouteConfig {
@@ -45,7 +101,25 @@ mod tests {
             from: from.iter().map(|s| s.to_string()).collect(),
             to: to.iter().map(|s| s.to_string()).collect(),
             transform: Transform::None,
+            message_types: vec![],
+            sending_facilities: vec![],
+            receiving_applications: vec![],
         }
+    }
+
+    fn header(code: &str, trigger: &str, facility: &str, rcv_app: &str) -> HeaderSummary {
+        HeaderSummary {
+            encoding: EncodingChars::default(),
+            message_code: code.into(),
+            trigger_event: trigger.into(),
+            sending_facility_raw: facility.into(),
+            receiving_application_raw: rcv_app.into(),
+            ..Default::default()
+        }
+    }
+
+    fn names(v: Vec<Enqueue>) -> Vec<String> {
+        v.into_iter().map(|e| e.destination).collect()
     }
 
     #[test]
@@ -55,8 +129,58 @@ mod tests {
             route("b", &["ehr", "lab"], &["y", "z"]),
         ]);
         let h = HeaderSummary::default();
-        assert_eq!(r.destinations_for("ehr", &h), vec!["x", "y", "z"]);
-        assert_eq!(r.destinations_for("lab", &h), vec!["y", "z"]);
+        assert_eq!(names(r.destinations_for("ehr", &h)), vec!["x", "y", "z"]);
+        assert_eq!(names(r.destinations_for("lab", &h)), vec!["y", "z"]);
         assert!(r.destinations_for("other", &h).is_empty());
+    }
+
+    #[test]
+    fn filters_on_type_facility_and_receiver() {
+        let mut adt = route("adt", &["ehr"], &["cloud"]);
+        adt.message_types = vec![Glob::new("ADT^*")];
+        adt.transform = Transform::Fhir;
+        let mut labs = route("labs", &["ehr"], &["lab", "cloud"]);
+        labs.message_types = vec![Glob::new("ORM^O01"), Glob::new("ORU^R01")];
+        labs.sending_facilities = vec![Glob::new("CLINIC*")];
+        labs.receiving_applications = vec![Glob::new("QUEST")];
+        let r = Router::new(vec![adt, labs]);
+
+        let a08 = header("ADT", "A08", "CLINIC1", "ANY");
+        let got = r.destinations_for("ehr", &a08);
+        assert_eq!(
+            got,
+            vec![Enqueue {
+                destination: "cloud".into(),
+                transform: "fhir".into()
+            }]
+        );
+
+        let orm = header("ORM", "O01", "CLINIC2^1.2.3^ISO", "QUEST^2.16.1^ISO");
+        let got = r.destinations_for("ehr", &orm);
+        assert_eq!(names(got.clone()), vec!["lab", "cloud"]);
+        assert_eq!(got[1].transform, "none");
+
+        // Wrong facility, wrong receiver, wrong type: filtered.
+        assert!(r
+            .destinations_for("ehr", &header("ORM", "O01", "OTHER", "QUEST"))
+            .is_empty());
+        assert!(r
+            .destinations_for("ehr", &header("ORM", "O01", "CLINIC1", "LABCORP"))
+            .is_empty());
+        assert!(r
+            .destinations_for("ehr", &header("SIU", "S12", "CLINIC1", "QUEST"))
+            .is_empty());
+        assert_eq!(r.matching_routes("ehr", &a08), vec!["adt"]);
+    }
+
+    #[test]
+    fn first_route_transform_wins_per_destination() {
+        let mut a = route("a", &["ehr"], &["cloud"]);
+        a.transform = Transform::Fhir;
+        let b = route("b", &["ehr"], &["cloud"]);
+        let r = Router::new(vec![a, b]);
+        let got = r.destinations_for("ehr", &HeaderSummary::default());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].transform, "fhir");
     }
 }

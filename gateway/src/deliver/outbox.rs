@@ -1,0 +1,685 @@
+//! The outbox driver: drains one destination's outbox from the journal,
+//! in lanes, with retries, a circuit breaker and the dead-letter queue.
+//!
+//! # Order and lanes
+//!
+//! Outbox entries are keyed by message id, so the journal hands them out in
+//! the order received. Each entry carries its patient lane (see
+//! `route::lane`); the lane of a message on this destination is that
+//! patient lane, the whole destination, or the message alone, per the
+//! config. A lane is strictly FIFO: its next message starts only after the
+//! previous one is delivered (and marked so, durably) or dead-lettered.
+//! Up to `concurrency` lanes have an attempt in flight at once, so one slow
+//! or failing patient does not hold up the others.
+//!
+//! # Streaming, bounded memory
+//!
+//! The driver keeps a window of at most [`WINDOW`] pending entries in
+//! memory, read page by page behind a cursor; a backlog of millions is
+//! never loaded. New enqueues wake it (the journal's outbox notify).
+//!
+//! # Failures
+//!
+//! - `Delivered`: marked delivered in the journal, then the lane moves on.
+//! - `Reject` (4xx, AE/CE, a message the transform cannot map): the message
+//!   goes to the dead-letter queue with the reason. With `on_dead_letter =
+//!   "hold"` (the default) its lane stops: later messages of that patient
+//!   wait until an operator replays or purges the dead letter, so an update
+//!   never overtakes the message it depends on. Other lanes go on. With
+//!   "continue" the lane goes on at once.
+//! - `Retry` (5xx, 429, timeouts, network): the lane backs off (exponential,
+//!   full jitter, capped), and the destination's circuit counts the failure.
+//!   After `circuit_failures` in a row the circuit opens: nothing is sent
+//!   but one probe per `probe_interval`, whatever the backlog. When a probe
+//!   succeeds every lane resumes at once. `Retry-After` on 429/503 pauses
+//!   the whole destination for that long (clamped). With `max_attempts` or
+//!   `max_age` set, a message that exhausts them is dead-lettered.
+//!
+//! Attempt counts live in memory: after a restart a message starts counting
+//! again (it is not lost, and `max_age` counts from the first attempt of
+//! this run). An attempt interrupted by a crash or shutdown is simply tried
+//! again: delivery is at-least-once, and destinations de-duplicate
+//! (idempotent FHIR PUTs, Idempotency-Key, MSH-10).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::time::Instant;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::backoff::{full_jitter, Jitter};
+use super::circuit::{Circuit, Permit, State};
+use super::monitor::Monitor;
+use super::outage_log::{error_class, OutageLog};
+use super::payload::{prepare, Wire};
+use super::sender::Sender;
+use super::verdict::Verdict;
+use crate::config::{DeadLetterPolicy, DeliveryPolicy, LaneMode};
+use crate::journal::{dlq_notify_key, GiveUp, Journal, PendingEntry};
+use crate::ops::clock::unix_ms;
+use crate::ops::watchdog::{Heartbeat, BEAT_EVERY};
+
+/// Most pending entries held in memory per destination.
+pub const WINDOW: usize = 8192;
+/// Entries read from the journal per page.
+const PAGE: usize = 1024;
+/// How long shutdown waits for attempts in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Outbox {
+    pub name: String,
+    pub journal: Journal,
+    pub sender: Arc<Sender>,
+    pub wire: Wire,
+    pub policy: DeliveryPolicy,
+    pub monitor: Arc<Monitor>,
+    pub heartbeat: Heartbeat,
+}
+
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<PendingEntry>,
+    busy: bool,
+    /// Consecutive failed attempts of the head message.
+    failures: u32,
+    first_attempt_ms: u64,
+    retry_at: Option<Instant>,
+}
+
+struct Done {
+    lane: u64,
+    verdict: Verdict,
+    started_ms: u64,
+}
+
+struct Driver {
+    o: Outbox,
+    lanes: HashMap<u64, Lane>,
+    /// Ids in the window (queued or in flight).
+    known: HashSet<u64>,
+    ready: VecDeque<u64>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Lanes stopped by a dead letter (policy hold).
+    held: HashSet<u64>,
+    cursor: Option<u64>,
+    /// The cursor reached the end of the outbox.
+    exhausted: bool,
+    circuit: Circuit,
+    in_flight: JoinSet<Done>,
+    jitter: Jitter,
+    log: OutageLog,
+}
+
+/// Test hook for the watchdog test: `GATEWAY_TEST_STALL_DELIVERER=<destination>`
+/// with `GATEWAY_TEST_STALL_AFTER_MS=<n>` makes that deliverer hang (as if
+/// deadlocked) n ms after start. Never set in production.
+fn stall_after(destination: &str) -> Option<Duration> {
+    let name = std::env::var("GATEWAY_TEST_STALL_DELIVERER").ok()?;
+    let ms = std::env::var("GATEWAY_TEST_STALL_AFTER_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    (name == destination).then(|| Duration::from_millis(ms))
+}
+
+impl Outbox {
+    /// Drain until shutdown.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let circuit = Circuit::new(self.policy.circuit_failures, self.policy.probe_interval);
+        let log = OutageLog::new(&self.name);
+        let d = Driver {
+            o: self,
+            lanes: HashMap::new(),
+            known: HashSet::new(),
+            ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            held: HashSet::new(),
+            cursor: None,
+            exhausted: false,
+            circuit,
+            in_flight: JoinSet::new(),
+            jitter: Jitter::from_clock(),
+            log,
+        };
+        d.run(shutdown).await
+    }
+}
+
+impl Driver {
+    fn lane_of(&self, e: &PendingEntry) -> u64 {
+        match self.o.policy.lane {
+            LaneMode::Patient => e.entry.patient_lane,
+            LaneMode::Destination => 0,
+            LaneMode::None => e.id,
+        }
+    }
+
+    fn holds(&self) -> bool {
+        self.o.policy.on_dead_letter == DeadLetterPolicy::Hold
+            && self.o.policy.lane != LaneMode::None
+    }
+
+    /// Rebuild the held lanes from the dead-letter queue.
+    fn load_held(&mut self) {
+        self.held.clear();
+        if !self.holds() {
+            return;
+        }
+        let mut after = None;
+        loop {
+            let page = match self.o.journal.dead_letters(Some(&self.o.name), after, 1024) {
+                Ok(p) => p,
+                Err(e) => {
+                    log::error!(target: "gateway::deliver", "destination {}: cannot read its dead letters: {e}", self.o.name);
+                    return;
+                }
+            };
+            let Some(last) = page.last().map(|d| d.seq) else {
+                break;
+            };
+            for d in page {
+                let lane = match self.o.policy.lane {
+                    LaneMode::Patient => d.patient_lane,
+                    LaneMode::Destination => 0,
+                    LaneMode::None => d.message_id,
+                };
+                self.held.insert(lane);
+            }
+            after = Some(last);
+        }
+        let n = self.held.len() as u64;
+        self.o.monitor.update(|s| s.held_lanes = n);
+    }
+
+    /// Read more pending entries into the window.
+    fn fill(&mut self) {
+        while self.known.len() < WINDOW && !self.exhausted {
+            let page = match self
+                .o
+                .journal
+                .pending_entries(&self.o.name, self.cursor, PAGE)
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    log::error!(target: "gateway::deliver", "destination {}: cannot read its outbox: {e}", self.o.name);
+                    return;
+                }
+            };
+            if page.len() < PAGE {
+                self.exhausted = true;
+            }
+            for pe in page {
+                self.cursor = Some(pe.id);
+                if self.known.contains(&pe.id) {
+                    continue;
+                }
+                let lane = self.lane_of(&pe);
+                if self.held.contains(&lane) {
+                    continue;
+                }
+                self.known.insert(pe.id);
+                let l = self.lanes.entry(lane).or_default();
+                l.queue.push_back(pe);
+                if l.queue.len() == 1 && !l.busy && l.retry_at.is_none() {
+                    self.ready.push_back(lane);
+                }
+                if self.known.len() >= WINDOW {
+                    // The cursor is at this entry: the rest is read later.
+                    self.exhausted = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Start attempts while there is capacity and the circuit allows.
+    /// Returns when it next needs to wake for a timer or the circuit.
+    fn start_attempts(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        // Lanes whose backoff has expired.
+        while let Some(Reverse((t, lane))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(l) = self.lanes.get_mut(&lane) {
+                if l.retry_at == Some(t) {
+                    l.retry_at = None;
+                    if !l.busy && !l.queue.is_empty() {
+                        self.ready.push_back(lane);
+                    }
+                }
+            }
+        }
+        let mut wake = self.timers.peek().map(|Reverse((t, _))| *t);
+        while self.in_flight.len() < self.o.policy.concurrency {
+            // Find an eligible lane before asking the circuit, so a probe
+            // permit is never taken without an attempt to spend it on.
+            let lane = loop {
+                match self.ready.pop_front() {
+                    None => break None,
+                    Some(lane) => {
+                        let ok = self.lanes.get(&lane).is_some_and(|l| {
+                            !l.busy && l.retry_at.is_none() && !l.queue.is_empty()
+                        });
+                        if ok {
+                            break Some(lane);
+                        }
+                    }
+                }
+            };
+            let Some(lane) = lane else { break };
+            match self.circuit.permit(now) {
+                Permit::Go | Permit::Probe => self.start(lane),
+                Permit::Wait(t) => {
+                    self.ready.push_front(lane);
+                    wake = Some(wake.map_or(t, |w| w.min(t)));
+                    break;
+                }
+            }
+        }
+        wake
+    }
+
+    fn start(&mut self, lane: u64) {
+        let Some(l) = self.lanes.get_mut(&lane) else {
+            return;
+        };
+        let Some(pe) = l.queue.front().cloned() else {
+            return;
+        };
+        l.busy = true;
+        if l.failures == 0 {
+            l.first_attempt_ms = unix_ms();
+        }
+        let journal = self.o.journal.clone();
+        let sender = self.o.sender.clone();
+        let wire = self.o.wire;
+        let name = self.o.name.clone();
+        self.o.monitor.update(|s| {
+            s.in_flight += 1;
+            s.attempts += 1;
+        });
+        self.in_flight.spawn(async move {
+            let started_ms = unix_ms();
+            let verdict = attempt(&journal, &sender, wire, &name, &pe).await;
+            Done {
+                lane,
+                verdict,
+                started_ms,
+            }
+        });
+    }
+
+    async fn finish(&mut self, done: Done) {
+        self.o
+            .monitor
+            .update(|s| s.in_flight = s.in_flight.saturating_sub(1));
+        let lane = done.lane;
+        let now = Instant::now();
+        let Some(l) = self.lanes.get_mut(&lane) else {
+            return;
+        };
+        l.busy = false;
+        let Some(pe) = l.queue.front().cloned() else {
+            return;
+        };
+        match done.verdict {
+            Verdict::Delivered => {
+                l.queue.pop_front();
+                l.failures = 0;
+                self.known.remove(&pe.id);
+                self.after_head_done(lane);
+                self.o.monitor.update(|s| s.delivered += 1);
+                if self.circuit.on_success() {
+                    self.recovered();
+                }
+            }
+            Verdict::Reject { reason } => {
+                // The destination answered: it is up.
+                self.circuit.on_neutral();
+                let attempts = l.failures + 1;
+                let first = l.first_attempt_ms;
+                self.dead_letter(lane, pe, attempts, first, done.started_ms, reason)
+                    .await;
+            }
+            Verdict::Retry {
+                reason,
+                retry_after,
+                whole_destination,
+            } => {
+                l.failures = l.failures.saturating_add(1);
+                let failures = l.failures;
+                let first = l.first_attempt_ms;
+                let p = &self.o.policy;
+                let too_many = p.max_attempts.is_some_and(|m| failures >= m);
+                let too_old = p
+                    .max_age
+                    .is_some_and(|a| unix_ms().saturating_sub(first) >= a.as_millis() as u64);
+                self.o.monitor.update(|s| {
+                    s.failed_attempts += 1;
+                    s.last_error = Some(reason.clone());
+                    s.last_error_at_ms = Some(unix_ms());
+                });
+                if too_many || too_old {
+                    let why = format!(
+                        "gave up after {failures} attempt(s) over {}: {reason}",
+                        super::outage_log::human(Duration::from_millis(
+                            unix_ms().saturating_sub(first)
+                        ))
+                    );
+                    self.dead_letter(lane, pe, failures, first, done.started_ms, why)
+                        .await;
+                    return;
+                }
+                let pause = if whole_destination { retry_after } else { None };
+                let was_down = self.circuit.state() != State::Closed;
+                let opened = self.circuit.on_failure(now, pause);
+                if opened {
+                    let pending = self.pending_count();
+                    self.log
+                        .went_down(now, &reason, pause.unwrap_or(p.probe_interval), pending);
+                } else {
+                    let down_for = self
+                        .circuit
+                        .down_since()
+                        .filter(|_| was_down)
+                        .map(|t| now.saturating_duration_since(t));
+                    self.log.failed(now, down_for, &reason);
+                }
+                self.publish_circuit();
+                if self.circuit.state() != State::Closed {
+                    // The circuit decides when anything is tried again.
+                    self.ready.push_back(lane);
+                } else {
+                    let u = self.jitter.next_unit();
+                    let mut delay = full_jitter(failures, p.initial_backoff, p.max_backoff, u);
+                    if let Some(ra) = retry_after {
+                        delay = delay.max(ra);
+                    }
+                    let at = now + delay;
+                    if let Some(l) = self.lanes.get_mut(&lane) {
+                        l.retry_at = Some(at);
+                    }
+                    self.timers.push(Reverse((at, lane)));
+                }
+            }
+        }
+    }
+
+    /// The head of `lane` is done: queue its next message or drop the lane.
+    fn after_head_done(&mut self, lane: u64) {
+        let more = self.lanes.get(&lane).is_some_and(|l| !l.queue.is_empty());
+        if more {
+            self.ready.push_back(lane);
+        } else {
+            self.lanes.remove(&lane);
+        }
+    }
+
+    async fn dead_letter(
+        &mut self,
+        lane: u64,
+        pe: PendingEntry,
+        attempts: u32,
+        first_attempt_ms: u64,
+        last_attempt_ms: u64,
+        reason: String,
+    ) {
+        let why = GiveUp {
+            attempts,
+            first_attempt_ms,
+            last_attempt_ms,
+            last_error: reason.clone(),
+        };
+        match self
+            .o
+            .journal
+            .dead_letter(&self.o.name, pe.id, pe.entry.clone(), why)
+            .await
+        {
+            Ok(seq) => {
+                log::warn!(
+                    target: "gateway::deliver",
+                    "destination {}: message {} dead-lettered as #{seq} after {attempts} attempt(s) ({}); see `gateway dlq show {seq}`",
+                    self.o.name,
+                    pe.id,
+                    error_class(&reason)
+                );
+                self.o.monitor.update(|s| {
+                    s.dead_lettered += 1;
+                    s.last_error = Some(reason.clone());
+                    s.last_error_at_ms = Some(unix_ms());
+                });
+                self.known.remove(&pe.id);
+                if let Some(l) = self.lanes.get_mut(&lane) {
+                    l.queue.pop_front();
+                    l.failures = 0;
+                }
+                if self.holds() {
+                    // The rest of the lane waits for the operator; drop it
+                    // from the window (it is re-read when the lane is released).
+                    if let Some(l) = self.lanes.remove(&lane) {
+                        for e in l.queue {
+                            self.known.remove(&e.id);
+                        }
+                    }
+                    self.held.insert(lane);
+                    self.exhausted = false;
+                    let n = self.held.len() as u64;
+                    self.o.monitor.update(|s| s.held_lanes = n);
+                } else {
+                    self.after_head_done(lane);
+                }
+            }
+            Err(e) => {
+                // Could not record it: keep it pending and try again later.
+                log::error!(
+                    target: "gateway::deliver",
+                    "destination {}: cannot dead-letter message {}: {e}; it stays pending",
+                    self.o.name,
+                    pe.id
+                );
+                let at = Instant::now() + self.o.policy.max_backoff.min(Duration::from_secs(30));
+                if let Some(l) = self.lanes.get_mut(&lane) {
+                    l.retry_at = Some(at);
+                }
+                self.timers.push(Reverse((at, lane)));
+            }
+        }
+    }
+
+    fn recovered(&mut self) {
+        // Lanes in backoff resume now: the destination is answering again.
+        let lanes: Vec<u64> = self
+            .lanes
+            .iter_mut()
+            .filter_map(|(k, l)| l.retry_at.take().map(|_| *k))
+            .collect();
+        for lane in lanes {
+            if self
+                .lanes
+                .get(&lane)
+                .is_some_and(|l| !l.busy && !l.queue.is_empty())
+            {
+                self.ready.push_back(lane);
+            }
+        }
+        self.timers.clear();
+        let pending = self.pending_count();
+        let down_for = self
+            .o
+            .monitor
+            .snapshot()
+            .down_since_ms
+            .map(|t| Duration::from_millis(unix_ms().saturating_sub(t)))
+            .unwrap_or_default();
+        self.log.came_back(down_for, pending);
+        self.publish_circuit();
+    }
+
+    fn publish_circuit(&self) {
+        let state = self.circuit.state();
+        let probes = self.circuit.probes();
+        let down_since_ms = self
+            .circuit
+            .down_since()
+            .map(|t| unix_ms().saturating_sub(t.elapsed().as_millis() as u64));
+        self.o.monitor.update(|s| {
+            s.circuit = state.label().to_string();
+            s.probes = probes;
+            s.down_since_ms = if state == State::Closed {
+                None
+            } else {
+                s.down_since_ms.or(down_since_ms)
+            };
+        });
+    }
+
+    fn pending_count(&self) -> u64 {
+        self.o
+            .journal
+            .stats()
+            .per_destination
+            .get(&self.o.name)
+            .map_or(0, |s| s.pending)
+    }
+
+    /// An operator replayed or purged a dead letter: release lanes and re-read.
+    fn dlq_changed(&mut self) {
+        self.load_held();
+        self.cursor = None;
+        self.exhausted = false;
+    }
+
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let notify = self.o.journal.outbox_notify(&self.o.name);
+        let dlq_notify = self.o.journal.outbox_notify(&dlq_notify_key(&self.o.name));
+        let stall_at = stall_after(&self.o.name).map(|d| Instant::now() + d);
+        self.load_held();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if stall_at.is_some_and(|t| Instant::now() >= t) {
+                log::warn!(target: "gateway::deliver", "destination {}: test hook: stalling", self.o.name);
+                std::future::pending::<()>().await;
+            }
+            self.o.heartbeat.beat();
+            // Register interest before looking, so an enqueue between the look and the wait is not missed.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let dlq_notified = dlq_notify.notified();
+            tokio::pin!(dlq_notified);
+            dlq_notified.as_mut().enable();
+
+            self.fill();
+            let wake = self.start_attempts();
+            let sleep_until = wake
+                .unwrap_or_else(|| Instant::now() + BEAT_EVERY)
+                .min(Instant::now() + BEAT_EVERY);
+            tokio::select! {
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    match done {
+                        Ok(d) => self.finish(d).await,
+                        Err(e) => {
+                            // A panicking attempt would be a bug; its message stays pending.
+                            log::error!(target: "gateway::deliver", "destination {}: an attempt task failed: {e}; resetting the window", self.o.name);
+                            self.reset_window();
+                        }
+                    }
+                    // Handle every finished attempt before sleeping again.
+                    while let Some(Ok(d)) = self.in_flight.try_join_next() {
+                        self.finish(d).await;
+                    }
+                }
+                _ = &mut notified => { self.exhausted = false; }
+                _ = &mut dlq_notified => { self.dlq_changed(); }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_until)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.drain_in_flight().await;
+    }
+
+    fn reset_window(&mut self) {
+        self.in_flight.abort_all();
+        self.lanes.clear();
+        self.known.clear();
+        self.ready.clear();
+        self.timers.clear();
+        self.cursor = None;
+        self.exhausted = false;
+        self.o.monitor.update(|s| s.in_flight = 0);
+    }
+
+    async fn drain_in_flight(&mut self) {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(
+                tokio::time::Instant::from_std(deadline),
+                self.in_flight.join_next(),
+            )
+            .await
+            {
+                Ok(Some(Ok(d))) => {
+                    // Record deliveries; do not start anything new.
+                    if matches!(d.verdict, Verdict::Delivered) {
+                        self.o.monitor.update(|s| s.delivered += 1);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    log::warn!(target: "gateway::deliver", "destination {}: {} attempt(s) still running at shutdown; they will be retried at the next start", self.o.name, self.in_flight.len());
+                    self.in_flight.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One attempt: load, transform, send, and on success mark delivered
+/// (durably) before the lane may move on.
+async fn attempt(
+    journal: &Journal,
+    sender: &Sender,
+    wire: Wire,
+    name: &str,
+    pe: &PendingEntry,
+) -> Verdict {
+    let msg = match journal.get(pe.id) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            return Verdict::Reject {
+                reason: format!("message {} is pending but missing from the journal", pe.id),
+            }
+        }
+        Err(crate::journal::JournalError::Corrupt { context }) => {
+            return Verdict::Reject {
+                reason: format!("journal record is corrupt: {context}"),
+            }
+        }
+        Err(e) => return Verdict::retry(format!("journal: {e}")),
+    };
+    let prepared = match prepare(&msg, &pe.entry.transform, wire) {
+        Ok(p) => p,
+        Err(reason) => return Verdict::Reject { reason },
+    };
+    drop(msg);
+    let verdict = sender.send(&prepared).await;
+    if verdict == Verdict::Delivered {
+        if let Err(e) = journal.mark_delivered(name, pe.id).await {
+            // Delivered but not recorded: it will be sent again (the
+            // destination de-duplicates); never report it as done.
+            return Verdict::retry(format!(
+                "delivered, but the journal could not record it: {e}"
+            ));
+        }
+    }
+    verdict
+}

@@ -1,0 +1,68 @@
+//! What goes on the wire for one message on one destination: the route's
+//! transform applied to the stored message, encoded for the destination
+//! kind. Pure: a transform that cannot map a message returns the reason,
+//! and the deliverer dead-letters it with that text.
+
+use crate::config::HttpFormat;
+use crate::journal::StoredMessage;
+
+/// A message ready to send.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub message_id: u64,
+    pub control_id: String,
+    pub message_type: String,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+/// The body shape a destination wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// The HL7 message itself (MLLP, folder, http format = "hl7").
+    Hl7,
+    /// http format = "json": the message in a small JSON envelope.
+    Json,
+    /// A FHIR transaction Bundle (fhir destinations).
+    Fhir,
+}
+
+impl From<HttpFormat> for Wire {
+    fn from(f: HttpFormat) -> Wire {
+        match f {
+            HttpFormat::Hl7 => Wire::Hl7,
+            HttpFormat::Json => Wire::Json,
+        }
+    }
+}
+
+/// Apply `transform` ("none", "fhir") and encode for `wire`.
+pub fn prepare(msg: &StoredMessage, transform: &str, wire: Wire) -> Result<Prepared, String> {
+    let base = |body: Vec<u8>, content_type| Prepared {
+        message_id: msg.id,
+        control_id: msg.header.control_id.clone(),
+        message_type: msg.header.message_type(),
+        body,
+        content_type,
+    };
+    match (transform, wire) {
+        ("none", Wire::Hl7) => Ok(base(msg.raw.clone(), "application/hl7-v2")),
+        ("none", Wire::Json) => {
+            let body = serde_json::json!({
+                "id": msg.id,
+                "control_id": msg.header.control_id,
+                "type": msg.header.message_type(),
+                "received_at": crate::ops::clock::iso8601(msg.received_at_ms),
+                "hl7": String::from_utf8_lossy(&msg.raw),
+            });
+            Ok(base(body.to_string().into_bytes(), "application/json"))
+        }
+        ("none", Wire::Fhir) => Err(
+            "this fhir destination got an untransformed HL7 message: give its route transform = \"fhir\""
+                .into(),
+        ),
+        (other, _) => Err(format!(
+            "transform \"{other}\" is not available in this build"
+        )),
+    }
+}
