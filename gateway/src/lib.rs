@@ -1,5 +1,6 @@
 //! Clinic Gateway: see ../README.md and ../docs/ARCHITECTURE.md.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -9,5 +10,6 @@ pub mod hl7;
 pub mod ingest;
 pub mod journal;
 pub mod mllp;
+pub mod net;
 pub mod ops;
 pub mod route;

@@ -1,0 +1,828 @@
+//! Destination auth against a loopback token endpoint written here, which
+//! verifies what it gets the way a real authorization server does:
+//!
+//! - SMART Backend Services: the assertion's signature with the registered
+//!   public key (RS384 and ES384, keys made by the `openssl` CLI in every
+//!   key format we accept), `kid`, `typ`, `iss` = `sub` = client_id, `aud` =
+//!   its own URL, `exp` at most 5 minutes ahead, a `jti` never seen before
+//!   (replays are refused), and the grant and assertion type fields;
+//! - client credentials: the client secret, as HTTP Basic or in the form.
+//!
+//! It hands out short-lived tokens and can be scripted to fail.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use gateway::auth::{self, AuthError, RawAuth, TokenProvider};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+const CLIENT_ID: &str = "clinic-gateway-test";
+const KID: &str = "key-2026-01";
+const SCOPE: &str = "system/Patient.rs system/Observation.cruds";
+
+// ---------------------------------------------------------------- keys
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl must be installed (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn chmod600(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// An RSA-2048 key as PKCS#8 and PKCS#1, and its public half.
+fn rsa_keys(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.p8.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkey",
+            "-in",
+            "rsa.p8.pem",
+            "-traditional",
+            "-out",
+            "rsa.p1.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &["pkey", "-in", "rsa.p8.pem", "-pubout", "-out", "rsa.pub"],
+    );
+    let p1 = std::fs::read_to_string(dir.join("rsa.p1.pem")).unwrap();
+    assert!(p1.contains("BEGIN RSA PRIVATE KEY"), "PKCS#1 expected");
+    for k in ["rsa.p8.pem", "rsa.p1.pem"] {
+        chmod600(&dir.join(k));
+    }
+    (
+        dir.join("rsa.p8.pem"),
+        dir.join("rsa.p1.pem"),
+        dir.join("rsa.pub"),
+    )
+}
+
+/// An EC P-384 key as SEC1 and PKCS#8, and its public half.
+fn ec_keys(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-name",
+            "secp384r1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ec.sec1.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "ec.sec1.pem",
+            "-out",
+            "ec.p8.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &["pkey", "-in", "ec.sec1.pem", "-pubout", "-out", "ec.pub"],
+    );
+    let sec1 = std::fs::read_to_string(dir.join("ec.sec1.pem")).unwrap();
+    assert!(sec1.contains("BEGIN EC PRIVATE KEY"), "SEC1 expected");
+    for k in ["ec.sec1.pem", "ec.p8.pem"] {
+        chmod600(&dir.join(k));
+    }
+    (
+        dir.join("ec.sec1.pem"),
+        dir.join("ec.p8.pem"),
+        dir.join("ec.pub"),
+    )
+}
+
+// ---------------------------------------------------------------- the token endpoint
+
+enum Verifier {
+    Smart {
+        key: DecodingKey,
+        alg: Algorithm,
+    },
+    Secret {
+        secret: String,
+        /// Expect client_secret_post (else Basic).
+        post: bool,
+    },
+}
+
+/// A scripted answer instead of verifying and issuing.
+#[derive(Clone)]
+struct Scripted {
+    status: u16,
+    body: &'static str,
+    retry_after: Option<&'static str>,
+}
+
+struct State {
+    url: String,
+    verifier: Verifier,
+    expires_in: AtomicU64,
+    /// Milliseconds every answer is held back (lets concurrent callers pile up).
+    delay_ms: AtomicU64,
+    script: Mutex<Option<Scripted>>,
+    requests: AtomicU64,
+    issued: AtomicU64,
+    jtis: Mutex<HashSet<String>>,
+    rejections: Mutex<Vec<String>>,
+    last_form: Mutex<Option<String>>,
+}
+
+struct TokenServer {
+    state: Arc<State>,
+    url: String,
+}
+
+impl TokenServer {
+    async fn start(verifier: Verifier, expires_in: u64) -> TokenServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let state = Arc::new(State {
+            url: url.clone(),
+            verifier,
+            expires_in: AtomicU64::new(expires_in),
+            delay_ms: AtomicU64::new(0),
+            script: Mutex::new(None),
+            requests: AtomicU64::new(0),
+            issued: AtomicU64::new(0),
+            jtis: Mutex::new(HashSet::new()),
+            rejections: Mutex::new(Vec::new()),
+            last_form: Mutex::new(None),
+        });
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        TokenServer { state, url }
+    }
+
+    fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+    fn rejections(&self) -> Vec<String> {
+        self.state.rejections.lock().unwrap().clone()
+    }
+    fn script(&self, s: Option<Scripted>) {
+        *self.state.script.lock().unwrap() = s;
+    }
+}
+
+fn json(status: u16, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+fn form_pairs(body: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{body}"))
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+async fn handle(
+    st: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    st.requests.fetch_add(1, Ordering::SeqCst);
+    let auth_header = req
+        .headers()
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string());
+    let method_ok = req.method() == hyper::Method::POST && req.uri().path() == "/token";
+    let ctype = req
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    *st.last_form.lock().unwrap() = Some(body.clone());
+    let delay = st.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if let Some(s) = st.script.lock().unwrap().clone() {
+        let mut r = json(s.status, s.body.to_string());
+        if let Some(ra) = s.retry_after {
+            r.headers_mut().insert("retry-after", ra.parse().unwrap());
+        }
+        return Ok(r);
+    }
+    let verdict = if !method_ok {
+        Err("POST /token expected".to_string())
+    } else if ctype.as_deref() != Some("application/x-www-form-urlencoded") {
+        Err(format!("form content type expected, got {ctype:?}"))
+    } else {
+        verify(&st, &form_pairs(&body), auth_header.as_deref())
+    };
+    Ok(match verdict {
+        Ok(()) => {
+            let n = st.issued.fetch_add(1, Ordering::SeqCst) + 1;
+            json(
+                200,
+                format!(
+                    r#"{{"access_token":"tok-{n}","token_type":"bearer","expires_in":{},"scope":"{SCOPE}"}}"#,
+                    st.expires_in.load(Ordering::SeqCst)
+                ),
+            )
+        }
+        Err(reason) => {
+            st.rejections.lock().unwrap().push(reason.clone());
+            json(
+                401,
+                serde_json::json!({"error": "invalid_client", "error_description": reason})
+                    .to_string(),
+            )
+        }
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: u64,
+    iat: u64,
+    jti: String,
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let mut it = form.iter().filter(|(k, _)| k == name);
+    let first = it.next().map(|(_, v)| v.as_str());
+    if it.next().is_some() {
+        return None; // a repeated parameter is an error (RFC 6749 §3.2)
+    }
+    first
+}
+
+fn verify(st: &State, form: &[(String, String)], auth: Option<&str>) -> Result<(), String> {
+    if field(form, "grant_type") != Some("client_credentials") {
+        return Err("grant_type must be client_credentials".into());
+    }
+    match &st.verifier {
+        Verifier::Smart { key, alg } => {
+            if field(form, "scope") != Some(SCOPE) {
+                return Err(format!("scope {:?}", field(form, "scope")));
+            }
+            if field(form, "client_assertion_type")
+                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            {
+                return Err("client_assertion_type".into());
+            }
+            if auth.is_some() {
+                return Err("no Authorization header expected with an assertion".into());
+            }
+            let jwt = field(form, "client_assertion").ok_or("client_assertion missing")?;
+            let header = jsonwebtoken::decode_header(jwt).map_err(|e| format!("header: {e}"))?;
+            if header.alg != *alg {
+                return Err(format!("alg {:?}", header.alg));
+            }
+            if header.kid.as_deref() != Some(KID) {
+                return Err(format!("unknown kid {:?}", header.kid));
+            }
+            if header.typ.as_deref() != Some("JWT") {
+                return Err(format!("typ {:?}", header.typ));
+            }
+            let mut v = Validation::new(*alg);
+            v.set_audience(&[&st.url]);
+            v.set_issuer(&[CLIENT_ID]);
+            v.sub = Some(CLIENT_ID.to_string());
+            v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+            v.leeway = 0;
+            let data = jsonwebtoken::decode::<Claims>(jwt, key, &v)
+                .map_err(|e| format!("assertion rejected: {e}"))?;
+            let c = data.claims;
+            assert_eq!((c.iss.as_str(), c.sub.as_str()), (CLIENT_ID, CLIENT_ID));
+            assert_eq!(c.aud, st.url);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            if c.exp > now + 300 {
+                return Err("exp more than 5 minutes ahead".into());
+            }
+            if c.iat > now + 5 || c.iat >= c.exp {
+                return Err("iat".into());
+            }
+            if c.jti.len() < 16 {
+                return Err("jti too short to be unique".into());
+            }
+            if !st.jtis.lock().unwrap().insert(c.jti) {
+                return Err("jti reused: replayed assertion".into());
+            }
+            Ok(())
+        }
+        Verifier::Secret { secret, post } => {
+            if let Some(a) = field(form, "audience") {
+                if a != "https://api.example.com" {
+                    return Err("audience".into());
+                }
+            } else {
+                return Err("audience missing".into());
+            }
+            if field(form, "scope") != Some("claims.write") {
+                return Err("scope".into());
+            }
+            let (id, sec) = if *post {
+                if auth.is_some() {
+                    return Err("client_secret_post must not send Basic".into());
+                }
+                (
+                    field(form, "client_id").unwrap_or_default().to_string(),
+                    field(form, "client_secret").unwrap_or_default().to_string(),
+                )
+            } else {
+                if field(form, "client_secret").is_some() {
+                    return Err("client_secret_basic must not put the secret in the form".into());
+                }
+                let b64 = auth
+                    .and_then(|a| a.strip_prefix("Basic "))
+                    .ok_or("Basic auth expected")?;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|_| "basic: base64")?;
+                let raw = String::from_utf8(raw).map_err(|_| "basic: utf8")?;
+                let (id, sec) = raw.split_once(':').ok_or("basic: no colon")?;
+                // RFC 6749 §2.3.1: both halves are form-urlencoded.
+                let pairs = form_pairs(&format!("i={id}&s={sec}"));
+                (pairs[0].1.clone(), pairs[1].1.clone())
+            };
+            if id != CLIENT_ID || sec != *secret {
+                return Err("bad client credentials".into());
+            }
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn smart_config(server_url: &str, key: &Path, algorithm: Option<&str>) -> RawAuth {
+    let alg = algorithm
+        .map(|a| format!("algorithm = \"{a}\"\n"))
+        .unwrap_or_default();
+    toml::from_str(&format!(
+        "type = \"smart_backend\"\ntoken_url = \"{server_url}\"\nclient_id = \"{CLIENT_ID}\"\n\
+         private_key_file = {:?}\nkey_id = \"{KID}\"\nscope = \"{SCOPE}\"\n{alg}",
+        key.display().to_string()
+    ))
+    .unwrap()
+}
+
+fn provider(raw: RawAuth, base: &Path) -> TokenProvider {
+    let cfg = auth::validate_with(raw, base, None).unwrap();
+    TokenProvider::new(cfg, reqwest::Client::new())
+}
+
+async fn smart_server(dir: &Path, rsa: bool, expires_in: u64) -> (TokenServer, PathBuf) {
+    let (key, public, alg) = if rsa {
+        let (p8, _, public) = rsa_keys(dir);
+        (p8, public, Algorithm::RS384)
+    } else {
+        let (sec1, _, public) = ec_keys(dir);
+        (sec1, public, Algorithm::ES384)
+    };
+    let pem = std::fs::read(public).unwrap();
+    let key_for_server = if rsa {
+        DecodingKey::from_rsa_pem(&pem).unwrap()
+    } else {
+        DecodingKey::from_ec_pem(&pem).unwrap()
+    };
+    let server = TokenServer::start(
+        Verifier::Smart {
+            key: key_for_server,
+            alg,
+        },
+        expires_in,
+    )
+    .await;
+    (server, key)
+}
+
+async fn header(p: &TokenProvider) -> String {
+    p.authorization()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_rs384_and_es384_with_every_key_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rsa_p8, rsa_p1, rsa_pub) = rsa_keys(dir.path());
+    let (ec_sec1, ec_p8, ec_pub) = ec_keys(dir.path());
+    let rsa_dec = || DecodingKey::from_rsa_pem(&std::fs::read(&rsa_pub).unwrap()).unwrap();
+    let ec_dec = || DecodingKey::from_ec_pem(&std::fs::read(&ec_pub).unwrap()).unwrap();
+    let cases: Vec<(&Path, Option<&str>, DecodingKey, Algorithm)> = vec![
+        (&rsa_p8, Some("RS384"), rsa_dec(), Algorithm::RS384),
+        (&rsa_p1, None, rsa_dec(), Algorithm::RS384),
+        (&ec_sec1, Some("ES384"), ec_dec(), Algorithm::ES384),
+        (&ec_p8, None, ec_dec(), Algorithm::ES384),
+    ];
+    for (key, alg_cfg, dec, alg) in cases {
+        let server = TokenServer::start(Verifier::Smart { key: dec, alg }, 300).await;
+        let p = provider(smart_config(&server.url, key, alg_cfg), dir.path());
+        assert_eq!(header(&p).await, "Bearer tok-1", "{}", key.display());
+        assert!(server.rejections().is_empty(), "{:?}", server.rejections());
+        assert_eq!(p.refreshes(), 1);
+    }
+
+    // A key that does not fit the algorithm is refused at validation, naming the field.
+    let err = auth::validate_with(
+        smart_config("https://ehr.example/token", &rsa_p8, Some("ES384")),
+        dir.path(),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("auth.private_key_file:") && err.contains("RS384 for RSA"),
+        "{err}"
+    );
+    openssl(
+        dir.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "p256.pem",
+        ],
+    );
+    chmod600(&dir.path().join("p256.pem"));
+    let err = auth::validate_with(
+        smart_config(
+            "https://ehr.example/token",
+            Path::new("p256.pem"),
+            Some("ES384"),
+        ),
+        dir.path(),
+        None,
+    )
+    .unwrap_err();
+    assert!(err.contains("P-256") && err.contains("P-384"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_token_is_cached_and_fetched_once_for_concurrent_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = smart_server(dir.path(), false, 300).await;
+    server.state.delay_ms.store(300, Ordering::SeqCst);
+    let p = provider(smart_config(&server.url, &key, None), dir.path());
+
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { header(&p).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "Bearer tok-1");
+    }
+    assert_eq!(
+        server.requests(),
+        1,
+        "32 concurrent callers, one token request"
+    );
+
+    for _ in 0..200 {
+        assert_eq!(header(&p).await, "Bearer tok-1");
+    }
+    assert_eq!(server.requests(), 1, "the cached token is reused");
+    assert_eq!(p.refreshes(), 1);
+    assert!(server.rejections().is_empty(), "{:?}", server.rejections());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_renews_short_lived_tokens_with_fresh_assertions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = smart_server(dir.path(), true, 1).await;
+    let p = provider(smart_config(&server.url, &key, None), dir.path());
+
+    // A long run (for a 1-second token): 60 × 100 ms of delivery calls.
+    let mut seen = HashSet::new();
+    for _ in 0..60 {
+        seen.insert(header(&p).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests = server.requests();
+    assert!(
+        requests >= 3,
+        "tokens renewed during the run: {requests} requests"
+    );
+    assert_eq!(
+        seen.len() as u64,
+        requests,
+        "each renewal brought a new token"
+    );
+    assert_eq!(p.refreshes(), requests);
+    assert_eq!(p.refresh_failures(), 0);
+    // Every request carried a valid assertion with a never-seen jti.
+    assert!(server.rejections().is_empty(), "{:?}", server.rejections());
+    assert_eq!(server.state.jtis.lock().unwrap().len() as u64, requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_after_a_401_fetches_a_new_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = smart_server(dir.path(), false, 300).await;
+    let p = provider(smart_config(&server.url, &key, None), dir.path());
+
+    let t1 = p.authorization().await.unwrap().unwrap();
+    assert_eq!(t1, "Bearer tok-1");
+    assert!(t1.is_sensitive());
+    p.invalidate(); // the destination answered 401
+    let t2 = p.authorization().await.unwrap().unwrap();
+    assert_eq!(t2, "Bearer tok-2");
+    assert_eq!(server.requests(), 2);
+
+    // A late 401 for the old token does not throw the new one away.
+    p.invalidate_if_current(&t1);
+    assert_eq!(header(&p).await, "Bearer tok-2");
+    assert_eq!(server.requests(), 2);
+    p.invalidate_if_current(&t2);
+    assert_eq!(header(&p).await, "Bearer tok-3");
+    assert!(server.rejections().is_empty(), "{:?}", server.rejections());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_refuses_replays_and_foreign_keys_and_the_error_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = smart_server(dir.path(), true, 300).await;
+    let p = provider(smart_config(&server.url, &key, None), dir.path());
+    header(&p).await;
+
+    // Replaying the very same assertion is refused by the verifier.
+    let form = server.state.last_form.lock().unwrap().clone().unwrap();
+    let resp = reqwest::Client::new()
+        .post(&server.url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.unwrap().contains("jti reused"));
+
+    // A key the server does not know: permanent, with the server's reason, no secret.
+    let other = tempfile::tempdir().unwrap();
+    let (stranger, _, _) = rsa_keys(other.path());
+    let p = provider(smart_config(&server.url, &stranger, None), dir.path());
+    let err = p.authorization().await.unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("401") && msg.contains("invalid_client") && msg.contains("InvalidSignature"),
+        "{msg}"
+    );
+    assert!(msg.contains("key_id"), "a hint at what to check: {msg}");
+    assert!(
+        !msg.contains("eyJ"),
+        "the assertion never appears in errors: {msg}"
+    );
+    assert_eq!(p.refresh_failures(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_errors_are_transient_or_permanent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = smart_server(dir.path(), false, 300).await;
+    let p = provider(smart_config(&server.url, &key, None), dir.path());
+
+    let transient = [
+        Scripted {
+            status: 500,
+            body: "oops",
+            retry_after: None,
+        },
+        Scripted {
+            status: 503,
+            body: "",
+            retry_after: Some("7"),
+        },
+        Scripted {
+            status: 429,
+            body: r#"{"error":"slow_down"}"#,
+            retry_after: Some("2"),
+        },
+    ];
+    for s in transient {
+        server.script(Some(s.clone()));
+        let err = p.authorization().await.unwrap_err();
+        assert!(err.is_transient(), "{} → {err}", s.status);
+        assert!(err.to_string().contains(&s.status.to_string()), "{err}");
+        assert_eq!(
+            err.retry_after(),
+            s.retry_after
+                .map(|r| Duration::from_secs(r.parse().unwrap()))
+        );
+    }
+
+    let permanent = [
+        (
+            400,
+            r#"{"error":"invalid_scope","error_description":"system/Observation.cruds is not granted"}"#,
+            "invalid_scope: system/Observation.cruds is not granted",
+        ),
+        (
+            401,
+            r#"{"error":"invalid_client","error_description":"unknown client"}"#,
+            "invalid_client: unknown client",
+        ),
+        (200, "<html>captive portal</html>", "without a usable token"),
+    ];
+    for (status, body, want) in permanent {
+        server.script(Some(Scripted {
+            status,
+            body,
+            retry_after: None,
+        }));
+        let err = p.authorization().await.unwrap_err();
+        assert!(
+            matches!(err, AuthError::Permanent { .. }),
+            "{status} → {err}"
+        );
+        assert!(err.to_string().contains(want), "{err}");
+    }
+
+    // Concurrent callers share one failing request instead of hammering the endpoint.
+    server.script(Some(Scripted {
+        status: 503,
+        body: "",
+        retry_after: None,
+    }));
+    server.state.delay_ms.store(300, Ordering::SeqCst);
+    let before = server.requests();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { p.authorization().await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap_err().is_transient());
+    }
+    assert_eq!(server.requests() - before, 1);
+
+    // Recovery: the next call gets a token.
+    server.state.delay_ms.store(0, Ordering::SeqCst);
+    server.script(None);
+    assert_eq!(header(&p).await, "Bearer tok-1");
+
+    // Nothing listening: transient, naming the endpoint.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/token");
+    let p = provider(smart_config(&url, &key, None), dir.path());
+    let err = p.authorization().await.unwrap_err();
+    assert!(
+        err.is_transient() && err.to_string().contains(&url),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_with_basic_and_post() {
+    let dir = tempfile::tempdir().unwrap();
+    // Characters that RFC 6749 §2.3.1 makes us form-urlencode before Basic.
+    let secret = "s3:cr/t+é %";
+    std::fs::write(dir.path().join("secret"), format!("{secret}\n")).unwrap();
+    chmod600(&dir.path().join("secret"));
+    for (post, method) in [(false, "client_secret_basic"), (true, "client_secret_post")] {
+        let server = TokenServer::start(
+            Verifier::Secret {
+                secret: secret.into(),
+                post,
+            },
+            300,
+        )
+        .await;
+        let raw: RawAuth = toml::from_str(&format!(
+            "type = \"client_credentials\"\ntoken_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             client_secret_file = \"secret\"\nscope = \"claims.write\"\n\
+             audience = \"https://api.example.com\"\nclient_auth = \"{method}\"",
+            server.url
+        ))
+        .unwrap();
+        let p = provider(raw, dir.path());
+        for _ in 0..10 {
+            assert_eq!(header(&p).await, "Bearer tok-1", "{method}");
+        }
+        assert_eq!(server.requests(), 1);
+        assert!(server.rejections().is_empty(), "{:?}", server.rejections());
+    }
+
+    // A wrong secret: permanent, and the error never quotes it.
+    let server = TokenServer::start(
+        Verifier::Secret {
+            secret: "the-right-one".into(),
+            post: false,
+        },
+        300,
+    )
+    .await;
+    let raw: RawAuth = toml::from_str(&format!(
+        "type = \"client_credentials\"\ntoken_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+         client_secret = \"wrong-secret\"\nscope = \"claims.write\"\naudience = \"https://api.example.com\"",
+        server.url
+    ))
+    .unwrap();
+    let err = provider(raw, dir.path()).authorization().await.unwrap_err();
+    assert!(!err.is_transient());
+    assert!(
+        err.to_string().contains("bad client credentials")
+            && err
+                .to_string()
+                .contains("check client_id and the client secret"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("wrong-secret"));
+}
+
+#[tokio::test]
+async fn static_bearer_and_basic_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(
+        toml::from_str("type = \"bearer\"\ntoken = \"abc.def\"").unwrap(),
+        dir.path(),
+    );
+    let h = p.authorization().await.unwrap().unwrap();
+    assert_eq!(h, "Bearer abc.def");
+    assert!(h.is_sensitive());
+
+    let p = provider(
+        toml::from_str("type = \"basic\"\nusername = \"Aladdin\"\npassword = \"open sesame\"")
+            .unwrap(),
+        dir.path(),
+    );
+    // RFC 7617's example.
+    assert_eq!(header(&p).await, "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    p.invalidate(); // harmless for static credentials
+    assert_eq!(p.refreshes(), 0);
+
+    assert_eq!(TokenProvider::none().authorization().await.unwrap(), None);
+}
