@@ -12,6 +12,8 @@ use toml::Spanned;
 use super::duration::parse_duration;
 use super::model::*;
 use super::validate::{resolve, ConfigError, Ctx};
+use crate::auth::RawAuth;
+use crate::net::https_client::{self, RawHttpsClient};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +25,8 @@ pub(super) struct RawDestination {
     format: Option<Spanned<String>>,
     #[serde(default)]
     headers: BTreeMap<String, Spanned<String>>,
-    tls: Option<RawMllpTls>,
+    tls: Option<RawDestTls>,
+    auth: Option<Spanned<RawAuth>>,
     concurrency: Option<Spanned<u64>>,
     lane: Option<Spanned<String>>,
     on_dead_letter: Option<Spanned<String>>,
@@ -38,10 +41,14 @@ pub(super) struct RawDestination {
     timeout: Option<Spanned<String>>,
 }
 
+/// `[destination.tls]`: for http/fhir, an extra CA and SPKI pins; for
+/// mllps, the CA (required) and an optional client certificate.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMllpTls {
-    ca_file: Spanned<String>,
+struct RawDestTls {
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    spki_sha256_pins: Vec<String>,
     client_cert: Option<Spanned<String>>,
     client_key: Option<Spanned<String>>,
 }
@@ -122,10 +129,55 @@ impl Ctx<'_> {
                     }
                     headers.push((k.clone(), v.get_ref().clone()));
                 }
+                let auth = match &d.auth {
+                    None => None,
+                    Some(a) => Some(
+                        crate::auth::validate(a.get_ref().clone(), base).map_err(|e| {
+                            self.err(a, format!("destination '{name}': auth: {e}"))
+                        })?,
+                    ),
+                };
+                let tls = match &d.tls {
+                    None => https_client::HttpsClientConfig::default(),
+                    Some(t) => {
+                        if let Some(c) = t.client_cert.as_ref().or(t.client_key.as_ref()) {
+                            return Err(self.err(
+                                c,
+                                format!("destination '{name}': client certificates are supported for mllps destinations only"),
+                            ));
+                        }
+                        let raw = RawHttpsClient {
+                            ca_file: t.ca_file.as_ref().map(|c| resolve(base, c.get_ref())),
+                            spki_sha256_pins: t.spki_sha256_pins.clone(),
+                            connect_timeout_secs: None,
+                            request_timeout_secs: None,
+                        };
+                        let at = t.ca_file.as_ref().map(|c| c.span().start).unwrap_or(d.kind.span().start);
+                        https_client::validate(raw, base)
+                            .map_err(|e| self.err_at(at, format!("destination '{name}': {e}")))?
+                    }
+                };
+                if url.get_ref().starts_with("http://") && (auth.is_some() || d.tls.is_some()) {
+                    let loopback = reqwest::Url::parse(url.get_ref())
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_string))
+                        .is_some_and(|h| {
+                            h == "localhost"
+                                || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                        });
+                    if !loopback {
+                        return Err(self.err(
+                            url,
+                            format!("destination '{name}': credentials or TLS settings over plain http would travel unencrypted: use an https:// url"),
+                        ));
+                    }
+                }
                 let h = HttpDestination {
                     url: url.get_ref().trim_end_matches('/').to_string(),
                     format,
                     headers,
+                    auth,
+                    tls,
                 };
                 if kind_name == "http" {
                     DestinationKind::Http(h)
@@ -164,10 +216,10 @@ impl Ctx<'_> {
                             format!("destination '{name}': mllps needs [destination.tls] with ca_file = \"CA.pem\" (the CA that signed the peer's certificate)"),
                         ))
                     }
-                    (Some(t), false) => {
+                    (Some(_), false) => {
                         return Err(self.err(
-                            &t.ca_file,
-                            format!("destination '{name}': tls settings need an mllps:// url"),
+                            url,
+                            format!("destination '{name}': [destination.tls] needs an mllps:// url"),
                         ))
                     }
                     (None, false) => None,
@@ -192,13 +244,20 @@ impl Ctx<'_> {
                 ));
             }
         }
-        if !matches!(kind, DestinationKind::Mllp(_)) {
-            if let Some(t) = &d.tls {
-                return Err(self.err(
-                    &t.ca_file,
-                    format!("destination '{name}': [destination.tls] with ca_file applies to mllps destinations"),
-                ));
-            }
+        if matches!(kind, DestinationKind::Folder { .. }) && d.tls.is_some() {
+            return Err(self.err(
+                &d.kind,
+                format!("destination '{name}': a folder destination takes no [destination.tls]"),
+            ));
+        }
+        if let (Some(a), false) = (
+            &d.auth,
+            matches!(kind, DestinationKind::Http(_) | DestinationKind::Fhir(_)),
+        ) {
+            return Err(self.err(
+                a,
+                format!("destination '{name}': [destination.auth] applies to http and fhir destinations"),
+            ));
         }
         let delivery = self.delivery(&name, &d, &kind)?;
         Ok(DestinationConfig {
@@ -233,9 +292,21 @@ impl Ctx<'_> {
     fn mllp_tls(
         &self,
         name: &str,
-        t: &RawMllpTls,
+        t: &RawDestTls,
         base: &Path,
     ) -> Result<MllpClientTls, ConfigError> {
+        let Some(ca_file) = &t.ca_file else {
+            return Err(self.err_at(
+                0,
+                format!("destination '{name}': mllps needs [destination.tls] ca_file = \"CA.pem\" (the CA that signed the peer's certificate)"),
+            ));
+        };
+        if !t.spki_sha256_pins.is_empty() {
+            return Err(self.err(
+                ca_file,
+                format!("destination '{name}': spki_sha256_pins apply to https destinations only"),
+            ));
+        }
         let client_cert = match (&t.client_cert, &t.client_key) {
             (Some(c), Some(k)) => Some((resolve(base, c.get_ref()), resolve(base, k.get_ref()))),
             (None, None) => None,
@@ -253,7 +324,7 @@ impl Ctx<'_> {
             }
         };
         Ok(MllpClientTls {
-            ca_file: resolve(base, t.ca_file.get_ref()),
+            ca_file: resolve(base, ca_file.get_ref()),
             client_cert,
         })
     }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Cidr;
+use crate::auth::AuthConfig;
+use crate::net::https_client::HttpsClientConfig;
 use crate::route::Glob;
 
 #[derive(Debug, Clone)]
@@ -131,6 +133,11 @@ pub struct HttpDestination {
     pub format: HttpFormat,
     /// Extra request headers (e.g. an API key), in config order.
     pub headers: Vec<(String, String)>,
+    /// `[destination.auth]`: credentials for this destination only.
+    pub auth: Option<AuthConfig>,
+    /// `[destination.tls]`: extra CA and SPKI pins (system roots always apply);
+    /// its timeouts are the destination's `connect_timeout` and `timeout`.
+    pub tls: HttpsClientConfig,
 }
 
 #[derive(Debug, Clone)]

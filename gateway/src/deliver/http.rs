@@ -1,5 +1,6 @@
 //! The `http` and `fhir` destinations: one POST per message over a shared,
-//! keep-alive `reqwest` client (rustls). The answer is classified by
+//! keep-alive `reqwest` client (rustls: the system roots plus the
+//! destination's CA file and SPKI pins). The answer is classified by
 //! [`classify_http`]: 2xx delivered; 429/503 pause the destination
 //! (honouring Retry-After); 5xx, 408, 409 and network errors are retried;
 //! other 4xx dead-letter the message with the server's OperationOutcome.
@@ -9,14 +10,19 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
+};
 
 use super::payload::Prepared;
-use super::verdict::{classify_http, Verdict};
+use super::verdict::{classify_http, error_text, Verdict};
+use crate::auth::TokenProvider;
 use crate::config::{DeliveryPolicy, HttpDestination};
+use crate::net::https_client::{self, error_chain, HttpsClientConfig};
 
 pub struct HttpSender {
     client: reqwest::Client,
+    auth: Option<TokenProvider>,
     url: String,
     headers: HeaderMap,
     fhir: bool,
@@ -27,11 +33,11 @@ pub struct HttpSender {
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 impl HttpSender {
+    /// Build the sender, its HTTPS client and its token provider.
     pub fn new(
         dest: &HttpDestination,
         fhir: bool,
         policy: &DeliveryPolicy,
-        client: reqwest::Client,
     ) -> Result<HttpSender, String> {
         let mut headers = HeaderMap::new();
         for (k, v) in &dest.headers {
@@ -42,8 +48,28 @@ impl HttpSender {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
+        let mut tls = dest.tls.clone();
+        tls.connect_timeout = policy.connect_timeout;
+        tls.request_timeout = policy.timeout;
+        let client = https_client::reqwest_client(&tls)?;
+        // The token endpoint is another host: same extra CA, not the
+        // destination's pins.
+        let auth = match &dest.auth {
+            None => None,
+            Some(a) => {
+                let token_tls = HttpsClientConfig {
+                    spki_sha256_pins: Vec::new(),
+                    ..tls.clone()
+                };
+                Some(TokenProvider::new(
+                    a.clone(),
+                    https_client::reqwest_client(&token_tls)?,
+                ))
+            }
+        };
         Ok(HttpSender {
             client,
+            auth,
             url: dest.url.clone(),
             headers,
             fhir,
@@ -51,20 +77,28 @@ impl HttpSender {
         })
     }
 
-    /// A client for destinations without custom TLS settings.
-    pub fn default_client(policy: &DeliveryPolicy) -> Result<reqwest::Client, String> {
-        reqwest::Client::builder()
-            .connect_timeout(policy.connect_timeout)
-            .timeout(policy.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(policy.concurrency.max(1))
-            .tcp_nodelay(true)
-            .user_agent(concat!("clinic-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))
+    /// Access tokens fetched so far (for status and metrics).
+    pub fn token_refreshes(&self) -> u64 {
+        self.auth.as_ref().map_or(0, TokenProvider::refreshes)
     }
 
-    pub async fn send(&self, p: &Prepared) -> Verdict {
+    async fn authorization(&self) -> Result<Option<HeaderValue>, Verdict> {
+        let Some(p) = &self.auth else { return Ok(None) };
+        p.authorization().await.map_err(|e| Verdict::Retry {
+            // Permanent or not, a token failure is the destination's problem
+            // (wrong credentials, token endpoint down), never the message's:
+            // hold everything (circuit) rather than dead-letter the backlog.
+            reason: format!("cannot get an access token: {}", e.message()),
+            retry_after: e.retry_after(),
+            whole_destination: true,
+        })
+    }
+
+    async fn post(
+        &self,
+        p: &Prepared,
+        auth: Option<&HeaderValue>,
+    ) -> Result<reqwest::Response, Verdict> {
         let mut req = self
             .client
             .post(&self.url)
@@ -75,15 +109,57 @@ impl HttpSender {
         if self.fhir {
             req = req.header(ACCEPT, "application/fhir+json");
         }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return Verdict::retry(describe_reqwest(&e)),
+        if let Some(h) = auth {
+            req = req.header(AUTHORIZATION, h.clone());
+        }
+        req.send()
+            .await
+            .map_err(|e| Verdict::retry(describe_reqwest(&e)))
+    }
+
+    pub async fn send(&self, p: &Prepared) -> Verdict {
+        let auth = match self.authorization().await {
+            Ok(a) => a,
+            Err(v) => return v,
         };
+        let mut resp = match self.post(p, auth.as_ref()).await {
+            Ok(r) => r,
+            Err(v) => return v,
+        };
+        if resp.status().as_u16() == 401 {
+            if let (Some(provider), Some(sent)) = (&self.auth, &auth) {
+                // Once: a fresh token, then the same request again.
+                provider.invalidate_if_current(sent);
+                let fresh = match self.authorization().await {
+                    Ok(a) => a,
+                    Err(v) => return v,
+                };
+                resp = match self.post(p, fresh.as_ref()).await {
+                    Ok(r) => r,
+                    Err(v) => return v,
+                };
+                if resp.status().as_u16() == 401 {
+                    let body = read_capped(resp, MAX_ERROR_BODY).await;
+                    return Verdict::Retry {
+                        reason: format!(
+                            "HTTP 401 even with a new access token ({}): check the credentials in [destination.auth]",
+                            error_text(&body)
+                        ),
+                        retry_after: None,
+                        whole_destination: true,
+                    };
+                }
+            }
+        }
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
-            // Drain the body so the connection returns to the pool.
-            let _ = resp.bytes().await;
-            return Verdict::Delivered;
+            // Read the body so the connection goes back to the pool; a
+            // response cut short means we cannot be sure: retry (the
+            // destination de-duplicates).
+            return match resp.bytes().await {
+                Ok(_) => Verdict::Delivered,
+                Err(e) => Verdict::retry(describe_reqwest(&e)),
+            };
         }
         let retry_after = resp
             .headers()
@@ -113,7 +189,8 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Vec<u8> {
     out
 }
 
-/// A network error in words an operator can act on (no URL query strings).
+/// A network error in words an operator can act on: the kind, then the
+/// whole cause chain (with a hint for TLS failures).
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
@@ -126,15 +203,5 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
     } else {
         "HTTP error"
     };
-    let mut cause = String::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        cause = s.to_string();
-        src = s.source();
-    }
-    if cause.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {cause}")
-    }
+    format!("{kind}: {}", error_chain(e))
 }

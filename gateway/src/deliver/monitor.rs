@@ -28,6 +28,8 @@ pub struct DeliveryState {
     /// the server's diagnostics).
     pub last_error: Option<String>,
     pub last_error_at_ms: Option<u64>,
+    /// Access tokens fetched (OAuth2 / SMART destinations).
+    pub token_refreshes: u64,
 }
 
 #[derive(Debug, Default)]

@@ -22,21 +22,20 @@ impl Sender {
                 Sender::Folder(FolderSender { path: path.clone() }),
                 Wire::Hl7,
             ),
-            DestinationKind::Http(h) => (
-                Sender::Http(HttpSender::new(
-                    h,
-                    false,
-                    p,
-                    HttpSender::default_client(p)?,
-                )?),
-                h.format.into(),
-            ),
-            DestinationKind::Fhir(h) => (
-                Sender::Http(HttpSender::new(h, true, p, HttpSender::default_client(p)?)?),
-                Wire::Fhir,
-            ),
+            DestinationKind::Http(h) => {
+                (Sender::Http(HttpSender::new(h, false, p)?), h.format.into())
+            }
+            DestinationKind::Fhir(h) => (Sender::Http(HttpSender::new(h, true, p)?), Wire::Fhir),
             DestinationKind::Mllp(m) => (Sender::Mllp(MllpSender::new(m, p)?), Wire::Hl7),
         })
+    }
+
+    /// Access tokens fetched so far (0 for destinations without OAuth).
+    pub fn token_refreshes(&self) -> u64 {
+        match self {
+            Sender::Http(s) => s.token_refreshes(),
+            _ => 0,
+        }
     }
 
     pub async fn send(&self, p: &Prepared) -> Verdict {
