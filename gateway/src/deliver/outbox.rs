@@ -315,9 +315,11 @@ impl Driver {
     }
 
     async fn finish(&mut self, done: Done) {
-        self.o
-            .monitor
-            .update(|s| s.in_flight = s.in_flight.saturating_sub(1));
+        let refreshes = self.o.sender.token_refreshes();
+        self.o.monitor.update(|s| {
+            s.in_flight = s.in_flight.saturating_sub(1);
+            s.token_refreshes = refreshes;
+        });
         let lane = done.lane;
         let now = Instant::now();
         let Some(l) = self.lanes.get_mut(&lane) else {
