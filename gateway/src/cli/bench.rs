@@ -18,6 +18,8 @@ use crate::mllp::client::Client;
 pub enum BenchKind {
     /// MLLP ingest: durable ACKs per second and ACK latency.
     Ingest(IngestArgs),
+    /// Store-and-forward: drain 100k and 1M backlogs to a loopback HTTP sink.
+    Drain(super::bench_drain::DrainArgs),
 }
 
 #[derive(Args)]
@@ -38,6 +40,13 @@ pub struct IngestArgs {
 
 pub fn run(kind: BenchKind) -> ExitCode {
     match kind {
+        BenchKind::Drain(args) => match super::bench_drain::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         BenchKind::Ingest(args) => match ingest(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -101,7 +110,7 @@ impl Drop for Daemon {
     }
 }
 
-fn rss_mb(pid: u32) -> f64 {
+pub(super) fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -112,7 +121,7 @@ fn rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn sample_message(control_id: &str, patient: usize) -> Vec<u8> {
+pub(super) fn sample_message(control_id: &str, patient: usize) -> Vec<u8> {
     // A typical ~1 KB lab result.
     let mut m = format!(
         "MSH|^~\\&|ECW|CLINIC|LAB|REF|20240101120000||ORU^R01^ORU_R01|{control_id}|P|2.5.1\rPID|1||MRN{patient}^^^CLINIC^MR||BENCH^PATIENT||19700101|F\rOBR|1|PL{control_id}|FL{control_id}|24323-8^Comprehensive metabolic panel^LN|||20240101110000\r"

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, DEFAULT_CONFIG_PATH};
 
 mod bench;
+mod bench_drain;
 mod dlq;
 mod send;
 mod status;

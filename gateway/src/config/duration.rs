@@ -31,7 +31,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     let secs = n * secs_per;
-    if !secs.is_finite() || secs < 0.0 || secs > 100.0 * 365.0 * 86400.0 {
+    if !secs.is_finite() || !(0.0..=100.0 * 365.0 * 86400.0).contains(&secs) {
         return Err(format!("'{text}' is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))

@@ -11,9 +11,11 @@ pub struct DeliveryState {
     /// Attempts running now.
     pub in_flight: u64,
     pub attempts: u64,
-    pub delivered: u64,
+    /// Delivered since the daemon started.
+    pub delivered_since_start: u64,
     pub failed_attempts: u64,
-    pub dead_lettered: u64,
+    /// Dead-lettered since the daemon started.
+    pub dead_lettered_since_start: u64,
     /// "closed" (healthy), "open" (down: probing), "half-open" (probe running).
     pub circuit: String,
     /// When the current outage began (unix ms), if the circuit is not closed.

@@ -335,7 +335,7 @@ impl Driver {
                 l.failures = 0;
                 self.known.remove(&pe.id);
                 self.after_head_done(lane);
-                self.o.monitor.update(|s| s.delivered += 1);
+                self.o.monitor.update(|s| s.delivered_since_start += 1);
                 if self.circuit.on_success() {
                     self.recovered();
                 }
@@ -452,7 +452,7 @@ impl Driver {
                     error_class(&reason)
                 );
                 self.o.monitor.update(|s| {
-                    s.dead_lettered += 1;
+                    s.dead_lettered_since_start += 1;
                     s.last_error = Some(reason.clone());
                     s.last_error_at_ms = Some(unix_ms());
                 });
@@ -561,6 +561,7 @@ impl Driver {
         let notify = self.o.journal.outbox_notify(&self.o.name);
         let dlq_notify = self.o.journal.outbox_notify(&dlq_notify_key(&self.o.name));
         let stall_at = stall_after(&self.o.name).map(|d| Instant::now() + d);
+        let mut dlq_seen = self.o.journal.dlq_changes();
         self.load_held();
         loop {
             if *shutdown.borrow() {
@@ -579,6 +580,12 @@ impl Driver {
             tokio::pin!(dlq_notified);
             dlq_notified.as_mut().enable();
 
+            // Checked every round: a wake-up may be taken by another branch.
+            let dlq_now = self.o.journal.dlq_changes();
+            if dlq_now != dlq_seen {
+                dlq_seen = dlq_now;
+                self.dlq_changed();
+            }
             self.fill();
             let wake = self.start_attempts();
             let sleep_until = wake
@@ -600,7 +607,7 @@ impl Driver {
                     }
                 }
                 _ = &mut notified => { self.exhausted = false; }
-                _ = &mut dlq_notified => { self.dlq_changed(); }
+                _ = &mut dlq_notified => {}
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(sleep_until)) => {}
                 _ = shutdown.changed() => {}
             }
@@ -631,7 +638,7 @@ impl Driver {
                 Ok(Some(Ok(d))) => {
                     // Record deliveries; do not start anything new.
                     if matches!(d.verdict, Verdict::Delivered) {
-                        self.o.monitor.update(|s| s.delivered += 1);
+                        self.o.monitor.update(|s| s.delivered_since_start += 1);
                     }
                 }
                 Ok(_) => {}

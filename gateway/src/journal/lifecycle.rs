@@ -81,6 +81,15 @@ impl Journal {
         rx.await.unwrap_or(Err(JournalError::Closed))
     }
 
+    /// How many dead-letter replays/purges have been committed since open
+    /// (any destination): a deliverer re-reads its held lanes when it changes.
+    pub fn dlq_changes(&self) -> u64 {
+        self.inner
+            .shared
+            .dlq_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Up to `limit` pending entries of `destination` with id > `after`, ascending.
     pub fn pending_entries(
         &self,

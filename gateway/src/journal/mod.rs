@@ -553,6 +553,7 @@ impl Journal {
             checkpoints: AtomicU64::new(0),
             last_sync: Mutex::new(CommitSync::default()),
             alive_ms: AtomicU64::new(crate::ops::clock::unix_ms()),
+            dlq_changes: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let w = writer::Writer::new(shared.clone(), rx, db, dur, wal, state);

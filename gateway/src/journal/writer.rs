@@ -92,6 +92,9 @@ pub(crate) struct Shared {
     /// When the writer loop last came round (ms since the epoch): the
     /// daemon's watchdog stops pinging systemd when this goes stale.
     pub alive_ms: AtomicU64,
+    /// Bumped after each committed dead-letter replay or purge, so a
+    /// deliverer can tell (race-free) that it must re-read held lanes.
+    pub dlq_changes: AtomicU64,
 }
 
 impl Shared {
@@ -823,6 +826,9 @@ impl Writer {
         }
         if broken.is_none() {
             for d in notify {
+                if d.starts_with('\u{0}') {
+                    self.shared.dlq_changes.fetch_add(1, Ordering::Release);
+                }
                 let nt = self.shared.notify(&d);
                 // Wake every waiter now, and leave a permit for a deliverer
                 // that is between `pending()` and `notified().await`.

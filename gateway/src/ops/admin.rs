@@ -106,7 +106,7 @@ pub enum Reply {
         more: bool,
     },
     DeadLetterDetail {
-        item: DeadLetter,
+        item: Box<DeadLetter>,
         message: Option<MessageSummary>,
     },
     /// Dead letters replayed or purged, in order.

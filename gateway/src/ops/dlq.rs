@@ -42,7 +42,10 @@ pub async fn answer(journal: &Journal, req: Request) -> Result<Reply, JournalErr
                 bytes: m.raw.len(),
                 raw: raw.then(|| String::from_utf8_lossy(&m.raw).replace('\r', "\n")),
             });
-            Ok(Reply::DeadLetterDetail { item, message })
+            Ok(Reply::DeadLetterDetail {
+                item: Box::new(item),
+                message,
+            })
         }
         Request::DlqReplay {
             seq,

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use gateway::mllp::client::Client;
 
+pub mod http_peer;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_gateway");
 
 /// The shared third-party corpus beside the repository.
@@ -76,6 +78,9 @@ pub struct Options {
     pub top_extra: String,
     /// Put data_dir here instead of inside the temp dir.
     pub data_dir: Option<PathBuf>,
+    /// Replaces the default folder destination and route: the
+    /// `[[destination]]` and `[[route]]` tables (the listener is "ehr").
+    pub routing: Option<String>,
 }
 
 impl Gateway {
@@ -99,12 +104,17 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| dir.path().join("var"));
         let config = dir.path().join("gateway.toml");
+        let routing = opts.routing.clone().unwrap_or_else(|| {
+            format!(
+                "[[destination]]\nname = \"outbox\"\nkind = \"folder\"\npath = {out:?}\n\n[[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"outbox\"]\n",
+                out = data_dir.join("outbox").display().to_string(),
+            )
+        });
         let text = format!(
-            "data_dir = {data:?}\n{top}\n[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:{port}\"\n{extra}\n\n[[destination]]\nname = \"outbox\"\nkind = \"folder\"\npath = {out:?}\n\n[[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"outbox\"]\n",
+            "data_dir = {data:?}\n{top}\n[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:{port}\"\n{extra}\n\n{routing}",
             data = data_dir.display().to_string(),
             top = opts.top_extra,
             extra = opts.listener_extra,
-            out = data_dir.join("outbox").display().to_string(),
         );
         std::fs::write(&config, text).unwrap();
         let log = dir.path().join("gateway.log");

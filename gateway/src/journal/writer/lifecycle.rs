@@ -114,7 +114,7 @@ impl Writer {
             .map_err(|e| encode_err(&format!("outbox entry {id}"), e))?;
         let mut delta = Delta::new(&self.state);
         let mut b = Ops::default();
-        b.remove(rec::seq_key(rec::P_DEAD, seq).to_vec());
+        b.remove(rec::seq_key(rec::P_DEAD, seq));
         b.remove(rec::dead_index_key(&dest, id));
         b.insert(rec::outbox_key(&dest, id), entry);
         delta.add(&rec::dead_counter(&dest), -1);
@@ -155,7 +155,7 @@ impl Writer {
         let id = d.message_id;
         let mut delta = Delta::new(&self.state);
         let mut b = Ops::default();
-        b.remove(rec::seq_key(rec::P_DEAD, seq).to_vec());
+        b.remove(rec::seq_key(rec::P_DEAD, seq));
         b.remove(rec::dead_index_key(&dest, id));
         delta.add(&rec::dead_counter(&dest), -1);
         let mut next_audit = self.state.next_audit;
@@ -200,10 +200,9 @@ impl Writer {
         };
         let mut b = Ops::default();
         let start = rec::message_key(after.saturating_add(1));
-        let mut examined = 0usize;
         // Unless a batch limit stops the scan first, it reaches the end.
         report.reached_end = true;
-        for item in db.range(start..) {
+        for (examined, item) in db.range(start..).enumerate() {
             if examined >= max.saturating_mul(4) || report.messages >= max as u64 {
                 report.reached_end = false;
                 break;
@@ -212,7 +211,6 @@ impl Writer {
             if k.first() != Some(&rec::P_MESSAGE) {
                 break;
             }
-            examined += 1;
             let id = rec::seq_of_key(&k).unwrap_or(0);
             if self.staged.staged(&k).is_some_and(|s| s.is_none()) {
                 report.next_after = id;
@@ -251,7 +249,7 @@ impl Writer {
                 report.kept_held += 1;
                 continue;
             }
-            b.remove(k.to_vec());
+            b.remove(&k);
             let h = &meta.header;
             let dkey = rec::dedup_key(
                 &meta.listener,
@@ -281,7 +279,7 @@ impl Writer {
                 break;
             }
             report.highest_audit = report.highest_audit.max(rec::seq_of_key(&k).unwrap_or(0));
-            b.remove(k.to_vec());
+            b.remove(&k);
             report.audit_events += 1;
         }
 

@@ -1,0 +1,288 @@
+//! `gateway bench drain`: how fast a backlog drains to an `http` sink on
+//! loopback that answers at once, and whether memory stays flat while it
+//! does. For each backlog size: fill a fresh journal (the journal append
+//! rate, measured in the same run, is the baseline the drain rate is
+//! compared with), then start the real outbox driver and measure msgs/s
+//! and this process's RSS at the start, middle and end of the drain. Last,
+//! ingest and drain at the same time. Reports ratios; asserts nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{
+    DeliveryPolicy, DestinationConfig, DestinationKind, HttpDestination, HttpFormat,
+};
+use crate::hl7::Message;
+use crate::journal::{Enqueue, Journal, JournalConfig, NewMessage};
+use crate::ops::watchdog::Heartbeats;
+
+#[derive(Args)]
+pub struct DrainArgs {
+    /// Directory on the disk to measure (a fresh journal per run goes below it).
+    #[arg(long, default_value = "var/bench")]
+    dir: PathBuf,
+    /// Backlog sizes.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    messages: Vec<u64>,
+    /// Lanes delivered concurrently (the destination's `concurrency`).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Distinct patients (lanes) in the backlog.
+    #[arg(long, default_value_t = 2000)]
+    patients: usize,
+}
+
+fn rss_mb() -> f64 {
+    super::bench::rss_mb(std::process::id())
+}
+
+/// A loopback HTTP/1.1 sink: reads each request (headers + Content-Length
+/// body) and answers 200 at once, keeping the connection alive.
+async fn sink() -> Result<(String, Arc<AtomicU64>), String> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("sink: {e}"))?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let c = c.clone();
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+                let mut tmp = vec![0u8; 64 * 1024];
+                loop {
+                    // Answer every complete request in the buffer.
+                    while let Some(end) = find(&buf, b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            break;
+                        }
+                        buf.drain(..end + 4 + len);
+                        c.fetch_add(1, Ordering::Relaxed);
+                        if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    match s.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+            });
+        }
+    });
+    Ok((format!("http://{addr}/ingest"), count))
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+/// Append `n` messages with 64 concurrent appenders; returns msgs/s.
+async fn fill(journal: &Journal, n: u64, patients: usize, offset: u64) -> Result<f64, String> {
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    let writers = 64u64;
+    for w in 0..writers {
+        let j = journal.clone();
+        set.spawn(async move {
+            let mut i = w;
+            while i < n {
+                let cid = format!("B{}", offset + i);
+                let raw = super::bench::sample_message(&cid, (i as usize) % patients);
+                let header = Message::parse(&raw).map_err(|e| e.to_string())?.header();
+                let lane = crate::route::lane::patient_lane(&header);
+                j.append(NewMessage {
+                    listener: "bench".into(),
+                    peer: "127.0.0.1:1".into(),
+                    received_at_ms: crate::ops::clock::unix_ms(),
+                    header,
+                    raw,
+                    ack: Vec::new(),
+                    destinations: vec![Enqueue::plain("sink")],
+                    patient_lane: lane,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                i += writers;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn pending(journal: &Journal) -> u64 {
+    journal
+        .stats()
+        .per_destination
+        .get("sink")
+        .map_or(0, |s| s.pending)
+}
+
+struct Drained {
+    rate: f64,
+    rss: [f64; 3],
+}
+
+/// Start the outbox driver and wait until `target` messages reached the sink.
+async fn drain(
+    journal: &Journal,
+    url: &str,
+    sunk: &AtomicU64,
+    target: u64,
+    concurrency: usize,
+    stop: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Drained, String> {
+    let kind = DestinationKind::Http(HttpDestination {
+        url: url.to_string(),
+        format: HttpFormat::Hl7,
+        headers: Vec::new(),
+        auth: None,
+        tls: Default::default(),
+    });
+    let mut delivery = DeliveryPolicy::defaults_for(&kind);
+    delivery.concurrency = concurrency;
+    let dest = DestinationConfig {
+        name: "sink".into(),
+        kind,
+        delivery,
+    };
+    let hb = Heartbeats::default();
+    let base = sunk.load(Ordering::Relaxed);
+    let rss_start = rss_mb();
+    let start = Instant::now();
+    crate::deliver::start_all(&[dest], journal, &hb, tasks, stop)?;
+    let mut rss_mid = 0.0;
+    let mut last_report = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let done = sunk.load(Ordering::Relaxed) - base;
+        if rss_mid == 0.0 && done >= target / 2 {
+            rss_mid = rss_mb();
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            eprintln!(
+                "  ... {done}/{target} delivered, {} pending, RSS {:.0} MB",
+                pending(journal),
+                rss_mb()
+            );
+            last_report = Instant::now();
+        }
+        if done >= target && pending(journal) == 0 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(3600) {
+            return Err("drain did not finish within an hour".into());
+        }
+    }
+    Ok(Drained {
+        rate: target as f64 / start.elapsed().as_secs_f64(),
+        rss: [rss_start, rss_mid, rss_mb()],
+    })
+}
+
+pub fn run(args: DrainArgs) -> Result<(), String> {
+    let run_dir = args.dir.join(format!("drain-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let r = rt.block_on(run_in(&args, &run_dir));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    r
+}
+
+async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
+    let (url, sunk) = sink().await?;
+    let mut rows = Vec::new();
+    for (i, &n) in args.messages.iter().enumerate() {
+        let dir = run_dir.join(format!("journal-{i}"));
+        let j = {
+            let cfg = JournalConfig::new(dir.clone());
+            tokio::task::spawn_blocking(move || Journal::open(cfg))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        };
+        eprintln!("filling a backlog of {n} messages ...");
+        let ingest = fill(&j, n, args.patients, 0).await?;
+        eprintln!("  journal append rate {ingest:.0} msg/s; draining ...");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let d = drain(&j, &url, &sunk, n, args.concurrency, &stop_rx, &mut tasks).await?;
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        rows.push((n, ingest, d));
+        j.close().await.map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    // Ingest and drain at the same time.
+    let n = args.messages.first().copied().unwrap_or(100_000);
+    let dir = run_dir.join("journal-both");
+    let j = {
+        let cfg = JournalConfig::new(dir.clone());
+        tokio::task::spawn_blocking(move || Journal::open(cfg))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    eprintln!("ingest and drain of {n} messages at the same time ...");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let j2 = j.clone();
+    let patients = args.patients;
+    let filler = tokio::spawn(async move { fill(&j2, n, patients, 10_000_000).await });
+    let both = drain(&j, &url, &sunk, n, args.concurrency, &stop_rx, &mut tasks).await?;
+    let ingest_both = filler.await.map_err(|e| e.to_string())??;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    j.close().await.map_err(|e| e.to_string())?;
+
+    println!("\nbench drain: http sink on loopback answering 200 at once, {} lanes in flight, {} patients", args.concurrency, args.patients);
+    println!(
+        "{:>10} {:>12} {:>12} {:>8} {:>22}",
+        "BACKLOG", "APPEND/s", "DRAIN/s", "RATIO", "RSS MB start/mid/end"
+    );
+    for (n, ingest, d) in &rows {
+        println!(
+            "{:>10} {:>12.0} {:>12.0} {:>8.2} {:>8.0}/{:.0}/{:.0}",
+            n,
+            ingest,
+            d.rate,
+            d.rate / ingest,
+            d.rss[0],
+            d.rss[1],
+            d.rss[2]
+        );
+    }
+    println!(
+        "concurrent: ingest {ingest_both:.0} msg/s while draining {:.0} msg/s (RSS {:.0}/{:.0}/{:.0} MB)",
+        both.rate, both.rss[0], both.rss[1], both.rss[2]
+    );
+    Ok(())
+}
