@@ -25,6 +25,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
+mod common;
+
 const CLIENT_ID: &str = "clinic-gateway-test";
 const KID: &str = "key-2026-01";
 const SCOPE: &str = "system/Patient.rs system/Observation.cruds";
@@ -825,4 +827,96 @@ async fn static_bearer_and_basic_headers() {
     assert_eq!(p.refreshes(), 0);
 
     assert_eq!(TokenProvider::none().authorization().await.unwrap(), None);
+}
+
+// ------------------------------------------------- through the real gateway
+
+/// The real daemon delivering to an `http` destination with SMART Backend
+/// Services auth: the destination refuses requests without a token issued
+/// by the endpoint above, tokens live 2 s, and a 6 s outage forces the
+/// gateway to renew them (fresh assertions, never a reused jti) while it
+/// probes; after the outage everything is delivered with a renewed token.
+#[test]
+fn gateway_delivers_with_smart_tokens_renewed_across_an_outage() {
+    use common::http_peer::{HttpPeer, Mode};
+    let rt = common::rt();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = rt.block_on(smart_server(dir.path(), false, 2));
+    let peer = HttpPeer::start();
+    peer.add_rule(Box::new(|r| {
+        let ok = r
+            .header("Authorization")
+            .is_some_and(|h| h.starts_with("Bearer tok-"));
+        (!ok).then(|| (401, "{}".to_string()))
+    }));
+    let routing = format!(
+        "[[destination]]\nname = \"cloud\"\nkind = \"http\"\nurl = \"{}\"\nprobe_interval = \"500ms\"\ncircuit_failures = 1\nbackoff_initial = \"50ms\"\n\n\
+         [destination.auth]\ntype = \"smart_backend\"\ntoken_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+         private_key_file = {:?}\nkey_id = \"{KID}\"\nscope = \"{SCOPE}\"\n\n\
+         [[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"cloud\"]\n",
+        peer.url("/ingest"),
+        server.url,
+        key.display().to_string()
+    );
+    let g = common::Gateway::start_with(common::Options {
+        routing: Some(routing),
+        ..Default::default()
+    });
+    let send = |cid: &str| {
+        let ack = common::send_one(&g.addr(), &common::adt(cid, "S1")).unwrap();
+        assert_eq!(common::ack_code(&ack), "AA");
+    };
+    let delivered = |cid: &str| {
+        peer.received()
+            .iter()
+            .any(|r| r.answered == 200 && r.text().contains(&format!("|{cid}|")))
+    };
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; token endpoint rejections: {:?}",
+                server.rejections()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    send("S-1");
+    wait("S-1", &|| delivered("S-1"));
+    let first_token = peer
+        .received()
+        .iter()
+        .find_map(|r| r.header("Authorization").map(str::to_string))
+        .unwrap();
+
+    peer.set_mode(Mode::Status(503, None));
+    for i in 2..=5 {
+        send(&format!("S-{i}"));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let issued_during = server.state.issued.load(Ordering::SeqCst);
+    assert!(
+        issued_during >= 3,
+        "only {issued_during} token(s) issued over a 6 s outage with 2 s tokens"
+    );
+    peer.set_mode(Mode::Up);
+    wait("the backlog", &|| (2..=5).all(|i| delivered(&format!("S-{i}"))));
+    let last = peer
+        .received()
+        .iter()
+        .rev()
+        .find(|r| r.answered == 200)
+        .and_then(|r| r.header("Authorization").map(str::to_string))
+        .unwrap();
+    assert_ne!(last, first_token, "the token was not renewed");
+    assert!(
+        server.rejections().is_empty(),
+        "the endpoint refused assertions: {:?}",
+        server.rejections()
+    );
+    let s = g.status_json();
+    assert!(s["destinations"][0]["token_refreshes"].as_u64().unwrap() >= 3, "{s}");
+    assert_eq!(s["destinations"][0]["dead_letters"], 0, "{s}");
+    assert!(!g.log_text().contains("tok-"), "a token reached the log");
 }
