@@ -11,6 +11,7 @@ use crate::config::{self, DEFAULT_CONFIG_PATH};
 mod bench;
 mod send;
 mod status;
+mod translate;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,8 @@ pub enum Command {
     /// Benchmarks that report ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchKind),
+    /// Print the FHIR Bundle the fhir transform makes of an HL7 file (or, with --to hl7, the ORU made of FHIR results).
+    Translate(translate::TranslateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Send(args) => runtime().block_on(send::run(args)),
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
         Command::Bench(kind) => bench::run(kind),
+        Command::Translate(args) => translate::run(args, &cli.config),
     }
 }
 
