@@ -478,7 +478,7 @@ pub fn push_codings(
         return;
     }
     let standard = coding_system_uri(system_name);
-    let system = match standard {
+    let system = match &standard {
         Some(uri) => uri.to_string(),
         None if system_name.contains(':') && !system_name.contains(char::is_whitespace) => {
             system_name.trim().to_string()

@@ -268,7 +268,7 @@ fn quantity(
         },
     );
     if !unit_code.is_empty() {
-        if coding_system_uri(&unit_system) == Some(UCUM) {
+        if coding_system_uri(&unit_system).as_deref() == Some(UCUM) {
             q.insert("system".into(), Value::from(UCUM));
             q.insert("code".into(), Value::from(unit_code));
         } else if let Some(mapped) = ctx

@@ -10,14 +10,16 @@
 //!   unmapped becomes `urn:clinic-gateway:{tenant}:id:{authority}`. Never
 //!   random: the same authority always gives the same system.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Prefix of every URI the gateway mints.
 pub const GATEWAY_URN: &str = "urn:clinic-gateway";
 
 /// The canonical URI of a well-known HL7 v2 coding system name (HL7 table
-/// 0396 and common local spellings), or `None` for a local system.
-pub fn coding_system_uri(name: &str) -> Option<&'static str> {
+/// 0396 and common local spellings; `HL7nnnn` is the v2 table nnnn), or
+/// `None` for a local system.
+pub fn coding_system_uri(name: &str) -> Option<Cow<'static, str>> {
     let upper = name.trim().to_ascii_uppercase();
     let uri = match upper.as_str() {
         "LN" | "LOINC" => "http://loinc.org",
@@ -39,12 +41,9 @@ pub fn coding_system_uri(name: &str) -> Option<&'static str> {
         "DCM" => "http://dicom.nema.org/resources/ontology/DCM",
         "ISO3166" | "ISO3166_1" => "urn:iso:std:iso:3166",
         "ISO+" | "ANS+" => "http://unitsofmeasure.org",
-        _ => {
-            // HL7nnnn / HL7 table names: the v2 code systems.
-            return hl7_table_uri(&upper);
-        }
+        _ => return hl7_table_uri(&upper).map(Cow::Owned),
     };
-    Some(uri)
+    Some(Cow::Borrowed(uri))
 }
 
 /// Canonical target systems a code map may name.
@@ -61,37 +60,13 @@ pub fn target_system_uri(name: &str) -> Option<&'static str> {
     }
 }
 
-fn hl7_table_uri(upper: &str) -> Option<&'static str> {
+/// `HL7nnnn` (four digits) → the v2 code system of table nnnn.
+fn hl7_table_uri(upper: &str) -> Option<String> {
     let digits = upper.strip_prefix("HL7")?;
     if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // The v2 tables we map to fixed URIs; the rest stay local (a static
-    // string cannot be built at run time, and these are the ones we emit).
-    Some(match digits {
-        "0001" => "http://terminology.hl7.org/CodeSystem/v2-0001",
-        "0002" => "http://terminology.hl7.org/CodeSystem/v2-0002",
-        "0004" => "http://terminology.hl7.org/CodeSystem/v2-0004",
-        "0005" => "http://terminology.hl7.org/CodeSystem/v2-0005",
-        "0063" => "http://terminology.hl7.org/CodeSystem/v2-0063",
-        "0064" => "http://terminology.hl7.org/CodeSystem/v2-0064",
-        "0078" => "http://terminology.hl7.org/CodeSystem/v2-0078",
-        "0131" => "http://terminology.hl7.org/CodeSystem/v2-0131",
-        "0162" => "http://terminology.hl7.org/CodeSystem/v2-0162",
-        "0163" => "http://terminology.hl7.org/CodeSystem/v2-0163",
-        "0189" => "http://terminology.hl7.org/CodeSystem/v2-0189",
-        "0203" => "http://terminology.hl7.org/CodeSystem/v2-0203",
-        "0227" => "http://terminology.hl7.org/CodeSystem/v2-0227",
-        "0292" => "http://terminology.hl7.org/CodeSystem/v2-0292",
-        "0296" => "http://terminology.hl7.org/CodeSystem/v2-0296",
-        "0305" => "http://terminology.hl7.org/CodeSystem/v2-0305",
-        "0322" => "http://terminology.hl7.org/CodeSystem/v2-0322",
-        "0323" => "http://terminology.hl7.org/CodeSystem/v2-0323",
-        "0364" => "http://terminology.hl7.org/CodeSystem/v2-0364",
-        "0396" => "http://terminology.hl7.org/CodeSystem/v2-0396",
-        "0441" => "http://terminology.hl7.org/CodeSystem/v2-0441",
-        _ => return None,
-    })
+    Some(format!("http://terminology.hl7.org/CodeSystem/v2-{digits}"))
 }
 
 /// True for a dotted numeric OID such as `2.16.840.1.113883.3.1`.
@@ -224,11 +199,14 @@ mod tests {
 
     #[test]
     fn coding_systems() {
-        assert_eq!(coding_system_uri("LN"), Some("http://loinc.org"));
-        assert_eq!(coding_system_uri("sct"), Some("http://snomed.info/sct"));
+        assert_eq!(coding_system_uri("LN").as_deref(), Some("http://loinc.org"));
         assert_eq!(
-            coding_system_uri("HL70078"),
-            Some("http://terminology.hl7.org/CodeSystem/v2-0078")
+            coding_system_uri("sct").as_deref(),
+            Some("http://snomed.info/sct")
+        );
+        assert_eq!(
+            coding_system_uri("HL70277").as_deref(),
+            Some("http://terminology.hl7.org/CodeSystem/v2-0277")
         );
         assert_eq!(coding_system_uri("L"), None);
         assert_eq!(coding_system_uri("99zzz"), None);

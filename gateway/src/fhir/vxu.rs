@@ -162,9 +162,10 @@ fn map_rxa(
     let mvx = rxa.field(17).repetition(1);
     let mvx_code = text(&mvx.component(1));
     let mvx_name = text(&mvx.component(2));
-    let mvx_system = coding_system_uri(&text(&mvx.component(3)))
-        .unwrap_or("http://terminology.hl7.org/CodeSystem/MVX");
-    let identifier = (!mvx_code.is_empty()).then(|| (mvx_system.to_string(), mvx_code.clone()));
+    let mvx_system = coding_system_uri(&text(&mvx.component(3))).unwrap_or(
+        std::borrow::Cow::Borrowed("http://terminology.hl7.org/CodeSystem/MVX"),
+    );
+    let identifier = (!mvx_code.is_empty()).then(|| (mvx_system.into_owned(), mvx_code.clone()));
     put(
         &mut imm,
         "manufacturer",
@@ -186,7 +187,8 @@ fn map_rxa(
                     t
                 }
             });
-            if coding_system_uri(&text(&units.component(3))) == Some("http://unitsofmeasure.org")
+            if coding_system_uri(&text(&units.component(3))).as_deref()
+                == Some("http://unitsofmeasure.org")
                 && !unit_code.is_empty()
             {
                 dose.insert("system".into(), Value::from("http://unitsofmeasure.org"));
