@@ -230,6 +230,16 @@ fn cwe(cc: &Value) -> OwnedField {
     comps(&[&c1, &d1, &n1, &c2, &d2, &n2, "", "", text])
 }
 
+/// CodeableConcept → CE (v2.5.1 OBR-4, OBX-3: six components, no
+/// original text).
+fn ce(cc: &Value) -> OwnedField {
+    let mut field = cwe(cc);
+    for rep in &mut field {
+        rep.truncate(6);
+    }
+    field
+}
+
 fn number(v: &Value) -> String {
     match v {
         Value::Number(n) => n.to_string(),
@@ -514,7 +524,7 @@ pub fn results_to_oru(input: &Value, ctx: &ToHl7Context) -> Result<Vec<u8>, MapE
                 "is missing: cannot fill OBR-4",
             )
         })?;
-        set(&mut obr, 4, cwe(code));
+        set(&mut obr, 4, ce(code));
         let effective = report
             .get("effectiveDateTime")
             .and_then(Value::as_str)
@@ -548,7 +558,7 @@ pub fn results_to_oru(input: &Value, ctx: &ToHl7Context) -> Result<Vec<u8>, MapE
                     "is missing: cannot fill OBX-3",
                 )
             })?;
-            set(&mut obx, 3, cwe(code));
+            set(&mut obx, 3, ce(code));
             set(&mut obx, 5, value);
             set(&mut obx, 6, units);
             if let Some(range) = arr(obs, "referenceRange").first() {
