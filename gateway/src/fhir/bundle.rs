@@ -195,24 +195,32 @@ impl<'c> BundleBuilder<'c> {
             };
             let mut resource = Value::Object(resource);
             prune(&mut resource);
-            entries.push(json!({
-                "fullUrl": full_url,
-                "resource": resource,
-                "request": request,
-            }));
+            // Built by hand: `json!` would deep-copy the resource.
+            let mut entry = Map::new();
+            entry.insert("fullUrl".into(), Value::String(full_url));
+            entry.insert("resource".into(), resource);
+            entry.insert("request".into(), request);
+            entries.push(Value::Object(entry));
         }
-        let mut bundle = json!({
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "identifier": {
-                "system": format!("{GATEWAY_URN}:{tenant}:message-control-id"),
-                "value": control_id,
-            },
-            "timestamp": timestamp,
-            "entry": entries,
-        });
-        prune(&mut bundle);
-        bundle
+        let mut bundle = Map::new();
+        bundle.insert("resourceType".into(), Value::from("Bundle"));
+        bundle.insert("type".into(), Value::from("transaction"));
+        if !control_id.trim().is_empty() {
+            bundle.insert(
+                "identifier".into(),
+                json!({
+                    "system": format!("{GATEWAY_URN}:{tenant}:message-control-id"),
+                    "value": control_id,
+                }),
+            );
+        }
+        if let Some(t) = timestamp {
+            bundle.insert("timestamp".into(), Value::String(t));
+        }
+        if !entries.is_empty() {
+            bundle.insert("entry".into(), Value::Array(entries));
+        }
+        Value::Object(bundle)
     }
 }
 

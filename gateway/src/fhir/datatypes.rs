@@ -487,8 +487,8 @@ pub fn push_codings(
     };
     let mut coding = Map::new();
     coding.insert("system".into(), Value::from(system));
-    coding.insert("code".into(), Value::from(code.as_str()));
     put(&mut coding, "display", display.trim());
+    coding.insert("code".into(), Value::String(code.clone()));
     codings.push(Value::Object(coding));
     let mapped = ctx.code_maps.lookup(system_name, &code);
     for m in mapped {
@@ -530,7 +530,22 @@ pub fn codeable_concept(cwe: &Repetition<'_>, ctx: &MapContext) -> Option<Value>
     if codings.is_empty() && text_value.is_empty() {
         return None;
     }
-    Some(json!({ "coding": codings, "text": text_value }))
+    Some(object([
+        ("coding", Value::Array(codings)),
+        ("text", Value::String(text_value)),
+    ]))
+}
+
+/// An object from (key, value) pairs, moving the values in (`json!` would
+/// deep-copy any `Value` it is given) and leaving out empty ones.
+pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    let mut map = Map::new();
+    for (key, value) in pairs {
+        if !super::bundle::is_empty_value(&value) {
+            map.insert(key.to_string(), value);
+        }
+    }
+    Value::Object(map)
 }
 
 /// Every repetition of a CWE field as CodeableConcepts.
