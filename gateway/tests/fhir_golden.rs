@@ -371,6 +371,12 @@ fn document_and_addendum() {
         addendum["relatesTo"][0],
         json!({"code": "appends", "target": {"reference": format!("DocumentReference/{}", doc["id"].as_str().unwrap())}})
     );
+    let mut conditional = MapContext::new("acme");
+    conditional.update_mode = UpdateMode::Conditional;
+    let t04 = translate(&corpus("mdm_t04_2.hl7"), &conditional);
+    let target = &one(&t04, "DocumentReference")["relatesTo"][0]["target"];
+    assert_eq!(target["identifier"]["value"], "DOC800");
+    assert!(target.get("reference").is_none());
 }
 
 #[test]

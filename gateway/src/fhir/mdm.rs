@@ -3,7 +3,8 @@
 //! (else TXA-6), authors TXA-9/TXA-5, authenticator TXA-10/TXA-22, the
 //! encounter (PV1), and the content: ED OBX as attachments, text OBX
 //! (TX/ST/FT) joined into one `text/plain` attachment. A T04 `relatesTo`
-//! (`appends`) the DocumentReference of its parent document TXA-13.
+//! (`appends`) the DocumentReference of its parent document TXA-13 (by
+//! id in PUT mode, by identifier in conditional mode).
 //!
 //! Key: TXA-12 unique document number (also the masterIdentifier), else
 //! TXA-16 filler order number, else MSH-10.
@@ -101,13 +102,26 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         .or_else(|| practitioners(m, &txa.field(22)).into_iter().next());
     put(&mut doc, "authenticator", authenticator);
     if trigger == "T04" {
-        if let Some([ns, value]) = document_key(&txa.field(13).repetition(1)) {
-            let parent = m
-                .bundle
-                .shared_rid("DocumentReference", &["document", &ns, &value]);
+        let parent_number = txa.field(13).repetition(1);
+        if let Some([ns, value]) = document_key(&parent_number) {
+            // The original is not in this bundle: in PUT mode its id is
+            // ours to compute; in conditional mode the server chose it, so
+            // the addendum names it by its identifier instead.
+            let target = match m.ctx.update_mode {
+                super::UpdateMode::Put => {
+                    let parent = m
+                        .bundle
+                        .shared_rid("DocumentReference", &["document", &ns, &value]);
+                    m.bundle.reference(&parent)
+                }
+                super::UpdateMode::Conditional => {
+                    let id = entity_identifier(&parent_number, "", m.ctx).map(Value::Object);
+                    json!({ "type": "DocumentReference", "identifier": id })
+                }
+            };
             doc.insert(
                 "relatesTo".into(),
-                json!([{ "code": "appends", "target": m.bundle.reference(&parent) }]),
+                json!([{ "code": "appends", "target": target }]),
             );
         }
     }

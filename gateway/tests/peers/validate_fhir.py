@@ -49,9 +49,9 @@ def check(path):
     for e in entries:
         for ref in references(e["resource"]):
             if ref not in known and not ref.startswith("#"):
-                # A DocumentReference addendum may point at its original,
-                # which an earlier message created.
-                if e["resource"]["resourceType"] == "DocumentReference" and ref.startswith(("DocumentReference/", "urn:uuid:")):
+                # A DocumentReference addendum (PUT mode) may point at its
+                # original, which an earlier message created.
+                if e["resource"]["resourceType"] == "DocumentReference" and ref.startswith("DocumentReference/"):
                     continue
                 raise ValueError(f"unresolved reference {ref} in {e['resource']['resourceType']}")
 
