@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod durable_fs;
+pub mod fhir;
 pub mod hl7;
 pub mod ingest;
 pub mod journal;

@@ -13,6 +13,7 @@ mod bench_drain;
 mod dlq;
 mod send;
 mod status;
+mod translate;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,8 @@ pub enum Command {
     /// Benchmarks that report ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchKind),
+    /// Print the FHIR Bundle the fhir transform makes of an HL7 file (or, with --to hl7, the ORU made of FHIR results).
+    Translate(translate::TranslateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
         Command::Dlq(cmd) => runtime().block_on(dlq::run(&cli.config, cmd)),
         Command::Bench(kind) => bench::run(kind),
+        Command::Translate(args) => translate::run(args, &cli.config),
     }
 }
 

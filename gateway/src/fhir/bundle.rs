@@ -1,0 +1,354 @@
+//! The transaction Bundle: entries with deterministic ids, one entry per
+//! resource (a Practitioner named in three segments is one entry), the
+//! request of each entry per [`UpdateMode`], and the final clean-up that
+//! drops empty values (FHIR forbids `""`, `[]` and `{}`).
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use super::ids::{resource_id, uuid_urn};
+use super::systems::{urn_segment, GATEWAY_URN};
+use super::UpdateMode;
+
+/// A resource's type and deterministic id, known before the resource is
+/// built (so that others can reference it first).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rid {
+    pub rtype: &'static str,
+    pub id: String,
+}
+
+/// How the server should treat an entry in conditional mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Create or replace (`PUT Type/id`, or `PUT Type?identifier=...`).
+    Upsert,
+    /// Create only if absent (`PUT Type/id`, or `POST` with `ifNoneExist`):
+    /// shared reference data (practitioners, organizations, locations) that
+    /// the server may know better than this one message.
+    CreateOnly,
+}
+
+struct Entry {
+    rid: Rid,
+    resource: Map<String, Value>,
+    /// (system, value) used for conditional requests.
+    match_identifier: Option<(String, String)>,
+    write: Write,
+}
+
+pub struct BundleBuilder<'c> {
+    tenant: &'c str,
+    mode: UpdateMode,
+    entries: Vec<Entry>,
+    /// "Type/id" → index in `entries`.
+    index: HashMap<(&'static str, String), usize>,
+    /// Ids handed out by [`BundleBuilder::new_rid`] (unique per message).
+    reserved: HashSet<(&'static str, String)>,
+}
+
+impl<'c> BundleBuilder<'c> {
+    pub fn new(tenant: &'c str, mode: UpdateMode) -> BundleBuilder<'c> {
+        BundleBuilder {
+            tenant,
+            mode,
+            entries: Vec::with_capacity(16),
+            index: HashMap::with_capacity(16),
+            reserved: HashSet::with_capacity(16),
+        }
+    }
+
+    /// The id of a shared resource (Patient, Practitioner, Location ...):
+    /// the same key gives the same id, and inserting it twice keeps one.
+    pub fn shared_rid(&self, rtype: &'static str, key: &[&str]) -> Rid {
+        Rid {
+            rtype,
+            id: resource_id(self.tenant, rtype, key),
+        }
+    }
+
+    /// The id of a resource that must be distinct within this message (an
+    /// Observation per OBX): when two segments carry the same business key
+    /// (two OBX with the same code and no sub-id), the later ones get the
+    /// occurrence number added to the key: still deterministic on replay.
+    pub fn new_rid(&mut self, rtype: &'static str, key: &[&str]) -> Rid {
+        let mut rid = self.shared_rid(rtype, key);
+        let mut occurrence = 1usize;
+        while self.reserved.contains(&(rtype, rid.id.clone())) {
+            occurrence += 1;
+            let n = occurrence.to_string();
+            let mut parts: Vec<&str> = key.to_vec();
+            parts.push("#");
+            parts.push(&n);
+            rid = self.shared_rid(rtype, &parts);
+        }
+        self.reserved.insert((rtype, rid.id.clone()));
+        rid
+    }
+
+    /// A Reference to `rid` as this bundle writes it: `Type/id` when ids
+    /// are ours (PUT mode), the entry's `urn:uuid:` fullUrl when the server
+    /// picks ids (conditional mode) — the server rewrites those on commit.
+    pub fn reference(&self, rid: &Rid) -> Value {
+        json!({ "reference": self.reference_string(rid) })
+    }
+
+    pub fn reference_string(&self, rid: &Rid) -> String {
+        match self.mode {
+            UpdateMode::Put => format!("{}/{}", rid.rtype, rid.id),
+            UpdateMode::Conditional => uuid_urn(&rid.id),
+        }
+    }
+
+    pub fn contains(&self, rid: &Rid) -> bool {
+        self.index.contains_key(&(rid.rtype, rid.id.clone()))
+    }
+
+    /// Adds a resource; a second resource with the same id is merged into
+    /// the first (fields the first lacks are taken from the second), so a
+    /// practitioner named with more detail in a later segment loses nothing.
+    pub fn insert(
+        &mut self,
+        rid: Rid,
+        mut resource: Map<String, Value>,
+        match_identifier: Option<(String, String)>,
+        write: Write,
+    ) {
+        let key = (rid.rtype, rid.id.clone());
+        if let Some(entry) = self.index.get(&key).and_then(|&i| self.entries.get_mut(i)) {
+            for (k, v) in resource {
+                let absent = entry.resource.get(&k).map_or(true, is_empty_value);
+                if absent {
+                    entry.resource.insert(k, v);
+                }
+            }
+            if entry.match_identifier.is_none() {
+                entry.match_identifier = match_identifier;
+            }
+            return;
+        }
+        resource.insert("resourceType".into(), Value::from(rid.rtype));
+        self.index.insert(key, self.entries.len());
+        self.entries.push(Entry {
+            rid,
+            resource,
+            match_identifier,
+            write,
+        });
+    }
+
+    /// The resource already added under `rid`, for late additions (a note,
+    /// a result reference).
+    pub fn resource_mut(&mut self, rid: &Rid) -> Option<&mut Map<String, Value>> {
+        let i = *self.index.get(&(rid.rtype, rid.id.clone()))?;
+        self.entries.get_mut(i).map(|e| &mut e.resource)
+    }
+
+    /// The transaction Bundle. `control_id` is MSH-10; `timestamp` an
+    /// `instant` (MSH-7 when it has full precision and an offset).
+    pub fn finish(self, control_id: &str, timestamp: Option<String>) -> Value {
+        let tenant = urn_segment(self.tenant);
+        let gateway_id_system = format!("{GATEWAY_URN}:{tenant}:resource-id");
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for Entry {
+            rid,
+            mut resource,
+            match_identifier,
+            write,
+        } in self.entries
+        {
+            let full_url = uuid_urn(&rid.id);
+            let request = match self.mode {
+                UpdateMode::Put => {
+                    resource.insert("id".into(), Value::from(rid.id.as_str()));
+                    json!({ "method": "PUT", "url": format!("{}/{}", rid.rtype, rid.id) })
+                }
+                UpdateMode::Conditional => {
+                    let (system, value) = match match_identifier {
+                        Some(pair) => pair,
+                        None => {
+                            // No business identifier: carry our id as one so
+                            // the server can match it on the next replay.
+                            let pair = (gateway_id_system.clone(), rid.id.clone());
+                            push_identifier(&mut resource, &pair.0, &pair.1);
+                            pair
+                        }
+                    };
+                    let search = format!(
+                        "identifier={}|{}",
+                        percent_encode(&system),
+                        percent_encode(&value)
+                    );
+                    match write {
+                        Write::Upsert => json!({
+                            "method": "PUT",
+                            "url": format!("{}?{}", rid.rtype, search)
+                        }),
+                        Write::CreateOnly => json!({
+                            "method": "POST",
+                            "url": rid.rtype,
+                            "ifNoneExist": search
+                        }),
+                    }
+                }
+            };
+            let mut resource = Value::Object(resource);
+            prune(&mut resource);
+            // Built by hand: `json!` would deep-copy the resource.
+            let mut entry = Map::new();
+            entry.insert("fullUrl".into(), Value::String(full_url));
+            entry.insert("resource".into(), resource);
+            entry.insert("request".into(), request);
+            entries.push(Value::Object(entry));
+        }
+        let mut bundle = Map::new();
+        bundle.insert("resourceType".into(), Value::from("Bundle"));
+        bundle.insert("type".into(), Value::from("transaction"));
+        if !control_id.trim().is_empty() {
+            bundle.insert(
+                "identifier".into(),
+                json!({
+                    "system": format!("{GATEWAY_URN}:{tenant}:message-control-id"),
+                    "value": control_id,
+                }),
+            );
+        }
+        if let Some(t) = timestamp {
+            bundle.insert("timestamp".into(), Value::String(t));
+        }
+        if !entries.is_empty() {
+            bundle.insert("entry".into(), Value::Array(entries));
+        }
+        Value::Object(bundle)
+    }
+}
+
+fn push_identifier(resource: &mut Map<String, Value>, system: &str, value: &str) {
+    let identifier = json!({ "system": system, "value": value });
+    match resource.get_mut("identifier") {
+        Some(Value::Array(list)) => list.push(identifier),
+        _ => {
+            resource.insert("identifier".into(), Value::Array(vec![identifier]));
+        }
+    }
+}
+
+/// Percent-encodes what may not appear raw in a search parameter value.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xF)]));
+        }
+    }
+    out
+}
+
+pub fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// Removes nulls, blank strings, empty arrays and empty objects, depth
+/// first (an object that only had empty members goes too).
+pub fn prune(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for child in map.values_mut() {
+                prune(child);
+            }
+            map.retain(|_, child| !is_empty_value(child));
+        }
+        Value::Array(list) => {
+            for child in list.iter_mut() {
+                prune(child);
+            }
+            list.retain(|child| !is_empty_value(child));
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupes_and_merges() {
+        let mut b = BundleBuilder::new("t", UpdateMode::Put);
+        let rid = b.shared_rid("Practitioner", &["NPI", "1"]);
+        let mut first = Map::new();
+        first.insert("name".into(), json!([{"family": "Smith"}]));
+        b.insert(rid.clone(), first, None, Write::CreateOnly);
+        let mut second = Map::new();
+        second.insert("name".into(), json!([{"family": "Other"}]));
+        second.insert("gender".into(), json!("female"));
+        b.insert(rid.clone(), second, None, Write::CreateOnly);
+        let bundle = b.finish("42", None);
+        let entries = bundle["entry"].as_array().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0]["resource"]["name"][0]["family"], "Smith");
+        assert_eq!(entries[0]["resource"]["gender"], "female");
+        assert_eq!(entries[0]["request"]["method"], "PUT");
+        assert_eq!(
+            entries[0]["request"]["url"],
+            format!("Practitioner/{}", rid.id)
+        );
+        assert_eq!(bundle["identifier"]["value"], "42");
+    }
+
+    #[test]
+    fn unique_ids_per_message() {
+        let mut b = BundleBuilder::new("t", UpdateMode::Put);
+        let a = b.new_rid("Observation", &["x"]);
+        let c = b.new_rid("Observation", &["x"]);
+        assert_ne!(a, c);
+        let mut b2 = BundleBuilder::new("t", UpdateMode::Put);
+        assert_eq!(b2.new_rid("Observation", &["x"]), a);
+        assert_eq!(b2.new_rid("Observation", &["x"]), c);
+    }
+
+    #[test]
+    fn conditional_requests() {
+        let mut b = BundleBuilder::new("t", UpdateMode::Conditional);
+        let p = b.shared_rid("Patient", &["A", "1"]);
+        b.insert(
+            p.clone(),
+            Map::new(),
+            Some(("urn:oid:1.2".into(), "1 2".into())),
+            Write::Upsert,
+        );
+        let o = b.shared_rid("Organization", &["x"]);
+        b.insert(o, Map::new(), None, Write::CreateOnly);
+        assert!(b.reference_string(&p).starts_with("urn:uuid:"));
+        let bundle = b.finish("1", None);
+        let e = bundle["entry"].as_array().unwrap();
+        assert_eq!(
+            e[0]["request"]["url"],
+            "Patient?identifier=urn:oid:1.2|1%202"
+        );
+        assert!(e[0]["resource"].get("id").is_none());
+        assert_eq!(e[1]["request"]["method"], "POST");
+        assert!(e[1]["request"]["ifNoneExist"]
+            .as_str()
+            .unwrap()
+            .starts_with("identifier=urn:clinic-gateway:t:resource-id|"));
+    }
+
+    #[test]
+    fn prunes_empties() {
+        let mut v = json!({"a": "", "b": [{}, {"c": null}], "d": {"e": []}, "f": 0, "g": " x"});
+        prune(&mut v);
+        assert_eq!(v, json!({"f": 0, "g": " x"}));
+    }
+}

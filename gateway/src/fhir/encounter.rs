@@ -1,0 +1,143 @@
+//! PV1/PV2 → Encounter, after the IG's PV1→Encounter map. The status
+//! comes from the trigger: A01 admit → in-progress, A04 register →
+//! arrived, A03 discharge → finished; other messages derive it from PV1-44
+//! (admit) and PV1-45 (discharge).
+
+use serde_json::{json, Map, Value};
+
+use super::bundle::{Rid, Write};
+use super::datatypes::{
+    authority_key, codeable_concept, date_time, identifier, identifier_pair, put, table_concept,
+    text, v2_0203,
+};
+use super::shared::{location, meta, practitioners};
+use super::tables::{encounter_class, V3_ACT_CODE};
+use super::{MapError, Mapper};
+
+pub const US_CORE_ENCOUNTER: &str =
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter";
+
+const PARTICIPATION_TYPE: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+
+/// Maps the first PV1, if any, to an Encounter; sets `m.encounter`.
+/// Needs the patient mapped first (the key may fall back to it).
+pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option<Rid>, MapError> {
+    let Some(pv1) = m.msg.segment("PV1") else {
+        return Ok(None);
+    };
+    let Some(patient) = m.patient.clone() else {
+        return Ok(None);
+    };
+    let visit = pv1.field(19).repetition(1);
+    let visit_number = text(&visit.component(1));
+    let admit = text(&pv1.field(44).component(1));
+    let discharge = text(&pv1.field(45).component(1));
+    let rid = if !visit_number.is_empty() {
+        let auth = authority_key(&visit.component(4));
+        m.bundle
+            .shared_rid("Encounter", &["visit", &auth, &visit_number])
+    } else if !admit.is_empty() {
+        m.bundle
+            .shared_rid("Encounter", &["patient", &patient.id, "admit", &admit])
+    } else {
+        let control_id = m.control_id();
+        m.bundle.shared_rid(
+            "Encounter",
+            &["patient", &patient.id, "message", &control_id],
+        )
+    };
+
+    let status = match trigger {
+        "A01" => "in-progress",
+        "A04" => "arrived",
+        "A03" => "finished",
+        _ if !discharge.is_empty() => "finished",
+        _ if !admit.is_empty() => "in-progress",
+        _ => "unknown",
+    };
+    let (class_code, class_display) = encounter_class(&text(&pv1.field(2).component(1)));
+    let mut enc = Map::new();
+    enc.insert("status".into(), Value::from(status));
+    enc.insert(
+        "class".into(),
+        json!({ "system": V3_ACT_CODE, "code": class_code, "display": class_display }),
+    );
+    enc.insert("subject".into(), m.bundle.reference(&patient));
+    let mut match_id = None;
+    if let Some(mut id) = identifier(&visit, m.ctx) {
+        id.insert("type".into(), v2_0203("VN"));
+        match_id = identifier_pair(&id);
+        enc.insert("identifier".into(), json!([id]));
+    }
+    let types: Vec<Value> = table_concept(&pv1.field(4).repetition(1), "0007", m.ctx)
+        .into_iter()
+        .collect();
+    if !types.is_empty() {
+        enc.insert("meta".into(), meta(US_CORE_ENCOUNTER));
+    }
+    put(&mut enc, "type", types);
+    if let Some(service) = table_concept(&pv1.field(10).repetition(1), "0069", m.ctx) {
+        enc.insert("serviceType".into(), service);
+    }
+    let mut participants = Vec::new();
+    for (field, code, display) in [
+        (7, "ATND", "attender"),
+        (8, "REF", "referrer"),
+        (9, "CON", "consultant"),
+        (17, "ADM", "admitter"),
+    ] {
+        for individual in practitioners(m, &pv1.field(field)) {
+            participants.push(json!({
+                "type": [{ "coding": [{ "system": PARTICIPATION_TYPE, "code": code, "display": display }] }],
+                "individual": individual,
+            }));
+        }
+    }
+    put(&mut enc, "participant", participants);
+    let mut end = discharge.clone();
+    if trigger == "A03" && end.is_empty() {
+        if let Some(evn) = m.msg.segment("EVN") {
+            end = text(&evn.field(6).component(1));
+            if end.is_empty() {
+                end = text(&evn.field(2).component(1));
+            }
+        }
+    }
+    let start = date_time(&admit, m.ctx);
+    let mut end = date_time(&end, m.ctx);
+    if let (Some(s), Some(e)) = (&start, &end) {
+        // Same precision compares as text; a discharge before the admit is
+        // dropped rather than written as an invalid period.
+        if s.len() == e.len() && e < s {
+            end = None;
+        }
+    }
+    enc.insert("period".into(), json!({ "start": start, "end": end }));
+    let location_status = if status == "finished" {
+        "completed"
+    } else {
+        "active"
+    };
+    if let Some(loc) = location(m, &pv1.field(3).repetition(1)) {
+        enc.insert(
+            "location".into(),
+            json!([{ "location": loc, "status": location_status }]),
+        );
+    }
+    let mut hospitalization = Map::new();
+    if let Some(source) = table_concept(&pv1.field(14).repetition(1), "0023", m.ctx) {
+        hospitalization.insert("admitSource".into(), source);
+    }
+    if let Some(disposition) = table_concept(&pv1.field(36).repetition(1), "0112", m.ctx) {
+        hospitalization.insert("dischargeDisposition".into(), disposition);
+    }
+    put(&mut enc, "hospitalization", hospitalization);
+    if let Some(pv2) = m.msg.segment("PV2") {
+        if let Some(reason) = codeable_concept(&pv2.field(3).repetition(1), m.ctx) {
+            enc.insert("reasonCode".into(), json!([reason]));
+        }
+    }
+    m.bundle.insert(rid.clone(), enc, match_id, Write::Upsert);
+    m.encounter = Some(rid.clone());
+    Ok(Some(rid))
+}
