@@ -15,6 +15,7 @@ use crate::journal::{Journal, JournalConfig};
 use crate::mllp::listener;
 use crate::ops::admin::{
     AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource,
+    UnmappedCode,
 };
 use crate::ops::stats::Registry;
 use crate::ops::watchdog::{self, Heartbeats};
@@ -197,11 +198,22 @@ fn status_source(
                 .iter()
                 .map(|d| {
                     let o = js.per_destination.get(&d.name).cloned().unwrap_or_default();
-                    let live = monitors
-                        .iter()
-                        .find(|(n, _)| n == &d.name)
-                        .map(|(_, m)| m.snapshot())
+                    let monitor = monitors.iter().find(|(n, _)| n == &d.name).map(|(_, m)| m);
+                    let live = monitor.map(|m| m.snapshot()).unwrap_or_default();
+                    let unmapped = monitor
+                        .and_then(|m| m.unmapped_codes())
+                        .map(|u| u.snapshot())
                         .unwrap_or_default();
+                    let mut top: Vec<UnmappedCode> = unmapped
+                        .iter()
+                        .map(|((system, code), count)| UnmappedCode {
+                            system: system.clone(),
+                            code: code.clone(),
+                            count: *count,
+                        })
+                        .collect();
+                    top.sort_by(|a, b| b.count.cmp(&a.count));
+                    top.truncate(20);
                     DestinationStatus {
                         name: d.name.clone(),
                         kind: d.kind.label().to_string(),
@@ -212,6 +224,8 @@ fn status_source(
                             .map(|t| now.saturating_sub(t) / 1000),
                         dead_letters: o.dead,
                         live,
+                        unmapped_codes: top,
+                        unmapped_distinct: unmapped.len() as u64,
                     }
                 })
                 .collect(),

@@ -90,7 +90,7 @@ fn send_patients(addr: &str, patients: usize, per_patient: usize, conns: usize) 
                     .unwrap();
                 for seq in 0..per_patient {
                     for p in (c..patients).step_by(conns) {
-                        let msg = a08(&format!("P{p}-{seq}"), &format!("MRN{p}"), "x");
+                        let msg = a08(&format!("P{p}-{seq}"), &format!("MRN{p}"), &format!("V{p}"));
                         let ack = client.exchange(&msg).await.unwrap();
                         assert_eq!(ack_code(&ack), "AA");
                     }
@@ -103,13 +103,22 @@ fn send_patients(addr: &str, patients: usize, per_patient: usize, conns: usize) 
     });
 }
 
+/// MSH-10 of a delivered message: the HL7 body's, or a FHIR Bundle's identifier.
+fn delivered_control_id(body: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(b) => b["identifier"]["value"].as_str().unwrap_or("").to_string(),
+        Err(_) => control_id(body),
+    }
+}
+
 #[test]
 fn outage_then_recovery_delivers_everything_in_patient_order_with_bounded_probes() {
     let peer = HttpPeer::start();
     peer.set_mode(Mode::Refuse);
-    let g = start(http_routing(
-        &peer.url("/ingest"),
-        "concurrency = 16\ncircuit_failures = 3\nprobe_interval = \"300ms\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"1s\"\ntimeout = \"5s\"",
+    // The FHIR destination: every message becomes a transaction Bundle.
+    let g = start(format!(
+        "[[destination]]\nname = \"cloud\"\nkind = \"fhir\"\nurl = \"{}\"\nconcurrency = 16\ncircuit_failures = 3\nprobe_interval = \"300ms\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"1s\"\ntimeout = \"5s\"\n\n[[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"cloud\"]\ntransform = \"fhir\"\n",
+        peer.url("/fhir")
     ));
     let (patients, per) = (200, 50);
     send_patients(&g.addr(), patients, per, 8);
@@ -139,7 +148,8 @@ fn outage_then_recovery_delivers_everything_in_patient_order_with_bounded_probes
     let mut per_patient: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut delivered = HashSet::new();
     for r in peer.received().iter().filter(|r| r.answered == 200) {
-        let cid = control_id(&r.body);
+        assert_eq!(r.header("Content-Type"), Some("application/fhir+json"));
+        let cid = delivered_control_id(&r.body);
         let (p, seq) = cid[1..].split_once('-').unwrap();
         assert!(delivered.insert(cid.clone()), "{cid} delivered twice");
         per_patient

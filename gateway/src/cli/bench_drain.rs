@@ -162,6 +162,7 @@ async fn drain(
         headers: Vec::new(),
         auth: None,
         tls: Default::default(),
+        fhir: None,
     });
     let mut delivery = DeliveryPolicy::defaults_for(&kind);
     delivery.concurrency = concurrency;

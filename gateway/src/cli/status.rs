@@ -143,6 +143,19 @@ pub fn render(r: &StatusReport) -> String {
                 d.live.held_lanes, d.name
             );
         }
+        if d.unmapped_distinct > 0 {
+            let top: Vec<String> = d
+                .unmapped_codes
+                .iter()
+                .take(5)
+                .map(|u| format!("{}|{} ×{}", u.system, u.code, u.count))
+                .collect();
+            out += &format!(
+                "  {} local code(s) without a mapping (add them to the code maps): {}\n",
+                d.unmapped_distinct,
+                top.join(", ")
+            );
+        }
         if let Some(e) = &d.live.last_error {
             let when = d
                 .live

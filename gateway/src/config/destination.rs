@@ -27,6 +27,12 @@ pub(super) struct RawDestination {
     headers: BTreeMap<String, Spanned<String>>,
     tls: Option<RawDestTls>,
     auth: Option<Spanned<RawAuth>>,
+    tenant: Option<Spanned<String>>,
+    update: Option<Spanned<String>>,
+    #[serde(default)]
+    identifier_systems: BTreeMap<String, Spanned<String>>,
+    code_maps: Option<Spanned<String>>,
+    utc_offset: Option<Spanned<String>>,
     concurrency: Option<Spanned<u64>>,
     lane: Option<Spanned<String>>,
     on_dead_letter: Option<Spanned<String>>,
@@ -172,12 +178,18 @@ impl Ctx<'_> {
                         ));
                     }
                 }
+                let fhir = if kind_name == "fhir" {
+                    Some(self.fhir_settings(&name, &d, base)?)
+                } else {
+                    None
+                };
                 let h = HttpDestination {
                     url: url.get_ref().trim_end_matches('/').to_string(),
                     format,
                     headers,
                     auth,
                     tls,
+                    fhir,
                 };
                 if kind_name == "http" {
                     DestinationKind::Http(h)
@@ -250,6 +262,21 @@ impl Ctx<'_> {
                 format!("destination '{name}': a folder destination takes no [destination.tls]"),
             ));
         }
+        if kind_name != "fhir" {
+            let fhir_only = [&d.tenant, &d.update, &d.code_maps, &d.utc_offset];
+            if let Some(f) = fhir_only.into_iter().flatten().next() {
+                return Err(self.err(
+                    f,
+                    format!("destination '{name}': tenant, update, code_maps and utc_offset apply to fhir destinations"),
+                ));
+            }
+            if let Some((k, v)) = d.identifier_systems.iter().next() {
+                return Err(self.err(
+                    v,
+                    format!("destination '{name}': identifier_systems ('{k}') apply to fhir destinations"),
+                ));
+            }
+        }
         if let (Some(a), false) = (
             &d.auth,
             matches!(kind, DestinationKind::Http(_) | DestinationKind::Fhir(_)),
@@ -264,6 +291,89 @@ impl Ctx<'_> {
             name,
             kind,
             delivery,
+        })
+    }
+
+    fn fhir_settings(
+        &self,
+        name: &str,
+        d: &RawDestination,
+        base: &Path,
+    ) -> Result<FhirSettings, ConfigError> {
+        let tenant = match &d.tenant {
+            None => "default".to_string(),
+            Some(t) => {
+                let v = t.get_ref();
+                if v.is_empty()
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                {
+                    return Err(self.err(
+                        t,
+                        format!("destination '{name}': tenant '{v}' must be letters, digits, '-' or '.' (it is part of every resource id)"),
+                    ));
+                }
+                v.clone()
+            }
+        };
+        let conditional = match &d.update {
+            None => false,
+            Some(u) => match u.get_ref().as_str() {
+                "put" => false,
+                "conditional" => true,
+                other => {
+                    return Err(self.err(
+                        u,
+                        format!("destination '{name}': update \"{other}\" is not \"put\" (PUT Type/id) or \"conditional\" (PUT Type?identifier=...)"),
+                    ))
+                }
+            },
+        };
+        let mut identifier_systems = Vec::new();
+        for (authority, uri) in &d.identifier_systems {
+            let u = uri.get_ref();
+            if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("urn:")) {
+                return Err(self.err(
+                    uri,
+                    format!("destination '{name}': identifier system for '{authority}' must be a URI (http(s):// or urn:), got '{u}'"),
+                ));
+            }
+            identifier_systems.push((authority.clone(), u.clone()));
+        }
+        let code_maps_dir = match &d.code_maps {
+            Some(c) => {
+                let dir = resolve(base, c.get_ref());
+                crate::fhir::CodeMaps::load_dir(&dir)
+                    .map_err(|e| self.err(c, format!("destination '{name}': code_maps: {e}")))?;
+                Some(dir)
+            }
+            None => None,
+        };
+        let utc_offset = match &d.utc_offset {
+            None => None,
+            Some(o) => {
+                let v = o.get_ref();
+                let b = v.as_bytes();
+                let ok = b.len() == 6
+                    && (b[0] == b'+' || b[0] == b'-')
+                    && b[3] == b':'
+                    && [1, 2, 4, 5].iter().all(|&i| b[i].is_ascii_digit());
+                if !ok {
+                    return Err(self.err(
+                        o,
+                        format!("destination '{name}': utc_offset '{v}' must look like \"-05:00\""),
+                    ));
+                }
+                Some(v.clone())
+            }
+        };
+        Ok(FhirSettings {
+            tenant,
+            conditional,
+            identifier_systems,
+            code_maps_dir,
+            utc_offset,
         })
     }
 

@@ -138,6 +138,23 @@ pub struct HttpDestination {
     /// `[destination.tls]`: extra CA and SPKI pins (system roots always apply);
     /// its timeouts are the destination's `connect_timeout` and `timeout`.
     pub tls: HttpsClientConfig,
+    /// FHIR mapping settings (fhir destinations only).
+    pub fhir: Option<FhirSettings>,
+}
+
+/// How HL7 v2 is mapped for one FHIR destination (one tenant).
+#[derive(Debug, Clone)]
+pub struct FhirSettings {
+    /// Part of every resource id and of tenant-local code/identifier systems.
+    pub tenant: String,
+    /// PUT Type/id (default) or conditional update by identifier.
+    pub conditional: bool,
+    /// Assigning authority (PID-3.4 etc.) → identifier system URI.
+    pub identifier_systems: Vec<(String, String)>,
+    /// Directory of code-map CSV files, reloaded when they change.
+    pub code_maps_dir: Option<PathBuf>,
+    /// Offset for HL7 times sent without one, e.g. "-05:00".
+    pub utc_offset: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -182,6 +182,13 @@ impl Ctx<'_> {
         }
     }
 
+    /// An error located at the first occurrence of `needle` in the file
+    /// (for checks across tables, which have no single span).
+    fn named_err(&self, needle: &str, reason: String) -> ConfigError {
+        let offset = self.text.find(needle).unwrap_or(0);
+        self.err_at(offset, reason)
+    }
+
     pub(super) fn err<T>(&self, at: &Spanned<T>, reason: String) -> ConfigError {
         self.err_at(at.span().start, reason)
     }
@@ -226,6 +233,27 @@ impl Ctx<'_> {
         for r in raw.routes {
             self.unique_name(&mut route_names, "route", &r.name)?;
             routes.push(self.route(r, &names, &dest_names)?);
+        }
+        // A fhir destination needs Bundles, and only it takes them.
+        for r in &routes {
+            for t in &r.to {
+                let Some(d) = destinations.iter().find(|d| &d.name == t) else {
+                    continue;
+                };
+                let is_fhir = matches!(d.kind, DestinationKind::Fhir(_));
+                if is_fhir && r.transform != Transform::Fhir {
+                    return Err(self.named_err(
+                        &format!("name = \"{}\"", r.name),
+                        format!("route '{}': destination '{t}' is kind fhir: add transform = \"fhir\" to the route", r.name),
+                    ));
+                }
+                if !is_fhir && r.transform == Transform::Fhir {
+                    return Err(self.named_err(
+                        &format!("name = \"{}\"", r.name),
+                        format!("route '{}': transform \"fhir\" makes FHIR Bundles, but destination '{t}' is kind {}: send them to a fhir destination", r.name, d.kind.label()),
+                    ));
+                }
+            }
         }
         let mut binds = HashSet::new();
         for l in &listeners {
@@ -675,6 +703,36 @@ types = ["ADT^*", "ORU^R01"]"#
         assert!(e.reason.contains("not http or https"), "{e}");
         let e = parse(&text.replace("max_attempts = 10", "max_attempts = 0")).unwrap_err();
         assert!(e.reason.contains("max_attempts"), "{e}");
+    }
+
+    #[test]
+    fn fhir_destinations_need_the_fhir_transform_and_valid_settings() {
+        let base = GOOD.replace(
+            "[[route]]",
+            "[[destination]]\nname = \"cloud\"\nkind = \"fhir\"\nurl = \"https://fhir.example.com/r4\"\ntenant = \"clinic-7\"\nupdate = \"conditional\"\nutc_offset = \"-05:00\"\nidentifier_systems = { CLINIC = \"http://clinic.example/mrn\" }\n\n[[route]]",
+        )
+        .replace("to = [\"archive\"]", "to = [\"cloud\"]\ntransform = \"fhir\"");
+        let c = parse(&base).unwrap();
+        match &c.destinations[1].kind {
+            DestinationKind::Fhir(h) => {
+                let f = h.fhir.as_ref().unwrap();
+                assert_eq!(f.tenant, "clinic-7");
+                assert!(f.conditional);
+                assert_eq!(f.utc_offset.as_deref(), Some("-05:00"));
+                assert_eq!(f.identifier_systems.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse(&base.replace("transform = \"fhir\"", "")).unwrap_err();
+        assert!(e.reason.contains("add transform = \"fhir\""), "{e}");
+        let e = parse(&base.replace("to = [\"cloud\"]", "to = [\"archive\"]")).unwrap_err();
+        assert!(e.reason.contains("send them to a fhir destination"), "{e}");
+        let e = parse(&base.replace("-05:00", "EST")).unwrap_err();
+        assert!(e.reason.contains("utc_offset"), "{e}");
+        let e = parse(&base.replace("\"conditional\"", "\"merge\"")).unwrap_err();
+        assert!(e.reason.contains("update \"merge\""), "{e}");
+        let e = parse(&base.replace("http://clinic.example/mrn", "clinic mrn")).unwrap_err();
+        assert!(e.reason.contains("must be a URI"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod backoff;
 pub mod circuit;
+pub mod fhir_context;
 pub mod folder;
 pub mod http;
 pub mod mllp;
@@ -43,11 +44,27 @@ pub fn start_all(
     for d in destinations {
         let (sender, wire) =
             sender::Sender::build(d).map_err(|e| format!("destination '{}': {e}", d.name))?;
-        built.push((d, sender, wire));
+        let fhir = match &d.kind {
+            crate::config::DestinationKind::Fhir(h) => match &h.fhir {
+                Some(s) => Some(Arc::new(
+                    fhir_context::FhirContext::new(s)
+                        .map_err(|e| format!("destination '{}': code maps: {e}", d.name))?,
+                )),
+                None => None,
+            },
+            _ => None,
+        };
+        built.push((d, sender, wire, fhir));
     }
     let mut monitors = Vec::new();
-    for (d, sender, wire) in built {
-        let monitor = Arc::new(Monitor::new());
+    for (d, sender, wire, fhir) in built {
+        let monitor = Arc::new(match &fhir {
+            Some(f) => Monitor::with_unmapped(f.unmapped()),
+            None => Monitor::new(),
+        });
+        if let Some(f) = &fhir {
+            tasks.spawn(f.clone().watch(d.name.clone(), stop.clone()));
+        }
         let outbox = outbox::Outbox {
             name: d.name.clone(),
             journal: journal.clone(),
@@ -56,6 +73,7 @@ pub fn start_all(
             policy: d.delivery.clone(),
             monitor: monitor.clone(),
             heartbeat: heartbeats.register(format!("deliverer {}", d.name)),
+            fhir,
         };
         tasks.spawn(outbox.run(stop.clone()));
         monitors.push((d.name.clone(), monitor));

@@ -1,9 +1,11 @@
 //! What an outbox reports about itself, for `gateway status`, metrics and
 //! alerts. The outbox driver writes it; readers take a snapshot.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+
+use crate::fhir::UnmappedCodes;
 
 /// Live state of one destination's deliverer (since the daemon started).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -37,6 +39,8 @@ pub struct DeliveryState {
 #[derive(Debug, Default)]
 pub struct Monitor {
     state: Mutex<DeliveryState>,
+    /// fhir destinations: local codes seen without a mapping.
+    unmapped: Option<Arc<UnmappedCodes>>,
 }
 
 impl Monitor {
@@ -46,7 +50,20 @@ impl Monitor {
                 circuit: "closed".into(),
                 ..Default::default()
             }),
+            unmapped: None,
         }
+    }
+
+    pub fn with_unmapped(unmapped: Arc<UnmappedCodes>) -> Monitor {
+        Monitor {
+            unmapped: Some(unmapped),
+            ..Monitor::new()
+        }
+    }
+
+    /// Unmapped local codes and their counts (fhir destinations).
+    pub fn unmapped_codes(&self) -> Option<Arc<UnmappedCodes>> {
+        self.unmapped.clone()
     }
 
     pub fn snapshot(&self) -> DeliveryState {

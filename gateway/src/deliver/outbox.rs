@@ -52,6 +52,7 @@ use tokio::task::JoinSet;
 
 use super::backoff::{full_jitter, Jitter};
 use super::circuit::{Circuit, Permit, State};
+use super::fhir_context::FhirContext;
 use super::monitor::Monitor;
 use super::outage_log::{error_class, OutageLog};
 use super::payload::{prepare, Wire};
@@ -77,6 +78,8 @@ pub struct Outbox {
     pub policy: DeliveryPolicy,
     pub monitor: Arc<Monitor>,
     pub heartbeat: Heartbeat,
+    /// The mapping context of a fhir destination.
+    pub fhir: Option<Arc<FhirContext>>,
 }
 
 #[derive(Default)]
@@ -299,13 +302,14 @@ impl Driver {
         let sender = self.o.sender.clone();
         let wire = self.o.wire;
         let name = self.o.name.clone();
+        let fhir = self.o.fhir.as_ref().map(|f| f.get());
         self.o.monitor.update(|s| {
             s.in_flight += 1;
             s.attempts += 1;
         });
         self.in_flight.spawn(async move {
             let started_ms = unix_ms();
-            let verdict = attempt(&journal, &sender, wire, &name, &pe).await;
+            let verdict = attempt(&journal, &sender, wire, fhir.as_deref(), &name, &pe).await;
             Done {
                 lane,
                 verdict,
@@ -658,6 +662,7 @@ async fn attempt(
     journal: &Journal,
     sender: &Sender,
     wire: Wire,
+    fhir: Option<&crate::fhir::MapContext>,
     name: &str,
     pe: &PendingEntry,
 ) -> Verdict {
@@ -675,7 +680,7 @@ async fn attempt(
         }
         Err(e) => return Verdict::retry(format!("journal: {e}")),
     };
-    let prepared = match prepare(&msg, &pe.entry.transform, wire) {
+    let prepared = match prepare(&msg, &pe.entry.transform, wire, fhir) {
         Ok(p) => p,
         Err(reason) => return Verdict::Reject { reason },
     };

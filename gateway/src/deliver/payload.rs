@@ -4,6 +4,8 @@
 //! and the deliverer dead-letters it with that text.
 
 use crate::config::HttpFormat;
+use crate::fhir::MapContext;
+use crate::hl7::Message;
 use crate::journal::StoredMessage;
 
 /// A message ready to send.
@@ -36,8 +38,14 @@ impl From<HttpFormat> for Wire {
     }
 }
 
-/// Apply `transform` ("none", "fhir") and encode for `wire`.
-pub fn prepare(msg: &StoredMessage, transform: &str, wire: Wire) -> Result<Prepared, String> {
+/// Apply `transform` ("none", "fhir") and encode for `wire`. `fhir` is the
+/// destination's mapping context (fhir destinations).
+pub fn prepare(
+    msg: &StoredMessage,
+    transform: &str,
+    wire: Wire,
+    fhir: Option<&MapContext>,
+) -> Result<Prepared, String> {
     let base = |body: Vec<u8>, content_type| Prepared {
         message_id: msg.id,
         control_id: msg.header.control_id.clone(),
@@ -56,6 +64,16 @@ pub fn prepare(msg: &StoredMessage, transform: &str, wire: Wire) -> Result<Prepa
                 "hl7": String::from_utf8_lossy(&msg.raw),
             });
             Ok(base(body.to_string().into_bytes(), "application/json"))
+        }
+        ("fhir", Wire::Fhir) => {
+            let ctx = fhir.ok_or("this destination has no FHIR mapping settings")?;
+            let parsed = Message::parse(&msg.raw)
+                .map_err(|e| format!("cannot map to FHIR: the stored message does not parse: {e}"))?;
+            let bundle = crate::fhir::translate(&parsed, ctx)
+                .map_err(|e| format!("cannot map to FHIR: {e}"))?;
+            let body = serde_json::to_vec(&bundle)
+                .map_err(|e| format!("cannot encode the FHIR Bundle: {e}"))?;
+            Ok(base(body, "application/fhir+json"))
         }
         ("none", Wire::Fhir) => Err(
             "this fhir destination got an untransformed HL7 message: give its route transform = \"fhir\""

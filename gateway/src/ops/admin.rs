@@ -68,6 +68,19 @@ pub struct DestinationStatus {
     /// Live deliverer state since start: in flight, attempts, circuit, last error.
     #[serde(flatten)]
     pub live: DeliveryState,
+    /// fhir destinations: local codes without a mapping, most frequent first (at most 20).
+    #[serde(default)]
+    pub unmapped_codes: Vec<UnmappedCode>,
+    /// How many distinct local codes lack a mapping.
+    #[serde(default)]
+    pub unmapped_distinct: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnmappedCode {
+    pub system: String,
+    pub code: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -49,7 +49,9 @@ impl Received {
     }
 }
 
-/// Decides per request, before the mode: `Some((status, body))` answers it.
+/// Decides per request, before the mode: `Some((status, body))` answers it;
+/// status 0 closes the connection without an answer (the request was
+/// received and processed, the answer is lost).
 pub type Rule = Box<dyn Fn(&Received) -> Option<(u16, String)> + Send>;
 
 #[derive(Default)]
@@ -189,6 +191,10 @@ impl HttpPeer {
                 (st.mode.clone().unwrap_or(Mode::Up), ruled)
             };
             let (status, extra, body) = match (ruled, &mode) {
+                (Some((0, _)), _) => {
+                    self.record(req);
+                    return;
+                }
                 (Some((s, b)), _) => (s, String::new(), b),
                 (None, Mode::Up) => (200, String::new(), "{\"ok\":true}".to_string()),
                 (None, Mode::Status(s, ra)) => (
