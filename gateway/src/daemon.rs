@@ -212,7 +212,7 @@ fn status_source(
                             count: *count,
                         })
                         .collect();
-                    top.sort_by(|a, b| b.count.cmp(&a.count));
+                    top.sort_by_key(|u| std::cmp::Reverse(u.count));
                     top.truncate(20);
                     DestinationStatus {
                         name: d.name.clone(),
