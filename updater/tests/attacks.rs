@@ -71,11 +71,8 @@ fn bad_signature_is_rejected() {
     let (repo, dev) = setup(1, 1);
     edit_json(&repo.metadata().join("timestamp.json"), |v| {
         let sig = v["signatures"][0]["sig"].as_str().unwrap().to_string();
-        let flipped = if sig.starts_with('0') {
-            format!("1{}", &sig[1..])
-        } else {
-            format!("0{}", &sig[1..])
-        };
+        let first = if sig.starts_with('0') { "1" } else { "0" };
+        let flipped = format!("{first}{}", &sig[1..]);
         v["signatures"][0]["sig"] = flipped.into();
     });
     let e = dev.verify(&repo, hours(t0(), 1)).unwrap_err().to_string();
