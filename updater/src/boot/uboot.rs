@@ -1,6 +1,9 @@
 //! U-Boot backend (ARM boards), through libubootenv's `fw_printenv` and
 //! `fw_setenv`. Every change is one `fw_setenv --script FILE`, which writes
-//! all its variables in one environment write; with a redundant environment
+//! all its variables in one environment write. The script lines are
+//! `name=value`: libubootenv silently ignores the `name value` lines of the
+//! old u-boot-tools format, so this backend needs libubootenv's tools
+//! (`libubootenv-tool` on Debian). With a redundant environment
 //! (two copies in `/etc/fw_env.config`) libubootenv writes the inactive copy
 //! and flips its flag, so a power cut leaves the old or the new set, whole.
 //!
@@ -78,7 +81,12 @@ impl UBoot {
     fn set(&self, vars: &[(String, String)]) -> Result<()> {
         let mut script = String::new();
         for (k, v) in vars {
-            script.push_str(&format!("{k} {v}\n"));
+            if k.contains(['=', '\n', ' ']) || v.contains('\n') {
+                return Err(err(format!(
+                    "variable {k:?} cannot go in an fw_setenv script"
+                )));
+            }
+            script.push_str(&format!("{k}={v}\n"));
         }
         let path = self.script_dir.join("fw_setenv.script");
         std::fs::write(&path, script).map_err(|e| Error::io(&path, "write", e))?;
