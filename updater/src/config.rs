@@ -20,7 +20,8 @@
 //!
 //! [download]
 //! connect_timeout_secs = 10
-//! chunk_timeout_secs = 120
+//! stall_timeout_secs = 30        # no byte for this long: retry
+//! chunk_timeout_secs = 1800      # one chunk, start to end
 //! max_attempts = 8
 //! backoff_base_ms = 2000
 //! backoff_cap_ms = 300000
@@ -103,6 +104,7 @@ fn default_fw_setenv() -> PathBuf {
 #[serde(deny_unknown_fields, default)]
 pub struct Download {
     pub connect_timeout_secs: u64,
+    pub stall_timeout_secs: u64,
     pub chunk_timeout_secs: u64,
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
@@ -115,7 +117,8 @@ impl Default for Download {
     fn default() -> Self {
         Download {
             connect_timeout_secs: 10,
-            chunk_timeout_secs: 120,
+            stall_timeout_secs: 30,
+            chunk_timeout_secs: 1800,
             max_attempts: 8,
             backoff_base_ms: 2000,
             backoff_cap_ms: 300_000,

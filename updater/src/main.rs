@@ -15,7 +15,7 @@ use updater::download::{dir::DirSource, http::HttpSource, Backoff, ChunkSource, 
 use updater::durable::{create_dir_all, Files, RealFiles};
 use updater::health::{self, Check, Outcome};
 use updater::install::{self, Context, SlotPaths};
-use updater::state::{Record, Store, WaveWait};
+use updater::state::{Phase, Record, Store, WaveWait};
 use updater::trust::{self, clock::TrustedClock, TrustConfig, Verified};
 use updater::waves::{self, WaveDecision};
 use updater::{repo_tool, Error, Result};
@@ -305,7 +305,7 @@ fn trust_config(c: &Config, from: Option<&Path>) -> Result<TrustConfig> {
         targets_url: t,
         state_dir: c.state_dir.clone(),
         connect_timeout: Duration::from_secs(c.download.connect_timeout_secs),
-        timeout: Duration::from_secs(c.download.chunk_timeout_secs),
+        timeout: Duration::from_secs(c.download.stall_timeout_secs.max(60)),
         extra_ca: c.ca_file.clone(),
     })
 }
@@ -488,6 +488,20 @@ fn install_cmd(c: &Config, from: Option<&Path>, no_reboot: bool, now: bool) -> R
             return Ok(ExitCode::SUCCESS);
         }
     };
+    // Already staged by an earlier run (outside the window): just reboot.
+    let st = Store::new(&c.state_dir, files.as_ref()).load()?;
+    if let Some(p) = &st.pending {
+        if p.sha256 == t.sha256_hex()
+            && p.phase == Phase::Trial
+            && matches!(boot.slot_state(p.slot)?, boot::BootState::Trial { .. })
+        {
+            println!(
+                "{} {} is already staged in slot {} and waits for a reboot",
+                t.name, t.version, p.slot
+            );
+            return reboot_if_allowed(c, p.slot, no_reboot, now);
+        }
+    }
     let mut src: Box<dyn ChunkSource> = match from {
         Some(d) => Box::new(DirSource {
             targets_dir: d.join("targets"),
@@ -495,6 +509,7 @@ fn install_cmd(c: &Config, from: Option<&Path>, no_reboot: bool, now: bool) -> R
         None => Box::new(HttpSource::new(
             v.targets_url.clone(),
             Duration::from_secs(c.download.connect_timeout_secs),
+            Duration::from_secs(c.download.stall_timeout_secs),
             Duration::from_secs(c.download.chunk_timeout_secs),
             trust::transport::root_certificates(c.ca_file.as_deref())?,
         )?),
@@ -517,14 +532,19 @@ fn install_cmd(c: &Config, from: Option<&Path>, no_reboot: bool, now: bool) -> R
         "{} {} staged in slot {}: {} chunks downloaded, {} copied from the running slot, {} already there",
         t.name, t.version, staged.slot, staged.chunks_downloaded, staged.chunks_copied, staged.chunks_kept
     );
+    reboot_if_allowed(c, staged.slot, no_reboot, now)
+}
+
+/// Install step 7: reboot into the staged slot, inside the maintenance window.
+fn reboot_if_allowed(c: &Config, slot: SlotId, no_reboot: bool, now: bool) -> Result<ExitCode> {
     if no_reboot {
         println!("not rebooting (--no-reboot); the update is tried at the next boot");
     } else if now || in_window(c) {
-        println!("rebooting into slot {}", staged.slot);
+        println!("rebooting into slot {slot}");
         reboot(c)?;
     } else {
         println!(
-            "outside the maintenance window {}; the update is tried at the next reboot",
+            "outside the maintenance window {}; the next run inside it reboots (or any reboot before)",
             c.download.maintenance_window.as_deref().unwrap_or("")
         );
     }

@@ -314,6 +314,7 @@ fn endless_chunk_body_is_cut_off() {
     let mut src = updater::download::http::HttpSource::new(
         srv.url("targets/"),
         std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(5),
         vec![],
     )

@@ -141,9 +141,16 @@ fn msp_publishes_and_a_box_installs_commits_and_reports() {
     );
     let cfg = p(&b.config);
     let env = [("UPDATER_BOOT_ID", "boot-1")];
-    let stdout = ok(&["install", "--config", cfg, "--from", p(&out)], &env);
+    let stdout = ok(
+        &["install", "--config", cfg, "--from", p(&out), "--no-reboot"],
+        &env,
+    );
     assert!(stdout.contains("staged in slot B"), "{stdout}");
-    assert!(stdout.contains("rebooting"), "{stdout}");
+    assert!(stdout.contains("not rebooting"), "{stdout}");
+    // The next run finds it staged and only reboots (reboot_command is `true`).
+    let stdout = ok(&["install", "--config", cfg, "--from", p(&out)], &env);
+    assert!(stdout.contains("already staged in slot B"), "{stdout}");
+    assert!(stdout.contains("rebooting into slot B"), "{stdout}");
 
     // Health in the same boot changes nothing.
     let stdout = ok(&["health", "--config", cfg], &env);

@@ -53,6 +53,7 @@ impl Net {
             v.targets_url.clone(),
             Duration::from_secs(1),
             Duration::from_secs(1),
+            Duration::from_secs(5),
             vec![],
         )?;
         updater::install::install(&ctx, &t, &mut src, v.expires)
