@@ -6,6 +6,7 @@
 //! metadata_url = "https://updates.example.net/gateway/metadata/"
 //! targets_url = "https://updates.example.net/gateway/targets/"
 //! # ca_file = "/etc/updater/ca.pem"        # extra CA for a private server
+//! running_image = "/usr/share/updater/image.json"  # {"version": "1.4.2", "epoch": 3}, shipped in each image
 //!
 //! [slots]
 //! a = "/dev/disk/by-partlabel/gateway-a"
@@ -49,6 +50,9 @@ pub struct Config {
     pub targets_url: String,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The running image's own version and epoch (see `install::ImageInfo`).
+    #[serde(default)]
+    pub running_image: Option<PathBuf>,
     pub slots: Slots,
     pub boot: Boot,
     #[serde(default)]
@@ -203,6 +207,7 @@ impl Config {
         abs(&mut c.slots.b);
         for p in [
             &mut c.ca_file,
+            &mut c.running_image,
             &mut c.boot.grubenv,
             &mut c.boot.entries_dir,
             &mut c.boot.fw_config,

@@ -93,6 +93,42 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     (r == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }
 
+/// What an image says about itself (`running_image` in the config, a JSON
+/// file shipped in every image: `{"version": "1.4.2", "epoch": 3}`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageInfo {
+    pub version: String,
+    pub epoch: u64,
+}
+
+/// A factory-fresh box has no state: learn the running committed slot's
+/// version from its image, and keep the floor at least its epoch (it runs
+/// committed, so that is the floor's rule). Nothing changes while the
+/// running slot is still on trial.
+pub fn adopt_running_image(
+    store: &Store<'_>,
+    boot: &dyn BootControl,
+    info: &ImageInfo,
+) -> Result<()> {
+    let booted = boot.booted_slot()?;
+    if boot.slot_state(booted)? != BootState::Good {
+        return Ok(());
+    }
+    let mut st = store.load()?;
+    let before = st.clone();
+    let slot = st.slot_mut(booted);
+    if slot.version.is_none() {
+        slot.version = Some(info.version.clone());
+        slot.epoch = Some(info.epoch);
+    }
+    st.epoch_floor = st.epoch_floor.max(info.epoch);
+    if st != before {
+        store.save(&st)?;
+    }
+    Ok(())
+}
+
 /// What runs now, for the downgrade check.
 pub fn running(store: &Store<'_>, boot: &dyn BootControl) -> Result<(SlotId, Running)> {
     let booted = boot.booted_slot()?;

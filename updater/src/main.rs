@@ -411,12 +411,27 @@ fn plan<'a>(
     })
 }
 
+/// Reads `running_image` and records it (see `install::adopt_running_image`).
+fn adopt(c: &Config, files: &dyn Files, boot: &dyn BootControl) -> Result<()> {
+    let Some(path) = &c.running_image else {
+        return Ok(());
+    };
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(path, "read the running image's info", e))?;
+    let info: install::ImageInfo = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        file: path.clone(),
+        msg: format!("expected {{\"version\": \"1.4.2\", \"epoch\": 3}}: {e}"),
+    })?;
+    install::adopt_running_image(&Store::new(&c.state_dir, files), boot, &info)
+}
+
 fn check(c: &Config, as_json: bool) -> Result<ExitCode> {
     create_dir_all(&c.state_dir)?;
     let files: Arc<dyn Files> = Arc::new(RealFiles);
     let mut clock = TrustedClock::load(files.as_ref(), &c.state_dir)?;
-    let v = verify(c, None, files.as_ref(), &mut clock)?;
     let boot = boot_control(c, files.clone())?;
+    adopt(c, files.as_ref(), boot.as_ref())?;
+    let v = verify(c, None, files.as_ref(), &mut clock)?;
     let p = plan(c, &v, files.as_ref(), boot.as_ref(), &clock, true)?;
     let (kind, msg) = match &p {
         Plan::Install(t) => (
@@ -479,8 +494,9 @@ fn install_cmd(c: &Config, from: Option<&Path>, no_reboot: bool, now: bool) -> R
     create_dir_all(&c.state_dir)?;
     let files: Arc<dyn Files> = Arc::new(RealFiles);
     let mut clock = TrustedClock::load(files.as_ref(), &c.state_dir)?;
-    let v = verify(c, from, files.as_ref(), &mut clock)?;
     let boot = boot_control(c, files.clone())?;
+    adopt(c, files.as_ref(), boot.as_ref())?;
+    let v = verify(c, from, files.as_ref(), &mut clock)?;
     let t = match plan(c, &v, files.as_ref(), boot.as_ref(), &clock, from.is_none())? {
         Plan::Install(t) => t.clone(),
         Plan::Wait(m) | Plan::None(m) => {

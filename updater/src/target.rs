@@ -107,6 +107,16 @@ pub struct ImageMeta {
     pub waves: Vec<Wave>,
 }
 
+/// Target names become file names and URL path segments: keep them plain.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// A signed, validated image target.
 #[derive(Debug, Clone)]
 pub struct UpdateTarget {
@@ -149,6 +159,12 @@ impl UpdateTarget {
             name: name.to_string(),
             reason,
         };
+        if !valid_name(name) {
+            return Err(bad(
+                "target names are 1-200 characters of A-Z a-z 0-9 . _ - (not starting with '.')"
+                    .into(),
+            ));
+        }
         let version = Version::parse(&meta.version).ok_or_else(|| {
             bad(format!(
                 "custom.{CUSTOM_KEY}.version {:?} is not a dotted number like 1.4.2",
@@ -264,6 +280,14 @@ mod tests {
         let (len, m) = meta(10_000, 4096, 2);
         let e = UpdateTarget::from_meta("x", len, [0; 32], m).unwrap_err();
         assert!(e.to_string().contains("needs 3"), "{e}");
+    }
+
+    #[test]
+    fn names_are_plain() {
+        assert!(valid_name("gateway-x86_64-1.4.2.img"));
+        for bad in ["", ".hidden", "a/b", "a?b", "a b", "../x", "a#b"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -292,3 +292,58 @@ fn a_bad_config_names_the_file_and_field() {
         "{err}"
     );
 }
+
+#[test]
+fn a_factory_fresh_box_takes_its_floor_from_the_running_image() {
+    let repo = tempfile::tempdir().unwrap();
+    let work = repo.path().join("work");
+    let out = repo.path().join("pub");
+    let img = repo.path().join("gw.img");
+    std::fs::write(&img, image(&[4, 4], 0)).unwrap();
+    ok(&["repo", "init", p(&work)], &[]);
+    ok(
+        &[
+            "repo",
+            "add",
+            p(&work),
+            p(&img),
+            "--version",
+            "3.0",
+            "--epoch",
+            "1",
+            "--chunk-size",
+            "8192",
+        ],
+        &[],
+    );
+    ok(&["repo", "sign", p(&work)], &[]);
+    ok(&["repo", "publish", p(&work), p(&out)], &[]);
+    let b = make_box(
+        &work.join("root.json"),
+        &image(&[1], 0),
+        "http://127.0.0.1:9/m/",
+        "http://127.0.0.1:9/t/",
+    );
+    // No state yet; the image says what it is.
+    std::fs::remove_file(b.dir.path().join("state/state.json")).unwrap();
+    std::fs::write(
+        b.dir.path().join("image.json"),
+        r#"{"version": "1.0", "epoch": 2}"#,
+    )
+    .unwrap();
+    let cfg = std::fs::read_to_string(&b.config).unwrap();
+    std::fs::write(&b.config, format!("running_image = \"image.json\"\n{cfg}")).unwrap();
+    let stdout = ok(
+        &["install", "--config", p(&b.config), "--from", p(&out)],
+        &[],
+    );
+    assert!(
+        stdout.contains("nothing installable") && stdout.contains("below this box's epoch floor 2"),
+        "{stdout}"
+    );
+    let text = ok(&["status", "--config", p(&b.config)], &[]);
+    assert!(
+        text.contains("slot A (running): 1.0 epoch 2") && text.contains("epoch floor: 2"),
+        "{text}"
+    );
+}

@@ -276,8 +276,14 @@ pub fn add(dir: &Path, image: &Path, opts: &AddOptions) -> Result<()> {
     load_settings(dir)?;
     tough::TargetName::new(opts.name.clone())
         .map_err(|e| Error::repo(dir, format!("target name {:?}: {e}", opts.name)))?;
-    if opts.name.contains('/') {
-        return Err(Error::repo(dir, "target names may not contain '/'"));
+    if !crate::target::valid_name(&opts.name) {
+        return Err(Error::repo(
+            dir,
+            format!(
+                "target name {:?}: use 1-200 characters of A-Z a-z 0-9 . _ - (not starting with '.')",
+                opts.name
+            ),
+        ));
     }
     let mut f = fs::File::open(image).map_err(io(image, "open image"))?;
     let mut whole = Hasher::default();
