@@ -49,17 +49,33 @@ fn v2() -> Vec<u8> {
     image(&[1, 2, 30, 40, 5, 60, 70, 80], 2000)
 }
 
-fn setup() -> (Repo, Device) {
+fn v0() -> Vec<u8> {
+    image(&[9, 2, 3, 4, 5, 6], 3000)
+}
+
+/// Slot A runs v1 (committed). With `old_b`, slot B still holds an older
+/// committed image (the box's previous update) and is the fallback, so
+/// install step 1 must take it out of the boot order before writing it.
+fn setup(old_b: bool) -> (Repo, Device) {
     let repo = Repo::new(1, 1);
     repo.add("gw-2.0.img", &v2(), "2.0", 2);
     repo.sign_publish();
     let dev = Device::new(&repo.root(), &v1(), "1.0", 1, 96 * 1024);
+    if old_b {
+        let mut b = v0();
+        b.resize(96 * 1024, 0);
+        std::fs::write(&dev.slots.b, b).unwrap();
+        let fw = dev.firmware();
+        fw.set_trial(SlotId::B, 3).unwrap();
+        fw.mark_good(SlotId::B).unwrap();
+        fw.mark_good(SlotId::A).unwrap();
+    }
     (repo, dev)
 }
 
 /// A slot "boots" if it holds a whole verified image.
 fn boots(dev: &Device, s: SlotId) -> bool {
-    dev.slot_holds(s, &v1()) || dev.slot_holds(s, &v2())
+    dev.slot_holds(s, &v1()) || dev.slot_holds(s, &v2()) || dev.slot_holds(s, &v0())
 }
 
 /// One full cycle with every I/O going through `files` and the plan.
@@ -143,8 +159,17 @@ fn recover(dev: &Device, repo: &Repo, n: u64) {
 
 #[test]
 fn power_cut_at_every_write_and_fsync_of_an_update() {
+    cut_everywhere(false);
+}
+
+#[test]
+fn power_cut_at_every_write_and_fsync_over_an_older_committed_slot() {
+    cut_everywhere(true);
+}
+
+fn cut_everywhere(old_b: bool) {
     // Count the I/O points of a clean cycle.
-    let (repo, dev) = setup();
+    let (repo, dev) = setup(old_b);
     let plan = FaultPlan::counting();
     let files = Arc::new(FaultyFiles { plan: plan.clone() });
     let out = cycle(&dev, &repo, files, plan.clone()).unwrap();
@@ -157,7 +182,7 @@ fn power_cut_at_every_write_and_fsync_of_an_update() {
     eprintln!("a full update cycle has {total} write/fsync points; cutting at each");
 
     for n in 0..total {
-        let (repo, dev) = setup();
+        let (repo, dev) = setup(old_b);
         let plan = FaultPlan::cut_at(n);
         let files = Arc::new(FaultyFiles { plan: plan.clone() });
         let r = cycle(&dev, &repo, files, plan.clone());
