@@ -59,6 +59,26 @@ impl UpdaterTransport {
             .map_err(|e| crate::Error::Trust(format!("cannot build the HTTP client: {e}")))?;
         Ok(UpdaterTransport { client, max_body })
     }
+
+    /// The most this file may be, by role (tough's limits, so an endless
+    /// response is cut at the same size tough would refuse).
+    fn cap_for(&self, url: &Url) -> u64 {
+        let l = super::limits();
+        let name = url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .unwrap_or("");
+        let cap = if name == "timestamp.json" {
+            l.max_timestamp_size
+        } else if name.ends_with("root.json") {
+            l.max_root_size
+        } else if name.ends_with("snapshot.json") {
+            l.max_snapshot_size
+        } else {
+            l.max_targets_size
+        };
+        cap.min(self.max_body)
+    }
 }
 
 #[tough::async_trait]
@@ -93,13 +113,14 @@ impl Transport for UpdaterTransport {
         if !status.is_success() {
             return Err(other(&url, format!("HTTP {status}")));
         }
+        let cap = self.cap_for(&url);
         let mut body: Vec<u8> = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| other(&url, e.to_string()))? {
             body.extend_from_slice(&chunk);
-            if body.len() as u64 > self.max_body {
+            if body.len() as u64 > cap {
                 return Err(other(
                     &url,
-                    format!("response exceeds {} bytes (endless data?)", self.max_body),
+                    format!("response exceeds {cap} bytes (endless data?)"),
                 ));
             }
         }
