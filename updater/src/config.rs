@@ -31,9 +31,11 @@
 //!
 //! [health]
 //! deadline_secs = 300
-//! units = ["gateway.service"]
-//! commands = [["/usr/bin/gateway", "status", "--config", "/etc/gateway/gateway.toml"]]
-//! tcp = ["127.0.0.1:2575"]
+//! units = ["gateway.service"]               # active = READY=1 sent
+//! gateway_config = "/etc/gateway/gateway.toml"  # `gateway status` answers; every listener accepts
+//! gateway_bin = "/usr/bin/gateway"
+//! commands = []                             # more commands that must exit 0
+//! tcp = []                                  # more addresses that must accept
 //! reboot_command = ["systemctl", "reboot"]
 //! ```
 
@@ -138,6 +140,8 @@ pub struct Health {
     pub deadline_secs: u64,
     pub interval_secs: u64,
     pub units: Vec<String>,
+    pub gateway_config: Option<PathBuf>,
+    pub gateway_bin: PathBuf,
     pub commands: Vec<Vec<String>>,
     pub tcp: Vec<String>,
     pub reboot_command: Vec<String>,
@@ -149,6 +153,8 @@ impl Default for Health {
             deadline_secs: 300,
             interval_secs: 5,
             units: vec!["gateway.service".into()],
+            gateway_config: None,
+            gateway_bin: "/usr/bin/gateway".into(),
             commands: vec![],
             tcp: vec![],
             reboot_command: vec!["systemctl".into(), "reboot".into()],
@@ -212,6 +218,7 @@ impl Config {
             &mut c.boot.entries_dir,
             &mut c.boot.fw_config,
             &mut c.boot.sim_env,
+            &mut c.health.gateway_config,
         ]
         .into_iter()
         .flatten()
@@ -286,5 +293,19 @@ mod tests {
         .unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("u.toml") && e.contains("metadata_url"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_shipped_example_config_loads() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/updater.toml");
+        let c = super::Config::load(&p).unwrap();
+        assert_eq!(c.boot.kind, "grub");
+        assert_eq!(
+            c.health.gateway_config.as_deref(),
+            Some(std::path::Path::new("/etc/gateway/gateway.toml"))
+        );
     }
 }

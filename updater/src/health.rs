@@ -22,6 +22,7 @@ use crate::trust::clock::TrustedClock;
 use crate::Result;
 use jiff::Timestamp;
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,17 @@ fn run_command(argv: &[String]) -> Result<(), String> {
     }
 }
 
+/// A check that cannot even be set up (its configuration is unreadable).
+pub struct Failing(pub String);
+impl Check for Failing {
+    fn name(&self) -> String {
+        "health check setup".into()
+    }
+    fn run(&self) -> Result<(), String> {
+        Err(self.0.clone())
+    }
+}
+
 /// A listener that must accept a TCP connection.
 pub struct TcpListening(pub SocketAddr);
 impl Check for TcpListening {
@@ -88,6 +100,54 @@ impl Check for TcpListening {
             .map(drop)
             .map_err(|e| format!("{}: {e}", self.0))
     }
+}
+
+/// The checks implied by the gateway's own configuration: `gateway status
+/// --config FILE` answers (the daemon is up with its journal open: the admin
+/// socket serves from the journal), and every `[[listener]] bind` accepts a
+/// TCP connection (a wildcard address is checked on loopback).
+pub fn gateway_checks(
+    gateway_bin: &Path,
+    gateway_config: &Path,
+) -> crate::Result<Vec<Box<dyn Check>>> {
+    let text = std::fs::read_to_string(gateway_config)
+        .map_err(|e| crate::Error::io(gateway_config, "read the gateway configuration", e))?;
+    let v: toml::Value = toml::from_str(&text).map_err(|e| crate::Error::Config {
+        file: gateway_config.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    let mut out: Vec<Box<dyn Check>> = vec![Box::new(CommandOk(vec![
+        gateway_bin.display().to_string(),
+        "status".into(),
+        "--config".into(),
+        gateway_config.display().to_string(),
+    ]))];
+    let listeners = v
+        .get("listener")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for (i, l) in listeners.iter().enumerate() {
+        let bind = l
+            .get("bind")
+            .and_then(|b| b.as_str())
+            .ok_or_else(|| crate::Error::Config {
+                file: gateway_config.to_path_buf(),
+                msg: format!("listener[{i}] has no bind address"),
+            })?;
+        let mut addr: SocketAddr = bind.parse().map_err(|e| crate::Error::Config {
+            file: gateway_config.to_path_buf(),
+            msg: format!("listener[{i}].bind {bind:?}: {e}"),
+        })?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        out.push(Box::new(TcpListening(addr)));
+    }
+    Ok(out)
 }
 
 /// Runs all checks until they pass together or `deadline` passes. Returns

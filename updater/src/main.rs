@@ -569,6 +569,14 @@ fn reboot_if_allowed(c: &Config, slot: SlotId, no_reboot: bool, now: bool) -> Re
 
 fn checks(c: &Config) -> Vec<Box<dyn Check>> {
     let mut v: Vec<Box<dyn Check>> = Vec::new();
+    if let Some(g) = &c.health.gateway_config {
+        // An unreadable gateway config fails the check (a trial slot without
+        // a working gateway config must roll back), it does not abort it.
+        match health::gateway_checks(&c.health.gateway_bin, g) {
+            Ok(list) => v.extend(list),
+            Err(e) => v.push(Box::new(health::Failing(e.to_string()))),
+        }
+    }
     for u in &c.health.units {
         v.push(Box::new(health::UnitActive(u.clone())));
     }

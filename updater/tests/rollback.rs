@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use updater::boot::{BootControl, BootState, SlotId};
 use updater::durable::RealFiles;
 use updater::health::{after_boot, run_checks, Check, Outcome, TcpListening};
@@ -185,4 +186,61 @@ fn tcp_health_check_sees_a_bound_listener_and_a_missing_one() {
     )
     .unwrap_err();
     assert!(e.contains("bound"), "{e}");
+}
+
+#[test]
+fn gateway_config_gives_the_status_and_listener_checks() {
+    let d = tempfile::tempdir().unwrap();
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = up.local_addr().unwrap().port();
+    let cfg = d.path().join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"var\"\n[[listener]]\nname = \"ehr\"\nbind = \"0.0.0.0:{port}\"\n\
+             [[destination]]\nname = \"x\"\nkind = \"folder\"\npath = \"out\"\n"
+        ),
+    )
+    .unwrap();
+    let checks = updater::health::gateway_checks(Path::new("true"), &cfg).unwrap();
+    assert_eq!(checks.len(), 2);
+    run_checks(
+        &checks,
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+    )
+    .unwrap();
+    // The daemon's status command fails: the check names it.
+    let checks = updater::health::gateway_checks(Path::new("false"), &cfg).unwrap();
+    let e = run_checks(
+        &checks,
+        std::time::Duration::from_millis(30),
+        std::time::Duration::from_millis(10),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("status --config") && e.contains("gateway.toml"),
+        "{e}"
+    );
+    // A listener that is not bound.
+    drop(up);
+    let checks = updater::health::gateway_checks(Path::new("true"), &cfg).unwrap();
+    let e = run_checks(
+        &checks,
+        std::time::Duration::from_millis(30),
+        std::time::Duration::from_millis(10),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains(&format!("listener 127.0.0.1:{port} bound")),
+        "{e}"
+    );
+    // The repository's own development config parses.
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
+    assert_eq!(
+        updater::health::gateway_checks(Path::new("true"), &dev)
+            .unwrap()
+            .len(),
+        2
+    );
 }
