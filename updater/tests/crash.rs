@@ -1,6 +1,6 @@
 //! Crash consistency: a power cut at every write and fsync of a full update
-//! cycle (install steps 1–6, the firmware's boot, health check and commit),
-//! then a reboot on the simulated firmware.
+//! cycle (saving the verified metadata, install steps 1–6, the firmware's
+//! boot, health check and commit), then a reboot on the simulated firmware.
 //!
 //! After every cut:
 //! - a known-good bootable slot exists and holds a verified image;
@@ -85,7 +85,14 @@ fn cycle(
     files: Arc<dyn Files>,
     plan: Arc<FaultPlan>,
 ) -> updater::Result<Outcome> {
-    let v = dev.verify(repo, hours(t0(), 1))?;
+    // The trusted copy (root, versions, clock) is written through the same
+    // faulty files.
+    let (m, u) = repo.file_urls();
+    let v = updater::trust::load(
+        &dev.trust(m, u),
+        files.as_ref(),
+        &mut dev.clock(hours(t0(), 1)),
+    )?;
     let t = target(&v, "gw-2.0.img").clone();
     let fw = dev.firmware_with(files.clone());
     let slots = FaultySlots {
