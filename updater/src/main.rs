@@ -272,12 +272,18 @@ fn boot_control(c: &Config, files: Arc<dyn Files>) -> Result<Box<dyn BootControl
     })
 }
 
-fn boot_id() -> String {
-    std::env::var("UPDATER_BOOT_ID").unwrap_or_else(|_| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    })
+/// This boot's id; `UPDATER_BOOT_ID` overrides it (tests, the qemu harness).
+fn boot_id() -> Result<String> {
+    if let Ok(id) = std::env::var("UPDATER_BOOT_ID") {
+        return Ok(id);
+    }
+    let p = "/proc/sys/kernel/random/boot_id";
+    let id = std::fs::read_to_string(p).map_err(|e| Error::io(p, "read", e))?;
+    let id = id.trim().to_string();
+    if id.is_empty() {
+        return Err(Error::State(format!("{p} is empty")));
+    }
+    Ok(id)
 }
 
 fn parse_url(field: &str, s: &str) -> Result<url::Url> {
@@ -540,7 +546,7 @@ fn install_cmd(c: &Config, from: Option<&Path>, no_reboot: bool, now: bool) -> R
         boot: boot.as_ref(),
         slots: &slots,
         policy: policy(c),
-        boot_id: boot_id(),
+        boot_id: boot_id()?,
         log: &log,
     };
     let staged = install::install(&ctx, &t, src.as_mut(), v.expires)?;
@@ -606,7 +612,7 @@ fn health_cmd(c: &Config) -> Result<ExitCode> {
         boot: boot.as_ref(),
         slots: &slots,
         policy: policy(c),
-        boot_id: boot_id(),
+        boot_id: boot_id()?,
         log: &log,
     };
     let list = checks(c);
