@@ -15,6 +15,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Running {
     pub version: Option<Version>,
+    pub epoch: Option<u64>,
     pub sha256: Option<String>,
 }
 
@@ -52,6 +53,17 @@ pub fn check_downgrade(t: &UpdateTarget, running: &Running) -> Result<()> {
                 ),
             });
         }
+        if t.version < *cur && running.epoch.is_some_and(|e| e != t.epoch) {
+            return Err(Error::Target {
+                name: t.name.clone(),
+                reason: format!(
+                    "recall to {} (epoch {}) crosses from the running epoch {}; a recall stays within one epoch",
+                    t.version,
+                    t.epoch,
+                    running.epoch.unwrap_or_default()
+                ),
+            });
+        }
     }
     Ok(())
 }
@@ -80,7 +92,7 @@ pub fn choose<'a>(
     // A recall beats newer versions of its epoch: the MSP pulled them.
     let recall = ok
         .iter()
-        .filter(|t| t.recall)
+        .filter(|t| t.recall && check_downgrade(t, running).is_ok())
         .max_by(|a, b| a.version.cmp(&b.version));
     let best = recall
         .or_else(|| ok.iter().max_by(|a, b| a.version.cmp(&b.version)))
@@ -124,6 +136,7 @@ mod tests {
     fn running(v: &str) -> Running {
         Running {
             version: Version::parse(v),
+            epoch: Some(2),
             sha256: None,
         }
     }
@@ -168,6 +181,13 @@ mod tests {
             c => panic!("{c:?}"),
         }
         assert!(check_downgrade(&ts[1], &running("1.2")).is_ok());
+        // A recall does not cross epochs.
+        let ts = [t("1.2", 3, false, 1), t("1.1", 3, true, 2)];
+        assert!(check_downgrade(&ts[1], &running("1.2")).is_err());
+        assert!(matches!(
+            choose(&ts, &running("1.2"), 2, &[]),
+            Choice::UpToDate
+        ));
     }
 
     #[test]

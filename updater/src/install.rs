@@ -138,6 +138,7 @@ pub fn running(store: &Store<'_>, boot: &dyn BootControl) -> Result<(SlotId, Run
         booted,
         Running {
             version: info.version.as_deref().and_then(Version::parse),
+            epoch: info.epoch,
             sha256: info.sha256.clone(),
         },
     ))

@@ -78,6 +78,7 @@ fn failing_health_check_marks_the_slot_bad_and_falls_back() {
     let v = dev.verify(&repo, hours(t0(), 1)).unwrap();
     let run = updater::anti_rollback::Running {
         version: updater::target::Version::parse("1.0"),
+        epoch: Some(1),
         sha256: None,
     };
     assert!(matches!(
