@@ -178,3 +178,80 @@ fn backoff_has_full_jitter_under_a_cap() {
     }
     assert!(distinct.len() > 6, "no jitter: {distinct:?}");
 }
+
+/// A private CA and a server certificate for 127.0.0.1, made with openssl.
+fn tls_material(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let sh = format!(
+        "set -e; cd {d}; \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=updater-test-ca 2>/dev/null; \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null; \
+         printf 'subjectAltName=IP:127.0.0.1\\n' > ext; \
+         openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null",
+        d = dir.display()
+    );
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(sh)
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| dir.join("ca.pem"))
+}
+
+#[test]
+fn https_with_a_private_ca() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let d = tempfile::tempdir().unwrap();
+    let Some(ca) = tls_material(d.path()) else {
+        eprintln!("SKIPPED: https test: openssl is not installed (scripts/test installs it)");
+        return;
+    };
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(d.path().join("srv.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(d.path().join("srv.key")).unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+
+    let repo = Repo::new(1, 1);
+    repo.add("gw-2.0.img", &v2(), "2.0", 1);
+    repo.sign_publish();
+    let dev = Device::new(&repo.root(), &v1(), "1.0", 1, 96 * 1024);
+    let srv = Server::start_tls(repo.out.clone(), std::sync::Arc::new(cfg));
+
+    // Without the private CA the server is not trusted.
+    let plain = dev.trust(srv.url("metadata/"), srv.url("targets/"));
+    let e = updater::trust::load(&plain, &RealFiles, &mut dev.clock(hours(t0(), 1)))
+        .unwrap_err()
+        .to_string();
+    eprintln!("rejected: {e}");
+    assert!(
+        e.contains("update metadata rejected") && e.contains("https://127.0.0.1"),
+        "{e}"
+    );
+
+    // With `ca_file`, metadata and chunks come over TLS.
+    let mut with_ca = plain.clone();
+    with_ca.extra_ca = Some(ca.clone());
+    let v = updater::trust::load(&with_ca, &RealFiles, &mut dev.clock(hours(t0(), 1))).unwrap();
+    let t = target(&v, "gw-2.0.img").clone();
+    let fw = dev.firmware();
+    let ctx = dev.context(&fw, &RealFiles, &dev.slots, "b1");
+    let mut src = HttpSource::new(
+        v.targets_url.clone(),
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+        Duration::from_secs(10),
+        updater::trust::transport::root_certificates(Some(&ca)).unwrap(),
+    )
+    .unwrap();
+    updater::install::install(&ctx, &t, &mut src, v.expires).unwrap();
+    assert!(dev.slot_holds(SlotId::B, &v2()));
+}

@@ -60,7 +60,7 @@ impl HttpSource {
             )
             .send()
             .await
-            .map_err(|e| FetchError::Retry(format!("{url}: {e}")))?;
+            .map_err(|e| FetchError::Retry(format!("{url}: {}", crate::trust::chain(&e))))?;
         let status = resp.status();
         if status.is_client_error() {
             return Err(FetchError::Terminal(format!("{url}: HTTP {status}")));
@@ -88,8 +88,9 @@ impl HttpSource {
                 Ok(None) => break,
                 Err(e) => {
                     return Err(FetchError::Retry(format!(
-                        "{url}: after {} of {len} bytes: {e}",
-                        buf.len()
+                        "{url}: after {} of {len} bytes: {}",
+                        buf.len(),
+                        crate::trust::chain(&e)
                     )))
                 }
             }

@@ -91,7 +91,7 @@ fn root_version(bytes: &[u8]) -> Option<u64> {
 }
 
 /// Formats an error with its chain of causes.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

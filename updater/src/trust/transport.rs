@@ -105,7 +105,7 @@ impl Transport for UpdaterTransport {
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| other(&url, e.to_string()))?;
+            .map_err(|e| other(&url, super::chain(&e)))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Err(TransportError::new(TransportErrorKind::FileNotFound, url));
@@ -115,7 +115,11 @@ impl Transport for UpdaterTransport {
         }
         let cap = self.cap_for(&url);
         let mut body: Vec<u8> = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| other(&url, e.to_string()))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| other(&url, super::chain(&e)))?
+        {
             body.extend_from_slice(&chunk);
             if body.len() as u64 > cap {
                 return Err(other(

@@ -3,8 +3,8 @@
 //! only; each wait is bounded.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,7 @@ pub struct Faults {
 
 pub struct Server {
     pub addr: SocketAddr,
+    tls: bool,
     pub faults: Arc<Mutex<Faults>>,
     pub requests: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -43,8 +44,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves files under `root`.
+    /// Serves files under `root` over plain HTTP.
     pub fn start(root: PathBuf) -> Server {
+        Self::start_with(root, None)
+    }
+
+    /// Serves files under `root` over HTTPS with `tls`.
+    pub fn start_tls(root: PathBuf, tls: Arc<rustls::ServerConfig>) -> Server {
+        Self::start_with(root, Some(tls))
+    }
+
+    fn start_with(root: PathBuf, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
+        let tls_on = tls.is_some();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
         let addr = l.local_addr().unwrap();
@@ -56,9 +67,19 @@ impl Server {
             while !s.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok((c, _)) => {
-                        let (root, f, r) = (root.clone(), f.clone(), r.clone());
+                        let (root, f, r, tls) = (root.clone(), f.clone(), r.clone(), tls.clone());
                         std::thread::spawn(move || {
-                            let _ = handle(c, &root, &f, &r);
+                            let _ = c.set_nonblocking(false);
+                            let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+                            let _ = match tls {
+                                None => handle(c, &root, &f, &r),
+                                Some(cfg) => match rustls::ServerConnection::new(cfg) {
+                                    Ok(conn) => {
+                                        handle(rustls::StreamOwned::new(conn, c), &root, &f, &r)
+                                    }
+                                    Err(_) => Ok(()),
+                                },
+                            };
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -67,6 +88,7 @@ impl Server {
         });
         Server {
             addr,
+            tls: tls_on,
             faults,
             requests,
             stop,
@@ -75,7 +97,8 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> url::Url {
-        url::Url::parse(&format!("http://{}/{path}", self.addr)).unwrap()
+        let scheme = if self.tls { "https" } else { "http" };
+        url::Url::parse(&format!("{scheme}://{}/{path}", self.addr)).unwrap()
     }
 
     pub fn push(&self, path: &str, f: Fault) {
@@ -106,28 +129,37 @@ impl Drop for Server {
     }
 }
 
-fn handle(
-    c: TcpStream,
+/// Reads the request head (up to the blank line) byte by byte; bounded.
+fn read_head<S: Read>(s: &mut S) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        if s.read(&mut b)? == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn handle<S: Read + Write>(
+    mut w: S,
     root: &std::path::Path,
     faults: &Mutex<Faults>,
     requests: &AtomicUsize,
 ) -> std::io::Result<()> {
-    c.set_nonblocking(false)?;
-    c.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut r = BufReader::new(c.try_clone()?);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let head = read_head(&mut w)?;
+    let mut lines = head.split("\r\n");
+    let path = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("/")
+        .to_string();
     let mut range: Option<(u64, u64)> = None;
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h == "\r\n" {
-            break;
-        }
+    for h in lines {
         let lower = h.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("range: bytes=") {
-            let v = v.trim();
-            if let Some((a, b)) = v.split_once('-') {
+            if let Some((a, b)) = v.trim().split_once('-') {
                 if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
                     range = Some((a, b));
                 }
@@ -147,13 +179,12 @@ fn handle(
                 .map(|x| x.1.clone()),
         }
     };
-    let mut w = c;
     if let Some(Fault::Status(s)) = fault {
         write!(
             w,
             "HTTP/1.1 {s} Fault\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )?;
-        return Ok(());
+        return w.flush();
     }
     if let Some(Fault::Endless) = fault {
         // Claims to be the range asked for (if any), then never ends.
@@ -176,7 +207,7 @@ fn handle(
             w,
             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )?;
-        return Ok(());
+        return w.flush();
     };
     let (status, mut body) = match range {
         Some((a, b)) if (a as usize) < data.len() => {
@@ -197,18 +228,14 @@ fn handle(
         Some(Fault::DropAfter(n)) => {
             w.write_all(&body[..n.min(body.len())])?;
             w.flush()?;
-            let _ = w.shutdown(std::net::Shutdown::Both);
+            // Returning drops the connection.
         }
         Some(Fault::Stall(d)) => {
+            w.flush()?;
             std::thread::sleep(d);
             let _ = w.write_all(&body);
         }
         _ => w.write_all(&body)?,
     }
-    let mut sink = [0u8; 1];
-    let _ = r
-        .get_mut()
-        .set_read_timeout(Some(Duration::from_millis(50)));
-    let _ = r.read(&mut sink);
-    Ok(())
+    w.flush()
 }
