@@ -5,8 +5,8 @@
 //! after an update must not roll back): the gateway unit is active (for a
 //! `Type=notify` unit that means it sent READY=1, which the gateway sends
 //! only after its journal opened and every listener is bound), its admin
-//! socket answers `gateway status` (the journal is open), and each listener
-//! accepts a TCP connection. Checks are retried until they all pass or the
+//! socket answers `gateway status` (the daemon serves, not just exists), and
+//! each listener accepts a TCP connection. Checks are retried until they all pass or the
 //! deadline passes.
 //!
 //! On the trial slot: pass → mark good (9), raise the epoch floor (10),
@@ -103,9 +103,10 @@ impl Check for TcpListening {
 }
 
 /// The checks implied by the gateway's own configuration: `gateway status
-/// --config FILE` answers (the daemon is up with its journal open: the admin
-/// socket serves from the journal), and every `[[listener]] bind` accepts a
-/// TCP connection (a wildcard address is checked on loopback).
+/// --config FILE` answers over the admin socket, and every `[[listener]]
+/// bind` accepts a TCP connection (a wildcard address is checked on
+/// loopback). The journal is covered by the unit check: the gateway sends
+/// READY=1 only after its journal opened.
 pub fn gateway_checks(
     gateway_bin: &Path,
     gateway_config: &Path,
