@@ -136,3 +136,49 @@ pub fn write_json<T: serde::Serialize>(files: &dyn Files, path: &Path, value: &T
     bytes.push(b'\n');
     files.write_atomic(path, &bytes)
 }
+
+/// An exclusive lock on `STATE_DIR/lock` for the life of the value: one
+/// updater run at a time (the timer's and a technician's must not
+/// interleave their writes). Released by the kernel if the process dies.
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    pub fn acquire(state_dir: &Path) -> Result<RunLock> {
+        use std::os::unix::io::AsRawFd;
+        let path = state_dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, "open lock file", e))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(Error::State(format!(
+                    "{}: another updater run holds the lock; try again when it has finished",
+                    path.display()
+                )));
+            }
+            return Err(Error::io(&path, "lock", e));
+        }
+        Ok(RunLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    #[test]
+    fn a_second_run_is_refused_while_the_first_holds_the_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let first = super::RunLock::acquire(d.path()).unwrap();
+        let e = super::RunLock::acquire(d.path()).err().unwrap().to_string();
+        assert!(e.contains("another updater run"), "{e}");
+        drop(first);
+        super::RunLock::acquire(d.path()).unwrap();
+    }
+}

@@ -12,7 +12,7 @@ use updater::boot::{self, BootControl, SlotId};
 use updater::config::{Config, Window};
 use updater::download::bitmap::Bitmap;
 use updater::download::{dir::DirSource, http::HttpSource, Backoff, ChunkSource, DownloadPolicy};
-use updater::durable::{create_dir_all, Files, RealFiles};
+use updater::durable::{create_dir_all, Files, RealFiles, RunLock};
 use updater::health::{self, Check, Outcome};
 use updater::install::{self, Context, SlotPaths};
 use updater::state::{Phase, Record, Store, WaveWait};
@@ -433,6 +433,7 @@ fn adopt(c: &Config, files: &dyn Files, boot: &dyn BootControl) -> Result<()> {
 
 fn check(c: &Config, as_json: bool) -> Result<ExitCode> {
     create_dir_all(&c.state_dir)?;
+    let _lock = RunLock::acquire(&c.state_dir)?;
     let files: Arc<dyn Files> = Arc::new(RealFiles);
     let mut clock = TrustedClock::load(files.as_ref(), &c.state_dir)?;
     let boot = boot_control(c, files.clone())?;
@@ -498,6 +499,7 @@ fn reboot(c: &Config) -> Result<()> {
 
 fn install_cmd(c: &Config, from: Option<&Path>, no_reboot: bool, now: bool) -> Result<ExitCode> {
     create_dir_all(&c.state_dir)?;
+    let _lock = RunLock::acquire(&c.state_dir)?;
     let files: Arc<dyn Files> = Arc::new(RealFiles);
     let mut clock = TrustedClock::load(files.as_ref(), &c.state_dir)?;
     let boot = boot_control(c, files.clone())?;
@@ -599,6 +601,7 @@ fn checks(c: &Config) -> Vec<Box<dyn Check>> {
 
 fn health_cmd(c: &Config) -> Result<ExitCode> {
     create_dir_all(&c.state_dir)?;
+    let _lock = RunLock::acquire(&c.state_dir)?;
     let files: Arc<dyn Files> = Arc::new(RealFiles);
     let mut clock = TrustedClock::load(files.as_ref(), &c.state_dir)?;
     let boot = boot_control(c, files.clone())?;
