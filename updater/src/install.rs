@@ -3,7 +3,8 @@
 //!
 //! 1. invalidate the target slot (boot loader first, then state);
 //! 2. write the image: chunks already in the target slot are kept, chunks
-//!    identical in the active slot are copied, the rest downloaded; each
+//!    found in the active slot (same offset, or any chunk-aligned offset via
+//!    a hash index) are copied, the rest downloaded; each
 //!    verified before it is written; the slot fsync'd and the bitmap saved
 //!    every few chunks;
 //! 3. fsync the slot;
@@ -25,11 +26,13 @@ use crate::boot::{BootControl, BootState, SlotId, TRIAL_TRIES};
 use crate::download::bitmap::Bitmap;
 use crate::download::{fetch_verified, ChunkSource, DownloadPolicy, Throttle};
 use crate::durable::Files;
+use crate::hash::Sha256;
 use crate::slot::{chunk_matches, verify_image, SlotDevice};
 use crate::state::{Pending, Phase, Record, SlotInfo, Store};
 use crate::target::{UpdateTarget, Version};
 use crate::{Error, Result};
 use jiff::Timestamp;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Opens slot devices (the trait lets tests wrap them in fault injectors).
@@ -127,6 +130,39 @@ pub fn adopt_running_image(
         store.save(&st)?;
     }
     Ok(())
+}
+
+/// Where chunk `i`'s bytes are in the active slot, if anywhere: at the
+/// same offset (checked directly), or at any chunk-aligned offset within the
+/// active image (a hash index built on first need, as RAUC's adaptive
+/// block-hash index does). The caller re-verifies what it copies.
+fn find_in_active(
+    active: &mut dyn SlotDevice,
+    index: &mut Option<HashMap<Sha256, u64>>,
+    target: &UpdateTarget,
+    i: usize,
+    active_len: u64,
+) -> Result<Option<u64>> {
+    if chunk_matches(active, target, i)? {
+        return Ok(Some(target.chunk_range(i).0));
+    }
+    if target.chunk_range(i).1 != target.chunk_size {
+        return Ok(None); // a short last chunk only matches in place
+    }
+    if index.is_none() {
+        let mut map = HashMap::new();
+        let mut buf = vec![0u8; target.chunk_size as usize];
+        let mut off = 0;
+        while off + target.chunk_size <= active_len {
+            active.read_at(off, &mut buf)?;
+            map.entry(crate::hash::sha256(&buf)).or_insert(off);
+            off += target.chunk_size;
+        }
+        *index = Some(map);
+    }
+    Ok(index
+        .as_ref()
+        .and_then(|m| m.get(&target.chunks[i]).copied()))
 }
 
 /// What runs now, for the downgrade check.
@@ -229,6 +265,12 @@ pub fn install(
     // --- 2. Write (and 3. fsync as we go). ---
     let mut bitmap = Bitmap::load(ctx.files, &ctx.state_dir, target, slot)?;
     let mut active = ctx.slots.open(booted, false)?;
+    let active_len = st
+        .slot(booted)
+        .length
+        .unwrap_or(active.size())
+        .min(active.size());
+    let mut index: Option<HashMap<Sha256, u64>> = None;
     let mut throttle = Throttle::new(ctx.policy.bandwidth_limit);
     let (mut downloaded, mut copied, mut kept, mut since_sync) = (0usize, 0usize, 0usize, 0usize);
     let (mut bytes_dl, mut bytes_cp) = (0u64, 0u64);
@@ -240,13 +282,16 @@ pub fn install(
         let (off, len) = target.chunk_range(i);
         if chunk_matches(dev.as_mut(), target, i)? {
             kept += 1;
-        } else if chunk_matches(active.as_mut(), target, i)? {
-            // Adaptive delta: the same bytes are already in the active slot.
+        } else if let Some(from) =
+            find_in_active(active.as_mut(), &mut index, target, i, active_len)?
+        {
+            // Adaptive delta: the same bytes are already in the active slot
+            // (at this offset, or at another chunk-aligned one).
             let mut buf = vec![0u8; len as usize];
-            active.read_at(off, &mut buf)?;
+            active.read_at(from, &mut buf)?;
             if crate::hash::sha256(&buf) != target.chunks[i] {
                 return Err(Error::State(format!(
-                    "active slot chunk {i} changed while copying"
+                    "active slot changed at offset {from} while copying chunk {i}"
                 )));
             }
             dev.write_at(off, &buf)?;
@@ -287,6 +332,7 @@ pub fn install(
         version: Some(target.version.to_string()),
         epoch: Some(target.epoch),
         sha256: Some(target.sha256_hex()),
+        length: Some(target.length),
         verified: true,
     };
     if let Some(p) = st.pending.as_mut() {

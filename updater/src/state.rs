@@ -16,6 +16,9 @@ pub struct SlotInfo {
     pub version: Option<String>,
     pub epoch: Option<u64>,
     pub sha256: Option<String>,
+    /// Image length in bytes (bounds the delta index of this slot).
+    #[serde(default)]
+    pub length: Option<u64>,
     /// Read back and verified against signed metadata (install step 4).
     pub verified: bool,
 }

@@ -64,6 +64,7 @@ fn make_box(root: &Path, v1: &[u8], metadata_url: &str, targets_url: &str) -> Bo
                 version: Some("1.0".into()),
                 epoch: Some(1),
                 sha256: None,
+                length: None,
                 verified: true,
             },
             ..Default::default()

@@ -255,3 +255,32 @@ fn https_with_a_private_ca() {
     updater::install::install(&ctx, &t, &mut src, v.expires).unwrap();
     assert!(dev.slot_holds(SlotId::B, &v2()));
 }
+
+#[test]
+fn chunks_that_moved_in_the_image_are_copied_not_downloaded() {
+    // v2 inserts one new chunk in front of v1's first three.
+    let old = image(&[1, 2, 3, 4], 0);
+    let c = CHUNK as usize;
+    let mut new = image(&[77], 0);
+    new.extend_from_slice(&old[..3 * c]);
+    let repo = Repo::new(1, 1);
+    repo.add("gw-2.0.img", &new, "2.0", 1);
+    repo.sign_publish();
+    let dev = Device::new(&repo.root(), &old, "1.0", 1, 96 * 1024);
+    let srv = Server::start(repo.out.clone());
+    let n = Net {
+        _repo: repo,
+        dev,
+        srv,
+    };
+    let before = n.srv.requests.load(Ordering::SeqCst);
+    let s = n.install().unwrap();
+    assert_eq!((s.chunks_copied, s.chunks_downloaded), (3, 1), "{s:?}");
+    assert_eq!(
+        n.srv.requests.load(Ordering::SeqCst) - before - 4,
+        1,
+        "one chunk request"
+    );
+    assert!(n.dev.slot_holds(SlotId::B, &new));
+    assert!(n.dev.slot_holds(SlotId::A, &old));
+}

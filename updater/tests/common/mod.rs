@@ -185,6 +185,7 @@ impl Device {
                 version: Some(version.into()),
                 epoch: Some(epoch),
                 sha256: Some(sha(active)),
+                length: Some(active.len() as u64),
                 verified: true,
             },
             ..Default::default()
