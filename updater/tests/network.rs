@@ -48,12 +48,12 @@ impl Net {
         let t = target(&v, "gw-2.0.img").clone();
         let fw = self.dev.firmware();
         let ctx = self.dev.context(&fw, &RealFiles, &self.dev.slots, "b1");
-        // One second per request: a stall longer than that is a retry.
+        // Two seconds without a byte is a stall, and a retry.
         let mut src = HttpSource::new(
             v.targets_url.clone(),
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            Duration::from_secs(5),
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+            Duration::from_secs(10),
             vec![],
         )?;
         updater::install::install(&ctx, &t, &mut src, v.expires)
@@ -85,7 +85,7 @@ fn dropped_connections_are_retried() {
 #[test]
 fn a_stalled_server_times_out_and_is_retried() {
     let n = setup();
-    n.srv.push("targets/", Fault::Stall(Duration::from_secs(3)));
+    n.srv.push("targets/", Fault::Stall(Duration::from_secs(5)));
     n.install().unwrap();
     assert!(n.done());
 }
