@@ -348,3 +348,77 @@ fn a_factory_fresh_box_takes_its_floor_from_the_running_image() {
         "{text}"
     );
 }
+
+#[test]
+fn outside_the_maintenance_window_the_update_is_staged_without_a_reboot() {
+    let repo = tempfile::tempdir().unwrap();
+    let work = repo.path().join("work");
+    let out = repo.path().join("pub");
+    let img = repo.path().join("gw.img");
+    std::fs::write(&img, image(&[6, 6], 0)).unwrap();
+    ok(&["repo", "init", p(&work)], &[]);
+    ok(
+        &[
+            "repo",
+            "add",
+            p(&work),
+            p(&img),
+            "--version",
+            "3.0",
+            "--epoch",
+            "1",
+            "--chunk-size",
+            "8192",
+        ],
+        &[],
+    );
+    ok(&["repo", "sign", p(&work)], &[]);
+    ok(&["repo", "publish", p(&work), p(&out)], &[]);
+    let b = make_box(
+        &work.join("root.json"),
+        &image(&[1], 0),
+        "http://127.0.0.1:9/m/",
+        "http://127.0.0.1:9/t/",
+    );
+    // A one-hour window that starts two hours from now (local time).
+    let now = jiff::Zoned::now();
+    let start = (now.hour() as u32 * 60 + now.minute() as u32 + 120) % 1440;
+    let end = (start + 60) % 1440;
+    let window = format!(
+        "{:02}:{:02}-{:02}:{:02}",
+        start / 60,
+        start % 60,
+        end / 60,
+        end % 60
+    );
+    let cfg = std::fs::read_to_string(&b.config).unwrap().replace(
+        "[download]\n",
+        &format!("[download]\nmaintenance_window = \"{window}\"\n"),
+    );
+    std::fs::write(&b.config, cfg).unwrap();
+    let stdout = ok(
+        &["install", "--config", p(&b.config), "--from", p(&out)],
+        &[("UPDATER_BOOT_ID", "b1")],
+    );
+    assert!(stdout.contains("staged in slot B"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("outside the maintenance window {window}")),
+        "{stdout}"
+    );
+    // `--now` overrides the window (the reboot command is `true`).
+    let stdout = ok(
+        &[
+            "install",
+            "--config",
+            p(&b.config),
+            "--from",
+            p(&out),
+            "--now",
+        ],
+        &[("UPDATER_BOOT_ID", "b1")],
+    );
+    assert!(
+        stdout.contains("already staged") && stdout.contains("rebooting into slot B"),
+        "{stdout}"
+    );
+}
