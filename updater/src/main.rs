@@ -222,17 +222,7 @@ fn repo(cmd: RepoCmd) -> Result<()> {
             println!("published to {}", out.display());
         }
         RepoCmd::RotateRoot { dir, roles } => {
-            use tough::schema::RoleType;
-            let roles = roles
-                .iter()
-                .map(|r| match r.as_str() {
-                    "root" => Ok(RoleType::Root),
-                    "targets" => Ok(RoleType::Targets),
-                    "snapshot" => Ok(RoleType::Snapshot),
-                    "timestamp" => Ok(RoleType::Timestamp),
-                    o => Err(Error::repo(&dir, format!("--roles: unknown role {o:?}"))),
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
             repo_tool::rotate_root(&dir, &roles, Timestamp::now())?;
             println!("new root written; run `updater repo sign` and `publish`");
         }

@@ -134,24 +134,29 @@ pub struct UpdateTarget {
 }
 
 impl UpdateTarget {
-    /// Validates a target from verified TUF metadata.
-    pub fn from_tuf(name: &str, t: &tough::schema::Target) -> Result<UpdateTarget> {
+    /// Validates a target from verified TUF metadata: its `custom` object,
+    /// length and SHA-256 (`trust` unpacks tough's types).
+    pub fn from_signed(
+        name: &str,
+        length: u64,
+        sha256: &[u8],
+        custom: Option<&serde_json::Value>,
+    ) -> Result<UpdateTarget> {
         let bad = |reason: String| Error::Target {
             name: name.to_string(),
             reason,
         };
-        let custom = t.custom.get(CUSTOM_KEY).ok_or_else(|| {
+        let custom = custom.ok_or_else(|| {
             bad(format!(
                 "no custom.{CUSTOM_KEY} object (add images with `updater repo add`)"
             ))
         })?;
         let meta: ImageMeta = serde_json::from_value(custom.clone())
             .map_err(|e| bad(format!("custom.{CUSTOM_KEY}: {e}")))?;
-        let sha: &[u8] = t.hashes.sha256.as_ref();
-        let sha256: Sha256 = sha
+        let sha256: Sha256 = sha256
             .try_into()
             .map_err(|_| bad("hashes.sha256 is not 32 bytes".into()))?;
-        Self::from_meta(name, t.length, sha256, meta)
+        Self::from_meta(name, length, sha256, meta)
     }
 
     pub fn from_meta(name: &str, length: u64, sha256: Sha256, meta: ImageMeta) -> Result<Self> {

@@ -374,15 +374,7 @@ fn root_rotation_is_followed_and_old_keys_stop_working() {
     // Keep the old timestamp key to forge with later.
     let old_ts = repo.dir.path().join("old-timestamp.pk8");
     std::fs::copy(repo.work.join("keys/timestamp-1.pk8"), &old_ts).unwrap();
-    updater::repo_tool::rotate_root(
-        &repo.work,
-        &[
-            tough::schema::RoleType::Root,
-            tough::schema::RoleType::Timestamp,
-        ],
-        t0(),
-    )
-    .unwrap();
+    updater::repo_tool::rotate_root(&repo.work, &["root", "timestamp"], t0()).unwrap();
     repo.sign_publish();
     let v = dev.verify(&repo, hours(t0(), 1)).unwrap();
     assert_eq!(v.versions.root, 2);

@@ -487,7 +487,20 @@ pub fn publish(dir: &Path, out: &Path) -> Result<()> {
 /// `repo rotate-root`: a new root (version + 1) with fresh keys for `roles`,
 /// signed by the threshold of both the old and the new root keys. The old
 /// keys of rotated roles move to `DIR/keys/retired/`. Run `repo sign` after.
-pub fn rotate_root(dir: &Path, roles_to_rotate: &[RoleType], now: Timestamp) -> Result<()> {
+pub fn rotate_root(dir: &Path, roles: &[&str], now: Timestamp) -> Result<()> {
+    let roles_to_rotate = roles
+        .iter()
+        .map(|r| match *r {
+            "root" => Ok(RoleType::Root),
+            "targets" => Ok(RoleType::Targets),
+            "snapshot" => Ok(RoleType::Snapshot),
+            "timestamp" => Ok(RoleType::Timestamp),
+            o => Err(Error::repo(
+                dir,
+                format!("unknown role {o:?}: expected root, targets, snapshot or timestamp"),
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
     let settings = load_settings(dir)?;
     let root_path = dir.join("root.json");
     let old: tough::schema::Signed<Root> =
@@ -502,7 +515,7 @@ pub fn rotate_root(dir: &Path, roles_to_rotate: &[RoleType], now: Timestamp) -> 
     new.expires = days_from(now, settings.root_expires_days)?;
     let tag = format!("v{}-", new.version);
     let mut retired_paths = Vec::new();
-    for role in roles_to_rotate {
+    for role in &roles_to_rotate {
         let old_ids = new
             .roles
             .get(role)

@@ -226,7 +226,13 @@ pub fn load(cfg: &TrustConfig, files: &dyn Files, clock: &mut TrustedClock) -> R
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
     for (name, t) in repo.all_targets() {
-        match UpdateTarget::from_tuf(name.raw(), t) {
+        let sha: &[u8] = t.hashes.sha256.as_ref();
+        match UpdateTarget::from_signed(
+            name.raw(),
+            t.length,
+            sha,
+            t.custom.get(crate::target::CUSTOM_KEY),
+        ) {
             Ok(u) => targets.push(u),
             Err(e) => skipped.push(e.to_string()),
         }
