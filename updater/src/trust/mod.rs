@@ -19,7 +19,8 @@
 //!    `ExpirationEnforcement::Unsafe` (which disables only its expiry checks,
 //!    nothing else), its time file is removed before each load, and every
 //!    role's expiry is checked here against the trusted clock instead.
-//! 3. **Parsing targets** into [`UpdateTarget`]s.
+//! 3. **Parsing targets** into [`UpdateTarget`]s: top-level targets only
+//!    (delegated targets roles are ignored; `updater repo` makes none).
 
 pub mod clock;
 pub mod transport;
@@ -225,7 +226,9 @@ pub fn load(cfg: &TrustConfig, files: &dyn Files, clock: &mut TrustedClock) -> R
 
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
-    for (name, t) in repo.all_targets() {
+    // Top-level targets only: delegated roles are not used by `updater
+    // repo`, and their expiry would escape the check above.
+    for (name, t) in &repo.targets().signed.targets {
         let sha: &[u8] = t.hashes.sha256.as_ref();
         match UpdateTarget::from_signed(
             name.raw(),
