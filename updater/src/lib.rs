@@ -1,0 +1,36 @@
+//! Clinic Gateway's signed A/B updater.
+//!
+//! Policy is kept apart from mechanism, in the manner of Bottlerocket's
+//! `updog`/`tough`:
+//!
+//! - **trust** ([`trust`]): TUF metadata through `tough`, a durable copy of
+//!   what was last trusted (root, role versions), and a clock that never goes
+//!   below build time, the last signed publication time or the last commit.
+//! - **policy** ([`anti_rollback`], [`waves`]): which signed target, if any,
+//!   this box may install now. Pure functions.
+//! - **mechanism** ([`download`], [`slot`], [`boot`], [`install`],
+//!   [`health`]): fetch verified chunks, write and read back the inactive
+//!   slot, switch the boot loader, check health, commit or fall back.
+//!
+//! Every durable small file goes through [`durable::Files`], and every slot
+//! write through [`slot::SlotDevice`], so that [`fault`] can cut the power at
+//! any write or fsync in tests.
+
+pub mod anti_rollback;
+pub mod boot;
+pub mod config;
+pub mod download;
+pub mod durable;
+pub mod error;
+pub mod fault;
+pub mod hash;
+pub mod health;
+pub mod install;
+pub mod repo_tool;
+pub mod slot;
+pub mod state;
+pub mod target;
+pub mod trust;
+pub mod waves;
+
+pub use error::{Error, Result};
