@@ -21,6 +21,7 @@ use crate::ops::stats::Registry;
 use crate::ops::watchdog::{self, Heartbeats};
 use crate::ops::{clock, notify};
 use crate::route::Router;
+use crate::source::poller::{Poller, PollerState};
 
 pub fn journal_config(cfg: &Config) -> JournalConfig {
     let mut j = JournalConfig::new(cfg.journal_dir());
@@ -100,6 +101,24 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             stop_rx.clone(),
         ));
     }
+    // Pollers are sources too: they start with the listeners.
+    let mut poller_states = Vec::new();
+    for p in &cfg.pollers {
+        let state = Arc::new(std::sync::Mutex::new(PollerState {
+            name: p.name.clone(),
+            ..Default::default()
+        }));
+        poller_states.push(state.clone());
+        let poller = Poller {
+            cfg: p.clone(),
+            journal: journal.clone(),
+            router: ingest.router.clone(),
+            state_dir: cfg.data_dir.join("pollers"),
+            heartbeat: heartbeats.register(format!("poller {}", p.name)),
+            state,
+        };
+        tasks.spawn(poller.run(stop_rx.clone()));
+    }
     if let Some(interval) = watchdog::interval() {
         log::info!(target: "gateway::daemon", "systemd watchdog every {} ms, gated on every critical loop", interval.as_millis());
         tasks.spawn(watchdog::run(
@@ -116,6 +135,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         journal.clone(),
         registry.clone(),
         monitors,
+        poller_states,
         started_ms,
     );
     let admin_task = tokio::spawn(admin.serve(status.clone(), journal.clone(), stop_rx.clone()));
@@ -165,6 +185,7 @@ fn status_source(
     journal: Journal,
     registry: Arc<Registry>,
     monitors: Vec<(String, Arc<Monitor>)>,
+    pollers: Vec<Arc<std::sync::Mutex<PollerState>>>,
     started_ms: u64,
 ) -> StatusSource {
     let cfg = cfg.clone();
@@ -227,6 +248,13 @@ fn status_source(
                         unmapped_codes: top,
                         unmapped_distinct: unmapped.len() as u64,
                     }
+                })
+                .collect(),
+            pollers: pollers
+                .iter()
+                .map(|p| match p.lock() {
+                    Ok(g) => g.clone(),
+                    Err(e) => e.into_inner().clone(),
                 })
                 .collect(),
             journal: JournalStatus {

@@ -14,3 +14,4 @@ pub mod mllp;
 pub mod net;
 pub mod ops;
 pub mod route;
+pub mod source;

@@ -165,6 +165,24 @@ pub fn render(r: &StatusReport) -> String {
             out += &format!("  last error{when}: {e}\n");
         }
     }
+    for p in &r.pollers {
+        let last = p
+            .last_success_ms
+            .map(|t| {
+                format!(
+                    "last success {} ago",
+                    human_duration(now_ms.saturating_sub(t) / 1000)
+                )
+            })
+            .unwrap_or_else(|| "no successful poll yet".into());
+        out += &format!(
+            "\npoller {}: {} poll(s), {} result(s) stored, {} re-fetched, {} unmappable (quarantined); {last}\n",
+            p.name, p.polls, p.stored, p.duplicates, p.unmappable
+        );
+        if let Some(e) = &p.last_error {
+            out += &format!("  last error: {e}\n");
+        }
+    }
     out += &format!(
         "\njournal: {} message(s), {} duplicate(s), {} control-id reuse(s), {} quarantined\n",
         r.journal.messages,

@@ -9,6 +9,7 @@ mod cidr;
 mod destination;
 mod duration;
 mod model;
+mod poller;
 mod validate;
 
 pub use cidr::Cidr;

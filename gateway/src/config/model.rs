@@ -21,6 +21,27 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub destinations: Vec<DestinationConfig>,
     pub routes: Vec<RouteConfig>,
+    /// `[[poller]]`: results fetched from the cloud, journaled as ORU^R01.
+    pub pollers: Vec<PollerConfig>,
+}
+
+/// A FHIR results poller (a source, like a listener: routes name it in `from`).
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    pub name: String,
+    /// A FHIR search returning DiagnosticReports (with their results
+    /// `_include`d); `_lastUpdated=gt<cursor>` is added on every poll.
+    pub url: String,
+    pub interval: std::time::Duration,
+    /// Most `next` pages followed per poll.
+    pub max_pages: usize,
+    /// MSH-3..6 of the ORU messages made from the results.
+    pub sending_application: String,
+    pub sending_facility: String,
+    pub receiving_application: String,
+    pub receiving_facility: String,
+    pub auth: Option<AuthConfig>,
+    pub tls: HttpsClientConfig,
 }
 
 impl Config {

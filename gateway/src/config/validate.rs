@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use super::destination::RawDestination;
 use super::model::*;
+use super::poller::RawPoller;
 use super::Cidr;
 use crate::route::Glob;
 
@@ -58,6 +59,8 @@ struct RawConfig {
     destinations: Vec<RawDestination>,
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
+    #[serde(default, rename = "poller")]
+    pollers: Vec<RawPoller>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +225,12 @@ impl Ctx<'_> {
             self.unique_name(&mut names, "listener", &l.name)?;
             listeners.push(self.listener(l, base)?);
         }
+        // Pollers are sources like listeners: routes name them in `from`.
+        let mut pollers = Vec::new();
+        for p in raw.pollers {
+            self.unique_name(&mut names, "listener or poller", &p.name)?;
+            pollers.push(self.poller(p, base)?);
+        }
         let mut dest_names = HashSet::new();
         let mut destinations = Vec::new();
         for d in raw.destinations {
@@ -274,6 +283,7 @@ impl Ctx<'_> {
             listeners,
             destinations,
             routes,
+            pollers,
         })
     }
 
@@ -469,7 +479,7 @@ impl Ctx<'_> {
         }
         for f in r.from.get_ref() {
             if !listeners.contains(f.get_ref()) {
-                return Err(self.err(f, format!("route '{name}': from names listener '{}', which is not defined (listeners: {})", f.get_ref(), sorted(listeners))));
+                return Err(self.err(f, format!("route '{name}': from names '{}', which is not a listener or poller (defined: {})", f.get_ref(), sorted(listeners))));
             }
         }
         for t in r.to.get_ref() {
@@ -588,7 +598,7 @@ to = ["archive"]
         let bad = GOOD.replace("from = [\"ehr\"]", "from = [\"lab\"]");
         let e = parse(&bad).unwrap_err();
         assert_eq!(e.line, 15, "{e}");
-        assert!(e.reason.contains("listener 'lab'"), "{e}");
+        assert!(e.reason.contains("from names 'lab'"), "{e}");
         assert!(e.to_string().starts_with("/etc/gw/gateway.toml:15:"), "{e}");
     }
 

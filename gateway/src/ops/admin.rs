@@ -106,6 +106,9 @@ pub struct StatusReport {
     pub uptime_secs: u64,
     pub listeners: Vec<ListenerStatus>,
     pub destinations: Vec<DestinationStatus>,
+    /// Results pollers (sources).
+    #[serde(default)]
+    pub pollers: Vec<crate::source::poller::PollerState>,
     pub journal: JournalStatus,
 }
 

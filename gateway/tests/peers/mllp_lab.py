@@ -2,7 +2,8 @@
 """A reference-lab MLLP listener built on the `hl7` package's asyncio MLLP
 server (hl7.mllp.start_hl7_server), for the gateway's mllp destination test.
 
-Each message is parsed by `hl7`, logged to LOG as "control_id<TAB>answer",
+Each message is parsed by `hl7`, logged to LOG as "control_id<TAB>answer"
+(and its text, segments on lines, appended to LOG.msgs),
 and answered with `hl7`'s own create_ack, scripted by MSH-10:
   contains "NAK-AE"       -> AE with MSA-3 "PID-3 unknown to the lab"
   contains "AR-ONCE"      -> AR the first time, AA after
@@ -22,12 +23,14 @@ seen = {}
 async def main():
     log_path = sys.argv[1]
     log = open(log_path, "a", buffering=1)
+    msgs = open(log_path + ".msgs", "a", buffering=1)
 
     async def handle(reader, writer):
         try:
             while not writer.is_closing():
                 msg = await reader.readmessage()
                 cid = str(msg.segment("MSH")[10])
+                msgs.write(str(msg).replace("\r", "\n") + "\n")
                 seen[cid] = seen.get(cid, 0) + 1
                 first = seen[cid] == 1
                 if "NAK-AE" in cid:
