@@ -142,3 +142,45 @@ fn build(s: &FhirSettings, maps: Arc<CodeMaps>, unmapped: Arc<UnmappedCodes>) ->
         default_utc_offset: s.utc_offset.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path) -> FhirSettings {
+        FhirSettings {
+            tenant: "t1".into(),
+            conditional: false,
+            identifier_systems: vec![("CLINIC".into(), "https://c.example/mrn".into())],
+            code_maps_dir: Some(dir.to_path_buf()),
+            utc_offset: None,
+        }
+    }
+
+    #[test]
+    fn code_maps_reload_when_the_directory_changes_and_survive_a_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "local_system,local_code,target_system,target_code,display\n";
+        std::fs::write(
+            dir.path().join("a.csv"),
+            format!("{header}LAB,GLU,LOINC,2345-7,Glucose\n"),
+        )
+        .unwrap();
+        let ctx = FhirContext::new(&settings(dir.path())).unwrap();
+        assert_eq!(ctx.get().code_maps.len(), 1);
+        assert_eq!(ctx.reload_if_changed().unwrap(), None, "nothing changed");
+        std::fs::write(
+            dir.path().join("b.csv"),
+            format!("{header}LAB,NA,LOINC,2951-2,Sodium\n"),
+        )
+        .unwrap();
+        assert_eq!(ctx.reload_if_changed().unwrap(), Some(2));
+        assert_eq!(ctx.get().code_maps.len(), 2);
+        // A broken file: reported, the maps in use stay.
+        std::fs::write(dir.path().join("c.csv"), "not,a,valid\nrow").unwrap();
+        let e = ctx.reload_if_changed().unwrap_err();
+        assert!(e.contains("c.csv"), "{e}");
+        assert_eq!(ctx.get().code_maps.len(), 2);
+        assert_eq!(ctx.get().tenant, "t1");
+    }
+}
