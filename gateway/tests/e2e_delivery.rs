@@ -23,18 +23,6 @@ fn a08(cid: &str, mrn: &str, marker: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// MSH-10 of an HL7 body.
-fn control_id(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .split('\r')
-        .next()
-        .unwrap_or("")
-        .split('|')
-        .nth(9)
-        .unwrap_or("")
-        .to_string()
-}
-
 fn http_routing(url: &str, extra: &str) -> String {
     format!(
         "[[destination]]\nname = \"cloud\"\nkind = \"http\"\nurl = \"{url}\"\n{extra}\n\n[[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"cloud\"]\n"
@@ -446,13 +434,13 @@ fn sigkill_during_delivery_loses_nothing_and_duplicates_only_lost_answers() {
         peer.count() >= 100
     });
     g.kill9();
-    let killed_at = Instant::now();
+    // Let the server read what the dead process had already sent (bytes in
+    // socket buffers, connections still in the accept backlog): all of it
+    // was received by the destination before the restart.
+    std::thread::sleep(Duration::from_millis(500));
     let before: HashSet<String> = peer
         .received()
         .iter()
-        // Sent by the killed process: it came on a connection opened
-        // before the kill (it may be read from the socket just after).
-        .filter(|r| r.conn_opened <= killed_at)
         .map(|r| control_id(&r.body))
         .collect();
     assert!(before.len() < n, "everything was delivered before the kill");
@@ -485,27 +473,7 @@ fn sigkill_during_delivery_loses_nothing_and_duplicates_only_lost_answers() {
 fn mllp_destination_against_python_hl7_peer() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("lab.log");
-    let mut lab = KillOnDrop(
-        std::process::Command::new(python())
-            .arg(peers_dir().join("mllp_lab.py"))
-            .arg(&log)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(lab.0.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port: u16 = line
-        .trim()
-        .strip_prefix("listening ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (lab, port) = start_mllp_lab(&log);
     let routing = format!(
         "[[destination]]\nname = \"lab\"\nkind = \"mllp\"\nurl = \"mllp://127.0.0.1:{port}\"\ntimeout = \"1s\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"300ms\"\non_dead_letter = \"continue\"\n\n[[route]]\nname = \"orders\"\nfrom = [\"ehr\"]\nto = [\"lab\"]\ntypes = [\"ADT^*\"]\n"
     );
@@ -557,51 +525,4 @@ fn mllp_destination_against_python_hl7_peer() {
         "{reason}"
     );
     drop(lab);
-}
-
-/// A child process killed when the test ends, pass or fail.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn delivered_messages_are_pruned_after_retention_but_dead_letters_are_kept() {
-    let peer = HttpPeer::start();
-    peer.add_rule(Box::new(|r| {
-        r.text()
-            .contains("POISON")
-            .then(|| (400, operation_outcome("no")))
-    }));
-    let g = Gateway::start_with(Options {
-        // 0.00002 days = 1.7 s; passes run every second.
-        top_extra: "[storage]\nretention_days = 0.00002\n".into(),
-        routing: Some(http_routing(&peer.url("/ingest"), "")),
-        ..Default::default()
-    });
-    for i in 0..20 {
-        let marker = if i == 0 { "POISON" } else { "ok" };
-        let msg = a08(&format!("R-{i}"), &format!("M{i}"), marker);
-        assert_eq!(ack_code(&send_one(&g.addr(), &msg).unwrap()), "AA");
-    }
-    wait_until("pruning", &g, Duration::from_secs(30), || {
-        g.status_json()["journal"]["pruned"].as_u64().unwrap_or(0) >= 19
-    });
-    let s = g.status_json();
-    assert_eq!(s["journal"]["pruned"], 19, "{s}");
-    // The dead letter and its message survive retention.
-    let list: serde_json::Value =
-        serde_json::from_slice(&g.cli(&["dlq", "list", "--json"]).stdout).unwrap();
-    let seq = list[0]["seq"].as_u64().unwrap().to_string();
-    let show = g.cli(&["dlq", "show", &seq]);
-    assert!(String::from_utf8_lossy(&show.stdout).contains("R-0"));
-    // A retransmission of a pruned message is a new message (its de-dup entry went with it).
-    assert_eq!(
-        ack_code(&send_one(&g.addr(), &a08("R-5", "M5", "ok")).unwrap()),
-        "AA"
-    );
 }

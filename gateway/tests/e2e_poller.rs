@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use common::http_peer::HttpPeer;
@@ -38,14 +37,6 @@ fn report(id: &str, patient: &str, mrn: &str, updated: &str, value: f64) -> Vec<
 fn searchset(entries: Vec<Vec<Value>>) -> String {
     let entry: Vec<Value> = entries.into_iter().flatten().collect();
     json!({"resourceType": "Bundle", "type": "searchset", "entry": entry}).to_string()
-}
-
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -80,25 +71,7 @@ fn fhir_results_are_polled_journaled_and_delivered_to_the_ehr_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ecw.log");
-    let mut ecw = KillOnDrop(
-        std::process::Command::new(python())
-            .arg(peers_dir().join("mllp_lab.py"))
-            .arg(&log)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(ecw.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .trim()
-        .strip_prefix("listening ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (_ecw, port) = start_mllp_lab(&log);
 
     let routing = format!(
         "[[poller]]\nname = \"results\"\nkind = \"fhir\"\nurl = \"{}\"\ninterval = \"300ms\"\nsending_application = \"QUEST\"\nreceiving_application = \"ECW\"\n\n\

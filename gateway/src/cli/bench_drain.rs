@@ -205,6 +205,14 @@ async fn drain(
     })
 }
 
+async fn open_journal(dir: &Path) -> Result<Journal, String> {
+    let cfg = JournalConfig::new(dir.to_path_buf());
+    tokio::task::spawn_blocking(move || Journal::open(cfg))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
 pub fn run(args: DrainArgs) -> Result<(), String> {
     let run_dir = args.dir.join(format!("drain-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
@@ -222,13 +230,7 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
     let mut rows = Vec::new();
     for (i, &n) in args.messages.iter().enumerate() {
         let dir = run_dir.join(format!("journal-{i}"));
-        let j = {
-            let cfg = JournalConfig::new(dir.clone());
-            tokio::task::spawn_blocking(move || Journal::open(cfg))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-        };
+        let j = open_journal(&dir).await?;
         eprintln!("filling a backlog of {n} messages ...");
         let ingest = fill(&j, n, args.patients, 0).await?;
         eprintln!("  journal append rate {ingest:.0} msg/s; draining ...");
@@ -245,13 +247,7 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
     // Ingest and drain at the same time.
     let n = args.messages.first().copied().unwrap_or(100_000);
     let dir = run_dir.join("journal-both");
-    let j = {
-        let cfg = JournalConfig::new(dir.clone());
-        tokio::task::spawn_blocking(move || Journal::open(cfg))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-    };
+    let j = open_journal(&dir).await?;
     eprintln!("ingest and drain of {n} messages at the same time ...");
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

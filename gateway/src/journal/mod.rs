@@ -639,34 +639,11 @@ impl Journal {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<u64>, JournalError> {
-        let db = self.inner.shared.db()?;
-        let prefix = record::outbox_prefix(destination);
-        let start = match after {
-            Some(u64::MAX) => return Ok(Vec::new()),
-            Some(a) => record::outbox_key(destination, a + 1),
-            None => prefix.clone(),
-        };
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for item in db.range(start..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, _) =
-                item.map_err(|e| writer::map_sled(format!("scan outbox {destination}"), e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            match record::outbox_id(&k) {
-                Some(id) if k.len() == prefix.len() + 8 => out.push(id),
-                _ => {
-                    return Err(corrupt(
-                        format!("outbox {destination} key"),
-                        "malformed key",
-                    ))
-                }
-            }
-        }
-        Ok(out)
+        Ok(self
+            .pending_entries(destination, after, limit)?
+            .into_iter()
+            .map(|e| e.id)
+            .collect())
     }
 
     pub async fn mark_delivered(&self, destination: &str, id: u64) -> Result<(), JournalError> {

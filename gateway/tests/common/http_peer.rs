@@ -28,8 +28,6 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
-    /// When the connection it came on was accepted.
-    pub conn_opened: Instant,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -143,7 +141,6 @@ impl HttpPeer {
     }
 
     fn serve(&self, stream: TcpStream) {
-        let conn_opened = Instant::now();
         let _ = stream.set_nodelay(true);
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut out = stream;
@@ -179,7 +176,6 @@ impl HttpPeer {
             }
             let mut req = Received {
                 at: Instant::now(),
-                conn_opened,
                 path,
                 headers,
                 body,

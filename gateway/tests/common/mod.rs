@@ -338,15 +338,7 @@ pub fn assert_acked_delivered_exactly_once(
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for f in g.delivered_files() {
         let bytes = std::fs::read(&f).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        let id = text
-            .split('\r')
-            .next()
-            .unwrap_or("")
-            .split('|')
-            .nth(9)
-            .unwrap_or("")
-            .to_string();
+        let id = control_id(&bytes);
         let original = sent.get(&id).unwrap_or_else(|| {
             panic!(
                 "{} holds a message no client sent (control id '{id}')",
@@ -371,4 +363,51 @@ pub fn assert_acked_delivered_exactly_once(
         }
     }
     seen.len()
+}
+
+/// MSH-10 of an HL7 message's bytes.
+pub fn control_id(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .split('\r')
+        .next()
+        .unwrap_or("")
+        .split('|')
+        .nth(9)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A child process (a Python peer) killed when the test ends, pass or fail.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `tests/peers/mllp_lab.py` logging to `log`; returns it and its port.
+pub fn start_mllp_lab(log: &Path) -> (KillOnDrop, u16) {
+    use std::io::BufRead;
+    let mut lab = KillOnDrop(
+        Command::new(python())
+            .arg(peers_dir().join("mllp_lab.py"))
+            .arg(log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(lab.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("mllp_lab.py did not start: {line:?}"))
+        .parse()
+        .unwrap();
+    (lab, port)
 }

@@ -97,48 +97,7 @@ impl Writer {
         operator: &str,
         notify: &mut BTreeSet<String>,
     ) -> Result<Replayed, JournalError> {
-        let d = self.load_dead(db, seq)?;
-        let dest = d.destination.clone();
-        let id = d.message_id;
-        if self
-            .staged
-            .get(db, &rec::message_key(id), &format!("message {id}"))?
-            .is_none()
-        {
-            return Err(corrupt(
-                format!("dead letter {seq}"),
-                "its message is missing from the journal",
-            ));
-        }
-        let entry = rec::encode_postcard(&d.entry)
-            .map_err(|e| encode_err(&format!("outbox entry {id}"), e))?;
-        let mut delta = Delta::new(&self.state);
-        let mut b = Ops::default();
-        b.remove(rec::seq_key(rec::P_DEAD, seq));
-        b.remove(rec::dead_index_key(&dest, id));
-        b.insert(rec::outbox_key(&dest, id), entry);
-        delta.add(&rec::dead_counter(&dest), -1);
-        delta.add(&rec::pending_counter(&dest), 1);
-        let mut next_audit = self.state.next_audit;
-        push_audit(
-            &mut b,
-            &mut next_audit,
-            now_ms(),
-            "dlq_replay",
-            &format!("destination={dest} id={id} dead_letter={seq} by={operator}"),
-        )?;
-        delta.write(&mut b);
-        self.staged.stage(b);
-        let new = delta.new;
-        self.state.next_audit = next_audit;
-        self.state.named.extend(new);
-        notify.insert(dest.clone());
-        notify.insert(super::super::dlq_notify_key(&dest));
-        Ok(Replayed {
-            seq,
-            destination: dest,
-            message_id: id,
-        })
+        self.take_dead(db, seq, operator, true, notify)
     }
 
     /// Drop dead letter `seq` for good (the message itself is then pruned
@@ -150,6 +109,19 @@ impl Writer {
         operator: &str,
         notify: &mut BTreeSet<String>,
     ) -> Result<Replayed, JournalError> {
+        self.take_dead(db, seq, operator, false, notify)
+    }
+
+    /// Remove dead letter `seq`; with `requeue`, put its message back on
+    /// the outbox (replay), else drop it (purge). Audited with the operator.
+    fn take_dead(
+        &mut self,
+        db: &sled::Db,
+        seq: u64,
+        operator: &str,
+        requeue: bool,
+        notify: &mut BTreeSet<String>,
+    ) -> Result<Replayed, JournalError> {
         let d = self.load_dead(db, seq)?;
         let dest = d.destination.clone();
         let id = d.message_id;
@@ -158,12 +130,29 @@ impl Writer {
         b.remove(rec::seq_key(rec::P_DEAD, seq));
         b.remove(rec::dead_index_key(&dest, id));
         delta.add(&rec::dead_counter(&dest), -1);
+        if requeue {
+            if self
+                .staged
+                .get(db, &rec::message_key(id), &format!("message {id}"))?
+                .is_none()
+            {
+                return Err(corrupt(
+                    format!("dead letter {seq}"),
+                    "its message is missing from the journal",
+                ));
+            }
+            let entry = rec::encode_postcard(&d.entry)
+                .map_err(|e| encode_err(&format!("outbox entry {id}"), e))?;
+            b.insert(rec::outbox_key(&dest, id), entry);
+            delta.add(&rec::pending_counter(&dest), 1);
+        }
+        let kind = if requeue { "dlq_replay" } else { "dlq_purge" };
         let mut next_audit = self.state.next_audit;
         push_audit(
             &mut b,
             &mut next_audit,
             now_ms(),
-            "dlq_purge",
+            kind,
             &format!("destination={dest} id={id} dead_letter={seq} by={operator}"),
         )?;
         delta.write(&mut b);
