@@ -566,6 +566,7 @@ impl Driver {
         let dlq_notify = self.o.journal.outbox_notify(&dlq_notify_key(&self.o.name));
         let stall_at = stall_after(&self.o.name).map(|d| Instant::now() + d);
         let mut dlq_seen = self.o.journal.dlq_changes();
+        let mut appended_seen = self.o.journal.next_message_id();
         self.load_held();
         loop {
             if *shutdown.borrow() {
@@ -584,11 +585,17 @@ impl Driver {
             tokio::pin!(dlq_notified);
             dlq_notified.as_mut().enable();
 
-            // Checked every round: a wake-up may be taken by another branch.
+            // Checked every round: a wake-up may be taken by another branch
+            // of the select below and lost with it.
             let dlq_now = self.o.journal.dlq_changes();
             if dlq_now != dlq_seen {
                 dlq_seen = dlq_now;
                 self.dlq_changed();
+            }
+            let appended_now = self.o.journal.next_message_id();
+            if appended_now != appended_seen {
+                appended_seen = appended_now;
+                self.exhausted = false;
             }
             self.fill();
             let wake = self.start_attempts();

@@ -90,6 +90,16 @@ impl Journal {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The id the next appended message will get (as of the last commit).
+    /// A deliverer that saw the same value at its last read knows nothing
+    /// was enqueued since, whatever happened to the wake-up notifications.
+    pub fn next_message_id(&self) -> u64 {
+        match self.inner.shared.counters.lock() {
+            Ok(g) => g.next_id,
+            Err(p) => p.into_inner().next_id,
+        }
+    }
+
     /// Up to `limit` pending entries of `destination` with id > `after`, ascending.
     pub fn pending_entries(
         &self,
