@@ -58,6 +58,10 @@ struct RawConfig {
     destinations: Vec<RawDestination>,
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
+    health: Option<Spanned<super::ops::RawHealth>>,
+    alerts: Option<Spanned<super::ops::RawAlerts>>,
+    fleet: Option<Spanned<super::ops::RawFleet>>,
+    status_page: Option<Spanned<super::ops::RawStatusPage>>,
 }
 
 #[derive(Deserialize)]
@@ -208,6 +212,16 @@ impl Ctx<'_> {
             }
         }
         let storage = self.storage(raw.storage)?;
+        let ops = self.ops(
+            super::ops::RawOps {
+                health: raw.health,
+                alerts: raw.alerts,
+                fleet: raw.fleet,
+                status_page: raw.status_page,
+            },
+            &storage,
+            base,
+        )?;
 
         let mut names = HashSet::new();
         let mut listeners = Vec::new();
@@ -228,13 +242,18 @@ impl Ctx<'_> {
             routes.push(self.route(r, &names, &dest_names)?);
         }
         let mut binds = HashSet::new();
+        binds.extend(ops.health.as_ref().map(|h| h.bind));
+        binds.extend(ops.status_page.as_ref().map(|h| h.bind));
         for l in &listeners {
             if !binds.insert(l.bind) {
                 return Err(ConfigError {
                     file: self.file.to_path_buf(),
                     line: 0,
                     column: 0,
-                    reason: format!("two listeners bind {}: give each its own port", l.bind),
+                    reason: format!(
+                        "two listeners (or a listener and [health]/[status_page]) bind {}: give each its own port",
+                        l.bind
+                    ),
                 });
             }
         }
@@ -246,6 +265,10 @@ impl Ctx<'_> {
             listeners,
             destinations,
             routes,
+            health: ops.health,
+            alerts: ops.alerts,
+            fleet: ops.fleet,
+            status_page: ops.status_page,
         })
     }
 

@@ -118,7 +118,7 @@ impl<'c> BundleBuilder<'c> {
         let key = (rid.rtype, rid.id.clone());
         if let Some(entry) = self.index.get(&key).and_then(|&i| self.entries.get_mut(i)) {
             for (k, v) in resource {
-                let absent = entry.resource.get(&k).map_or(true, is_empty_value);
+                let absent = entry.resource.get(&k).is_none_or(is_empty_value);
                 if absent {
                     entry.resource.insert(k, v);
                 }
