@@ -63,8 +63,19 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let opening = Instant::now();
     notify::status("opening the journal");
     let jcfg = journal_config(&cfg);
-    let open = tokio::task::spawn_blocking(move || Journal::open(jcfg));
-    let journal = extend_start_timeout_while(open)
+    let slow = test_hook_slow_journal_open();
+    let open = tokio::task::spawn_blocking(move || {
+        if let Some(d) = slow {
+            std::thread::sleep(d);
+        }
+        Journal::open(jcfg)
+    });
+    let every = if slow.is_some() {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(20)
+    };
+    let journal = extend_start_timeout_while(open, every)
         .await
         .map_err(|e| format!("journal open task failed: {e}"))?
         .map_err(|e| {
@@ -230,16 +241,16 @@ pub async fn run(cfg: Config) -> Result<(), String> {
 /// a recovery that is making progress; bounded to one hour in total.
 async fn extend_start_timeout_while<T>(
     work: tokio::task::JoinHandle<T>,
+    every: Duration,
 ) -> Result<T, tokio::task::JoinError> {
-    const EVERY: Duration = Duration::from_secs(20);
     const EXTEND_BY: Duration = Duration::from_secs(60);
-    const MAX_EXTENSIONS: u32 = 180; // 180 × 20 s = 1 h
+    const MAX_EXTENSIONS: u32 = 180; // 180 × 20 s = 1 h in production
     let started = Instant::now();
     tokio::pin!(work);
     for _ in 0..MAX_EXTENSIONS {
         tokio::select! {
             r = &mut work => return r,
-            _ = tokio::time::sleep(EVERY) => {
+            _ = tokio::time::sleep(every) => {
                 let secs = started.elapsed().as_secs();
                 log::info!(target: "gateway::daemon", event = "startup"; "journal recovery still running after {secs} s; extending the start timeout");
                 notify::extend_timeout(EXTEND_BY, &format!("recovering the journal ({secs} s)"));
@@ -248,6 +259,18 @@ async fn extend_start_timeout_while<T>(
     }
     log::warn!(target: "gateway::daemon", event = "startup"; "journal recovery has run for an hour; no more start timeout extensions");
     work.await
+}
+
+/// Test hook for the start-up notification test:
+/// `GATEWAY_TEST_SLOW_JOURNAL_OPEN_MS=<n>` delays the journal open by n ms
+/// (as a long recovery would) and extends the start timeout every 0.5 s.
+fn test_hook_slow_journal_open() -> Option<Duration> {
+    let ms: u64 = std::env::var("GATEWAY_TEST_SLOW_JOURNAL_OPEN_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    log::warn!(target: "gateway::daemon", "test hook: journal open delayed by {ms} ms");
+    Some(Duration::from_millis(ms.min(60_000)))
 }
 
 /// Keep systemd's `STATUS=` current: "3 listeners, 12 pending, cloud-fhir down 4m".

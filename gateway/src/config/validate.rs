@@ -430,7 +430,19 @@ impl Ctx<'_> {
         owner: &str,
         field: &str,
     ) -> Result<PathBuf, ConfigError> {
-        let p = resolve(base, v.get_ref());
+        let p = match v.get_ref().strip_prefix("credential:") {
+            // systemd LoadCredential=NAME:/path (e.g. a private key only root can read).
+            Some(name) => {
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return Err(self.err(v, format!("listener '{owner}': {field}: '{}' is not a valid credential name (the NAME of LoadCredential=NAME:/path)", v.get_ref())));
+                }
+                match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                    Some(dir) => PathBuf::from(dir).join(name),
+                    None => return Err(self.err(v, format!("listener '{owner}': {field} uses '{}' but $CREDENTIALS_DIRECTORY is not set: add LoadCredential={name}:/path/to/file to gateway.service, or give a file path", v.get_ref()))),
+                }
+            }
+            None => resolve(base, v.get_ref()),
+        };
         if !p.is_file() {
             return Err(self.err(
                 v,
