@@ -406,3 +406,79 @@ pub fn default_box_id() -> String {
         .find(|s| !s.is_empty())
         .unwrap_or_else(|| "unnamed-gateway".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_str;
+    use super::*;
+
+    const BASE: &str = "data_dir = \"/var/lib/gw\"\n";
+
+    fn parse(extra: &str) -> Result<Config, ConfigError> {
+        parse_str(&format!("{BASE}{extra}"), Path::new("/etc/gw/gateway.toml"))
+    }
+
+    #[test]
+    fn defaults_when_the_tables_are_absent() {
+        let c = parse("").unwrap();
+        assert!(c.health.is_none() && c.fleet.is_none() && c.status_page.is_none());
+        assert_eq!(c.alerts.pending_max, 1000);
+        assert_eq!(c.alerts.cert_warn_days, vec![90, 60, 30, 7, 1]);
+        assert_eq!(c.alerts.disk_warn_percent, 80);
+        assert!(c.alerts.webhook.is_none());
+        let c = parse("[health]\n").unwrap();
+        assert_eq!(c.health.unwrap().bind.to_string(), DEFAULT_HEALTH_BIND);
+    }
+
+    #[test]
+    fn alert_overrides_and_errors_name_the_line() {
+        let c = parse(
+            "[alerts]\npending_max = 50\noldest_pending_max = \"2m\"\ndestination_down_max = \"0s\"\ncert_warn_days = [7, 30]\nwebhook_url = \"https://hooks.example.com/x\"\nreminder = \"1h\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.pending_max, 50);
+        assert_eq!(c.alerts.oldest_pending_max, Duration::from_secs(120));
+        assert!(c.alerts.destination_down_max.is_zero());
+        assert_eq!(c.alerts.cert_warn_days, vec![30, 7]);
+        assert_eq!(c.alerts.webhook.unwrap().url, "https://hooks.example.com/x");
+        let e = parse("[alerts]\nwebhook_url = \"http://hooks.example.com/x\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.reason.contains("must be https://"), "{e}");
+        let e = parse("[alerts]\nreminder = \"soon\"\n").unwrap_err();
+        assert!(e.to_string().contains("alerts.reminder"), "{e}");
+        let e = parse("[alerts]\ncert_warn_days = []\n").unwrap_err();
+        assert!(e.reason.contains("cert_warn_days"), "{e}");
+        let e = parse("[alerts]\npager = true\n").unwrap_err();
+        assert!(e.reason.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn fleet_and_status_page() {
+        let c = parse("[fleet]\nurl = \"https://msp.example.com/hb\"\nbox_id = \"clinic-7\"\ninterval = \"1m\"\n").unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!(
+            (f.box_id.as_str(), f.interval),
+            ("clinic-7", Duration::from_secs(60))
+        );
+        let e =
+            parse("[fleet]\nurl = \"https://msp.example.com/hb\"\nbox_id = \"a b\"\n").unwrap_err();
+        assert!(e.reason.contains("fleet.box_id"), "{e}");
+        // A status page without a password or client CA is refused.
+        let e = parse("[status_page]\nbind = \"0.0.0.0:8080\"\n").unwrap_err();
+        assert!(e.reason.contains("never served unprotected"), "{e}");
+        let e =
+            parse("[status_page]\nbind = \"0.0.0.0:8080\"\npassword_file = \"/nonexistent/pw\"\n")
+                .unwrap_err();
+        assert!(e.reason.contains("status_page.password_file"), "{e}");
+        let c = parse("[status_page]\nbind = \"0.0.0.0:8080\"\npassword = \"inline\"\n").unwrap();
+        let s = c.status_page.unwrap();
+        assert_eq!(
+            (s.username.as_str(), s.password.unwrap().expose()),
+            ("admin", "inline")
+        );
+        // Ports must not collide.
+        let e = parse("[health]\nbind = \"127.0.0.1:8080\"\n[status_page]\nbind = \"127.0.0.1:8080\"\npassword = \"x\"\n")
+            .unwrap_err();
+        assert!(e.reason.contains("own port"), "{e}");
+    }
+}

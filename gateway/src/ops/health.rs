@@ -138,3 +138,39 @@ pub async fn serve(listener: TcpListener, state: Arc<OpsState>, shutdown: watch:
     )
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_names_what_is_missing() {
+        let s = OpsState {
+            refuse_at_percent: 95,
+            ..Default::default()
+        };
+        let why = s.not_ready_reasons();
+        assert!(
+            why.iter().any(|w| w.contains("journal not open")),
+            "{why:?}"
+        );
+        assert!(
+            why.iter().any(|w| w.contains("listeners not bound")),
+            "{why:?}"
+        );
+        s.journal_open.store(true, Ordering::Relaxed);
+        s.listeners_bound.store(true, Ordering::Relaxed);
+        assert!(s.not_ready_reasons().is_empty());
+        s.stopping.store(true, Ordering::Relaxed);
+        assert_eq!(s.not_ready_reasons(), vec!["shutting down".to_string()]);
+        let r = s.answer(&Request {
+            method: "GET".into(),
+            path: "/readyz".into(),
+            ..Default::default()
+        });
+        assert_eq!(r.status, 503);
+        assert!(r.body.contains("shutting down"));
+        let m = s.metrics();
+        assert!(m.contains("gateway_ready 0"), "{m}");
+    }
+}
