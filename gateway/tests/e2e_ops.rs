@@ -602,3 +602,96 @@ fn status_page_in_headless_chromium_behind_a_password() {
             .contains("All good")
     });
 }
+
+/// A CA, a server certificate for 127.0.0.1 and client certificates from
+/// the CA and from a stranger CA (EC P-256, 30 days), made with openssl.
+fn make_pki(dir: &std::path::Path) {
+    let script = r#"set -e
+gen() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "$@" 2>/dev/null; }
+gen -x509 -keyout ca.key -out ca.pem -days 30 -subj "/CN=Office CA"
+gen -x509 -keyout evil.key -out evil.pem -days 30 -subj "/CN=Stranger CA"
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+cp client.ext stranger.ext
+for pair in server:ca client:ca stranger:evil; do
+  name=${pair%%:*}; ca=${pair##*:}
+  gen -keyout $name.key -out $name.csr -subj "/CN=$name"
+  openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -out $name.pem -days 30 -extfile $name.ext 2>/dev/null
+done
+"#;
+    let out = Command::new("sh")
+        .current_dir(dir)
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn curl(dir: &std::path::Path, url: &str, client: Option<&str>) -> Option<String> {
+    let mut c = Command::new("curl");
+    c.current_dir(dir)
+        .args(["-sS", "--fail", "--max-time", "10", "--cacert", "ca.pem"]);
+    if let Some(name) = client {
+        c.args([
+            "--cert",
+            &format!("{name}.pem"),
+            "--key",
+            &format!("{name}.key"),
+        ]);
+    }
+    let out = c.arg(url).output().expect("curl must be installed");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn status_page_with_client_certificates_only() {
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let sport = free_port();
+    let p = |f: &str| pki.path().join(f).display().to_string();
+    let g = Gateway::start_with(Options {
+        top_extra: format!(
+            "[alerts]\nevaluate_every = \"200ms\"\n[status_page]\nbind = \"127.0.0.1:{sport}\"\ntls = {{ cert = {:?}, key = {:?}, client_ca = {:?} }}\n",
+            p("server.pem"),
+            p("server.key"),
+            p("ca.pem")
+        ),
+        ..Default::default()
+    });
+    let url = format!("https://127.0.0.1:{sport}/");
+    // The page's own certificate (30 days) is within the 30-day stage.
+    wait_for(
+        "certificate alert for the status page",
+        &g,
+        Duration::from_secs(20),
+        || {
+            alerts(&g)
+                .iter()
+                .any(|a| a["id"] == "certificate/status_page/status_page/server")
+        },
+    );
+    let page = curl(pki.path(), &url, Some("client"))
+        .expect("a client certificate from the CA is accepted");
+    assert!(
+        page.contains("Clinic Gateway") && page.contains("<td>ehr</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("TLS certificate expires within 30 day(s)"),
+        "{page}"
+    );
+    assert!(
+        curl(pki.path(), &url, None).is_none(),
+        "no client certificate must be refused"
+    );
+    assert!(
+        curl(pki.path(), &url, Some("stranger")).is_none(),
+        "a certificate from another CA must be refused"
+    );
+}

@@ -666,6 +666,20 @@ mod tests {
     }
 
     #[test]
+    fn oldest_pending_dates_from_when_it_crossed_the_threshold() {
+        let c = cfg();
+        let mut r = report(None, 3, 0, 1);
+        r.destinations[0].oldest_pending_age_secs = Some(c.oldest_pending_max.as_secs() + 60);
+        let now = 10_000_000;
+        let a = evaluate(&c, &r, &[], None, now);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].id, "oldest_pending/cloud");
+        assert_eq!(a[0].since_ms, now - 60_000);
+        r.destinations[0].oldest_pending_age_secs = Some(5);
+        assert!(evaluate(&c, &r, &[], None, now).is_empty());
+    }
+
+    #[test]
     fn certificate_stages_escalate() {
         let c = cfg();
         let now_ms: u64 = 1_700_000_000_000;

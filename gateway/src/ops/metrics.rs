@@ -470,6 +470,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unmapped_codes_hook_is_rendered_per_system() {
+        let codes = Arc::new(UnmappedCodes::new());
+        codes.record("urn:local:lab", "GLU-X");
+        codes.record("urn:local:lab", "GLU-X");
+        codes.record("urn:local:lab", "K-Y");
+        register_unmapped_codes(codes);
+        let report: StatusReport = serde_json::from_value(serde_json::json!({
+            "version": "1", "pid": 1, "config": "c", "data_dir": "d", "started_at": "s",
+            "uptime_secs": 3, "listeners": [], "destinations": [],
+            "journal": {"messages": 0, "duplicates": 0, "control_id_reuses": 0,
+                        "quarantined": 0, "bytes_on_disk": 0, "disk_percent_used": 0}
+        }))
+        .unwrap();
+        let text = render(
+            &report,
+            &Extra {
+                unmapped: unmapped_snapshot(),
+                ..Default::default()
+            },
+        );
+        assert!(
+            text.contains("gateway_fhir_unmapped_codes{system=\"urn:local:lab\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "gateway_fhir_unmapped_code_occurrences_total{system=\"urn:local:lab\"} 3\n"
+        ));
+        // Code values themselves are not labels.
+        assert!(!text.contains("GLU-X"));
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(float(f64::INFINITY), "+Inf");
