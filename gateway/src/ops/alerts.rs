@@ -162,10 +162,7 @@ pub fn evaluate(
             format!("The data disk is {disk}% full"),
             format!("data disk ({})", report.data_dir),
             now_ms,
-            format!(
-                "Above {}% the gateway refuses new messages. Make sure the destinations are up (delivered messages are pruned after the retention period) or give the box a larger disk.",
-                report.journal.disk_percent_used.max(cfg.disk_warn_percent)
-            ),
+            "At the refuse watermark ([storage] refuse_at_percent) the gateway answers new messages with AE and the EHR must resend them. Make sure the destinations are up (delivered messages are pruned after the retention period), purge dead letters that are no longer needed, or give the box a larger disk.".to_string(),
         );
     }
     if let Some(r) = restart {
@@ -201,29 +198,22 @@ pub fn evaluate(
         else {
             continue;
         };
-        let what = format!(
-            "the {} certificate of {} {}",
-            c.role,
-            c.owner_kind.replace('_', " "),
-            c.owner
-        );
+        let who = if c.owner_kind == c.owner {
+            c.owner_kind.replace('_', " ")
+        } else {
+            format!("{} {}", c.owner_kind.replace('_', " "), c.owner)
+        };
+        let what = format!("the {} certificate of {who}", c.role);
         let (sev, title) = if days < 0 {
             (
                 "critical",
-                format!(
-                    "TLS certificate expired: {} {} ({})",
-                    c.owner_kind.replace('_', " "),
-                    c.owner,
-                    c.role
-                ),
+                format!("TLS certificate expired: {who} ({})", c.role),
             )
         } else {
             (
                 if stage <= 7 { "critical" } else { "warning" },
                 format!(
-                    "TLS certificate expires within {stage} day(s): {} {} ({})",
-                    c.owner_kind.replace('_', " "),
-                    c.owner,
+                    "TLS certificate expires within {stage} day(s): {who} ({})",
                     c.role
                 ),
             )
