@@ -2,8 +2,9 @@
 //! ready, serve until SIGTERM/SIGINT, then stop accepting, finish what is in
 //! flight, and close the journal.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -17,6 +18,9 @@ use crate::ops::admin::{
     AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource,
     UnmappedCode,
 };
+use crate::ops::alerts::{self, Board};
+use crate::ops::certs::{self, CertInfo};
+use crate::ops::health::{self, OpsState};
 use crate::ops::stats::Registry;
 use crate::ops::watchdog::{self, Heartbeats};
 use crate::ops::{clock, notify};
@@ -37,11 +41,43 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     crate::durable_fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
     let admin = AdminServer::bind(&cfg.admin_socket()).await?;
+    let started_ms = clock::unix_ms();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ops = Arc::new(OpsState {
+        started_ms,
+        warn_at_percent: cfg.storage.warn_at_percent,
+        refuse_at_percent: cfg.storage.refuse_at_percent,
+        ..Default::default()
+    });
+    // The health endpoint answers from the start, so /readyz can say why
+    // the gateway is not ready yet (e.g. a long journal recovery).
+    if let Some(h) = &cfg.health {
+        let listener = health::bind(h.bind).await?;
+        log::info!(target: "gateway::daemon", "health endpoint on http://{}/ (/healthz, /readyz, /metrics)", h.bind);
+        tokio::spawn(health::serve(listener, ops.clone(), stop_rx.clone()));
+    }
+    let had_journal = cfg.journal_dir().exists();
+    let restart = alerts::previous_stop(&cfg.data_dir, had_journal, started_ms);
+    if let Some(r) = &restart {
+        log::warn!(target: "gateway::daemon", event = "startup"; "restarted after an unclean stop: {}", r.detail);
+    }
 
     let opening = Instant::now();
     notify::status("opening the journal");
     let jcfg = journal_config(&cfg);
-    let journal = tokio::task::spawn_blocking(move || Journal::open(jcfg))
+    let slow = test_hook_slow_journal_open();
+    let open = tokio::task::spawn_blocking(move || {
+        if let Some(d) = slow {
+            std::thread::sleep(d);
+        }
+        Journal::open(jcfg)
+    });
+    let every = if slow.is_some() {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(20)
+    };
+    let journal = extend_start_timeout_while(open, every)
         .await
         .map_err(|e| format!("journal open task failed: {e}"))?
         .map_err(|e| {
@@ -50,11 +86,13 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 cfg.journal_dir().display()
             )
         })?;
-    log::info!(target: "gateway::daemon", "journal open in {} ms", opening.elapsed().as_millis());
+    log::info!(target: "gateway::daemon", event = "startup"; "journal open in {} ms", opening.elapsed().as_millis());
+    let _ = ops.journal.set(journal.clone());
+    ops.journal_open.store(true, Ordering::Relaxed);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let heartbeats = Arc::new(Heartbeats::default());
+    let _ = ops.heartbeats.set(heartbeats.clone());
 
     // Outboxes resume before any listener accepts.
     let monitors = match crate::deliver::start_all(
@@ -72,6 +110,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             return Err(e);
         }
     };
+    for (_, m) in &monitors {
+        if let Some(u) = m.unmapped_codes() {
+            crate::ops::metrics::register_unmapped_codes(u);
+        }
+    }
     tasks.spawn(crate::journal::retention::run(
         journal.clone(),
         cfg.storage.retention,
@@ -101,6 +144,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             stop_rx.clone(),
         ));
     }
+    ops.listeners_bound.store(true, Ordering::Relaxed);
     // Pollers are sources too: they start with the listeners.
     let mut poller_states = Vec::new();
     for p in &cfg.pollers {
@@ -129,7 +173,13 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         ));
     }
 
-    let started_ms = clock::unix_ms();
+    let board = Arc::new(Board::default());
+    let certs = Arc::new(Mutex::new(certs::collect(&cfg)));
+    let box_id = cfg
+        .fleet
+        .as_ref()
+        .map(|f| f.box_id.clone())
+        .unwrap_or_else(crate::config::default_box_id);
     let status = status_source(
         &cfg,
         journal.clone(),
@@ -137,8 +187,54 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         monitors,
         poller_states,
         started_ms,
+        Ops {
+            board: board.clone(),
+            certs: certs.clone(),
+            box_id: box_id.clone(),
+        },
     );
+    let _ = ops.status.set(status.clone());
     let admin_task = tokio::spawn(admin.serve(status.clone(), journal.clone(), stop_rx.clone()));
+    if let Some(sp) = &cfg.status_page {
+        let listener = match crate::ops::status_page::bind(sp.bind).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                while tasks.join_next().await.is_some() {}
+                let _ = admin_task.await;
+                let _ = journal.close().await;
+                return Err(e);
+            }
+        };
+        log::info!(target: "gateway::daemon", "status page on {}://{}/", if sp.tls.is_some() { "https" } else { "http" }, sp.bind);
+        let (sp, status, stop) = (sp.clone(), status.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            if let Err(e) = crate::ops::status_page::serve(listener, sp, status, stop).await {
+                log::error!(target: "gateway::daemon", "status page not served: {e}");
+            }
+        });
+    }
+    tasks.spawn(alerts::run(
+        alerts::AlertTask {
+            cfg: cfg.alerts.clone(),
+            box_id: box_id.clone(),
+            board: board.clone(),
+            status: status.clone(),
+            certs: certs.clone(),
+            config: Arc::new(cfg.clone()),
+            restart,
+        },
+        stop_rx.clone(),
+    ));
+    if let Some(f) = &cfg.fleet {
+        log::info!(target: "gateway::daemon", "fleet heartbeat to {} every {} s as '{}'", f.url, f.interval.as_secs(), f.box_id);
+        tasks.spawn(crate::ops::fleet::run(
+            f.clone(),
+            status.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    tasks.spawn(status_lines(status.clone(), stop_rx.clone()));
 
     let report = status();
     let pending: u64 = report.destinations.iter().map(|d| d.pending).sum();
@@ -147,11 +243,12 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         cfg.listeners.len(),
         cfg.destinations.len()
     );
-    log::info!(target: "gateway::daemon", "ready: {summary}");
+    log::info!(target: "gateway::daemon", event = "ready"; "ready: {summary}");
     notify::ready(&summary);
 
     wait_for_signal().await;
-    log::info!(target: "gateway::daemon", "shutting down: no new connections; finishing in-flight messages");
+    log::info!(target: "gateway::daemon", event = "stopping"; "shutting down: no new connections; finishing in-flight messages");
+    ops.stopping.store(true, Ordering::Relaxed);
     notify::stopping();
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
@@ -160,8 +257,70 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         .close()
         .await
         .map_err(|e| format!("closing the journal: {e}"))?;
-    log::info!(target: "gateway::daemon", "stopped cleanly");
+    alerts::mark_clean_stop(&cfg.data_dir);
+    log::info!(target: "gateway::daemon", event = "stopped"; "stopped cleanly");
     Ok(())
+}
+
+/// While `work` runs (a long journal recovery), keep extending systemd's
+/// start timeout (`EXTEND_TIMEOUT_USEC`) so `TimeoutStartSec=` does not kill
+/// a recovery that is making progress; bounded to one hour in total.
+async fn extend_start_timeout_while<T>(
+    work: tokio::task::JoinHandle<T>,
+    every: Duration,
+) -> Result<T, tokio::task::JoinError> {
+    const EXTEND_BY: Duration = Duration::from_secs(60);
+    const MAX_EXTENSIONS: u32 = 180; // 180 × 20 s = 1 h in production
+    let started = Instant::now();
+    tokio::pin!(work);
+    for _ in 0..MAX_EXTENSIONS {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tokio::time::sleep(every) => {
+                let secs = started.elapsed().as_secs();
+                log::info!(target: "gateway::daemon", event = "startup"; "journal recovery still running after {secs} s; extending the start timeout");
+                notify::extend_timeout(EXTEND_BY, &format!("recovering the journal ({secs} s)"));
+            }
+        }
+    }
+    log::warn!(target: "gateway::daemon", event = "startup"; "journal recovery has run for an hour; no more start timeout extensions");
+    work.await
+}
+
+/// Test hook for the start-up notification test:
+/// `GATEWAY_TEST_SLOW_JOURNAL_OPEN_MS=<n>` delays the journal open by n ms
+/// (as a long recovery would) and extends the start timeout every 0.5 s.
+fn test_hook_slow_journal_open() -> Option<Duration> {
+    let ms: u64 = std::env::var("GATEWAY_TEST_SLOW_JOURNAL_OPEN_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    log::warn!(target: "gateway::daemon", "test hook: journal open delayed by {ms} ms");
+    Some(Duration::from_millis(ms.min(60_000)))
+}
+
+/// Keep systemd's `STATUS=` current: "3 listeners, 12 pending, cloud-fhir down 4m".
+async fn status_lines(status: StatusSource, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut last = String::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let line = notify::summary(&status(), clock::unix_ms());
+        if line != last {
+            notify::status(&line);
+            last = line;
+        }
+    }
+}
+
+/// What the status source adds from the operations side.
+struct Ops {
+    board: Arc<Board>,
+    certs: Arc<Mutex<Vec<CertInfo>>>,
+    box_id: String,
 }
 
 async fn wait_for_signal() {
@@ -187,6 +346,7 @@ fn status_source(
     monitors: Vec<(String, Arc<Monitor>)>,
     pollers: Vec<Arc<std::sync::Mutex<PollerState>>>,
     started_ms: u64,
+    ops: Ops,
 ) -> StatusSource {
     let cfg = cfg.clone();
     Arc::new(move || {
@@ -244,6 +404,7 @@ fn status_source(
                             .oldest_pending_received_at_ms
                             .map(|t| now.saturating_sub(t) / 1000),
                         dead_letters: o.dead,
+                        dead_lettered_total: o.dead_total,
                         live,
                         unmapped_codes: top,
                         unmapped_distinct: unmapped.len() as u64,
@@ -266,6 +427,9 @@ fn status_source(
                 disk_percent_used: js.disk_percent_used,
                 pruned: js.pruned,
             },
+            box_id: ops.box_id.clone(),
+            alerts: ops.board.active(),
+            certificates: ops.certs.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     })
 }

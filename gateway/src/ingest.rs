@@ -106,7 +106,7 @@ impl Ingest {
         match result {
             Ok(Appended::Stored { id }) => {
                 inc(&origin.stats.acked);
-                log::debug!(target: "gateway::ingest", "stored message {id} {message_type} control id '{control_id}' from listener {}", origin.listener);
+                log::debug!(target: "gateway::ingest", listener = origin.listener, control_id = &*control_id, outcome = "stored"; "stored message {id} {message_type} control id '{control_id}' from listener {}", origin.listener);
                 if unrouted {
                     log::debug!(target: "gateway::ingest", "message {id} {message_type} matched no route: journaled as filtered");
                     let _ = self.journal.audit(
@@ -122,7 +122,7 @@ impl Ingest {
             Ok(Appended::Duplicate { id, first_ack }) => {
                 inc(&origin.stats.duplicates);
                 inc(&origin.stats.acked);
-                log::info!(target: "gateway::ingest", "retransmission of message {id} ({message_type} control id '{control_id}') on listener {}: answered with the first ACK", origin.listener);
+                log::info!(target: "gateway::ingest", listener = origin.listener, control_id = &*control_id, outcome = "duplicate"; "retransmission of message {id} ({message_type} control id '{control_id}') on listener {}: answered with the first ACK", origin.listener);
                 if first_ack.is_empty() {
                     None
                 } else {
@@ -136,7 +136,7 @@ impl Ingest {
                     }
                     other => format!("message not stored, try again later: {other}"),
                 };
-                log::error!(target: "gateway::ingest", "could not journal {message_type} control id '{control_id}' on listener {}: {e}", origin.listener);
+                log::error!(target: "gateway::ingest", listener = origin.listener, control_id = &*control_id, outcome = "not_stored"; "could not journal {message_type} control id '{control_id}' on listener {}: {e}", origin.listener);
                 self.nak(
                     origin,
                     Some(&header),
@@ -162,7 +162,7 @@ impl Ingest {
         let text = format!(
             "frame of {len} bytes exceeds this listener's max_frame_bytes limit of {limit} bytes"
         );
-        log::warn!(target: "gateway::ingest", "listener {} from {}: {text}", origin.listener, origin.peer);
+        log::warn!(target: "gateway::ingest", listener = origin.listener, outcome = "rejected"; "listener {} from {}: {text}", origin.listener, origin.peer);
         self.quarantine(origin, clock::unix_ms(), text.clone(), Vec::new())
             .await;
         let salvaged = hl7::salvage_header(head);

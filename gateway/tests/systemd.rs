@@ -202,3 +202,82 @@ fn watchdog_stops_pinging_when_a_deliverer_is_stuck() {
         "{log}"
     );
 }
+
+/// A long journal recovery: EXTEND_TIMEOUT_USEC while it runs, /readyz says
+/// why it is not ready, then READY=1; later STATUS= lines follow the state
+/// ("1 listener, 1 pending, cloud down 0m").
+#[test]
+fn extends_the_start_timeout_during_recovery_and_keeps_status_current() {
+    let d = tempfile::tempdir().unwrap();
+    let sock_path = d.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let hport = free_port();
+    let mut g = Gateway::configure(Options {
+        top_extra: format!("[health]\nbind = \"127.0.0.1:{hport}\"\n"),
+        routing: Some(
+            "[[destination]]\nname = \"cloud\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/x\"\ncircuit_failures = 1\nprobe_interval = \"1s\"\n\n[[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"cloud\"]\n"
+                .into(),
+        ),
+        ..Default::default()
+    });
+    g.spawn_with_env(&[
+        ("NOTIFY_SOCKET", sock_path.as_os_str()),
+        (
+            "GATEWAY_TEST_SLOW_JOURNAL_OPEN_MS",
+            std::ffi::OsStr::new("3000"),
+        ),
+    ]);
+    let readyz = || -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", hport)).ok()?;
+        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let mut extended = false;
+    let mut not_ready_reason = None;
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "no READY=1 within 60 s");
+        if not_ready_reason.is_none() {
+            if let Some(r) = readyz() {
+                if r.starts_with("HTTP/1.1 503") {
+                    not_ready_reason = Some(r);
+                }
+            }
+        }
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.lines().any(|l| l.starts_with("EXTEND_TIMEOUT_USEC=")) {
+            assert!(msg.contains("STATUS=recovering the journal"), "{msg}");
+            extended = true;
+        }
+        if msg.lines().any(|l| l == "READY=1") {
+            break;
+        }
+    }
+    assert!(extended, "no EXTEND_TIMEOUT_USEC during the slow open");
+    let why = not_ready_reason.expect("/readyz never answered 503 during the open");
+    assert!(why.contains("journal not open"), "{why}");
+    assert!(readyz().unwrap().starts_with("HTTP/1.1 200"));
+
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &adt("ST-1", "M")).unwrap()),
+        "AA"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "no STATUS= naming the outage");
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.contains("STATUS=1 listener, 1 pending, cloud down") {
+            break;
+        }
+    }
+    assert!(g.stop().success());
+}

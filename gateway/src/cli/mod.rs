@@ -49,6 +49,9 @@ pub enum Command {
     /// Benchmarks that report ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchKind),
+    /// Record how systemd saw the run that just ended ($SERVICE_RESULT etc.),
+    /// so the next start can raise the "restarted" alert. For the unit's ExecStopPost=.
+    RecordStop,
     /// Print the FHIR Bundle the fhir transform makes of an HL7 file (or, with --to hl7, the ORU made of FHIR results).
     Translate(translate::TranslateArgs),
 }
@@ -80,6 +83,16 @@ pub fn main() -> ExitCode {
         Command::Dlq(cmd) => runtime().block_on(dlq::run(&cli.config, cmd)),
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
+        Command::RecordStop => match config::load(&cli.config)
+            .map_err(|e| e.to_string())
+            .and_then(|c| crate::ops::alerts::record_stop(&c.data_dir))
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -93,6 +106,12 @@ fn tls_problems(cfg: &config::Config) -> usize {
                 eprintln!("{}: listener '{}': {e}", cfg.source.display(), l.name);
                 problems += 1;
             }
+        }
+    }
+    if let Some(t) = cfg.status_page.as_ref().and_then(|s| s.tls.as_ref()) {
+        if let Err(e) = crate::mllp::tls::server_config(t) {
+            eprintln!("{}: status_page.tls: {e}", cfg.source.display());
+            problems += 1;
         }
     }
     problems

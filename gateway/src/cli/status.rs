@@ -190,6 +190,39 @@ pub fn render(r: &StatusReport) -> String {
         r.journal.control_id_reuses,
         r.journal.quarantined
     );
+    for c in &r.certificates {
+        match (c.days_left((now_ms / 1000) as i64), &c.error) {
+            (Some(d), _) => {
+                out += &format!(
+                    "certificate {} {} ({}): {d} day(s) left, {}\n",
+                    c.owner_kind, c.owner, c.role, c.path
+                )
+            }
+            (None, Some(e)) => {
+                out += &format!(
+                    "certificate {} {} ({}): unreadable: {e}\n",
+                    c.owner_kind, c.owner, c.role
+                )
+            }
+            (None, None) => {}
+        }
+    }
+    if r.alerts.is_empty() {
+        out += "\nALERTS: none\n";
+    } else {
+        out += &format!("\nALERTS ({}):\n", r.alerts.len());
+        for a in &r.alerts {
+            out += &format!(
+                "  [{}] {}\n    affected: {}\n    since:    {} ({} ago)\n    do:       {}\n",
+                a.severity.to_uppercase(),
+                a.title,
+                a.affected,
+                a.since,
+                human_duration(now_ms.saturating_sub(a.since_ms) / 1000),
+                a.action
+            );
+        }
+    }
     out
 }
 

@@ -9,12 +9,14 @@ mod cidr;
 mod destination;
 mod duration;
 mod model;
+mod ops;
 mod poller;
 mod validate;
 
 pub use cidr::Cidr;
 pub use duration::parse_duration;
 pub use model::*;
+pub use ops::default_box_id;
 pub use validate::{load, parse_str, ConfigError};
 
 /// The development default used when `gateway` runs with no `--config`.

@@ -23,6 +23,11 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `[[poller]]`: results fetched from the cloud, journaled as ORU^R01.
     pub pollers: Vec<PollerConfig>,
+    /// `[health]`: off unless the table is present.
+    pub health: Option<HealthConfig>,
+    pub alerts: AlertsConfig,
+    pub fleet: Option<FleetConfig>,
+    pub status_page: Option<StatusPageConfig>,
 }
 
 /// A FHIR results poller (a source, like a listener: routes name it in `from`).
@@ -290,4 +295,83 @@ pub struct RouteConfig {
     pub sending_facilities: Vec<Glob>,
     /// `receiving_application`: globs on MSH-5 (empty = any).
     pub receiving_applications: Vec<Glob>,
+}
+
+/// `[health]`: `/healthz`, `/readyz`, `/metrics` over plain HTTP.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    pub bind: SocketAddr,
+}
+
+/// Where `[health]` listens when the table is present without `bind`.
+pub const DEFAULT_HEALTH_BIND: &str = "127.0.0.1:9090";
+
+/// `[alerts]`: thresholds of the alert rules and where alerts go.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// How often the rules run.
+    pub evaluate_every: Duration,
+    /// A destination with more pending messages than this.
+    pub pending_max: u64,
+    /// A destination whose oldest pending message is older than this.
+    pub oldest_pending_max: Duration,
+    /// A destination down (circuit open) for longer than this.
+    pub destination_down_max: Duration,
+    /// Alert while any dead-letter queue is not empty.
+    pub dead_letters: bool,
+    /// Disk use (percent) that raises the disk alert; default `storage.warn_at_percent`.
+    pub disk_warn_percent: u8,
+    /// Days before a certificate's notAfter at which its alert starts (and escalates).
+    pub cert_warn_days: Vec<u32>,
+    /// How long the "restarted after a failure" alert stays up after start.
+    pub restart_alert_for: Duration,
+    /// A still-active alert is sent to the webhook again after this long.
+    pub reminder: Duration,
+    pub webhook: Option<WebhookConfig>,
+}
+
+impl AlertsConfig {
+    pub fn defaults(storage: &StorageConfig) -> AlertsConfig {
+        AlertsConfig {
+            evaluate_every: Duration::from_secs(5),
+            pending_max: 1000,
+            oldest_pending_max: Duration::from_secs(15 * 60),
+            destination_down_max: Duration::from_secs(5 * 60),
+            dead_letters: true,
+            disk_warn_percent: storage.warn_at_percent,
+            cert_warn_days: vec![90, 60, 30, 7, 1],
+            restart_alert_for: Duration::from_secs(24 * 3600),
+            reminder: Duration::from_secs(4 * 3600),
+            webhook: None,
+        }
+    }
+}
+
+/// `[alerts] webhook_url` and its optional auth / TLS.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub auth: Option<AuthConfig>,
+    pub tls: HttpsClientConfig,
+}
+
+/// `[fleet]`: the periodic heartbeat to the MSP.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    pub url: String,
+    pub interval: Duration,
+    pub box_id: String,
+    pub auth: Option<AuthConfig>,
+    pub tls: HttpsClientConfig,
+}
+
+/// `[status_page]`: the read-only HTML page for the office.
+#[derive(Debug, Clone)]
+pub struct StatusPageConfig {
+    pub bind: SocketAddr,
+    pub username: String,
+    /// HTTP Basic password; `None` only when client certificates are required.
+    pub password: Option<crate::auth::Secret>,
+    /// HTTPS (and, with `client_ca`, client certificates).
+    pub tls: Option<TlsServerConfig>,
 }

@@ -61,6 +61,10 @@ struct RawConfig {
     routes: Vec<RawRoute>,
     #[serde(default, rename = "poller")]
     pollers: Vec<RawPoller>,
+    health: Option<Spanned<super::ops::RawHealth>>,
+    alerts: Option<Spanned<super::ops::RawAlerts>>,
+    fleet: Option<Spanned<super::ops::RawFleet>>,
+    status_page: Option<Spanned<super::ops::RawStatusPage>>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +222,16 @@ impl Ctx<'_> {
             }
         }
         let storage = self.storage(raw.storage)?;
+        let ops = self.ops(
+            super::ops::RawOps {
+                health: raw.health,
+                alerts: raw.alerts,
+                fleet: raw.fleet,
+                status_page: raw.status_page,
+            },
+            &storage,
+            base,
+        )?;
 
         let mut names = HashSet::new();
         let mut listeners = Vec::new();
@@ -265,13 +279,18 @@ impl Ctx<'_> {
             }
         }
         let mut binds = HashSet::new();
+        binds.extend(ops.health.as_ref().map(|h| h.bind));
+        binds.extend(ops.status_page.as_ref().map(|h| h.bind));
         for l in &listeners {
             if !binds.insert(l.bind) {
                 return Err(ConfigError {
                     file: self.file.to_path_buf(),
                     line: 0,
                     column: 0,
-                    reason: format!("two listeners bind {}: give each its own port", l.bind),
+                    reason: format!(
+                        "two listeners (or a listener and [health]/[status_page]) bind {}: give each its own port",
+                        l.bind
+                    ),
                 });
             }
         }
@@ -284,6 +303,10 @@ impl Ctx<'_> {
             destinations,
             routes,
             pollers,
+            health: ops.health,
+            alerts: ops.alerts,
+            fleet: ops.fleet,
+            status_page: ops.status_page,
         })
     }
 
@@ -445,7 +468,19 @@ impl Ctx<'_> {
         owner: &str,
         field: &str,
     ) -> Result<PathBuf, ConfigError> {
-        let p = resolve(base, v.get_ref());
+        let p = match v.get_ref().strip_prefix("credential:") {
+            // systemd LoadCredential=NAME:/path (e.g. a private key only root can read).
+            Some(name) => {
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return Err(self.err(v, format!("listener '{owner}': {field}: '{}' is not a valid credential name (the NAME of LoadCredential=NAME:/path)", v.get_ref())));
+                }
+                match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                    Some(dir) => PathBuf::from(dir).join(name),
+                    None => return Err(self.err(v, format!("listener '{owner}': {field} uses '{}' but $CREDENTIALS_DIRECTORY is not set: add LoadCredential={name}:/path/to/file to gateway.service, or give a file path", v.get_ref()))),
+                }
+            }
+            None => resolve(base, v.get_ref()),
+        };
         if !p.is_file() {
             return Err(self.err(
                 v,

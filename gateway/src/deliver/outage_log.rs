@@ -45,6 +45,8 @@ impl OutageLog {
         self.failures_since_summary = 0;
         log::warn!(
             target: "gateway::deliver",
+            destination = &*self.destination,
+            outcome = "down";
             "destination {} is down ({}): holding {pending} pending message(s); one probe every {} s until it answers",
             self.destination,
             error_class(reason),
@@ -63,6 +65,8 @@ impl OutageLog {
                 {
                     log::warn!(
                         target: "gateway::deliver",
+                        destination = &*self.destination,
+                        outcome = "still_down";
                         "destination {} still down after {}: {} failed attempt(s) in the last interval, last error {}",
                         self.destination,
                         human(d),
@@ -85,6 +89,8 @@ impl OutageLog {
                     };
                     log::warn!(
                         target: "gateway::deliver",
+                        destination = &*self.destination,
+                        outcome = "retry";
                         "destination {}: attempt failed ({}), will retry with backoff{extra}",
                         self.destination,
                         error_class(reason)
@@ -101,6 +107,8 @@ impl OutageLog {
     pub fn came_back(&mut self, down_for: Duration, pending: u64) {
         log::info!(
             target: "gateway::deliver",
+            destination = &*self.destination,
+            outcome = "back";
             "destination {} is back after {}: delivering {pending} pending message(s)",
             self.destination,
             human(down_for)

@@ -450,6 +450,8 @@ impl Driver {
             Ok(seq) => {
                 log::warn!(
                     target: "gateway::deliver",
+                    destination = &*self.o.name,
+                    outcome = "dead_lettered";
                     "destination {}: message {} dead-lettered as #{seq} after {attempts} attempt(s) ({}); see `gateway dlq show {seq}`",
                     self.o.name,
                     pe.id,

@@ -554,6 +554,7 @@ impl Journal {
             last_sync: Mutex::new(CommitSync::default()),
             alive_ms: AtomicU64::new(crate::ops::clock::unix_ms()),
             dlq_changes: AtomicU64::new(0),
+            commit_latency: Default::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let w = writer::Writer::new(shared.clone(), rx, db, dur, wal, state);
@@ -817,6 +818,11 @@ impl Journal {
             sled_syncs: sh.sled_syncs.load(Ordering::Relaxed),
             checkpoints: sh.checkpoints.load(Ordering::Relaxed),
         }
+    }
+
+    /// Durations of group commits (WAL append + fdatasync) since open.
+    pub fn commit_latency(&self) -> crate::ops::histogram::HistogramSnapshot {
+        self.inner.shared.commit_latency.snapshot()
     }
 
     /// What the last successful commit synced (paths, in order).

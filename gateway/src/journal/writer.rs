@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     /// Bumped after each committed dead-letter replay or purge, so a
     /// deliverer can tell (race-free) that it must re-read held lanes.
     pub dlq_changes: AtomicU64,
+    /// Time of each durable group commit (WAL append + fdatasync), for /metrics.
+    pub commit_latency: crate::ops::histogram::Histogram,
 }
 
 impl Shared {
@@ -797,7 +799,10 @@ impl Writer {
 
         // One WAL append + fdatasync for the whole group.
         if broken.is_none() && !self.staged.is_empty() {
-            match self.log_group() {
+            let started = std::time::Instant::now();
+            let logged = self.log_group();
+            self.shared.commit_latency.record(started.elapsed());
+            match logged {
                 Ok(sync) => {
                     if let Ok(mut g) = self.shared.last_sync.lock() {
                         *g = sync;

@@ -95,6 +95,80 @@ pub fn certificate_spki(cert: &[u8]) -> Result<&[u8], &'static str> {
     Ok(spki.whole)
 }
 
+/// The notAfter of an X.509 certificate, in seconds since the Unix epoch
+/// (negative before 1970). Validity ::= SEQUENCE { notBefore, notAfter },
+/// each a UTCTime (YYMMDDHHMMSSZ, years 1950–2049) or GeneralizedTime
+/// (YYYYMMDDHHMMSSZ), as RFC 5280 §4.1.2.5 requires.
+pub fn certificate_not_after(cert: &[u8]) -> Result<i64, &'static str> {
+    let (certificate, _) = expect(cert, SEQUENCE, "certificate is not a DER SEQUENCE")?;
+    let (tbs, _) = expect(
+        certificate.content,
+        SEQUENCE,
+        "tbsCertificate is not a SEQUENCE",
+    )?;
+    let mut rest = tbs.content;
+    let (first, after) = read(rest)?;
+    if first.tag == CONTEXT_0 {
+        rest = after;
+    }
+    // serialNumber, signature, issuer
+    for _ in 0..3 {
+        let (_, after) = read(rest)?;
+        rest = after;
+    }
+    let (validity, _) = expect(rest, SEQUENCE, "validity is not a SEQUENCE")?;
+    let (_not_before, after) = read(validity.content)?;
+    let (not_after, _) = read(after)?;
+    der_time(not_after.tag, not_after.content)
+}
+
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
+
+fn der_time(tag: u8, text: &[u8]) -> Result<i64, &'static str> {
+    let digits = |s: &[u8]| -> Result<i64, &'static str> {
+        s.iter().try_fold(0i64, |acc, b| {
+            if b.is_ascii_digit() {
+                Ok(acc * 10 + i64::from(b - b'0'))
+            } else {
+                Err("certificate time has a non-digit")
+            }
+        })
+    };
+    let (year, rest) = match tag {
+        UTC_TIME if text.len() == 13 => {
+            let yy = digits(&text[..2])?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
+        }
+        GENERALIZED_TIME if text.len() == 15 => (digits(&text[..4])?, &text[4..]),
+        _ => return Err("certificate time is neither UTCTime nor GeneralizedTime in DER form"),
+    };
+    if rest.last() != Some(&b'Z') {
+        return Err("certificate time is not in UTC (Z)");
+    }
+    let (month, day) = (digits(&rest[0..2])?, digits(&rest[2..4])?);
+    let (h, m, sec) = (
+        digits(&rest[4..6])?,
+        digits(&rest[6..8])?,
+        digits(&rest[8..10])?,
+    );
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return Err("certificate time is out of range");
+    }
+    Ok(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// (year, month, day) → days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// A PKCS#8 PrivateKeyInfo taken apart: the algorithm OID, its parameters
 /// (the whole TLV, e.g. the named curve OID) and the inner private key.
 pub struct Pkcs8<'a> {
@@ -181,6 +255,22 @@ pub fn sec1_to_pkcs8(sec1: &[u8], curve: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn der_times() {
+        assert_eq!(der_time(UTC_TIME, b"700101000000Z"), Ok(0));
+        assert_eq!(der_time(UTC_TIME, b"491231235959Z"), Ok(2_524_607_999));
+        assert_eq!(
+            der_time(GENERALIZED_TIME, b"20380119031408Z"),
+            Ok(2_147_483_648)
+        );
+        assert_eq!(
+            der_time(GENERALIZED_TIME, b"19500101000000Z"),
+            Ok(-631_152_000)
+        );
+        assert!(der_time(UTC_TIME, b"701301000000Z").is_err());
+        assert!(der_time(UTC_TIME, b"7001010000Z").is_err());
+    }
 
     #[test]
     fn lengths_round_trip() {

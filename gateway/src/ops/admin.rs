@@ -65,6 +65,9 @@ pub struct DestinationStatus {
     pub oldest_pending_age_secs: Option<u64>,
     /// In the dead-letter queue now.
     pub dead_letters: u64,
+    /// Dead-lettered, ever (from the journal).
+    #[serde(default)]
+    pub dead_lettered_total: u64,
     /// Live deliverer state since start: in flight, attempts, circuit, last error.
     #[serde(flatten)]
     pub live: DeliveryState,
@@ -110,6 +113,15 @@ pub struct StatusReport {
     #[serde(default)]
     pub pollers: Vec<crate::source::poller::PollerState>,
     pub journal: JournalStatus,
+    /// `[fleet] box_id`, or the host name.
+    #[serde(default)]
+    pub box_id: String,
+    /// Active alerts, most severe first.
+    #[serde(default)]
+    pub alerts: Vec<super::alerts::Alert>,
+    /// Certificate files the config names, with their expiry.
+    #[serde(default)]
+    pub certificates: Vec<super::certs::CertInfo>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

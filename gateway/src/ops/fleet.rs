@@ -1,0 +1,103 @@
+//! `[fleet]`: a periodic HTTPS POST to the MSP's endpoint saying this box
+//! is alive and how it is doing. The body ([`heartbeat`]) is built from the
+//! status report and carries no PHI: names, counts, states, alert titles;
+//! never a last-error text (it may quote a message) nor any message data.
+//! Auth and TLS options are those of destinations (`crate::auth`,
+//! `crate::net::https_client`).
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::admin::{StatusReport, StatusSource};
+use super::clock;
+use crate::config::FleetConfig;
+
+/// The heartbeat body for `r`. Pure.
+pub fn heartbeat(box_id: &str, r: &StatusReport, now_ms: u64) -> serde_json::Value {
+    json!({
+        "box_id": box_id,
+        "at": clock::iso8601(now_ms),
+        "versions": {
+            "gateway": r.version,
+            "os": os_release(),
+        },
+        "uptime_secs": r.uptime_secs,
+        "started_at": r.started_at,
+        "disk_percent_used": r.journal.disk_percent_used,
+        "journal_bytes": r.journal.bytes_on_disk,
+        "listeners": r.listeners.iter().map(|l| json!({
+            "name": l.name,
+            "connections_open": l.counts.connections_open,
+            "received": l.counts.received,
+            "acked": l.counts.acked,
+            "rejected": l.counts.rejected,
+            "errored": l.counts.errored,
+        })).collect::<Vec<_>>(),
+        "destinations": r.destinations.iter().map(|d| json!({
+            "name": d.name,
+            "kind": d.kind,
+            "up": d.live.circuit == "closed" || d.live.circuit.is_empty(),
+            "circuit": d.live.circuit,
+            "down_since": d.live.down_since_ms.map(clock::iso8601),
+            "pending": d.pending,
+            "oldest_pending_age_secs": d.oldest_pending_age_secs,
+            "delivered": d.delivered,
+            "failed_attempts": d.live.failed_attempts,
+            "dead_letters": d.dead_letters,
+            "held_lanes": d.live.held_lanes,
+        })).collect::<Vec<_>>(),
+        "alerts": r.alerts,
+    })
+}
+
+fn os_release() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+/// Send a heartbeat now and every `interval` until shutdown.
+pub async fn run(cfg: FleetConfig, status: StatusSource, mut shutdown: watch::Receiver<bool>) {
+    let client = match crate::net::https_client::reqwest_client(&cfg.tls) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!(target: "gateway::fleet", event = "fleet_failed"; "fleet.url: cannot set up the HTTPS client: {e}; no heartbeats will be sent");
+            return;
+        }
+    };
+    let auth = cfg
+        .auth
+        .clone()
+        .map(|a| crate::auth::TokenProvider::new(a, client.clone()));
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let body = heartbeat(&cfg.box_id, &status(), clock::unix_ms());
+        let sent = tokio::time::timeout(
+            Duration::from_secs(60),
+            super::alerts::post_json(&client, auth.as_ref(), &cfg.url, &body),
+        )
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()));
+        match sent {
+            Ok(()) if failing => {
+                failing = false;
+                log::info!(target: "gateway::fleet", event = "fleet_ok"; "fleet heartbeat delivered again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                log::warn!(target: "gateway::fleet", event = "fleet_failed"; "fleet heartbeat to {} failed: {e}; will keep trying every {} s", cfg.url, cfg.interval.as_secs());
+            }
+            Err(_) => {}
+        }
+    }
+}

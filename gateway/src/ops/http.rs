@@ -1,0 +1,218 @@
+//! A small HTTP/1.1 server for the health endpoint and the status page:
+//! one request per connection (`Connection: close`), GET/HEAD only, a
+//! bounded head (16 KiB) read within 10 s, at most 32 connections at once.
+//! Generic over the stream so the status page can run it over TLS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+const MAX_HEAD: usize = 16 * 1024;
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CONNECTIONS: usize = 32;
+
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// The path without the query string.
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", body)
+    }
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// Parse a request head (request line + headers, up to the blank line).
+pub fn parse_head(head: &str) -> Result<Request, u16> {
+    let mut lines = head.split("\r\n");
+    let line = lines.next().ok_or(400u16)?;
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(400);
+    };
+    if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
+        return Err(400);
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut headers = Vec::new();
+    for l in lines {
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').ok_or(400u16)?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers,
+    })
+}
+
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Result<Request, u16> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end + 2]).map_err(|_| 400u16)?;
+            return parse_head(head);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(431);
+        }
+        let n = s.read(&mut chunk).await.map_err(|_| 400u16)?;
+        if n == 0 {
+            return Err(400);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn write_response<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    r: &Response,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+        r.status,
+        reason(r.status),
+        r.content_type,
+        r.body.len()
+    );
+    for (k, v) in &r.headers {
+        out.push_str(k);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    if !head_only {
+        out.push_str(&r.body);
+    }
+    s.write_all(out.as_bytes()).await?;
+    s.flush().await?;
+    s.shutdown().await
+}
+
+/// Read one request from `stream`, answer it with `handler`, close.
+pub async fn handle_connection<S, F>(mut stream: S, handler: &F)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Fn(&Request) -> Response,
+{
+    let req = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
+        .await
+        .unwrap_or(Err(408));
+    let (resp, head_only) = match req {
+        Err(code) => (Response::text(code, format!("{}\n", reason(code))), false),
+        Ok(r) if r.method != "GET" && r.method != "HEAD" => (
+            Response::text(405, "only GET and HEAD\n").with_header("Allow", "GET, HEAD"),
+            false,
+        ),
+        Ok(r) => (handler(&r), r.method == "HEAD"),
+    };
+    let _ = tokio::time::timeout(READ_TIMEOUT, write_response(&mut stream, &resp, head_only)).await;
+}
+
+/// Accept on `listener` until shutdown; each connection runs `serve_conn`
+/// (which may wrap the stream, e.g. in TLS) in its own task, at most
+/// [`MAX_CONNECTIONS`] at once.
+pub async fn accept_loop<C, Fut>(
+    listener: TcpListener,
+    serve_conn: C,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    C: Fn(tokio::net::TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, peer)) = accepted else {
+            // EMFILE and the like: do not spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue; // over the cap: dropped (closed) at once
+        };
+        let fut = serve_conn(stream, peer);
+        tokio::spawn(async move {
+            fut.await;
+            drop(permit);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads() {
+        let r = parse_head("GET /readyz?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Basic eA==\r\n")
+            .unwrap();
+        assert_eq!((r.path.as_str(), r.query.as_str()), ("/readyz", "x=1"));
+        assert_eq!(r.header("authorization"), Some("Basic eA=="));
+        assert_eq!(parse_head("GET\r\n").unwrap_err(), 400);
+        assert_eq!(parse_head("GET http://x/ HTTP/1.1\r\n").unwrap_err(), 400);
+    }
+}

@@ -1,0 +1,521 @@
+//! `/metrics`: the Prometheus text exposition format (version 0.0.4).
+//! [`render`] is pure: it takes a status report and the few extra readings
+//! the report does not carry. Names follow the Prometheus conventions:
+//! `gateway_` prefix, base units (seconds, bytes, ratios), `_total` on
+//! counters. Labels carry listener, destination and certificate names only.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use super::admin::StatusReport;
+use super::histogram::HistogramSnapshot;
+use crate::fhir::UnmappedCodes;
+
+/// Readings beside the status report.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    pub ready: bool,
+    pub started_unix_secs: u64,
+    pub commit_latency: Option<HistogramSnapshot>,
+    pub refuse_at_percent: u8,
+    pub warn_at_percent: u8,
+    pub now_unix_secs: i64,
+    /// (system, code) → occurrences of codes with no mapping.
+    pub unmapped: Option<BTreeMap<(String, String), u64>>,
+}
+
+static UNMAPPED: Mutex<Vec<Arc<UnmappedCodes>>> = Mutex::new(Vec::new());
+
+/// Hook: a fhir destination's unmapped-code counter (one per destination;
+/// their local systems are tenant URIs, so they do not mix), exposed from
+/// then on as `gateway_fhir_unmapped_codes` /
+/// `gateway_fhir_unmapped_code_occurrences_total`.
+pub fn register_unmapped_codes(codes: Arc<UnmappedCodes>) {
+    let mut all = UNMAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if !all.iter().any(|c| Arc::ptr_eq(c, &codes)) {
+        all.push(codes);
+    }
+}
+
+pub fn unmapped_snapshot() -> Option<BTreeMap<(String, String), u64>> {
+    let all = UNMAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if all.is_empty() {
+        return None;
+    }
+    let mut merged: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for c in all.iter() {
+        for (k, n) in c.snapshot() {
+            *merged.entry(k).or_default() += n;
+        }
+    }
+    Some(merged)
+}
+
+/// A label value escaped per the exposition format.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn float(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", esc(val));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {v}");
+    }
+}
+
+pub fn render(r: &StatusReport, x: &Extra) -> String {
+    let mut o = Out(String::with_capacity(8192));
+    o.family(
+        "gateway_build_info",
+        "gauge",
+        "Version of the running gateway (value is always 1).",
+    );
+    o.sample("gateway_build_info", &[("version", &r.version)], 1);
+    o.family(
+        "gateway_ready",
+        "gauge",
+        "1 when the gateway accepts messages (see /readyz for the reason when 0).",
+    );
+    o.sample("gateway_ready", &[], u8::from(x.ready));
+    o.family(
+        "gateway_start_time_seconds",
+        "gauge",
+        "Start time of the daemon, seconds since the Unix epoch.",
+    );
+    o.sample("gateway_start_time_seconds", &[], x.started_unix_secs);
+    o.family(
+        "gateway_uptime_seconds",
+        "gauge",
+        "Seconds since the daemon started.",
+    );
+    o.sample("gateway_uptime_seconds", &[], r.uptime_secs);
+
+    type Getter = fn(&super::stats::ListenerSnapshot) -> u64;
+    let listener_counters: [(&str, &str, Getter); 9] = [
+        (
+            "gateway_messages_received_total",
+            "HL7 messages received (complete frames).",
+            |c| c.received,
+        ),
+        (
+            "gateway_messages_acked_total",
+            "Messages answered AA/CA after they were stored durably.",
+            |c| c.acked,
+        ),
+        (
+            "gateway_messages_duplicate_total",
+            "Retransmissions (same sender and MSH-10) answered from the journal.",
+            |c| c.duplicates,
+        ),
+        (
+            "gateway_framing_errors_total",
+            "MLLP framing errors (bytes outside a frame, broken frames).",
+            |c| c.framing_errors,
+        ),
+        (
+            "gateway_messages_oversized_total",
+            "Frames over max_frame_bytes (answered AR).",
+            |c| c.oversized,
+        ),
+        ("gateway_connections_total", "Connections accepted.", |c| {
+            c.connections_total
+        }),
+        (
+            "gateway_connections_refused_total",
+            "Connections refused (allowlist, limits, TLS handshake).",
+            |c| c.connections_refused,
+        ),
+        (
+            "gateway_connection_timeouts_total",
+            "Connections closed for idle or frame timeouts.",
+            |c| c.timeouts,
+        ),
+        (
+            "gateway_junk_bytes_total",
+            "Bytes discarded outside MLLP frames.",
+            |c| c.junk_bytes,
+        ),
+    ];
+    for (name, help, get) in listener_counters {
+        o.family(name, "counter", help);
+        for l in &r.listeners {
+            o.sample(name, &[("listener", &l.name)], get(&l.counts));
+        }
+    }
+    o.family("gateway_messages_nacked_total", "counter", "Messages answered with a negative ACK: reason=error (AE/CE, could not take it now) or reject (AR/CR, unreadable or too large).");
+    for l in &r.listeners {
+        o.sample(
+            "gateway_messages_nacked_total",
+            &[("listener", &l.name), ("reason", "error")],
+            l.counts.errored,
+        );
+        o.sample(
+            "gateway_messages_nacked_total",
+            &[("listener", &l.name), ("reason", "reject")],
+            l.counts.rejected,
+        );
+    }
+    o.family(
+        "gateway_connections_open",
+        "gauge",
+        "Open MLLP connections.",
+    );
+    for l in &r.listeners {
+        o.sample(
+            "gateway_connections_open",
+            &[("listener", &l.name)],
+            l.counts.connections_open,
+        );
+    }
+
+    let j = &r.journal;
+    o.family(
+        "gateway_journal_bytes",
+        "gauge",
+        "Bytes the journal uses on disk.",
+    );
+    o.sample("gateway_journal_bytes", &[], j.bytes_on_disk);
+    o.family(
+        "gateway_journal_messages_total",
+        "counter",
+        "Messages stored in the journal.",
+    );
+    o.sample("gateway_journal_messages_total", &[], j.messages);
+    o.family(
+        "gateway_journal_quarantined_total",
+        "counter",
+        "Unreadable inputs kept in the quarantine.",
+    );
+    o.sample("gateway_journal_quarantined_total", &[], j.quarantined);
+    o.family(
+        "gateway_journal_pruned_total",
+        "counter",
+        "Delivered messages removed by retention.",
+    );
+    o.sample("gateway_journal_pruned_total", &[], j.pruned);
+    if let Some(h) = &x.commit_latency {
+        let name = "gateway_journal_commit_duration_seconds";
+        o.family(
+            name,
+            "histogram",
+            "Time of one durable group commit (WAL append and fdatasync).",
+        );
+        for (le, n) in &h.buckets {
+            o.sample(&format!("{name}_bucket"), &[("le", &float(*le))], n);
+        }
+        o.sample(&format!("{name}_sum"), &[], float(h.sum_seconds));
+        o.sample(&format!("{name}_count"), &[], h.count);
+    }
+    o.family(
+        "gateway_disk_used_ratio",
+        "gauge",
+        "Fraction of the data filesystem in use (0-1).",
+    );
+    o.sample(
+        "gateway_disk_used_ratio",
+        &[],
+        float(f64::from(j.disk_percent_used) / 100.0),
+    );
+    o.family(
+        "gateway_disk_warn_ratio",
+        "gauge",
+        "Disk use at which the gateway warns.",
+    );
+    o.sample(
+        "gateway_disk_warn_ratio",
+        &[],
+        float(f64::from(x.warn_at_percent) / 100.0),
+    );
+    o.family(
+        "gateway_disk_refuse_ratio",
+        "gauge",
+        "Disk use at which new messages are refused (AE).",
+    );
+    o.sample(
+        "gateway_disk_refuse_ratio",
+        &[],
+        float(f64::from(x.refuse_at_percent) / 100.0),
+    );
+
+    let ds = &r.destinations;
+    let dest_gauge = |o: &mut Out,
+                      name: &str,
+                      kind: &str,
+                      help: &str,
+                      get: &dyn Fn(&super::admin::DestinationStatus) -> u64| {
+        o.family(name, kind, help);
+        for d in ds {
+            o.sample(name, &[("destination", &d.name)], get(d));
+        }
+    };
+    dest_gauge(
+        &mut o,
+        "gateway_destination_pending_messages",
+        "gauge",
+        "Messages waiting in the destination's outbox.",
+        &|d| d.pending,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest waiting message (0 when none waits).",
+        &|d| d.oldest_pending_age_secs.unwrap_or(0),
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_delivered_total",
+        "counter",
+        "Messages delivered (from the journal, across restarts).",
+        &|d| d.delivered,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_failed_attempts_total",
+        "counter",
+        "Delivery attempts that failed since the daemon started.",
+        &|d| d.live.failed_attempts,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_dead_lettered_total",
+        "counter",
+        "Messages moved to the dead-letter queue (from the journal).",
+        &|d| d.dead_lettered_total,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_dead_letters",
+        "gauge",
+        "Messages in the dead-letter queue now.",
+        &|d| d.dead_letters,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_in_flight",
+        "gauge",
+        "Delivery attempts running now.",
+        &|d| d.live.in_flight,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_held_lanes",
+        "gauge",
+        "Lanes waiting behind a dead letter (policy hold).",
+        &|d| d.live.held_lanes,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_probes_total",
+        "counter",
+        "Probes sent while the destination was down.",
+        &|d| d.live.probes,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_token_refreshes_total",
+        "counter",
+        "Access tokens fetched for the destination (OAuth2 / SMART).",
+        &|d| d.live.token_refreshes,
+    );
+    dest_gauge(
+        &mut o,
+        "gateway_destination_up",
+        "gauge",
+        "1 while the destination's circuit is closed (healthy).",
+        &|d| u64::from(d.live.circuit == "closed" || d.live.circuit.is_empty()),
+    );
+    o.family(
+        "gateway_destination_circuit_state",
+        "gauge",
+        "Circuit breaker state: 1 for the current state of each destination.",
+    );
+    for d in ds {
+        for state in ["closed", "open", "half-open"] {
+            let cur = if d.live.circuit.is_empty() {
+                "closed"
+            } else {
+                d.live.circuit.as_str()
+            };
+            o.sample(
+                "gateway_destination_circuit_state",
+                &[("destination", &d.name), ("state", state)],
+                u8::from(cur == state),
+            );
+        }
+    }
+    o.family(
+        "gateway_destination_down_seconds",
+        "gauge",
+        "How long the destination has been down (0 while up).",
+    );
+    for d in ds {
+        let secs = d.live.down_since_ms.map_or(0, |t| {
+            (x.now_unix_secs.max(0) as u64 * 1000).saturating_sub(t) / 1000
+        });
+        o.sample(
+            "gateway_destination_down_seconds",
+            &[("destination", &d.name)],
+            secs,
+        );
+    }
+
+    o.family(
+        "gateway_tls_certificate_expiry_timestamp_seconds",
+        "gauge",
+        "notAfter of a configured certificate, seconds since the Unix epoch.",
+    );
+    for c in r.certificates.iter().filter(|c| c.not_after.is_some()) {
+        let labels = [
+            ("owner_kind", c.owner_kind.as_str()),
+            ("owner", c.owner.as_str()),
+            ("role", c.role.as_str()),
+            ("path", c.path.as_str()),
+        ];
+        o.sample(
+            "gateway_tls_certificate_expiry_timestamp_seconds",
+            &labels,
+            c.not_after.unwrap_or(0),
+        );
+    }
+    o.family(
+        "gateway_tls_certificate_days_to_expiry",
+        "gauge",
+        "Whole days until a configured certificate expires (negative once expired).",
+    );
+    for c in &r.certificates {
+        if let Some(days) = c.days_left(x.now_unix_secs) {
+            let labels = [
+                ("owner_kind", c.owner_kind.as_str()),
+                ("owner", c.owner.as_str()),
+                ("role", c.role.as_str()),
+                ("path", c.path.as_str()),
+            ];
+            o.sample("gateway_tls_certificate_days_to_expiry", &labels, days);
+        }
+    }
+
+    o.family(
+        "gateway_alerts_active",
+        "gauge",
+        "Active alerts by rule and severity.",
+    );
+    let mut by_rule: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for a in &r.alerts {
+        *by_rule
+            .entry((a.rule.as_str(), a.severity.as_str()))
+            .or_default() += 1;
+    }
+    for ((rule, sev), n) in by_rule {
+        o.sample(
+            "gateway_alerts_active",
+            &[("rule", rule), ("severity", sev)],
+            n,
+        );
+    }
+
+    if let Some(u) = &x.unmapped {
+        let mut per_system: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for ((system, _code), n) in u {
+            let e = per_system.entry(system.as_str()).or_default();
+            e.0 += 1;
+            e.1 += n;
+        }
+        o.family(
+            "gateway_fhir_unmapped_codes",
+            "gauge",
+            "Distinct local codes with no mapping, per code system.",
+        );
+        for (s, (distinct, _)) in &per_system {
+            o.sample("gateway_fhir_unmapped_codes", &[("system", s)], distinct);
+        }
+        o.family(
+            "gateway_fhir_unmapped_code_occurrences_total",
+            "counter",
+            "Occurrences of local codes with no mapping, per code system.",
+        );
+        for (s, (_, n)) in &per_system {
+            o.sample(
+                "gateway_fhir_unmapped_code_occurrences_total",
+                &[("system", s)],
+                n,
+            );
+        }
+    }
+    o.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmapped_codes_hook_is_rendered_per_system() {
+        let codes = Arc::new(UnmappedCodes::new());
+        codes.record("urn:local:lab", "GLU-X");
+        codes.record("urn:local:lab", "GLU-X");
+        codes.record("urn:local:lab", "K-Y");
+        register_unmapped_codes(codes);
+        let report: StatusReport = serde_json::from_value(serde_json::json!({
+            "version": "1", "pid": 1, "config": "c", "data_dir": "d", "started_at": "s",
+            "uptime_secs": 3, "listeners": [], "destinations": [],
+            "journal": {"messages": 0, "duplicates": 0, "control_id_reuses": 0,
+                        "quarantined": 0, "bytes_on_disk": 0, "disk_percent_used": 0}
+        }))
+        .unwrap();
+        let text = render(
+            &report,
+            &Extra {
+                unmapped: unmapped_snapshot(),
+                ..Default::default()
+            },
+        );
+        assert!(
+            text.contains("gateway_fhir_unmapped_codes{system=\"urn:local:lab\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "gateway_fhir_unmapped_code_occurrences_total{system=\"urn:local:lab\"} 3\n"
+        ));
+        // Code values themselves are not labels.
+        assert!(!text.contains("GLU-X"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(float(f64::INFINITY), "+Inf");
+        assert_eq!(float(0.25), "0.25");
+    }
+}

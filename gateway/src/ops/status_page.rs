@@ -1,0 +1,355 @@
+//! `[status_page]`: a read-only HTML page on the LAN for the office,
+//! showing what `gateway status` shows. Plain server-rendered HTML, no
+//! scripts and no external assets; every value is HTML-escaped.
+//!
+//! Protected by HTTP Basic (password compared in constant time) and/or
+//! client certificates (`tls.client_ca`: the TLS handshake refuses clients
+//! without one). The default view never shows a destination's last error
+//! text (a server's diagnostics may quote the message): only its HTTP
+//! status or kind; `?details=1` shows the full text to an authenticated user.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::admin::{StatusReport, StatusSource};
+use super::clock;
+use super::http::{self, Request, Response};
+use crate::config::StatusPageConfig;
+
+/// HTML-escape text for element content and quoted attributes.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn ago(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 2 * 86_400 => format!("{} hours {} minutes", s / 3600, s % 3600 / 60),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
+/// The short, content-free form of a last error: "HTTP 503", "timeout",
+/// "connection refused", "NAK", else "error".
+pub fn error_summary(e: &str) -> String {
+    let lower = e.to_ascii_lowercase();
+    if let Some(i) = lower.find("http ") {
+        let code: String = lower[i + 5..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if code.len() == 3 {
+            return format!("HTTP {code}");
+        }
+    }
+    for (needle, label) in [
+        ("refused", "connection refused"),
+        ("timed out", "timeout"),
+        ("timeout", "timeout"),
+        ("certificate", "TLS certificate problem"),
+        ("dns", "name lookup failed"),
+        ("nak", "rejected (NAK)"),
+        ("reset", "connection reset"),
+    ] {
+        if lower.contains(needle) {
+            return label.to_string();
+        }
+    }
+    "error".to_string()
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}\
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em}\
+table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35em .6em;text-align:left}\
+th{background:#f2f2f2}.ok{color:#1a7f37;font-weight:bold}.bad{color:#b42318;font-weight:bold}\
+.warn{color:#9a6700;font-weight:bold}.banner{padding:.8em 1em;border-radius:.4em;font-size:1.15em}\
+.banner.ok{background:#dafbe1}.banner.bad{background:#ffebe9}small{color:#555}";
+
+/// The page for `r`. Pure.
+pub fn render(r: &StatusReport, details: bool, now_ms: u64) -> String {
+    let mut h = String::with_capacity(8192);
+    h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">";
+    h += "<meta http-equiv=\"refresh\" content=\"30\"><meta name=\"viewport\" content=\"width=device-width\">";
+    h += &format!(
+        "<title>Clinic Gateway {}</title><style>{STYLE}</style></head><body>\n",
+        esc(&r.box_id)
+    );
+    h += &format!(
+        "<h1>Clinic Gateway <small>{}</small></h1>\n",
+        esc(&r.box_id)
+    );
+    if r.alerts.is_empty() {
+        h += "<p class=\"banner ok\" id=\"summary\">All good: every connection is working and nothing needs attention.</p>\n";
+    } else {
+        h += &format!(
+            "<p class=\"banner bad\" id=\"summary\">{} problem(s) need attention. Messages are kept safely on this box until they can be delivered.</p>\n",
+            r.alerts.len()
+        );
+    }
+    h += "<h2>Alerts</h2>\n";
+    if r.alerts.is_empty() {
+        h += "<p>No active alerts.</p>\n";
+    } else {
+        h += "<table id=\"alerts\"><tr><th>Problem</th><th>Affected</th><th>Since</th><th>What to do</th></tr>\n";
+        for a in &r.alerts {
+            let class = if a.severity == "critical" {
+                "bad"
+            } else {
+                "warn"
+            };
+            h += &format!(
+                "<tr><td class=\"{class}\">{}</td><td>{}</td><td>{} ({} ago)</td><td>{}</td></tr>\n",
+                esc(&a.title),
+                esc(&a.affected),
+                esc(&a.since),
+                ago(now_ms.saturating_sub(a.since_ms) / 1000),
+                esc(&a.action)
+            );
+        }
+        h += "</table>\n";
+    }
+    h += "<h2>Where messages go</h2>\n<table id=\"destinations\"><tr><th>Destination</th><th>State</th><th>Waiting</th><th>Oldest waiting</th><th>Delivered</th><th>Could not deliver (dead letters)</th><th>Last error</th></tr>\n";
+    for d in &r.destinations {
+        let state = match (d.live.circuit.as_str(), d.live.down_since_ms) {
+            ("closed", _) | ("", _) => "<span class=\"ok\">Working</span>".to_string(),
+            (_, Some(t)) => format!(
+                "<span class=\"bad\">Down for {}</span>",
+                ago(now_ms.saturating_sub(t) / 1000)
+            ),
+            (c, None) => format!("<span class=\"bad\">{}</span>", esc(c)),
+        };
+        let oldest = d
+            .oldest_pending_age_secs
+            .map(ago)
+            .unwrap_or_else(|| "-".into());
+        let last = match (&d.live.last_error, d.live.last_error_at_ms) {
+            (Some(e), at) => {
+                let text = if details { e.clone() } else { error_summary(e) };
+                let when = at
+                    .map(|t| format!(" ({} ago)", ago(now_ms.saturating_sub(t) / 1000)))
+                    .unwrap_or_default();
+                format!("{}{}", esc(&text), esc(&when))
+            }
+            (None, _) => "-".into(),
+        };
+        h += &format!(
+            "<tr><td>{} <small>({})</small></td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{last}</td></tr>\n",
+            esc(&d.name),
+            esc(&d.kind),
+            d.pending,
+            esc(&oldest),
+            d.delivered,
+            d.dead_letters
+        );
+    }
+    h += "</table>\n";
+    h += "<h2>Where messages come from</h2>\n<table id=\"listeners\"><tr><th>Listener</th><th>Address</th><th>Connected now</th><th>Received</th><th>Accepted</th><th>Refused</th></tr>\n";
+    for l in &r.listeners {
+        let tls = if l.mutual_tls {
+            " (TLS, client certificates)"
+        } else if l.tls {
+            " (TLS)"
+        } else {
+            ""
+        };
+        h += &format!(
+            "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&l.name),
+            esc(&l.bind),
+            tls,
+            l.counts.connections_open,
+            l.counts.received,
+            l.counts.acked,
+            l.counts.rejected + l.counts.errored
+        );
+    }
+    h += "</table>\n";
+    h += "<h2>This box</h2>\n<table id=\"box\">";
+    h += &format!(
+        "<tr><th>Gateway version</th><td>{}</td></tr>",
+        esc(&r.version)
+    );
+    h += &format!(
+        "<tr><th>Running since</th><td>{} ({})</td></tr>",
+        esc(&r.started_at),
+        ago(r.uptime_secs)
+    );
+    let disk_class = if r.alerts.iter().any(|a| a.rule == "disk") {
+        "bad"
+    } else {
+        "ok"
+    };
+    h += &format!(
+        "<tr><th>Disk used</th><td class=\"{disk_class}\">{}%</td></tr>",
+        r.journal.disk_percent_used
+    );
+    h += &format!(
+        "<tr><th>Messages stored</th><td>{} ({:.1} MB)</td></tr>",
+        r.journal.messages,
+        r.journal.bytes_on_disk as f64 / 1e6
+    );
+    for c in &r.certificates {
+        let left = c
+            .days_left((now_ms / 1000) as i64)
+            .map(|d| format!("expires in {d} days"))
+            .unwrap_or_else(|| "expiry unknown".into());
+        h += &format!(
+            "<tr><th>Certificate ({} {}, {})</th><td>{}</td></tr>",
+            esc(&c.owner_kind.replace('_', " ")),
+            esc(&c.owner),
+            esc(&c.role),
+            esc(&left)
+        );
+    }
+    h += "</table>\n";
+    h += &format!(
+        "<p><small>Read-only. Updated {} UTC; this page refreshes every 30 seconds.</small></p>\n</body></html>\n",
+        esc(&clock::iso8601(now_ms))
+    );
+    h
+}
+
+/// Constant-time equality of two secrets (compares SHA-256 digests, so
+/// neither the content nor the length leaks through timing).
+pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+    let da = ring::digest::digest(&ring::digest::SHA256, a);
+    let db = ring::digest::digest(&ring::digest::SHA256, b);
+    da.as_ref()
+        .iter()
+        .zip(db.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Whether `req` carries the configured Basic credentials.
+pub fn authorized(cfg: &StatusPageConfig, req: &Request) -> bool {
+    let Some(password) = &cfg.password else {
+        return true; // client certificates only: the handshake checked them
+    };
+    let Some(b64) = req.header("authorization").and_then(|h| {
+        h.strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))
+    }) else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    let expected = format!("{}:{}", cfg.username, password.expose());
+    secret_eq(&raw, expected.as_bytes())
+}
+
+fn answer(cfg: &StatusPageConfig, status: &StatusSource, req: &Request) -> Response {
+    if !authorized(cfg, req) {
+        return Response::new(
+            401,
+            "text/html; charset=utf-8",
+            "<!DOCTYPE html><html><head><title>Sign in</title></head><body><p>Sign in with the status page user name and password.</p></body></html>\n",
+        )
+        .with_header("WWW-Authenticate", "Basic realm=\"Clinic Gateway\", charset=\"UTF-8\"");
+    }
+    match req.path.as_str() {
+        "/" | "/index.html" => {
+            let details = req.query.split('&').any(|p| p == "details=1");
+            Response::new(
+                200,
+                "text/html; charset=utf-8",
+                render(&status(), details, clock::unix_ms()),
+            )
+            .with_header(
+                "Content-Security-Policy",
+                "default-src 'none'; style-src 'unsafe-inline'",
+            )
+            .with_header("X-Frame-Options", "DENY")
+        }
+        "/status.json" => Response::new(
+            200,
+            "application/json",
+            serde_json::to_string(&status()).unwrap_or_default(),
+        ),
+        _ => Response::text(404, "not found\n"),
+    }
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        format!("[status_page] bind {addr}: {e}: choose a free address in status_page.bind")
+    })
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    cfg: StatusPageConfig,
+    status: StatusSource,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let tls = match &cfg.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::mllp::tls::server_config(t).map_err(|e| format!("status_page.tls: {e}"))?,
+        )),
+        None => None,
+    };
+    let cfg = Arc::new(cfg);
+    http::accept_loop(
+        listener,
+        move |stream, _peer| {
+            let (cfg, status, tls) = (cfg.clone(), status.clone(), tls.clone());
+            async move {
+                let handler = |r: &Request| answer(&cfg, &status, r);
+                match tls {
+                    None => http::handle_connection(stream, &handler).await,
+                    Some(acceptor) => {
+                        let hs = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        )
+                        .await;
+                        if let Ok(Ok(s)) = hs {
+                            http::handle_connection(s, &handler).await;
+                        }
+                    }
+                }
+            }
+        },
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_summaries() {
+        assert_eq!(esc("<b>\"x\"&'"), "&lt;b&gt;&quot;x&quot;&amp;&#39;");
+        assert_eq!(
+            error_summary("HTTP 503: OperationOutcome: Jane Doe"),
+            "HTTP 503"
+        );
+        assert_eq!(
+            error_summary("error sending request: connection refused"),
+            "connection refused"
+        );
+        assert_eq!(error_summary("Jane Doe"), "error");
+        assert!(secret_eq(b"admin:pw", b"admin:pw"));
+        assert!(!secret_eq(b"admin:pw", b"admin:pX"));
+    }
+}
