@@ -586,7 +586,10 @@ mod tests {
                     last_error: Some("Jane Doe 1970-01-01 rejected".into()),
                     ..Default::default()
                 },
+                unmapped_codes: vec![],
+                unmapped_distinct: 0,
             }],
+            pollers: vec![],
             journal: JournalStatus {
                 messages: 0,
                 duplicates: 0,
