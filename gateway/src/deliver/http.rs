@@ -23,7 +23,8 @@ use crate::net::https_client::{self, error_chain, HttpsClientConfig};
 pub struct HttpSender {
     client: reqwest::Client,
     auth: Option<TokenProvider>,
-    url: String,
+    /// Parsed once: parsing (with IDNA) per request showed in profiles.
+    url: reqwest::Url,
     headers: HeaderMap,
     fhir: bool,
     retry_after_max: Duration,
@@ -70,7 +71,7 @@ impl HttpSender {
         Ok(HttpSender {
             client,
             auth,
-            url: dest.url.clone(),
+            url: reqwest::Url::parse(&dest.url).map_err(|e| format!("url '{}': {e}", dest.url))?,
             headers,
             fhir,
             retry_after_max: policy.retry_after_max,
@@ -101,7 +102,7 @@ impl HttpSender {
     ) -> Result<reqwest::Response, Verdict> {
         let mut req = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, p.content_type)
             .header("Idempotency-Key", p.message_id.to_string())

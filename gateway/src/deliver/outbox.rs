@@ -197,9 +197,11 @@ impl Driver {
         self.o.monitor.update(|s| s.held_lanes = n);
     }
 
-    /// Read more pending entries into the window.
+    /// Read more pending entries into the window, a page at a time, and
+    /// only once a page's worth of room is free: a full window is not
+    /// re-scanned for every completed message.
     fn fill(&mut self) {
-        while self.known.len() < WINDOW && !self.exhausted {
+        while self.known.len() + PAGE <= WINDOW && !self.exhausted {
             let page = match self
                 .o
                 .journal
@@ -689,11 +691,10 @@ async fn attempt(
         }
         Err(e) => return Verdict::retry(format!("journal: {e}")),
     };
-    let prepared = match prepare(&msg, &pe.entry.transform, wire, fhir) {
+    let prepared = match prepare(msg, &pe.entry.transform, wire, fhir) {
         Ok(p) => p,
         Err(reason) => return Verdict::Reject { reason },
     };
-    drop(msg);
     let verdict = sender.send(&prepared).await;
     if verdict == Verdict::Delivered {
         if let Err(e) = journal.mark_delivered(name, pe.id).await {

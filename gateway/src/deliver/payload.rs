@@ -3,6 +3,8 @@
 //! kind. Pure: a transform that cannot map a message returns the reason,
 //! and the deliverer dead-letters it with that text.
 
+use bytes::Bytes;
+
 use crate::config::HttpFormat;
 use crate::fhir::MapContext;
 use crate::hl7::Message;
@@ -14,7 +16,8 @@ pub struct Prepared {
     pub message_id: u64,
     pub control_id: String,
     pub message_type: String,
-    pub body: Vec<u8>,
+    /// Shared, so retries and the HTTP client do not copy it.
+    pub body: Bytes,
     pub content_type: &'static str,
 }
 
@@ -41,20 +44,25 @@ impl From<HttpFormat> for Wire {
 /// Apply `transform` ("none", "fhir") and encode for `wire`. `fhir` is the
 /// destination's mapping context (fhir destinations).
 pub fn prepare(
-    msg: &StoredMessage,
+    msg: StoredMessage,
     transform: &str,
     wire: Wire,
     fhir: Option<&MapContext>,
 ) -> Result<Prepared, String> {
-    let base = |body: Vec<u8>, content_type| Prepared {
+    let base = |msg: &StoredMessage, body: Vec<u8>, content_type| Prepared {
         message_id: msg.id,
         control_id: msg.header.control_id.clone(),
         message_type: msg.header.message_type(),
-        body,
+        body: Bytes::from(body),
         content_type,
     };
     match (transform, wire) {
-        ("none", Wire::Hl7) => Ok(base(msg.raw.clone(), "application/hl7-v2")),
+        ("none", Wire::Hl7) => {
+            let mut p = base(&msg, Vec::new(), "application/hl7-v2");
+            // The stored bytes move into the body: no copy.
+            p.body = Bytes::from(msg.raw);
+            Ok(p)
+        }
         ("none", Wire::Json) => {
             let body = serde_json::json!({
                 "id": msg.id,
@@ -63,7 +71,7 @@ pub fn prepare(
                 "received_at": crate::ops::clock::iso8601(msg.received_at_ms),
                 "hl7": String::from_utf8_lossy(&msg.raw),
             });
-            Ok(base(body.to_string().into_bytes(), "application/json"))
+            Ok(base(&msg, body.to_string().into_bytes(), "application/json"))
         }
         ("fhir", Wire::Fhir) => {
             let ctx = fhir.ok_or("this destination has no FHIR mapping settings")?;
@@ -73,7 +81,7 @@ pub fn prepare(
                 .map_err(|e| format!("cannot map to FHIR: {e}"))?;
             let body = serde_json::to_vec(&bundle)
                 .map_err(|e| format!("cannot encode the FHIR Bundle: {e}"))?;
-            Ok(base(body, "application/fhir+json"))
+            Ok(base(&msg, body, "application/fhir+json"))
         }
         ("none", Wire::Fhir) => Err(
             "this fhir destination got an untransformed HL7 message: give its route transform = \"fhir\""
