@@ -8,7 +8,7 @@
 //! Every function is total: a malformed value gives `None` (or is left out),
 //! never a panic and never invalid FHIR.
 
-use serde_json::{json, Map, Number, Value};
+use super::json::{json, Map, Number, Value};
 
 use super::systems::{coding_system_uri, local_code_system};
 use super::MapContext;
@@ -43,10 +43,10 @@ pub fn fhir_code(s: &str) -> String {
 }
 
 /// Inserts `value` under `key` unless it is empty.
-pub fn put(map: &mut Map<String, Value>, key: &str, value: impl Into<Value>) {
+pub fn put(map: &mut Map, key: &'static str, value: impl Into<Value>) {
     let value = value.into();
     if !super::bundle::is_empty_value(&value) {
-        map.insert(key.to_string(), value);
+        map.insert(key, value);
     }
 }
 
@@ -251,7 +251,7 @@ pub fn authority_key(c: &Component<'_>) -> String {
 
 /// CX → Identifier (value, system from CX-4 via the tenant table, type
 /// from CX-5 in v2-0203). `None` when CX-1 is empty.
-pub fn identifier(cx: &Repetition<'_>, ctx: &MapContext) -> Option<Map<String, Value>> {
+pub fn identifier(cx: &Repetition<'_>, ctx: &MapContext) -> Option<Map> {
     let value = text(&cx.component(1));
     if value.is_empty() {
         return None;
@@ -261,20 +261,20 @@ pub fn identifier(cx: &Repetition<'_>, ctx: &MapContext) -> Option<Map<String, V
         .identifier_systems
         .system_for(&ctx.tenant, &namespace, &universal, &utype);
     let mut id = Map::new();
-    id.insert("value".into(), Value::from(value));
-    id.insert("system".into(), Value::from(system));
+    id.insert("value", Value::from(value));
+    id.insert("system", Value::from(system));
     let type_code = fhir_code(&text(&cx.component(5)));
     if !type_code.is_empty() {
-        id.insert("type".into(), v2_0203(&type_code));
+        id.insert("type", v2_0203(type_code));
     }
     Some(id)
 }
 
 /// An identifier type from table 0203 (MR, SS, VN, PLAC, FILL, NPI ...).
-pub fn v2_0203(code: &str) -> Value {
+pub fn v2_0203(code: impl Into<Value>) -> Value {
     json!({ "coding": [{
         "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-        "code": code,
+        "code": code.into(),
     }]})
 }
 
@@ -282,9 +282,9 @@ pub fn v2_0203(code: &str) -> Value {
 /// Identifier with an optional type code (PLAC, FILL ...).
 pub fn entity_identifier(
     ei: &Repetition<'_>,
-    type_code: &str,
+    type_code: &'static str,
     ctx: &MapContext,
-) -> Option<Map<String, Value>> {
+) -> Option<Map> {
     let value = text(&ei.component(1));
     if value.is_empty() {
         return None;
@@ -296,16 +296,16 @@ pub fn entity_identifier(
         &text(&ei.component(4)),
     );
     let mut id = Map::new();
-    id.insert("value".into(), Value::from(value));
-    id.insert("system".into(), Value::from(system));
+    id.insert("value", Value::from(value));
+    id.insert("system", Value::from(system));
     if !type_code.is_empty() {
-        id.insert("type".into(), v2_0203(type_code));
+        id.insert("type", v2_0203(type_code));
     }
     Some(id)
 }
 
 /// The (system, value) pair of an Identifier map, for conditional requests.
-pub fn identifier_pair(id: &Map<String, Value>) -> Option<(String, String)> {
+pub fn identifier_pair(id: &Map) -> Option<(String, String)> {
     Some((
         id.get("system")?.as_str()?.to_string(),
         id.get("value")?.as_str()?.to_string(),
@@ -485,17 +485,17 @@ pub fn push_codings(
         }
         None => local_code_system(&ctx.tenant, system_name),
     };
-    let mut coding = Map::new();
-    coding.insert("system".into(), Value::from(system));
-    put(&mut coding, "display", display.trim());
-    coding.insert("code".into(), Value::String(code.clone()));
-    codings.push(Value::Object(coding));
     let mapped = ctx.code_maps.lookup(system_name, &code);
-    for m in mapped {
-        codings.push(json!({ "system": m.system, "code": m.code, "display": m.display }));
-    }
     if mapped.is_empty() && standard.is_none() {
         ctx.unmapped.record(system_name.trim(), &code);
+    }
+    let mut coding = Map::new();
+    coding.insert("system", Value::from(system));
+    put(&mut coding, "display", display.trim().to_string());
+    coding.insert("code", Value::from(code));
+    codings.push(Value::Object(coding));
+    for m in mapped {
+        codings.push(json!({ "system": &m.system, "code": &m.code, "display": &m.display }));
     }
 }
 
@@ -532,17 +532,17 @@ pub fn codeable_concept(cwe: &Repetition<'_>, ctx: &MapContext) -> Option<Value>
     }
     Some(object([
         ("coding", Value::Array(codings)),
-        ("text", Value::String(text_value)),
+        ("text", Value::from(text_value)),
     ]))
 }
 
 /// An object from (key, value) pairs, moving the values in (`json!` would
 /// deep-copy any `Value` it is given) and leaving out empty ones.
-pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+pub fn object<const N: usize>(pairs: [(&'static str, Value); N]) -> Value {
     let mut map = Map::new();
     for (key, value) in pairs {
         if !super::bundle::is_empty_value(&value) {
-            map.insert(key.to_string(), value);
+            map.insert(key, value);
         }
     }
     Value::Object(map)
@@ -572,14 +572,14 @@ pub fn table_concept(cwe: &Repetition<'_>, table: &str, ctx: &MapContext) -> Opt
         "coding": [{
             "system": format!("http://terminology.hl7.org/CodeSystem/v2-{table}"),
             "code": code,
-            "display": display,
+            "display": &display,
         }],
         "text": display,
     }))
 }
 
 /// A CodeableConcept with one coding from a fixed system.
-pub fn concept(system: &str, code: &str, display: &str) -> Value {
+pub fn concept(system: &'static str, code: &'static str, display: &'static str) -> Value {
     json!({ "coding": [{ "system": system, "code": code, "display": display }] })
 }
 

@@ -8,7 +8,7 @@
 //! else the filler number (ORC-3, else OBR-3): the same order in an ORM and
 //! in the ORU that answers it is one ServiceRequest.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::adt::map_conditions;
 use super::bundle::{Rid, Write};
@@ -62,7 +62,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         }
         if let (Some((rid, _)), false) = (sr, supporting.is_empty()) {
             if let Some(resource) = m.bundle.resource_mut(&rid) {
-                resource.insert("supportingInfo".into(), Value::Array(supporting));
+                resource.insert("supportingInfo", Value::Array(supporting));
             }
         }
     }
@@ -137,14 +137,14 @@ pub fn service_request(
         status = "active";
     }
     let mut sr = Map::new();
-    sr.insert("status".into(), Value::from(status));
+    sr.insert("status", Value::from(status));
     sr.insert(
-        "intent".into(),
+        "intent",
         Value::from(service_request_intent(&order_control)),
     );
     let code = codeable_concept(&obr_field(4).repetition(1), m.ctx);
     if code.is_some() {
-        sr.insert("meta".into(), meta(US_CORE_SERVICE_REQUEST));
+        sr.insert("meta", meta(US_CORE_SERVICE_REQUEST));
     }
     put(&mut sr, "code", code);
     put(&mut sr, "subject", m.patient_ref());

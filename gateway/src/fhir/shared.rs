@@ -4,7 +4,7 @@
 //! entries with the same id), and is written create-only in conditional
 //! mode: the server may know more about a doctor than one message does.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::Write;
 use super::datatypes::{authority_key, concept, hd, identifier_pair, put, sub, text, xcn_name};
@@ -20,7 +20,7 @@ pub const US_CORE_LOCATION: &str =
 pub const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
 
 /// `meta.profile` with one profile.
-pub fn meta(profile: &str) -> Value {
+pub fn meta(profile: &'static str) -> Value {
     json!({ "profile": [profile] })
 }
 
@@ -45,8 +45,8 @@ pub fn practitioner(m: &mut Mapper<'_, '_, '_>, xcn: &Repetition<'_>) -> Option<
                 .system_for(&m.ctx.tenant, &namespace, &universal, &utype)
         };
         let mut id = Map::new();
-        id.insert("system".into(), Value::from(system));
-        id.insert("value".into(), Value::from(id_value.as_str()));
+        id.insert("system", Value::from(system));
+        id.insert("value", Value::from(&id_value));
         id
     });
     let rid = match &identifier {
@@ -69,7 +69,7 @@ pub fn practitioner(m: &mut Mapper<'_, '_, '_>, xcn: &Repetition<'_>) -> Option<
     }
     let mut resource = Map::new();
     if identifier.is_some() && name.is_some() {
-        resource.insert("meta".into(), meta(US_CORE_PRACTITIONER));
+        resource.insert("meta", meta(US_CORE_PRACTITIONER));
     }
     let match_id = identifier.as_ref().and_then(identifier_pair);
     put(
@@ -116,15 +116,12 @@ pub fn organization(
     }
     let mut resource = Map::new();
     if let Some((system, value)) = &identifier {
-        resource.insert(
-            "identifier".into(),
-            json!([{ "system": system, "value": value }]),
-        );
+        resource.insert("identifier", json!([{ "system": system, "value": value }]));
     }
     if !name.is_empty() {
-        resource.insert("meta".into(), meta(US_CORE_ORGANIZATION));
-        resource.insert("active".into(), Value::Bool(true));
-        resource.insert("name".into(), Value::from(name));
+        resource.insert("meta", meta(US_CORE_ORGANIZATION));
+        resource.insert("active", Value::Bool(true));
+        resource.insert("name", Value::from(name.to_string()));
     }
     m.bundle
         .insert(rid, resource, identifier, Write::CreateOnly);
@@ -217,13 +214,13 @@ pub fn location(m: &mut Mapper<'_, '_, '_>, pl: &Repetition<'_>) -> Option<Value
         Some(("si", "Site"))
     };
     let mut resource = Map::new();
-    resource.insert("meta".into(), meta(US_CORE_LOCATION));
-    resource.insert("name".into(), Value::from(name));
-    resource.insert("mode".into(), Value::from("instance"));
+    resource.insert("meta", meta(US_CORE_LOCATION));
+    resource.insert("name", Value::from(name));
+    resource.insert("mode", Value::from("instance"));
     put(&mut resource, "description", text(&pl.component(9)));
     if let Some((code, display)) = physical {
         resource.insert(
-            "physicalType".into(),
+            "physicalType",
             concept(
                 "http://terminology.hl7.org/CodeSystem/location-physical-type",
                 code,

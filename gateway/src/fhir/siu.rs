@@ -9,7 +9,7 @@
 //! else SCH-1 placer id, with its namespace. Start and end are FHIR
 //! `instant`s: a time without offset needs `default_utc_offset`.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::Write;
 use super::datatypes::{
@@ -52,7 +52,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         _ => ("booked", "accepted"),
     };
     let mut appt = Map::new();
-    appt.insert("status".into(), Value::from(status));
+    appt.insert("status", Value::from(status));
     let mut identifiers = Vec::new();
     let mut match_id = None;
     for (rep, code) in [(&filler, "FILL"), (&placer, "PLAC")] {
@@ -72,7 +72,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         );
     }
     if let Some(reason) = codeable_concept(&sch.field(7).repetition(1), m.ctx) {
-        appt.insert("reasonCode".into(), json!([reason]));
+        appt.insert("reasonCode", json!([reason]));
     }
     put(
         &mut appt,
@@ -124,7 +124,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
             _ => {}
         }
     }
-    appt.insert("participant".into(), Value::Array(participants));
+    appt.insert("participant", Value::Array(participants));
     // NTEs right after SCH (before PID) are the appointment's comments.
     let comments: Vec<String> = segments
         .iter()
