@@ -901,7 +901,9 @@ fn gateway_delivers_with_smart_tokens_renewed_across_an_outage() {
         "only {issued_during} token(s) issued over a 6 s outage with 2 s tokens"
     );
     peer.set_mode(Mode::Up);
-    wait("the backlog", &|| (2..=5).all(|i| delivered(&format!("S-{i}"))));
+    wait("the backlog", &|| {
+        (2..=5).all(|i| delivered(&format!("S-{i}")))
+    });
     let last = peer
         .received()
         .iter()
@@ -916,7 +918,10 @@ fn gateway_delivers_with_smart_tokens_renewed_across_an_outage() {
         server.rejections()
     );
     let s = g.status_json();
-    assert!(s["destinations"][0]["token_refreshes"].as_u64().unwrap() >= 3, "{s}");
+    assert!(
+        s["destinations"][0]["token_refreshes"].as_u64().unwrap() >= 3,
+        "{s}"
+    );
     assert_eq!(s["destinations"][0]["dead_letters"], 0, "{s}");
     assert!(!g.log_text().contains("tok-"), "a token reached the log");
 }
