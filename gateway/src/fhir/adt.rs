@@ -8,6 +8,7 @@ use super::json::{json, Map, Value};
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     codeable_concept, concept, date, date_time, fhir_code, identifier, identifier_pair, put, text,
+    text_cow,
 };
 use super::encounter::map_encounter;
 use super::shared::{meta, organization_in, practitioner};
@@ -48,9 +49,9 @@ pub fn map_allergies(m: &mut Mapper<'_, '_, '_>) {
             "AllergyIntolerance",
             &[
                 &patient.id,
-                &text(&allergen.component(3)),
-                &text(&allergen.component(1)),
-                &text(&allergen.component(2)),
+                &text_cow(&allergen.component(3)),
+                &text_cow(&allergen.component(1)),
+                &text_cow(&allergen.component(2)),
             ],
         );
         let mut allergy = Map::new();
@@ -73,10 +74,10 @@ pub fn map_allergies(m: &mut Mapper<'_, '_, '_>) {
         );
         allergy.insert("code", code);
         allergy.insert("patient", m.bundle.reference(&patient));
-        if let Some(category) = allergy_category(&text(&al1.field(2).component(1))) {
+        if let Some(category) = allergy_category(&text_cow(&al1.field(2).component(1))) {
             allergy.insert("category", json!([category]));
         }
-        if let Some(criticality) = allergy_criticality(&text(&al1.field(4).component(1))) {
+        if let Some(criticality) = allergy_criticality(&text_cow(&al1.field(4).component(1))) {
             allergy.insert("criticality", Value::from(criticality));
         }
         let reactions: Vec<Value> = al1
@@ -90,7 +91,7 @@ pub fn map_allergies(m: &mut Mapper<'_, '_, '_>) {
         put(
             &mut allergy,
             "onsetDateTime",
-            date_time(&text(&al1.field(6).component(1)), m.ctx),
+            date_time(&text_cow(&al1.field(6).component(1)), m.ctx),
         );
         m.bundle.insert(rid, allergy, None, Write::Upsert);
     }
@@ -121,12 +122,12 @@ pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
             None if !description.is_empty() => json!({ "text": &description }),
             None => continue,
         };
-        let code_value = fhir_code(&text(&diagnosis.component(1)));
+        let code_value = fhir_code(&text_cow(&diagnosis.component(1)));
         let rid = m.bundle.shared_rid(
             "Condition",
             &[
                 &patient.id,
-                &text(&diagnosis.component(3)),
+                &text_cow(&diagnosis.component(3)),
                 &code_value,
                 if code_value.is_empty() {
                     &description
@@ -177,7 +178,7 @@ pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
         put(
             &mut condition,
             "onsetDateTime",
-            date_time(&text(&dg1.field(5).component(1)), m.ctx),
+            date_time(&text_cow(&dg1.field(5).component(1)), m.ctx),
         );
         if let Some(asserter) = practitioner(m, &dg1.field(16).repetition(1)) {
             condition.insert("asserter", asserter);
@@ -251,7 +252,7 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
         if let Some(kind) = codeable_concept(&in1.field(15).repetition(1), m.ctx) {
             coverage.insert("type", kind);
         }
-        if let Some(rel) = subscriber_relationship(&text(&in1.field(17).component(1))) {
+        if let Some(rel) = subscriber_relationship(&text_cow(&in1.field(17).component(1))) {
             coverage.insert(
                 "relationship",
                 concept(
@@ -261,8 +262,8 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
                 ),
             );
         }
-        let start = date(&text(&in1.field(12).component(1)));
-        let end = date(&text(&in1.field(13).component(1)));
+        let start = date(&text_cow(&in1.field(12).component(1)));
+        let end = date(&text_cow(&in1.field(13).component(1)));
         let end = match (&start, end) {
             (Some(s), Some(e)) if e.len() == s.len() && e < *s => None,
             (_, e) => e,

@@ -42,10 +42,10 @@ pub struct BundleBuilder<'c> {
     tenant: &'c str,
     mode: UpdateMode,
     entries: Vec<Entry>,
-    /// "Type/id" → index in `entries`.
-    index: HashMap<(&'static str, String), usize>,
+    /// Resource → index in `entries` (looked up by `&Rid`: no key copies).
+    index: HashMap<Rid, usize>,
     /// Ids handed out by [`BundleBuilder::new_rid`] (unique per message).
-    reserved: HashSet<(&'static str, String)>,
+    reserved: HashSet<Rid>,
 }
 
 impl<'c> BundleBuilder<'c> {
@@ -75,7 +75,7 @@ impl<'c> BundleBuilder<'c> {
     pub fn new_rid(&mut self, rtype: &'static str, key: &[&str]) -> Rid {
         let mut rid = self.shared_rid(rtype, key);
         let mut occurrence = 1usize;
-        while self.reserved.contains(&(rtype, rid.id.clone())) {
+        while self.reserved.contains(&rid) {
             occurrence += 1;
             let n = occurrence.to_string();
             let mut parts: Vec<&str> = key.to_vec();
@@ -83,7 +83,7 @@ impl<'c> BundleBuilder<'c> {
             parts.push(&n);
             rid = self.shared_rid(rtype, &parts);
         }
-        self.reserved.insert((rtype, rid.id.clone()));
+        self.reserved.insert(rid.clone());
         rid
     }
 
@@ -102,7 +102,7 @@ impl<'c> BundleBuilder<'c> {
     }
 
     pub fn contains(&self, rid: &Rid) -> bool {
-        self.index.contains_key(&(rid.rtype, rid.id.clone()))
+        self.index.contains_key(rid)
     }
 
     /// Adds a resource; a second resource with the same id is merged into
@@ -115,8 +115,7 @@ impl<'c> BundleBuilder<'c> {
         match_identifier: Option<(String, String)>,
         write: Write,
     ) {
-        let key = (rid.rtype, rid.id.clone());
-        if let Some(entry) = self.index.get(&key).and_then(|&i| self.entries.get_mut(i)) {
+        if let Some(entry) = self.index.get(&rid).and_then(|&i| self.entries.get_mut(i)) {
             for (k, v) in resource {
                 let absent = entry.resource.get(k).is_none_or(is_empty_value);
                 if absent {
@@ -129,7 +128,7 @@ impl<'c> BundleBuilder<'c> {
             return;
         }
         resource.insert("resourceType", Value::from(rid.rtype));
-        self.index.insert(key, self.entries.len());
+        self.index.insert(rid.clone(), self.entries.len());
         self.entries.push(Entry {
             rid,
             resource,
@@ -141,7 +140,7 @@ impl<'c> BundleBuilder<'c> {
     /// The resource already added under `rid`, for late additions (a note,
     /// a result reference).
     pub fn resource_mut(&mut self, rid: &Rid) -> Option<&mut Map> {
-        let i = *self.index.get(&(rid.rtype, rid.id.clone()))?;
+        let i = *self.index.get(rid)?;
         self.entries.get_mut(i).map(|e| &mut e.resource)
     }
 

@@ -8,6 +8,8 @@
 //! Every function is total: a malformed value gives `None` (or is left out),
 //! never a panic and never invalid FHIR.
 
+use std::borrow::Cow;
+
 use super::json::{json, Map, Number, Value};
 
 use super::systems::{coding_system_uri, local_code_system};
@@ -16,12 +18,16 @@ use crate::hl7::{Component, Field, Repetition};
 
 /// Decoded, trimmed text of a component.
 pub fn text(c: &Component<'_>) -> String {
-    let t = c.text();
-    let trimmed = t.trim();
-    if trimmed.len() == t.len() {
-        t.into_owned()
-    } else {
-        trimmed.to_string()
+    text_cow(c).into_owned()
+}
+
+/// [`text`] without a copy when the component needs no decoding (most
+/// do): for values that are only looked at, not kept.
+pub fn text_cow<'a>(c: &Component<'a>) -> Cow<'a, str> {
+    match c.text() {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
     }
 }
 
@@ -150,34 +156,40 @@ pub fn date_time(raw: &str, ctx: &MapContext) -> Option<String> {
     let ts = parse_ts(raw)?;
     let d = ts.digits;
     let part = |a: usize, b: usize| d.get(a..b).unwrap_or("00");
-    match d.len() {
-        4 => Some(d.to_string()),
-        6 => Some(format!("{}-{}", part(0, 4), part(4, 6))),
-        8 => Some(format!("{}-{}-{}", part(0, 4), part(4, 6), part(6, 8))),
-        _ => {
-            let offset = ts.offset.or_else(|| {
-                ctx.default_utc_offset
-                    .as_deref()
-                    .map(|o| o.chars().filter(|c| *c != ':').collect::<String>())
-                    .and_then(|o| parse_offset(&o))
-            });
-            let date = format!("{}-{}-{}", part(0, 4), part(4, 6), part(6, 8));
-            let Some(offset) = offset else {
-                return Some(date);
-            };
-            let minutes = if d.len() >= 12 { part(10, 12) } else { "00" };
-            let seconds = if d.len() >= 14 { part(12, 14) } else { "00" };
-            let fraction = if ts.fraction.is_empty() {
-                String::new()
-            } else {
-                format!(".{}", ts.fraction)
-            };
-            Some(format!(
-                "{date}T{}:{minutes}:{seconds}{fraction}{offset}",
-                part(8, 10)
-            ))
+    // Built in one buffer, precision by precision: this runs for every date.
+    let mut out = String::with_capacity(32);
+    out.push_str(part(0, 4));
+    for (len, start) in [(4, 4), (6, 6)] {
+        if d.len() == len {
+            return Some(out);
         }
+        out.push('-');
+        out.push_str(part(start, start + 2));
     }
+    if d.len() == 8 {
+        return Some(out);
+    }
+    let offset = ts.offset.or_else(|| {
+        ctx.default_utc_offset
+            .as_deref()
+            .map(|o| o.chars().filter(|c| *c != ':').collect::<String>())
+            .and_then(|o| parse_offset(&o))
+    });
+    let Some(offset) = offset else {
+        return Some(out);
+    };
+    let minutes = if d.len() >= 12 { part(10, 12) } else { "00" };
+    let seconds = if d.len() >= 14 { part(12, 14) } else { "00" };
+    for (separator, value) in [("T", part(8, 10)), (":", minutes), (":", seconds)] {
+        out.push_str(separator);
+        out.push_str(value);
+    }
+    if !ts.fraction.is_empty() {
+        out.push('.');
+        out.push_str(ts.fraction);
+    }
+    out.push_str(&offset);
+    Some(out)
 }
 
 /// HL7 TS/DT → FHIR `date` (the date part, at the precision sent).
@@ -263,7 +275,7 @@ pub fn identifier(cx: &Repetition<'_>, ctx: &MapContext) -> Option<Map> {
     let mut id = Map::new();
     id.insert("value", Value::from(value));
     id.insert("system", Value::from(system));
-    let type_code = fhir_code(&text(&cx.component(5)));
+    let type_code = fhir_code(&text_cow(&cx.component(5)));
     if !type_code.is_empty() {
         id.insert("type", v2_0203(type_code));
     }
@@ -291,9 +303,9 @@ pub fn entity_identifier(
     }
     let system = ctx.identifier_systems.system_for(
         &ctx.tenant,
-        &text(&ei.component(2)),
-        &text(&ei.component(3)),
-        &text(&ei.component(4)),
+        &text_cow(&ei.component(2)),
+        &text_cow(&ei.component(3)),
+        &text_cow(&ei.component(4)),
     );
     let mut id = Map::new();
     id.insert("value", Value::from(value));
@@ -507,16 +519,16 @@ pub fn codeable_concept(cwe: &Repetition<'_>, ctx: &MapContext) -> Option<Value>
     let alt_display = text(&cwe.component(5));
     push_codings(
         &mut codings,
-        &text(&cwe.component(1)),
+        &text_cow(&cwe.component(1)),
         &display,
-        &text(&cwe.component(3)),
+        &text_cow(&cwe.component(3)),
         ctx,
     );
     push_codings(
         &mut codings,
-        &text(&cwe.component(4)),
+        &text_cow(&cwe.component(4)),
         &alt_display,
-        &text(&cwe.component(6)),
+        &text_cow(&cwe.component(6)),
         ctx,
     );
     let original = text(&cwe.component(9));
@@ -563,7 +575,7 @@ pub fn table_concept(cwe: &Repetition<'_>, table: &str, ctx: &MapContext) -> Opt
     if !text(&cwe.component(3)).is_empty() {
         return codeable_concept(cwe, ctx);
     }
-    let code = fhir_code(&text(&cwe.component(1)));
+    let code = fhir_code(&text_cow(&cwe.component(1)));
     if code.is_empty() {
         return codeable_concept(cwe, ctx);
     }
@@ -709,8 +721,8 @@ pub fn attachment_from_rp(rp: &Repetition<'_>) -> Option<Value> {
         return None;
     }
     let content_type = mime_type(
-        &text(&rp.component(3)).to_ascii_lowercase(),
-        &text(&rp.component(4)).to_ascii_lowercase(),
+        &text_cow(&rp.component(3)).to_ascii_lowercase(),
+        &text_cow(&rp.component(4)).to_ascii_lowercase(),
     );
     Some(json!({ "url": pointer, "contentType": content_type }))
 }

@@ -23,7 +23,7 @@ use super::adt::{map_conditions, map_coverages};
 use super::bundle::Write;
 use super::datatypes::{
     authority_key, codeable_concept, codeable_concepts, date_time, decimal, identifier,
-    identifier_pair, put, sub, text,
+    identifier_pair, put, sub, text, text_cow,
 };
 use super::encounter::map_encounter;
 use super::shared::practitioner;
@@ -102,7 +102,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         let mut charge = Map::new();
         charge.insert(
             "status",
-            Value::from(charge_item_status(&text(&ft1.field(6).component(1)))),
+            Value::from(charge_item_status(&text_cow(&ft1.field(6).component(1)))),
         );
         charge.insert("code", code);
         charge.insert("subject", m.bundle.reference(&patient));
@@ -122,9 +122,9 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         put(
             &mut charge,
             "enteredDate",
-            date_time(&text(&ft1.field(5).component(1)), m.ctx),
+            date_time(&text_cow(&ft1.field(5).component(1)), m.ctx),
         );
-        if let Some(q) = decimal(&text(&ft1.field(10).component(1))) {
+        if let Some(q) = decimal(&text_cow(&ft1.field(10).component(1))) {
             charge.insert("quantity", json!({ "value": q }));
         }
         // FT1-11 extended amount: CP = price (MO: quantity & denomination).
@@ -156,7 +156,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         let codes: Vec<String> = ft1
             .field(19)
             .repetitions()
-            .map(|r| super::datatypes::fhir_code(&text(&r.component(1))))
+            .map(|r| super::datatypes::fhir_code(&text_cow(&r.component(1))))
             .filter(|c| !c.is_empty())
             .collect();
         let supporting: Vec<Value> = conditions

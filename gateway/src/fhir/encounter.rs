@@ -8,7 +8,7 @@ use super::json::{json, Map, Value};
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     authority_key, codeable_concept, date_time, identifier, identifier_pair, put, table_concept,
-    text, v2_0203,
+    text, text_cow, v2_0203,
 };
 use super::shared::{location, meta, practitioners};
 use super::tables::{encounter_class, V3_ACT_CODE};
@@ -55,7 +55,7 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
         _ if !admit.is_empty() => "in-progress",
         _ => "unknown",
     };
-    let (class_code, class_display) = encounter_class(&text(&pv1.field(2).component(1)));
+    let (class_code, class_display) = encounter_class(&text_cow(&pv1.field(2).component(1)));
     let mut enc = Map::new();
     enc.insert("status", Value::from(status));
     enc.insert(

@@ -13,7 +13,8 @@ use super::json::{json, Map, Value};
 
 use super::bundle::Write;
 use super::datatypes::{
-    base64_encode, date_time, entity_identifier, identifier_pair, instant, put, table_concept, text,
+    base64_encode, date_time, entity_identifier, identifier_pair, instant, put, table_concept,
+    text, text_cow,
 };
 use super::encounter::map_encounter;
 use super::observation::obx_attachment;
@@ -86,8 +87,8 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         }]}]),
     );
     doc.insert("subject", m.patient_ref());
-    let when = instant(&text(&txa.field(4).component(1)), m.ctx)
-        .or_else(|| instant(&text(&txa.field(6).component(1)), m.ctx));
+    let when = instant(&text_cow(&txa.field(4).component(1)), m.ctx)
+        .or_else(|| instant(&text_cow(&txa.field(6).component(1)), m.ctx));
     put(&mut doc, "date", when);
     let mut authors = practitioners(m, &txa.field(9));
     for a in practitioners(m, &txa.field(5)) {
@@ -129,7 +130,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
     if let Some(e) = m.encounter.clone() {
         context.insert("encounter", json!([m.bundle.reference(&e)]));
     }
-    if let Some(start) = date_time(&text(&txa.field(4).component(1)), m.ctx) {
+    if let Some(start) = date_time(&text_cow(&txa.field(4).component(1)), m.ctx) {
         context.insert("period", json!({ "start": start }));
     }
     put(&mut doc, "context", context);

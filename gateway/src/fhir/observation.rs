@@ -20,7 +20,7 @@ use super::json::{json, Map, Value};
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     attachment_from_ed, attachment_from_rp, codeable_concept, codeable_concepts, date_time,
-    decimal, fhir_code, put, text,
+    decimal, fhir_code, put, text, text_cow,
 };
 use super::shared::{meta, organization, organization_from_xon, practitioners};
 use super::systems::coding_system_uri;
@@ -121,7 +121,7 @@ pub fn map_obx(
     }
     obs.insert(
         "status",
-        Value::from(observation_status(&text(&obx.field(11).component(1)))),
+        Value::from(observation_status(&text_cow(&obx.field(11).component(1)))),
     );
     obs.insert("code", code);
     put(&mut obs, "subject", m.patient_ref());
@@ -132,7 +132,7 @@ pub fn map_obx(
     if let Some(s) = &links.specimen {
         obs.insert("specimen", s.clone());
     }
-    let mut effective = date_time(&text(&obx.field(14).component(1)), m.ctx);
+    let mut effective = date_time(&text_cow(&obx.field(14).component(1)), m.ctx);
     if effective.is_none() {
         effective = date_time(&links.fallback_effective, m.ctx);
     }
@@ -155,7 +155,7 @@ pub fn map_obx(
             );
         }
     }
-    if let Some(range) = reference_range(&text(&obx.field(7).component(1)), &units, m.ctx) {
+    if let Some(range) = reference_range(&text_cow(&obx.field(7).component(1)), &units, m.ctx) {
         obs.insert("referenceRange", json!([range]));
     }
     let interpretations: Vec<Value> = obx
@@ -219,7 +219,7 @@ pub fn observation_value(
             "valueCodeableConcept",
             codeable_concepts(field, ctx).into_iter().next(),
         ),
-        "DT" | "TS" | "DTM" => match date_time(&text(&first.component(1)), ctx) {
+        "DT" | "TS" | "DTM" => match date_time(&text_cow(&first.component(1)), ctx) {
             Some(d) => ("valueDateTime", Some(Value::from(d))),
             None => string_value(field),
         },
@@ -255,7 +255,7 @@ fn quantity(
     if let Some(c) = comparator {
         q.insert("comparator", Value::from(c));
     }
-    let unit_code = fhir_code(&text(&units.component(1)));
+    let unit_code = fhir_code(&text_cow(&units.component(1)));
     let unit_text = text(&units.component(2));
     let unit_system = text(&units.component(3));
     put(
@@ -291,9 +291,9 @@ fn structured_numeric(
     ctx: &MapContext,
 ) -> Option<(&'static str, Option<Value>)> {
     let comparator = text(&sn.component(1));
-    let num1 = decimal(&text(&sn.component(2)));
+    let num1 = decimal(&text_cow(&sn.component(2)));
     let separator = text(&sn.component(3));
-    let num2 = decimal(&text(&sn.component(4)));
+    let num2 = decimal(&text_cow(&sn.component(4)));
     match (separator.as_str(), num1, num2) {
         (":" | "/", Some(a), Some(b)) => Some((
             "valueRatio",

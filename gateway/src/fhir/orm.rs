@@ -14,6 +14,7 @@ use super::adt::map_conditions;
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     codeable_concept, codeable_concepts, date_time, entity_identifier, identifier_pair, put, text,
+    text_cow,
 };
 use super::encounter::map_encounter;
 use super::observation::{map_obx, ObxLinks, ObxResult};
@@ -167,10 +168,10 @@ pub fn service_request(
     put(
         &mut sr,
         "authoredOn",
-        orc.and_then(|o| date_time(&text(&o.field(9).component(1)), m.ctx)),
+        orc.and_then(|o| date_time(&text_cow(&o.field(9).component(1)), m.ctx)),
     );
-    let occurrence = date_time(&text(&obr_field(6).component(1)), m.ctx)
-        .or_else(|| date_time(&text(&obr_field(7).component(1)), m.ctx));
+    let occurrence = date_time(&text_cow(&obr_field(6).component(1)), m.ctx)
+        .or_else(|| date_time(&text_cow(&obr_field(7).component(1)), m.ctx));
     put(&mut sr, "occurrenceDateTime", occurrence);
     // Priority: OBR-5 (v2.3/2.4), ORC-7.6 / OBR-27.6 (TQ), TQ1-9.
     let tq1_priority = m

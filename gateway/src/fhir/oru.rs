@@ -12,7 +12,9 @@
 use super::json::{json, Map, Value};
 
 use super::bundle::Write;
-use super::datatypes::{codeable_concept, date_time, instant, put, sub, table_concept, text};
+use super::datatypes::{
+    codeable_concept, date_time, instant, put, sub, table_concept, text, text_cow,
+};
 use super::encounter::map_encounter;
 use super::observation::{map_obx, ObxLinks, ObxResult};
 use super::orm::service_request;
@@ -216,7 +218,7 @@ fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result
     report.insert("meta", meta(US_CORE_DIAGNOSTIC_REPORT_LAB));
     report.insert(
         "status",
-        Value::from(report_status(&text(&obr.field(25).component(1)))),
+        Value::from(report_status(&text_cow(&obr.field(25).component(1)))),
     );
     let mut categories = vec![json!({ "coding": [{
         "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
@@ -244,8 +246,8 @@ fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result
     if let Some(sr) = service_request {
         report.insert("basedOn", json!([sr]));
     }
-    let start = date_time(&text(&obr.field(7).component(1)), m.ctx);
-    let end = date_time(&text(&obr.field(8).component(1)), m.ctx);
+    let start = date_time(&text_cow(&obr.field(7).component(1)), m.ctx);
+    let end = date_time(&text_cow(&obr.field(8).component(1)), m.ctx);
     match (start, end) {
         (Some(s), Some(e)) if s.len() == e.len() && s < e => {
             report.insert("effectivePeriod", json!({ "start": s, "end": e }));
@@ -258,7 +260,7 @@ fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result
     put(
         &mut report,
         "issued",
-        instant(&text(&obr.field(22).component(1)), m.ctx),
+        instant(&text_cow(&obr.field(22).component(1)), m.ctx),
     );
     // OBR-32 principal result interpreter: NDL whose first component is
     // id & family & given.
@@ -333,7 +335,7 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
             codeable_concept(&spm.field(4).repetition(1), m.ctx),
         );
         put(&mut specimen, "subject", m.patient_ref());
-        let collected = date_time(&text(&spm.field(17).component(1)), m.ctx);
+        let collected = date_time(&text_cow(&spm.field(17).component(1)), m.ctx);
         let mut collection = Map::new();
         put(&mut collection, "collectedDateTime", collected);
         put(
@@ -345,7 +347,7 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
         put(
             &mut specimen,
             "receivedTime",
-            date_time(&text(&spm.field(18).component(1)), m.ctx),
+            date_time(&text_cow(&spm.field(18).component(1)), m.ctx),
         );
         out.push(m.bundle.reference(&rid));
         m.bundle.insert(rid, specimen, None, Write::Upsert);
@@ -368,7 +370,7 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
             specimen.insert("meta", meta(US_CORE_SPECIMEN));
             specimen.insert("type", json!({ "coding": codings, "text": display }));
             put(&mut specimen, "subject", m.patient_ref());
-            let collected = date_time(&text(&obr.field(7).component(1)), m.ctx);
+            let collected = date_time(&text_cow(&obr.field(7).component(1)), m.ctx);
             let mut collection = Map::new();
             put(&mut collection, "collectedDateTime", collected);
             let site = text(&sps.component(4));

@@ -11,7 +11,7 @@ use super::json::{json, Map, Value};
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     address, authority_key, codeable_concept, concept, contact_point, date, date_time, fhir_code,
-    human_name, identifier, identifier_pair, put, text, v2_0203,
+    human_name, identifier, identifier_pair, put, text, text_cow, v2_0203,
 };
 use super::shared::{meta, organization_from_xon, practitioners};
 use super::tables::{
@@ -82,7 +82,7 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
         .repetitions()
         .filter_map(|r| human_name(&r))
         .collect();
-    let gender = gender(&text(&pid.field(8).component(1)));
+    let gender = gender(&text_cow(&pid.field(8).component(1)));
 
     let mut patient = Map::new();
     if gender.is_some() && !names.is_empty() {
@@ -104,7 +104,7 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
     put(
         &mut patient,
         "birthDate",
-        date(&text(&pid.field(7).component(1))),
+        date(&text_cow(&pid.field(7).component(1))),
     );
     let addresses: Vec<Value> = pid
         .field(11)
@@ -139,7 +139,7 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
             json!([{ "language": language, "preferred": true }]),
         );
     }
-    if let Some((code, display)) = marital_status(&text(&pid.field(16).component(1))) {
+    if let Some((code, display)) = marital_status(&text_cow(&pid.field(16).component(1))) {
         patient.insert("maritalStatus", concept(V3_MARITAL, code, display));
     }
     let birth_order = text(&pid.field(25).component(1));
@@ -158,7 +158,7 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
         }
         _ => {}
     }
-    let death = date_time(&text(&pid.field(29).component(1)), m.ctx);
+    let death = date_time(&text_cow(&pid.field(29).component(1)), m.ctx);
     match (death, text(&pid.field(30).component(1)).as_str()) {
         (Some(when), _) => {
             patient.insert("deceasedDateTime", Value::from(when));
@@ -193,7 +193,7 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
 /// common languages become their two-letter tags).
 fn language(pid: &Segment<'_, '_>, m: &Mapper<'_, '_, '_>) -> Option<Value> {
     let rep = pid.field(15).repetition(1);
-    let code = fhir_code(&text(&rep.component(1)));
+    let code = fhir_code(&text_cow(&rep.component(1)));
     if code.is_empty() {
         return None;
     }
@@ -236,7 +236,7 @@ fn race_extension(field: &Field<'_>) -> Option<Value> {
     let mut parts = Vec::new();
     let mut texts = Vec::new();
     for rep in field.repetitions() {
-        let code = fhir_code(&text(&rep.component(1)));
+        let code = fhir_code(&text_cow(&rep.component(1)));
         let display = text(&rep.component(2));
         let system = text(&rep.component(3)).to_ascii_uppercase();
         if !display.is_empty() {
@@ -352,8 +352,8 @@ fn map_related_persons(
             .filter_map(|r| contact_point(&r))
             .collect();
         put(&mut person, "telecom", telecom);
-        let start = date(&text(&nk1.field(8).component(1)));
-        let end = date(&text(&nk1.field(9).component(1)));
+        let start = date(&text_cow(&nk1.field(8).component(1)));
+        let end = date(&text_cow(&nk1.field(9).component(1)));
         if let (Some(s), Some(e)) = (&start, &end) {
             if s > e {
                 // A period that ends before it starts is invalid FHIR; keep the start.

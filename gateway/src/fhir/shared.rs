@@ -7,7 +7,9 @@
 use super::json::{json, Map, Value};
 
 use super::bundle::Write;
-use super::datatypes::{authority_key, concept, hd, identifier_pair, put, sub, text, xcn_name};
+use super::datatypes::{
+    authority_key, concept, hd, identifier_pair, put, sub, text, text_cow, xcn_name,
+};
 use super::Mapper;
 use crate::hl7::{Field, Repetition};
 
@@ -28,12 +30,29 @@ pub fn meta(profile: &'static str) -> Value {
 /// XCN has neither an id nor a name).
 pub fn practitioner(m: &mut Mapper<'_, '_, '_>, xcn: &Repetition<'_>) -> Option<Value> {
     let id_value = text(&xcn.component(1));
-    let name = xcn_name(xcn);
-    if id_value.is_empty() && name.is_none() {
-        return None;
-    }
     let authority = xcn.component(9);
     let id_type = text(&xcn.component(13));
+    // The id first: a doctor named in every OBX is built once.
+    let rid = if id_value.is_empty() {
+        let family = sub(&xcn.component(2), 1);
+        let given = text_cow(&xcn.component(3));
+        let middle = text_cow(&xcn.component(4));
+        if family.is_empty() && given.is_empty() && middle.is_empty() {
+            // No id and no name (what `xcn_name` needs): nobody.
+            return None;
+        }
+        m.bundle
+            .shared_rid("Practitioner", &["name", &family, &given, &middle])
+    } else {
+        let auth = authority_key(&authority);
+        m.bundle
+            .shared_rid("Practitioner", &["id", &auth, &id_type, &id_value])
+    };
+    let reference = m.bundle.reference(&rid);
+    if m.bundle.contains(&rid) {
+        return Some(reference);
+    }
+    let name = xcn_name(xcn);
     let (namespace, universal, utype) = hd(&authority);
     let identifier = (!id_value.is_empty()).then(|| {
         let system = if id_type.eq_ignore_ascii_case("NPI") || namespace.eq_ignore_ascii_case("NPI")
@@ -49,24 +68,6 @@ pub fn practitioner(m: &mut Mapper<'_, '_, '_>, xcn: &Repetition<'_>) -> Option<
         id.insert("value", Value::from(&id_value));
         id
     });
-    let rid = match &identifier {
-        Some(_) => {
-            let auth = authority_key(&authority);
-            m.bundle
-                .shared_rid("Practitioner", &["id", &auth, &id_type, &id_value])
-        }
-        None => {
-            let family = sub(&xcn.component(2), 1);
-            let given = text(&xcn.component(3));
-            let middle = text(&xcn.component(4));
-            m.bundle
-                .shared_rid("Practitioner", &["name", &family, &given, &middle])
-        }
-    };
-    let reference = m.bundle.reference(&rid);
-    if m.bundle.contains(&rid) {
-        return Some(reference);
-    }
     let mut resource = Map::new();
     if identifier.is_some() && name.is_some() {
         resource.insert("meta", meta(US_CORE_PRACTITIONER));

@@ -14,7 +14,7 @@ use super::json::{json, Map, Value};
 use super::bundle::Write;
 use super::datatypes::{
     codeable_concept, date, date_time, decimal, entity_identifier, identifier_pair, put, sub,
-    table_concept, text,
+    table_concept, text, text_cow,
 };
 use super::encounter::map_encounter;
 use super::shared::{location, meta, organization, practitioner};
@@ -112,7 +112,7 @@ fn map_rxa(
         )
     };
     let completion = text(&rxa.field(20).component(1));
-    let status = immunization_status(&completion, &text(&rxa.field(21).component(1)));
+    let status = immunization_status(&completion, &text_cow(&rxa.field(21).component(1)));
     let mut imm = Map::new();
     imm.insert("meta", meta(US_CORE_IMMUNIZATION));
     imm.insert("status", Value::from(status));
@@ -157,12 +157,12 @@ fn map_rxa(
     put(
         &mut imm,
         "expirationDate",
-        date(&text(&rxa.field(16).component(1))),
+        date(&text_cow(&rxa.field(16).component(1))),
     );
     let mvx = rxa.field(17).repetition(1);
     let mvx_code = text(&mvx.component(1));
     let mvx_name = text(&mvx.component(2));
-    let mvx_system = coding_system_uri(&text(&mvx.component(3))).unwrap_or(
+    let mvx_system = coding_system_uri(&text_cow(&mvx.component(3))).unwrap_or(
         std::borrow::Cow::Borrowed("http://terminology.hl7.org/CodeSystem/MVX"),
     );
     let identifier = (!mvx_code.is_empty()).then(|| (mvx_system.into_owned(), mvx_code.clone()));
@@ -187,7 +187,7 @@ fn map_rxa(
                     t
                 }
             });
-            if coding_system_uri(&text(&units.component(3))).as_deref()
+            if coding_system_uri(&text_cow(&units.component(3))).as_deref()
                 == Some("http://unitsofmeasure.org")
                 && !unit_code.is_empty()
             {
