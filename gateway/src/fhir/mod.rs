@@ -25,7 +25,17 @@
 //! maps), [`codes`] (per-tenant CSV code maps and unmapped-code counts),
 //! [`systems`] (code system and identifier system URIs), [`ids`]
 //! (deterministic ids), [`bundle`] (entries, requests, clean-up),
-//! [`to_hl7`] (the reverse ORU).
+//! [`json`] (the JSON tree resources are built in), [`to_hl7`] (the
+//! reverse ORU).
+//!
+//! # Output
+//!
+//! [`translate_to_bytes`] writes the Bundle's JSON straight from that tree
+//! (what the FHIR destination sends); [`translate`] gives the same Bundle
+//! as a `serde_json::Value` (`gateway translate`, tests). Both come from
+//! one mapping, and the bytes equal `serde_json::to_vec(&translate(..)?)`
+//! (keys sorted, as `serde_json::Map` writes them): `tests/fhir_bytes.rs`
+//! checks it over both corpora.
 //!
 //! # Identity: replay never duplicates
 //!
