@@ -31,7 +31,7 @@
 //! # Output
 //!
 //! [`translate_to_bytes`] writes the Bundle's JSON straight from that tree
-//! (what the FHIR destination sends); [`translate`] gives the same Bundle
+//! (the bytes for the FHIR destination to send); [`translate`] gives the same Bundle
 //! as a `serde_json::Value` (`gateway translate`, tests). Both come from
 //! one mapping, and the bytes equal `serde_json::to_vec(&translate(..)?)`
 //! (keys sorted, as `serde_json::Map` writes them): `tests/fhir_bytes.rs`
@@ -214,8 +214,8 @@ pub fn translate(msg: &Message<'_>, ctx: &MapContext) -> Result<serde_json::Valu
     Ok(bundle_tree(msg, ctx)?.into_serde())
 }
 
-/// The same Bundle as [`translate`], written straight to JSON bytes (what
-/// the FHIR destination sends): no `serde_json::Value` in between. The bytes
+/// The same Bundle as [`translate`], written straight to JSON bytes (for
+/// the FHIR destination to send): no `serde_json::Value` in between. The bytes
 /// are those of `serde_json::to_vec(&translate(..)?)`.
 pub fn translate_to_bytes(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
     let bundle = bundle_tree(msg, ctx)?;
