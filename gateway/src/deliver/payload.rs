@@ -77,10 +77,8 @@ pub fn prepare(
             let ctx = fhir.ok_or("this destination has no FHIR mapping settings")?;
             let parsed = Message::parse(&msg.raw)
                 .map_err(|e| format!("cannot map to FHIR: the stored message does not parse: {e}"))?;
-            let bundle = crate::fhir::translate(&parsed, ctx)
+            let body = crate::fhir::translate_to_bytes(&parsed, ctx)
                 .map_err(|e| format!("cannot map to FHIR: {e}"))?;
-            let body = serde_json::to_vec(&bundle)
-                .map_err(|e| format!("cannot encode the FHIR Bundle: {e}"))?;
             Ok(base(&msg, body, "application/fhir+json"))
         }
         ("none", Wire::Fhir) => Err(

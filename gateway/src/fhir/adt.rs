@@ -3,11 +3,12 @@
 //! (AL1) and Conditions (DG1). The Coverage and Condition maps are shared
 //! with DFT and ORM.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     codeable_concept, concept, date, date_time, fhir_code, identifier, identifier_pair, put, text,
+    text_cow,
 };
 use super::encounter::map_encounter;
 use super::shared::{meta, organization_in, practitioner};
@@ -48,15 +49,15 @@ pub fn map_allergies(m: &mut Mapper<'_, '_, '_>) {
             "AllergyIntolerance",
             &[
                 &patient.id,
-                &text(&allergen.component(3)),
-                &text(&allergen.component(1)),
-                &text(&allergen.component(2)),
+                &text_cow(&allergen.component(3)),
+                &text_cow(&allergen.component(1)),
+                &text_cow(&allergen.component(2)),
             ],
         );
         let mut allergy = Map::new();
-        allergy.insert("meta".into(), meta(US_CORE_ALLERGY));
+        allergy.insert("meta", meta(US_CORE_ALLERGY));
         allergy.insert(
-            "clinicalStatus".into(),
+            "clinicalStatus",
             concept(
                 "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
                 "active",
@@ -64,20 +65,20 @@ pub fn map_allergies(m: &mut Mapper<'_, '_, '_>) {
             ),
         );
         allergy.insert(
-            "verificationStatus".into(),
+            "verificationStatus",
             concept(
                 "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
                 "confirmed",
                 "Confirmed",
             ),
         );
-        allergy.insert("code".into(), code);
-        allergy.insert("patient".into(), m.bundle.reference(&patient));
-        if let Some(category) = allergy_category(&text(&al1.field(2).component(1))) {
-            allergy.insert("category".into(), json!([category]));
+        allergy.insert("code", code);
+        allergy.insert("patient", m.bundle.reference(&patient));
+        if let Some(category) = allergy_category(&text_cow(&al1.field(2).component(1))) {
+            allergy.insert("category", json!([category]));
         }
-        if let Some(criticality) = allergy_criticality(&text(&al1.field(4).component(1))) {
-            allergy.insert("criticality".into(), Value::from(criticality));
+        if let Some(criticality) = allergy_criticality(&text_cow(&al1.field(4).component(1))) {
+            allergy.insert("criticality", Value::from(criticality));
         }
         let reactions: Vec<Value> = al1
             .field(5)
@@ -90,7 +91,7 @@ pub fn map_allergies(m: &mut Mapper<'_, '_, '_>) {
         put(
             &mut allergy,
             "onsetDateTime",
-            date_time(&text(&al1.field(6).component(1)), m.ctx),
+            date_time(&text_cow(&al1.field(6).component(1)), m.ctx),
         );
         m.bundle.insert(rid, allergy, None, Write::Upsert);
     }
@@ -118,15 +119,15 @@ pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
         let description = text(&dg1.field(4).component(1));
         let code = match codeable_concept(&diagnosis, m.ctx) {
             Some(c) => c,
-            None if !description.is_empty() => json!({ "text": description }),
+            None if !description.is_empty() => json!({ "text": &description }),
             None => continue,
         };
-        let code_value = fhir_code(&text(&diagnosis.component(1)));
+        let code_value = fhir_code(&text_cow(&diagnosis.component(1)));
         let rid = m.bundle.shared_rid(
             "Condition",
             &[
                 &patient.id,
-                &text(&diagnosis.component(3)),
+                &text_cow(&diagnosis.component(3)),
                 &code_value,
                 if code_value.is_empty() {
                     &description
@@ -144,9 +145,9 @@ pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
             _ => None,
         };
         let mut condition = Map::new();
-        condition.insert("meta".into(), meta(US_CORE_CONDITION));
+        condition.insert("meta", meta(US_CORE_CONDITION));
         condition.insert(
-            "clinicalStatus".into(),
+            "clinicalStatus",
             concept(
                 "http://terminology.hl7.org/CodeSystem/condition-clinical",
                 "active",
@@ -155,7 +156,7 @@ pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
         );
         if let Some((v, d)) = verification {
             condition.insert(
-                "verificationStatus".into(),
+                "verificationStatus",
                 concept(
                     "http://terminology.hl7.org/CodeSystem/condition-ver-status",
                     v,
@@ -164,23 +165,23 @@ pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
             );
         }
         condition.insert(
-            "category".into(),
+            "category",
             json!([concept(
                 "http://terminology.hl7.org/CodeSystem/condition-category",
                 "encounter-diagnosis",
                 "Encounter Diagnosis"
             )]),
         );
-        condition.insert("code".into(), code);
-        condition.insert("subject".into(), m.bundle.reference(&patient));
+        condition.insert("code", code);
+        condition.insert("subject", m.bundle.reference(&patient));
         put(&mut condition, "encounter", m.encounter_ref());
         put(
             &mut condition,
             "onsetDateTime",
-            date_time(&text(&dg1.field(5).component(1)), m.ctx),
+            date_time(&text_cow(&dg1.field(5).component(1)), m.ctx),
         );
         if let Some(asserter) = practitioner(m, &dg1.field(16).repetition(1)) {
-            condition.insert("asserter".into(), asserter);
+            condition.insert("asserter", asserter);
         }
         let reference = m.bundle.reference(&rid);
         m.bundle.insert(rid, condition, None, Write::Upsert);
@@ -230,10 +231,10 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
         )
         .unwrap_or_else(|| m.bundle.reference(&patient));
         let mut coverage = Map::new();
-        coverage.insert("meta".into(), meta(US_CORE_COVERAGE));
-        coverage.insert("status".into(), Value::from("active"));
-        coverage.insert("beneficiary".into(), m.bundle.reference(&patient));
-        coverage.insert("payor".into(), json!([payor]));
+        coverage.insert("meta", meta(US_CORE_COVERAGE));
+        coverage.insert("status", Value::from("active"));
+        coverage.insert("beneficiary", m.bundle.reference(&patient));
+        coverage.insert("payor", json!([payor]));
         let mut match_id = None;
         if !policy.is_empty() {
             let system =
@@ -242,18 +243,18 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
                     .system_for(&m.ctx.tenant, &company_id_value, "", "");
             match_id = Some((system.clone(), policy.clone()));
             coverage.insert(
-                "identifier".into(),
-                json!([{ "system": system, "value": policy,
+                "identifier",
+                json!([{ "system": system, "value": &policy,
                          "type": super::datatypes::v2_0203("MB") }]),
             );
-            coverage.insert("subscriberId".into(), Value::from(policy.as_str()));
+            coverage.insert("subscriberId", Value::from(policy));
         }
         if let Some(kind) = codeable_concept(&in1.field(15).repetition(1), m.ctx) {
-            coverage.insert("type".into(), kind);
+            coverage.insert("type", kind);
         }
-        if let Some(rel) = subscriber_relationship(&text(&in1.field(17).component(1))) {
+        if let Some(rel) = subscriber_relationship(&text_cow(&in1.field(17).component(1))) {
             coverage.insert(
-                "relationship".into(),
+                "relationship",
                 concept(
                     "http://terminology.hl7.org/CodeSystem/subscriber-relationship",
                     rel,
@@ -261,17 +262,17 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
                 ),
             );
         }
-        let start = date(&text(&in1.field(12).component(1)));
-        let end = date(&text(&in1.field(13).component(1)));
+        let start = date(&text_cow(&in1.field(12).component(1)));
+        let end = date(&text_cow(&in1.field(13).component(1)));
         let end = match (&start, end) {
             (Some(s), Some(e)) if e.len() == s.len() && e < *s => None,
             (_, e) => e,
         };
-        coverage.insert("period".into(), json!({ "start": start, "end": end }));
+        coverage.insert("period", json!({ "start": start, "end": end }));
         let group = text(&in1.field(8).component(1));
         if !group.is_empty() {
             coverage.insert(
-                "class".into(),
+                "class",
                 json!([{
                     "type": concept("http://terminology.hl7.org/CodeSystem/coverage-class", "group", "Group"),
                     "value": group,
@@ -281,7 +282,7 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
         }
         if let Some(id) = identifier(&in1.field(49).repetition(1), m.ctx) {
             if let Some((_, value)) = identifier_pair(&id) {
-                coverage.insert("subscriberId".into(), Value::from(value));
+                coverage.insert("subscriberId", Value::from(value));
             }
         }
         m.bundle

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::ids::{resource_id, uuid_urn};
 use super::systems::{urn_segment, GATEWAY_URN};
@@ -32,7 +32,7 @@ pub enum Write {
 
 struct Entry {
     rid: Rid,
-    resource: Map<String, Value>,
+    resource: Map,
     /// (system, value) used for conditional requests.
     match_identifier: Option<(String, String)>,
     write: Write,
@@ -42,10 +42,10 @@ pub struct BundleBuilder<'c> {
     tenant: &'c str,
     mode: UpdateMode,
     entries: Vec<Entry>,
-    /// "Type/id" → index in `entries`.
-    index: HashMap<(&'static str, String), usize>,
+    /// Resource → index in `entries` (looked up by `&Rid`: no key copies).
+    index: HashMap<Rid, usize>,
     /// Ids handed out by [`BundleBuilder::new_rid`] (unique per message).
-    reserved: HashSet<(&'static str, String)>,
+    reserved: HashSet<Rid>,
 }
 
 impl<'c> BundleBuilder<'c> {
@@ -75,7 +75,7 @@ impl<'c> BundleBuilder<'c> {
     pub fn new_rid(&mut self, rtype: &'static str, key: &[&str]) -> Rid {
         let mut rid = self.shared_rid(rtype, key);
         let mut occurrence = 1usize;
-        while self.reserved.contains(&(rtype, rid.id.clone())) {
+        while self.reserved.contains(&rid) {
             occurrence += 1;
             let n = occurrence.to_string();
             let mut parts: Vec<&str> = key.to_vec();
@@ -83,7 +83,7 @@ impl<'c> BundleBuilder<'c> {
             parts.push(&n);
             rid = self.shared_rid(rtype, &parts);
         }
-        self.reserved.insert((rtype, rid.id.clone()));
+        self.reserved.insert(rid.clone());
         rid
     }
 
@@ -102,7 +102,7 @@ impl<'c> BundleBuilder<'c> {
     }
 
     pub fn contains(&self, rid: &Rid) -> bool {
-        self.index.contains_key(&(rid.rtype, rid.id.clone()))
+        self.index.contains_key(rid)
     }
 
     /// Adds a resource; a second resource with the same id is merged into
@@ -111,14 +111,13 @@ impl<'c> BundleBuilder<'c> {
     pub fn insert(
         &mut self,
         rid: Rid,
-        mut resource: Map<String, Value>,
+        mut resource: Map,
         match_identifier: Option<(String, String)>,
         write: Write,
     ) {
-        let key = (rid.rtype, rid.id.clone());
-        if let Some(entry) = self.index.get(&key).and_then(|&i| self.entries.get_mut(i)) {
+        if let Some(entry) = self.index.get(&rid).and_then(|&i| self.entries.get_mut(i)) {
             for (k, v) in resource {
-                let absent = entry.resource.get(&k).is_none_or(is_empty_value);
+                let absent = entry.resource.get(k).is_none_or(is_empty_value);
                 if absent {
                     entry.resource.insert(k, v);
                 }
@@ -128,8 +127,8 @@ impl<'c> BundleBuilder<'c> {
             }
             return;
         }
-        resource.insert("resourceType".into(), Value::from(rid.rtype));
-        self.index.insert(key, self.entries.len());
+        resource.insert("resourceType", Value::from(rid.rtype));
+        self.index.insert(rid.clone(), self.entries.len());
         self.entries.push(Entry {
             rid,
             resource,
@@ -140,8 +139,8 @@ impl<'c> BundleBuilder<'c> {
 
     /// The resource already added under `rid`, for late additions (a note,
     /// a result reference).
-    pub fn resource_mut(&mut self, rid: &Rid) -> Option<&mut Map<String, Value>> {
-        let i = *self.index.get(&(rid.rtype, rid.id.clone()))?;
+    pub fn resource_mut(&mut self, rid: &Rid) -> Option<&mut Map> {
+        let i = *self.index.get(rid)?;
         self.entries.get_mut(i).map(|e| &mut e.resource)
     }
 
@@ -161,7 +160,7 @@ impl<'c> BundleBuilder<'c> {
             let full_url = uuid_urn(&rid.id);
             let request = match self.mode {
                 UpdateMode::Put => {
-                    resource.insert("id".into(), Value::from(rid.id.as_str()));
+                    resource.insert("id", Value::from(&rid.id));
                     json!({ "method": "PUT", "url": format!("{}/{}", rid.rtype, rid.id) })
                 }
                 UpdateMode::Conditional => {
@@ -197,39 +196,39 @@ impl<'c> BundleBuilder<'c> {
             prune(&mut resource);
             // Built by hand: `json!` would deep-copy the resource.
             let mut entry = Map::new();
-            entry.insert("fullUrl".into(), Value::String(full_url));
-            entry.insert("resource".into(), resource);
-            entry.insert("request".into(), request);
+            entry.insert("fullUrl", Value::from(full_url));
+            entry.insert("resource", resource);
+            entry.insert("request", request);
             entries.push(Value::Object(entry));
         }
         let mut bundle = Map::new();
-        bundle.insert("resourceType".into(), Value::from("Bundle"));
-        bundle.insert("type".into(), Value::from("transaction"));
+        bundle.insert("resourceType", Value::from("Bundle"));
+        bundle.insert("type", Value::from("transaction"));
         if !control_id.trim().is_empty() {
             bundle.insert(
-                "identifier".into(),
+                "identifier",
                 json!({
                     "system": format!("{GATEWAY_URN}:{tenant}:message-control-id"),
-                    "value": control_id,
+                    "value": control_id.to_string(),
                 }),
             );
         }
         if let Some(t) = timestamp {
-            bundle.insert("timestamp".into(), Value::String(t));
+            bundle.insert("timestamp", Value::from(t));
         }
         if !entries.is_empty() {
-            bundle.insert("entry".into(), Value::Array(entries));
+            bundle.insert("entry", Value::Array(entries));
         }
         Value::Object(bundle)
     }
 }
 
-fn push_identifier(resource: &mut Map<String, Value>, system: &str, value: &str) {
-    let identifier = json!({ "system": system, "value": value });
+fn push_identifier(resource: &mut Map, system: &str, value: &str) {
+    let identifier = json!({ "system": system.to_string(), "value": value.to_string() });
     match resource.get_mut("identifier") {
         Some(Value::Array(list)) => list.push(identifier),
         _ => {
-            resource.insert("identifier".into(), Value::Array(vec![identifier]));
+            resource.insert("identifier", Value::Array(vec![identifier]));
         }
     }
 }
@@ -288,11 +287,11 @@ mod tests {
         let mut b = BundleBuilder::new("t", UpdateMode::Put);
         let rid = b.shared_rid("Practitioner", &["NPI", "1"]);
         let mut first = Map::new();
-        first.insert("name".into(), json!([{"family": "Smith"}]));
+        first.insert("name", json!([{"family": "Smith"}]));
         b.insert(rid.clone(), first, None, Write::CreateOnly);
         let mut second = Map::new();
-        second.insert("name".into(), json!([{"family": "Other"}]));
-        second.insert("gender".into(), json!("female"));
+        second.insert("name", json!([{"family": "Other"}]));
+        second.insert("gender", json!("female"));
         b.insert(rid.clone(), second, None, Write::CreateOnly);
         let bundle = b.finish("42", None);
         let entries = bundle["entry"].as_array().unwrap();

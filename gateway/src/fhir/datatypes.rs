@@ -8,7 +8,9 @@
 //! Every function is total: a malformed value gives `None` (or is left out),
 //! never a panic and never invalid FHIR.
 
-use serde_json::{json, Map, Number, Value};
+use std::borrow::Cow;
+
+use super::json::{json, Map, Number, Value};
 
 use super::systems::{coding_system_uri, local_code_system};
 use super::MapContext;
@@ -16,12 +18,16 @@ use crate::hl7::{Component, Field, Repetition};
 
 /// Decoded, trimmed text of a component.
 pub fn text(c: &Component<'_>) -> String {
-    let t = c.text();
-    let trimmed = t.trim();
-    if trimmed.len() == t.len() {
-        t.into_owned()
-    } else {
-        trimmed.to_string()
+    text_cow(c).into_owned()
+}
+
+/// [`text`] without a copy when the component needs no decoding (most
+/// do): for values that are only looked at, not kept.
+pub fn text_cow<'a>(c: &Component<'a>) -> Cow<'a, str> {
+    match c.text() {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
     }
 }
 
@@ -43,10 +49,10 @@ pub fn fhir_code(s: &str) -> String {
 }
 
 /// Inserts `value` under `key` unless it is empty.
-pub fn put(map: &mut Map<String, Value>, key: &str, value: impl Into<Value>) {
+pub fn put(map: &mut Map, key: &'static str, value: impl Into<Value>) {
     let value = value.into();
     if !super::bundle::is_empty_value(&value) {
-        map.insert(key.to_string(), value);
+        map.insert(key, value);
     }
 }
 
@@ -150,34 +156,40 @@ pub fn date_time(raw: &str, ctx: &MapContext) -> Option<String> {
     let ts = parse_ts(raw)?;
     let d = ts.digits;
     let part = |a: usize, b: usize| d.get(a..b).unwrap_or("00");
-    match d.len() {
-        4 => Some(d.to_string()),
-        6 => Some(format!("{}-{}", part(0, 4), part(4, 6))),
-        8 => Some(format!("{}-{}-{}", part(0, 4), part(4, 6), part(6, 8))),
-        _ => {
-            let offset = ts.offset.or_else(|| {
-                ctx.default_utc_offset
-                    .as_deref()
-                    .map(|o| o.chars().filter(|c| *c != ':').collect::<String>())
-                    .and_then(|o| parse_offset(&o))
-            });
-            let date = format!("{}-{}-{}", part(0, 4), part(4, 6), part(6, 8));
-            let Some(offset) = offset else {
-                return Some(date);
-            };
-            let minutes = if d.len() >= 12 { part(10, 12) } else { "00" };
-            let seconds = if d.len() >= 14 { part(12, 14) } else { "00" };
-            let fraction = if ts.fraction.is_empty() {
-                String::new()
-            } else {
-                format!(".{}", ts.fraction)
-            };
-            Some(format!(
-                "{date}T{}:{minutes}:{seconds}{fraction}{offset}",
-                part(8, 10)
-            ))
+    // Built in one buffer, precision by precision: this runs for every date.
+    let mut out = String::with_capacity(32);
+    out.push_str(part(0, 4));
+    for (len, start) in [(4, 4), (6, 6)] {
+        if d.len() == len {
+            return Some(out);
         }
+        out.push('-');
+        out.push_str(part(start, start + 2));
     }
+    if d.len() == 8 {
+        return Some(out);
+    }
+    let offset = ts.offset.or_else(|| {
+        ctx.default_utc_offset
+            .as_deref()
+            .map(|o| o.chars().filter(|c| *c != ':').collect::<String>())
+            .and_then(|o| parse_offset(&o))
+    });
+    let Some(offset) = offset else {
+        return Some(out);
+    };
+    let minutes = if d.len() >= 12 { part(10, 12) } else { "00" };
+    let seconds = if d.len() >= 14 { part(12, 14) } else { "00" };
+    for (separator, value) in [("T", part(8, 10)), (":", minutes), (":", seconds)] {
+        out.push_str(separator);
+        out.push_str(value);
+    }
+    if !ts.fraction.is_empty() {
+        out.push('.');
+        out.push_str(ts.fraction);
+    }
+    out.push_str(&offset);
+    Some(out)
 }
 
 /// HL7 TS/DT → FHIR `date` (the date part, at the precision sent).
@@ -251,7 +263,7 @@ pub fn authority_key(c: &Component<'_>) -> String {
 
 /// CX → Identifier (value, system from CX-4 via the tenant table, type
 /// from CX-5 in v2-0203). `None` when CX-1 is empty.
-pub fn identifier(cx: &Repetition<'_>, ctx: &MapContext) -> Option<Map<String, Value>> {
+pub fn identifier(cx: &Repetition<'_>, ctx: &MapContext) -> Option<Map> {
     let value = text(&cx.component(1));
     if value.is_empty() {
         return None;
@@ -261,20 +273,20 @@ pub fn identifier(cx: &Repetition<'_>, ctx: &MapContext) -> Option<Map<String, V
         .identifier_systems
         .system_for(&ctx.tenant, &namespace, &universal, &utype);
     let mut id = Map::new();
-    id.insert("value".into(), Value::from(value));
-    id.insert("system".into(), Value::from(system));
-    let type_code = fhir_code(&text(&cx.component(5)));
+    id.insert("value", Value::from(value));
+    id.insert("system", Value::from(system));
+    let type_code = fhir_code(&text_cow(&cx.component(5)));
     if !type_code.is_empty() {
-        id.insert("type".into(), v2_0203(&type_code));
+        id.insert("type", v2_0203(type_code));
     }
     Some(id)
 }
 
 /// An identifier type from table 0203 (MR, SS, VN, PLAC, FILL, NPI ...).
-pub fn v2_0203(code: &str) -> Value {
+pub fn v2_0203(code: impl Into<Value>) -> Value {
     json!({ "coding": [{
         "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-        "code": code,
+        "code": code.into(),
     }]})
 }
 
@@ -282,30 +294,30 @@ pub fn v2_0203(code: &str) -> Value {
 /// Identifier with an optional type code (PLAC, FILL ...).
 pub fn entity_identifier(
     ei: &Repetition<'_>,
-    type_code: &str,
+    type_code: &'static str,
     ctx: &MapContext,
-) -> Option<Map<String, Value>> {
+) -> Option<Map> {
     let value = text(&ei.component(1));
     if value.is_empty() {
         return None;
     }
     let system = ctx.identifier_systems.system_for(
         &ctx.tenant,
-        &text(&ei.component(2)),
-        &text(&ei.component(3)),
-        &text(&ei.component(4)),
+        &text_cow(&ei.component(2)),
+        &text_cow(&ei.component(3)),
+        &text_cow(&ei.component(4)),
     );
     let mut id = Map::new();
-    id.insert("value".into(), Value::from(value));
-    id.insert("system".into(), Value::from(system));
+    id.insert("value", Value::from(value));
+    id.insert("system", Value::from(system));
     if !type_code.is_empty() {
-        id.insert("type".into(), v2_0203(type_code));
+        id.insert("type", v2_0203(type_code));
     }
     Some(id)
 }
 
 /// The (system, value) pair of an Identifier map, for conditional requests.
-pub fn identifier_pair(id: &Map<String, Value>) -> Option<(String, String)> {
+pub fn identifier_pair(id: &Map) -> Option<(String, String)> {
     Some((
         id.get("system")?.as_str()?.to_string(),
         id.get("value")?.as_str()?.to_string(),
@@ -485,17 +497,17 @@ pub fn push_codings(
         }
         None => local_code_system(&ctx.tenant, system_name),
     };
-    let mut coding = Map::new();
-    coding.insert("system".into(), Value::from(system));
-    put(&mut coding, "display", display.trim());
-    coding.insert("code".into(), Value::String(code.clone()));
-    codings.push(Value::Object(coding));
     let mapped = ctx.code_maps.lookup(system_name, &code);
-    for m in mapped {
-        codings.push(json!({ "system": m.system, "code": m.code, "display": m.display }));
-    }
     if mapped.is_empty() && standard.is_none() {
         ctx.unmapped.record(system_name.trim(), &code);
+    }
+    let mut coding = Map::new();
+    coding.insert("system", Value::from(system));
+    put(&mut coding, "display", display.trim().to_string());
+    coding.insert("code", Value::from(code));
+    codings.push(Value::Object(coding));
+    for m in mapped {
+        codings.push(json!({ "system": &m.system, "code": &m.code, "display": &m.display }));
     }
 }
 
@@ -507,16 +519,16 @@ pub fn codeable_concept(cwe: &Repetition<'_>, ctx: &MapContext) -> Option<Value>
     let alt_display = text(&cwe.component(5));
     push_codings(
         &mut codings,
-        &text(&cwe.component(1)),
+        &text_cow(&cwe.component(1)),
         &display,
-        &text(&cwe.component(3)),
+        &text_cow(&cwe.component(3)),
         ctx,
     );
     push_codings(
         &mut codings,
-        &text(&cwe.component(4)),
+        &text_cow(&cwe.component(4)),
         &alt_display,
-        &text(&cwe.component(6)),
+        &text_cow(&cwe.component(6)),
         ctx,
     );
     let original = text(&cwe.component(9));
@@ -532,17 +544,17 @@ pub fn codeable_concept(cwe: &Repetition<'_>, ctx: &MapContext) -> Option<Value>
     }
     Some(object([
         ("coding", Value::Array(codings)),
-        ("text", Value::String(text_value)),
+        ("text", Value::from(text_value)),
     ]))
 }
 
 /// An object from (key, value) pairs, moving the values in (`json!` would
 /// deep-copy any `Value` it is given) and leaving out empty ones.
-pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+pub fn object<const N: usize>(pairs: [(&'static str, Value); N]) -> Value {
     let mut map = Map::new();
     for (key, value) in pairs {
         if !super::bundle::is_empty_value(&value) {
-            map.insert(key.to_string(), value);
+            map.insert(key, value);
         }
     }
     Value::Object(map)
@@ -563,7 +575,7 @@ pub fn table_concept(cwe: &Repetition<'_>, table: &str, ctx: &MapContext) -> Opt
     if !text(&cwe.component(3)).is_empty() {
         return codeable_concept(cwe, ctx);
     }
-    let code = fhir_code(&text(&cwe.component(1)));
+    let code = fhir_code(&text_cow(&cwe.component(1)));
     if code.is_empty() {
         return codeable_concept(cwe, ctx);
     }
@@ -572,14 +584,14 @@ pub fn table_concept(cwe: &Repetition<'_>, table: &str, ctx: &MapContext) -> Opt
         "coding": [{
             "system": format!("http://terminology.hl7.org/CodeSystem/v2-{table}"),
             "code": code,
-            "display": display,
+            "display": &display,
         }],
         "text": display,
     }))
 }
 
 /// A CodeableConcept with one coding from a fixed system.
-pub fn concept(system: &str, code: &str, display: &str) -> Value {
+pub fn concept(system: &'static str, code: &'static str, display: &'static str) -> Value {
     json!({ "coding": [{ "system": system, "code": code, "display": display }] })
 }
 
@@ -709,8 +721,8 @@ pub fn attachment_from_rp(rp: &Repetition<'_>) -> Option<Value> {
         return None;
     }
     let content_type = mime_type(
-        &text(&rp.component(3)).to_ascii_lowercase(),
-        &text(&rp.component(4)).to_ascii_lowercase(),
+        &text_cow(&rp.component(3)).to_ascii_lowercase(),
+        &text_cow(&rp.component(4)).to_ascii_lowercase(),
     );
     Some(json!({ "url": pointer, "contentType": content_type }))
 }

@@ -17,13 +17,13 @@
 //! Key of a ChargeItem: FT1-2 transaction id, else FT1-1 set id + visit
 //! number (PV1-19) + FT1-4 date.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::adt::{map_conditions, map_coverages};
 use super::bundle::Write;
 use super::datatypes::{
     authority_key, codeable_concept, codeable_concepts, date_time, decimal, identifier,
-    identifier_pair, put, sub, text,
+    identifier_pair, put, sub, text, text_cow,
 };
 use super::encounter::map_encounter;
 use super::shared::practitioner;
@@ -49,8 +49,8 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
             .bundle
             .shared_rid("Account", &[&authority_key(&acct.component(4)), &value]);
         let mut account = Map::new();
-        account.insert("status".into(), Value::from("active"));
-        account.insert("subject".into(), json!([m.bundle.reference(&patient)]));
+        account.insert("status", Value::from("active"));
+        account.insert("subject", json!([m.bundle.reference(&patient)]));
         let id = identifier(&acct, m.ctx);
         let match_id = id.as_ref().and_then(identifier_pair);
         put(
@@ -101,11 +101,11 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         };
         let mut charge = Map::new();
         charge.insert(
-            "status".into(),
-            Value::from(charge_item_status(&text(&ft1.field(6).component(1)))),
+            "status",
+            Value::from(charge_item_status(&text_cow(&ft1.field(6).component(1)))),
         );
-        charge.insert("code".into(), code);
-        charge.insert("subject".into(), m.bundle.reference(&patient));
+        charge.insert("code", code);
+        charge.insert("subject", m.bundle.reference(&patient));
         put(&mut charge, "context", m.encounter_ref());
         if !transaction_id.is_empty() {
             let system = format!(
@@ -114,7 +114,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
                 super::systems::urn_segment(&m.ctx.tenant)
             );
             charge.insert(
-                "identifier".into(),
+                "identifier",
                 json!([{ "system": system, "value": transaction_id }]),
             );
         }
@@ -122,10 +122,10 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         put(
             &mut charge,
             "enteredDate",
-            date_time(&text(&ft1.field(5).component(1)), m.ctx),
+            date_time(&text_cow(&ft1.field(5).component(1)), m.ctx),
         );
-        if let Some(q) = decimal(&text(&ft1.field(10).component(1))) {
-            charge.insert("quantity".into(), json!({ "value": q }));
+        if let Some(q) = decimal(&text_cow(&ft1.field(10).component(1))) {
+            charge.insert("quantity", json!({ "value": q }));
         }
         // FT1-11 extended amount: CP = price (MO: quantity & denomination).
         let price = ft1.field(11).component(1);
@@ -135,7 +135,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
                 && currency.bytes().all(|b| b.is_ascii_uppercase()))
             .then_some(currency);
             charge.insert(
-                "priceOverride".into(),
+                "priceOverride",
                 json!({ "value": value, "currency": currency }),
             );
         }
@@ -145,7 +145,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
             .collect();
         put(&mut charge, "extension", modifiers);
         if let Some(actor) = practitioner(m, &ft1.field(20).repetition(1)) {
-            charge.insert("performer".into(), json!([{ "actor": actor }]));
+            charge.insert("performer", json!([{ "actor": actor }]));
         }
         put(
             &mut charge,
@@ -156,7 +156,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         let codes: Vec<String> = ft1
             .field(19)
             .repetitions()
-            .map(|r| super::datatypes::fhir_code(&text(&r.component(1))))
+            .map(|r| super::datatypes::fhir_code(&text_cow(&r.component(1))))
             .filter(|c| !c.is_empty())
             .collect();
         let supporting: Vec<Value> = conditions
@@ -167,7 +167,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         put(&mut charge, "reason", reasons);
         put(&mut charge, "supportingInformation", supporting);
         if let Some(a) = &account {
-            charge.insert("account".into(), json!([a]));
+            charge.insert("account", json!([a]));
         }
         m.bundle.insert(rid, charge, None, Write::Upsert);
     }

@@ -3,12 +3,12 @@
 //! arrived, A03 discharge → finished; other messages derive it from PV1-44
 //! (admit) and PV1-45 (discharge).
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     authority_key, codeable_concept, date_time, identifier, identifier_pair, put, table_concept,
-    text, v2_0203,
+    text, text_cow, v2_0203,
 };
 use super::shared::{location, meta, practitioners};
 use super::tables::{encounter_class, V3_ACT_CODE};
@@ -55,29 +55,29 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
         _ if !admit.is_empty() => "in-progress",
         _ => "unknown",
     };
-    let (class_code, class_display) = encounter_class(&text(&pv1.field(2).component(1)));
+    let (class_code, class_display) = encounter_class(&text_cow(&pv1.field(2).component(1)));
     let mut enc = Map::new();
-    enc.insert("status".into(), Value::from(status));
+    enc.insert("status", Value::from(status));
     enc.insert(
-        "class".into(),
+        "class",
         json!({ "system": V3_ACT_CODE, "code": class_code, "display": class_display }),
     );
-    enc.insert("subject".into(), m.bundle.reference(&patient));
+    enc.insert("subject", m.bundle.reference(&patient));
     let mut match_id = None;
     if let Some(mut id) = identifier(&visit, m.ctx) {
-        id.insert("type".into(), v2_0203("VN"));
+        id.insert("type", v2_0203("VN"));
         match_id = identifier_pair(&id);
-        enc.insert("identifier".into(), json!([id]));
+        enc.insert("identifier", json!([id]));
     }
     let types: Vec<Value> = table_concept(&pv1.field(4).repetition(1), "0007", m.ctx)
         .into_iter()
         .collect();
     if !types.is_empty() {
-        enc.insert("meta".into(), meta(US_CORE_ENCOUNTER));
+        enc.insert("meta", meta(US_CORE_ENCOUNTER));
     }
     put(&mut enc, "type", types);
     if let Some(service) = table_concept(&pv1.field(10).repetition(1), "0069", m.ctx) {
-        enc.insert("serviceType".into(), service);
+        enc.insert("serviceType", service);
     }
     let mut participants = Vec::new();
     for (field, code, display) in [
@@ -112,7 +112,7 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
             end = None;
         }
     }
-    enc.insert("period".into(), json!({ "start": start, "end": end }));
+    enc.insert("period", json!({ "start": start, "end": end }));
     let location_status = if status == "finished" {
         "completed"
     } else {
@@ -120,21 +120,21 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
     };
     if let Some(loc) = location(m, &pv1.field(3).repetition(1)) {
         enc.insert(
-            "location".into(),
+            "location",
             json!([{ "location": loc, "status": location_status }]),
         );
     }
     let mut hospitalization = Map::new();
     if let Some(source) = table_concept(&pv1.field(14).repetition(1), "0023", m.ctx) {
-        hospitalization.insert("admitSource".into(), source);
+        hospitalization.insert("admitSource", source);
     }
     if let Some(disposition) = table_concept(&pv1.field(36).repetition(1), "0112", m.ctx) {
-        hospitalization.insert("dischargeDisposition".into(), disposition);
+        hospitalization.insert("dischargeDisposition", disposition);
     }
     put(&mut enc, "hospitalization", hospitalization);
     if let Some(pv2) = m.msg.segment("PV2") {
         if let Some(reason) = codeable_concept(&pv2.field(3).repetition(1), m.ctx) {
-            enc.insert("reasonCode".into(), json!([reason]));
+            enc.insert("reasonCode", json!([reason]));
         }
     }
     m.bundle.insert(rid.clone(), enc, match_id, Write::Upsert);

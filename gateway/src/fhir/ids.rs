@@ -10,22 +10,23 @@
 //! The key is never a whole segment's text: an edit to an unrelated field
 //! (a new phone number in PID-13) must update the same resource.
 
-use ring::digest::{digest, SHA256};
+use ring::digest::{Context, SHA256};
 
 /// Hex digits kept from the digest: 128 bits, collision-free in practice.
 const ID_HEX_LEN: usize = 32;
 
 /// The FHIR id of a `resource_type` with business key `key` for `tenant`.
 pub fn resource_id(tenant: &str, resource_type: &str, key: &[&str]) -> String {
-    let mut input = Vec::with_capacity(64 + key.iter().map(|k| k.len() + 1).sum::<usize>());
-    input.extend_from_slice(tenant.as_bytes());
-    input.push(0x1F);
-    input.extend_from_slice(resource_type.as_bytes());
+    // Fed part by part: the digest of the joined input, without joining.
+    let mut hasher = Context::new(&SHA256);
+    hasher.update(tenant.as_bytes());
+    hasher.update(&[0x1F]);
+    hasher.update(resource_type.as_bytes());
     for part in key {
-        input.push(0x1F);
-        input.extend_from_slice(part.as_bytes());
+        hasher.update(&[0x1F]);
+        hasher.update(part.as_bytes());
     }
-    let hash = digest(&SHA256, &input);
+    let hash = hasher.finish();
     let mut id = String::with_capacity(ID_HEX_LEN);
     for byte in hash.as_ref().iter().take(ID_HEX_LEN / 2) {
         push_hex(&mut id, *byte);
@@ -43,34 +44,36 @@ fn push_hex(out: &mut String, byte: u8) {
 /// references in conditional mode, where the server picks the real id). The
 /// version nibble says 5 (name-based) and the variant bits are RFC 4122.
 pub fn uuid_urn(id: &str) -> String {
-    let mut hex: Vec<u8> = id
+    let hex = id
         .bytes()
         .filter(u8::is_ascii_hexdigit)
         .chain(std::iter::repeat(b'0'))
-        .take(32)
-        .collect();
-    if let Some(v) = hex.get_mut(12) {
-        *v = b'5';
-    }
-    if let Some(v) = hex.get_mut(16) {
-        // 8, 9, a or b: the two top bits are 10.
-        let nibble = match *v {
-            b'0'..=b'9' => *v - b'0',
-            _ => (v.to_ascii_lowercase() - b'a') + 10,
+        .take(32);
+    let mut out = String::with_capacity(UUID_URN_LEN);
+    out.push_str("urn:uuid:");
+    for (i, digit) in hex.enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        let digit = match i {
+            12 => b'5',
+            // 8, 9, a or b: the two top bits are 10.
+            16 => {
+                let nibble = match digit {
+                    b'0'..=b'9' => digit - b'0',
+                    _ => (digit.to_ascii_lowercase() - b'a') + 10,
+                };
+                b"89ab"[usize::from(nibble & 0x3)]
+            }
+            _ => digit,
         };
-        *v = b"89ab"[usize::from(nibble & 0x3)];
+        out.push(char::from(digit));
     }
-    let s = String::from_utf8_lossy(&hex).into_owned();
-    let part = |a: usize, b: usize| s.get(a..b).unwrap_or_default();
-    format!(
-        "urn:uuid:{}-{}-{}-{}-{}",
-        part(0, 8),
-        part(8, 12),
-        part(12, 16),
-        part(16, 20),
-        part(20, 32)
-    )
+    out
 }
+
+/// `urn:uuid:` and 36 characters.
+const UUID_URN_LEN: usize = 45;
 
 #[cfg(test)]
 mod tests {

@@ -9,11 +9,12 @@
 //! Key: TXA-12 unique document number (also the masterIdentifier), else
 //! TXA-16 filler order number, else MSH-10.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::Write;
 use super::datatypes::{
-    base64_encode, date_time, entity_identifier, identifier_pair, instant, put, table_concept, text,
+    base64_encode, date_time, entity_identifier, identifier_pair, instant, put, table_concept,
+    text, text_cow,
 };
 use super::encounter::map_encounter;
 use super::observation::obx_attachment;
@@ -57,10 +58,10 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         },
     };
     let mut doc = Map::new();
-    doc.insert("meta".into(), meta(US_CORE_DOCUMENT_REFERENCE));
+    doc.insert("meta", meta(US_CORE_DOCUMENT_REFERENCE));
     let completion = text(&txa.field(17).component(1));
     doc.insert(
-        "status".into(),
+        "status",
         Value::from(if completion.eq_ignore_ascii_case("CA") {
             "entered-in-error"
         } else {
@@ -71,23 +72,23 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
     let mut match_id = None;
     if let Some(id) = entity_identifier(&unique, "", m.ctx) {
         match_id = identifier_pair(&id);
-        doc.insert("masterIdentifier".into(), Value::Object(id.clone()));
-        doc.insert("identifier".into(), json!([id]));
+        doc.insert("masterIdentifier", Value::Object(id.clone()));
+        doc.insert("identifier", json!([id]));
     }
     let doc_type = table_concept(&txa.field(2).repetition(1), "0270", m.ctx)
         .unwrap_or_else(|| json!({ "text": "Clinical document" }));
-    doc.insert("type".into(), doc_type);
+    doc.insert("type", doc_type);
     doc.insert(
-        "category".into(),
+        "category",
         json!([{ "coding": [{
             "system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
             "code": "clinical-note",
             "display": "Clinical Note",
         }]}]),
     );
-    doc.insert("subject".into(), m.patient_ref());
-    let when = instant(&text(&txa.field(4).component(1)), m.ctx)
-        .or_else(|| instant(&text(&txa.field(6).component(1)), m.ctx));
+    doc.insert("subject", m.patient_ref());
+    let when = instant(&text_cow(&txa.field(4).component(1)), m.ctx)
+        .or_else(|| instant(&text_cow(&txa.field(6).component(1)), m.ctx));
     put(&mut doc, "date", when);
     let mut authors = practitioners(m, &txa.field(9));
     for a in practitioners(m, &txa.field(5)) {
@@ -120,20 +121,20 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
                 }
             };
             doc.insert(
-                "relatesTo".into(),
+                "relatesTo",
                 json!([{ "code": "appends", "target": target }]),
             );
         }
     }
     let mut context = Map::new();
     if let Some(e) = m.encounter.clone() {
-        context.insert("encounter".into(), json!([m.bundle.reference(&e)]));
+        context.insert("encounter", json!([m.bundle.reference(&e)]));
     }
-    if let Some(start) = date_time(&text(&txa.field(4).component(1)), m.ctx) {
-        context.insert("period".into(), json!({ "start": start }));
+    if let Some(start) = date_time(&text_cow(&txa.field(4).component(1)), m.ctx) {
+        context.insert("period", json!({ "start": start }));
     }
     put(&mut doc, "context", context);
-    doc.insert("content".into(), Value::Array(content(m)));
+    doc.insert("content", Value::Array(content(m)));
     m.bundle.insert(rid, doc, match_id, Write::Upsert);
     Ok(())
 }

@@ -25,7 +25,17 @@
 //! maps), [`codes`] (per-tenant CSV code maps and unmapped-code counts),
 //! [`systems`] (code system and identifier system URIs), [`ids`]
 //! (deterministic ids), [`bundle`] (entries, requests, clean-up),
-//! [`to_hl7`] (the reverse ORU).
+//! [`json`] (the JSON tree resources are built in), [`to_hl7`] (the
+//! reverse ORU).
+//!
+//! # Output
+//!
+//! [`translate_to_bytes`] writes the Bundle's JSON straight from that tree
+//! (the bytes for the FHIR destination to send); [`translate`] gives the same Bundle
+//! as a `serde_json::Value` (`gateway translate`, tests). Both come from
+//! one mapping, and the bytes equal `serde_json::to_vec(&translate(..)?)`
+//! (keys sorted, as `serde_json::Map` writes them): `tests/fhir_bytes.rs`
+//! checks it over both corpora.
 //!
 //! # Identity: replay never duplicates
 //!
@@ -86,6 +96,7 @@ pub mod datatypes;
 pub mod dft;
 pub mod encounter;
 pub mod ids;
+pub mod json;
 pub mod mdm;
 pub mod observation;
 pub mod orm;
@@ -101,8 +112,6 @@ pub mod vxu;
 use std::fmt;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 pub use bundle::Rid;
 pub use codes::{CodeMaps, MappedCode, UnmappedCodes};
 pub use systems::IdentifierSystems;
@@ -110,6 +119,7 @@ pub use to_hl7::{results_to_oru, ToHl7Context};
 
 use crate::hl7::Message;
 use bundle::BundleBuilder;
+use json::Value;
 
 /// How entries are written to the FHIR server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -198,8 +208,27 @@ pub fn supported(msg_type: &str, trigger: &str) -> bool {
     )
 }
 
-/// One HL7 v2 message → one FHIR R4 transaction Bundle (identifier MSH-10).
-pub fn translate(msg: &Message<'_>, ctx: &MapContext) -> Result<Value, MapError> {
+/// One HL7 v2 message → one FHIR R4 transaction Bundle (identifier MSH-10),
+/// as a `serde_json::Value` (for `gateway translate` and tests).
+pub fn translate(msg: &Message<'_>, ctx: &MapContext) -> Result<serde_json::Value, MapError> {
+    Ok(bundle_tree(msg, ctx)?.into_serde())
+}
+
+/// The same Bundle as [`translate`], written straight to JSON bytes (for
+/// the FHIR destination to send): no `serde_json::Value` in between. The bytes
+/// are those of `serde_json::to_vec(&translate(..)?)`.
+pub fn translate_to_bytes(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
+    let bundle = bundle_tree(msg, ctx)?;
+    let entries = bundle.get("entry").and_then(json::Value::as_array);
+    // About 1 KB per entry: one allocation for most Bundles.
+    let mut out = Vec::with_capacity(512 + 1024 * entries.map_or(0, Vec::len));
+    serde_json::to_writer(&mut out, &bundle)
+        .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))?;
+    Ok(out)
+}
+
+/// The Bundle as the tree the mappers build.
+fn bundle_tree(msg: &Message<'_>, ctx: &MapContext) -> Result<json::Value, MapError> {
     let msh = msg.msh();
     let msh9 = msh.field(9);
     let code = datatypes::text(&msh9.component(1)).to_ascii_uppercase();

@@ -15,12 +15,12 @@
 //! ObservationInterpretation), OBX-11 → status, OBX-14 → effective (else
 //! OBR-7), OBX-15/16/23 → performer, OBX-17 → method, NTE → note.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     attachment_from_ed, attachment_from_rp, codeable_concept, codeable_concepts, date_time,
-    decimal, fhir_code, put, text,
+    decimal, fhir_code, put, text, text_cow,
 };
 use super::shared::{meta, organization, organization_from_xon, practitioners};
 use super::systems::coding_system_uri;
@@ -110,9 +110,9 @@ pub fn map_obx(
 
     let mut obs = Map::new();
     if let Some(category) = links.category {
-        obs.insert("meta".into(), meta(US_CORE_OBSERVATION_LAB));
+        obs.insert("meta", meta(US_CORE_OBSERVATION_LAB));
         obs.insert(
-            "category".into(),
+            "category",
             json!([{ "coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/observation-category",
                 "code": category,
@@ -120,19 +120,19 @@ pub fn map_obx(
         );
     }
     obs.insert(
-        "status".into(),
-        Value::from(observation_status(&text(&obx.field(11).component(1)))),
+        "status",
+        Value::from(observation_status(&text_cow(&obx.field(11).component(1)))),
     );
-    obs.insert("code".into(), code);
+    obs.insert("code", code);
     put(&mut obs, "subject", m.patient_ref());
     put(&mut obs, "encounter", m.encounter_ref());
     if let Some(sr) = &links.based_on {
-        obs.insert("basedOn".into(), json!([sr]));
+        obs.insert("basedOn", json!([sr]));
     }
     if let Some(s) = &links.specimen {
-        obs.insert("specimen".into(), s.clone());
+        obs.insert("specimen", s.clone());
     }
-    let mut effective = date_time(&text(&obx.field(14).component(1)), m.ctx);
+    let mut effective = date_time(&text_cow(&obx.field(14).component(1)), m.ctx);
     if effective.is_none() {
         effective = date_time(&links.fallback_effective, m.ctx);
     }
@@ -142,11 +142,11 @@ pub fn map_obx(
     let (value_key, value) = observation_value(&value_type, &obx.field(5), &units, m.ctx);
     match value {
         Some(v) => {
-            obs.insert(value_key.into(), v);
+            obs.insert(value_key, v);
         }
         None => {
             obs.insert(
-                "dataAbsentReason".into(),
+                "dataAbsentReason",
                 json!({ "coding": [{
                     "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
                     "code": "unknown",
@@ -155,8 +155,8 @@ pub fn map_obx(
             );
         }
     }
-    if let Some(range) = reference_range(&text(&obx.field(7).component(1)), &units, m.ctx) {
-        obs.insert("referenceRange".into(), json!([range]));
+    if let Some(range) = reference_range(&text_cow(&obx.field(7).component(1)), &units, m.ctx) {
+        obs.insert("referenceRange", json!([range]));
     }
     let interpretations: Vec<Value> = obx
         .field(8)
@@ -173,7 +173,7 @@ pub fn map_obx(
         .collect();
     put(&mut obs, "interpretation", interpretations);
     if let Some(method) = codeable_concept(&obx.field(17).repetition(1), m.ctx) {
-        obs.insert("method".into(), method);
+        obs.insert("method", method);
     }
     let mut performers = practitioners(m, &obx.field(16));
     if let Some(org) = obx
@@ -219,7 +219,7 @@ pub fn observation_value(
             "valueCodeableConcept",
             codeable_concepts(field, ctx).into_iter().next(),
         ),
-        "DT" | "TS" | "DTM" => match date_time(&text(&first.component(1)), ctx) {
+        "DT" | "TS" | "DTM" => match date_time(&text_cow(&first.component(1)), ctx) {
             Some(d) => ("valueDateTime", Some(Value::from(d))),
             None => string_value(field),
         },
@@ -248,14 +248,14 @@ fn quantity(
     value: Value,
     units: &Repetition<'_>,
     ctx: &MapContext,
-    comparator: Option<&str>,
+    comparator: Option<&'static str>,
 ) -> Value {
     let mut q = Map::new();
-    q.insert("value".into(), value);
+    q.insert("value", value);
     if let Some(c) = comparator {
-        q.insert("comparator".into(), Value::from(c));
+        q.insert("comparator", Value::from(c));
     }
-    let unit_code = fhir_code(&text(&units.component(1)));
+    let unit_code = fhir_code(&text_cow(&units.component(1)));
     let unit_text = text(&units.component(2));
     let unit_system = text(&units.component(3));
     put(
@@ -269,16 +269,16 @@ fn quantity(
     );
     if !unit_code.is_empty() {
         if coding_system_uri(&unit_system).as_deref() == Some(UCUM) {
-            q.insert("system".into(), Value::from(UCUM));
-            q.insert("code".into(), Value::from(unit_code));
+            q.insert("system", Value::from(UCUM));
+            q.insert("code", Value::from(unit_code));
         } else if let Some(mapped) = ctx
             .code_maps
             .lookup(&unit_system, &unit_code)
             .iter()
             .find(|c| c.system == UCUM)
         {
-            q.insert("system".into(), Value::from(UCUM));
-            q.insert("code".into(), Value::from(mapped.code.as_str()));
+            q.insert("system", Value::from(UCUM));
+            q.insert("code", Value::from(&mapped.code));
         }
     }
     Value::Object(q)
@@ -291,9 +291,9 @@ fn structured_numeric(
     ctx: &MapContext,
 ) -> Option<(&'static str, Option<Value>)> {
     let comparator = text(&sn.component(1));
-    let num1 = decimal(&text(&sn.component(2)));
+    let num1 = decimal(&text_cow(&sn.component(2)));
     let separator = text(&sn.component(3));
-    let num2 = decimal(&text(&sn.component(4)));
+    let num2 = decimal(&text_cow(&sn.component(4)));
     match (separator.as_str(), num1, num2) {
         (":" | "/", Some(a), Some(b)) => Some((
             "valueRatio",
@@ -309,7 +309,10 @@ fn structured_numeric(
         ("", Some(a), None) => {
             let comparator = match comparator.as_str() {
                 "" | "=" => None,
-                c @ ("<" | "<=" | ">=" | ">") => Some(c),
+                "<" => Some("<"),
+                "<=" => Some("<="),
+                ">=" => Some(">="),
+                ">" => Some(">"),
                 _ => return None,
             };
             Some(("valueQuantity", Some(quantity(a, units, ctx, comparator))))
@@ -341,7 +344,7 @@ fn reference_range(raw: &str, units: &Repetition<'_>, ctx: &MapContext) -> Optio
     };
     let mut range = range.unwrap_or_else(|| json!({}));
     if let Value::Object(map) = &mut range {
-        map.insert("text".into(), Value::from(raw));
+        map.insert("text", Value::from(raw.to_string()));
     }
     Some(range)
 }

@@ -8,12 +8,13 @@
 //! else the filler number (ORC-3, else OBR-3): the same order in an ORM and
 //! in the ORU that answers it is one ServiceRequest.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::adt::map_conditions;
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     codeable_concept, codeable_concepts, date_time, entity_identifier, identifier_pair, put, text,
+    text_cow,
 };
 use super::encounter::map_encounter;
 use super::observation::{map_obx, ObxLinks, ObxResult};
@@ -62,7 +63,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
         }
         if let (Some((rid, _)), false) = (sr, supporting.is_empty()) {
             if let Some(resource) = m.bundle.resource_mut(&rid) {
-                resource.insert("supportingInfo".into(), Value::Array(supporting));
+                resource.insert("supportingInfo", Value::Array(supporting));
             }
         }
     }
@@ -137,14 +138,14 @@ pub fn service_request(
         status = "active";
     }
     let mut sr = Map::new();
-    sr.insert("status".into(), Value::from(status));
+    sr.insert("status", Value::from(status));
     sr.insert(
-        "intent".into(),
+        "intent",
         Value::from(service_request_intent(&order_control)),
     );
     let code = codeable_concept(&obr_field(4).repetition(1), m.ctx);
     if code.is_some() {
-        sr.insert("meta".into(), meta(US_CORE_SERVICE_REQUEST));
+        sr.insert("meta", meta(US_CORE_SERVICE_REQUEST));
     }
     put(&mut sr, "code", code);
     put(&mut sr, "subject", m.patient_ref());
@@ -167,10 +168,10 @@ pub fn service_request(
     put(
         &mut sr,
         "authoredOn",
-        orc.and_then(|o| date_time(&text(&o.field(9).component(1)), m.ctx)),
+        orc.and_then(|o| date_time(&text_cow(&o.field(9).component(1)), m.ctx)),
     );
-    let occurrence = date_time(&text(&obr_field(6).component(1)), m.ctx)
-        .or_else(|| date_time(&text(&obr_field(7).component(1)), m.ctx));
+    let occurrence = date_time(&text_cow(&obr_field(6).component(1)), m.ctx)
+        .or_else(|| date_time(&text_cow(&obr_field(7).component(1)), m.ctx));
     put(&mut sr, "occurrenceDateTime", occurrence);
     // Priority: OBR-5 (v2.3/2.4), ORC-7.6 / OBR-27.6 (TQ), TQ1-9.
     let tq1_priority = m

@@ -9,10 +9,12 @@
 //! OBR-1), with its namespace: a corrected result (OBX-11 = C) re-sent for
 //! the same order updates the same Observation and DiagnosticReport.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::Write;
-use super::datatypes::{codeable_concept, date_time, instant, put, sub, table_concept, text};
+use super::datatypes::{
+    codeable_concept, date_time, instant, put, sub, table_concept, text, text_cow,
+};
 use super::encounter::map_encounter;
 use super::observation::{map_obx, ObxLinks, ObxResult};
 use super::orm::service_request;
@@ -213,10 +215,10 @@ fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result
     rkey.extend_from_slice(&["report", &code_system, &code_value]);
     let rid = m.bundle.new_rid("DiagnosticReport", &rkey);
     let mut report = Map::new();
-    report.insert("meta".into(), meta(US_CORE_DIAGNOSTIC_REPORT_LAB));
+    report.insert("meta", meta(US_CORE_DIAGNOSTIC_REPORT_LAB));
     report.insert(
-        "status".into(),
-        Value::from(report_status(&text(&obr.field(25).component(1)))),
+        "status",
+        Value::from(report_status(&text_cow(&obr.field(25).component(1)))),
     );
     let mut categories = vec![json!({ "coding": [{
         "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
@@ -228,8 +230,8 @@ fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result
             categories.push(section);
         }
     }
-    report.insert("category".into(), Value::Array(categories));
-    report.insert("code".into(), code);
+    report.insert("category", Value::Array(categories));
+    report.insert("code", code);
     put(&mut report, "subject", m.patient_ref());
     put(&mut report, "encounter", m.encounter_ref());
     let mut identifiers = Vec::new();
@@ -242,23 +244,23 @@ fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result
     }
     put(&mut report, "identifier", identifiers);
     if let Some(sr) = service_request {
-        report.insert("basedOn".into(), json!([sr]));
+        report.insert("basedOn", json!([sr]));
     }
-    let start = date_time(&text(&obr.field(7).component(1)), m.ctx);
-    let end = date_time(&text(&obr.field(8).component(1)), m.ctx);
+    let start = date_time(&text_cow(&obr.field(7).component(1)), m.ctx);
+    let end = date_time(&text_cow(&obr.field(8).component(1)), m.ctx);
     match (start, end) {
         (Some(s), Some(e)) if s.len() == e.len() && s < e => {
-            report.insert("effectivePeriod".into(), json!({ "start": s, "end": e }));
+            report.insert("effectivePeriod", json!({ "start": s, "end": e }));
         }
         (Some(s), _) => {
-            report.insert("effectiveDateTime".into(), Value::from(s));
+            report.insert("effectiveDateTime", Value::from(s));
         }
         _ => {}
     }
     put(
         &mut report,
         "issued",
-        instant(&text(&obr.field(22).component(1)), m.ctx),
+        instant(&text_cow(&obr.field(22).component(1)), m.ctx),
     );
     // OBR-32 principal result interpreter: NDL whose first component is
     // id & family & given.
@@ -278,19 +280,10 @@ fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result
                 m.ctx
                     .identifier_systems
                     .system_for(&m.ctx.tenant, &sub(&interpreter, 9), "", "");
-            p.insert(
-                "identifier".into(),
-                json!([{ "system": system, "value": id }]),
-            );
+            p.insert("identifier", json!([{ "system": system, "value": id }]));
         }
-        p.insert(
-            "name".into(),
-            json!([{ "family": family, "given": [given] }]),
-        );
-        report.insert(
-            "resultsInterpreter".into(),
-            json!([m.bundle.reference(&rid)]),
-        );
+        p.insert("name", json!([{ "family": family, "given": [given] }]));
+        report.insert("resultsInterpreter", json!([m.bundle.reference(&rid)]));
         m.bundle.insert(rid, p, None, Write::CreateOnly);
     }
     put(&mut report, "specimen", specimens);
@@ -323,7 +316,7 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
         }
         let rid = m.bundle.new_rid("Specimen", &skey);
         let mut specimen = Map::new();
-        specimen.insert("meta".into(), meta(US_CORE_SPECIMEN));
+        specimen.insert("meta", meta(US_CORE_SPECIMEN));
         if !specimen_id.is_empty() {
             let ns = sub(&eip.component(if filler.is_empty() { 1 } else { 2 }), 2);
             let uid = sub(&eip.component(if filler.is_empty() { 1 } else { 2 }), 3);
@@ -332,7 +325,7 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
                 .identifier_systems
                 .system_for(&m.ctx.tenant, &ns, &uid, "");
             specimen.insert(
-                "identifier".into(),
+                "identifier",
                 json!([{ "system": system, "value": specimen_id }]),
             );
         }
@@ -342,7 +335,7 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
             codeable_concept(&spm.field(4).repetition(1), m.ctx),
         );
         put(&mut specimen, "subject", m.patient_ref());
-        let collected = date_time(&text(&spm.field(17).component(1)), m.ctx);
+        let collected = date_time(&text_cow(&spm.field(17).component(1)), m.ctx);
         let mut collection = Map::new();
         put(&mut collection, "collectedDateTime", collected);
         put(
@@ -354,7 +347,7 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
         put(
             &mut specimen,
             "receivedTime",
-            date_time(&text(&spm.field(18).component(1)), m.ctx),
+            date_time(&text_cow(&spm.field(18).component(1)), m.ctx),
         );
         out.push(m.bundle.reference(&rid));
         m.bundle.insert(rid, specimen, None, Write::Upsert);
@@ -374,15 +367,15 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
             let mut codings = Vec::new();
             super::datatypes::push_codings(&mut codings, &code, &display, &system, m.ctx);
             let mut specimen = Map::new();
-            specimen.insert("meta".into(), meta(US_CORE_SPECIMEN));
-            specimen.insert("type".into(), json!({ "coding": codings, "text": display }));
+            specimen.insert("meta", meta(US_CORE_SPECIMEN));
+            specimen.insert("type", json!({ "coding": codings, "text": display }));
             put(&mut specimen, "subject", m.patient_ref());
-            let collected = date_time(&text(&obr.field(7).component(1)), m.ctx);
+            let collected = date_time(&text_cow(&obr.field(7).component(1)), m.ctx);
             let mut collection = Map::new();
             put(&mut collection, "collectedDateTime", collected);
             let site = text(&sps.component(4));
             if !site.is_empty() {
-                collection.insert("bodySite".into(), json!({ "text": site }));
+                collection.insert("bodySite", json!({ "text": site }));
             }
             put(&mut specimen, "collection", collection);
             out.push(m.bundle.reference(&rid));

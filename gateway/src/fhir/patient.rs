@@ -6,12 +6,12 @@
 //! its assigning authority. No PID-3 value is a [`MapError`]: a resource
 //! nobody can find again must not be created.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::{Rid, Write};
 use super::datatypes::{
     address, authority_key, codeable_concept, concept, contact_point, date, date_time, fhir_code,
-    human_name, identifier, identifier_pair, put, text, v2_0203,
+    human_name, identifier, identifier_pair, put, text, text_cow, v2_0203,
 };
 use super::shared::{meta, organization_from_xon, practitioners};
 use super::tables::{
@@ -82,11 +82,11 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
         .repetitions()
         .filter_map(|r| human_name(&r))
         .collect();
-    let gender = gender(&text(&pid.field(8).component(1)));
+    let gender = gender(&text_cow(&pid.field(8).component(1)));
 
     let mut patient = Map::new();
     if gender.is_some() && !names.is_empty() {
-        patient.insert("meta".into(), meta(US_CORE_PATIENT));
+        patient.insert("meta", meta(US_CORE_PATIENT));
     }
     let mut extensions = Vec::new();
     if let Some(race) = race_extension(&pid.field(10)) {
@@ -99,12 +99,12 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
     put(&mut patient, "identifier", identifiers);
     put(&mut patient, "name", names);
     if let Some(g) = gender {
-        patient.insert("gender".into(), Value::from(g));
+        patient.insert("gender", Value::from(g));
     }
     put(
         &mut patient,
         "birthDate",
-        date(&text(&pid.field(7).component(1))),
+        date(&text_cow(&pid.field(7).component(1))),
     );
     let addresses: Vec<Value> = pid
         .field(11)
@@ -119,13 +119,15 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
         .collect();
     for rep in pid.field(14).repetitions() {
         if let Some(mut cp) = contact_point(&rep) {
-            if cp
-                .get("use")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
-                cp["use"] = Value::from("work");
+            if let Value::Object(map) = &mut cp {
+                if map
+                    .get("use")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+                {
+                    map.insert("use", Value::from("work"));
+                }
             }
             telecom.push(cp);
         }
@@ -133,12 +135,12 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
     put(&mut patient, "telecom", telecom);
     if let Some(language) = language(&pid, m) {
         patient.insert(
-            "communication".into(),
+            "communication",
             json!([{ "language": language, "preferred": true }]),
         );
     }
-    if let Some((code, display)) = marital_status(&text(&pid.field(16).component(1))) {
-        patient.insert("maritalStatus".into(), concept(V3_MARITAL, code, display));
+    if let Some((code, display)) = marital_status(&text_cow(&pid.field(16).component(1))) {
+        patient.insert("maritalStatus", concept(V3_MARITAL, code, display));
     }
     let birth_order = text(&pid.field(25).component(1));
     match (
@@ -146,26 +148,26 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
         text(&pid.field(24).component(1)).as_str(),
     ) {
         (Ok(n), _) if n > 0 => {
-            patient.insert("multipleBirthInteger".into(), Value::from(n));
+            patient.insert("multipleBirthInteger", Value::from(n));
         }
         (_, "Y") => {
-            patient.insert("multipleBirthBoolean".into(), Value::Bool(true));
+            patient.insert("multipleBirthBoolean", Value::Bool(true));
         }
         (_, "N") => {
-            patient.insert("multipleBirthBoolean".into(), Value::Bool(false));
+            patient.insert("multipleBirthBoolean", Value::Bool(false));
         }
         _ => {}
     }
-    let death = date_time(&text(&pid.field(29).component(1)), m.ctx);
+    let death = date_time(&text_cow(&pid.field(29).component(1)), m.ctx);
     match (death, text(&pid.field(30).component(1)).as_str()) {
         (Some(when), _) => {
-            patient.insert("deceasedDateTime".into(), Value::from(when));
+            patient.insert("deceasedDateTime", Value::from(when));
         }
         (None, "Y") => {
-            patient.insert("deceasedBoolean".into(), Value::Bool(true));
+            patient.insert("deceasedBoolean", Value::Bool(true));
         }
         (None, "N") => {
-            patient.insert("deceasedBoolean".into(), Value::Bool(false));
+            patient.insert("deceasedBoolean", Value::Bool(false));
         }
         _ => {}
     }
@@ -177,7 +179,7 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
             .repetitions()
             .find_map(|r| organization_from_xon(m, &r))
         {
-            patient.insert("managingOrganization".into(), org);
+            patient.insert("managingOrganization", org);
         }
     }
     m.bundle
@@ -191,7 +193,7 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
 /// common languages become their two-letter tags).
 fn language(pid: &Segment<'_, '_>, m: &Mapper<'_, '_, '_>) -> Option<Value> {
     let rep = pid.field(15).repetition(1);
-    let code = fhir_code(&text(&rep.component(1)));
+    let code = fhir_code(&text_cow(&rep.component(1)));
     if code.is_empty() {
         return None;
     }
@@ -221,7 +223,7 @@ fn language(pid: &Segment<'_, '_>, m: &Mapper<'_, '_, '_>) -> Option<Value> {
         && tag.split('-').next().is_some_and(|p| p.len() <= 3);
     if bcp47 {
         Some(json!({
-            "coding": [{ "system": "urn:ietf:bcp:47", "code": tag }],
+            "coding": [{ "system": "urn:ietf:bcp:47", "code": tag.to_string() }],
             "text": text(&rep.component(2)),
         }))
     } else {
@@ -234,7 +236,7 @@ fn race_extension(field: &Field<'_>) -> Option<Value> {
     let mut parts = Vec::new();
     let mut texts = Vec::new();
     for rep in field.repetitions() {
-        let code = fhir_code(&text(&rep.component(1)));
+        let code = fhir_code(&text_cow(&rep.component(1)));
         let display = text(&rep.component(2));
         let system = text(&rep.component(3)).to_ascii_uppercase();
         if !display.is_empty() {
@@ -328,10 +330,10 @@ fn map_related_persons(
         }
         let mut person = Map::new();
         if name.is_some() && !relationships.is_empty() {
-            person.insert("meta".into(), meta(US_CORE_RELATED_PERSON));
+            person.insert("meta", meta(US_CORE_RELATED_PERSON));
         }
-        person.insert("active".into(), Value::Bool(true));
-        person.insert("patient".into(), m.bundle.reference(patient));
+        person.insert("active", Value::Bool(true));
+        person.insert("patient", m.bundle.reference(patient));
         put(&mut person, "relationship", relationships);
         put(
             &mut person,
@@ -350,17 +352,17 @@ fn map_related_persons(
             .filter_map(|r| contact_point(&r))
             .collect();
         put(&mut person, "telecom", telecom);
-        let start = date(&text(&nk1.field(8).component(1)));
-        let end = date(&text(&nk1.field(9).component(1)));
+        let start = date(&text_cow(&nk1.field(8).component(1)));
+        let end = date(&text_cow(&nk1.field(9).component(1)));
         if let (Some(s), Some(e)) = (&start, &end) {
             if s > e {
                 // A period that ends before it starts is invalid FHIR; keep the start.
-                person.insert("period".into(), json!({ "start": s }));
+                person.insert("period", json!({ "start": s }));
                 m.bundle.insert(rid, person, None, Write::Upsert);
                 continue;
             }
         }
-        person.insert("period".into(), json!({ "start": start, "end": end }));
+        person.insert("period", json!({ "start": start, "end": end }));
         m.bundle.insert(rid, person, None, Write::Upsert);
     }
 }

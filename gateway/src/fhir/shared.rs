@@ -4,10 +4,12 @@
 //! entries with the same id), and is written create-only in conditional
 //! mode: the server may know more about a doctor than one message does.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::Write;
-use super::datatypes::{authority_key, concept, hd, identifier_pair, put, sub, text, xcn_name};
+use super::datatypes::{
+    authority_key, concept, hd, identifier_pair, put, sub, text, text_cow, xcn_name,
+};
 use super::Mapper;
 use crate::hl7::{Field, Repetition};
 
@@ -20,7 +22,7 @@ pub const US_CORE_LOCATION: &str =
 pub const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
 
 /// `meta.profile` with one profile.
-pub fn meta(profile: &str) -> Value {
+pub fn meta(profile: &'static str) -> Value {
     json!({ "profile": [profile] })
 }
 
@@ -28,12 +30,29 @@ pub fn meta(profile: &str) -> Value {
 /// XCN has neither an id nor a name).
 pub fn practitioner(m: &mut Mapper<'_, '_, '_>, xcn: &Repetition<'_>) -> Option<Value> {
     let id_value = text(&xcn.component(1));
-    let name = xcn_name(xcn);
-    if id_value.is_empty() && name.is_none() {
-        return None;
-    }
     let authority = xcn.component(9);
     let id_type = text(&xcn.component(13));
+    // The id first: a doctor named in every OBX is built once.
+    let rid = if id_value.is_empty() {
+        let family = sub(&xcn.component(2), 1);
+        let given = text_cow(&xcn.component(3));
+        let middle = text_cow(&xcn.component(4));
+        if family.is_empty() && given.is_empty() && middle.is_empty() {
+            // No id and no name (what `xcn_name` needs): nobody.
+            return None;
+        }
+        m.bundle
+            .shared_rid("Practitioner", &["name", &family, &given, &middle])
+    } else {
+        let auth = authority_key(&authority);
+        m.bundle
+            .shared_rid("Practitioner", &["id", &auth, &id_type, &id_value])
+    };
+    let reference = m.bundle.reference(&rid);
+    if m.bundle.contains(&rid) {
+        return Some(reference);
+    }
+    let name = xcn_name(xcn);
     let (namespace, universal, utype) = hd(&authority);
     let identifier = (!id_value.is_empty()).then(|| {
         let system = if id_type.eq_ignore_ascii_case("NPI") || namespace.eq_ignore_ascii_case("NPI")
@@ -45,31 +64,13 @@ pub fn practitioner(m: &mut Mapper<'_, '_, '_>, xcn: &Repetition<'_>) -> Option<
                 .system_for(&m.ctx.tenant, &namespace, &universal, &utype)
         };
         let mut id = Map::new();
-        id.insert("system".into(), Value::from(system));
-        id.insert("value".into(), Value::from(id_value.as_str()));
+        id.insert("system", Value::from(system));
+        id.insert("value", Value::from(&id_value));
         id
     });
-    let rid = match &identifier {
-        Some(_) => {
-            let auth = authority_key(&authority);
-            m.bundle
-                .shared_rid("Practitioner", &["id", &auth, &id_type, &id_value])
-        }
-        None => {
-            let family = sub(&xcn.component(2), 1);
-            let given = text(&xcn.component(3));
-            let middle = text(&xcn.component(4));
-            m.bundle
-                .shared_rid("Practitioner", &["name", &family, &given, &middle])
-        }
-    };
-    let reference = m.bundle.reference(&rid);
-    if m.bundle.contains(&rid) {
-        return Some(reference);
-    }
     let mut resource = Map::new();
     if identifier.is_some() && name.is_some() {
-        resource.insert("meta".into(), meta(US_CORE_PRACTITIONER));
+        resource.insert("meta", meta(US_CORE_PRACTITIONER));
     }
     let match_id = identifier.as_ref().and_then(identifier_pair);
     put(
@@ -116,15 +117,12 @@ pub fn organization(
     }
     let mut resource = Map::new();
     if let Some((system, value)) = &identifier {
-        resource.insert(
-            "identifier".into(),
-            json!([{ "system": system, "value": value }]),
-        );
+        resource.insert("identifier", json!([{ "system": system, "value": value }]));
     }
     if !name.is_empty() {
-        resource.insert("meta".into(), meta(US_CORE_ORGANIZATION));
-        resource.insert("active".into(), Value::Bool(true));
-        resource.insert("name".into(), Value::from(name));
+        resource.insert("meta", meta(US_CORE_ORGANIZATION));
+        resource.insert("active", Value::Bool(true));
+        resource.insert("name", Value::from(name.to_string()));
     }
     m.bundle
         .insert(rid, resource, identifier, Write::CreateOnly);
@@ -217,13 +215,13 @@ pub fn location(m: &mut Mapper<'_, '_, '_>, pl: &Repetition<'_>) -> Option<Value
         Some(("si", "Site"))
     };
     let mut resource = Map::new();
-    resource.insert("meta".into(), meta(US_CORE_LOCATION));
-    resource.insert("name".into(), Value::from(name));
-    resource.insert("mode".into(), Value::from("instance"));
+    resource.insert("meta", meta(US_CORE_LOCATION));
+    resource.insert("name", Value::from(name));
+    resource.insert("mode", Value::from("instance"));
     put(&mut resource, "description", text(&pl.component(9)));
     if let Some((code, display)) = physical {
         resource.insert(
-            "physicalType".into(),
+            "physicalType",
             concept(
                 "http://terminology.hl7.org/CodeSystem/location-physical-type",
                 code,

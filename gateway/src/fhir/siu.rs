@@ -9,11 +9,12 @@
 //! else SCH-1 placer id, with its namespace. Start and end are FHIR
 //! `instant`s: a time without offset needs `default_utc_offset`.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::Write;
 use super::datatypes::{
     codeable_concept, entity_identifier, identifier_pair, instant, put, table_concept, text,
+    text_cow,
 };
 use super::shared::{location, practitioner};
 use super::{MapError, Mapper};
@@ -43,8 +44,8 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         "Appointment",
         &[
             kind,
-            &text(&key_rep.component(2)),
-            &text(&key_rep.component(1)),
+            &text_cow(&key_rep.component(2)),
+            &text_cow(&key_rep.component(1)),
         ],
     );
     let (status, participant_status) = match trigger {
@@ -52,7 +53,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         _ => ("booked", "accepted"),
     };
     let mut appt = Map::new();
-    appt.insert("status".into(), Value::from(status));
+    appt.insert("status", Value::from(status));
     let mut identifiers = Vec::new();
     let mut match_id = None;
     for (rep, code) in [(&filler, "FILL"), (&placer, "PLAC")] {
@@ -72,7 +73,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         );
     }
     if let Some(reason) = codeable_concept(&sch.field(7).repetition(1), m.ctx) {
-        appt.insert("reasonCode".into(), json!([reason]));
+        appt.insert("reasonCode", json!([reason]));
     }
     put(
         &mut appt,
@@ -92,8 +93,8 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
     put(&mut appt, "start", start);
     put(&mut appt, "end", end);
     let minutes = minutes(
-        &text(&sch.field(9).component(1)),
-        &text(&sch.field(10).component(1)),
+        &text_cow(&sch.field(9).component(1)),
+        &text_cow(&sch.field(10).component(1)),
     );
     put(&mut appt, "minutesDuration", minutes);
 
@@ -124,7 +125,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
             _ => {}
         }
     }
-    appt.insert("participant".into(), Value::Array(participants));
+    appt.insert("participant", Value::Array(participants));
     // NTEs right after SCH (before PID) are the appointment's comments.
     let comments: Vec<String> = segments
         .iter()
@@ -146,18 +147,18 @@ fn appointment_times(
     segments: &[Segment<'_, '_>],
 ) -> (Option<String>, Option<String>) {
     if let Some(tq1) = segments.iter().find(|s| s.id() == "TQ1") {
-        let start = instant_or_minute(&text(&tq1.field(7).component(1)), m);
+        let start = instant_or_minute(&text_cow(&tq1.field(7).component(1)), m);
         if start.is_some() {
             return (
                 start,
-                instant_or_minute(&text(&tq1.field(8).component(1)), m),
+                instant_or_minute(&text_cow(&tq1.field(8).component(1)), m),
             );
         }
     }
     let tq = sch.field(11).repetition(1);
-    let start = instant_or_minute(&text(&tq.component(4)), m);
+    let start = instant_or_minute(&text_cow(&tq.component(4)), m);
     if start.is_some() {
-        return (start, instant_or_minute(&text(&tq.component(5)), m));
+        return (start, instant_or_minute(&text_cow(&tq.component(5)), m));
     }
     for seg in segments {
         // The start date/time field of each resource segment.
@@ -167,7 +168,7 @@ fn appointment_times(
             "AIL" | "AIP" => 6,
             _ => continue,
         };
-        if let Some(start) = instant_or_minute(&text(&seg.field(field).component(1)), m) {
+        if let Some(start) = instant_or_minute(&text_cow(&seg.field(field).component(1)), m) {
             return (Some(start), None);
         }
     }

@@ -20,8 +20,15 @@ pub const GATEWAY_URN: &str = "urn:clinic-gateway";
 /// 0396 and common local spellings; `HL7nnnn` is the v2 table nnnn), or
 /// `None` for a local system.
 pub fn coding_system_uri(name: &str) -> Option<Cow<'static, str>> {
-    let upper = name.trim().to_ascii_uppercase();
-    let uri = match upper.as_str() {
+    // Upper-cased in a stack buffer: this runs for every coding. Every
+    // known name is shorter than the buffer; a longer one is local.
+    let name = name.trim();
+    let mut buf = [0u8; 16];
+    let upper = buf.get_mut(..name.len())?;
+    upper.copy_from_slice(name.as_bytes());
+    upper.make_ascii_uppercase();
+    let upper = std::str::from_utf8(upper).ok()?;
+    let uri = match upper {
         "LN" | "LOINC" => "http://loinc.org",
         "SCT" | "SNM" | "SNOMED" | "SNOMEDCT" | "SNOMED CT" | "SCT2" => "http://snomed.info/sct",
         "I10" | "I10C" | "ICD10CM" | "ICD-10-CM" | "ICD10" => "http://hl7.org/fhir/sid/icd-10-cm",
@@ -41,7 +48,7 @@ pub fn coding_system_uri(name: &str) -> Option<Cow<'static, str>> {
         "DCM" => "http://dicom.nema.org/resources/ontology/DCM",
         "ISO3166" | "ISO3166_1" => "urn:iso:std:iso:3166",
         "ISO+" | "ANS+" => "http://unitsofmeasure.org",
-        _ => return hl7_table_uri(&upper).map(Cow::Owned),
+        _ => return hl7_table_uri(upper).map(Cow::Owned),
     };
     Some(Cow::Borrowed(uri))
 }
@@ -138,7 +145,8 @@ impl IdentifierSystems {
     }
 
     fn lookup(&self, authority: &str) -> Option<&str> {
-        if authority.trim().is_empty() {
+        // Most tenants map few or no authorities: skip the upper-cased copy.
+        if self.by_authority.is_empty() || authority.trim().is_empty() {
             return None;
         }
         self.by_authority

@@ -9,12 +9,12 @@
 //! Key: ORC-3 filler order number when sent (the registry's id for the
 //! dose), else patient + RXA-3 date + RXA-5 vaccine code.
 
-use serde_json::{json, Map, Value};
+use super::json::{json, Map, Value};
 
 use super::bundle::Write;
 use super::datatypes::{
     codeable_concept, date, date_time, decimal, entity_identifier, identifier_pair, put, sub,
-    table_concept, text,
+    table_concept, text, text_cow,
 };
 use super::encounter::map_encounter;
 use super::shared::{location, meta, organization, practitioner};
@@ -112,10 +112,10 @@ fn map_rxa(
         )
     };
     let completion = text(&rxa.field(20).component(1));
-    let status = immunization_status(&completion, &text(&rxa.field(21).component(1)));
+    let status = immunization_status(&completion, &text_cow(&rxa.field(21).component(1)));
     let mut imm = Map::new();
-    imm.insert("meta".into(), meta(US_CORE_IMMUNIZATION));
-    imm.insert("status".into(), Value::from(status));
+    imm.insert("meta", meta(US_CORE_IMMUNIZATION));
+    imm.insert("status", Value::from(status));
     if status == "not-done" {
         let reason = codeable_concept(&rxa.field(18).repetition(1), m.ctx).unwrap_or_else(|| {
             if completion.eq_ignore_ascii_case("RE") {
@@ -130,21 +130,21 @@ fn map_rxa(
         });
         put(&mut imm, "statusReason", reason);
     }
-    imm.insert("vaccineCode".into(), vaccine);
-    imm.insert("patient".into(), m.patient_ref());
+    imm.insert("vaccineCode", vaccine);
+    imm.insert("patient", m.patient_ref());
     put(&mut imm, "encounter", m.encounter_ref());
-    imm.insert("occurrenceDateTime".into(), Value::from(occurrence));
+    imm.insert("occurrenceDateTime", Value::from(occurrence));
     let mut match_id = None;
     if let Some(f) = &filler {
         if let Some(id) = entity_identifier(f, "FILL", m.ctx) {
             match_id = identifier_pair(&id);
-            imm.insert("identifier".into(), json!([id]));
+            imm.insert("identifier", json!([id]));
         }
     }
     // RXA-9: 00 = new record (primary source), 01.. = historical.
     let source = text(&rxa.field(9).component(1));
     if !source.is_empty() {
-        imm.insert("primarySource".into(), Value::Bool(source == "00"));
+        imm.insert("primarySource", Value::Bool(source == "00"));
         if source != "00" {
             put(
                 &mut imm,
@@ -157,12 +157,12 @@ fn map_rxa(
     put(
         &mut imm,
         "expirationDate",
-        date(&text(&rxa.field(16).component(1))),
+        date(&text_cow(&rxa.field(16).component(1))),
     );
     let mvx = rxa.field(17).repetition(1);
     let mvx_code = text(&mvx.component(1));
     let mvx_name = text(&mvx.component(2));
-    let mvx_system = coding_system_uri(&text(&mvx.component(3))).unwrap_or(
+    let mvx_system = coding_system_uri(&text_cow(&mvx.component(3))).unwrap_or(
         std::borrow::Cow::Borrowed("http://terminology.hl7.org/CodeSystem/MVX"),
     );
     let identifier = (!mvx_code.is_empty()).then(|| (mvx_system.into_owned(), mvx_code.clone()));
@@ -177,7 +177,7 @@ fn map_rxa(
         if let Some(value) = decimal(&amount) {
             let units = rxa.field(7).repetition(1);
             let mut dose = Map::new();
-            dose.insert("value".into(), value);
+            dose.insert("value", value);
             let unit_code = text(&units.component(1));
             put(&mut dose, "unit", {
                 let t = text(&units.component(2));
@@ -187,18 +187,18 @@ fn map_rxa(
                     t
                 }
             });
-            if coding_system_uri(&text(&units.component(3))).as_deref()
+            if coding_system_uri(&text_cow(&units.component(3))).as_deref()
                 == Some("http://unitsofmeasure.org")
                 && !unit_code.is_empty()
             {
-                dose.insert("system".into(), Value::from("http://unitsofmeasure.org"));
-                dose.insert("code".into(), Value::from(unit_code));
+                dose.insert("system", Value::from("http://unitsofmeasure.org"));
+                dose.insert("code", Value::from(unit_code));
             }
-            imm.insert("doseQuantity".into(), Value::Object(dose));
+            imm.insert("doseQuantity", Value::Object(dose));
         }
     }
     if completion.eq_ignore_ascii_case("PA") {
-        imm.insert("isSubpotent".into(), Value::Bool(true));
+        imm.insert("isSubpotent", Value::Bool(true));
     }
     if let Some(rxr) = rxr {
         put(
@@ -250,7 +250,7 @@ fn map_rxa(
             "30963-3" => put(&mut imm, "fundingSource", value),
             "64994-7" => {
                 if let Some(v) = value {
-                    imm.insert("programEligibility".into(), json!([v]));
+                    imm.insert("programEligibility", json!([v]));
                 }
             }
             _ => {}
