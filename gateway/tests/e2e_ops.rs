@@ -460,10 +460,19 @@ fn a_watchdog_restart_recorded_by_exec_stop_post_raises_the_restart_alert() {
 #[test]
 fn fleet_heartbeat_posts_health_without_phi() {
     let msp = HttpPeer::start();
+    // What `updater` writes after each run (step 11), sent along.
+    let updater_dir = tempfile::tempdir().unwrap();
+    let report = updater_dir.path().join("report.json");
+    std::fs::write(
+        &report,
+        r#"{"epoch_floor": 3, "slots": {"A": {"version": "1.4.0", "state": "good"}}, "wave": null}"#,
+    )
+    .unwrap();
     let g = Gateway::start_with(Options {
         top_extra: format!(
-            "[fleet]\nurl = \"{}\"\ninterval = \"300ms\"\nbox_id = \"clinic-42\"\nauth = {{ type = \"bearer\", token = \"fleet-token\" }}\n",
-            msp.url("/heartbeat")
+            "[fleet]\nurl = \"{}\"\ninterval = \"300ms\"\nbox_id = \"clinic-42\"\nupdater_report = {:?}\nauth = {{ type = \"bearer\", token = \"fleet-token\" }}\n",
+            msp.url("/heartbeat"),
+            report.display().to_string()
         ),
         ..Default::default()
     });
@@ -495,6 +504,8 @@ fn fleet_heartbeat_posts_health_without_phi() {
     assert_eq!(v["destinations"][0]["up"], true);
     assert_eq!(v["destinations"][0]["pending"], 0);
     assert!(v["alerts"].is_array());
+    assert_eq!(v["updater"]["epoch_floor"], 3, "{v}");
+    assert_eq!(v["updater"]["slots"]["A"]["version"], "1.4.0");
     for r in msp.received() {
         let t = r.text();
         for phi in ["MRN4242", "PATIENT", "19800101", "F-1"] {

@@ -363,6 +363,9 @@ pub struct FleetConfig {
     pub box_id: String,
     pub auth: Option<AuthConfig>,
     pub tls: HttpsClientConfig,
+    /// The updater's `report.json` (its slots, versions, epoch floor, last
+    /// check, download and wave), sent along when readable.
+    pub updater_report: Option<PathBuf>,
 }
 
 /// `[status_page]`: the read-only HTML page for the office.

@@ -47,6 +47,7 @@ pub(super) struct RawFleet {
     box_id: Option<Spanned<String>>,
     auth: Option<Spanned<RawAuth>>,
     tls: Option<Spanned<RawHttpsClient>>,
+    updater_report: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -312,8 +313,13 @@ impl Ctx<'_> {
             }
             None => default_box_id(),
         };
+        let updater_report = f
+            .updater_report
+            .as_ref()
+            .map(|p| super::validate::resolve(base, p.get_ref()));
         let (auth, tls) = self.client("fleet", f.auth, f.tls, base)?;
         Ok(FleetConfig {
+            updater_report,
             url,
             interval,
             box_id,

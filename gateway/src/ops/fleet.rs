@@ -14,6 +14,16 @@ use super::admin::{StatusReport, StatusSource};
 use super::clock;
 use crate::config::FleetConfig;
 
+/// The updater's report for the heartbeat: its JSON, or why it is missing.
+/// It holds slots, versions, epochs and download state: no PHI.
+pub fn updater_report(path: &std::path::Path) -> serde_json::Value {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .unwrap_or_else(|e| json!({"error": format!("{}: not JSON: {e}", path.display())})),
+        Err(e) => json!({"error": format!("{}: {e}", path.display())}),
+    }
+}
+
 /// The heartbeat body for `r`. Pure.
 pub fn heartbeat(box_id: &str, r: &StatusReport, now_ms: u64) -> serde_json::Value {
     json!({
@@ -80,7 +90,10 @@ pub async fn run(cfg: FleetConfig, status: StatusSource, mut shutdown: watch::Re
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let body = heartbeat(&cfg.box_id, &status(), clock::unix_ms());
+        let mut body = heartbeat(&cfg.box_id, &status(), clock::unix_ms());
+        if let (Some(path), Some(obj)) = (&cfg.updater_report, body.as_object_mut()) {
+            obj.insert("updater".into(), updater_report(path));
+        }
         let sent = tokio::time::timeout(
             Duration::from_secs(60),
             super::alerts::post_json(&client, auth.as_ref(), &cfg.url, &body),
