@@ -533,6 +533,11 @@ impl<'a> Delta<'a> {
             b.insert(rec::counter_key(k), rec::seal_u64(*v));
         }
     }
+    /// Write the counters into `b` and hand back the new values.
+    fn finish(self, b: &mut Ops) -> BTreeMap<String, u64> {
+        self.write(b);
+        self.new
+    }
 }
 
 impl Writer {
@@ -1108,12 +1113,9 @@ impl Writer {
                 h.control_id
             );
         }
-        delta.write(&mut b);
-        self.staged.stage(b);
-        let new = delta.new;
+        let counters = delta.finish(&mut b);
+        self.stage_request(b, counters, next_audit);
         self.state.next_id = id + 1;
-        self.state.next_audit = next_audit;
-        self.state.named.extend(new);
         self.space.add(rec_len);
         for d in dests.keys() {
             notify.insert(d.to_string());
@@ -1208,18 +1210,23 @@ impl Writer {
             q.listener, q.reason
         );
         push_audit(&mut b, &mut next_audit, now_ms(), "quarantine", &detail)?;
-        delta.write(&mut b);
-        self.staged.stage(b);
-        let new = delta.new;
+        let counters = delta.finish(&mut b);
+        self.stage_request(b, counters, next_audit);
         self.state.next_q = seq + 1;
-        self.state.next_audit = next_audit;
-        self.state.named.extend(new);
         self.space.add(rec_len);
         log::warn!(
             "journal: quarantined input {seq} from listener {} ({original_len} bytes, evicted {evicted})",
             q.listener
         );
         Ok(())
+    }
+
+    /// Stage one request's ops (all of them, or none on an earlier error)
+    /// and adopt its counter values and audit sequence.
+    fn stage_request(&mut self, b: Ops, counters: BTreeMap<String, u64>, next_audit: u64) {
+        self.staged.stage(b);
+        self.state.next_audit = next_audit;
+        self.state.named.extend(counters);
     }
 
     fn delivered(&mut self, db: &sled::Db, dest: &str, id: u64) -> Result<(), JournalError> {
@@ -1245,11 +1252,8 @@ impl Writer {
             "delivered",
             &format!("destination={dest} id={id}"),
         )?;
-        delta.write(&mut b);
-        self.staged.stage(b);
-        let new = delta.new;
-        self.state.next_audit = next_audit;
-        self.state.named.extend(new);
+        let counters = delta.finish(&mut b);
+        self.stage_request(b, counters, next_audit);
         Ok(())
     }
 }

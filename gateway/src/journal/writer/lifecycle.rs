@@ -64,12 +64,9 @@ impl Writer {
                 d.attempts
             ),
         )?;
-        delta.write(&mut b);
-        self.staged.stage(b);
-        let new = delta.new;
+        let counters = delta.finish(&mut b);
+        self.stage_request(b, counters, next_audit);
         self.state.next_dead = seq + 1;
-        self.state.next_audit = next_audit;
-        self.state.named.extend(new);
         notify.insert(dest);
         Ok(seq)
     }
@@ -155,11 +152,8 @@ impl Writer {
             kind,
             &format!("destination={dest} id={id} dead_letter={seq} by={operator}"),
         )?;
-        delta.write(&mut b);
-        self.staged.stage(b);
-        let new = delta.new;
-        self.state.next_audit = next_audit;
-        self.state.named.extend(new);
+        let counters = delta.finish(&mut b);
+        self.stage_request(b, counters, next_audit);
         notify.insert(dest.clone());
         notify.insert(super::super::dlq_notify_key(&dest));
         Ok(Replayed {
@@ -294,11 +288,8 @@ impl Writer {
                 report.messages, report.bytes, report.audit_events
             ),
         )?;
-        delta.write(&mut b);
-        self.staged.stage(b);
-        let new = delta.new;
-        self.state.next_audit = next_audit;
-        self.state.named.extend(new);
+        let counters = delta.finish(&mut b);
+        self.stage_request(b, counters, next_audit);
         Ok(report)
     }
 
