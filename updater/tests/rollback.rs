@@ -32,7 +32,9 @@ fn health(dev: &Device, boot_id: &str, ok: bool) -> Outcome {
         if ok {
             Ok(())
         } else {
-            Err("unit gateway.service active (READY=1 sent): inactive".to_string())
+            Err(updater::Error::Unhealthy(
+                "unit gateway.service active (READY=1 sent): inactive".into(),
+            ))
         }
     };
     after_boot(&ctx, &check, &mut dev.clock(hours(t0(), 2))).unwrap()
@@ -185,7 +187,8 @@ fn tcp_health_check_sees_a_bound_listener_and_a_missing_one() {
         std::time::Duration::from_millis(50),
         std::time::Duration::from_millis(10),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("bound"), "{e}");
 }
 
@@ -218,7 +221,8 @@ fn gateway_config_gives_the_status_and_listener_checks() {
         std::time::Duration::from_millis(30),
         std::time::Duration::from_millis(10),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("status --config") && e.contains("gateway.toml"),
         "{e}"
@@ -231,7 +235,8 @@ fn gateway_config_gives_the_status_and_listener_checks() {
         std::time::Duration::from_millis(30),
         std::time::Duration::from_millis(10),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains(&format!("listener 127.0.0.1:{port} bound")),
         "{e}"
