@@ -25,18 +25,9 @@ impl HttpSource {
         chunk_timeout: Duration,
         certs: Vec<reqwest::Certificate>,
     ) -> crate::Result<Self> {
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
+        let client = crate::trust::transport::client_builder(connect_timeout, certs)
             .read_timeout(stall_timeout)
             .timeout(chunk_timeout)
-            .user_agent(concat!(
-                "clinic-gateway-updater/",
-                env!("CARGO_PKG_VERSION")
-            ));
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-        let client = b
             .build()
             .map_err(|e| crate::Error::Download(format!("cannot build the HTTP client: {e}")))?;
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,9 +1,10 @@
 //! Shared test fixtures: repositories built with the MSP tooling, a device
-//! (two file-backed slots, simulated firmware, state), and a loopback HTTP
-//! server with injectable faults.
-#![allow(dead_code)]
+//! (two file-backed slots, simulated firmware, state), a loopback HTTP
+//! server with injectable faults (`http`), and what a test needs from the
+//! machine (`tools`).
 
 pub mod http;
+pub mod tools;
 
 use jiff::Timestamp;
 use std::path::{Path, PathBuf};
@@ -102,10 +103,6 @@ impl Repo {
         .unwrap();
     }
 
-    pub fn remove(&self, name: &str) {
-        std::fs::remove_file(self.work.join("targets.d").join(format!("{name}.json"))).unwrap();
-    }
-
     pub fn sign_publish(&self) {
         self.sign_publish_with(SignOptions {
             now: Some(t0()),
@@ -146,12 +143,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// A box: slot A runs `active` (committed), slot B is empty.
 pub struct Device {
-    pub dir: tempfile::TempDir,
+    /// Holds the slots, firmware and state; removed on drop.
+    _dir: tempfile::TempDir,
     pub state_dir: PathBuf,
     pub slots: SlotPaths,
     pub fw_path: PathBuf,
     pub root: PathBuf,
-    pub slot_size: u64,
 }
 
 pub fn sha(b: &[u8]) -> String {
@@ -192,12 +189,11 @@ impl Device {
         };
         Store::new(&state_dir, &RealFiles).save(&st).unwrap();
         Device {
-            dir,
+            _dir: dir,
             state_dir,
             slots: SlotPaths { a, b },
             fw_path,
             root,
-            slot_size,
         }
     }
 

@@ -3,10 +3,8 @@
 //! priority. Repositories are built with the MSP tooling (`repo_tool`, which
 //! uses tough's editor).
 
-mod common;
-
-use common::http::{Fault, Server};
-use common::*;
+use crate::support::http::{Fault, Server};
+use crate::support::*;
 use updater::boot::SlotId;
 use updater::repo_tool::SignOptions;
 

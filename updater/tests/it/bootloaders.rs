@@ -2,8 +2,10 @@
 //! has them: GRUB's `grub-editenv` and `grub-script-check` (grub-common),
 //! libubootenv's `fw_printenv`/`fw_setenv` on a file-backed redundant
 //! environment, and the systemd-boot entry renames with a recording
-//! `bootctl`. Each test says SKIPPED with the reason when a tool is missing.
+//! `bootctl`. A missing tool fails the test under `CI=true` (it names the
+//! package); elsewhere the test says SKIPPED.
 
+use crate::support::tools::require_tool;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -13,14 +15,6 @@ use updater::boot::systemd_boot::SystemdBoot;
 use updater::boot::uboot::UBoot;
 use updater::boot::{BootControl, BootState, SlotId};
 use updater::durable::RealFiles;
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 fn cmdline(dir: &Path, slot: &str) -> std::path::PathBuf {
     let p = dir.join("cmdline");
@@ -34,8 +28,7 @@ fn cmdline(dir: &Path, slot: &str) -> std::path::PathBuf {
 
 #[test]
 fn grubenv_written_by_the_updater_is_read_by_grub_editenv_and_back() {
-    if !have("grub-editenv") {
-        eprintln!("SKIPPED: grub-editenv not installed (scripts/test installs grub-common)");
+    if !require_tool("grub-editenv", "grub-common") {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -89,8 +82,7 @@ fn grubenv_written_by_the_updater_is_read_by_grub_editenv_and_back() {
 
 #[test]
 fn shipped_grub_cfg_parses() {
-    if !have("grub-script-check") {
-        eprintln!("SKIPPED: grub-script-check not installed (scripts/test installs grub-common)");
+    if !require_tool("grub-script-check", "grub-common") {
         return;
     }
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("boot/grub.cfg");
@@ -108,8 +100,13 @@ fn shipped_grub_cfg_parses() {
 }
 
 /// A file-backed redundant U-Boot environment initialised from the shipped
-/// `uboot-env.txt`.
-fn uboot(d: &Path) -> UBoot {
+/// `uboot-env.txt`; `None` (skipped) where libubootenv's tools are missing.
+fn uboot(d: &Path) -> Option<UBoot> {
+    for tool in ["fw_setenv", "fw_printenv"] {
+        if !require_tool(tool, "libubootenv-tool") {
+            return None;
+        }
+    }
     let env1 = d.join("env1");
     let env2 = d.join("env2");
     std::fs::write(&env1, vec![0u8; 0x4000]).unwrap();
@@ -146,13 +143,13 @@ fn uboot(d: &Path) -> UBoot {
         .status()
         .unwrap();
     assert!(st.success(), "initialising the environment failed");
-    UBoot {
+    Some(UBoot {
         fw_printenv: "fw_printenv".into(),
         fw_setenv: "fw_setenv".into(),
         fw_config: Some(cfg),
         cmdline: cmdline(d, "a"),
         script_dir: d.to_path_buf(),
-    }
+    })
 }
 
 fn set_raw(u: &UBoot, kv: &str) {
@@ -170,14 +167,8 @@ fn set_raw(u: &UBoot, kv: &str) {
 
 #[test]
 fn uboot_backend_drives_libubootenv() {
-    if !have("fw_setenv") || !have("fw_printenv") {
-        eprintln!(
-            "SKIPPED: fw_setenv/fw_printenv not installed (scripts/test installs libubootenv-tool)"
-        );
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
-    let u = uboot(d.path());
+    let Some(u) = uboot(d.path()) else { return };
     assert_eq!(u.booted_slot().unwrap(), SlotId::A);
     assert_eq!(u.slot_state(SlotId::A).unwrap(), BootState::Good);
     assert_eq!(u.slot_state(SlotId::B).unwrap(), BootState::Bad);
@@ -216,12 +207,8 @@ fn uboot_backend_drives_libubootenv() {
 
 #[test]
 fn uboot_trial_runs_out_of_tries() {
-    if !have("fw_setenv") {
-        eprintln!("SKIPPED: fw_setenv not installed (scripts/test installs libubootenv-tool)");
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
-    let u = uboot(d.path());
+    let Some(u) = uboot(d.path()) else { return };
     u.set_trial(SlotId::B, 3).unwrap();
     set_raw(&u, "bootcount=3");
     assert_eq!(u.slot_state(SlotId::B).unwrap(), BootState::Bad);
@@ -229,12 +216,8 @@ fn uboot_trial_runs_out_of_tries() {
 
 #[test]
 fn uboot_redundant_environment_survives_a_torn_write() {
-    if !have("fw_setenv") {
-        eprintln!("SKIPPED: fw_setenv not installed (scripts/test installs libubootenv-tool)");
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
-    let u = uboot(d.path());
+    let Some(u) = uboot(d.path()) else { return };
     u.mark_invalid(SlotId::B).unwrap();
     let before = u.vars().unwrap();
     u.set_trial(SlotId::B, 3).unwrap();

@@ -10,9 +10,7 @@
 //! - the box boots, and running the updater again converges: v2 committed in
 //!   slot B, floor raised, v1 intact in slot A.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::sync::Arc;
 use updater::boot::sim::SimFirmware;
 use updater::boot::{BootControl, SlotId};

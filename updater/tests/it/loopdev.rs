@@ -1,12 +1,11 @@
 //! Real block devices: a disk image with a GPT made by `sfdisk` (partitions
 //! `gateway-a`, `gateway-b`), attached with `losetup -P`; the slot backend
-//! writes, fsyncs and reads back the partitions' block devices. Skips with a
-//! printed reason where the machine does not allow it (not root, no loop
-//! devices, no sfdisk).
+//! writes, fsyncs and reads back the partitions' block devices. Where the
+//! machine does not allow it (not root, no loop devices, no sfdisk) the test
+//! fails under `CI=true` and says SKIPPED elsewhere.
 
-mod common;
-
-use common::*;
+use crate::support::tools::{require_root, require_tool, unavailable};
+use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,18 +21,6 @@ impl Drop for Loop {
     fn drop(&mut self) {
         let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
     }
-}
-
-fn skip(reason: &str) {
-    eprintln!("SKIPPED: real block device test: {reason}");
-}
-
-fn tool(name: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// The partition's block device: the kernel's node if devtmpfs made one,
@@ -77,15 +64,16 @@ fn v2() -> Vec<u8> {
 
 #[test]
 fn install_onto_gpt_partitions_of_a_loop_device() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return skip("needs root for losetup");
+    if !require_root("losetup") {
+        return;
     }
-    for t in ["losetup", "sfdisk", "mknod"] {
-        if !tool(t) {
-            return skip(&format!(
-                "{t} is not installed (scripts/test installs util-linux and fdisk)"
-            ));
+    for (tool, package) in [
+        ("losetup", "mount"),
+        ("sfdisk", "fdisk"),
+        ("mknod", "coreutils"),
+    ] {
+        if !require_tool(tool, package) {
+            return;
         }
     }
     let d = tempfile::tempdir().unwrap();
@@ -113,10 +101,14 @@ fn install_onto_gpt_partitions_of_a_loop_device() {
         .output()
         .unwrap();
     if !out.status.success() {
-        return skip(&format!(
-            "losetup could not attach a loop device: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        unavailable(
+            &format!(
+                "losetup could not attach a loop device: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "load the loop module (modprobe loop) or run where /dev/loop-control exists",
+        );
+        return;
     }
     let lo = Loop {
         dev: String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -125,7 +117,11 @@ fn install_onto_gpt_partitions_of_a_loop_device() {
         partition_node(&lo.dev, 1, d.path()),
         partition_node(&lo.dev, 2, d.path()),
     ) else {
-        return skip(&format!("the kernel showed no partitions for {}", lo.dev));
+        unavailable(
+            &format!("the kernel showed no partitions for {}", lo.dev),
+            "run where loop devices get partition nodes (losetup --partscan)",
+        );
+        return;
     };
     eprintln!("slots on {}: {} and {}", lo.dev, pa.display(), pb.display());
 

@@ -3,11 +3,9 @@
 //! `status`), `install --from DIR`, the reboot on the simulated firmware,
 //! `health`, and `status --json`.
 
-mod common;
-
-use common::http::Server;
-use common::image;
-use std::path::Path;
+use crate::support::http::Server;
+use crate::support::image;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use updater::boot::sim::SimFirmware;
@@ -40,6 +38,57 @@ fn ok(args: &[&str], env: &[(&str, &str)]) -> String {
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// An MSP's repository made with `updater repo init ARGS`: keys and root in
+/// `work`, published copies in `out`.
+struct MspRepo {
+    dir: tempfile::TempDir,
+    work: PathBuf,
+    out: PathBuf,
+}
+
+impl MspRepo {
+    fn init(args: &[&str]) -> MspRepo {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        let out = dir.path().join("pub");
+        ok(&[&["repo", "init", p(&work)], args].concat(), &[]);
+        MspRepo { dir, work, out }
+    }
+
+    /// A box that trusts this repository's root and runs `v1`; its servers
+    /// are unreachable (nothing listens on port 9 of loopback).
+    fn offline_box(&self, v1: &[u8]) -> Box_ {
+        make_box(
+            &self.work.join("root.json"),
+            v1,
+            "http://127.0.0.1:9/metadata/",
+            "http://127.0.0.1:9/targets/",
+        )
+    }
+
+    /// `repo add` the image `bytes` as file `name` (8 KiB chunks, more
+    /// `add` ARGS), then `repo sign` and `repo publish` to `out`.
+    fn publish(&self, name: &str, bytes: &[u8], version: &str, epoch: &str, args: &[&str]) {
+        let img = self.dir.path().join(name);
+        std::fs::write(&img, bytes).unwrap();
+        let add = [
+            "repo",
+            "add",
+            p(&self.work),
+            p(&img),
+            "--version",
+            version,
+            "--epoch",
+            epoch,
+            "--chunk-size",
+            "8192",
+        ];
+        ok(&[&add[..], args].concat(), &[]);
+        ok(&["repo", "sign", p(&self.work)], &[]);
+        ok(&["repo", "publish", p(&self.work), p(&self.out)], &[]);
+    }
 }
 
 struct Box_ {
@@ -103,53 +152,24 @@ reboot_command = ["true"]
 
 #[test]
 fn msp_publishes_and_a_box_installs_commits_and_reports() {
-    let repo = tempfile::tempdir().unwrap();
-    let work = repo.path().join("work");
-    let out = repo.path().join("pub");
     let v1 = image(&[1, 2, 3, 4], 0);
     let v2 = image(&[1, 2, 30, 40, 50], 123);
-    let img = repo.path().join("gateway-2.0.img");
-    std::fs::write(&img, &v2).unwrap();
-
-    ok(
-        &["repo", "init", p(&work), "--keys", "2", "--threshold", "2"],
-        &[],
-    );
-    ok(
-        &[
-            "repo",
-            "add",
-            p(&work),
-            p(&img),
-            "--version",
-            "2.0",
-            "--epoch",
-            "2",
-            "--chunk-size",
-            "8192",
-        ],
-        &[],
-    );
-    ok(&["repo", "sign", p(&work)], &[]);
-    ok(&["repo", "publish", p(&work), p(&out)], &[]);
+    let repo = MspRepo::init(&["--keys", "2", "--threshold", "2"]);
+    repo.publish("gateway-2.0.img", &v2, "2.0", "2", &[]);
+    let out = &repo.out;
     assert!(out.join("metadata/timestamp.json").exists());
 
-    let b = make_box(
-        &work.join("root.json"),
-        &v1,
-        "http://127.0.0.1:9/metadata/",
-        "http://127.0.0.1:9/targets/",
-    );
+    let b = repo.offline_box(&v1);
     let cfg = p(&b.config);
     let env = [("UPDATER_BOOT_ID", "boot-1")];
     let stdout = ok(
-        &["install", "--config", cfg, "--from", p(&out), "--no-reboot"],
+        &["install", "--config", cfg, "--from", p(out), "--no-reboot"],
         &env,
     );
     assert!(stdout.contains("staged in slot B"), "{stdout}");
     assert!(stdout.contains("not rebooting"), "{stdout}");
     // The next run finds it staged and only reboots (reboot_command is `true`).
-    let stdout = ok(&["install", "--config", cfg, "--from", p(&out)], &env);
+    let stdout = ok(&["install", "--config", cfg, "--from", p(out)], &env);
     assert!(stdout.contains("already staged in slot B"), "{stdout}");
     assert!(stdout.contains("rebooting into slot B"), "{stdout}");
 
@@ -197,35 +217,18 @@ fn msp_publishes_and_a_box_installs_commits_and_reports() {
 
 #[test]
 fn check_over_http_reports_the_wave_in_status() {
-    let repo = tempfile::tempdir().unwrap();
-    let work = repo.path().join("work");
-    let out = repo.path().join("pub");
-    let img = repo.path().join("gw.img");
-    std::fs::write(&img, image(&[9, 8, 7], 0)).unwrap();
-    ok(&["repo", "init", p(&work)], &[]);
+    let repo = MspRepo::init(&[]);
     // Everyone is in a wave that opens in 2099.
-    ok(
-        &[
-            "repo",
-            "add",
-            p(&work),
-            p(&img),
-            "--version",
-            "3.0",
-            "--epoch",
-            "1",
-            "--chunk-size",
-            "8192",
-            "--wave",
-            "2099-01-01T00:00:00Z=100",
-        ],
-        &[],
+    repo.publish(
+        "gw.img",
+        &image(&[9, 8, 7], 0),
+        "3.0",
+        "1",
+        &["--wave", "2099-01-01T00:00:00Z=100"],
     );
-    ok(&["repo", "sign", p(&work)], &[]);
-    ok(&["repo", "publish", p(&work), p(&out)], &[]);
-    let srv = Server::start(out.clone());
+    let srv = Server::start(repo.out.clone());
     let b = make_box(
-        &work.join("root.json"),
+        &repo.work.join("root.json"),
         &image(&[1], 0),
         srv.url("metadata/").as_str(),
         srv.url("targets/").as_str(),
@@ -256,16 +259,9 @@ fn check_over_http_reports_the_wave_in_status() {
 
 #[test]
 fn a_failed_check_is_recorded_and_named() {
-    let repo = tempfile::tempdir().unwrap();
-    let work = repo.path().join("work");
-    ok(&["repo", "init", p(&work)], &[]);
-    // Nothing listens on port 9 of loopback: the check fails, and says so.
-    let b = make_box(
-        &work.join("root.json"),
-        &image(&[1], 0),
-        "http://127.0.0.1:9/metadata/",
-        "http://127.0.0.1:9/targets/",
-    );
+    let repo = MspRepo::init(&[]);
+    // The servers are unreachable: the check fails, and says so.
+    let b = repo.offline_box(&image(&[1], 0));
     let out = run(&["check", "--config", p(&b.config)], &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -296,35 +292,10 @@ fn a_bad_config_names_the_file_and_field() {
 
 #[test]
 fn a_factory_fresh_box_takes_its_floor_from_the_running_image() {
-    let repo = tempfile::tempdir().unwrap();
-    let work = repo.path().join("work");
-    let out = repo.path().join("pub");
-    let img = repo.path().join("gw.img");
-    std::fs::write(&img, image(&[4, 4], 0)).unwrap();
-    ok(&["repo", "init", p(&work)], &[]);
-    ok(
-        &[
-            "repo",
-            "add",
-            p(&work),
-            p(&img),
-            "--version",
-            "3.0",
-            "--epoch",
-            "1",
-            "--chunk-size",
-            "8192",
-        ],
-        &[],
-    );
-    ok(&["repo", "sign", p(&work)], &[]);
-    ok(&["repo", "publish", p(&work), p(&out)], &[]);
-    let b = make_box(
-        &work.join("root.json"),
-        &image(&[1], 0),
-        "http://127.0.0.1:9/m/",
-        "http://127.0.0.1:9/t/",
-    );
+    let repo = MspRepo::init(&[]);
+    repo.publish("gw.img", &image(&[4, 4], 0), "3.0", "1", &[]);
+    let out = &repo.out;
+    let b = repo.offline_box(&image(&[1], 0));
     // No state yet; the image says what it is.
     std::fs::remove_file(b.dir.path().join("state/state.json")).unwrap();
     std::fs::write(
@@ -335,7 +306,7 @@ fn a_factory_fresh_box_takes_its_floor_from_the_running_image() {
     let cfg = std::fs::read_to_string(&b.config).unwrap();
     std::fs::write(&b.config, format!("running_image = \"image.json\"\n{cfg}")).unwrap();
     let stdout = ok(
-        &["install", "--config", p(&b.config), "--from", p(&out)],
+        &["install", "--config", p(&b.config), "--from", p(out)],
         &[],
     );
     assert!(
@@ -351,35 +322,10 @@ fn a_factory_fresh_box_takes_its_floor_from_the_running_image() {
 
 #[test]
 fn outside_the_maintenance_window_the_update_is_staged_without_a_reboot() {
-    let repo = tempfile::tempdir().unwrap();
-    let work = repo.path().join("work");
-    let out = repo.path().join("pub");
-    let img = repo.path().join("gw.img");
-    std::fs::write(&img, image(&[6, 6], 0)).unwrap();
-    ok(&["repo", "init", p(&work)], &[]);
-    ok(
-        &[
-            "repo",
-            "add",
-            p(&work),
-            p(&img),
-            "--version",
-            "3.0",
-            "--epoch",
-            "1",
-            "--chunk-size",
-            "8192",
-        ],
-        &[],
-    );
-    ok(&["repo", "sign", p(&work)], &[]);
-    ok(&["repo", "publish", p(&work), p(&out)], &[]);
-    let b = make_box(
-        &work.join("root.json"),
-        &image(&[1], 0),
-        "http://127.0.0.1:9/m/",
-        "http://127.0.0.1:9/t/",
-    );
+    let repo = MspRepo::init(&[]);
+    repo.publish("gw.img", &image(&[6, 6], 0), "3.0", "1", &[]);
+    let out = &repo.out;
+    let b = repo.offline_box(&image(&[1], 0));
     // A one-hour window that starts two hours from now (local time).
     let now = jiff::Zoned::now();
     let start = (now.hour() as u32 * 60 + now.minute() as u32 + 120) % 1440;
@@ -397,7 +343,7 @@ fn outside_the_maintenance_window_the_update_is_staged_without_a_reboot() {
     );
     std::fs::write(&b.config, cfg).unwrap();
     let stdout = ok(
-        &["install", "--config", p(&b.config), "--from", p(&out)],
+        &["install", "--config", p(&b.config), "--from", p(out)],
         &[("UPDATER_BOOT_ID", "b1")],
     );
     assert!(stdout.contains("staged in slot B"), "{stdout}");
@@ -412,7 +358,7 @@ fn outside_the_maintenance_window_the_update_is_staged_without_a_reboot() {
             "--config",
             p(&b.config),
             "--from",
-            p(&out),
+            p(out),
             "--now",
         ],
         &[("UPDATER_BOOT_ID", "b1")],

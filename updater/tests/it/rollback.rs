@@ -1,9 +1,7 @@
 //! Rollback on the simulated firmware: a failing health check, a slot that
 //! never boots, and a good update that is committed with its floor raised.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::path::Path;
 use updater::boot::{BootControl, BootState, SlotId};
 use updater::durable::RealFiles;
@@ -32,7 +30,9 @@ fn health(dev: &Device, boot_id: &str, ok: bool) -> Outcome {
         if ok {
             Ok(())
         } else {
-            Err("unit gateway.service active (READY=1 sent): inactive".to_string())
+            Err(updater::Error::Unhealthy(
+                "unit gateway.service active (READY=1 sent): inactive".into(),
+            ))
         }
     };
     after_boot(&ctx, &check, &mut dev.clock(hours(t0(), 2))).unwrap()
@@ -167,25 +167,36 @@ fn install_refused_while_the_running_slot_is_on_trial() {
     assert!(e.to_string().contains("updater health"), "{e}");
 }
 
-#[test]
-fn tcp_health_check_sees_a_bound_listener_and_a_missing_one() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let bound: Vec<Box<dyn Check>> = vec![Box::new(TcpListening(l.local_addr().unwrap()))];
+/// The checks pass within five seconds.
+fn passes(checks: &[Box<dyn Check>]) {
     run_checks(
-        &bound,
+        checks,
         std::time::Duration::from_secs(5),
         std::time::Duration::from_millis(10),
     )
     .unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    let missing: Vec<Box<dyn Check>> = vec![Box::new(TcpListening(addr))];
-    let e = run_checks(
-        &missing,
+}
+
+/// The checks still fail after 50 ms; what they say.
+fn fails(checks: &[Box<dyn Check>]) -> String {
+    run_checks(
+        checks,
         std::time::Duration::from_millis(50),
         std::time::Duration::from_millis(10),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string()
+}
+
+#[test]
+fn tcp_health_check_sees_a_bound_listener_and_a_missing_one() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bound: Vec<Box<dyn Check>> = vec![Box::new(TcpListening(l.local_addr().unwrap()))];
+    passes(&bound);
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let missing: Vec<Box<dyn Check>> = vec![Box::new(TcpListening(addr))];
+    let e = fails(&missing);
     assert!(e.contains("bound"), "{e}");
 }
 
@@ -205,20 +216,10 @@ fn gateway_config_gives_the_status_and_listener_checks() {
     .unwrap();
     let checks = updater::health::gateway_checks(Path::new("true"), &cfg).unwrap();
     assert_eq!(checks.len(), 2);
-    run_checks(
-        &checks,
-        std::time::Duration::from_secs(5),
-        std::time::Duration::from_millis(10),
-    )
-    .unwrap();
+    passes(&checks);
     // The daemon's status command fails: the check names it.
     let checks = updater::health::gateway_checks(Path::new("false"), &cfg).unwrap();
-    let e = run_checks(
-        &checks,
-        std::time::Duration::from_millis(30),
-        std::time::Duration::from_millis(10),
-    )
-    .unwrap_err();
+    let e = fails(&checks);
     assert!(
         e.contains("status --config") && e.contains("gateway.toml"),
         "{e}"
@@ -226,12 +227,7 @@ fn gateway_config_gives_the_status_and_listener_checks() {
     // A listener that is not bound.
     drop(up);
     let checks = updater::health::gateway_checks(Path::new("true"), &cfg).unwrap();
-    let e = run_checks(
-        &checks,
-        std::time::Duration::from_millis(30),
-        std::time::Duration::from_millis(10),
-    )
-    .unwrap_err();
+    let e = fails(&checks);
     assert!(
         e.contains(&format!("listener 127.0.0.1:{port} bound")),
         "{e}"
