@@ -1,0 +1,19 @@
+//! X12 (placeholder doc; rewritten below)
+
+pub mod ack;
+pub mod codes;
+pub mod document;
+pub mod envelope;
+pub mod error;
+pub mod guide;
+pub mod isa;
+pub mod reader;
+
+pub use ack::{acknowledgments, Ack, AckHeader, AckKind, Stamp};
+pub use document::{split, Document, Group, Interchange, TransactionSet};
+pub use envelope::{
+    check, CheckOptions, InterchangeKey, OwnedInterchangeKey, SeenInterchanges, Usage,
+};
+pub use error::{Code, EnvelopeError, ErrorKind, Level};
+pub use guide::Kind;
+pub use reader::{Elements, Position, Segment, Separators};
