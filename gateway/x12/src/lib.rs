@@ -1,6 +1,7 @@
 //! X12 (placeholder doc; rewritten below)
 
 pub mod ack;
+pub mod bench;
 pub mod codes;
 pub mod decimal;
 pub mod document;
