@@ -92,9 +92,19 @@ impl<'a> Segment<'a> {
 
     /// The segment id: the bytes before the first element separator.
     pub fn id(&self) -> &'a [u8] {
-        match memchr::memchr(self.seps.element, self.raw) {
+        let end = self
+            .raw
+            .iter()
+            .take(4)
+            .position(|b| *b == self.seps.element);
+        match end {
             Some(i) => &self.raw[..i],
-            None => self.raw,
+            // Ids are at most 3 characters: a longer run has no separator
+            // there, so look further only for the (invalid) long id.
+            None => match memchr::memchr(self.seps.element, self.raw) {
+                Some(i) => &self.raw[..i],
+                None => self.raw,
+            },
         }
     }
 
@@ -162,7 +172,14 @@ impl<'a> Elements<'a> {
         let mut starts = [0u32; MAX_INDEXED];
         let mut indexed = 0;
         let mut overflow = false;
-        for at in memchr::memchr_iter(seps.element, raw) {
+        // A plain loop: segments are short, where memchr's setup costs more
+        // than it saves.
+        for at in raw
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == seps.element)
+            .map(|(i, _)| i)
+        {
             if indexed == MAX_INDEXED {
                 overflow = true;
                 break;

@@ -1,5 +1,5 @@
 //! Acknowledgments the crate writes: a TA1 for interchange-level errors
-//! ([`ta1`]) and a 999 per functional group ([`ack999`]), each as a whole
+//! ([`mod@ta1`]) and a 999 per functional group ([`ack999`]), each as a whole
 //! interchange of its own, following 005010X231A1.
 //!
 //! The caller passes what must not be invented here ([`AckHeader`]): the
