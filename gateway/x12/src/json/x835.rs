@@ -1,0 +1,310 @@
+//! 835 remittance advice → JSON, streaming: the header (payment, trace,
+//! payer, payee) is written when the first claim starts, each claim when
+//! it ends (so memory stays one claim deep on a 50 MB file), PLB provider
+//! adjustments and the reconciled totals last.
+
+use super::common::{adjustments, amounts, dates, procedure, references, Entity};
+use super::writer::JsonWriter;
+use crate::codes;
+use crate::decimal::Decimal;
+use crate::document::TransactionSet;
+use crate::reader::Segment;
+use crate::reconcile::{claim_balance, ends_claim, plb_total};
+
+/// Writes the 835 fields into the open transaction object.
+pub fn write(w: &mut JsonWriter, set: &TransactionSet<'_>) {
+    let mut header: Vec<Segment<'_>> = Vec::new();
+    let mut claim: Vec<Segment<'_>> = Vec::new();
+    let mut plbs: Vec<Segment<'_>> = Vec::new();
+    let mut in_claims = false;
+    let mut header_number: &[u8] = &[];
+    let mut claims = 0usize;
+    let mut claims_paid = Decimal::ZERO;
+    let mut all_claims_balanced = true;
+    let mut unreadable = Vec::new();
+    for seg in set.body() {
+        let id = seg.id();
+        if ends_claim(id) && !claim.is_empty() {
+            all_claims_balanced &= write_claim(w, &claim, claims, header_number);
+            claims += 1;
+            claim.clear();
+        }
+        match id {
+            b"LX" | b"CLP" if !in_claims => {
+                write_header(w, &header);
+                w.array_field("claims");
+                in_claims = true;
+            }
+            _ => {}
+        }
+        match id {
+            b"LX" => header_number = seg.element(1),
+            b"CLP" => {
+                if let Some(s) =
+                    Decimal::parse(seg.element(4)).and_then(|p| claims_paid.checked_add(p))
+                {
+                    claims_paid = s;
+                } else {
+                    unreadable.push(seg.pos);
+                }
+                claim.push(seg);
+            }
+            b"PLB" => plbs.push(seg),
+            _ if !claim.is_empty() => claim.push(seg),
+            _ if !in_claims => header.push(seg),
+            // TS3/TS2 provider summaries and anything between claims.
+            _ => {}
+        }
+    }
+    if !in_claims {
+        write_header(w, &header);
+        w.array_field("claims");
+    }
+    w.end_array();
+    let mut plb_sum = Decimal::ZERO;
+    w.array_field("provider_adjustments");
+    for p in &plbs {
+        plb_sum = plb_sum
+            .checked_add(plb_total(p, &mut unreadable))
+            .unwrap_or(plb_sum);
+        write_plb(w, p);
+    }
+    w.end_array();
+    let payment = header
+        .iter()
+        .find(|s| s.id() == b"BPR")
+        .map(|s| s.element(2));
+    let expected = claims_paid.checked_sub(plb_sum).unwrap_or(claims_paid);
+    let payment_balanced = payment.and_then(Decimal::parse) == Some(expected);
+    w.object_field("totals");
+    w.field("payment", payment.unwrap_or(&[]));
+    w.field("claims_paid", claims_paid.to_string().as_bytes());
+    w.field("provider_adjustments", plb_sum.to_string().as_bytes());
+    w.field("expected_payment", expected.to_string().as_bytes());
+    w.field_number("claim_count", claims);
+    w.field_bool("balanced", payment_balanced && unreadable.is_empty());
+    w.end_object();
+    w.field_bool(
+        "balanced",
+        payment_balanced && all_claims_balanced && unreadable.is_empty(),
+    );
+}
+
+fn write_header(w: &mut JsonWriter, header: &[Segment<'_>]) {
+    let mut refs = Vec::new();
+    let mut dtms = Vec::new();
+    let mut payer: Option<Entity<'_>> = None;
+    let mut payee: Option<Entity<'_>> = None;
+    let mut current: Option<&mut Entity<'_>> = None;
+    let mut bpr = None;
+    let mut trn = None;
+    let mut cur = None;
+    for seg in header {
+        match seg.id() {
+            b"BPR" if bpr.is_none() => bpr = Some(*seg),
+            b"TRN" if trn.is_none() => trn = Some(*seg),
+            b"CUR" if cur.is_none() => cur = Some(*seg),
+            b"N1" => {
+                let entity = Entity {
+                    name: Some(*seg),
+                    ..Entity::default()
+                };
+                current = match seg.element(1) {
+                    b"PR" => Some(payer.insert(entity)),
+                    b"PE" => Some(payee.insert(entity)),
+                    _ => None,
+                };
+            }
+            _ => {
+                let taken = match current.as_mut() {
+                    Some(e) => e.take(*seg),
+                    None => false,
+                };
+                if !taken {
+                    match seg.id() {
+                        b"REF" => refs.push(*seg),
+                        b"DTM" => dtms.push(*seg),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    w.object_field("payment");
+    if let Some(b) = bpr {
+        let e = b.elements();
+        w.field("handling", e.get(1));
+        w.field("amount", e.get(2));
+        w.field("credit_debit", e.get(3));
+        w.field("method", e.get(4));
+        w.field("format", e.get(5));
+        w.field_date("date", e.get(16));
+    }
+    if let Some(t) = trn {
+        let e = t.elements();
+        w.object_field("trace");
+        w.field("type", e.get(1));
+        w.field("number", e.get(2));
+        w.field("originator", e.get(3));
+        w.field("originator_supplemental", e.get(4));
+        w.end_object();
+    }
+    if let Some(c) = cur {
+        w.field("currency", c.element(2));
+    }
+    w.end_object();
+    references(w, &refs);
+    dates(w, &dtms);
+    for (key, party) in [("payer", &payer), ("payee", &payee)] {
+        if let Some(p) = party {
+            w.object_field(key);
+            p.write_fields(w);
+            w.end_object();
+        }
+    }
+}
+
+/// Writes one claim; true when it (and each of its lines) balances.
+fn write_claim(w: &mut JsonWriter, claim: &[Segment<'_>], index: usize, lx: &[u8]) -> bool {
+    let balance = claim_balance(index, claim);
+    let Some(clp) = claim.first() else {
+        return true;
+    };
+    let e = clp.elements();
+    w.begin_object();
+    w.field_number("segment", clp.pos.segment);
+    w.field("header_number", lx);
+    w.field("patient_control_number", e.get(1));
+    w.field("status", e.get(2));
+    w.field_text("status_text", codes::clp02_text(e.get(2)));
+    w.field_bool("reversal", e.get(2) == b"22");
+    w.field_bool("denied", e.get(2) == b"4");
+    w.field("charge", e.get(3));
+    w.field("paid", e.get(4));
+    w.field("patient_responsibility", e.get(5));
+    w.field("filing_indicator", e.get(6));
+    w.field("payer_claim_control_number", e.get(7));
+    w.field("facility_type", e.get(8));
+    w.field("frequency", e.get(9));
+    w.field("drg", e.get(11));
+    let first_line = claim
+        .iter()
+        .position(|s| s.id() == b"SVC")
+        .unwrap_or(claim.len());
+    let own = &claim[1..first_line.max(1)];
+    let pick = |id: &[u8]| {
+        own.iter()
+            .filter(|s| s.id() == id)
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    for nm1 in own.iter().filter(|s| s.id() == b"NM1") {
+        let n = nm1.elements();
+        let key = match n.get(1) {
+            b"QC" => "patient",
+            b"IL" => "insured",
+            b"74" => "corrected_insured",
+            b"82" => "rendering_provider",
+            b"TT" => "crossover_carrier",
+            b"PR" => "corrected_payer",
+            b"GB" => "other_subscriber",
+            _ => continue,
+        };
+        w.object_field(key);
+        super::common::nm1_fields(w, &n);
+        w.end_object();
+    }
+    adjustments(w, &pick(b"CAS"));
+    dates(w, &pick(b"DTM"));
+    references(w, &pick(b"REF"));
+    amounts(w, &pick(b"AMT"));
+    w.array_field("service_lines");
+    let mut start = first_line;
+    while start < claim.len() {
+        let end = claim[start + 1..]
+            .iter()
+            .position(|s| s.id() == b"SVC")
+            .map_or(claim.len(), |p| start + 1 + p);
+        let unbalanced = balance.unbalanced_lines.contains(&claim[start].pos);
+        write_line(w, &claim[start..end], !unbalanced);
+        start = end;
+    }
+    w.end_array();
+    let ok = balance.balanced && balance.unbalanced_lines.is_empty();
+    w.object_field("balance");
+    w.field("adjustments", balance.adjustments.to_string().as_bytes());
+    w.field_bool("claim_balanced", balance.balanced);
+    w.field_number("unbalanced_lines", balance.unbalanced_lines.len());
+    w.end_object();
+    w.field_bool("balanced", ok);
+    w.end_object();
+    ok
+}
+
+fn write_line(w: &mut JsonWriter, line: &[Segment<'_>], balanced: bool) {
+    let Some(svc) = line.first() else {
+        return;
+    };
+    let e = svc.elements();
+    let rest = &line[1..];
+    let pick = |id: &[u8]| {
+        rest.iter()
+            .filter(|s| s.id() == id)
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    w.begin_object();
+    w.field_number("segment", svc.pos.segment);
+    procedure(w, "procedure", &e, 1);
+    w.field("charge", e.get(2));
+    w.field("paid", e.get(3));
+    w.field("revenue_code", e.get(4));
+    w.field("units", e.get(5));
+    if !e.get(6).is_empty() {
+        procedure(w, "original_procedure", &e, 6);
+    }
+    w.field("original_units", e.get(7));
+    dates(w, &pick(b"DTM"));
+    adjustments(w, &pick(b"CAS"));
+    let refs = pick(b"REF");
+    if let Some(r) = refs.iter().find(|r| r.element(1) == b"6R") {
+        w.field("control_number", r.element(2));
+    }
+    references(w, &refs);
+    amounts(w, &pick(b"AMT"));
+    let remarks = pick(b"LQ");
+    if !remarks.is_empty() {
+        w.array_field("remarks");
+        for r in &remarks {
+            w.begin_object();
+            w.field("qualifier", r.element(1));
+            w.field("code", r.element(2));
+            w.end_object();
+        }
+        w.end_array();
+    }
+    w.field_bool("balanced", balanced);
+    w.end_object();
+}
+
+fn write_plb(w: &mut JsonWriter, plb: &Segment<'_>) {
+    let e = plb.elements();
+    w.begin_object();
+    w.field_number("segment", plb.pos.segment);
+    w.field("provider", e.get(1));
+    w.field_date("fiscal_period_end", e.get(2));
+    w.array_field("adjustments");
+    for k in 0..6 {
+        let (reason, amount) = (3 + 2 * k, 4 + 2 * k);
+        if e.get(reason).is_empty() && e.get(amount).is_empty() {
+            continue;
+        }
+        w.begin_object();
+        w.field("reason", e.component(reason, 1));
+        w.field("reference", e.component(reason, 2));
+        w.field("amount", e.get(amount));
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+}
