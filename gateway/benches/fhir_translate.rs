@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use gateway::fhir::{self, MapContext};
-use gateway::hl7::Message;
+use hl7::Message;
 
 struct CountingAllocator;
 

@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use gateway::hl7::{Message, Path};
+use hl7::{Message, Path};
 
 fn oru(obx_count: usize) -> Vec<u8> {
     let mut s = String::from(

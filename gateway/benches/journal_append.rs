@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use gateway::hl7::HeaderSummary;
 use gateway::journal::bench_support::raw_fdatasync_rate;
 use gateway::journal::{Journal, JournalConfig, NewMessage};
+use hl7::HeaderSummary;
 
 fn msg(cid: String) -> NewMessage {
     NewMessage {

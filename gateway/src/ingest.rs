@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::hl7::{self, HeaderSummary, Outcome};
 use crate::journal::{Appended, Journal, JournalError, NewMessage, Quarantined};
 use crate::ops::clock;
 use crate::ops::stats::{inc, ListenerStats};
 use crate::route::Router;
+use hl7::{HeaderSummary, Outcome};
 
 /// HL7 table 0357 codes we answer with.
 pub mod err_code {

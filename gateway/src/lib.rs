@@ -7,7 +7,6 @@ pub mod daemon;
 pub mod deliver;
 pub mod durable_fs;
 pub mod fhir;
-pub mod hl7;
 pub mod ingest;
 pub mod journal;
 pub mod mllp;

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use gateway::fhir::{self, MapContext, UpdateMode};
-use gateway::hl7::Message;
+use hl7::Message;
 
 fn all_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/fhir");

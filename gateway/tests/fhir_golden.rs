@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gateway::fhir::{self, CodeMaps, MapContext, UpdateMode};
-use gateway::hl7::Message;
+use hl7::Message;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use gateway::fhir::{self, MapContext, ToHl7Context};
-use gateway::hl7::Message;
+use hl7::Message;
 use serde_json::{json, Value};
 
 fn ctx() -> ToHl7Context {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gateway::fhir::{self, MapContext, UpdateMode};
-use gateway::hl7::Message;
+use hl7::Message;
 
 /// Our own synthetic corpus.
 fn own_corpus() -> Vec<PathBuf> {

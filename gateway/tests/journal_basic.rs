@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gateway::hl7::HeaderSummary;
 use gateway::journal::{Appended, Journal, JournalConfig, JournalError, NewMessage, Quarantined};
+use hl7::HeaderSummary;
 
 fn msg(listener: &str, control_id: &str, raw: Vec<u8>, dests: &[&str]) -> NewMessage {
     NewMessage {

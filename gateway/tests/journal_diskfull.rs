@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gateway::hl7::HeaderSummary;
 use gateway::journal::{Appended, Journal, JournalConfig, JournalError, NewMessage};
+use hl7::HeaderSummary;
 
 struct Mount(PathBuf);
 

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gateway::hl7::HeaderSummary;
 use gateway::journal::{Journal, JournalConfig, NewMessage, Quarantined};
+use hl7::HeaderSummary;
 
 const ROOT_ENV: &str = "JOURNAL_STRACE_ROOT";
 

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway::hl7::HeaderSummary;
 use gateway::journal::{Appended, Journal, JournalConfig, JournalError, NewMessage, Quarantined};
+use hl7::HeaderSummary;
 
 const DIR_ENV: &str = "JOURNAL_WAL_CHILD_DIR";
 const N_ENV: &str = "JOURNAL_WAL_CHILD_N";

@@ -217,14 +217,12 @@ async fn echo_round_trips(duration: Duration) -> Result<f64, String> {
             return;
         };
         let _ = s.set_nodelay(true);
-        let ack = crate::mllp::frame(b"MSH|^~\\&|||||||ACK|1|P|2.5.1\rMSA|AA|1\r");
-        let mut decoder = crate::mllp::codec::Decoder::new(1 << 20);
+        let ack = hl7::mllp::frame(b"MSH|^~\\&|||||||ACK|1|P|2.5.1\rMSA|AA|1\r");
+        let mut decoder = hl7::mllp::Decoder::new(1 << 20);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             while let Some(ev) = decoder.next_event() {
-                if !matches!(ev, crate::mllp::codec::Event::Frame(_))
-                    || s.write_all(&ack).await.is_err()
-                {
+                if !matches!(ev, hl7::mllp::Event::Frame(_)) || s.write_all(&ack).await.is_err() {
                     return;
                 }
             }

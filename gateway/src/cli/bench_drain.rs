@@ -20,9 +20,9 @@ use tokio::task::JoinSet;
 use crate::config::{
     DeliveryPolicy, DestinationConfig, DestinationKind, HttpDestination, HttpFormat,
 };
-use crate::hl7::Message;
 use crate::journal::{Enqueue, Journal, JournalConfig, NewMessage};
 use crate::ops::watchdog::Heartbeats;
+use hl7::Message;
 
 #[derive(Args)]
 pub struct DrainArgs {

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::hl7;
 use crate::mllp::client::Client;
 use crate::mllp::tls;
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 
 use crate::fhir::{self, CodeMaps, MapContext, ToHl7Context};
-use crate::hl7::Message;
 use crate::ops::clock;
+use hl7::Message;
 
 #[derive(Args)]
 pub struct TranslateArgs {

@@ -14,9 +14,9 @@ use std::time::Duration;
 use super::payload::Prepared;
 use super::verdict::Verdict;
 use crate::config::{DeliveryPolicy, MllpDestination};
-use crate::hl7::parse_ack;
 use crate::mllp::client::Client;
 use crate::mllp::tls;
+use hl7::parse_ack;
 
 pub struct MllpSender {
     address: String,

@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use crate::config::HttpFormat;
 use crate::fhir::MapContext;
-use crate::hl7::Message;
 use crate::journal::StoredMessage;
+use hl7::Message;
 
 /// A message ready to send.
 #[derive(Debug, Clone)]

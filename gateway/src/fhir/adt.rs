@@ -14,7 +14,7 @@ use super::encounter::map_encounter;
 use super::shared::{meta, organization_in, practitioner};
 use super::tables::{allergy_category, allergy_criticality, subscriber_relationship};
 use super::{MapError, Mapper};
-use crate::hl7::Segment;
+use hl7::Segment;
 
 pub const US_CORE_ALLERGY: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-allergyintolerance";

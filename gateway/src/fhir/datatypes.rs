@@ -14,7 +14,7 @@ use super::json::{json, Map, Number, Value};
 
 use super::systems::{coding_system_uri, local_code_system};
 use super::MapContext;
-use crate::hl7::{Component, Field, Repetition};
+use hl7::{Component, Field, Repetition};
 
 /// Decoded, trimmed text of a component.
 pub fn text(c: &Component<'_>) -> String {
@@ -730,7 +730,7 @@ pub fn attachment_from_rp(rp: &Repetition<'_>) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hl7::Message;
+    use hl7::Message;
 
     fn ctx() -> MapContext {
         MapContext::new("t")

@@ -29,7 +29,7 @@ use super::encounter::map_encounter;
 use super::shared::practitioner;
 use super::tables::charge_item_status;
 use super::{MapError, Mapper};
-use crate::hl7::Segment;
+use hl7::Segment;
 
 pub const MODIFIER_EXTENSION: &str = "urn:clinic-gateway:fhir:chargeitem-modifier";
 

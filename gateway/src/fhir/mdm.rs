@@ -21,7 +21,7 @@ use super::observation::obx_attachment;
 use super::shared::{meta, practitioners};
 use super::tables::document_doc_status;
 use super::{MapError, Mapper};
-use crate::hl7::{Repetition, Segment};
+use hl7::{Repetition, Segment};
 
 pub const US_CORE_DOCUMENT_REFERENCE: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference";

@@ -117,8 +117,8 @@ pub use codes::{CodeMaps, MappedCode, UnmappedCodes};
 pub use systems::IdentifierSystems;
 pub use to_hl7::{results_to_oru, ToHl7Context};
 
-use crate::hl7::Message;
 use bundle::BundleBuilder;
+use hl7::Message;
 use json::Value;
 
 /// How entries are written to the FHIR server.

@@ -26,7 +26,7 @@ use super::shared::{meta, organization, organization_from_xon, practitioners};
 use super::systems::coding_system_uri;
 use super::tables::{interpretation, observation_status, V3_INTERPRETATION};
 use super::{MapContext, MapError, Mapper};
-use crate::hl7::{Field, Repetition, Segment};
+use hl7::{Field, Repetition, Segment};
 
 pub const US_CORE_OBSERVATION_LAB: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab";

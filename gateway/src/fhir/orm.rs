@@ -22,7 +22,7 @@ use super::oru::{order_groups, order_key, OrderGroup};
 use super::shared::{meta, practitioner};
 use super::tables::{request_priority, service_request_intent, service_request_status};
 use super::{MapError, Mapper};
-use crate::hl7::{Repetition, Segment};
+use hl7::{Repetition, Segment};
 
 pub const US_CORE_SERVICE_REQUEST: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-servicerequest";

@@ -21,7 +21,7 @@ use super::orm::service_request;
 use super::shared::meta;
 use super::tables::report_status;
 use super::{MapError, Mapper};
-use crate::hl7::{Repetition, Segment};
+use hl7::{Repetition, Segment};
 
 pub const US_CORE_DIAGNOSTIC_REPORT_LAB: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab";

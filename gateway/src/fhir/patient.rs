@@ -19,7 +19,7 @@ use super::tables::{
     US_CORE_ETHNICITY, US_CORE_RACE, V3_MARITAL, V3_ROLE_CODE,
 };
 use super::{MapError, Mapper};
-use crate::hl7::{Field, Segment};
+use hl7::{Field, Segment};
 
 pub const US_CORE_PATIENT: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient";
 pub const US_CORE_RELATED_PERSON: &str =

@@ -11,7 +11,7 @@ use super::datatypes::{
     authority_key, concept, hd, identifier_pair, put, sub, text, text_cow, xcn_name,
 };
 use super::Mapper;
-use crate::hl7::{Field, Repetition};
+use hl7::{Field, Repetition};
 
 pub const US_CORE_PRACTITIONER: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-practitioner";

@@ -18,7 +18,7 @@ use super::datatypes::{
 };
 use super::shared::{location, practitioner};
 use super::{MapError, Mapper};
-use crate::hl7::Segment;
+use hl7::Segment;
 
 pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
     let Some(sch) = m.msg.segment("SCH") else {

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::MapError;
-use crate::hl7::{EncodingChars, OwnedField, OwnedMessage, OwnedSegment, Terminator};
+use hl7::{EncodingChars, OwnedField, OwnedMessage, OwnedSegment, Terminator};
 
 /// What the caller decides for the outbound header.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use super::shared::{location, meta, organization, practitioner};
 use super::systems::coding_system_uri;
 use super::tables::immunization_status;
 use super::{MapError, Mapper};
-use crate::hl7::Segment;
+use hl7::Segment;
 
 pub const US_CORE_IMMUNIZATION: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-immunization";

@@ -215,7 +215,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::hl7::HeaderSummary;
+use hl7::HeaderSummary;
 
 pub use durability::CommitSync;
 pub use writer::QUARANTINE_RAW_MAX;

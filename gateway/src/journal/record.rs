@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::hl7::HeaderSummary;
+use hl7::HeaderSummary;
 
 pub(crate) const VERSION: u8 = 1;
 const HEADER_LEN: usize = 5;

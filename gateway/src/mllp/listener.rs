@@ -20,12 +20,12 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 
-use super::codec::{Decoder, Event};
-use super::{frame, tls};
+use super::tls;
 use crate::config::ListenerConfig;
 use crate::ingest::{Ingest, Origin};
 use crate::ops::stats::{inc, ListenerStats};
 use crate::ops::watchdog::{Heartbeat, BEAT_EVERY};
+use hl7::mllp::{frame, Decoder, Event};
 
 pub struct Listener {
     cfg: Arc<ListenerConfig>,

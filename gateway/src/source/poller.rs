@@ -26,11 +26,11 @@ use super::results::{hl7_ts, next_link, split_reports};
 use crate::auth::TokenProvider;
 use crate::config::PollerConfig;
 use crate::fhir::{results_to_oru, ToHl7Context};
-use crate::hl7::Message;
 use crate::journal::{Appended, Journal, NewMessage, Quarantined};
 use crate::ops::clock::unix_ms;
 use crate::ops::watchdog::Heartbeat;
 use crate::route::Router;
+use hl7::Message;
 
 /// What a poller reports for `gateway status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -308,7 +308,7 @@ pub fn rt() -> tokio::runtime::Runtime {
 
 /// MSA-1 of an ACK payload.
 pub fn ack_code(ack: &[u8]) -> String {
-    gateway::hl7::parse_ack(ack)
+    hl7::parse_ack(ack)
         .map(|a| a.code)
         .unwrap_or_else(|e| format!("unreadable ACK: {e}"))
 }

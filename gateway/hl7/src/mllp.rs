@@ -1,11 +1,27 @@
-//! An incremental MLLP frame decoder: `0x0B payload 0x1C 0x0D`.
+//! MLLP framing (`0x0B payload 0x1C 0x0D`): [`frame`] wraps a payload, and
+//! [`Decoder`] is an incremental frame decoder.
 //!
 //! Pure and bounded: the caller pushes whatever bytes it read and pulls
 //! events. Memory never exceeds the largest allowed frame plus one read
 //! buffer, whatever the peer sends: an oversized frame is discarded as it
-//! streams in and reported once its end arrives.
+//! streams in and reported once its end arrives. The sockets (listener,
+//! client) live in the gateway crate.
 
-use super::{CR, EB, SB};
+/// Start of block (VT).
+pub const SB: u8 = 0x0B;
+/// End of block (FS), always followed by CR.
+pub const EB: u8 = 0x1C;
+pub const CR: u8 = 0x0D;
+
+/// Wrap a payload in an MLLP frame.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 3);
+    out.push(SB);
+    out.extend_from_slice(payload);
+    out.push(EB);
+    out.push(CR);
+    out
+}
 
 /// How much of an oversized frame is kept to salvage its header.
 const OVERSIZED_HEAD: usize = 4096;

@@ -1,5 +1,6 @@
 //! HL7 v2: a zero-copy parser over bytes, escape and character-set decoding,
-//! the header summary, a serializer, and the ACK/NAK builder. Everything here
+//! the header summary, a serializer, the ACK/NAK builder, and the MLLP
+//! framing codec ([`mllp`]). Everything here
 //! is pure: no I/O, no clocks (callers pass timestamps and ids in), and no
 //! panics on any input (no unchecked indexing, unwrap or expect on data).
 //!
@@ -24,7 +25,7 @@
 //! `msg.value("PID", 3, 1, 4, 1)`; pre-parse a [`Path`] for hot loops.
 //!
 //! ```
-//! use gateway::hl7::Message;
+//! use hl7::Message;
 //! let raw = b"MSH|^~\\&|LAB|HOSP|GW|CLINIC|20240101||ORU^R01|42|P|2.5.1\r\
 //!             PID|1||123^^^MRN&1.2.3&ISO||Doe^Jane\r\
 //!             OBX|1|TX|X^Y||A \\T\\ B\\.br\\next\r";
@@ -56,13 +57,14 @@
 //!
 //! Modules: [`encoding`] (delimiters), [`escape`], [`charset`], [`value`]
 //! (views), [`path`], [`parse`] (the parser and [`Segment`]), [`header`],
-//! [`version`], [`serialize`], [`ack`].
+//! [`version`], [`serialize`], [`ack`], [`mllp`] (framing).
 
 pub mod ack;
 pub mod charset;
 pub mod encoding;
 pub mod escape;
 pub mod header;
+pub mod mllp;
 pub mod parse;
 pub mod path;
 pub mod serialize;
