@@ -6,7 +6,6 @@ pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod durable_fs;
-pub mod fhir;
 pub mod ingest;
 pub mod journal;
 pub mod mllp;

@@ -673,7 +673,7 @@ async fn attempt(
     journal: &Journal,
     sender: &Sender,
     wire: Wire,
-    fhir: Option<&crate::fhir::MapContext>,
+    fhir: Option<&fhir_map::MapContext>,
     name: &str,
     pe: &PendingEntry,
 ) -> Verdict {

@@ -6,8 +6,8 @@
 use bytes::Bytes;
 
 use crate::config::HttpFormat;
-use crate::fhir::MapContext;
 use crate::journal::StoredMessage;
+use fhir_map::MapContext;
 use hl7::Message;
 
 /// A message ready to send.
@@ -77,7 +77,7 @@ pub fn prepare(
             let ctx = fhir.ok_or("this destination has no FHIR mapping settings")?;
             let parsed = Message::parse(&msg.raw)
                 .map_err(|e| format!("cannot map to FHIR: the stored message does not parse: {e}"))?;
-            let body = crate::fhir::translate_to_bytes(&parsed, ctx)
+            let body = fhir_map::translate_to_bytes(&parsed, ctx)
                 .map_err(|e| format!("cannot map to FHIR: {e}"))?;
             Ok(base(&msg, body, "application/fhir+json"))
         }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::admin::StatusReport;
 use super::histogram::HistogramSnapshot;
-use crate::fhir::UnmappedCodes;
+use fhir_map::UnmappedCodes;
 
 /// Readings beside the status report.
 #[derive(Debug, Clone, Default)]

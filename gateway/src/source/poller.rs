@@ -1,6 +1,6 @@
 //! The results poller: every `interval`, a FHIR search (the configured URL
 //! plus `_lastUpdated=ge<cursor>`) fetches new DiagnosticReports with their
-//! results; each report becomes one ORU^R01 v2.5.1 (`fhir::results_to_oru`)
+//! results; each report becomes one ORU^R01 v2.5.1 (`fhir_map::results_to_oru`)
 //! that is journaled exactly like a message an MLLP listener received, then
 //! routed (routes name the poller in `from`), delivered, retried and
 //! dead-lettered the same way.
@@ -25,11 +25,11 @@ use tokio::sync::watch;
 use super::results::{hl7_ts, next_link, split_reports};
 use crate::auth::TokenProvider;
 use crate::config::PollerConfig;
-use crate::fhir::{results_to_oru, ToHl7Context};
 use crate::journal::{Appended, Journal, NewMessage, Quarantined};
 use crate::ops::clock::unix_ms;
 use crate::ops::watchdog::Heartbeat;
 use crate::route::Router;
+use fhir_map::{results_to_oru, ToHl7Context};
 use hl7::Message;
 
 /// What a poller reports for `gateway status`.

@@ -16,15 +16,29 @@
 //! The mapper keeps the original coding and adds the mapped one beside it.
 //! A local code with no mapping is kept (with its tenant-local system) and
 //! counted in [`UnmappedCodes`] per (system, code), so operators can see
-//! what still needs mapping. Loading is I/O and lives in
-//! [`CodeMaps::load_dir`]; everything else is pure. Reloading is swapping the
-//! `Arc<CodeMaps>` in the [`super::MapContext`].
+//! what still needs mapping. This module is pure: it parses CSV *text*
+//! ([`CodeMaps::from_csv`], [`CodeMaps::add_csv`]); reading the files of a
+//! directory is the gateway's job (`deliver::fhir_context::load_code_maps`).
+//! Reloading is swapping the `Arc<CodeMaps>` in the [`super::MapContext`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Mutex;
 
 use super::systems::target_system_uri;
+
+/// Why a code-map CSV text does not load: the file (as named by the caller)
+/// and, for a bad line, its number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodeMapError {
+    #[error("{source_name}:{line}: {what}")]
+    Line {
+        source_name: String,
+        line: usize,
+        what: String,
+    },
+    #[error("{source_name}: no header line: the file is empty")]
+    Empty { source_name: String },
+}
 
 /// One target coding a local code maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,18 +100,22 @@ impl CodeMaps {
 
     /// Parses one CSV file's text. `source_name` names the file in errors,
     /// which read `NAME:LINE: what is wrong`.
-    pub fn from_csv(text: &str, source_name: &str) -> Result<CodeMaps, String> {
+    pub fn from_csv(text: &str, source_name: &str) -> Result<CodeMaps, CodeMapError> {
         let mut maps = CodeMaps::new();
         maps.add_csv(text, source_name)?;
         Ok(maps)
     }
 
     /// Adds the mappings of one CSV text (see [`CodeMaps::from_csv`]).
-    pub fn add_csv(&mut self, text: &str, source_name: &str) -> Result<(), String> {
+    pub fn add_csv(&mut self, text: &str, source_name: &str) -> Result<(), CodeMapError> {
         let mut header_seen = false;
         for (index, line) in text.lines().enumerate() {
             let line_no = index + 1;
-            let err = |what: String| format!("{source_name}:{line_no}: {what}");
+            let err = |what: String| CodeMapError::Line {
+                source_name: source_name.to_string(),
+                line: line_no,
+                what,
+            };
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
@@ -159,36 +177,11 @@ impl CodeMaps {
             );
         }
         if !header_seen {
-            return Err(format!("{source_name}: no header line: the file is empty"));
+            return Err(CodeMapError::Empty {
+                source_name: source_name.to_string(),
+            });
         }
         Ok(())
-    }
-
-    /// Loads every `*.csv` file in `dir` (sorted by name). I/O: call it from
-    /// configuration loading, never from the mapper.
-    pub fn load_dir(dir: &Path) -> Result<CodeMaps, String> {
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read: {e}", dir.display()))?;
-        let mut files = Vec::new();
-        for entry in entries {
-            let path = entry
-                .map_err(|e| format!("{}: cannot read: {e}", dir.display()))?
-                .path();
-            if path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-            {
-                files.push(path);
-            }
-        }
-        files.sort();
-        let mut maps = CodeMaps::new();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
-            maps.add_csv(&text, &file.display().to_string())?;
-        }
-        Ok(maps)
     }
 }
 
@@ -285,25 +278,31 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let e = CodeMaps::from_csv("a,b\n", "m.csv").unwrap_err();
-        assert!(e.starts_with("m.csv:1: the first line must be"), "{e}");
+        assert!(
+            e.to_string().starts_with("m.csv:1: the first line must be"),
+            "{e}"
+        );
         let e = CodeMaps::from_csv(
             "local_system,local_code,target_system,target_code\nL,1,WHATEVER,2\n",
             "m.csv",
         )
         .unwrap_err();
-        assert!(e.starts_with("m.csv:2: unknown target_system"), "{e}");
+        assert!(
+            e.to_string().starts_with("m.csv:2: unknown target_system"),
+            "{e}"
+        );
         let e = CodeMaps::from_csv(
             "local_system,local_code,target_system,target_code\nL,,LOINC,2\n",
             "m.csv",
         )
         .unwrap_err();
-        assert_eq!(e, "m.csv:2: local_code is empty");
+        assert_eq!(e.to_string(), "m.csv:2: local_code is empty");
         let e = CodeMaps::from_csv(
             "local_system,local_code,target_system,target_code\nL,\"1,LOINC,2\n",
             "m.csv",
         )
         .unwrap_err();
-        assert_eq!(e, "m.csv:2: unterminated quoted field");
+        assert_eq!(e.to_string(), "m.csv:2: unterminated quoted field");
         assert!(CodeMaps::from_csv("", "e.csv").is_err());
     }
 

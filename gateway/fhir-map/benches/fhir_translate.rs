@@ -1,7 +1,7 @@
 //! HL7 v2 → FHIR translation throughput, one core. Run with:
 //!
 //! ```text
-//! cargo bench -p gateway --bench fhir_translate
+//! cargo bench -p fhir-map --bench fhir_translate
 //! ```
 //!
 //! For an ORU^R01 with 10 OBX and an ADT^A08 it measures, in the same run
@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use gateway::fhir::{self, MapContext};
+use fhir_map::MapContext;
 use hl7::Message;
 
 struct CountingAllocator;
@@ -126,19 +126,19 @@ fn report(name: &str, raw: &[u8], iterations: u32) {
     let translate = |r: &[u8]| {
         Message::parse(r)
             .ok()
-            .and_then(|m| fhir::translate(&m, &ctx).ok())
+            .and_then(|m| fhir_map::translate(&m, &ctx).ok())
             .map_or(0, |b| b["entry"].as_array().map_or(0, Vec::len))
     };
     let to_bytes = |r: &[u8]| {
         Message::parse(r)
             .ok()
-            .and_then(|m| fhir::translate_to_bytes(&m, &ctx).ok())
+            .and_then(|m| fhir_map::translate_to_bytes(&m, &ctx).ok())
             .map_or(0, |v| v.len())
     };
     let translate_serialize = |r: &[u8]| {
         Message::parse(r)
             .ok()
-            .and_then(|m| fhir::translate(&m, &ctx).ok())
+            .and_then(|m| fhir_map::translate(&m, &ctx).ok())
             .and_then(|b| serde_json::to_vec(&b).ok())
             .map_or(0, |v| v.len())
     };
@@ -146,7 +146,7 @@ fn report(name: &str, raw: &[u8], iterations: u32) {
     // part of any translation that grows with the size of its output.
     let prebuilt = Message::parse(raw)
         .ok()
-        .and_then(|m| fhir::translate(&m, &ctx).ok())
+        .and_then(|m| fhir_map::translate(&m, &ctx).ok())
         .unwrap_or_default();
     let write_only = |_: &[u8]| serde_json::to_vec(&prebuilt).map_or(0, |v| v.len());
     let entries = translate(raw);

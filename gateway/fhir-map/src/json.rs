@@ -321,13 +321,13 @@ impl<T: Into<Value>> From<Vec<T>> for Value {
 macro_rules! json {
     // Internal: array elements done so far in [..], the current one's tokens in (..).
     (@array [$($done:expr,)*] ($($cur:tt)+) , $($rest:tt)*) => {
-        $crate::fhir::json::json!(@array [$($done,)* $crate::fhir::json::json!($($cur)+),] () $($rest)*)
+        $crate::json::json!(@array [$($done,)* $crate::json::json!($($cur)+),] () $($rest)*)
     };
     (@array [$($done:expr,)*] ($($cur:tt)*) $next:tt $($rest:tt)*) => {
-        $crate::fhir::json::json!(@array [$($done,)*] ($($cur)* $next) $($rest)*)
+        $crate::json::json!(@array [$($done,)*] ($($cur)* $next) $($rest)*)
     };
     (@array [$($done:expr,)*] ($($cur:tt)+)) => {
-        vec![$($done,)* $crate::fhir::json::json!($($cur)+)]
+        vec![$($done,)* $crate::json::json!($($cur)+)]
     };
     (@array [$($done:expr,)*] ()) => {
         vec![$($done,)*]
@@ -335,34 +335,34 @@ macro_rules! json {
     // Internal: object members, the current value's tokens in (..).
     (@object $map:ident ()) => {};
     (@object $map:ident () $key:literal : $($rest:tt)+) => {
-        $crate::fhir::json::json!(@member $map $key () $($rest)+)
+        $crate::json::json!(@member $map $key () $($rest)+)
     };
     (@member $map:ident $key:literal ($($cur:tt)+) , $($rest:tt)*) => {
-        $map.insert($key, $crate::fhir::json::json!($($cur)+));
-        $crate::fhir::json::json!(@object $map () $($rest)*)
+        $map.insert($key, $crate::json::json!($($cur)+));
+        $crate::json::json!(@object $map () $($rest)*)
     };
     (@member $map:ident $key:literal ($($cur:tt)*) $next:tt $($rest:tt)*) => {
-        $crate::fhir::json::json!(@member $map $key ($($cur)* $next) $($rest)*)
+        $crate::json::json!(@member $map $key ($($cur)* $next) $($rest)*)
     };
     (@member $map:ident $key:literal ($($cur:tt)+)) => {
-        $map.insert($key, $crate::fhir::json::json!($($cur)+));
+        $map.insert($key, $crate::json::json!($($cur)+));
     };
     (null) => {
-        $crate::fhir::json::Value::Null
+        $crate::json::Value::Null
     };
     ([ $($tt:tt)* ]) => {
-        $crate::fhir::json::Value::Array($crate::fhir::json::json!(@array [] () $($tt)*))
+        $crate::json::Value::Array($crate::json::json!(@array [] () $($tt)*))
     };
     ({}) => {
-        $crate::fhir::json::Value::Object($crate::fhir::json::Map::new())
+        $crate::json::Value::Object($crate::json::Map::new())
     };
     ({ $($tt:tt)+ }) => {{
-        let mut map = $crate::fhir::json::Map::new();
-        $crate::fhir::json::json!(@object map () $($tt)+);
-        $crate::fhir::json::Value::Object(map)
+        let mut map = $crate::json::Map::new();
+        $crate::json::json!(@object map () $($tt)+);
+        $crate::json::Value::Object(map)
     }};
     ($other:expr) => {
-        $crate::fhir::json::Value::from($other)
+        $crate::json::Value::from($other)
     };
 }
 pub(crate) use json;

@@ -109,11 +109,10 @@ pub mod tables;
 pub mod to_hl7;
 pub mod vxu;
 
-use std::fmt;
 use std::sync::Arc;
 
 pub use bundle::Rid;
-pub use codes::{CodeMaps, MappedCode, UnmappedCodes};
+pub use codes::{CodeMapError, CodeMaps, MappedCode, UnmappedCodes};
 pub use systems::IdentifierSystems;
 pub use to_hl7::{results_to_oru, ToHl7Context};
 
@@ -170,7 +169,8 @@ impl Default for MapContext {
 
 /// Why a message could not be mapped: where (segment and field) and why.
 /// Never carries values from the message (they may be PHI).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location} {reason}")]
 pub struct MapError {
     /// "PID-3", "OBR(2)-4", "MSH-9" ...
     pub location: String,
@@ -185,14 +185,6 @@ impl MapError {
         }
     }
 }
-
-impl fmt::Display for MapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.location, self.reason)
-    }
-}
-
-impl std::error::Error for MapError {}
 
 /// The message types and triggers [`translate`] maps.
 pub fn supported(msg_type: &str, trigger: &str) -> bool {

@@ -1,7 +1,7 @@
 //! Parser throughput. Run with:
 //!
 //! ```text
-//! cargo bench -p gateway --bench hl7_parse
+//! cargo bench -p hl7 --bench hl7_parse
 //! ```
 //!
 //! The FHIR mapper needs >= 50k ORU messages/s per core; this parses an ORU
