@@ -12,7 +12,6 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::deliver::Monitor;
 use crate::ingest::Ingest;
-use crate::journal::{Journal, JournalConfig};
 use crate::mllp::listener;
 use crate::ops::admin::{
     AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource,
@@ -26,9 +25,11 @@ use crate::ops::watchdog::{self, Heartbeats};
 use crate::ops::{clock, notify};
 use crate::route::Router;
 use crate::source::poller::{Poller, PollerState};
+use journal::{Journal, JournalConfig};
 
 pub fn journal_config(cfg: &Config) -> JournalConfig {
     let mut j = JournalConfig::new(cfg.journal_dir());
+    j.clock = clock::unix_ms;
     j.quota_bytes = cfg.storage.quota_bytes;
     j.warn_at_percent = cfg.storage.warn_at_percent;
     j.refuse_at_percent = cfg.storage.refuse_at_percent;
@@ -38,7 +39,7 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
 }
 
 pub async fn run(cfg: Config) -> Result<(), String> {
-    crate::durable_fs::create_dir_all(&cfg.data_dir)
+    journal::durable_fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
     let admin = AdminServer::bind(&cfg.admin_socket()).await?;
     let started_ms = clock::unix_ms();
@@ -115,7 +116,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             crate::ops::metrics::register_unmapped_codes(u);
         }
     }
-    tasks.spawn(crate::journal::retention::run(
+    tasks.spawn(journal::retention::run(
         journal.clone(),
         cfg.storage.retention,
         stop_rx.clone(),

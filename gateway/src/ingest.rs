@@ -5,17 +5,38 @@
 
 use std::sync::Arc;
 
-use crate::journal::{Appended, Journal, JournalError, NewMessage, Quarantined};
 use crate::ops::clock;
 use crate::ops::stats::{inc, ListenerStats};
 use crate::route::Router;
 use hl7::{HeaderSummary, Outcome};
+use journal::{Appended, Journal, JournalError, MessageMeta, NewMessage, Quarantined, KIND_HL7V2};
 
 /// HL7 table 0357 codes we answer with.
 pub mod err_code {
     pub const SEGMENT_SEQUENCE: u16 = 100;
     pub const UNSUPPORTED_VERSION: u16 = 203;
     pub const INTERNAL: u16 = 207;
+}
+
+/// What the journal keeps about an HL7 v2 message. The de-dup parts are
+/// MSH-3 and MSH-4 as sent and MSH-10 (the key journals have always used).
+pub fn hl7_meta(h: &HeaderSummary) -> MessageMeta {
+    MessageMeta {
+        kind: KIND_HL7V2.to_string(),
+        sender: format!(
+            "{}{}{}",
+            h.sending_application_raw,
+            char::from(h.encoding.field),
+            h.sending_facility_raw
+        ),
+        control_id: h.control_id.clone(),
+        message_type: h.message_type(),
+        dedup: vec![
+            h.sending_application_raw.clone(),
+            h.sending_facility_raw.clone(),
+            h.control_id.clone(),
+        ],
+    }
 }
 
 #[derive(Clone)]
@@ -93,10 +114,10 @@ impl Ingest {
         let result = self
             .journal
             .append(NewMessage {
-                listener: origin.listener.to_string(),
+                source: origin.listener.to_string(),
                 peer: origin.peer.clone(),
                 received_at_ms,
-                header: header.clone(),
+                meta: hl7_meta(&header),
                 raw: payload,
                 ack: ack.clone().unwrap_or_default(),
                 destinations,
@@ -203,7 +224,7 @@ impl Ingest {
         raw: Vec<u8>,
     ) {
         let q = Quarantined {
-            listener: origin.listener.to_string(),
+            source: origin.listener.to_string(),
             peer: origin.peer.clone(),
             received_at_ms,
             reason,

@@ -295,10 +295,8 @@ fn poison_message_is_dead_lettered_holds_its_patient_only_and_replays() {
     // Every action is in the audit trail.
     let mut g = g;
     assert!(g.stop().success());
-    let j = gateway::journal::Journal::open(gateway::journal::JournalConfig::new(
-        g.data_dir().join("journal"),
-    ))
-    .unwrap();
+    let j =
+        journal::Journal::open(journal::JournalConfig::new(g.data_dir().join("journal"))).unwrap();
     let kinds: Vec<String> = j
         .audit_events(None, 100_000)
         .unwrap()

@@ -26,8 +26,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::DestinationConfig;
-use crate::journal::Journal;
 use crate::ops::watchdog::Heartbeats;
+use journal::Journal;
 pub use monitor::{DeliveryState, Monitor};
 
 /// Start one outbox driver per destination. Returns each destination's

@@ -6,9 +6,9 @@
 use bytes::Bytes;
 
 use crate::config::HttpFormat;
-use crate::journal::StoredMessage;
 use fhir_map::MapContext;
 use hl7::Message;
+use journal::StoredMessage;
 
 /// A message ready to send.
 #[derive(Debug, Clone)]
@@ -51,8 +51,8 @@ pub fn prepare(
 ) -> Result<Prepared, String> {
     let base = |msg: &StoredMessage, body: Vec<u8>, content_type| Prepared {
         message_id: msg.id,
-        control_id: msg.header.control_id.clone(),
-        message_type: msg.header.message_type(),
+        control_id: msg.meta.control_id.clone(),
+        message_type: msg.meta.message_type.clone(),
         body: Bytes::from(body),
         content_type,
     };
@@ -66,8 +66,8 @@ pub fn prepare(
         ("none", Wire::Json) => {
             let body = serde_json::json!({
                 "id": msg.id,
-                "control_id": msg.header.control_id,
-                "type": msg.header.message_type(),
+                "control_id": msg.meta.control_id,
+                "type": msg.meta.message_type.clone(),
                 "received_at": crate::ops::clock::iso8601(msg.received_at_ms),
                 "hl7": String::from_utf8_lossy(&msg.raw),
             });

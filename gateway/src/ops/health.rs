@@ -18,7 +18,7 @@ use super::admin::StatusSource;
 use super::http::{self, Request, Response};
 use super::metrics;
 use super::watchdog::Heartbeats;
-use crate::journal::Journal;
+use journal::Journal;
 
 /// What `/readyz` and `/metrics` read. Filled in as the daemon starts.
 #[derive(Default)]

@@ -9,7 +9,6 @@ pub mod clock;
 pub mod dlq;
 pub mod fleet;
 pub mod health;
-pub mod histogram;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -18,8 +18,8 @@ pub mod lane;
 pub use glob::Glob;
 
 use crate::config::RouteConfig;
-use crate::journal::Enqueue;
 use hl7::HeaderSummary;
+use journal::Enqueue;
 
 #[derive(Debug, Clone)]
 pub struct Router {

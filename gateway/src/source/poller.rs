@@ -25,12 +25,12 @@ use tokio::sync::watch;
 use super::results::{hl7_ts, next_link, split_reports};
 use crate::auth::TokenProvider;
 use crate::config::PollerConfig;
-use crate::journal::{Appended, Journal, NewMessage, Quarantined};
 use crate::ops::clock::unix_ms;
 use crate::ops::watchdog::Heartbeat;
 use crate::route::Router;
 use fhir_map::{results_to_oru, ToHl7Context};
 use hl7::Message;
+use journal::{Appended, Journal, NewMessage, Quarantined};
 
 /// What a poller reports for `gateway status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -281,8 +281,8 @@ impl Poller {
                 let name = self.cursor_file();
                 let bytes = c.clone().into_bytes();
                 tokio::task::spawn_blocking(move || {
-                    crate::durable_fs::create_dir_all(&dir)?;
-                    crate::durable_fs::write_atomically(&dir, &name, &bytes)
+                    journal::durable_fs::create_dir_all(&dir)?;
+                    journal::durable_fs::write_atomically(&dir, &name, &bytes)
                 })
                 .await
                 .map_err(|e| PollError::Retry(format!("cursor task failed: {e}")))?
@@ -313,10 +313,10 @@ impl Poller {
         let r = self
             .journal
             .append(NewMessage {
-                listener: self.cfg.name.clone(),
+                source: self.cfg.name.clone(),
                 peer: format!("poller {}", self.cfg.name),
                 received_at_ms: unix_ms(),
-                header,
+                meta: crate::ingest::hl7_meta(&header),
                 raw: oru,
                 ack: Vec::new(),
                 destinations,
@@ -356,7 +356,7 @@ impl Poller {
         log::warn!(target: "gateway::poller", "poller {}: a report cannot be mapped to ORU ({}); quarantined", self.cfg.name, crate::deliver::outage_log::error_class(why));
         self.journal
             .quarantine(Quarantined {
-                listener: self.cfg.name.clone(),
+                source: self.cfg.name.clone(),
                 peer: format!("poller {}", self.cfg.name),
                 received_at_ms: unix_ms(),
                 reason: format!("DiagnosticReport {report_id}: {why}"),

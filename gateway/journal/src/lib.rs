@@ -14,7 +14,7 @@
 //! - **Bounded.** Readers stream (`pending` pages, `audit_events` pages);
 //!   quarantine has entry and byte bounds; the disk has a quota and
 //!   watermarks; memory does not grow with the backlog.
-//! - **No PHI in logs.** Log lines carry ids, listener, control id,
+//! - **No PHI in logs.** Log lines carry ids, source, control id,
 //!   destination, counts and error kinds only. PHI lives in record values.
 //!
 //! # On-disk layout
@@ -30,8 +30,8 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `m` id:u64be | message: `meta_len:u32le, postcard(meta), raw` |
-//! | `d` lp(listener) lp(MSH-3 raw) lp(MSH-4 raw) lp(MSH-10) | id of the latest message with that key |
+//! | `m` id:u64be | message: `meta_len:u32le, postcard(received_at, source, peer, MessageMeta, ack), raw` (record version 2; version 1, with the HL7 header summary in place of `MessageMeta`, is still read) |
+//! | `d` lp(source) lp(part)… (the message's de-dup parts; HL7: MSH-3 raw, MSH-4 raw, MSH-10) | id of the latest message with that key |
 //! | `o` lp(destination) id:u64be | received_at_ms (pending on that outbox) |
 //! | `q` seq:u64be | quarantined input (raw truncated to 64 KiB, original length kept) |
 //! | `a` seq:u64be | audit event: time, kind, detail |
@@ -202,10 +202,13 @@ mod wal;
 pub(crate) mod writer;
 
 pub mod bench_support;
-mod lifecycle;
+mod delivery;
+pub mod durable_fs;
+pub mod histogram;
 pub mod retention;
 
-pub use lifecycle::{dlq_notify_key, DeadLetter, GiveUp, PendingEntry};
+pub use delivery::{dlq_notify_key, DeadLetter, GiveUp, PendingEntry};
+pub use histogram::{Histogram, HistogramSnapshot};
 pub use record::OutboxRec;
 
 use std::collections::BTreeMap;
@@ -215,11 +218,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use hl7::HeaderSummary;
-
 pub use durability::CommitSync;
 pub use writer::QUARANTINE_RAW_MAX;
-use writer::{now_ms, Req, Shared};
+use writer::{Req, Shared};
 
 #[derive(Debug, Clone)]
 pub struct JournalConfig {
@@ -236,6 +237,21 @@ pub struct JournalConfig {
     pub quarantine_max_bytes: u64,
     /// Most requests one group commit takes.
     pub max_batch: usize,
+    /// The wall clock that stamps audit events, dead letters, the writer's
+    /// heartbeat and the retention cutoff. The daemon passes its own
+    /// (`ops::clock::unix_ms`); the default is [`system_clock_ms`].
+    pub clock: WallClock,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub type WallClock = fn() -> u64;
+
+/// The system clock (0 if it is before 1970): [`JournalConfig`]'s default.
+pub fn system_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl JournalConfig {
@@ -248,17 +264,43 @@ impl JournalConfig {
             quarantine_max_entries: 1000,
             quarantine_max_bytes: 64 * 1024 * 1024,
             max_batch: 256,
+            clock: system_clock_ms,
         }
     }
+}
+
+/// [`MessageMeta::kind`] of an HL7 v2 message.
+pub const KIND_HL7V2: &str = "hl7v2";
+
+/// What the journal keeps about a message besides its bytes: enough to
+/// de-duplicate, list and log it without parsing the bytes again. The
+/// accept path fills it for whatever the message is (HL7 v2 today; an X12
+/// file or a FHIR resource uses the same fields), so the journal knows
+/// nothing of any message format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MessageMeta {
+    /// What the bytes are: [`KIND_HL7V2`], later e.g. "x12", "fhir+ndjson".
+    pub kind: String,
+    /// Who sent it, as the message itself says (HL7: MSH-3 and MSH-4 as
+    /// sent, joined by the field separator).
+    pub sender: String,
+    /// The sender's id for this message (HL7 MSH-10; X12 ISA13; a file name).
+    pub control_id: String,
+    /// For logs, status and routing, e.g. "ORU^R01" or "837P".
+    pub message_type: String,
+    /// What makes a retransmission the same message within its source: the
+    /// de-dup key is (source, these parts). HL7: MSH-3 raw, MSH-4 raw, MSH-10.
+    pub dedup: Vec<String>,
 }
 
 /// One accepted inbound message, before it is journaled.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub listener: String,
+    /// The listener or poller (any source) it came from, by its configured name.
+    pub source: String,
     pub peer: String,
     pub received_at_ms: u64,
-    pub header: HeaderSummary,
+    pub meta: MessageMeta,
     pub raw: Vec<u8>,
     /// The ACK that will be sent if the append succeeds; stored so that a
     /// retransmission can be answered with the very same ACK.
@@ -321,16 +363,17 @@ pub enum Appended {
 pub struct StoredMessage {
     pub id: u64,
     pub received_at_ms: u64,
-    pub listener: String,
+    pub source: String,
     pub peer: String,
-    pub header: HeaderSummary,
+    pub meta: MessageMeta,
     pub raw: Vec<u8>,
     pub ack: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Quarantined {
-    pub listener: String,
+    /// The listener or poller it came from.
+    pub source: String,
     pub peer: String,
     pub received_at_ms: u64,
     /// Why it was rejected (no PHI: e.g. "MSH-9: message type is empty").
@@ -362,41 +405,27 @@ pub struct JournalStats {
     pub per_destination: BTreeMap<String, OutboxStats>,
 }
 
-#[derive(Debug)]
+/// Every error of the journal. `Io` keeps the `std::io::Error` as its
+/// [`std::error::Error::source`]; its Display also says it (as it always has),
+/// because operators read these one-line messages.
+#[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// Over the quota/watermark or the disk is full: sender gets AE/CE + ERR 207.
-    Full {
-        reason: String,
-    },
+    #[error("journal full: {reason}")]
+    Full { reason: String },
+    #[error("journal I/O error: {context}: {source}")]
     Io {
         context: String,
         source: std::io::Error,
     },
-    Corrupt {
-        context: String,
-    },
+    #[error("journal corrupt: {context}")]
+    Corrupt { context: String },
     /// What an operator asked for does not exist (e.g. a dead letter id).
-    NotFound {
-        what: String,
-    },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("journal closed")]
     Closed,
 }
-
-impl std::fmt::Display for JournalError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JournalError::Full { reason } => write!(f, "journal full: {reason}"),
-            JournalError::Io { context, source } => {
-                write!(f, "journal I/O error: {context}: {source}")
-            }
-            JournalError::Corrupt { context } => write!(f, "journal corrupt: {context}"),
-            JournalError::NotFound { what } => write!(f, "{what} not found"),
-            JournalError::Closed => write!(f, "journal closed"),
-        }
-    }
-}
-
-impl std::error::Error for JournalError {}
 
 /// One audit trail event. `detail` carries no PHI.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -528,7 +557,7 @@ impl Journal {
         writer::push_audit(
             &mut b,
             &mut state.next_audit,
-            now_ms(),
+            (cfg.clock)(),
             "journal_open",
             &summary,
         )?;
@@ -552,7 +581,7 @@ impl Journal {
             sled_syncs: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             last_sync: Mutex::new(CommitSync::default()),
-            alive_ms: AtomicU64::new(crate::ops::clock::unix_ms()),
+            alive_ms: AtomicU64::new((cfg.clock)()),
             dlq_changes: AtomicU64::new(0),
             commit_latency: Default::default(),
         });
@@ -605,7 +634,7 @@ impl Journal {
     /// made durable by its next commit (this call does not wait for it).
     pub fn audit(&self, kind: &str, detail: &str) -> Result<(), JournalError> {
         self.send(Req::Audit {
-            at_ms: now_ms(),
+            at_ms: self.inner.shared.now_ms(),
             kind: kind.to_string(),
             detail: detail.to_string(),
         })
@@ -620,16 +649,16 @@ impl Journal {
             Some(v) => v,
             None => return Ok(None),
         };
-        let (meta, raw) =
+        let (head, raw) =
             record::decode_message(&v).map_err(|why| corrupt(format!("message {id}"), why))?;
         Ok(Some(StoredMessage {
             id,
-            received_at_ms: meta.received_at_ms,
-            listener: meta.listener,
-            peer: meta.peer,
-            header: meta.header,
+            received_at_ms: head.received_at_ms,
+            source: head.source,
+            peer: head.peer,
+            meta: head.meta,
             raw: raw.to_vec(),
-            ack: meta.ack,
+            ack: head.ack,
         }))
     }
 
@@ -664,7 +693,7 @@ impl Journal {
     /// (the daemon's watchdog then stops pinging systemd).
     pub fn writer_heartbeat_age(&self) -> std::time::Duration {
         let last = self.inner.shared.alive_ms.load(Ordering::Relaxed);
-        std::time::Duration::from_millis(crate::ops::clock::unix_ms().saturating_sub(last))
+        std::time::Duration::from_millis(self.inner.shared.now_ms().saturating_sub(last))
     }
 
     pub fn stats(&self) -> JournalStats {
@@ -780,7 +809,7 @@ impl Journal {
                 seq,
                 original_len: r.original_len,
                 item: Quarantined {
-                    listener: r.listener,
+                    source: r.source,
                     peer: r.peer,
                     received_at_ms: r.received_at_ms,
                     reason: r.reason,
@@ -820,8 +849,13 @@ impl Journal {
         }
     }
 
+    /// Now, by the journal's clock ([`JournalConfig::clock`]).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.inner.shared.now_ms()
+    }
+
     /// Durations of group commits (WAL append + fdatasync) since open.
-    pub fn commit_latency(&self) -> crate::ops::histogram::HistogramSnapshot {
+    pub fn commit_latency(&self) -> HistogramSnapshot {
         self.inner.shared.commit_latency.snapshot()
     }
 

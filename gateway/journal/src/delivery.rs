@@ -156,7 +156,7 @@ impl Journal {
             attempts: why.attempts,
             first_attempt_ms: why.first_attempt_ms,
             last_attempt_ms: why.last_attempt_ms,
-            dead_at_ms: writer::now_ms(),
+            dead_at_ms: self.inner.shared.now_ms(),
             last_error: why.last_error,
         };
         match self.ask(|tx| Req::DeadLetter(Box::new(rec), tx)).await? {

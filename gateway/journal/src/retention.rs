@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Journal;
-use crate::ops::clock::unix_ms;
 
 /// Messages removed per writer request: small enough that ingest never
 /// waits long behind a prune group.
@@ -32,7 +31,9 @@ pub async fn run(journal: Journal, retention: Duration, mut shutdown: watch::Rec
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
-        let cutoff = unix_ms().saturating_sub(retention.as_millis() as u64);
+        let cutoff = journal
+            .now_ms()
+            .saturating_sub(retention.as_millis() as u64);
         let mut after = 0u64;
         let (mut messages, mut bytes, mut audit) = (0u64, 0u64, 0u64);
         loop {

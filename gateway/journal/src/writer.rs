@@ -26,7 +26,7 @@ use super::{
     Appended, JournalConfig, JournalError, NewMessage, PruneReport, Quarantined, Replayed,
 };
 
-mod lifecycle;
+mod dlq_and_retention;
 
 /// Largest raw prefix kept for a quarantined input.
 pub const QUARANTINE_RAW_MAX: usize = 64 * 1024;
@@ -62,13 +62,6 @@ pub(crate) enum Answer {
     Pruned(PruneReport),
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// State shared between the writer and the reader-side handles.
 /// How often an idle writer wakes to record that it is alive.
 const IDLE_BEAT: Duration = Duration::from_secs(1);
@@ -96,7 +89,7 @@ pub(crate) struct Shared {
     /// deliverer can tell (race-free) that it must re-read held lanes.
     pub dlq_changes: AtomicU64,
     /// Time of each durable group commit (WAL append + fdatasync), for /metrics.
-    pub commit_latency: crate::ops::histogram::Histogram,
+    pub commit_latency: crate::histogram::Histogram,
 }
 
 impl Shared {
@@ -115,6 +108,11 @@ impl Shared {
                 source: std::io::Error::other("journal temporarily unavailable"),
             }),
         }
+    }
+
+    /// Wall-clock ms from the configured clock ([`JournalConfig::clock`]).
+    pub(crate) fn now_ms(&self) -> u64 {
+        (self.cfg.clock)()
     }
 
     pub(crate) fn notify(&self, dest: &str) -> Arc<Notify> {
@@ -380,8 +378,8 @@ pub(crate) fn load_counters(db: &sled::Db) -> Result<Counters, JournalError> {
     // Ids start at 1; resume after the largest stored one.
     // Pruning may remove the newest messages or audit events; their
     // high-water marks keep ids from being reused.
-    c.next_id = last(rec::P_MESSAGE)?.max(c.get(lifecycle::PRUNED_THROUGH_ID)) + 1;
-    c.next_audit = last(rec::P_AUDIT)?.max(c.get(lifecycle::PRUNED_THROUGH_AUDIT)) + 1;
+    c.next_id = last(rec::P_MESSAGE)?.max(c.get(dlq_and_retention::PRUNED_THROUGH_ID)) + 1;
+    c.next_audit = last(rec::P_AUDIT)?.max(c.get(dlq_and_retention::PRUNED_THROUGH_AUDIT)) + 1;
     c.next_q = last(rec::P_QUARANTINE)? + 1;
     c.next_dead = last(rec::P_DEAD)? + 1;
     Ok(c)
@@ -585,7 +583,9 @@ impl Writer {
             .ok();
         self.can_defer = timer.is_some();
         loop {
-            self.shared.alive_ms.store(now_ms(), Ordering::Relaxed);
+            self.shared
+                .alive_ms
+                .store(self.shared.now_ms(), Ordering::Relaxed);
             let next = match (self.deferred_since, &timer) {
                 (Some(t), Some(rt)) => {
                     let left = AUDIT_DEFER.saturating_sub(t.elapsed());
@@ -1015,21 +1015,16 @@ impl Writer {
         fs_pct: u8,
         notify: &mut BTreeSet<String>,
     ) -> Result<Appended, JournalError> {
-        let h = &m.header;
-        let dkey = rec::dedup_key(
-            &m.listener,
-            &h.sending_application_raw,
-            &h.sending_facility_raw,
-            &h.control_id,
-        );
+        let h = &m.meta;
+        let dkey = rec::dedup_key(&m.source, &h.dedup);
         let mut reuse_of = None;
         let mut delta = Delta::new(&self.state);
         if let Some(v) = self.staged.get(db, &dkey, "dedup index")? {
             let first = rec::open_u64(&v).map_err(|why| {
                 corrupt(
                     format!(
-                        "dedup entry for listener {} control id {}",
-                        m.listener, h.control_id
+                        "dedup entry for source {} control id {}",
+                        m.source, h.control_id
                     ),
                     why,
                 )
@@ -1049,7 +1044,7 @@ impl Writer {
                     self.state.named.extend(new);
                     log::info!(
                         "journal: duplicate of message {first} on listener {} (control id {})",
-                        m.listener,
+                        m.source,
                         h.control_id
                     );
                     return Ok(Appended::Duplicate {
@@ -1067,11 +1062,11 @@ impl Writer {
             .map_err(|reason| JournalError::Full { reason })?;
 
         let id = self.state.next_id;
-        let record = rec::encode_message(m.received_at_ms, &m.listener, &m.peer, h, &m.ack, &m.raw)
+        let record = rec::encode_message(m.received_at_ms, &m.source, &m.peer, h, &m.ack, &m.raw)
             .map_err(|e| JournalError::Io {
-                context: format!("encode message {id}"),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            context: format!("encode message {id}"),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         let rec_len = record.len() as u64;
         let mut b = Ops::default();
         b.insert(&rec::message_key(id)[..], record);
@@ -1084,7 +1079,8 @@ impl Writer {
                 .or_insert(e.transform.as_str());
         }
         for (d, transform) in &dests {
-            let entry = lifecycle::outbox_entry(m.received_at_ms, m.patient_lane, transform);
+            let entry =
+                dlq_and_retention::outbox_entry(m.received_at_ms, m.patient_lane, transform);
             let v = rec::encode_postcard(&entry).map_err(|e| JournalError::Io {
                 context: format!("encode outbox entry {id}"),
                 source: std::io::Error::other(e.to_string()),
@@ -1098,18 +1094,18 @@ impl Writer {
             delta.add("control_id_reuses", 1);
             let detail = format!(
                 "listener={} control_id={} first_id={first} new_id={id}",
-                m.listener, h.control_id
+                m.source, h.control_id
             );
             push_audit(
                 &mut b,
                 &mut next_audit,
-                now_ms(),
+                self.shared.now_ms(),
                 "control_id_reuse",
                 &detail,
             )?;
             log::warn!(
                 "journal: control id reuse on listener {} (control id {}, first message {first}, new message {id})",
-                m.listener,
+                m.source,
                 h.control_id
             );
         }
@@ -1139,7 +1135,7 @@ impl Writer {
         raw.truncate(keep);
         let seq = self.state.next_q;
         let record = rec::encode_postcard(&QuarantineRec {
-            listener: q.listener.clone(),
+            source: q.source.clone(),
             peer: q.peer,
             received_at_ms: q.received_at_ms,
             reason: q.reason.clone(),
@@ -1207,16 +1203,22 @@ impl Writer {
         let mut next_audit = self.state.next_audit;
         let detail = format!(
             "listener={} seq={seq} original_bytes={original_len} evicted={evicted} reason={}",
-            q.listener, q.reason
+            q.source, q.reason
         );
-        push_audit(&mut b, &mut next_audit, now_ms(), "quarantine", &detail)?;
+        push_audit(
+            &mut b,
+            &mut next_audit,
+            self.shared.now_ms(),
+            "quarantine",
+            &detail,
+        )?;
         let counters = delta.finish(&mut b);
         self.stage_request(b, counters, next_audit);
         self.state.next_q = seq + 1;
         self.space.add(rec_len);
         log::warn!(
             "journal: quarantined input {seq} from listener {} ({original_len} bytes, evicted {evicted})",
-            q.listener
+            q.source
         );
         Ok(())
     }
@@ -1248,7 +1250,7 @@ impl Writer {
         push_audit(
             &mut b,
             &mut next_audit,
-            now_ms(),
+            self.shared.now_ms(),
             "delivered",
             &format!("destination={dest} id={id}"),
         )?;

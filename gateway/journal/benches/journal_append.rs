@@ -1,21 +1,23 @@
 //! Journal append rates, single appender vs 32 concurrent (group commit), against
 //! the raw append+fdatasync rate of the same disk. Run with
-//! `cargo bench -p gateway --bench journal_append`.
+//! `cargo bench -p journal --bench journal_append`.
 
 use std::time::Instant;
 
-use gateway::journal::bench_support::raw_fdatasync_rate;
-use gateway::journal::{Journal, JournalConfig, NewMessage};
-use hl7::HeaderSummary;
+use journal::bench_support::raw_fdatasync_rate;
+use journal::{Journal, JournalConfig, MessageMeta, NewMessage, KIND_HL7V2};
 
 fn msg(cid: String) -> NewMessage {
     NewMessage {
-        listener: "lab".into(),
+        source: "lab".into(),
         peer: "p".into(),
         received_at_ms: 1,
-        header: HeaderSummary {
+        meta: MessageMeta {
+            kind: KIND_HL7V2.into(),
+            sender: "A|B".into(),
             control_id: cid.clone(),
-            ..Default::default()
+            message_type: "ORU^R01".into(),
+            dedup: vec!["A".into(), "B".into(), cid.clone()],
         },
         raw: format!(
             "MSH|^~\\&|A|B|C|D|1||ORU^R01|{cid}|P|2.5.1\r{}",
@@ -23,7 +25,7 @@ fn msg(cid: String) -> NewMessage {
         )
         .into_bytes(),
         ack: b"MSA|AA".to_vec(),
-        destinations: vec![gateway::journal::Enqueue::plain("cloud")],
+        destinations: vec![journal::Enqueue::plain("cloud")],
         patient_lane: 0,
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::super::record::{self as rec, DeadLetterRec, OutboxRec};
 use super::super::wal::Ops;
 use super::super::{JournalError, PruneReport, Replayed};
-use super::{corrupt, map_sled, now_ms, push_audit, Delta, Writer};
+use super::{corrupt, map_sled, push_audit, Delta, Writer};
 
 /// Counter that keeps ids from being reused after the newest messages are
 /// pruned (ids come from the largest stored key at open).
@@ -57,7 +57,7 @@ impl Writer {
         push_audit(
             &mut b,
             &mut next_audit,
-            now_ms(),
+            self.shared.now_ms(),
             "dead_letter",
             &format!(
                 "destination={dest} id={id} dead_letter={seq} attempts={}",
@@ -148,7 +148,7 @@ impl Writer {
         push_audit(
             &mut b,
             &mut next_audit,
-            now_ms(),
+            self.shared.now_ms(),
             kind,
             &format!("destination={dest} id={id} dead_letter={seq} by={operator}"),
         )?;
@@ -199,7 +199,7 @@ impl Writer {
                 report.next_after = id;
                 continue;
             }
-            let (meta, _) = match rec::decode_message(&v) {
+            let (head, _) = match rec::decode_message(&v) {
                 Ok(m) => m,
                 Err(_) => {
                     // Never drop what we cannot read: verify_all reports it.
@@ -208,7 +208,7 @@ impl Writer {
                     continue;
                 }
             };
-            if meta.received_at_ms >= cutoff_ms {
+            if head.received_at_ms >= cutoff_ms {
                 break;
             }
             let mut held = false;
@@ -233,13 +233,7 @@ impl Writer {
                 continue;
             }
             b.remove(&k);
-            let h = &meta.header;
-            let dkey = rec::dedup_key(
-                &meta.listener,
-                &h.sending_application_raw,
-                &h.sending_facility_raw,
-                &h.control_id,
-            );
+            let dkey = rec::dedup_key(&head.source, &head.meta.dedup);
             if let Some(dv) = self.staged.get(db, &dkey, "dedup entry")? {
                 if rec::open_u64(&dv).ok() == Some(id) {
                     b.remove(dkey);
@@ -281,7 +275,7 @@ impl Writer {
         push_audit(
             &mut b,
             &mut next_audit,
-            now_ms(),
+            self.shared.now_ms(),
             "retention_prune",
             &format!(
                 "messages={} bytes={} audit_events={} cutoff_ms={cutoff_ms}",
