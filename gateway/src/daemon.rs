@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::accept::Accept;
 use crate::config::Config;
 use crate::deliver::Monitor;
-use crate::ingest::Ingest;
-use crate::mllp::listener;
 use crate::ops::admin::{
     AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource,
     UnmappedCode,
@@ -24,6 +23,7 @@ use crate::ops::stats::Registry;
 use crate::ops::watchdog::{self, Heartbeats};
 use crate::ops::{clock, notify};
 use crate::route::Router;
+use crate::source::mllp_listener;
 use crate::source::poller::{Poller, PollerState};
 use journal::{Journal, JournalConfig};
 
@@ -123,13 +123,13 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     ));
 
     let registry = Arc::new(Registry::new(cfg.listeners.iter().map(|l| l.name.as_str())));
-    let ingest = Ingest {
+    let accept = Accept {
         journal: journal.clone(),
         router: Arc::new(Router::new(cfg.routes.clone())),
     };
     let mut bound = Vec::new();
     for l in &cfg.listeners {
-        match listener::bind(l.clone(), ingest.clone(), registry.listener(&l.name)).await {
+        match mllp_listener::bind(l.clone(), accept.clone(), registry.listener(&l.name)).await {
             Ok(b) => bound.push(b),
             Err(e) => {
                 let _ = stop_tx.send(true);
@@ -156,8 +156,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         poller_states.push(state.clone());
         let poller = Poller {
             cfg: p.clone(),
-            journal: journal.clone(),
-            router: ingest.router.clone(),
+            accept: accept.clone(),
             state_dir: cfg.data_dir.join("pollers"),
             heartbeat: heartbeats.register(format!("poller {}", p.name)),
             state,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::http_peer::{operation_outcome, HttpPeer, Mode};
 use common::*;
-use gateway::mllp::client::Client;
+use gateway::net::mllp_client::Client;
 
 /// An ADT^A08 for patient `mrn`, control id `cid`, with a marker in PV1-19.
 fn a08(cid: &str, mrn: &str, marker: &str) -> Vec<u8> {

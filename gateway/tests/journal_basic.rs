@@ -11,7 +11,7 @@ fn msg(listener: &str, control_id: &str, raw: Vec<u8>, dests: &[&str]) -> NewMes
         source: listener.into(),
         peer: "10.0.0.5:40000".into(),
         received_at_ms: 1_700_000_000_000,
-        meta: gateway::ingest::hl7_meta(&HeaderSummary {
+        meta: gateway::accept::hl7_meta(&HeaderSummary {
             sending_application_raw: "ECW".into(),
             sending_facility_raw: "CLINIC".into(),
             control_id: control_id.into(),

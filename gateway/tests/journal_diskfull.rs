@@ -33,7 +33,7 @@ fn msg(cid: &str, size: usize) -> NewMessage {
         source: "docs".into(),
         peer: "10.0.0.5:1".into(),
         received_at_ms: 1,
-        meta: gateway::ingest::hl7_meta(&HeaderSummary {
+        meta: gateway::accept::hl7_meta(&HeaderSummary {
             sending_application_raw: "ECW".into(),
             sending_facility_raw: "CLINIC".into(),
             control_id: cid.into(),

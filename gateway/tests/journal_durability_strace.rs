@@ -38,7 +38,7 @@ fn msg(cid: &str, size: usize) -> NewMessage {
         source: "docs".into(),
         peer: "10.0.0.5:1".into(),
         received_at_ms: 1,
-        meta: gateway::ingest::hl7_meta(&HeaderSummary {
+        meta: gateway::accept::hl7_meta(&HeaderSummary {
             control_id: cid.into(),
             ..Default::default()
         }),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-use crate::mllp::client::Client;
+use crate::net::mllp_client::Client;
 
 #[derive(Subcommand)]
 pub enum BenchKind {

@@ -114,7 +114,7 @@ async fn fill(journal: &Journal, n: u64, patients: usize, offset: u64) -> Result
                     source: "bench".into(),
                     peer: "127.0.0.1:1".into(),
                     received_at_ms: crate::ops::clock::unix_ms(),
-                    meta: crate::ingest::hl7_meta(&header),
+                    meta: crate::accept::hl7_meta(&header),
                     raw,
                     ack: Vec::new(),
                     destinations: vec![Enqueue::plain("sink")],

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::mllp::client::Client;
-use crate::mllp::tls;
+use crate::net::mllp_client::Client;
+use crate::net::tls_config;
 
 #[derive(Args)]
 pub struct SendArgs {
@@ -56,7 +56,7 @@ pub async fn run(args: SendArgs) -> ExitCode {
         None => None,
         Some(ca) => {
             let client_cert = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
-            match tls::client_config(ca, client_cert) {
+            match tls_config::client_config(ca, client_cert) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     eprintln!("error: {e}");

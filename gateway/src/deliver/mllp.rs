@@ -14,8 +14,8 @@ use std::time::Duration;
 use super::payload::Prepared;
 use super::verdict::Verdict;
 use crate::config::{DeliveryPolicy, MllpDestination};
-use crate::mllp::client::Client;
-use crate::mllp::tls;
+use crate::net::mllp_client::Client;
+use crate::net::tls_config;
 use hl7::parse_ack;
 
 pub struct MllpSender {
@@ -30,7 +30,7 @@ impl MllpSender {
     pub fn new(dest: &MllpDestination, policy: &DeliveryPolicy) -> Result<MllpSender, String> {
         let tls = match &dest.tls {
             None => None,
-            Some(t) => Some(tls::client_config(
+            Some(t) => Some(tls_config::client_config(
                 &t.ca_file,
                 t.client_cert
                     .as_ref()

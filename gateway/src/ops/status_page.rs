@@ -301,7 +301,8 @@ pub async fn serve(
 ) -> Result<(), String> {
     let tls = match &cfg.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::mllp::tls::server_config(t).map_err(|e| format!("status_page.tls: {e}"))?,
+            crate::net::tls_config::server_config(t)
+                .map_err(|e| format!("status_page.tls: {e}"))?,
         )),
         None => None,
     };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway::mllp::client::Client;
+use gateway::net::mllp_client::Client;
 
 pub mod http_peer;
 

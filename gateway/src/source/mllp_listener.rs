@@ -1,5 +1,7 @@
-//! The MLLP listener: one accept loop per configured listener, one task per
-//! connection. Plain TCP and TLS connections run the same handler.
+//! The MLLP listener source: one accept loop per configured listener, one
+//! task per connection. Plain TCP and TLS connections run the same handler.
+//! Each complete frame goes to [`crate::accept`]; the answer's reply is
+//! framed and written back, and counted in the listener's stats.
 //!
 //! Fairness: every connection is its own task and handles its frames strictly
 //! in turn (read frame → journal → ACK → next frame), so a flooding peer only
@@ -20,30 +22,31 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 
-use super::tls;
+use hl7::mllp::{frame, Decoder, Event};
+
+use crate::accept::{Accept, Answer, Disposition, Inbound, Kind, Origin, Role};
 use crate::config::ListenerConfig;
-use crate::ingest::{Ingest, Origin};
+use crate::net::tls_config;
 use crate::ops::stats::{inc, ListenerStats};
 use crate::ops::watchdog::{Heartbeat, BEAT_EVERY};
-use hl7::mllp::{frame, Decoder, Event};
 
 pub struct Listener {
     cfg: Arc<ListenerConfig>,
     tcp: TcpListener,
     tls: Option<TlsAcceptor>,
-    ingest: Ingest,
+    accept: Accept,
     stats: Arc<ListenerStats>,
 }
 
 /// Bind now (so readiness is reported only once every port is open).
 pub async fn bind(
     cfg: ListenerConfig,
-    ingest: Ingest,
+    accept: Accept,
     stats: Arc<ListenerStats>,
 ) -> Result<Listener, String> {
     let tls = match &cfg.tls {
         Some(t) => Some(TlsAcceptor::from(
-            tls::server_config(t).map_err(|e| format!("listener '{}': {e}", cfg.name))?,
+            tls_config::server_config(t).map_err(|e| format!("listener '{}': {e}", cfg.name))?,
         )),
         None => None,
     };
@@ -54,7 +57,7 @@ pub async fn bind(
         cfg: Arc::new(cfg),
         tcp,
         tls,
-        ingest,
+        accept,
         stats,
     })
 }
@@ -132,7 +135,7 @@ impl Listener {
                     if let Some((permit, guard)) = self.admit(&stream, peer, &limit, &peers) {
                         let conn = Connection {
                             cfg: self.cfg.clone(),
-                            ingest: self.ingest.clone(),
+                            accept: self.accept.clone(),
                             stats: self.stats.clone(),
                             peer,
                         };
@@ -194,7 +197,7 @@ impl Listener {
 
 struct Connection {
     cfg: Arc<ListenerConfig>,
-    ingest: Ingest,
+    accept: Accept,
     stats: Arc<ListenerStats>,
     peer: SocketAddr,
 }
@@ -261,9 +264,9 @@ impl Connection {
         let mut buf = vec![0u8; 16 * 1024];
         let mut frame_started: Option<Instant> = None;
         let origin = Origin {
-            listener: name,
+            role: Role::Listener,
+            name,
             peer: self.peer.to_string(),
-            stats: &self.stats,
         };
         let mut junk_reported = 0;
         loop {
@@ -271,11 +274,25 @@ impl Connection {
             while let Some(event) = decoder.next_event() {
                 completed = true;
                 let ack = match event {
-                    Event::Frame(payload) => self.ingest.frame(&origin, payload).await,
+                    Event::Frame(payload) => {
+                        inc(&self.stats.received);
+                        let inbound = Inbound {
+                            origin: &origin,
+                            kind: Kind::Hl7v2,
+                            bytes: payload,
+                            wants_reply: true,
+                        };
+                        let answer = self.accept.accept(inbound).await;
+                        count_and_log(&self.stats, &origin, answer)
+                    }
                     Event::Oversized { len, head } => {
-                        self.ingest
+                        inc(&self.stats.received);
+                        inc(&self.stats.oversized);
+                        let answer = self
+                            .accept
                             .oversized(&origin, len, self.cfg.max_frame_bytes, &head)
-                            .await
+                            .await;
+                        count_and_log(&self.stats, &origin, answer)
                     }
                     Event::FramingError(reason) => {
                         inc(&self.stats.framing_errors);
@@ -342,4 +359,33 @@ impl Connection {
             }
         }
     }
+}
+
+/// Count an answer in the listener's stats, log it (no PHI: type, control
+/// id, outcome), and return the reply to frame back.
+fn count_and_log(stats: &ListenerStats, origin: &Origin<'_>, answer: Answer) -> Option<Vec<u8>> {
+    let Answer {
+        disposition,
+        message_type,
+        control_id,
+        reply,
+    } = answer;
+    let listener = origin.name;
+    match disposition {
+        Disposition::Stored { id } => {
+            inc(&stats.acked);
+            log::debug!(target: "gateway::ingest", listener = listener, control_id = &*control_id, outcome = "stored"; "stored message {id} {message_type} control id '{control_id}' from {origin}");
+        }
+        Disposition::Duplicate { id } => {
+            inc(&stats.duplicates);
+            inc(&stats.acked);
+            log::info!(target: "gateway::ingest", listener = listener, control_id = &*control_id, outcome = "duplicate"; "retransmission of message {id} ({message_type} control id '{control_id}') on {origin}: answered with the first ACK");
+        }
+        Disposition::Refused { .. } => inc(&stats.rejected),
+        Disposition::NotStored { error } => {
+            inc(&stats.errored);
+            log::error!(target: "gateway::ingest", listener = listener, control_id = &*control_id, outcome = "not_stored"; "could not journal {message_type} control id '{control_id}' on {origin}: {error}");
+        }
+    }
+    reply
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
-use super::tls;
+use super::tls_config;
 use hl7::mllp::{frame, Decoder, Event};
 
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -42,7 +42,7 @@ impl Client {
                     .unwrap_or(to)
                     .trim_start_matches('[')
                     .trim_end_matches(']');
-                let name = tls::server_name(host)?;
+                let name = tls_config::server_name(host)?;
                 let s = timeout(wait, TlsConnector::from(cfg).connect(name, tcp))
                     .await
                     .map_err(|_| format!("TLS handshake with {to}: timed out"))?
