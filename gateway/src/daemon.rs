@@ -187,7 +187,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         monitors,
         poller_states,
         started_ms,
-        Ops {
+        StatusExtras {
             board: board.clone(),
             certs: certs.clone(),
             box_id: box_id.clone(),
@@ -317,7 +317,7 @@ async fn status_lines(status: StatusSource, mut shutdown: watch::Receiver<bool>)
 }
 
 /// What the status source adds from the operations side.
-struct Ops {
+struct StatusExtras {
     board: Arc<Board>,
     certs: Arc<Mutex<Vec<CertInfo>>>,
     box_id: String,
@@ -346,7 +346,7 @@ fn status_source(
     monitors: Vec<(String, Arc<Monitor>)>,
     pollers: Vec<Arc<std::sync::Mutex<PollerState>>>,
     started_ms: u64,
-    ops: Ops,
+    ops: StatusExtras,
 ) -> StatusSource {
     let cfg = cfg.clone();
     Arc::new(move || {

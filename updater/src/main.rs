@@ -11,7 +11,9 @@ use updater::anti_rollback::{choose, Choice};
 use updater::boot::{self, BootControl, SlotId};
 use updater::config::{Config, Window};
 use updater::download::bitmap::Bitmap;
-use updater::download::{dir::DirSource, http::HttpSource, Backoff, ChunkSource, DownloadPolicy};
+use updater::download::{
+    dir::DirSource, http_range::HttpSource, Backoff, ChunkSource, DownloadPolicy,
+};
 use updater::durable::{create_dir_all, Files, RealFiles, RunLock};
 use updater::health::{self, Check, Outcome};
 use updater::install::{self, Context, SlotPaths};

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::http::{Fault, Server};
+use common::http_server::{Fault, Server};
 use common::*;
 use updater::boot::SlotId;
 use updater::repo_tool::SignOptions;
@@ -307,7 +307,7 @@ fn endless_chunk_body_is_cut_off() {
     srv.always("targets/", Fault::Endless);
     let fw = dev.firmware();
     let ctx = dev.context(&fw, &updater::durable::RealFiles, &dev.slots, "b1");
-    let mut src = updater::download::http::HttpSource::new(
+    let mut src = updater::download::http_range::HttpSource::new(
         srv.url("targets/"),
         std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(2),

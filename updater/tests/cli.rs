@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::http::Server;
+use common::http_server::Server;
 use common::image;
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::http::{Fault, Server};
+use common::http_server::{Fault, Server};
 use common::*;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use updater::boot::SlotId;
-use updater::download::http::HttpSource;
+use updater::download::http_range::HttpSource;
 use updater::durable::RealFiles;
 use updater::install::Staged;
 

@@ -553,7 +553,7 @@ impl Journal {
 
         // The open summary is written durably before the writer starts, so
         // it is in the trail before any message of this run.
-        let mut b = wal::Ops::default();
+        let mut b = wal::OpBatch::default();
         writer::push_audit(
             &mut b,
             &mut state.next_audit,

@@ -66,11 +66,11 @@ pub(crate) enum Op {
 
 /// A list of ops that is applied to sled as one atomic batch and logged.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Ops {
+pub(crate) struct OpBatch {
     pub ops: Vec<Op>,
 }
 
-impl Ops {
+impl OpBatch {
     pub(crate) fn insert(&mut self, k: impl AsRef<[u8]>, v: impl Into<Vec<u8>>) {
         self.ops.push(Op::Set(k.as_ref().to_vec(), v.into()));
     }

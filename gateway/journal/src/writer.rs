@@ -21,7 +21,7 @@ use super::durability::{create_dir_durable, CommitSync, Durability};
 use super::quota::{is_enospc, SpaceGuard, Usage};
 use super::record::DeadLetterRec;
 use super::record::{self as rec, AuditRec, QuarantineRec};
-use super::wal::{self, Op, Ops, Wal};
+use super::wal::{self, Op, OpBatch, Wal};
 use super::{
     Appended, JournalConfig, JournalError, NewMessage, PruneReport, Quarantined, Replayed,
 };
@@ -526,13 +526,13 @@ impl<'a> Delta<'a> {
         };
         self.set(name, v);
     }
-    fn write(&self, b: &mut Ops) {
+    fn write(&self, b: &mut OpBatch) {
         for (k, v) in &self.new {
             b.insert(rec::counter_key(k), rec::seal_u64(*v));
         }
     }
     /// Write the counters into `b` and hand back the new values.
-    fn finish(self, b: &mut Ops) -> BTreeMap<String, u64> {
+    fn finish(self, b: &mut OpBatch) -> BTreeMap<String, u64> {
         self.write(b);
         self.new
     }
@@ -743,7 +743,7 @@ impl Writer {
                     kind,
                     detail,
                 } => {
-                    let mut b = Ops::default();
+                    let mut b = OpBatch::default();
                     let mut next_audit = self.state.next_audit;
                     let r = push_audit(&mut b, &mut next_audit, at_ms, &kind, &detail)
                         .map(|()| self.staged.stage(b));
@@ -762,7 +762,7 @@ impl Writer {
                     continue;
                 }
                 Req::RawPut(k, v, tx) => Outcome::Unit(tx, {
-                    let mut b = Ops::default();
+                    let mut b = OpBatch::default();
                     b.insert(k, v);
                     {
                         self.staged.stage(b);
@@ -885,7 +885,7 @@ impl Writer {
             return Err(unavailable(dir));
         };
         let seq = wal.next_seq;
-        let mut b = Ops::default();
+        let mut b = OpBatch::default();
         b.insert(wal::APPLIED_KEY, rec::seal_u64(seq));
         self.staged.stage(b);
         let record = wal::encode_record(seq, self.staged.ops.iter());
@@ -1037,7 +1037,7 @@ impl Writer {
                     .map_err(|why| corrupt(format!("message {first}"), why))?;
                 if raw == m.raw.as_slice() {
                     delta.add("duplicates", 1);
-                    let mut b = Ops::default();
+                    let mut b = OpBatch::default();
                     delta.write(&mut b);
                     self.staged.stage(b);
                     let new = delta.new;
@@ -1068,7 +1068,7 @@ impl Writer {
             source: std::io::Error::other(e.to_string()),
         })?;
         let rec_len = record.len() as u64;
-        let mut b = Ops::default();
+        let mut b = OpBatch::default();
         b.insert(&rec::message_key(id)[..], record);
         b.insert(dkey, rec::seal_u64(id));
         // One entry per destination; the first route's transform wins.
@@ -1147,7 +1147,7 @@ impl Writer {
             source: std::io::Error::other(e.to_string()),
         })?;
         let mut delta = Delta::new(&self.state);
-        let mut b = Ops::default();
+        let mut b = OpBatch::default();
         let mut entries = delta.get("q_entries");
         let mut bytes = delta.get("q_bytes");
         let store = cfg.quarantine_max_entries > 0;
@@ -1225,7 +1225,7 @@ impl Writer {
 
     /// Stage one request's ops (all of them, or none on an earlier error)
     /// and adopt its counter values and audit sequence.
-    fn stage_request(&mut self, b: Ops, counters: BTreeMap<String, u64>, next_audit: u64) {
+    fn stage_request(&mut self, b: OpBatch, counters: BTreeMap<String, u64>, next_audit: u64) {
         self.staged.stage(b);
         self.state.next_audit = next_audit;
         self.state.named.extend(counters);
@@ -1242,7 +1242,7 @@ impl Writer {
             return Ok(());
         }
         let mut delta = Delta::new(&self.state);
-        let mut b = Ops::default();
+        let mut b = OpBatch::default();
         b.remove(k);
         delta.add(&rec::pending_counter(dest), -1);
         delta.add(&rec::delivered_counter(dest), 1);
@@ -1274,7 +1274,7 @@ pub(crate) struct Staged {
 impl Staged {
     /// Add one request's ops (all or nothing: called only once the request
     /// succeeded).
-    fn stage(&mut self, ops: Ops) {
+    fn stage(&mut self, ops: OpBatch) {
         for op in ops.ops {
             let k = match &op {
                 Op::Set(k, _) | Op::Remove(k) => k.clone(),
@@ -1326,7 +1326,7 @@ impl Staged {
 }
 
 pub(crate) fn push_audit(
-    b: &mut Ops,
+    b: &mut OpBatch,
     next: &mut u64,
     at_ms: u64,
     kind: &str,

@@ -9,7 +9,7 @@ pub mod clock;
 pub mod dlq;
 pub mod fleet;
 pub mod health;
-pub mod http;
+pub mod http_server;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

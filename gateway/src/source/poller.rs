@@ -169,21 +169,21 @@ impl Poller {
         let h = token(auth).await?;
         let mut resp = send(h.clone())
             .await
-            .map_err(|e| PollError::Retry(crate::deliver::http::describe_reqwest(&e)))?;
+            .map_err(|e| PollError::Retry(crate::deliver::http_sender::describe_reqwest(&e)))?;
         if resp.status().as_u16() == 401 {
             if let (Some(p), Some(sent)) = (auth, &h) {
                 p.invalidate_if_current(sent);
                 let h = token(auth).await?;
-                resp = send(h)
-                    .await
-                    .map_err(|e| PollError::Retry(crate::deliver::http::describe_reqwest(&e)))?;
+                resp = send(h).await.map_err(|e| {
+                    PollError::Retry(crate::deliver::http_sender::describe_reqwest(&e))
+                })?;
             }
         }
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| PollError::Retry(crate::deliver::http::describe_reqwest(&e)))?;
+            .map_err(|e| PollError::Retry(crate::deliver::http_sender::describe_reqwest(&e)))?;
         if !(200..300).contains(&status) {
             return Err(PollError::Retry(format!(
                 "HTTP {status}: {}",

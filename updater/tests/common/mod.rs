@@ -3,7 +3,7 @@
 //! server with injectable faults.
 #![allow(dead_code)]
 
-pub mod http;
+pub mod http_server;
 
 use jiff::Timestamp;
 use std::path::{Path, PathBuf};

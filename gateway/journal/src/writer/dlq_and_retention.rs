@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::super::record::{self as rec, DeadLetterRec, OutboxRec};
-use super::super::wal::Ops;
+use super::super::wal::OpBatch;
 use super::super::{JournalError, PruneReport, Replayed};
 use super::{corrupt, map_sled, push_audit, Delta, Writer};
 
@@ -44,7 +44,7 @@ impl Writer {
         let value =
             rec::encode_postcard(&d).map_err(|e| encode_err(&format!("dead letter {seq}"), e))?;
         let mut delta = Delta::new(&self.state);
-        let mut b = Ops::default();
+        let mut b = OpBatch::default();
         if was_pending {
             b.remove(okey);
             delta.add(&rec::pending_counter(&dest), -1);
@@ -123,7 +123,7 @@ impl Writer {
         let dest = d.destination.clone();
         let id = d.message_id;
         let mut delta = Delta::new(&self.state);
-        let mut b = Ops::default();
+        let mut b = OpBatch::default();
         b.remove(rec::seq_key(rec::P_DEAD, seq));
         b.remove(rec::dead_index_key(&dest, id));
         delta.add(&rec::dead_counter(&dest), -1);
@@ -181,7 +181,7 @@ impl Writer {
             next_after: after,
             ..Default::default()
         };
-        let mut b = Ops::default();
+        let mut b = OpBatch::default();
         let start = rec::message_key(after.saturating_add(1));
         // Unless a batch limit stops the scan first, it reaches the end.
         report.reached_end = true;
