@@ -135,7 +135,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 let _ = stop_tx.send(true);
                 while tasks.join_next().await.is_some() {}
                 let _ = journal.close().await;
-                return Err(e);
+                return Err(e.to_string());
             }
         }
     }

@@ -135,7 +135,7 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
             file.display().to_string()
         };
         let (expect, control_id) = expectation(msg);
-        client.send(msg).await?;
+        client.send(msg).await.map_err(|e| e.to_string())?;
         let wait = match expect {
             Expect::Ack => client.timeout(),
             Expect::OnlyOnError => ER_GRACE.min(client.timeout()),
@@ -145,7 +145,7 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
             }
         };
         let reply = loop {
-            match client.read_reply(wait).await? {
+            match client.read_reply(wait).await.map_err(|e| e.to_string())? {
                 None if expect == Expect::OnlyOnError => break None,
                 None => return Err(format!("no ACK within {} s", wait.as_secs())),
                 Some(r) => {

@@ -30,12 +30,15 @@ impl MllpSender {
     pub fn new(dest: &MllpDestination, policy: &DeliveryPolicy) -> Result<MllpSender, String> {
         let tls = match &dest.tls {
             None => None,
-            Some(t) => Some(tls_config::client_config(
-                &t.ca_file,
-                t.client_cert
-                    .as_ref()
-                    .map(|(c, k)| (c.as_path(), k.as_path())),
-            )?),
+            Some(t) => Some(
+                tls_config::client_config(
+                    &t.ca_file,
+                    t.client_cert
+                        .as_ref()
+                        .map(|(c, k)| (c.as_path(), k.as_path())),
+                )
+                .map_err(|e| e.to_string())?,
+            ),
         };
         Ok(MllpSender {
             address: dest.address.clone(),
@@ -62,7 +65,7 @@ impl MllpSender {
             None => {
                 match Client::connect(&self.address, self.tls.clone(), self.connect_timeout).await {
                     Ok(c) => c,
-                    Err(e) => return Verdict::retry(e),
+                    Err(e) => return Verdict::retry(e.to_string()),
                 }
             }
         };
@@ -73,7 +76,7 @@ impl MllpSender {
                 Err(e2) => return Verdict::retry(format!("{e}; reconnect: {e2}")),
             }
             if let Err(e) = client.send(&p.body).await {
-                return Verdict::retry(e);
+                return Verdict::retry(e.to_string());
             }
         }
         let reply = match client.read_reply(self.response_timeout).await {
@@ -85,7 +88,7 @@ impl MllpSender {
                     p.control_id
                 ))
             }
-            Err(e) => return Verdict::retry(e),
+            Err(e) => return Verdict::retry(e.to_string()),
         };
         let verdict = judge_ack(&reply, &p.control_id);
         // Keep the connection unless the exchange went out of step.

@@ -87,7 +87,7 @@ fn read(kind: &str, owner: String, role: &str, path: &Path) -> CertInfo {
             Some(Err(e)) => (None, Some(format!("cannot read notAfter: {e}"))),
             None => (None, Some("no certificate".to_string())),
         },
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(e.to_string())),
     };
     CertInfo {
         owner_kind: kind.to_string(),

@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use hl7::mllp::{frame, Decoder, Event};
 
+use super::SourceError;
 use crate::accept::{Accept, Answer, Disposition, Inbound, Kind, Origin, Role};
 use crate::config::ListenerConfig;
 use crate::net::tls_config;
@@ -43,16 +44,23 @@ pub async fn bind(
     cfg: ListenerConfig,
     accept: Accept,
     stats: Arc<ListenerStats>,
-) -> Result<Listener, String> {
+) -> Result<Listener, SourceError> {
     let tls = match &cfg.tls {
-        Some(t) => Some(TlsAcceptor::from(
-            tls_config::server_config(t).map_err(|e| format!("listener '{}': {e}", cfg.name))?,
-        )),
+        Some(t) => Some(TlsAcceptor::from(tls_config::server_config(t).map_err(
+            |source| SourceError::Tls {
+                listener: cfg.name.clone(),
+                source,
+            },
+        )?)),
         None => None,
     };
     let tcp = TcpListener::bind(cfg.bind)
         .await
-        .map_err(|e| format!("listener '{}': cannot bind {}: {e}", cfg.name, cfg.bind))?;
+        .map_err(|source| SourceError::Bind {
+            listener: cfg.name.clone(),
+            addr: cfg.bind,
+            source,
+        })?;
     Ok(Listener {
         cfg: Arc::new(cfg),
         tcp,

@@ -12,3 +12,23 @@
 pub mod mllp_listener;
 pub mod poller;
 pub mod results;
+
+use std::net::SocketAddr;
+
+use crate::net::tls_config::TlsConfigError;
+
+/// Why a source could not start; names the source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("listener '{listener}': {source}")]
+    Tls {
+        listener: String,
+        source: TlsConfigError,
+    },
+    #[error("listener '{listener}': cannot bind {addr}: {source}")]
+    Bind {
+        listener: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}

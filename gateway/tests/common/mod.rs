@@ -297,6 +297,7 @@ pub fn send_one(addr: &str, msg: &[u8]) -> Result<Vec<u8>, String> {
         let mut c = Client::connect(addr, None, Duration::from_secs(20)).await?;
         c.exchange(msg).await
     })
+    .map_err(|e| e.to_string())
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
