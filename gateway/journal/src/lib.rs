@@ -38,6 +38,15 @@
 //! | `c` name | counter: `messages`, `duplicates`, `control_id_reuses`, `quarantined`, `q_entries`, `q_bytes`, `pending/<dest>`, `delivered/<dest>` |
 //! | `w` | seq of the last WAL record applied to sled (u64) |
 //!
+//! Record versions: message records are version 2 (the journal-owned
+//! [`MessageMeta`]: kind, sender, control id, message type, de-dup parts,
+//! filled by the gateway's accept path for any message format); every
+//! other record is version 1. Version 1 message records (which held the
+//! HL7 header summary) are still read and upgraded in memory, and the
+//! de-dup key of an HL7 message is byte for byte what version 1 wrote, so a
+//! journal written before opens, delivers and de-duplicates as it did. A
+//! binary older than record version 2 cannot read version 2 messages.
+//!
 //! `lp(x)` is `len:u32be ‖ x`, so no field can forge a boundary. Every
 //! value is a sealed record (`record.rs`): `version:u8 ‖ crc32:u32le ‖
 //! payload`, the CRC (crc32fast) covering version and payload. Reads verify
