@@ -344,7 +344,7 @@ impl Ctx<'_> {
         let code_maps_dir = match &d.code_maps {
             Some(c) => {
                 let dir = resolve(base, c.get_ref());
-                crate::fhir::CodeMaps::load_dir(&dir)
+                crate::deliver::fhir_context::load_code_maps(&dir)
                     .map_err(|e| self.err(c, format!("destination '{name}': code_maps: {e}")))?;
                 Some(dir)
             }

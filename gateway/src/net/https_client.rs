@@ -127,7 +127,7 @@ fn decode_pin(pin: &str) -> Result<[u8; 32], String> {
 }
 
 fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = crate::mllp::tls::load_certs(path)?;
+    let certs = crate::net::tls_config::load_certs(path).map_err(|e| e.to_string())?;
     let mut probe = RootCertStore::empty();
     for c in &certs {
         probe

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use updater::boot::SlotId;
 use updater::config::Config;
-use updater::download::{dir::DirSource, http::HttpSource, ChunkSource};
+use updater::download::{dir::DirSource, http_range::HttpSource, ChunkSource};
 use updater::plan::{self, Plan, Reboot};
 use updater::trust::transport::root_certificates;
 use updater::{install, Result};

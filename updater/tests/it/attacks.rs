@@ -305,7 +305,7 @@ fn endless_chunk_body_is_cut_off() {
     srv.always("targets/", Fault::Endless);
     let fw = dev.firmware();
     let ctx = dev.context(&fw, &updater::durable::RealFiles, &dev.slots, "b1");
-    let mut src = updater::download::http::HttpSource::new(
+    let mut src = updater::download::http_range::HttpSource::new(
         srv.url("targets/"),
         std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(2),

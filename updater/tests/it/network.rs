@@ -8,7 +8,7 @@ use crate::support::*;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use updater::boot::SlotId;
-use updater::download::http::HttpSource;
+use updater::download::http_range::HttpSource;
 use updater::durable::RealFiles;
 use updater::install::Staged;
 
