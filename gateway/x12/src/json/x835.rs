@@ -56,6 +56,11 @@ pub fn write(w: &mut JsonWriter, set: &TransactionSet<'_>) {
             _ => {}
         }
     }
+    // The last claim ends at SE, which is not part of the body.
+    if !claim.is_empty() {
+        all_claims_balanced &= write_claim(w, &claim, claims, header_number);
+        claims += 1;
+    }
     if !in_claims {
         write_header(w, &header);
         w.array_field("claims");
@@ -307,4 +312,23 @@ fn write_plb(w: &mut JsonWriter, plb: &Segment<'_>) {
     }
     w.end_array();
     w.end_object();
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::envelope::{check, CheckOptions};
+    use crate::json::to_json;
+
+    #[test]
+    fn the_last_claim_ends_at_se() {
+        let s = "ISA*00*          *00*          *ZZ*PAYER          *ZZ*PROVIDER       *240102*1230*^*00501*000000001*0*T*:~\
+                 GS*HP*A*B*20240102*1230*1*X*005010X221A1~ST*835*0001~BPR*I*150*C*ACH~\
+                 LX*1~CLP*A1*1*200*150**12~CAS*CO*45*50~SVC*HC:99213*200*150~CAS*CO*45*50~\
+                 SE*8*0001~GE*1*1~IEA*1*000000001~";
+        let doc = check(s.as_bytes(), &CheckOptions::default(), &());
+        assert!(doc.is_clean());
+        let json = String::from_utf8(to_json(&doc)).unwrap();
+        assert!(json.contains("\"patient_control_number\":\"A1\""), "{json}");
+        assert!(json.contains("\"claim_count\":1"), "{json}");
+    }
 }
