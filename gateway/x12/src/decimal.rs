@@ -25,64 +25,40 @@ impl Decimal {
             Some((b'-', rest)) => (true, rest),
             _ => (false, v),
         };
-        if digits.len() <= 19 {
-            return Self::parse_short(neg, digits);
-        }
-        let mut units: i128 = 0;
-        let mut scale: u8 = 0;
-        let mut seen_point = false;
-        let mut seen_digit = false;
-        for &b in digits {
+        // One pass checks the syntax and, for up to 19 digits (which a
+        // u64 holds: every amount in practice), computes the value without
+        // 128-bit overflow checks; longer values are summed again below.
+        let mut short: u64 = 0;
+        let mut count = 0;
+        let mut point = None;
+        for (i, &b) in digits.iter().enumerate() {
             match b {
                 b'0'..=b'9' => {
-                    seen_digit = true;
-                    units = units.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
-                    if seen_point {
-                        scale += 1;
-                        if scale > MAX_SCALE {
-                            return None;
-                        }
-                    }
+                    short = short.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+                    count += 1;
                 }
-                b'.' if !seen_point => seen_point = true,
+                b'.' if point.is_none() => point = Some(i),
                 _ => return None,
             }
         }
-        if !seen_digit || digits.len() > 40 {
+        let scale = point.map_or(0, |p| digits.len() - p - 1);
+        if count == 0 || digits.len() > 40 || scale > usize::from(MAX_SCALE) {
             return None;
         }
+        let units = if count <= 19 {
+            i128::from(short)
+        } else {
+            digits
+                .iter()
+                .filter(|b| **b != b'.')
+                .try_fold(0i128, |u, d| {
+                    u.checked_mul(10)?.checked_add(i128::from(d - b'0'))
+                })?
+        };
         Some(Decimal {
             units: if neg { -units } else { units },
-            scale,
-        })
-    }
-
-    /// [`Decimal::parse`] of at most 19 characters (so at most 19 digits,
-    /// which a `u64` holds), without 128-bit arithmetic: amounts are
-    /// short, and the transform parses every one of them.
-    fn parse_short(neg: bool, digits: &[u8]) -> Option<Decimal> {
-        let mut units: u64 = 0;
-        let mut scale: u8 = 0;
-        let mut seen_point = false;
-        let mut seen_digit = false;
-        for &b in digits {
-            match b {
-                b'0'..=b'9' => {
-                    seen_digit = true;
-                    units = units * 10 + u64::from(b - b'0');
-                    scale += u8::from(seen_point);
-                }
-                b'.' if !seen_point => seen_point = true,
-                _ => return None,
-            }
-        }
-        if !seen_digit {
-            return None;
-        }
-        let units = i128::from(units);
-        Some(Decimal {
-            units: if neg { -units } else { units },
-            scale,
+            // At most MAX_SCALE, checked above.
+            scale: scale as u8,
         })
     }
 
@@ -207,61 +183,44 @@ mod tests {
     }
 
     #[test]
-    fn short_and_long_parses_agree() {
-        for v in [
-            "0",
-            "-0",
-            "12",
-            "12.5",
-            "-12.50",
-            ".75",
-            "-.75",
-            "1.",
-            "9999999999999999999",
-            "999999999999999999.9",
-            ".999999999999999999",
-            "1.2.3",
-            "",
-            "-",
-            ".",
-            "1-",
-            "12345678901234567890",
-            "1234567890123456789.0",
-            "-0.0000000000000000001",
+    fn parse_follows_the_syntax() {
+        let max = i128::MAX;
+        for (v, expected) in [
+            ("0", Some((0, 0))),
+            ("-0", Some((0, 0))),
+            ("12.5", Some((125, 1))),
+            ("-12.50", Some((-1250, 2))),
+            (".75", Some((75, 2))),
+            ("-.75", Some((-75, 2))),
+            ("1.", Some((1, 0))),
+            // The longest value of the u64 path, and the first past it.
+            ("9999999999999999999", Some((9_999_999_999_999_999_999, 0))),
+            (
+                "99999999999999999999",
+                Some((99_999_999_999_999_999_999, 0)),
+            ),
+            (
+                "1234567890123456789.0",
+                Some((12_345_678_901_234_567_890, 1)),
+            ),
+            (".999999999999999999", Some((999_999_999_999_999_999, 18))),
+            (".9999999999999999999", None),
+            ("-0.000000000000000001", Some((-1, 18))),
+            ("170141183460469231731687303715884105727", Some((max, 0))),
+            ("170141183460469231731687303715884105728", None),
+            ("1234567890123456789012345678901234567890", None),
+            ("1.2.3", None),
+            ("", None),
+            ("-", None),
+            (".", None),
+            ("1-", None),
+            ("--1", None),
+            ("+1", None),
+            (" 1", None),
         ] {
-            let neg = v.starts_with('-');
-            let digits = v.strip_prefix('-').unwrap_or(v).as_bytes();
-            let short = Decimal::parse_short(neg, digits);
-            if digits.len() <= 19 {
-                assert_eq!(short.map(|d| (d.units, d.scale)), parse_long(v), "{v}");
-            }
-            assert_eq!(
-                Decimal::parse(v.as_bytes()).map(|d| (d.units, d.scale)),
-                parse_long(v),
-                "{v}"
-            );
+            let got = Decimal::parse(v.as_bytes()).map(|d| (d.units, d.scale));
+            assert_eq!(got, expected, "{v}");
         }
-    }
-
-    /// The general parse (128-bit, any length).
-    fn parse_long(v: &str) -> Option<(i128, u8)> {
-        let (neg, digits) = match v.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, v),
-        };
-        let (int, frac) = match digits.split_once('.') {
-            Some((i, f)) => (i, f),
-            None => (digits, ""),
-        };
-        if int.len() + frac.len() == 0
-            || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
-            || frac.len() > 18
-            || digits.len() > 40
-        {
-            return None;
-        }
-        let units: i128 = format!("{int}{frac}").parse().ok()?;
-        Some((if neg { -units } else { units }, frac.len() as u8))
     }
 
     #[test]
