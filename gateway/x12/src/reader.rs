@@ -510,6 +510,30 @@ mod tests {
     }
 
     #[test]
+    fn elements_like_element() {
+        for raw in [
+            &b""[..],
+            b"*",
+            b"**",
+            b"CLP*A1*1*200.00*150.00*20.00*12*TESTICN000000001*11*1",
+            b"NM1*QC*1*PATIENT*TEST****MI*TESTMEMBER0000001*",
+            b"SVC*HC:99213*120.00*90.00**1",
+        ] {
+            let s = seg(raw);
+            let e = s.elements();
+            for n in 0..20 {
+                assert_eq!(
+                    e.get(n),
+                    s.element(n),
+                    "{:?} {n}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
+            assert_eq!(e.len(), s.element_count());
+        }
+    }
+
+    #[test]
     fn long_segments_are_read_by_scanning() {
         let mut raw = b"MSG*".to_vec();
         raw.extend(std::iter::repeat_n(b'X', 70_000));
