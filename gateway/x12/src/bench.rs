@@ -4,11 +4,18 @@
 //! 1000 claims), in MB/s on one thread, against a plain byte scan that
 //! splits the same bytes at the segment terminator, measured in the same
 //! run. The caller passes the clock (the crate reads none itself).
+//!
+//! Cases: `check`; `check+json`, the JSON streamed to a sink in 64 KB
+//! chunks ([`write_json`], how a caller writes it to a file); `check+json
+//! vec`, the JSON collected in one buffer ([`to_json`]); and `json-size
+//! copy`, no transform at all but the input copied into a new buffer until
+//! it holds as many bytes as the JSON (4.5 times the input): the cost of
+//! first touching that much memory, which bounds `check+json vec`.
 
 use std::time::Instant;
 
 use crate::envelope::{check, CheckOptions};
-use crate::json::to_json;
+use crate::json::{to_json, write_json};
 
 /// One measured case.
 #[derive(Clone, Debug)]
@@ -122,9 +129,27 @@ pub fn run(data: &[u8], rounds: usize, now: &dyn Fn() -> Instant) -> Vec<BenchRe
         let doc = check(std::hint::black_box(data), &opts, &());
         usize::from(doc.is_clean()) + doc.interchanges.len()
     });
+    let mut json_len = 0;
     let (check_json, _) = best_of(rounds, now, || {
         let doc = check(std::hint::black_box(data), &opts, &());
+        json_len = 0;
+        write_json(&doc, 64 * 1024, &mut |chunk| {
+            json_len += std::hint::black_box(chunk).len();
+        });
+        json_len
+    });
+    let (check_json_vec, _) = best_of(rounds, now, || {
+        let doc = check(std::hint::black_box(data), &opts, &());
         to_json(&doc).len()
+    });
+    let (copy, _) = best_of(rounds, now, || {
+        let mut out = Vec::with_capacity(json_len);
+        while out.len() < json_len {
+            for piece in data.chunks(64) {
+                out.extend_from_slice(std::hint::black_box(piece));
+            }
+        }
+        out.len()
     });
     let baseline = "segment scan".to_string();
     let row = |case: &str, secs: f64| BenchResult {
@@ -138,6 +163,8 @@ pub fn run(data: &[u8], rounds: usize, now: &dyn Fn() -> Instant) -> Vec<BenchRe
     vec![
         row(&format!("835-{size}MB check"), check_only),
         row(&format!("835-{size}MB check+json"), check_json),
+        row(&format!("835-{size}MB check+json vec"), check_json_vec),
+        row(&format!("835-{size}MB json-size copy"), copy),
     ]
 }
 
@@ -189,7 +216,7 @@ mod tests {
             assert!(r.balanced(), "{:?}", r.mismatches());
         }
         let results = run(&data, 1, &Instant::now);
-        assert_eq!(results.len(), 2);
+        assert_eq!(results.len(), 4);
         assert!(json(&results)
             .starts_with("{\"bench\":\"x12\",\"results\":[{\"case\":\"835-0MB check\""));
     }

@@ -25,32 +25,40 @@ impl Decimal {
             Some((b'-', rest)) => (true, rest),
             _ => (false, v),
         };
-        let mut units: i128 = 0;
-        let mut scale: u8 = 0;
-        let mut seen_point = false;
-        let mut seen_digit = false;
-        for &b in digits {
+        // One pass checks the syntax and, for up to 19 digits (which a
+        // u64 holds: every amount in practice), computes the value without
+        // 128-bit overflow checks; longer values are summed again below.
+        let mut short: u64 = 0;
+        let mut count = 0;
+        let mut point = None;
+        for (i, &b) in digits.iter().enumerate() {
             match b {
                 b'0'..=b'9' => {
-                    seen_digit = true;
-                    units = units.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
-                    if seen_point {
-                        scale += 1;
-                        if scale > MAX_SCALE {
-                            return None;
-                        }
-                    }
+                    short = short.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+                    count += 1;
                 }
-                b'.' if !seen_point => seen_point = true,
+                b'.' if point.is_none() => point = Some(i),
                 _ => return None,
             }
         }
-        if !seen_digit || digits.len() > 40 {
+        let scale = point.map_or(0, |p| digits.len() - p - 1);
+        if count == 0 || digits.len() > 40 || scale > usize::from(MAX_SCALE) {
             return None;
         }
+        let units = if count <= 19 {
+            i128::from(short)
+        } else {
+            digits
+                .iter()
+                .filter(|b| **b != b'.')
+                .try_fold(0i128, |u, d| {
+                    u.checked_mul(10)?.checked_add(i128::from(d - b'0'))
+                })?
+        };
         Some(Decimal {
             units: if neg { -units } else { units },
-            scale,
+            // At most MAX_SCALE, checked above.
+            scale: scale as u8,
         })
     }
 
@@ -110,21 +118,47 @@ impl Ord for Decimal {
     }
 }
 
+impl Decimal {
+    /// The longest text [`Decimal::write_to`] writes: a sign, 39 digits of
+    /// an `i128`, a point, and leading zeros up to 18 decimals.
+    pub const MAX_TEXT: usize = 48;
+
+    /// The text of `self` (at least two decimals: money; more when the
+    /// value has them), written into `buf` without allocating.
+    pub fn write_to(self, buf: &mut [u8; Self::MAX_TEXT]) -> &[u8] {
+        let scale = self.scale.max(2);
+        let units = self.rescale(scale).unwrap_or(self.units);
+        let scale = usize::from(scale);
+        let mut magnitude = units.unsigned_abs();
+        let mut at = buf.len();
+        // Digits from the right, the point after `scale` of them, and at
+        // least one digit before the point.
+        let mut written = 0;
+        while magnitude > 0 || written <= scale {
+            if written == scale {
+                at -= 1;
+                buf[at] = b'.';
+            }
+            at -= 1;
+            // `magnitude % 10` is below 10.
+            buf[at] = b'0' + (magnitude % 10) as u8;
+            magnitude /= 10;
+            written += 1;
+        }
+        if units < 0 {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        &buf[at..]
+    }
+}
+
 impl std::fmt::Display for Decimal {
     /// At least two decimals (money), more when the value has them.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scale = self.scale.max(2);
-        let units = self.rescale(scale).unwrap_or(self.units);
-        let neg = units < 0;
-        let digits = units.unsigned_abs().to_string();
-        let scale = usize::from(scale);
-        let digits = if digits.len() <= scale {
-            format!("{}{digits}", "0".repeat(scale + 1 - digits.len()))
-        } else {
-            digits
-        };
-        let (int, frac) = digits.split_at(digits.len() - scale);
-        write!(f, "{}{int}.{frac}", if neg { "-" } else { "" })
+        let mut buf = [0u8; Self::MAX_TEXT];
+        // Only ASCII digits, `-` and `.` are written.
+        f.write_str(std::str::from_utf8(self.write_to(&mut buf)).unwrap_or_default())
     }
 }
 
@@ -146,6 +180,68 @@ mod tests {
         for bad in ["", "-", ".", "1.2.3", "+1", "1e5", "12a"] {
             assert!(Decimal::parse(bad.as_bytes()).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parse_follows_the_syntax() {
+        let max = i128::MAX;
+        for (v, expected) in [
+            ("0", Some((0, 0))),
+            ("-0", Some((0, 0))),
+            ("12.5", Some((125, 1))),
+            ("-12.50", Some((-1250, 2))),
+            (".75", Some((75, 2))),
+            ("-.75", Some((-75, 2))),
+            ("1.", Some((1, 0))),
+            // The longest value of the u64 path, and the first past it.
+            ("9999999999999999999", Some((9_999_999_999_999_999_999, 0))),
+            (
+                "99999999999999999999",
+                Some((99_999_999_999_999_999_999, 0)),
+            ),
+            (
+                "1234567890123456789.0",
+                Some((12_345_678_901_234_567_890, 1)),
+            ),
+            (".999999999999999999", Some((999_999_999_999_999_999, 18))),
+            (".9999999999999999999", None),
+            ("-0.000000000000000001", Some((-1, 18))),
+            ("170141183460469231731687303715884105727", Some((max, 0))),
+            ("170141183460469231731687303715884105728", None),
+            ("1234567890123456789012345678901234567890", None),
+            ("1.2.3", None),
+            ("", None),
+            ("-", None),
+            (".", None),
+            ("1-", None),
+            ("--1", None),
+            ("+1", None),
+            (" 1", None),
+        ] {
+            let got = Decimal::parse(v.as_bytes()).map(|d| (d.units, d.scale));
+            assert_eq!(got, expected, "{v}");
+        }
+    }
+
+    #[test]
+    fn text_of_large_and_small_values() {
+        let big = Decimal {
+            units: i128::MAX,
+            scale: 0,
+        };
+        // Rescaling overflows: the units are printed with two decimals.
+        assert_eq!(big.to_string(), "1701411834604692317316873037158841057.27");
+        let min = Decimal {
+            units: i128::MIN,
+            scale: 18,
+        };
+        assert_eq!(min.to_string(), "-170141183460469231731.687303715884105728");
+        assert_eq!(Decimal::ZERO.to_string(), "0.00");
+        assert_eq!(d("-0.5").to_string(), "-0.50");
+        assert_eq!(
+            d("0.000000000000000001").to_string(),
+            "0.000000000000000001"
+        );
     }
 
     #[test]

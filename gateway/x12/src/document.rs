@@ -94,6 +94,12 @@ impl<'a> TransactionSet<'a> {
         )
     }
 
+    /// The bytes between ST and SE (what [`TransactionSet::body`] splits).
+    pub fn body_bytes(&self) -> &'a [u8] {
+        let end = self.body.1.min(self.input.len());
+        self.input.get(self.body.0.min(end)..end).unwrap_or(&[])
+    }
+
     /// ST02.
     pub fn control_number(&self) -> &'a [u8] {
         self.st.element(2)

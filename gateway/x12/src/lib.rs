@@ -22,9 +22,13 @@
 //!   turns the caller's clock reading into ISA/GS dates.
 //! - **JSON of a file**: [`to_json`]`(&doc)` (always; errors listed), or
 //!   [`check_and_map`] (refuses a file with envelope errors). Schema:
-//!   `docs/x12-json.md`. [`reconcile_835`] balances an 835 set.
+//!   `docs/x12-json.md`. To write it to a file or socket, prefer
+//!   [`write_json`]`(&doc, 64 * 1024, &mut |chunk| ...)`: the same bytes in
+//!   chunks, so a 50 MB 835 never becomes 230 MB of JSON in memory.
+//!   [`reconcile_835`] balances an 835 set.
 //! - **Benchmark**: [`bench::generate_835`], [`bench::run`] (module `bench`),
-//!   [`bench::table`] / [`bench::json`].
+//!   [`bench::table`] / [`bench::json`]. `examples/x12_profile.rs` runs one
+//!   check and transform for instruction counts under valgrind.
 //!
 //! # Design
 //!
@@ -41,7 +45,16 @@
 //! split with a SIMD search for the terminator; a UTF-8 BOM, CR/LF,
 //! spaces and tabs between segments are skipped; a segment keeps its
 //! 1-based number in the file and its byte offset. Elements, components
-//! and repetitions are split only when read. Structural faults (missing
+//! and repetitions are split only when read, and a mapper splits a
+//! segment's elements once ([`Segment::elements`]: a fixed array of 16-bit
+//! boundaries on the stack).
+//!
+//! **JSON without a second look at the bytes** ([`json`]): the writer
+//! appends to one buffer (or hands 64 KB chunks to a sink); a set body is
+//! checked for bytes that need a JSON escape in one vectorized pass, and
+//! the values read from a clean body are copied as they are; amounts stay
+//! borrowed slices, and the 835 balances are exact decimals summed while
+//! the claim is written. Structural faults (missing
 //! trailers, nested or misplaced envelopes, garbage before/between
 //! interchanges, truncation) are recorded where found, with recovery that
 //! gives one error per fault.
@@ -91,6 +104,6 @@ pub use envelope::{
 };
 pub use error::{Code, EnvelopeError, ErrorKind, Level};
 pub use guide::Kind;
-pub use json::{check_and_map, to_json};
+pub use json::{check_and_map, to_json, write_json};
 pub use reader::{Elements, Position, Segment, Separators};
 pub use reconcile::{reconcile_835, Reconciliation};

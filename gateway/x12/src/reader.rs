@@ -58,6 +58,9 @@ impl std::fmt::Display for Position {
 #[derive(Clone, Copy, Debug)]
 pub struct Segment<'a> {
     raw: &'a [u8],
+    /// Length of the id (the bytes before the first element separator),
+    /// found once: every consumer asks for it.
+    id_len: usize,
     seps: Separators,
     /// Where the segment starts.
     pub pos: Position,
@@ -74,6 +77,7 @@ impl<'a> Segment<'a> {
     pub fn new(raw: &'a [u8], seps: Separators, pos: Position) -> Self {
         Segment {
             raw,
+            id_len: id_len(raw, seps.element),
             seps,
             pos,
             terminated: true,
@@ -91,21 +95,9 @@ impl<'a> Segment<'a> {
     }
 
     /// The segment id: the bytes before the first element separator.
+    #[inline]
     pub fn id(&self) -> &'a [u8] {
-        let end = self
-            .raw
-            .iter()
-            .take(4)
-            .position(|b| *b == self.seps.element);
-        match end {
-            Some(i) => &self.raw[..i],
-            // Ids are at most 3 characters: a longer run has no separator
-            // there, so look further only for the (invalid) long id.
-            None => match memchr::memchr(self.seps.element, self.raw) {
-                Some(i) => &self.raw[..i],
-                None => self.raw,
-            },
-        }
+        self.raw.get(..self.id_len).unwrap_or(self.raw)
     }
 
     /// True when the id is 2 or 3 upper-case letters or digits starting
@@ -124,22 +116,24 @@ impl<'a> Segment<'a> {
         if n == 0 {
             return self.id();
         }
-        let mut rest = self.raw;
-        let mut i = 0;
-        loop {
-            match memchr::memchr(self.seps.element, rest) {
-                Some(at) => {
-                    rest = &rest[at + 1..];
-                    i += 1;
-                    if i == n {
-                        return match memchr::memchr(self.seps.element, rest) {
-                            Some(end) => &rest[..end],
-                            None => rest,
-                        };
-                    }
+        // A plain loop: segments are short, where memchr's setup costs more
+        // than it saves.
+        let mut seen = 0;
+        let mut start = 0;
+        for (i, &b) in self.raw.iter().enumerate() {
+            if b == self.seps.element {
+                seen += 1;
+                if seen == n {
+                    start = i + 1;
+                } else if seen > n {
+                    return self.raw.get(start..i).unwrap_or(&[]);
                 }
-                None => return &[],
             }
+        }
+        if seen == n {
+            self.raw.get(start..).unwrap_or(&[])
+        } else {
+            &[]
         }
     }
 
@@ -160,71 +154,72 @@ impl<'a> Segment<'a> {
 pub struct Elements<'a> {
     raw: &'a [u8],
     seps: Separators,
-    /// `starts[k]` is the offset of element k+1 (after its separator).
-    starts: [u32; MAX_INDEXED],
+    /// `ends[k]` is the offset where element k ends (the id is element 0):
+    /// the separator after it, or the end of the segment for the last one.
+    /// 16 bits keep the whole split small enough to stay in registers and
+    /// cache lines; a longer segment is not indexed (see `overflow`).
+    ends: [u16; MAX_INDEXED + 1],
+    /// Elements after the id that are indexed (`ends[indexed]` is the end
+    /// of the last one).
     indexed: usize,
-    /// Set when the segment has more elements than `MAX_INDEXED`.
+    /// Set when the segment has more elements than `MAX_INDEXED`, or is
+    /// too long for 16-bit offsets: elements past the index are found by
+    /// scanning.
     overflow: bool,
 }
 
 impl<'a> Elements<'a> {
+    #[inline]
     fn split(raw: &'a [u8], seps: Separators) -> Self {
-        let mut starts = [0u32; MAX_INDEXED];
-        let mut indexed = 0;
-        let mut overflow = false;
-        // A plain loop: segments are short, where memchr's setup costs more
-        // than it saves.
-        for at in raw
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == seps.element)
-            .map(|(i, _)| i)
-        {
-            if indexed == MAX_INDEXED {
-                overflow = true;
-                break;
-            }
-            // Inputs are far below 4 GiB per segment; clamp defensively.
-            starts[indexed] = u32::try_from(at + 1).unwrap_or(u32::MAX);
-            indexed += 1;
-        }
-        Elements {
+        let mut e = Elements {
             raw,
             seps,
-            starts,
-            indexed,
-            overflow,
+            ends: [0; MAX_INDEXED + 1],
+            indexed: 0,
+            overflow: true,
+        };
+        let Ok(len) = u16::try_from(raw.len()) else {
+            // Not indexed: every element (the id too) is found by scanning.
+            return e;
+        };
+        // A plain loop: segments are short, where memchr's setup costs more
+        // than it saves. Offsets are below `len`, so they fit 16 bits.
+        for (i, &b) in raw.iter().enumerate() {
+            if b == seps.element {
+                e.ends[e.indexed] = i as u16;
+                if e.indexed == MAX_INDEXED {
+                    // The last indexed element ends here.
+                    return e;
+                }
+                e.indexed += 1;
+            }
         }
+        e.ends[e.indexed] = len;
+        e.overflow = false;
+        e
     }
 
     /// Element `n` (1-based), empty when absent.
+    #[inline]
     pub fn get(&self, n: usize) -> &'a [u8] {
-        if n == 0 {
-            let end = if self.indexed > 0 {
-                self.starts[0] as usize - 1
+        if n > self.indexed || (self.overflow && self.indexed == 0) {
+            return if self.overflow {
+                self.get_unindexed(n)
             } else {
-                self.raw.len()
+                &[]
             };
-            return self.raw.get(..end).unwrap_or(&[]);
         }
-        if n > self.indexed {
-            if self.overflow {
-                return Segment::new(self.raw, self.seps, Position::default()).element(n);
-            }
-            return &[];
-        }
-        let start = self.starts[n - 1] as usize;
-        let end = if n < self.indexed {
-            self.starts[n] as usize - 1
-        } else if self.overflow {
-            match memchr::memchr(self.seps.element, self.raw.get(start..).unwrap_or(&[])) {
-                Some(e) => start + e,
-                None => self.raw.len(),
-            }
-        } else {
-            self.raw.len()
+        let start = match n.checked_sub(1) {
+            Some(before) => self.ends[before] as usize + 1,
+            None => 0,
         };
-        self.raw.get(start..end).unwrap_or(&[])
+        self.raw.get(start..self.ends[n] as usize).unwrap_or(&[])
+    }
+
+    /// Element `n` past the index of a long segment, found by scanning.
+    #[cold]
+    fn get_unindexed(&self, n: usize) -> &'a [u8] {
+        Segment::new(self.raw, self.seps, Position::default()).element(n)
     }
 
     /// Component `c` (1-based) of element `n`: `CLP` has none, `SVC01-2`
@@ -257,13 +252,46 @@ impl<'a> Elements<'a> {
 
     /// True when the segment has no element after its id.
     pub fn is_empty(&self) -> bool {
-        self.indexed == 0
+        self.len() == 0
     }
 
     /// The separators the segment was split with.
     pub fn separators(&self) -> Separators {
         self.seps
     }
+}
+
+/// The length of a segment's id: up to the first element separator (ids
+/// are at most 3 characters, so the first 4 bytes nearly always say).
+fn id_len(raw: &[u8], element: u8) -> usize {
+    match raw.iter().take(4).position(|b| *b == element) {
+        Some(i) => i,
+        None => memchr::memchr(element, raw).unwrap_or(raw.len()),
+    }
+}
+
+/// The first `N` parts of `value` split on `sep`, in one pass (missing
+/// parts are empty), for composites whose parts are all read.
+pub fn first_parts<const N: usize>(value: &[u8], sep: u8) -> [&[u8]; N] {
+    let mut parts: [&[u8]; N] = [&[]; N];
+    let mut k = 0;
+    let mut start = 0;
+    for (i, &b) in value.iter().enumerate() {
+        if b == sep {
+            if let Some(p) = parts.get_mut(k) {
+                *p = value.get(start..i).unwrap_or(&[]);
+            }
+            k += 1;
+            start = i + 1;
+            if k >= N {
+                return parts;
+            }
+        }
+    }
+    if let Some(p) = parts.get_mut(k) {
+        *p = value.get(start..).unwrap_or(&[]);
+    }
+    parts
 }
 
 /// Part `c` (1-based) of `value` split on `sep`.
@@ -329,9 +357,9 @@ pub fn is_filler(b: u8) -> bool {
 /// Splits `data[start..end]` into segments with the given separators.
 #[derive(Clone)]
 pub struct SegmentIter<'a> {
+    /// The input up to `end` (offsets stay absolute).
     data: &'a [u8],
     at: usize,
-    end: usize,
     seps: Separators,
     next_number: usize,
 }
@@ -348,9 +376,8 @@ impl<'a> SegmentIter<'a> {
     ) -> Self {
         let end = end.min(data.len());
         SegmentIter {
-            data,
+            data: &data[..end],
             at: start.min(end),
-            end,
             seps,
             next_number: first_number,
         }
@@ -376,7 +403,7 @@ impl<'a> Iterator for SegmentIter<'a> {
     type Item = Segment<'a>;
 
     fn next(&mut self) -> Option<Segment<'a>> {
-        let data = &self.data[..self.end];
+        let data = self.data;
         let mut at = self.at;
         // Filler between segments is skipped, even when the terminator is
         // itself a line feed (a blank line is not a segment). Two visible
@@ -407,6 +434,7 @@ impl<'a> Iterator for SegmentIter<'a> {
         };
         Some(Segment {
             raw,
+            id_len: id_len(raw, self.seps.element),
             seps: self.seps,
             pos,
             terminated,
@@ -440,6 +468,33 @@ mod tests {
     }
 
     #[test]
+    fn element_by_position() {
+        let s = seg(b"CLP*A1**200*150");
+        let got: Vec<&[u8]> = (0..7).map(|n| s.element(n)).collect();
+        assert_eq!(got, [&b"CLP"[..], b"A1", b"", b"200", b"150", b"", b""]);
+        assert_eq!(seg(b"LONGID").id(), b"LONGID");
+        assert_eq!(seg(b"LONGID*1").id(), b"LONGID");
+        assert_eq!(seg(b"").id(), b"");
+        assert_eq!(seg(b"*1").element(1), b"1");
+    }
+
+    #[test]
+    fn parts_in_one_pass() {
+        assert_eq!(
+            first_parts::<3>(b"HC:99213:25:26", b':'),
+            [&b"HC"[..], b"99213", b"25"]
+        );
+        assert_eq!(first_parts::<3>(b"HC", b':'), [&b"HC"[..], b"", b""]);
+        assert_eq!(first_parts::<2>(b"", b':'), [&b""[..], b""]);
+        assert_eq!(first_parts::<2>(b"::", b':'), [&b""[..], b""]);
+        let v = b"A:B::D:E:F:G:H";
+        let all: [&[u8]; 7] = first_parts(v, b':');
+        for (c, p) in all.iter().enumerate() {
+            assert_eq!(*p, nth_part(v, b':', c + 1));
+        }
+    }
+
+    #[test]
     fn many_elements_overflow_the_index() {
         let mut raw = b"XX".to_vec();
         for i in 0..60 {
@@ -452,6 +507,47 @@ mod tests {
         assert_eq!(e.get(60), b"59");
         assert_eq!(e.get(61), b"");
         assert_eq!(e.len(), 60);
+    }
+
+    #[test]
+    fn elements_like_element() {
+        for raw in [
+            &b""[..],
+            b"*",
+            b"**",
+            b"CLP*A1*1*200.00*150.00*20.00*12*TESTICN000000001*11*1",
+            b"NM1*QC*1*PATIENT*TEST****MI*TESTMEMBER0000001*",
+            b"SVC*HC:99213*120.00*90.00**1",
+        ] {
+            let s = seg(raw);
+            let e = s.elements();
+            for n in 0..20 {
+                assert_eq!(
+                    e.get(n),
+                    s.element(n),
+                    "{:?} {n}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
+            assert_eq!(e.len(), s.element_count());
+        }
+    }
+
+    #[test]
+    fn long_segments_are_read_by_scanning() {
+        let mut raw = b"MSG*".to_vec();
+        raw.extend(std::iter::repeat_n(b'X', 70_000));
+        raw.extend_from_slice(b"*2**4");
+        let s = seg(&raw);
+        let e = s.elements();
+        for n in 0..7 {
+            assert_eq!(e.get(n), s.element(n), "{n}");
+        }
+        assert_eq!(e.get(0), b"MSG");
+        assert_eq!(e.get(2), b"2");
+        assert_eq!(e.len(), 4);
+        assert!(!e.is_empty());
+        assert!(seg(b"MSG").elements().is_empty());
     }
 
     #[test]
@@ -482,6 +578,80 @@ mod tests {
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].raw(), b"ST*835*1");
         assert_eq!(v[1].raw(), b"SE*2*1");
+    }
+
+    /// The splitting rule, one byte at a time.
+    fn naive(data: &[u8], seps: Separators) -> Vec<(Vec<u8>, usize, bool)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        loop {
+            while at < data.len() && is_filler(data[at]) {
+                at += 1;
+            }
+            if at >= data.len() {
+                return out;
+            }
+            let start = at;
+            while at < data.len() && data[at] != seps.segment {
+                at += 1;
+            }
+            let terminated = at < data.len();
+            let mut raw = &data[start..at];
+            if seps.segment == b'\n' {
+                raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            }
+            out.push((raw.to_vec(), start, terminated));
+            at += 1;
+        }
+    }
+
+    #[test]
+    fn splits_like_a_byte_loop() {
+        // Segments of every length around the 64-byte blocks, with and
+        // without line endings, runs of terminators, a line-feed
+        // terminator with blank lines, and an unterminated end.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for terminator in [b'~', b'\n'] {
+            let seps = Separators {
+                segment: terminator,
+                ..Separators::DEFAULT
+            };
+            for _ in 0..300 {
+                let mut data = Vec::new();
+                for _ in 0..rand(12) {
+                    for _ in 0..rand(150) {
+                        data.push(b"AB*:\r\n ~"[rand(8) as usize]);
+                    }
+                    data.push(terminator);
+                    if rand(2) == 0 {
+                        data.extend_from_slice(b"\r\n");
+                    }
+                }
+                let expected = naive(&data, seps);
+                let got: Vec<_> = SegmentIter::new(&data, 0, data.len(), seps, 1)
+                    .map(|s| (s.raw().to_vec(), s.pos.offset, s.terminated))
+                    .collect();
+                assert_eq!(got, expected, "{:?}", String::from_utf8_lossy(&data));
+                // A window that starts and ends inside the data.
+                if data.len() > 10 {
+                    let (from, to) = (3, data.len() - 5);
+                    let got: Vec<_> = SegmentIter::new(&data, from, to, seps, 1)
+                        .map(|s| (s.raw().to_vec(), s.pos.offset, s.terminated))
+                        .collect();
+                    let expected: Vec<_> = naive(&data[from..to], seps)
+                        .into_iter()
+                        .map(|(r, o, t)| (r, o + from, t))
+                        .collect();
+                    assert_eq!(got, expected);
+                }
+            }
+        }
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn counts<'a>(items: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize> 
 fn every_corpus_file_is_mapped_or_refused() {
     let mut clean = 0;
     let mut refused = 0;
+    let mut checked_835 = 0;
     for f in support::corpus_files() {
         let bytes = std::fs::read(&f).unwrap();
         let doc = check(&bytes, &CheckOptions::default(), &());
@@ -70,6 +71,7 @@ fn every_corpus_file_is_mapped_or_refused() {
         if doc.is_clean() {
             clean += 1;
             let mut sets = 0;
+            let mut remits = Vec::new();
             for ic in json["interchanges"].as_array().unwrap() {
                 for g in ic["groups"].as_array().unwrap() {
                     for t in g["transactions"].as_array().unwrap() {
@@ -80,10 +82,41 @@ fn every_corpus_file_is_mapped_or_refused() {
                             "{}: empty mapping",
                             f.display()
                         );
+                        if t["transaction"] == "835" {
+                            remits.push(t.clone());
+                        }
                     }
                 }
             }
             assert!(sets > 0, "{}: clean but no transaction", f.display());
+            // Every claim of an 835 is in the JSON (the last one too, which
+            // ends at SE), and its verdicts are reconcile_835's.
+            let reconciled: Vec<_> = doc
+                .sets()
+                .filter(|(_, _, s)| s.kind == Some(x12::Kind::Remittance835))
+                .map(|(_, _, s)| x12::reconcile_835(s))
+                .collect();
+            assert_eq!(remits.len(), reconciled.len(), "{}", f.display());
+            for (t, r) in remits.iter().zip(&reconciled) {
+                let claims = t["claims"].as_array().unwrap();
+                assert_eq!(claims.len(), r.claims.len(), "{}", f.display());
+                assert_eq!(
+                    t["totals"]["claim_count"],
+                    r.claims.len(),
+                    "{}",
+                    f.display()
+                );
+                assert_eq!(t["balanced"], r.balanced(), "{}", f.display());
+                for (c, rc) in claims.iter().zip(&r.claims) {
+                    assert_eq!(
+                        c["balanced"],
+                        rc.balanced && rc.unbalanced_lines.is_empty(),
+                        "{}",
+                        f.display()
+                    );
+                }
+            }
+            checked_835 += remits.len();
         } else {
             refused += 1;
             let errors = json["errors"].as_array().unwrap();
@@ -97,6 +130,7 @@ fn every_corpus_file_is_mapped_or_refused() {
     // The imsweb samples carry wrong SE counts (and worse) on purpose.
     assert!(clean >= 40, "clean {clean}, refused {refused}");
     assert!(refused >= 25, "clean {clean}, refused {refused}");
+    assert!(checked_835 >= 5, "{checked_835} clean 835 sets");
 }
 
 #[test]

@@ -4,7 +4,10 @@
 mod support;
 
 use proptest::prelude::*;
-use x12::{acknowledgments, check, reconcile_835, to_json, AckHeader, CheckOptions, Stamp, Usage};
+use x12::{
+    acknowledgments, check, reconcile_835, to_json, write_json, AckHeader, CheckOptions, Stamp,
+    Usage,
+};
 
 fn run_everything(bytes: &[u8]) {
     let opts = CheckOptions {
@@ -19,6 +22,10 @@ fn run_everything(bytes: &[u8]) {
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&json) {
         panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(&json));
     }
+    // Streamed in small chunks, the JSON is the same bytes.
+    let mut streamed = Vec::new();
+    write_json(&doc, 64, &mut |chunk| streamed.extend_from_slice(chunk));
+    assert!(streamed == json, "streamed JSON differs");
     let mut n = 0;
     let acks = acknowledgments(&doc, || {
         n += 1;

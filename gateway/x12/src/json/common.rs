@@ -4,7 +4,8 @@
 
 use super::writer::JsonWriter;
 use crate::codes;
-use crate::reader::{Elements, Segment};
+use crate::decimal::Decimal;
+use crate::reader::{first_parts, Elements, Segment};
 
 /// Writes the fields of an NM1 (entity, name parts, id) into the open
 /// object.
@@ -109,8 +110,9 @@ impl<'a> Entity<'a> {
 
 /// `"references":[{"qualifier","value"}]` for REF segments (omitted when
 /// none).
-pub fn references(w: &mut JsonWriter, refs: &[Segment<'_>]) {
-    if refs.is_empty() {
+pub fn references<'s, 'a: 's>(w: &mut JsonWriter, refs: impl IntoIterator<Item = &'s Segment<'a>>) {
+    let mut refs = refs.into_iter().peekable();
+    if refs.peek().is_none() {
         return;
     }
     w.array_field("references");
@@ -153,8 +155,9 @@ pub fn contacts(w: &mut JsonWriter, pers: &[Segment<'_>]) {
 
 /// `"dates":[{"qualifier","date"|"from"/"to"}]` for DTM (835: qualifier,
 /// date) and DTP (qualifier, format, value) segments.
-pub fn dates(w: &mut JsonWriter, segs: &[Segment<'_>]) {
-    if segs.is_empty() {
+pub fn dates<'s, 'a: 's>(w: &mut JsonWriter, segs: impl IntoIterator<Item = &'s Segment<'a>>) {
+    let mut segs = segs.into_iter().peekable();
+    if segs.peek().is_none() {
         return;
     }
     w.array_field("dates");
@@ -194,8 +197,9 @@ pub fn date_value(w: &mut JsonWriter, format: &[u8], v: &[u8]) {
 }
 
 /// `"amounts":[{"qualifier","amount"}]` for AMT segments.
-pub fn amounts(w: &mut JsonWriter, segs: &[Segment<'_>]) {
-    if segs.is_empty() {
+pub fn amounts<'s, 'a: 's>(w: &mut JsonWriter, segs: impl IntoIterator<Item = &'s Segment<'a>>) {
+    let mut segs = segs.into_iter().peekable();
+    if segs.peek().is_none() {
         return;
     }
     w.array_field("amounts");
@@ -504,51 +508,78 @@ pub fn split_at<'s, 'a>(
 }
 
 /// The segments of `segs` with id `id`.
-pub fn pick<'a>(segs: &[Segment<'a>], id: &[u8]) -> Vec<Segment<'a>> {
-    segs.iter().filter(|s| s.id() == id).copied().collect()
+pub fn pick<'a, const N: usize>(segs: &[Segment<'a>], id: &'static [u8; N]) -> Vec<Segment<'a>> {
+    with_id(segs, id).copied().collect()
+}
+
+/// The segments of `segs` with id `id`, without collecting them (the id
+/// is a fixed-size literal, so the comparison is inlined).
+pub fn with_id<'s, 'a, const N: usize>(
+    segs: &'s [Segment<'a>],
+    id: &'static [u8; N],
+) -> impl Iterator<Item = &'s Segment<'a>> + Clone {
+    segs.iter().filter(move |s| s.id() == id)
 }
 
 /// A composite procedure (SVC01, SV101, SV202, ...): qualifier, code,
 /// modifiers (components 3-6), description (component 7).
 pub fn procedure(w: &mut JsonWriter, key: &str, e: &Elements<'_>, n: usize) {
+    let [qualifier, code, mods @ .., description] =
+        first_parts::<7>(e.get(n), e.separators().component);
     w.object_field(key);
-    w.field("qualifier", e.component(n, 1));
-    w.field("code", e.component(n, 2));
-    let mods: Vec<&[u8]> = (3..=6)
-        .map(|c| e.component(n, c))
-        .filter(|m| !m.is_empty())
-        .collect();
-    if !mods.is_empty() {
+    w.field("qualifier", qualifier);
+    w.field("code", code);
+    if mods.iter().any(|m| !m.is_empty()) {
         w.array_field("modifiers");
-        for m in mods {
+        for m in mods.iter().filter(|m| !m.is_empty()) {
             w.string(m);
         }
         w.end_array();
     }
-    w.field("description", e.component(n, 7));
+    w.field("description", description);
     w.end_object();
 }
 
 /// `"adjustments":[{"group","group_text","reason","amount","quantity"}]`,
 /// one item per CAS reason triplet.
-pub fn adjustments(w: &mut JsonWriter, cas: &[Segment<'_>]) {
+pub fn adjustments<'s, 'a: 's>(w: &mut JsonWriter, cas: impl IntoIterator<Item = &'s Segment<'a>>) {
+    adjustments_with_totals(w, cas, |_| {});
+}
+
+/// [`adjustments`], passing each CAS segment's total (the sum of its
+/// amounts that are decimals, as [`crate::reconcile::cas_total`]) to
+/// `total`, so the 835 balances without reading the amounts twice.
+pub fn adjustments_with_totals<'s, 'a: 's>(
+    w: &mut JsonWriter,
+    cas: impl IntoIterator<Item = &'s Segment<'a>>,
+    mut total: impl FnMut(Decimal),
+) {
     w.array_field("adjustments");
     for c in cas {
         let e = c.elements();
         let group = e.get(1);
+        let group_text = codes::cas_group_text(group);
+        let mut sum = Decimal::ZERO;
         for k in 0..6 {
             let base = 2 + 3 * k;
-            if e.get(base).is_empty() && e.get(base + 1).is_empty() {
+            let (reason, amount) = (e.get(base), e.get(base + 1));
+            if reason.is_empty() && amount.is_empty() {
                 continue;
+            }
+            if !amount.is_empty() {
+                if let Some(s) = Decimal::parse(amount).and_then(|d| sum.checked_add(d)) {
+                    sum = s;
+                }
             }
             w.begin_object();
             w.field("group", group);
-            w.field_text("group_text", codes::cas_group_text(group));
-            w.field("reason", e.get(base));
-            w.field("amount", e.get(base + 1));
+            w.field_text("group_text", group_text);
+            w.field("reason", reason);
+            w.field("amount", amount);
             w.field("quantity", e.get(base + 2));
             w.end_object();
         }
+        total(sum);
     }
     w.end_array();
 }

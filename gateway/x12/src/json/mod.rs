@@ -31,18 +31,33 @@ pub const SCHEMA_VERSION: usize = 1;
 /// The JSON of a document, whatever its envelope errors (they are listed
 /// in `"errors"`; transactions whose structure was read are mapped).
 pub fn to_json(doc: &Document<'_>) -> Vec<u8> {
-    let mut w = JsonWriter::new();
+    // The JSON of an 835 is about 4.5 times its size: reserve that once
+    // rather than grow (and copy) the buffer step by step.
+    let mut w = JsonWriter::with_capacity(doc.input.len().saturating_mul(5) + 4096);
+    write_document(&mut w, doc);
+    w.into_bytes()
+}
+
+/// The bytes of [`to_json`], handed to `sink` in pieces of about `chunk`
+/// bytes as they are written (so memory stays one chunk deep, whatever
+/// the file's size): for writing the JSON to a file or a socket.
+pub fn write_json(doc: &Document<'_>, chunk: usize, sink: &mut dyn FnMut(&[u8])) {
+    let mut w = JsonWriter::streaming(chunk, sink);
+    write_document(&mut w, doc);
+    w.finish();
+}
+
+fn write_document(w: &mut JsonWriter<'_>, doc: &Document<'_>) {
     w.begin_object();
     w.field_number("x12_json", SCHEMA_VERSION);
     w.field_bool("clean", doc.is_clean());
-    write_errors(&mut w, doc);
+    write_errors(w, doc);
     w.array_field("interchanges");
     for ic in &doc.interchanges {
-        write_interchange(&mut w, ic);
+        write_interchange(w, ic);
     }
     w.end_array();
     w.end_object();
-    w.into_bytes()
 }
 
 /// Checks `input` and maps it when its envelopes are sound; otherwise the
@@ -159,6 +174,7 @@ fn write_set(w: &mut JsonWriter, s: &TransactionSet<'_>) {
     w.field("guide", e.get(3));
     w.field_number("segment", s.st.pos.segment);
     w.field_number("segment_count", s.segment_count);
+    w.trust(s.body_bytes(), s.separators().segment);
     match s.kind {
         Some(Kind::Remittance835) => x835::write(w, s),
         Some(Kind::Ack999) => x999::write(w, s),

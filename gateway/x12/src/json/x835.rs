@@ -2,19 +2,26 @@
 //! payer, payee) is written when the first claim starts, each claim when
 //! it ends (so memory stays one claim deep on a 50 MB file), PLB provider
 //! adjustments and the reconciled totals last.
+//!
+//! The balances ([`crate::reconcile`]'s rules) are computed while the
+//! claim is written, from the same element reads, and every list is a
+//! filter over the claim's segments: nothing is allocated per claim.
 
-use super::common::{adjustments, amounts, dates, procedure, references, Entity};
+use super::common::{
+    adjustments_with_totals, amounts, dates, procedure, references, with_id, Entity,
+};
 use super::writer::JsonWriter;
 use crate::codes;
 use crate::decimal::Decimal;
 use crate::document::TransactionSet;
 use crate::reader::Segment;
-use crate::reconcile::{claim_balance, ends_claim, plb_total};
+use crate::reconcile::{ends_claim, plb_total};
 
 /// Writes the 835 fields into the open transaction object.
 pub fn write(w: &mut JsonWriter, set: &TransactionSet<'_>) {
     let mut header: Vec<Segment<'_>> = Vec::new();
-    let mut claim: Vec<Segment<'_>> = Vec::new();
+    // One claim's segments, reused from claim to claim.
+    let mut claim: Vec<Segment<'_>> = Vec::with_capacity(64);
     let mut plbs: Vec<Segment<'_>> = Vec::new();
     let mut in_claims = false;
     let mut header_number: &[u8] = &[];
@@ -25,7 +32,7 @@ pub fn write(w: &mut JsonWriter, set: &TransactionSet<'_>) {
     for seg in set.body() {
         let id = seg.id();
         if ends_claim(id) && !claim.is_empty() {
-            all_claims_balanced &= write_claim(w, &claim, claims, header_number);
+            all_claims_balanced &= write_claim(w, &claim, header_number);
             claims += 1;
             claim.clear();
         }
@@ -56,6 +63,11 @@ pub fn write(w: &mut JsonWriter, set: &TransactionSet<'_>) {
             _ => {}
         }
     }
+    // The last claim ends at SE, which is not part of the body.
+    if !claim.is_empty() {
+        all_claims_balanced &= write_claim(w, &claim, header_number);
+        claims += 1;
+    }
     if !in_claims {
         write_header(w, &header);
         w.array_field("claims");
@@ -78,9 +90,9 @@ pub fn write(w: &mut JsonWriter, set: &TransactionSet<'_>) {
     let payment_balanced = payment.and_then(Decimal::parse) == Some(expected);
     w.object_field("totals");
     w.field("payment", payment.unwrap_or(&[]));
-    w.field("claims_paid", claims_paid.to_string().as_bytes());
-    w.field("provider_adjustments", plb_sum.to_string().as_bytes());
-    w.field("expected_payment", expected.to_string().as_bytes());
+    w.field_decimal("claims_paid", claims_paid);
+    w.field_decimal("provider_adjustments", plb_sum);
+    w.field_decimal("expected_payment", expected);
     w.field_number("claim_count", claims);
     w.field_bool("balanced", payment_balanced && unreadable.is_empty());
     w.end_object();
@@ -164,9 +176,24 @@ fn write_header(w: &mut JsonWriter, header: &[Segment<'_>]) {
     }
 }
 
-/// Writes one claim; true when it (and each of its lines) balances.
-fn write_claim(w: &mut JsonWriter, claim: &[Segment<'_>], index: usize, lx: &[u8]) -> bool {
-    let balance = claim_balance(index, claim);
+/// True when `charge − adjustments = paid` (both read), the rule of
+/// [`crate::reconcile`] for a claim and for a service line.
+fn balances(charge: &[u8], adjustments: Decimal, paid: &[u8]) -> bool {
+    match (Decimal::parse(charge), Decimal::parse(paid)) {
+        (Some(c), Some(p)) => c.checked_sub(adjustments) == Some(p),
+        _ => false,
+    }
+}
+
+/// Adds a CAS total to a running sum (an overflow leaves the sum, as in
+/// [`crate::reconcile::claim_balance`]).
+fn add_to(sum: &mut Decimal, total: Decimal) {
+    *sum = sum.checked_add(total).unwrap_or(*sum);
+}
+
+/// Writes one claim (its CLP first); true when it and each of its lines
+/// balance.
+fn write_claim(w: &mut JsonWriter, claim: &[Segment<'_>], lx: &[u8]) -> bool {
     let Some(clp) = claim.first() else {
         return true;
     };
@@ -192,13 +219,7 @@ fn write_claim(w: &mut JsonWriter, claim: &[Segment<'_>], index: usize, lx: &[u8
         .position(|s| s.id() == b"SVC")
         .unwrap_or(claim.len());
     let own = &claim[1..first_line.max(1)];
-    let pick = |id: &[u8]| {
-        own.iter()
-            .filter(|s| s.id() == id)
-            .copied()
-            .collect::<Vec<_>>()
-    };
-    for nm1 in own.iter().filter(|s| s.id() == b"NM1") {
+    for nm1 in with_id(own, b"NM1") {
         let n = nm1.elements();
         let key = match n.get(1) {
             b"QC" => "patient",
@@ -214,45 +235,46 @@ fn write_claim(w: &mut JsonWriter, claim: &[Segment<'_>], index: usize, lx: &[u8
         super::common::nm1_fields(w, &n);
         w.end_object();
     }
-    adjustments(w, &pick(b"CAS"));
-    dates(w, &pick(b"DTM"));
-    references(w, &pick(b"REF"));
-    amounts(w, &pick(b"AMT"));
+    // ΣCAS of the claim: its own adjustments and its lines'.
+    let mut adjusted = Decimal::ZERO;
+    adjustments_with_totals(w, with_id(own, b"CAS"), |t| add_to(&mut adjusted, t));
+    dates(w, with_id(own, b"DTM"));
+    references(w, with_id(own, b"REF"));
+    amounts(w, with_id(own, b"AMT"));
     w.array_field("service_lines");
+    let mut unbalanced_lines = 0;
     let mut start = first_line;
     while start < claim.len() {
         let end = claim[start + 1..]
             .iter()
             .position(|s| s.id() == b"SVC")
             .map_or(claim.len(), |p| start + 1 + p);
-        let unbalanced = balance.unbalanced_lines.contains(&claim[start].pos);
-        write_line(w, &claim[start..end], !unbalanced);
+        if !write_line(w, &claim[start..end], &mut adjusted) {
+            unbalanced_lines += 1;
+        }
         start = end;
     }
     w.end_array();
-    let ok = balance.balanced && balance.unbalanced_lines.is_empty();
+    let claim_balanced = balances(e.get(3), adjusted, e.get(4));
+    let ok = claim_balanced && unbalanced_lines == 0;
     w.object_field("balance");
-    w.field("adjustments", balance.adjustments.to_string().as_bytes());
-    w.field_bool("claim_balanced", balance.balanced);
-    w.field_number("unbalanced_lines", balance.unbalanced_lines.len());
+    w.field_decimal("adjustments", adjusted);
+    w.field_bool("claim_balanced", claim_balanced);
+    w.field_number("unbalanced_lines", unbalanced_lines);
     w.end_object();
     w.field_bool("balanced", ok);
     w.end_object();
     ok
 }
 
-fn write_line(w: &mut JsonWriter, line: &[Segment<'_>], balanced: bool) {
+/// Writes one service line (its SVC first), adding its CAS totals to the
+/// claim's `adjusted`; true when SVC02 − ΣCAS = SVC03.
+fn write_line(w: &mut JsonWriter, line: &[Segment<'_>], adjusted: &mut Decimal) -> bool {
     let Some(svc) = line.first() else {
-        return;
+        return true;
     };
     let e = svc.elements();
     let rest = &line[1..];
-    let pick = |id: &[u8]| {
-        rest.iter()
-            .filter(|s| s.id() == id)
-            .copied()
-            .collect::<Vec<_>>()
-    };
     w.begin_object();
     w.field_number("segment", svc.pos.segment);
     procedure(w, "procedure", &e, 1);
@@ -264,18 +286,22 @@ fn write_line(w: &mut JsonWriter, line: &[Segment<'_>], balanced: bool) {
         procedure(w, "original_procedure", &e, 6);
     }
     w.field("original_units", e.get(7));
-    dates(w, &pick(b"DTM"));
-    adjustments(w, &pick(b"CAS"));
-    let refs = pick(b"REF");
-    if let Some(r) = refs.iter().find(|r| r.element(1) == b"6R") {
+    dates(w, with_id(rest, b"DTM"));
+    let mut line_adjusted = Decimal::ZERO;
+    adjustments_with_totals(w, with_id(rest, b"CAS"), |t| {
+        add_to(&mut line_adjusted, t);
+        add_to(adjusted, t);
+    });
+    let refs = with_id(rest, b"REF");
+    if let Some(r) = refs.clone().find(|r| r.element(1) == b"6R") {
         w.field("control_number", r.element(2));
     }
-    references(w, &refs);
-    amounts(w, &pick(b"AMT"));
-    let remarks = pick(b"LQ");
-    if !remarks.is_empty() {
+    references(w, refs);
+    amounts(w, with_id(rest, b"AMT"));
+    let mut remarks = with_id(rest, b"LQ").peekable();
+    if remarks.peek().is_some() {
         w.array_field("remarks");
-        for r in &remarks {
+        for r in remarks {
             w.begin_object();
             w.field("qualifier", r.element(1));
             w.field("code", r.element(2));
@@ -283,8 +309,10 @@ fn write_line(w: &mut JsonWriter, line: &[Segment<'_>], balanced: bool) {
         }
         w.end_array();
     }
+    let balanced = balances(e.get(2), line_adjusted, e.get(3));
     w.field_bool("balanced", balanced);
     w.end_object();
+    balanced
 }
 
 fn write_plb(w: &mut JsonWriter, plb: &Segment<'_>) {
@@ -307,4 +335,23 @@ fn write_plb(w: &mut JsonWriter, plb: &Segment<'_>) {
     }
     w.end_array();
     w.end_object();
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::envelope::{check, CheckOptions};
+    use crate::json::to_json;
+
+    #[test]
+    fn the_last_claim_ends_at_se() {
+        let s = "ISA*00*          *00*          *ZZ*PAYER          *ZZ*PROVIDER       *240102*1230*^*00501*000000001*0*T*:~\
+                 GS*HP*A*B*20240102*1230*1*X*005010X221A1~ST*835*0001~BPR*I*150*C*ACH~\
+                 LX*1~CLP*A1*1*200*150**12~CAS*CO*45*50~SVC*HC:99213*200*150~CAS*CO*45*50~\
+                 SE*8*0001~GE*1*1~IEA*1*000000001~";
+        let doc = check(s.as_bytes(), &CheckOptions::default(), &());
+        assert!(doc.is_clean());
+        let json = String::from_utf8(to_json(&doc)).unwrap();
+        assert!(json.contains("\"patient_control_number\":\"A1\""), "{json}");
+        assert!(json.contains("\"claim_count\":1"), "{json}");
+    }
 }
