@@ -154,8 +154,8 @@ impl<'a> FactSheet<'a> {
         });
     }
 
-    pub fn facts_mut(&mut self) -> &mut Facts {
-        &mut self.facts
+    pub fn storage_warn_at_percent(&mut self, percent: u8) {
+        self.facts.storage_warn_at_percent = percent;
     }
 
     pub(super) fn finish(self) -> Facts {
@@ -275,16 +275,11 @@ fn binds(facts: &Facts, err: &mut impl FnMut(Pos, String)) {
     binds.sort_by_key(|b| b.pos);
     for (i, b) in binds.iter().enumerate() {
         if let Some(first) = binds[..i].iter().find(|f| collide(f.addr, b.addr)) {
-            let at = if first.pos.line == 0 {
-                String::new()
-            } else {
-                format!(" (line {})", first.pos.line)
-            };
             err(
                 b.pos,
                 format!(
-                    "{}: bind {} collides with {} on {}{at}: give each its own port",
-                    b.owner, b.addr, first.owner, first.addr
+                    "{}: bind {} collides with {} on {} (line {}): give each its own port",
+                    b.owner, b.addr, first.owner, first.addr, first.pos.line
                 ),
             );
         }

@@ -10,6 +10,7 @@ use toml::Spanned;
 use crate::auth::config::{check_password, check_username};
 use crate::config::check::{maybe, Check};
 use crate::config::cross::FactSheet;
+use crate::config::error::At;
 use crate::config::model::{StatusPageConfig, TlsServerConfig};
 use crate::config::resolve::Resolver;
 use crate::config::secrets::{Secret, SecretSource};
@@ -119,7 +120,7 @@ fn status_page(s: Spanned<RawStatusPage>, cx: &mut Check<'_>) -> Option<StatusPa
             s.password_file.as_ref().map(|p| p.get_ref().as_str()),
             cx.base(),
         ) {
-            Ok(source) => Some(Some(crate::config::error::At {
+            Ok(source) => Some(Some(At {
                 value: source,
                 pos: at,
                 what: "status_page".into(),

@@ -32,7 +32,7 @@ impl Table for Storage {
 
     fn facts(raw: &Self::Raw, sheet: &mut FactSheet<'_>) {
         if let Some(w) = raw.as_ref().and_then(|r| r.warn_at_percent.as_ref()) {
-            sheet.facts_mut().storage_warn_at_percent = *w.get_ref();
+            sheet.storage_warn_at_percent(*w.get_ref());
         }
     }
 
