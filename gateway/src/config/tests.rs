@@ -534,3 +534,58 @@ password_file = "credential:status-password"
         );
     }
 }
+
+/// Whatever the text, validation returns (no panic), and every error it
+/// reports is placed on a line of the file.
+mod any_text {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LINES: &[&str] = &[
+        "data_dir = \"/var/lib/gw\"",
+        "data_dir = \"\"",
+        "[[listener]]",
+        "name = \"ehr\"",
+        "name = \"a b\"",
+        "bind = \"127.0.0.1:2575\"",
+        "bind = \"0.0.0.0:2575\"",
+        "max_connections = 0",
+        "allow = [\"10.0.0.0/99\"]",
+        "tls = { cert = \"credential:\", key = \"k.pem\" }",
+        "[[destination]]",
+        "kind = \"fhir\"",
+        "kind = \"folder\"",
+        "path = \"out\"",
+        "url = \"https://fhir.example.com/r4\"",
+        "lane = \"sideways\"",
+        "[destination.auth]",
+        "type = \"bearer\"",
+        "token = \"credential:t\"",
+        "[[route]]",
+        "from = [\"ehr\", \"nope\"]",
+        "to = [\"ehr\"]",
+        "transform = \"fhir\"",
+        "[health]",
+        "[status_page]",
+        "bind = \"127.0.0.1:9090\"",
+        "[alerts]",
+        "cert_warn_days = []",
+        "[storage]",
+        "warn_at_percent = 99",
+        "= broken",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn errors_are_placed_on_a_line_of_the_file(picks in proptest::collection::vec(0..LINES.len(), 0..24)) {
+            let text: String = picks.iter().map(|&i| format!("{}\n", LINES[i])).collect();
+            let lines = text.lines().count().max(1);
+            if let Err(errors) = check(&text) {
+                for e in errors.iter() {
+                    prop_assert!(e.line >= 1 && e.line <= lines + 1, "{e} (of {lines} lines)\n{text}");
+                }
+            }
+        }
+    }
+}

@@ -142,11 +142,12 @@ fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfi
             not_for_kind(&d.url, "url (use path)");
             not_for_kind(&d.format, "format");
         }
-        "http" | "fhir" | "mllp" => not_for_kind(&d.path, "path (use url)"),
+        "mllp" => {
+            not_for_kind(&d.path, "path (use url)");
+            not_for_kind(&d.format, "format");
+        }
+        "http" | "fhir" => not_for_kind(&d.path, "path (use url)"),
         _ => {}
-    }
-    if kind_name == "mllp" {
-        not_for_kind(&d.format, "format");
     }
     let http_like = matches!(kind_name, "http" | "fhir");
     if !http_like {
