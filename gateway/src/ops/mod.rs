@@ -16,3 +16,4 @@ pub mod notify;
 pub mod stats;
 pub mod status_page;
 pub mod watchdog;
+pub mod webhook;
