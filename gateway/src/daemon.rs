@@ -58,7 +58,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         tokio::spawn(health::serve(listener, ops.clone(), stop_rx.clone()));
     }
     let had_journal = cfg.journal_dir().exists();
-    let restart = alerts::previous_stop(&cfg.data_dir, had_journal, started_ms);
+    let restart = crate::ops::restart_markers::previous_stop(&cfg.data_dir, had_journal, started_ms);
     if let Some(r) = &restart {
         log::warn!(target: "gateway::daemon", event = "startup"; "restarted after an unclean stop: {}", r.detail);
     }
@@ -257,7 +257,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         .close()
         .await
         .map_err(|e| format!("closing the journal: {e}"))?;
-    alerts::mark_clean_stop(&cfg.data_dir);
+    crate::ops::restart_markers::mark_clean_stop(&cfg.data_dir);
     log::info!(target: "gateway::daemon", event = "stopped"; "stopped cleanly");
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod http_server;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod restart_markers;
 pub mod stats;
 pub mod status_page;
 pub mod watchdog;
