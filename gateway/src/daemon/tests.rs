@@ -163,7 +163,8 @@ async fn a_frame_in_hand_is_answered_aa_while_the_port_is_closed_and_readyz_says
         out = data.join("outbox").display().to_string(),
     );
     let path = dir.path().join("gateway.toml");
-    let cfg = crate::config::parse_str(&text, &path).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let cfg = crate::config::load(&path).unwrap();
     let running = start(&cfg).await.unwrap();
     assert_eq!(get(health_addr, "/readyz").await.unwrap().0, 200);
 
