@@ -18,6 +18,9 @@ use crate::record::{self as rec, AuditRec};
 use crate::wal::{Op, OpBatch};
 use crate::{JournalConfig, JournalError};
 
+#[cfg(test)]
+mod tests;
+
 /// The current group's ops, not yet in sled: its WAL record.
 #[derive(Default)]
 pub(crate) struct Staged {
