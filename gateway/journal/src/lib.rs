@@ -73,17 +73,17 @@
 //!   outbox entries, counters, audit events) against sled plus the ops the
 //!   group already staged, and stages them, all or nothing per request
 //!   (`staging.rs`; the request kinds in `append.rs` and `lifecycle.rs`).
-//!   Then (`store.rs`, `Store::log`) ONE WAL record (the group's ops + `w` = its seq, last) is written
-//!   to the current segment and `fdatasync`'d. Only then are the ops
-//!   applied to sled with plain inserts/removes (no flush). sled creates
-//!   blob files while doing so; the writer then `fsync`s every file closed
-//!   after write in `<dir>` and `<dir>/blobs/` since the last commit (an
-//!   inotify queue; all files if it overflowed or is unavailable) and
-//!   `blobs/` and/or `<dir>` if entries were created/renamed/removed — if
-//!   sled's pointer to a blob reaches disk and the blob does not, sled
-//!   panics at open. If sled wrote its log during the group (inotify
-//!   `IN_MODIFY` on `db`: a full I/O buffer, every few hundred small
-//!   messages), the group also runs sled's full durability protocol
+//!   Then (`store.rs`, `Store::log`) ONE WAL record (the group's ops + `w`
+//!   = its seq, last) is written to the current segment and `fdatasync`'d.
+//!   Only then are the ops applied to sled with plain inserts/removes (no
+//!   flush). sled creates blob files while doing so; the writer then
+//!   `fsync`s every file closed after write in `<dir>` and `<dir>/blobs/`
+//!   since the last commit (an inotify queue; all files if it overflowed
+//!   or is unavailable) and `blobs/` and/or `<dir>` if entries were
+//!   created/renamed/removed — if sled's pointer to a blob reaches disk and
+//!   the blob does not, sled panics at open. If sled wrote its log during
+//!   the group (inotify `IN_MODIFY` on `db`: a full I/O buffer, every few
+//!   hundred small messages), the group also runs sled's full durability protocol
 //!   (`flush` + the syncs above + `fdatasync(db)`): sled treats a log write
 //!   as stable once `sync_file_range` returns and may then free and reuse
 //!   segments, and a power cut that kept some of those writes and not

@@ -374,7 +374,7 @@ pub(crate) struct AuditRec {
 
 /// An outbox entry: what the deliverer needs to schedule a message without
 /// loading it. (Journals written before lanes existed hold a bare u64,
-/// `received_at_ms`; [`decode_outbox`] reads both.)
+/// `received_at_ms`; `decode_outbox` reads both.)
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRec {
     pub received_at_ms: u64,
