@@ -7,6 +7,7 @@ use super::staging::Stager;
 use crate::counter::Counter;
 use crate::error::{corrupt, encode_failed, map_sled};
 use crate::record::{self as rec, DeadLetterRec};
+use crate::wal::OpBatch;
 use crate::{JournalError, PruneReport, Replayed};
 
 impl Stager<'_> {
@@ -152,16 +153,25 @@ impl Stager<'_> {
         after: u64,
         max: usize,
     ) -> Result<PruneReport, JournalError> {
-        let mut r = self.begin();
-        let mut report = PruneReport {
-            next_after: after,
-            ..Default::default()
+        let mut pass = Pass {
+            cutoff_ms,
+            max,
+            removes: OpBatch::default(),
+            report: PruneReport {
+                next_after: after,
+                ..Default::default()
+            },
         };
-        self.prune_messages(&mut r.ops, &mut report, cutoff_ms, max)?;
-        self.prune_audit(&mut r.ops, &mut report, cutoff_ms, max)?;
+        self.prune_messages(&mut pass)?;
+        self.prune_audit(&mut pass)?;
+        let Pass {
+            removes, report, ..
+        } = pass;
         if report.messages == 0 && report.audit_events == 0 {
             return Ok(report);
         }
+        let mut r = self.begin();
+        r.ops = removes;
         if report.highest_pruned > self.counted(&r, &Counter::PrunedThroughId) {
             r.counters
                 .set(Counter::PrunedThroughId, report.highest_pruned);
@@ -184,13 +194,13 @@ impl Stager<'_> {
     }
 
     /// The message part of [`Stager::prune`].
-    fn prune_messages(
-        &self,
-        b: &mut crate::wal::OpBatch,
-        report: &mut PruneReport,
-        cutoff_ms: u64,
-        max: usize,
-    ) -> Result<(), JournalError> {
+    fn prune_messages(&self, pass: &mut Pass) -> Result<(), JournalError> {
+        let (cutoff_ms, max, b, report) = (
+            pass.cutoff_ms,
+            pass.max,
+            &mut pass.removes,
+            &mut pass.report,
+        );
         // Every destination the journal has held messages for, including
         // ones no longer in the config: their entries still pin messages.
         let destinations: Vec<String> = self
@@ -264,28 +274,32 @@ impl Stager<'_> {
     }
 
     /// Audit events older than the cutoff (their keys are time-ordered).
-    fn prune_audit(
-        &self,
-        b: &mut crate::wal::OpBatch,
-        report: &mut PruneReport,
-        cutoff_ms: u64,
-        max: usize,
-    ) -> Result<(), JournalError> {
+    fn prune_audit(&self, pass: &mut Pass) -> Result<(), JournalError> {
+        let report = &mut pass.report;
         for item in self.db.scan_prefix([rec::P_AUDIT]) {
-            if report.audit_events >= max as u64 {
+            if report.audit_events >= pass.max as u64 {
                 break;
             }
             let (k, v) = item.map_err(|e| map_sled("scan audit trail to prune".into(), e))?;
             let at = rec::decode_postcard::<rec::AuditRec>(&v)
                 .map(|a| a.at_ms)
                 .unwrap_or(u64::MAX);
-            if at >= cutoff_ms {
+            if at >= pass.cutoff_ms {
                 break;
             }
             report.highest_audit = report.highest_audit.max(rec::seq_of_key(&k).unwrap_or(0));
-            b.remove(&k);
+            pass.removes.remove(&k);
             report.audit_events += 1;
         }
         Ok(())
     }
+}
+
+/// One retention step being built: its bounds, the removes so far, and
+/// what it found.
+struct Pass {
+    cutoff_ms: u64,
+    max: usize,
+    removes: OpBatch,
+    report: PruneReport,
 }
