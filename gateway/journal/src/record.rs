@@ -42,7 +42,7 @@ pub(crate) const P_OUTBOX: u8 = b'o';
 pub(crate) const P_QUARANTINE: u8 = b'q';
 /// `a` + seq (u64 BE) -> audit record.
 pub(crate) const P_AUDIT: u8 = b'a';
-/// `c` + counter name -> counter record (u64).
+/// `c` + counter name -> counter record (u64); names in `counter.rs`.
 pub(crate) const P_COUNTER: u8 = b'c';
 /// `x` + seq (u64 BE) -> dead-letter record ([`DeadLetterRec`]).
 pub(crate) const P_DEAD: u8 = b'x';
@@ -123,31 +123,6 @@ pub(crate) fn dead_index_key(dest: &str, id: u64) -> Vec<u8> {
     push_lp(&mut k, dest.as_bytes());
     k.extend_from_slice(&id.to_be_bytes());
     k
-}
-
-pub(crate) fn counter_key(name: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + name.len());
-    k.push(P_COUNTER);
-    k.extend_from_slice(name.as_bytes());
-    k
-}
-
-pub(crate) fn pending_counter(dest: &str) -> String {
-    format!("pending/{dest}")
-}
-
-pub(crate) fn delivered_counter(dest: &str) -> String {
-    format!("delivered/{dest}")
-}
-
-/// Messages now in `dest`'s dead-letter queue.
-pub(crate) fn dead_counter(dest: &str) -> String {
-    format!("dead/{dest}")
-}
-
-/// Messages ever dead-lettered on `dest` (replays do not decrement it).
-pub(crate) fn dead_total_counter(dest: &str) -> String {
-    format!("dead_total/{dest}")
 }
 
 // ---- sealing ----
@@ -399,7 +374,7 @@ pub(crate) struct AuditRec {
 
 /// An outbox entry: what the deliverer needs to schedule a message without
 /// loading it. (Journals written before lanes existed hold a bare u64,
-/// `received_at_ms`; [`decode_outbox`] reads both.)
+/// `received_at_ms`; `decode_outbox` reads both.)
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRec {
     pub received_at_ms: u64,
