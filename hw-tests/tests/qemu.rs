@@ -17,6 +17,25 @@ use std::time::{Duration, Instant};
 const BOOT: Duration = Duration::from_secs(420);
 const CMD: Duration = Duration::from_secs(60);
 
+fn base64(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn must<T>(r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -82,8 +101,33 @@ fn s1_boot_send_and_encryption_at_rest() {
     );
 
     // The status page on the LAN: 401 without the password, 200 with it.
-    let (code, _) = http_get(vm.cfg.ports.status, "/", None).unwrap_or((0, String::new()));
-    assert_eq!(code, 401, "{}", vm.fail("status page without password"));
+    let status = |vm: &Vm, auth: Option<&str>| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match http_get(vm.cfg.ports.status, "/", auth) {
+                Ok((code, _)) => return code,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("{}", vm.fail(&format!("status page: {e}")))
+                }
+                Err(_) => std::thread::sleep(Duration::from_secs(1)),
+            }
+        }
+    };
+    let code = status(&vm, None);
+    assert_eq!(
+        code,
+        401,
+        "{}",
+        vm.fail(&format!("status page without password: {code}"))
+    );
+    let basic = base64(&format!("admin:{STATUS_PASSWORD}"));
+    let code = status(&vm, Some(&basic));
+    assert_eq!(
+        code,
+        200,
+        "{}",
+        vm.fail(&format!("status page with the password: {code}"))
+    );
 
     // `gateway send` from the host, through hostfwd.
     let ctrl = format!("S1{}", std::process::id());
