@@ -66,15 +66,19 @@ fn new_box(art: &Artifacts, name: &str, extra: Vec<(&str, Vec<u8>)>) -> Vm {
 /// Control ids found in the box's outbox: id -> number of files holding it
 /// (each delivered message is one file; MSH-10 follows "ADT^A04|").
 fn outbox_ids(vm: &mut Vm) -> BTreeMap<String, u32> {
+    // One "OUTBOX <count> <id>" line per id, so console noise cannot be mistaken for data.
     let out = must(vm.sh_ok(
-        "grep -rahoE 'ADT\\^A04\\|[A-Za-z0-9]+\\|' /var/lib/gateway/outbox | sort | uniq -c",
+        "grep -rahoE --include='*.hl7' 'ADT\\^A04\\|[A-Za-z0-9]+\\|' /var/lib/gateway/outbox | sort | uniq -c | awk '{print \"OUTBOX\", $1, $2}'",
         Duration::from_secs(300),
     ));
     out.lines()
         .filter_map(|l| {
-            let mut it = l.split_whitespace();
+            let mut it = l.strip_prefix("OUTBOX ")?.split_whitespace();
             let n = it.next()?.parse().ok()?;
-            let id = it.next()?.strip_prefix("ADT^A04|")?.trim_end_matches('|');
+            let id = it.next()?.strip_prefix("ADT^A04|")?.strip_suffix('|')?;
+            if it.next().is_some() {
+                return None;
+            }
             Some((id.to_string(), n))
         })
         .collect()
@@ -262,11 +266,20 @@ fn check_delivered(vm: &mut Vm, acked: &[String], what: &str) -> usize {
         let ids = outbox_ids(vm);
         let missing: Vec<&String> = acked.iter().filter(|a| !ids.contains_key(*a)).collect();
         let dupes: Vec<(&String, &u32)> = ids.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(
-            dupes.is_empty(),
-            "{}",
-            vm.fail(&format!("{what}: delivered more than once: {dupes:?}"))
-        );
+        if !dupes.is_empty() {
+            let pat = format!("A04|{}|", dupes[0].0);
+            let files = must(vm.sh(
+                &format!("grep -rl --include='*.hl7' '{pat}' /var/lib/gateway/outbox"),
+                CMD,
+            ))
+            .1;
+            panic!(
+                "{}",
+                vm.fail(&format!(
+                    "{what}: delivered more than once: {dupes:?}; files: {files}"
+                ))
+            );
+        }
         if missing.is_empty() {
             return ids.len();
         }
