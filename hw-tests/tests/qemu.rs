@@ -9,6 +9,7 @@
 
 use hw_tests::qemu::*;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -259,39 +260,61 @@ fn load(port: u16, tag: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
     })
 }
 
+/// Files in the outbox holding `id`, counted in the guest (authoritative: the
+/// bulk listing crosses the serial console, which can drop characters under
+/// load, so anything odd in it is confirmed this way).
+fn files_with(vm: &mut Vm, id: &str) -> u32 {
+    let out = must(vm.sh_ok(
+        &format!(
+            "echo COUNT $(grep -rl --include='*.hl7' 'A04|{id}|' /var/lib/gateway/outbox | wc -l)"
+        ),
+        CMD,
+    ));
+    out.lines()
+        .find_map(|l| l.strip_prefix("COUNT ")?.trim().parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
 /// Every acknowledged id is delivered exactly once (waits for the deliverer).
 fn check_delivered(vm: &mut Vm, acked: &[String], what: &str) -> usize {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let ids = outbox_ids(vm);
-        let missing: Vec<&String> = acked.iter().filter(|a| !ids.contains_key(*a)).collect();
-        let dupes: Vec<(&String, &u32)> = ids.iter().filter(|(_, n)| **n > 1).collect();
-        if !dupes.is_empty() {
-            let pat = format!("A04|{}|", dupes[0].0);
-            let files = must(vm.sh(
-                &format!("grep -rl --include='*.hl7' '{pat}' /var/lib/gateway/outbox"),
-                CMD,
-            ))
-            .1;
-            panic!(
+        let dupes: Vec<String> = ids
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(i, _)| i.clone())
+            .collect();
+        for d in dupes {
+            let n = files_with(vm, &d);
+            assert_eq!(
+                n,
+                1,
                 "{}",
-                vm.fail(&format!(
-                    "{what}: delivered more than once: {dupes:?}; files: {files}"
-                ))
+                vm.fail(&format!("{what}: {d} delivered {n} times"))
             );
         }
+        let missing: Vec<&String> = acked.iter().filter(|a| !ids.contains_key(*a)).collect();
         if missing.is_empty() {
             return ids.len();
         }
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            vm.fail(&format!(
-                "{what}: {} acknowledged messages lost, e.g. {:?}",
-                missing.len(),
-                &missing[..missing.len().min(5)]
-            ))
-        );
+        if Instant::now() > deadline || missing.len() <= 3 {
+            // Confirm in the guest before calling anything lost.
+            let lost: Vec<&String> = missing
+                .iter()
+                .take(20)
+                .filter(|m| files_with(vm, m) == 0)
+                .copied()
+                .collect();
+            if lost.is_empty() && missing.len() <= 20 {
+                return ids.len();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}",
+                vm.fail(&format!("{what}: acknowledged but not delivered: {lost:?} ({} missing from the listing)", missing.len()))
+            );
+        }
         std::thread::sleep(Duration::from_secs(3));
     }
 }
@@ -416,6 +439,114 @@ fn s6_watchdogs() {
         serde_json::json!({
             "gateway_restarted_after_s": restarted_after.as_secs_f64(),
             "hardware_reset_after_s": reset_after.as_secs_f64(),
+        }),
+    );
+}
+
+fn updater_host(art: &Artifacts, args: &[&str]) -> String {
+    let out = Command::new(art.host_bin("updater"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", art.host_bin("updater").display()));
+    assert!(
+        out.status.success(),
+        "updater {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A signed repository holding `version`'s slot image, published to OUT.
+fn publish_repo(art: &Artifacts, name: &str, version: &str, chunk: u64) -> (PathBuf, PathBuf) {
+    let base = art.dir.join("repos").join(name);
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let (repo, out) = (base.join("repo"), base.join("published"));
+    let r = repo.to_string_lossy().into_owned();
+    updater_host(art, &["repo", "init", &r]);
+    let root = art.root(version).to_string_lossy().into_owned();
+    updater_host(
+        art,
+        &[
+            "repo",
+            "add",
+            &r,
+            &root,
+            "--name",
+            "gateway-x86_64.root",
+            "--version",
+            version,
+            "--epoch",
+            "1",
+            "--chunk-size",
+            &chunk.to_string(),
+        ],
+    );
+    updater_host(art, &["repo", "sign", &r]);
+    updater_host(art, &["repo", "publish", &r, &out.to_string_lossy()]);
+    (repo, out)
+}
+
+/// Scenario 3 (over the network): v1 -> v2 from a TUF repository on host
+/// loopback (guest: 10.0.2.2); the box boots v2 from slot B, the health check
+/// commits it, `updater status` says so. Records the bytes downloaded.
+#[test]
+#[ignore = "boots the appliance image in qemu: run by hw-tests/qemu/ci"]
+fn s3_update_over_http() {
+    let art = artifacts();
+    assert!(
+        art.root("2.0.0").exists(),
+        "{} missing: run hw-tests/qemu/ci with HW_QEMU_ALL_IMAGES=1",
+        art.root("2.0.0").display()
+    );
+    let chunk = 1 << 20;
+    let (repo, out) = publish_repo(&art, "s3", "2.0.0", chunk);
+    let server = FileServer::start(out).expect("file server");
+    let root_json = std::fs::read(repo.join("root.json")).expect("root.json");
+    let url = format!("http://10.0.2.2:{}", server.port);
+    let mut vm = new_box(
+        &art,
+        "s3-update",
+        vec![("root.json", root_json), ("update-url", url.into_bytes())],
+    );
+    must(vm.wait_ready(BOOT));
+    must(vm.wait_console_shell(CMD));
+    let before = must(vm.sh_ok("updater status", CMD));
+    assert!(
+        before.contains("slot A (running): 1.0.0"),
+        "{}",
+        vm.fail(&before)
+    );
+    let off = vm.console_len();
+    let _ = vm.sh("updater install --now", Duration::from_secs(900));
+    must(vm.wait_console(off, "BdsDxe: starting", Duration::from_secs(900)));
+    vm.boot_offset = off;
+    vm.started = Instant::now();
+    must(vm.wait_ready(BOOT));
+    must(vm.wait_console_shell(CMD));
+    let deadline = Instant::now() + Duration::from_secs(400);
+    let status = loop {
+        let s = must(vm.sh_ok("systemctl is-active updater-health; updater status", CMD));
+        if s.contains("slot B (running): 2.0.0") && s.contains("— good") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            vm.fail(&format!("v2 not committed: {s}"))
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    eprintln!("{status}");
+    let downloaded = server.bytes_served.load(Ordering::Relaxed);
+    record(
+        &art,
+        "s3-update",
+        serde_json::json!({
+            "chunk_size": chunk,
+            "bytes_served_to_the_box": downloaded,
+            "slot_image_bytes": std::fs::metadata(art.root("2.0.0")).map(|m| m.len()).unwrap_or(0),
+            "status": status,
         }),
     );
 }
