@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::accept::Accept;
 use crate::config::Config;
 use crate::deliver::Monitor;
-use crate::ingest::Ingest;
-use crate::journal::{Journal, JournalConfig};
-use crate::mllp::listener;
 use crate::ops::admin::{
     AdminServer, DestinationStatus, JournalStatus, ListenerStatus, StatusReport, StatusSource,
     UnmappedCode,
@@ -25,10 +23,13 @@ use crate::ops::stats::Registry;
 use crate::ops::watchdog::{self, Heartbeats};
 use crate::ops::{clock, notify};
 use crate::route::Router;
+use crate::source::mllp_listener;
 use crate::source::poller::{Poller, PollerState};
+use journal::{Journal, JournalConfig};
 
 pub fn journal_config(cfg: &Config) -> JournalConfig {
     let mut j = JournalConfig::new(cfg.journal_dir());
+    j.clock = clock::unix_ms;
     j.quota_bytes = cfg.storage.quota_bytes;
     j.warn_at_percent = cfg.storage.warn_at_percent;
     j.refuse_at_percent = cfg.storage.refuse_at_percent;
@@ -38,7 +39,7 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
 }
 
 pub async fn run(cfg: Config) -> Result<(), String> {
-    crate::durable_fs::create_dir_all(&cfg.data_dir)
+    journal::durable_fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
     let admin = AdminServer::bind(&cfg.admin_socket()).await?;
     let started_ms = clock::unix_ms();
@@ -115,26 +116,26 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             crate::ops::metrics::register_unmapped_codes(u);
         }
     }
-    tasks.spawn(crate::journal::retention::run(
+    tasks.spawn(journal::retention::run(
         journal.clone(),
         cfg.storage.retention,
         stop_rx.clone(),
     ));
 
     let registry = Arc::new(Registry::new(cfg.listeners.iter().map(|l| l.name.as_str())));
-    let ingest = Ingest {
+    let accept = Accept {
         journal: journal.clone(),
         router: Arc::new(Router::new(cfg.routes.clone())),
     };
     let mut bound = Vec::new();
     for l in &cfg.listeners {
-        match listener::bind(l.clone(), ingest.clone(), registry.listener(&l.name)).await {
+        match mllp_listener::bind(l.clone(), accept.clone(), registry.listener(&l.name)).await {
             Ok(b) => bound.push(b),
             Err(e) => {
                 let _ = stop_tx.send(true);
                 while tasks.join_next().await.is_some() {}
                 let _ = journal.close().await;
-                return Err(e);
+                return Err(e.to_string());
             }
         }
     }
@@ -155,8 +156,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         poller_states.push(state.clone());
         let poller = Poller {
             cfg: p.clone(),
-            journal: journal.clone(),
-            router: ingest.router.clone(),
+            accept: accept.clone(),
             state_dir: cfg.data_dir.join("pollers"),
             heartbeat: heartbeats.register(format!("poller {}", p.name)),
             state,
@@ -187,7 +187,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         monitors,
         poller_states,
         started_ms,
-        Ops {
+        StatusExtras {
             board: board.clone(),
             certs: certs.clone(),
             box_id: box_id.clone(),
@@ -317,7 +317,7 @@ async fn status_lines(status: StatusSource, mut shutdown: watch::Receiver<bool>)
 }
 
 /// What the status source adds from the operations side.
-struct Ops {
+struct StatusExtras {
     board: Arc<Board>,
     certs: Arc<Mutex<Vec<CertInfo>>>,
     box_id: String,
@@ -346,7 +346,7 @@ fn status_source(
     monitors: Vec<(String, Arc<Monitor>)>,
     pollers: Vec<Arc<std::sync::Mutex<PollerState>>>,
     started_ms: u64,
-    ops: Ops,
+    ops: StatusExtras,
 ) -> StatusSource {
     let cfg = cfg.clone();
     Arc::new(move || {

@@ -1,16 +1,11 @@
 //! Clinic Gateway: see ../README.md and ../docs/ARCHITECTURE.md.
 
+pub mod accept;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
-pub mod durable_fs;
-pub mod fhir;
-pub mod hl7;
-pub mod ingest;
-pub mod journal;
-pub mod mllp;
 pub mod net;
 pub mod ops;
 pub mod route;

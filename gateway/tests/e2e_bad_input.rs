@@ -47,7 +47,7 @@ fn junk_before_start_block_is_skipped_and_counted() {
     let g = Gateway::start();
     let mut s = raw_conn(&g);
     let mut wire = b"\r\nGARBAGE".to_vec();
-    wire.extend(gateway::mllp::frame(&adt("J1", "M")));
+    wire.extend(hl7::mllp::frame(&adt("J1", "M")));
     s.write_all(&wire).unwrap();
     let ack = read_frame(&mut s).unwrap();
     assert_eq!(ack_code(&ack), "AA");
@@ -125,7 +125,7 @@ fn slowloris_peer_is_cut_off_while_others_are_served() {
         ..Default::default()
     });
     let mut slow = raw_conn(&g);
-    let msg = gateway::mllp::frame(&adt("SLOW", "M"));
+    let msg = hl7::mllp::frame(&adt("SLOW", "M"));
     let started = Instant::now();
     let mut closed = false;
     for b in msg.iter().take(msg.len() - 1) {
@@ -220,8 +220,7 @@ fn allowlist_refuses_other_peers() {
     sock.connect(&g.socket_addr().into()).unwrap();
     let mut s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(&gateway::mllp::frame(&adt("ALLOW", "M")))
-        .unwrap();
+    s.write_all(&hl7::mllp::frame(&adt("ALLOW", "M"))).unwrap();
     assert_eq!(ack_code(&read_frame(&mut s).unwrap()), "AA");
     assert!(g.log_text().contains("not in the allow list"));
 }
@@ -233,7 +232,7 @@ fn several_messages_on_one_connection_are_acked_in_turn() {
     // Pipelined: all frames written at once; ACKs must come back in order.
     let mut wire = Vec::new();
     for i in 0..20 {
-        wire.extend(gateway::mllp::frame(&adt(&format!("P{i}"), "M")));
+        wire.extend(hl7::mllp::frame(&adt(&format!("P{i}"), "M")));
     }
     s.write_all(&wire).unwrap();
     for i in 0..20 {

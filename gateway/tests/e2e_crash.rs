@@ -48,9 +48,12 @@ fn sigkill_at_random_moments_loses_no_acknowledged_message() {
             threads.push(std::thread::spawn(move || {
                 let rt = rt();
                 rt.block_on(async move {
-                    let Ok(mut c) =
-                        gateway::mllp::client::Client::connect(&addr, None, Duration::from_secs(5))
-                            .await
+                    let Ok(mut c) = gateway::net::mllp_client::Client::connect(
+                        &addr,
+                        None,
+                        Duration::from_secs(5),
+                    )
+                    .await
                     else {
                         return;
                     };

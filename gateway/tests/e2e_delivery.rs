@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::http_peer::{operation_outcome, HttpPeer, Mode};
 use common::*;
-use gateway::mllp::client::Client;
+use gateway::net::mllp_client::Client;
 
 /// An ADT^A08 for patient `mrn`, control id `cid`, with a marker in PV1-19.
 fn a08(cid: &str, mrn: &str, marker: &str) -> Vec<u8> {
@@ -295,10 +295,8 @@ fn poison_message_is_dead_lettered_holds_its_patient_only_and_replays() {
     // Every action is in the audit trail.
     let mut g = g;
     assert!(g.stop().success());
-    let j = gateway::journal::Journal::open(gateway::journal::JournalConfig::new(
-        g.data_dir().join("journal"),
-    ))
-    .unwrap();
+    let j =
+        journal::Journal::open(journal::JournalConfig::new(g.data_dir().join("journal"))).unwrap();
     let kinds: Vec<String> = j
         .audit_events(None, 100_000)
         .unwrap()

@@ -208,7 +208,7 @@ fn assert_no_phi_in_log(log: &str, files: &[std::path::PathBuf]) {
     let mut phi = std::collections::BTreeSet::new();
     for f in files {
         let bytes = std::fs::read(f).unwrap();
-        let Ok(msg) = gateway::hl7::Message::parse(&bytes) else {
+        let Ok(msg) = hl7::Message::parse(&bytes) else {
             continue;
         };
         for pid in msg.segments_named("PID") {

@@ -154,7 +154,7 @@ fn s_client(g: &Gateway, pki: &Path, extra: &[&str], control_id: &str) -> Option
         .stdin
         .as_mut()
         .unwrap()
-        .write_all(&gateway::mllp::frame(&adt(control_id, "M")))
+        .write_all(&hl7::mllp::frame(&adt(control_id, "M")))
         .ok();
     let mut stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

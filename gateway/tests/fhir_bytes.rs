@@ -7,8 +7,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use gateway::fhir::{self, MapContext, UpdateMode};
-use gateway::hl7::Message;
+use fhir_map::{MapContext, UpdateMode};
+use hl7::Message;
 
 fn all_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/fhir");
@@ -43,8 +43,8 @@ fn bytes_and_value_are_the_same_bundle() {
         for ctx in contexts() {
             let name = f.display();
             match (
-                fhir::translate(&msg, &ctx),
-                fhir::translate_to_bytes(&msg, &ctx),
+                fhir_map::translate(&msg, &ctx),
+                fhir_map::translate_to_bytes(&msg, &ctx),
             ) {
                 (Ok(value), Ok(bytes)) => {
                     let parsed: serde_json::Value = serde_json::from_slice(&bytes)

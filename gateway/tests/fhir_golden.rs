@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use gateway::fhir::{self, CodeMaps, MapContext, UpdateMode};
-use gateway::hl7::Message;
+use fhir_map::{CodeMaps, MapContext, UpdateMode};
+use hl7::Message;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -16,7 +16,7 @@ fn corpus(name: &str) -> Vec<u8> {
 }
 
 fn translate(raw: &[u8], ctx: &MapContext) -> Value {
-    fhir::translate(&Message::parse(raw).unwrap(), ctx).unwrap()
+    fhir_map::translate(&Message::parse(raw).unwrap(), ctx).unwrap()
 }
 
 fn resources<'v>(bundle: &'v Value, rtype: &str) -> Vec<&'v Value> {
@@ -446,7 +446,7 @@ fn code_maps_add_a_coding_and_unmapped_codes_are_counted() {
 #[test]
 fn the_example_code_map_loads() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/codemaps");
-    let maps = CodeMaps::load_dir(&dir).unwrap();
+    let maps = gateway::deliver::fhir_context::load_code_maps(&dir).unwrap();
     assert!(maps.len() >= 3);
 }
 
@@ -470,7 +470,7 @@ fn conditional_mode_writes_identifier_searches() {
 
 fn error_of(raw: &str) -> String {
     let msg = Message::parse(raw.as_bytes()).unwrap();
-    fhir::translate(&msg, &MapContext::new("acme"))
+    fhir_map::translate(&msg, &MapContext::new("acme"))
         .unwrap_err()
         .to_string()
 }
@@ -523,7 +523,7 @@ proptest! {
         }
         if let Ok(msg) = Message::parse(&raw) {
             let ctx = MapContext::new("p");
-            if let Ok(b) = fhir::translate(&msg, &ctx) {
+            if let Ok(b) = fhir_map::translate(&msg, &ctx) {
                 prop_assert_eq!(&b["resourceType"], "Bundle");
             }
         }

@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use gateway::fhir::{self, MapContext, ToHl7Context};
-use gateway::hl7::Message;
+use fhir_map::{MapContext, ToHl7Context};
+use hl7::Message;
 use serde_json::{json, Value};
 
 fn ctx() -> ToHl7Context {
@@ -92,7 +92,7 @@ fn searchset() -> Value {
 
 #[test]
 fn searchset_to_oru_follows_ecw_conventions() {
-    let oru = fhir::results_to_oru(&searchset(), &ctx()).unwrap();
+    let oru = fhir_map::results_to_oru(&searchset(), &ctx()).unwrap();
     let msg = Message::parse(&oru).unwrap();
     assert_eq!(msg.text("MSH-9").unwrap(), "ORU^R01^ORU_R01");
     assert_eq!(msg.text("MSH-10").unwrap(), "RT0001");
@@ -149,8 +149,8 @@ fn our_own_oru_bundles_round_trip_through_hl7apy() {
     for src in &sources {
         let raw = std::fs::read(src).unwrap();
         let bundle =
-            fhir::translate(&Message::parse(&raw).unwrap(), &MapContext::new("acme")).unwrap();
-        let oru = fhir::results_to_oru(&bundle, &ctx())
+            fhir_map::translate(&Message::parse(&raw).unwrap(), &MapContext::new("acme")).unwrap();
+        let oru = fhir_map::results_to_oru(&bundle, &ctx())
             .unwrap_or_else(|e| panic!("{}: {e}", src.display()));
         // The MRN survives the trip.
         let back = Message::parse(&oru).unwrap();
@@ -181,7 +181,7 @@ fn our_own_oru_bundles_round_trip_through_hl7apy() {
 
 #[test]
 fn reverse_errors_name_the_fhir_element() {
-    let e = fhir::results_to_oru(
+    let e = fhir_map::results_to_oru(
         &json!({"resourceType": "Bundle", "type": "searchset"}),
         &ctx(),
     )
@@ -192,11 +192,11 @@ fn reverse_errors_name_the_fhir_element() {
     );
     let mut b = searchset();
     b["entry"].as_array_mut().unwrap().remove(2);
-    let e = fhir::results_to_oru(&b, &ctx()).unwrap_err();
+    let e = fhir_map::results_to_oru(&b, &ctx()).unwrap_err();
     assert_eq!(e.location, "DiagnosticReport.subject");
     let mut b = searchset();
     b["entry"].as_array_mut().unwrap().remove(3);
-    let e = fhir::results_to_oru(&b, &ctx()).unwrap_err();
+    let e = fhir_map::results_to_oru(&b, &ctx()).unwrap_err();
     assert_eq!(
         e.to_string(),
         "DiagnosticReport[0].result[0] does not resolve to an Observation in the input"

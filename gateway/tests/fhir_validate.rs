@@ -7,8 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gateway::fhir::{self, MapContext, UpdateMode};
-use gateway::hl7::Message;
+use fhir_map::{MapContext, UpdateMode};
+use hl7::Message;
 
 /// Our own synthetic corpus.
 fn own_corpus() -> Vec<PathBuf> {
@@ -30,7 +30,7 @@ fn shared_in_scope() -> Vec<PathBuf> {
             let raw = std::fs::read(p).unwrap();
             Message::parse(&raw).is_ok_and(|m| {
                 let h = m.header();
-                fhir::supported(&h.message_code, &h.trigger_event)
+                fhir_map::supported(&h.message_code, &h.trigger_event)
             })
         })
         .collect()
@@ -40,7 +40,8 @@ fn translate_all(files: &[PathBuf], ctx: &MapContext, out: &Path) {
     for f in files {
         let raw = std::fs::read(f).unwrap();
         let msg = Message::parse(&raw).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        let bundle = fhir::translate(&msg, ctx).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let bundle =
+            fhir_map::translate(&msg, ctx).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let name = f.file_stem().unwrap().to_string_lossy().into_owned();
         std::fs::write(
             out.join(format!("{name}.json")),
@@ -126,10 +127,10 @@ fn every_corpus_file_of_any_type_gives_a_bundle_or_a_clean_error() {
             continue;
         };
         let h = msg.header();
-        match fhir::translate(&msg, &ctx) {
+        match fhir_map::translate(&msg, &ctx) {
             Ok(b) => assert_eq!(b["resourceType"], "Bundle"),
             Err(e) => assert!(
-                !fhir::supported(&h.message_code, &h.trigger_event) || e.location != "MSH-9",
+                !fhir_map::supported(&h.message_code, &h.trigger_event) || e.location != "MSH-9",
                 "{}: {e}",
                 f.display()
             ),

@@ -1,6 +1,6 @@
 //! ACK/NAK building in every mode and version layout, and reading ACKs back.
 
-use gateway::hl7::{build_ack, parse_ack, AckSummary, HeaderSummary, Message, Outcome};
+use hl7::{build_ack, parse_ack, AckSummary, HeaderSummary, Message, Outcome};
 
 fn inbound(version: &str, msh15: &str, msh16: &str) -> HeaderSummary {
     let raw = format!("MSH|^~\\&|EPIC|HOSP^1.2^ISO|GW|CLINIC|20240102||ADT^A01^ADT_A01|CTRL1|P|{version}|||{msh15}|{msh16}\r");
@@ -172,7 +172,7 @@ fn no_inbound_header() {
 fn parse_error_outcome() {
     let raw = b"MSH|^~\\&|LAB||GW||ts||||P|2.5\r";
     let e = Message::parse(raw).unwrap_err();
-    let h = gateway::hl7::salvage_header(raw).unwrap();
+    let h = hl7::salvage_header(raw).unwrap();
     let a =
         String::from_utf8(build_ack(Some(&h), &Outcome::from_parse_error(&e), "A1", "t").unwrap())
             .unwrap();

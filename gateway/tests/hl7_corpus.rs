@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use gateway::hl7::{build_ack, parse_ack, Message, Outcome, OwnedMessage, Terminator};
+use hl7::{build_ack, parse_ack, Message, Outcome, OwnedMessage, Terminator};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/hl7v2-fhir-converter")

@@ -1,7 +1,7 @@
 //! Parser behaviour: delimiters, terminators, BOM, charsets, field access,
 //! paths, the header summary, salvage, and every error with its location.
 
-use gateway::hl7::{salvage_header, Charset, Message, ParseError, Path};
+use hl7::{salvage_header, Charset, Message, ParseError, Path};
 
 const ADT: &str = "MSH|^~\\&|EPIC|HOSP^1.2^ISO|GW|CLINIC|20240102030405||ADT^A01^ADT_A01|CTRL1|P^T|2.5.1|||AL|NE||UNICODE UTF-8\r\
 EVN|A01|20240102\r\
@@ -411,7 +411,7 @@ fn salvage() {
 
     // Broken MSH-2: default delimiters.
     let h = salvage_header(b"MSH|^~|APP||||ts||ORU^R01|C79|P|2.5.1\r").unwrap();
-    assert_eq!(h.encoding, gateway::hl7::EncodingChars::default());
+    assert_eq!(h.encoding, hl7::EncodingChars::default());
     assert_eq!(
         (h.control_id.as_str(), h.trigger_event.as_str()),
         ("C79", "R01")

@@ -2,7 +2,7 @@
 //! decoding, owned messages round-trip through bytes, and every ACK we
 //! build parses and reads back.
 
-use gateway::hl7::{
+use hl7::{
     build_ack, decode_text, escape, parse_ack, salvage_header, Charset, EncodingChars,
     HeaderSummary, Message, Outcome, OwnedField, OwnedMessage, OwnedSegment, Terminator,
 };

@@ -3,29 +3,26 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gateway::hl7::HeaderSummary;
-use gateway::journal::{Appended, Journal, JournalConfig, JournalError, NewMessage, Quarantined};
+use hl7::HeaderSummary;
+use journal::{Appended, Journal, JournalConfig, JournalError, NewMessage, Quarantined};
 
 fn msg(listener: &str, control_id: &str, raw: Vec<u8>, dests: &[&str]) -> NewMessage {
     NewMessage {
-        listener: listener.into(),
+        source: listener.into(),
         peer: "10.0.0.5:40000".into(),
         received_at_ms: 1_700_000_000_000,
-        header: HeaderSummary {
+        meta: gateway::accept::hl7_meta(&HeaderSummary {
             sending_application_raw: "ECW".into(),
             sending_facility_raw: "CLINIC".into(),
             control_id: control_id.into(),
             message_code: "ORU".into(),
             trigger_event: "R01".into(),
             ..Default::default()
-        },
+        }),
         ack: format!("MSH|^~\\&|GW||ECW|CLINIC|||ACK|{control_id}|P|2.5.1\rMSA|AA|{control_id}\r")
             .into_bytes(),
         raw,
-        destinations: dests
-            .iter()
-            .map(|s| gateway::journal::Enqueue::plain(s))
-            .collect(),
+        destinations: dests.iter().map(|s| journal::Enqueue::plain(s)).collect(),
         patient_lane: 0,
     }
 }
@@ -63,8 +60,8 @@ async fn round_trip_and_ids_monotonic_across_reopen() {
             let got = j.get(*ids.last().unwrap()).unwrap().unwrap();
             assert_eq!(got.raw, m.raw);
             assert_eq!(got.ack, m.ack);
-            assert_eq!(got.header, m.header);
-            assert_eq!(got.listener, "lab");
+            assert_eq!(got.meta, m.meta);
+            assert_eq!(got.source, "lab");
             assert_eq!(got.peer, m.peer);
             assert_eq!(got.received_at_ms, m.received_at_ms);
         }
@@ -276,7 +273,7 @@ async fn quarantine_is_bounded_and_evicts_oldest() {
     let j = Journal::open(c).unwrap();
     for i in 0..8u8 {
         j.quarantine(Quarantined {
-            listener: "lab".into(),
+            source: "lab".into(),
             peer: "10.0.0.9:1".into(),
             received_at_ms: i as u64,
             reason: format!("MSH-9: message type is empty (case {i})"),
@@ -293,7 +290,7 @@ async fn quarantine_is_bounded_and_evicts_oldest() {
     // bound evicts older entries.
     for i in 0..4u8 {
         j.quarantine(Quarantined {
-            listener: "lab".into(),
+            source: "lab".into(),
             peer: "10.0.0.9:1".into(),
             received_at_ms: 100 + i as u64,
             reason: "frame exceeds 16 MiB".into(),
@@ -307,7 +304,7 @@ async fn quarantine_is_bounded_and_evicts_oldest() {
     assert!(bytes <= 200 * 1024, "{bytes}");
     assert!(q.len() <= 5);
     let last = q.last().unwrap();
-    assert_eq!(last.item.raw.len(), gateway::journal::QUARANTINE_RAW_MAX);
+    assert_eq!(last.item.raw.len(), journal::QUARANTINE_RAW_MAX);
     assert_eq!(last.original_len, 1_000_000);
     assert_eq!(last.item.received_at_ms, 103);
     assert_eq!(q.len(), 3, "three 64 KiB entries fit in 200 KiB, not four");

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gateway::hl7::HeaderSummary;
-use gateway::journal::{Appended, Journal, JournalConfig, JournalError, NewMessage};
+use hl7::HeaderSummary;
+use journal::{Appended, Journal, JournalConfig, JournalError, NewMessage};
 
 struct Mount(PathBuf);
 
@@ -30,18 +30,18 @@ fn msg(cid: &str, size: usize) -> NewMessage {
         .into_bytes();
     raw.extend((0..size).map(|i| (i * 7 % 251) as u8));
     NewMessage {
-        listener: "docs".into(),
+        source: "docs".into(),
         peer: "10.0.0.5:1".into(),
         received_at_ms: 1,
-        header: HeaderSummary {
+        meta: gateway::accept::hl7_meta(&HeaderSummary {
             sending_application_raw: "ECW".into(),
             sending_facility_raw: "CLINIC".into(),
             control_id: cid.into(),
             ..Default::default()
-        },
+        }),
         raw,
         ack: format!("MSA|AA|{cid}").into_bytes(),
-        destinations: vec![gateway::journal::Enqueue::plain("cloud")],
+        destinations: vec![journal::Enqueue::plain("cloud")],
         patient_lane: 0,
     }
 }
@@ -111,7 +111,7 @@ async fn enospc_is_full_and_appends_resume_when_space_returns() {
             .get(*id)
             .unwrap()
             .unwrap_or_else(|| panic!("acked {id} missing"));
-        assert_eq!(m.header.control_id, *cid);
+        assert_eq!(m.meta.control_id, *cid);
     }
     j.close().await.unwrap();
     // Everything acknowledged is still there after a reopen.
@@ -121,7 +121,7 @@ async fn enospc_is_full_and_appends_resume_when_space_returns() {
             .get(*id)
             .unwrap()
             .unwrap_or_else(|| panic!("acked {id} missing after reopen"));
-        assert_eq!(m.header.control_id, *cid);
+        assert_eq!(m.meta.control_id, *cid);
         assert_eq!(m.raw, msg(cid, 300 * 1024).raw);
     }
     j.close().await.unwrap();

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gateway::hl7::HeaderSummary;
-use gateway::journal::{Journal, JournalConfig, NewMessage, Quarantined};
+use hl7::HeaderSummary;
+use journal::{Journal, JournalConfig, NewMessage, Quarantined};
 
 const ROOT_ENV: &str = "JOURNAL_STRACE_ROOT";
 
@@ -35,16 +35,16 @@ fn msg(cid: &str, size: usize) -> NewMessage {
         format!("MSH|^~\\&|ECW|CLINIC|GW||20240101||MDM^T02|{cid}|P|2.5.1\r").into_bytes();
     raw.extend((0..size).map(|i| (i * 13 % 251) as u8));
     NewMessage {
-        listener: "docs".into(),
+        source: "docs".into(),
         peer: "10.0.0.5:1".into(),
         received_at_ms: 1,
-        header: HeaderSummary {
+        meta: gateway::accept::hl7_meta(&HeaderSummary {
             control_id: cid.into(),
             ..Default::default()
-        },
+        }),
         raw,
         ack: format!("MSA|AA|{cid}").into_bytes(),
-        destinations: vec![gateway::journal::Enqueue::plain("cloud")],
+        destinations: vec![journal::Enqueue::plain("cloud")],
         patient_lane: 0,
     }
 }
@@ -88,7 +88,7 @@ fn strace_child() {
         j.mark_delivered("cloud", 1).await.unwrap();
         mark(5);
         j.quarantine(Quarantined {
-            listener: "docs".into(),
+            source: "docs".into(),
             peer: "10.0.0.5:1".into(),
             received_at_ms: 1,
             reason: "test".into(),

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway::hl7::HeaderSummary;
-use gateway::journal::{Appended, Journal, JournalConfig, JournalError, NewMessage, Quarantined};
+use hl7::HeaderSummary;
+use journal::{Appended, Journal, JournalConfig, JournalError, NewMessage, Quarantined};
 
 const DIR_ENV: &str = "JOURNAL_WAL_CHILD_DIR";
 const N_ENV: &str = "JOURNAL_WAL_CHILD_N";
@@ -24,18 +24,18 @@ fn msg(cid: &str, size: usize) -> NewMessage {
         .into_bytes();
     raw.extend((0..size).map(|i| b'a' + (i % 26) as u8));
     NewMessage {
-        listener: "lab".into(),
+        source: "lab".into(),
         peer: "10.0.0.5:1".into(),
         received_at_ms: 1_700_000_000_000,
-        header: HeaderSummary {
+        meta: gateway::accept::hl7_meta(&HeaderSummary {
             sending_application_raw: "ECW".into(),
             sending_facility_raw: "CLINIC".into(),
             control_id: cid.into(),
             ..Default::default()
-        },
+        }),
         raw,
         ack: format!("MSA|AA|{cid}").into_bytes(),
-        destinations: vec![gateway::journal::Enqueue::plain("cloud")],
+        destinations: vec![journal::Enqueue::plain("cloud")],
         patient_lane: 0,
     }
 }
@@ -69,7 +69,7 @@ fn wal_child() {
         }
         j.mark_delivered("cloud", 1).await.unwrap();
         j.quarantine(Quarantined {
-            listener: "lab".into(),
+            source: "lab".into(),
             peer: "10.0.0.5:1".into(),
             received_at_ms: 1,
             reason: "test".into(),
@@ -173,7 +173,7 @@ async fn crash_without_checkpoint_is_replayed_from_the_wal() {
             .get(i)
             .unwrap()
             .unwrap_or_else(|| panic!("acked message {i} lost"));
-        assert_eq!(m.header.control_id, format!("W{i}"));
+        assert_eq!(m.meta.control_id, format!("W{i}"));
         assert_eq!(m.raw, nth(i).raw);
     }
     let s = j.stats();
@@ -199,7 +199,7 @@ async fn crash_without_checkpoint_is_replayed_from_the_wal() {
     let j = Journal::open(cfg).unwrap();
     assert!(open_detail(&j).contains("wal_replayed=0 "));
     assert_eq!(j.stats().messages, n + 1);
-    assert_eq!(j.get(n + 1).unwrap().unwrap().header.control_id, "NEXT");
+    assert_eq!(j.get(n + 1).unwrap().unwrap().meta.control_id, "NEXT");
     j.close().await.unwrap();
 }
 

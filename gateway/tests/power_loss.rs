@@ -61,7 +61,7 @@ fn acknowledged_messages_survive_power_cuts() {
             threads.push(std::thread::spawn(move || {
                 let mut big_ok = 0;
                 rt().block_on(async {
-                    let Ok(mut c) = gateway::mllp::client::Client::connect(
+                    let Ok(mut c) = gateway::net::mllp_client::Client::connect(
                         &addr,
                         None,
                         Duration::from_secs(10),

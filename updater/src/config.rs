@@ -40,16 +40,25 @@
 //! ```
 
 use crate::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+use url::Url;
 
+/// The configuration, parsed and checked once by [`Config::load`]: URLs,
+/// the boot-loader kind, the maintenance window, addresses and durations
+/// are typed, so no verb parses a value again.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub state_dir: PathBuf,
     pub trusted_root: PathBuf,
-    pub metadata_url: String,
-    pub targets_url: String,
+    #[serde(deserialize_with = "parsed")]
+    pub metadata_url: Url,
+    #[serde(deserialize_with = "parsed")]
+    pub targets_url: Url,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// The running image's own version and epoch (see `install::ImageInfo`).
@@ -70,10 +79,25 @@ pub struct Slots {
     pub b: PathBuf,
 }
 
+/// `[boot] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum BootKind {
+    #[serde(rename = "grub")]
+    Grub,
+    #[serde(rename = "systemd-boot")]
+    SystemdBoot,
+    #[serde(rename = "uboot")]
+    UBoot,
+    #[serde(rename = "sim")]
+    Sim,
+}
+
+/// `[boot]`. The path the kind needs (`grubenv`, `entries_dir`, `sim_env`)
+/// is checked to be present at load.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Boot {
-    pub kind: String,
+    pub kind: BootKind,
     #[serde(default = "default_cmdline")]
     pub cmdline: PathBuf,
     pub grubenv: Option<PathBuf>,
@@ -106,52 +130,67 @@ fn default_fw_setenv() -> PathBuf {
     "fw_setenv".into()
 }
 
+/// `[download]`. The file says seconds (`*_secs`) and milliseconds (`*_ms`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Download {
-    pub connect_timeout_secs: u64,
-    pub stall_timeout_secs: u64,
-    pub chunk_timeout_secs: u64,
+    #[serde(rename = "connect_timeout_secs", deserialize_with = "secs")]
+    pub connect_timeout: Duration,
+    /// No byte for this long: retry.
+    #[serde(rename = "stall_timeout_secs", deserialize_with = "secs")]
+    pub stall_timeout: Duration,
+    /// One chunk, start to end.
+    #[serde(rename = "chunk_timeout_secs", deserialize_with = "secs")]
+    pub chunk_timeout: Duration,
     pub max_attempts: u32,
-    pub backoff_base_ms: u64,
-    pub backoff_cap_ms: u64,
+    #[serde(rename = "backoff_base_ms", deserialize_with = "millis")]
+    pub backoff_base: Duration,
+    #[serde(rename = "backoff_cap_ms", deserialize_with = "millis")]
+    pub backoff_cap: Duration,
+    /// 0: unlimited.
     pub bandwidth_limit_kib: u64,
-    pub maintenance_window: Option<String>,
+    /// Reboots only inside it; none: any time.
+    pub maintenance_window: Option<Window>,
 }
 
 impl Default for Download {
     fn default() -> Self {
         Download {
-            connect_timeout_secs: 10,
-            stall_timeout_secs: 30,
-            chunk_timeout_secs: 1800,
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
+            chunk_timeout: Duration::from_secs(1800),
             max_attempts: 8,
-            backoff_base_ms: 2000,
-            backoff_cap_ms: 300_000,
+            backoff_base: Duration::from_millis(2000),
+            backoff_cap: Duration::from_millis(300_000),
             bandwidth_limit_kib: 0,
             maintenance_window: None,
         }
     }
 }
 
+/// `[health]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Health {
-    pub deadline_secs: u64,
-    pub interval_secs: u64,
+    #[serde(rename = "deadline_secs", deserialize_with = "secs")]
+    pub deadline: Duration,
+    /// Between rounds of checks; at least one second (raised at load).
+    #[serde(rename = "interval_secs", deserialize_with = "secs")]
+    pub interval: Duration,
     pub units: Vec<String>,
     pub gateway_config: Option<PathBuf>,
     pub gateway_bin: PathBuf,
     pub commands: Vec<Vec<String>>,
-    pub tcp: Vec<String>,
+    #[serde(deserialize_with = "parsed_list")]
+    pub tcp: Vec<SocketAddr>,
     pub reboot_command: Vec<String>,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
-            deadline_secs: 300,
-            interval_secs: 5,
+            deadline: Duration::from_secs(300),
+            interval: Duration::from_secs(5),
             units: vec!["gateway.service".into()],
             gateway_config: None,
             gateway_bin: "/usr/bin/gateway".into(),
@@ -163,7 +202,8 @@ impl Default for Health {
 }
 
 /// A daily window `HH:MM-HH:MM` (may wrap past midnight), in minutes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Window {
     pub start: u16,
     pub end: u16,
@@ -189,6 +229,61 @@ impl Window {
             minute_of_day >= self.start || minute_of_day < self.end
         }
     }
+}
+
+impl TryFrom<String> for Window {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Window, String> {
+        Window::parse(&s).ok_or_else(|| format!("{s:?}: expected HH:MM-HH:MM"))
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start / 60,
+            self.start % 60,
+            self.end / 60,
+            self.end % 60
+        )
+    }
+}
+
+/// A string field parsed with `FromStr`; the error quotes the value.
+fn parsed<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let s = String::deserialize(d)?;
+    s.parse()
+        .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+}
+
+fn parsed_list<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    Vec::<String>::deserialize(d)?
+        .into_iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+        })
+        .collect()
+}
+
+fn secs<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
+}
+
+fn millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 impl Config {
@@ -225,46 +320,21 @@ impl Config {
         {
             abs(p);
         }
-        let bad = |msg: String| Error::Config {
-            file: path.to_path_buf(),
-            msg,
+        let needs = match c.boot.kind {
+            BootKind::Grub if c.boot.grubenv.is_none() => Some(("grub", "grubenv")),
+            BootKind::SystemdBoot if c.boot.entries_dir.is_none() => {
+                Some(("systemd-boot", "entries_dir"))
+            }
+            BootKind::Sim if c.boot.sim_env.is_none() => Some(("sim", "sim_env")),
+            _ => None,
         };
-        for (field, u) in [
-            ("metadata_url", &c.metadata_url),
-            ("targets_url", &c.targets_url),
-        ] {
-            url::Url::parse(u).map_err(|e| bad(format!("{field} {u:?}: {e}")))?;
+        if let Some((kind, field)) = needs {
+            return Err(Error::Config {
+                file: path.to_path_buf(),
+                msg: format!("[boot] kind = \"{kind}\" needs {field} = PATH"),
+            });
         }
-        match c.boot.kind.as_str() {
-            "grub" if c.boot.grubenv.is_none() => {
-                return Err(bad("[boot] kind = \"grub\" needs grubenv = PATH".into()))
-            }
-            "systemd-boot" if c.boot.entries_dir.is_none() => {
-                return Err(bad(
-                    "[boot] kind = \"systemd-boot\" needs entries_dir = PATH".into(),
-                ))
-            }
-            "sim" if c.boot.sim_env.is_none() => {
-                return Err(bad("[boot] kind = \"sim\" needs sim_env = PATH".into()))
-            }
-            "grub" | "systemd-boot" | "sim" | "uboot" => {}
-            k => {
-                return Err(bad(format!(
-                    "[boot] kind {k:?}: expected grub, uboot, systemd-boot or sim"
-                )))
-            }
-        }
-        if let Some(w) = &c.download.maintenance_window {
-            Window::parse(w).ok_or_else(|| {
-                bad(format!(
-                    "[download] maintenance_window {w:?}: expected HH:MM-HH:MM"
-                ))
-            })?;
-        }
-        for t in &c.health.tcp {
-            t.parse::<std::net::SocketAddr>()
-                .map_err(|e| bad(format!("[health] tcp {t:?}: {e}")))?;
-        }
+        c.health.interval = c.health.interval.max(Duration::from_secs(1));
         Ok(c)
     }
 }
@@ -294,6 +364,58 @@ mod tests {
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("u.toml") && e.contains("metadata_url"), "{e}");
     }
+
+    const GOOD: &str = "state_dir='s'\ntrusted_root='r'\nmetadata_url='https://x/m/'\ntargets_url='https://x/t/'\n[slots]\na='a'\nb='b'\n";
+
+    fn load_err(extra: &str) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("u.toml");
+        std::fs::write(&p, format!("{GOOD}{extra}")).unwrap();
+        Config::load(&p).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn values_are_typed_at_load() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("u.toml");
+        std::fs::write(
+            &p,
+            format!("{GOOD}[boot]\nkind='sim'\nsim_env='e'\n[download]\nmaintenance_window='22:30-02:00'\nbackoff_base_ms=7\n[health]\ninterval_secs=0\ntcp=['127.0.0.1:2575']\n"),
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.boot.kind, BootKind::Sim);
+        assert_eq!(c.boot.sim_env, Some(d.path().join("e")));
+        assert_eq!(c.metadata_url.as_str(), "https://x/m/");
+        let w = c.download.maintenance_window.unwrap();
+        assert_eq!((w.start, w.end), (22 * 60 + 30, 120));
+        assert_eq!(w.to_string(), "22:30-02:00");
+        assert_eq!(c.download.backoff_base, Duration::from_millis(7));
+        assert_eq!(c.download.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.health.interval, Duration::from_secs(1));
+        assert_eq!(c.health.tcp, vec!["127.0.0.1:2575".parse().unwrap()]);
+    }
+
+    #[test]
+    fn bad_values_name_the_file_and_field() {
+        for (extra, want) in [
+            ("[boot]\nkind='lilo'\n", "kind"),
+            (
+                "[boot]\nkind='grub'\n",
+                "[boot] kind = \"grub\" needs grubenv = PATH",
+            ),
+            ("[boot]\nkind='systemd-boot'\n", "needs entries_dir = PATH"),
+            ("[boot]\nkind='sim'\n", "needs sim_env = PATH"),
+            (
+                "[boot]\nkind='uboot'\n[download]\nmaintenance_window='2-5'\n",
+                "maintenance_window",
+            ),
+            ("[boot]\nkind='uboot'\n[health]\ntcp=['nowhere']\n", "tcp"),
+        ] {
+            let e = load_err(extra);
+            assert!(e.contains("u.toml") && e.contains(want), "{extra}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -302,7 +424,7 @@ mod example {
     fn the_shipped_example_config_loads() {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/updater.toml");
         let c = super::Config::load(&p).unwrap();
-        assert_eq!(c.boot.kind, "grub");
+        assert_eq!(c.boot.kind, super::BootKind::Grub);
         assert_eq!(
             c.health.gateway_config.as_deref(),
             Some(std::path::Path::new("/etc/gateway/gateway.toml"))

@@ -44,6 +44,34 @@ pub enum Error {
     /// Repository tooling (`updater repo ...`).
     #[error("repo {dir}: {msg}")]
     Repo { dir: PathBuf, msg: String },
+    /// A local health check failed (the reasons of the last round).
+    #[error("{0}")]
+    Unhealthy(String),
+    /// A command (health check, reboot) could not be started.
+    #[error("{program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    /// A command ran and failed; `detail` is the last line it wrote to stderr.
+    #[error("{command} exited with {status}{detail}")]
+    Command {
+        command: String,
+        status: std::process::ExitStatus,
+        detail: String,
+    },
+    /// A listener that must accept a connection did not.
+    #[error("{addr}: {source}")]
+    Connect {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// The written slot does not read back as the signed image.
+    #[error("{0}")]
+    ReadBack(String),
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
     /// A simulated power cut from the fault-injecting test wrappers.
     #[error("simulated power cut at I/O point {0}")]
     PowerCut(u64),

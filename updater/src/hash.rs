@@ -43,11 +43,11 @@ pub fn from_hex(s: &str) -> Option<Sha256> {
 }
 
 /// Cryptographically random bytes.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+pub fn random_bytes<const N: usize>() -> crate::Result<[u8; N]> {
     use aws_lc_rs::rand::SecureRandom;
     let mut out = [0u8; N];
     aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut out)
-        .map_err(|_| "the system random number generator failed".to_string())?;
+        .map_err(|_| crate::Error::Random)?;
     Ok(out)
 }

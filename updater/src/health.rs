@@ -19,7 +19,7 @@ use crate::boot::{BootState, SlotId};
 use crate::install::Context;
 use crate::state::{Phase, Record};
 use crate::trust::clock::TrustedClock;
-use crate::Result;
+use crate::{Error, Result};
 use jiff::Timestamp;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 /// One local health sign.
 pub trait Check {
     fn name(&self) -> String;
-    fn run(&self) -> Result<(), String>;
+    fn run(&self) -> Result<()>;
 }
 
 /// `systemctl is-active --quiet UNIT`.
@@ -38,7 +38,7 @@ impl Check for UnitActive {
     fn name(&self) -> String {
         format!("unit {} active (READY=1 sent)", self.0)
     }
-    fn run(&self) -> Result<(), String> {
+    fn run(&self) -> Result<()> {
         run_command(&[
             "systemctl".into(),
             "is-active".into(),
@@ -54,27 +54,31 @@ impl Check for CommandOk {
     fn name(&self) -> String {
         format!("`{}` succeeds", self.0.join(" "))
     }
-    fn run(&self) -> Result<(), String> {
+    fn run(&self) -> Result<()> {
         run_command(&self.0)
     }
 }
 
-fn run_command(argv: &[String]) -> Result<(), String> {
-    let (prog, args) = argv.split_first().ok_or("empty command")?;
+fn run_command(argv: &[String]) -> Result<()> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::Unhealthy("empty command".into()))?;
     let out = Command::new(prog)
         .args(args)
         .output()
-        .map_err(|e| format!("{prog}: {e}"))?;
+        .map_err(|source| Error::Spawn {
+            program: prog.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(())
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "{} exited with {}: {}",
-            argv.join(" "),
-            out.status,
-            err.lines().last().unwrap_or("").trim()
-        ))
+        Err(Error::Command {
+            command: argv.join(" "),
+            status: out.status,
+            detail: format!(": {}", err.lines().last().unwrap_or("").trim()),
+        })
     }
 }
 
@@ -84,8 +88,8 @@ impl Check for Failing {
     fn name(&self) -> String {
         "health check setup".into()
     }
-    fn run(&self) -> Result<(), String> {
-        Err(self.0.clone())
+    fn run(&self) -> Result<()> {
+        Err(Error::Unhealthy(self.0.clone()))
     }
 }
 
@@ -95,10 +99,13 @@ impl Check for TcpListening {
     fn name(&self) -> String {
         format!("listener {} bound", self.0)
     }
-    fn run(&self) -> Result<(), String> {
+    fn run(&self) -> Result<()> {
         TcpStream::connect_timeout(&self.0, Duration::from_secs(2))
             .map(drop)
-            .map_err(|e| format!("{}: {e}", self.0))
+            .map_err(|source| Error::Connect {
+                addr: self.0,
+                source,
+            })
     }
 }
 
@@ -152,12 +159,8 @@ pub fn gateway_checks(
 }
 
 /// Runs all checks until they pass together or `deadline` passes. Returns
-/// the failures of the last round.
-pub fn run_checks(
-    checks: &[Box<dyn Check>],
-    deadline: Duration,
-    interval: Duration,
-) -> Result<(), String> {
+/// the failures of the last round ([`Error::Unhealthy`]).
+pub fn run_checks(checks: &[Box<dyn Check>], deadline: Duration, interval: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
         let failures: Vec<String> = checks
@@ -168,7 +171,7 @@ pub fn run_checks(
             return Ok(());
         }
         if start.elapsed() + interval > deadline {
-            return Err(failures.join("; "));
+            return Err(Error::Unhealthy(failures.join("; ")));
         }
         std::thread::sleep(interval);
     }
@@ -198,7 +201,7 @@ pub enum Outcome {
 /// Steps 8–11 for whatever state the last boot left.
 pub fn after_boot(
     ctx: &Context<'_>,
-    checks: &dyn Fn() -> Result<(), String>,
+    checks: &dyn Fn() -> Result<()>,
     clock: &mut TrustedClock,
 ) -> Result<Outcome> {
     let store = ctx.store();
@@ -207,7 +210,7 @@ pub fn after_boot(
     let Some(p) = st.pending.clone() else {
         return Ok(match checks() {
             Ok(()) => Outcome::Healthy,
-            Err(e) => Outcome::Unhealthy(e),
+            Err(e) => Outcome::Unhealthy(e.to_string()),
         });
     };
     let same_boot = st.staged_boot_id.as_deref() == Some(ctx.boot_id.as_str());
@@ -238,7 +241,8 @@ pub fn after_boot(
                     floor: st.epoch_floor,
                 })
             }
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 ctx.boot.mark_bad(booted)?;
                 st.pending = None;
                 st.staged_boot_id = None;
@@ -293,7 +297,7 @@ pub fn after_boot(
         // An interrupted download/verify: the next install resumes it.
         Ok(match checks() {
             Ok(()) => Outcome::Healthy,
-            Err(e) => Outcome::Unhealthy(e),
+            Err(e) => Outcome::Unhealthy(e.to_string()),
         })
     }
 }

@@ -6,8 +6,9 @@
 //! - **trust** ([`trust`]): TUF metadata through `tough`, a durable copy of
 //!   what was last trusted (root, role versions), and a clock that never goes
 //!   below build time, the last signed publication time or the last commit.
-//! - **policy** ([`anti_rollback`], [`waves`]): which signed target, if any,
-//!   this box may install now. Pure functions.
+//! - **policy** ([`anti_rollback`], [`waves`], [`plan`]): which signed
+//!   target, if any, this box may install now, and whether to reboot into
+//!   it. Pure functions.
 //! - **mechanism** ([`download`], [`slot`], [`boot`], [`install`],
 //!   [`health`]): fetch verified chunks, write and read back the inactive
 //!   slot, switch the boot loader, check health, commit or fall back.
@@ -26,6 +27,7 @@ pub mod fault;
 pub mod hash;
 pub mod health;
 pub mod install;
+pub mod plan;
 pub mod repo_tool;
 pub mod slot;
 pub mod state;

@@ -118,7 +118,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// A signed, validated image target.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateTarget {
     /// The TUF target name, e.g. `gateway-x86_64-1.4.2.img`.
     pub name: String,
@@ -245,6 +245,32 @@ impl UpdateTarget {
     pub fn file_name(&self) -> String {
         format!("{}.{}", self.sha256_hex(), self.name)
     }
+}
+
+/// A target for the unit tests of the policy modules.
+#[cfg(test)]
+pub(crate) fn test_target(
+    name: &str,
+    version: &str,
+    epoch: u64,
+    sha256: Sha256,
+    waves: Vec<Wave>,
+) -> UpdateTarget {
+    UpdateTarget::from_meta(
+        name,
+        4096,
+        sha256,
+        ImageMeta {
+            version: version.into(),
+            epoch,
+            chunk_size: 4096,
+            chunks: vec!["00".repeat(32)],
+            recall: false,
+            published: Timestamp::UNIX_EPOCH,
+            waves,
+        },
+    )
+    .unwrap()
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub fn device_seed(
             return Ok(seed);
         }
     }
-    let seed = crate::hash::random_bytes::<32>().map_err(crate::Error::State)?;
+    let seed = crate::hash::random_bytes::<32>()?;
     files.write_atomic(&path, &seed)?;
     Ok(seed)
 }
@@ -72,24 +72,10 @@ pub fn device_seed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{ImageMeta, Wave};
+    use crate::target::Wave;
 
     fn target(waves: Vec<Wave>) -> UpdateTarget {
-        UpdateTarget::from_meta(
-            "t",
-            4096,
-            [7; 32],
-            ImageMeta {
-                version: "1.0".into(),
-                epoch: 0,
-                chunk_size: 4096,
-                chunks: vec!["00".repeat(32)],
-                recall: false,
-                published: Timestamp::UNIX_EPOCH,
-                waves,
-            },
-        )
-        .unwrap()
+        crate::target::test_target("t", "1.0", 0, [7; 32], waves)
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-use crate::mllp::client::Client;
+use crate::net::mllp_client::Client;
 
 #[derive(Subcommand)]
 pub enum BenchKind {
@@ -217,14 +217,12 @@ async fn echo_round_trips(duration: Duration) -> Result<f64, String> {
             return;
         };
         let _ = s.set_nodelay(true);
-        let ack = crate::mllp::frame(b"MSH|^~\\&|||||||ACK|1|P|2.5.1\rMSA|AA|1\r");
-        let mut decoder = crate::mllp::codec::Decoder::new(1 << 20);
+        let ack = hl7::mllp::frame(b"MSH|^~\\&|||||||ACK|1|P|2.5.1\rMSA|AA|1\r");
+        let mut decoder = hl7::mllp::Decoder::new(1 << 20);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             while let Some(ev) = decoder.next_event() {
-                if !matches!(ev, crate::mllp::codec::Event::Frame(_))
-                    || s.write_all(&ack).await.is_err()
-                {
+                if !matches!(ev, hl7::mllp::Event::Frame(_)) || s.write_all(&ack).await.is_err() {
                     return;
                 }
             }
@@ -234,12 +232,14 @@ async fn echo_round_trips(duration: Duration) -> Result<f64, String> {
             }
         }
     });
-    let mut client = Client::connect(&addr, None, Duration::from_secs(10)).await?;
+    let mut client = Client::connect(&addr, None, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
     let msg = sample_message("ECHO", 1);
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < duration {
-        client.exchange(&msg).await?;
+        client.exchange(&msg).await.map_err(|e| e.to_string())?;
         n += 1;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
@@ -262,7 +262,9 @@ async fn load(
         let addr = addr.to_string();
         let prefix = prefix.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(&addr, None, Duration::from_secs(10)).await?;
+            let mut client = Client::connect(&addr, None, Duration::from_secs(10))
+                .await
+                .map_err(|e| e.to_string())?;
             let mut latencies = Vec::new();
             let mut seq = 0u64;
             while Instant::now() < stop_at {
@@ -271,7 +273,7 @@ async fn load(
                     c * 1000 + (seq % 50) as usize,
                 );
                 let t = Instant::now();
-                let ack = client.exchange(&msg).await?;
+                let ack = client.exchange(&msg).await.map_err(|e| e.to_string())?;
                 latencies.push(t.elapsed());
                 if !ack.windows(7).any(|w| w == b"\rMSA|AA") {
                     return Err(format!("non-AA answer: {}", String::from_utf8_lossy(&ack)));

@@ -20,9 +20,9 @@ use tokio::task::JoinSet;
 use crate::config::{
     DeliveryPolicy, DestinationConfig, DestinationKind, HttpDestination, HttpFormat,
 };
-use crate::hl7::Message;
-use crate::journal::{Enqueue, Journal, JournalConfig, NewMessage};
 use crate::ops::watchdog::Heartbeats;
+use hl7::Message;
+use journal::{Enqueue, Journal, JournalConfig, NewMessage};
 
 #[derive(Args)]
 pub struct DrainArgs {
@@ -111,10 +111,10 @@ async fn fill(journal: &Journal, n: u64, patients: usize, offset: u64) -> Result
                 let header = Message::parse(&raw).map_err(|e| e.to_string())?.header();
                 let lane = crate::route::lane::patient_lane(&header);
                 j.append(NewMessage {
-                    listener: "bench".into(),
+                    source: "bench".into(),
                     peer: "127.0.0.1:1".into(),
                     received_at_ms: crate::ops::clock::unix_ms(),
-                    header,
+                    meta: crate::accept::hl7_meta(&header),
                     raw,
                     ack: Vec::new(),
                     destinations: vec![Enqueue::plain("sink")],

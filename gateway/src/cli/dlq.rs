@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::config;
-use crate::journal::DeadLetter;
 use crate::ops::admin::{self, ClientError, Reply, Request};
 use crate::ops::clock;
+use journal::DeadLetter;
 
 #[derive(Subcommand)]
 pub enum DlqCommand {

@@ -102,14 +102,14 @@ fn tls_problems(cfg: &config::Config) -> usize {
     let mut problems = 0;
     for l in &cfg.listeners {
         if let Some(t) = &l.tls {
-            if let Err(e) = crate::mllp::tls::server_config(t) {
+            if let Err(e) = crate::net::tls_config::server_config(t) {
                 eprintln!("{}: listener '{}': {e}", cfg.source.display(), l.name);
                 problems += 1;
             }
         }
     }
     if let Some(t) = cfg.status_page.as_ref().and_then(|s| s.tls.as_ref()) {
-        if let Err(e) = crate::mllp::tls::server_config(t) {
+        if let Err(e) = crate::net::tls_config::server_config(t) {
             eprintln!("{}: status_page.tls: {e}", cfg.source.display());
             problems += 1;
         }

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::hl7;
-use crate::mllp::client::Client;
-use crate::mllp::tls;
+use crate::net::mllp_client::Client;
+use crate::net::tls_config;
 
 #[derive(Args)]
 pub struct SendArgs {
@@ -57,7 +56,7 @@ pub async fn run(args: SendArgs) -> ExitCode {
         None => None,
         Some(ca) => {
             let client_cert = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
-            match tls::client_config(ca, client_cert) {
+            match tls_config::client_config(ca, client_cert) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -136,7 +135,7 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
             file.display().to_string()
         };
         let (expect, control_id) = expectation(msg);
-        client.send(msg).await?;
+        client.send(msg).await.map_err(|e| e.to_string())?;
         let wait = match expect {
             Expect::Ack => client.timeout(),
             Expect::OnlyOnError => ER_GRACE.min(client.timeout()),
@@ -146,7 +145,7 @@ async fn send_file(client: &mut Client, file: &Path) -> Result<bool, String> {
             }
         };
         let reply = loop {
-            match client.read_reply(wait).await? {
+            match client.read_reply(wait).await.map_err(|e| e.to_string())? {
                 None if expect == Expect::OnlyOnError => break None,
                 None => return Err(format!("no ACK within {} s", wait.as_secs())),
                 Some(r) => {

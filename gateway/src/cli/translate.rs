@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
-use crate::fhir::{self, CodeMaps, MapContext, ToHl7Context};
-use crate::hl7::Message;
 use crate::ops::clock;
+use fhir_map::{CodeMaps, MapContext, ToHl7Context};
+use hl7::Message;
 
 #[derive(Args)]
 pub struct TranslateArgs {
@@ -72,7 +72,7 @@ fn code_maps(config: &Path) -> Result<CodeMaps, String> {
         .unwrap_or_else(|| Path::new("."))
         .join("codemaps");
     if dir.is_dir() {
-        CodeMaps::load_dir(&dir)
+        crate::deliver::fhir_context::load_code_maps(&dir)
     } else {
         Ok(CodeMaps::default())
     }
@@ -83,9 +83,9 @@ fn to_fhir(input: &[u8], args: &TranslateArgs, config: &Path) -> Result<String, 
     let mut ctx = MapContext::new(&args.tenant);
     ctx.code_maps = Arc::new(code_maps(config)?);
     if args.conditional {
-        ctx.update_mode = fhir::UpdateMode::Conditional;
+        ctx.update_mode = fhir_map::UpdateMode::Conditional;
     }
-    let bundle = fhir::translate(&msg, &ctx).map_err(|e| e.to_string())?;
+    let bundle = fhir_map::translate(&msg, &ctx).map_err(|e| e.to_string())?;
     serde_json::to_string_pretty(&bundle).map_err(|e| e.to_string())
 }
 
@@ -98,7 +98,7 @@ fn to_hl7(input: &[u8]) -> Result<String, String> {
         timestamp: clock::hl7_timestamp(now),
         ..ToHl7Context::default()
     };
-    let oru = fhir::results_to_oru(&json, &ctx).map_err(|e| e.to_string())?;
+    let oru = fhir_map::results_to_oru(&json, &ctx).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&oru);
     Ok(text.trim_end_matches('\r').replace('\r', "\n"))
 }

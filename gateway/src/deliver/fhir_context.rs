@@ -3,7 +3,8 @@
 //! the code maps' hot reload: the CSV directory is checked every few
 //! seconds and reloaded when a file changes, without a restart. A file that
 //! no longer parses is reported (file:line) and the previous maps stay in
-//! use.
+//! use. The directory is read here ([`load_code_maps`]); `fhir_map` only
+//! parses CSV text.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::config::FhirSettings;
-use crate::fhir::{CodeMaps, IdentifierSystems, MapContext, UnmappedCodes, UpdateMode};
+use fhir_map::{CodeMaps, IdentifierSystems, MapContext, UnmappedCodes, UpdateMode};
 
 /// How often the code-map directory is checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(3);
@@ -23,6 +24,34 @@ pub struct FhirContext {
     unmapped: Arc<UnmappedCodes>,
     /// Newest modification time (and file count) seen in the code-map directory.
     stamp: Mutex<Option<(SystemTime, usize)>>,
+}
+
+/// Loads every `*.csv` file in `dir` (sorted by name) into one set of code
+/// maps. Errors name the directory or the file (and line).
+pub fn load_code_maps(dir: &Path) -> Result<CodeMaps, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("{}: cannot read: {e}", dir.display()))?
+            .path();
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    let mut maps = CodeMaps::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+        maps.add_csv(&text, &file.display().to_string())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(maps)
 }
 
 /// Newest mtime and number of `*.csv` files in `dir`.
@@ -45,7 +74,7 @@ impl FhirContext {
     pub fn new(settings: &FhirSettings) -> Result<FhirContext, String> {
         let unmapped = Arc::new(UnmappedCodes::default());
         let maps = match &settings.code_maps_dir {
-            Some(d) => CodeMaps::load_dir(d)?,
+            Some(d) => load_code_maps(d)?,
             None => CodeMaps::default(),
         };
         let stamp = settings.code_maps_dir.as_deref().and_then(dir_stamp);
@@ -87,7 +116,7 @@ impl FhirContext {
             }
             *seen = now;
         }
-        let maps = CodeMaps::load_dir(dir)?;
+        let maps = load_code_maps(dir)?;
         let n = maps.len();
         let ctx = build(&self.settings, Arc::new(maps), self.unmapped.clone());
         match self.current.write() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::payload::Prepared;
 use super::verdict::Verdict;
-use crate::durable_fs;
+use journal::durable_fs;
 
 pub struct FolderSender {
     pub path: PathBuf,

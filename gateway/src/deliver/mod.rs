@@ -11,8 +11,8 @@ pub mod backoff;
 pub mod circuit;
 pub mod fhir_context;
 pub mod folder;
-pub mod http;
-pub mod mllp;
+pub mod http_sender;
+pub mod mllp_sender;
 pub mod monitor;
 pub mod outage_log;
 pub mod outbox;
@@ -26,8 +26,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::DestinationConfig;
-use crate::journal::Journal;
 use crate::ops::watchdog::Heartbeats;
+use journal::Journal;
 pub use monitor::{DeliveryState, Monitor};
 
 /// Start one outbox driver per destination. Returns each destination's

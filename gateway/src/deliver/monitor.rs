@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fhir::UnmappedCodes;
+use fhir_map::UnmappedCodes;
 
 /// Live state of one destination's deliverer (since the daemon started).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

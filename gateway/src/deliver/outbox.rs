@@ -59,9 +59,9 @@ use super::payload::{prepare, Wire};
 use super::sender::Sender;
 use super::verdict::Verdict;
 use crate::config::{DeadLetterPolicy, DeliveryPolicy, LaneMode};
-use crate::journal::{dlq_notify_key, GiveUp, Journal, PendingEntry};
 use crate::ops::clock::unix_ms;
 use crate::ops::watchdog::{Heartbeat, BEAT_EVERY};
+use journal::{dlq_notify_key, GiveUp, Journal, PendingEntry};
 
 /// Most pending entries held in memory per destination.
 pub const WINDOW: usize = 8192;
@@ -673,7 +673,7 @@ async fn attempt(
     journal: &Journal,
     sender: &Sender,
     wire: Wire,
-    fhir: Option<&crate::fhir::MapContext>,
+    fhir: Option<&fhir_map::MapContext>,
     name: &str,
     pe: &PendingEntry,
 ) -> Verdict {
@@ -684,7 +684,7 @@ async fn attempt(
                 reason: format!("message {} is pending but missing from the journal", pe.id),
             }
         }
-        Err(crate::journal::JournalError::Corrupt { context }) => {
+        Err(journal::JournalError::Corrupt { context }) => {
             return Verdict::Reject {
                 reason: format!("journal record is corrupt: {context}"),
             }

@@ -6,9 +6,9 @@
 use bytes::Bytes;
 
 use crate::config::HttpFormat;
-use crate::fhir::MapContext;
-use crate::hl7::Message;
-use crate::journal::StoredMessage;
+use fhir_map::MapContext;
+use hl7::Message;
+use journal::StoredMessage;
 
 /// A message ready to send.
 #[derive(Debug, Clone)]
@@ -51,8 +51,8 @@ pub fn prepare(
 ) -> Result<Prepared, String> {
     let base = |msg: &StoredMessage, body: Vec<u8>, content_type| Prepared {
         message_id: msg.id,
-        control_id: msg.header.control_id.clone(),
-        message_type: msg.header.message_type(),
+        control_id: msg.meta.control_id.clone(),
+        message_type: msg.meta.message_type.clone(),
         body: Bytes::from(body),
         content_type,
     };
@@ -66,8 +66,8 @@ pub fn prepare(
         ("none", Wire::Json) => {
             let body = serde_json::json!({
                 "id": msg.id,
-                "control_id": msg.header.control_id,
-                "type": msg.header.message_type(),
+                "control_id": msg.meta.control_id,
+                "type": msg.meta.message_type.clone(),
                 "received_at": crate::ops::clock::iso8601(msg.received_at_ms),
                 "hl7": String::from_utf8_lossy(&msg.raw),
             });
@@ -77,7 +77,7 @@ pub fn prepare(
             let ctx = fhir.ok_or("this destination has no FHIR mapping settings")?;
             let parsed = Message::parse(&msg.raw)
                 .map_err(|e| format!("cannot map to FHIR: the stored message does not parse: {e}"))?;
-            let body = crate::fhir::translate_to_bytes(&parsed, ctx)
+            let body = fhir_map::translate_to_bytes(&parsed, ctx)
                 .map_err(|e| format!("cannot map to FHIR: {e}"))?;
             Ok(base(&msg, body, "application/fhir+json"))
         }

@@ -2,8 +2,8 @@
 //! for all of them.
 
 use super::folder::FolderSender;
-use super::http::HttpSender;
-use super::mllp::MllpSender;
+use super::http_sender::HttpSender;
+use super::mllp_sender::MllpSender;
 use super::payload::{Prepared, Wire};
 use super::verdict::Verdict;
 use crate::config::{DestinationConfig, DestinationKind};

@@ -1,5 +1,11 @@
-//! Outbound network plumbing shared by destinations: client TLS (system
-//! roots + CA file + SPKI pins) and the HTTPS client built on it.
+//! Network plumbing shared by sources, destinations and ops: TLS
+//! configuration from PEM files (`tls_config`: the MLLP listener's and the
+//! status page's server configs, the MLLP client's), the MLLP client
+//! (`mllp_client`: `gateway send`, the benchmark, MLLP destinations), the
+//! HTTPS client for destinations (system roots + CA file + SPKI pins), and
+//! the minimal DER walk behind pins.
 
 pub mod der;
 pub mod https_client;
+pub mod mllp_client;
+pub mod tls_config;

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::stats::ListenerSnapshot;
 use crate::deliver::DeliveryState;
-use crate::journal::{DeadLetter, Journal, JournalError, Replayed};
+use journal::{DeadLetter, Journal, JournalError, Replayed};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]

@@ -367,7 +367,7 @@ pub fn previous_stop(data_dir: &Path, had_journal: bool, now_ms: u64) -> Option<
 
 /// Mark a clean stop (the next start will not raise the restart alert).
 pub fn mark_clean_stop(data_dir: &Path) {
-    let _ = crate::durable_fs::write_atomically(data_dir, CLEAN_STOP_MARKER, b"clean\n");
+    let _ = journal::durable_fs::write_atomically(data_dir, CLEAN_STOP_MARKER, b"clean\n");
 }
 
 /// `gateway record-stop`: store systemd's verdict on the run that just ended.
@@ -376,7 +376,7 @@ pub fn record_stop(data_dir: &Path) -> Result<(), String> {
     for k in ["SERVICE_RESULT", "EXIT_CODE", "EXIT_STATUS"] {
         text += &format!("{k}={}\n", std::env::var(k).unwrap_or_default());
     }
-    crate::durable_fs::write_atomically(data_dir, LAST_STOP_FILE, text.as_bytes()).map_err(|e| {
+    journal::durable_fs::write_atomically(data_dir, LAST_STOP_FILE, text.as_bytes()).map_err(|e| {
         format!(
             "cannot write {}: {e}",
             data_dir.join(LAST_STOP_FILE).display()

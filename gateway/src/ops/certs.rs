@@ -78,7 +78,7 @@ pub fn collect(cfg: &Config) -> Vec<CertInfo> {
 }
 
 fn read(kind: &str, owner: String, role: &str, path: &Path) -> CertInfo {
-    let (not_after, error) = match crate::mllp::tls::load_certs(path) {
+    let (not_after, error) = match crate::net::tls_config::load_certs(path) {
         Ok(certs) => match certs
             .first()
             .map(|c| crate::net::der::certificate_not_after(c))
@@ -87,7 +87,7 @@ fn read(kind: &str, owner: String, role: &str, path: &Path) -> CertInfo {
             Some(Err(e)) => (None, Some(format!("cannot read notAfter: {e}"))),
             None => (None, Some("no certificate".to_string())),
         },
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(e.to_string())),
     };
     CertInfo {
         owner_kind: kind.to_string(),

@@ -4,8 +4,8 @@
 //! operator.
 
 use super::admin::{MessageSummary, Reply, Request};
-use crate::journal::{DeadLetter, Journal, JournalError, Replayed};
 use crate::ops::clock;
+use journal::{DeadLetter, Journal, JournalError, Replayed};
 
 /// Dead letters moved per bulk request page.
 const PAGE: usize = 512;
@@ -35,9 +35,9 @@ pub async fn answer(journal: &Journal, req: Request) -> Result<Reply, JournalErr
                     what: format!("dead letter {seq} (see `gateway dlq list`)"),
                 })?;
             let message = journal.get(item.message_id)?.map(|m| MessageSummary {
-                message_type: m.header.message_type(),
-                control_id: m.header.control_id.clone(),
-                listener: m.listener.clone(),
+                message_type: m.meta.message_type.clone(),
+                control_id: m.meta.control_id.clone(),
+                listener: m.source.clone(),
                 received_at: clock::iso8601(m.received_at_ms),
                 bytes: m.raw.len(),
                 raw: raw.then(|| String::from_utf8_lossy(&m.raw).replace('\r', "\n")),

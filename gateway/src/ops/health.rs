@@ -15,10 +15,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::admin::StatusSource;
-use super::http::{self, Request, Response};
+use super::http_server::{self, Request, Response};
 use super::metrics;
 use super::watchdog::Heartbeats;
-use crate::journal::Journal;
+use journal::Journal;
 
 /// What `/readyz` and `/metrics` read. Filled in as the daemon starts.
 #[derive(Default)]
@@ -126,12 +126,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 }
 
 pub async fn serve(listener: TcpListener, state: Arc<OpsState>, shutdown: watch::Receiver<bool>) {
-    http::accept_loop(
+    http_server::accept_loop(
         listener,
         move |stream, _peer| {
             let state = state.clone();
             async move {
-                http::handle_connection(stream, &|r: &Request| state.answer(r)).await;
+                http_server::handle_connection(stream, &|r: &Request| state.answer(r)).await;
             }
         },
         shutdown,

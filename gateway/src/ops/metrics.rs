@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use super::admin::StatusReport;
-use super::histogram::HistogramSnapshot;
-use crate::fhir::UnmappedCodes;
+use fhir_map::UnmappedCodes;
+use journal::HistogramSnapshot;
 
 /// Readings beside the status report.
 #[derive(Debug, Clone, Default)]

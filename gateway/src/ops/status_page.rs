@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::admin::{StatusReport, StatusSource};
 use super::clock;
-use super::http::{self, Request, Response};
+use super::http_server::{self, Request, Response};
 use crate::config::StatusPageConfig;
 
 /// HTML-escape text for element content and quoted attributes.
@@ -301,19 +301,20 @@ pub async fn serve(
 ) -> Result<(), String> {
     let tls = match &cfg.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::mllp::tls::server_config(t).map_err(|e| format!("status_page.tls: {e}"))?,
+            crate::net::tls_config::server_config(t)
+                .map_err(|e| format!("status_page.tls: {e}"))?,
         )),
         None => None,
     };
     let cfg = Arc::new(cfg);
-    http::accept_loop(
+    http_server::accept_loop(
         listener,
         move |stream, _peer| {
             let (cfg, status, tls) = (cfg.clone(), status.clone(), tls.clone());
             async move {
                 let handler = |r: &Request| answer(&cfg, &status, r);
                 match tls {
-                    None => http::handle_connection(stream, &handler).await,
+                    None => http_server::handle_connection(stream, &handler).await,
                     Some(acceptor) => {
                         let hs = tokio::time::timeout(
                             std::time::Duration::from_secs(10),
@@ -321,7 +322,7 @@ pub async fn serve(
                         )
                         .await;
                         if let Ok(Ok(s)) = hs {
-                            http::handle_connection(s, &handler).await;
+                            http_server::handle_connection(s, &handler).await;
                         }
                     }
                 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::clock;
-use crate::journal::Journal;
+use journal::Journal;
 
 /// How often a critical loop should beat when it has nothing else to do.
 pub const BEAT_EVERY: Duration = Duration::from_secs(1);

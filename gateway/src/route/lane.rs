@@ -5,7 +5,7 @@
 //! schedule without loading messages and no identifier is stored twice in
 //! clear. Pure.
 
-use crate::hl7::HeaderSummary;
+use hl7::HeaderSummary;
 
 /// FNV-1a 64: tiny, stable across builds and platforms (the value is
 /// persisted), and good enough here: a collision only merges two patients'
@@ -43,7 +43,7 @@ pub fn patient_lane(header: &HeaderSummary) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hl7::header::PatientId;
+    use hl7::header::PatientId;
 
     fn h(id: &str, auth: &str) -> HeaderSummary {
         HeaderSummary {

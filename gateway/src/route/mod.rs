@@ -18,8 +18,8 @@ pub mod lane;
 pub use glob::Glob;
 
 use crate::config::RouteConfig;
-use crate::hl7::HeaderSummary;
-use crate::journal::Enqueue;
+use hl7::HeaderSummary;
+use journal::Enqueue;
 
 #[derive(Debug, Clone)]
 pub struct Router {
@@ -93,7 +93,7 @@ impl Router {
 mod tests {
     use super::*;
     use crate::config::Transform;
-    use crate::hl7::header::EncodingChars;
+    use hl7::header::EncodingChars;
 
     fn route(name: &str, from: &[&str], to: &[&str]) -> RouteConfig {
         RouteConfig {

@@ -1,9 +1,9 @@
 //! The results poller: every `interval`, a FHIR search (the configured URL
 //! plus `_lastUpdated=ge<cursor>`) fetches new DiagnosticReports with their
-//! results; each report becomes one ORU^R01 v2.5.1 (`fhir::results_to_oru`)
-//! that is journaled exactly like a message an MLLP listener received, then
-//! routed (routes name the poller in `from`), delivered, retried and
-//! dead-lettered the same way.
+//! results; each report becomes one ORU^R01 v2.5.1 (`fhir_map::results_to_oru`)
+//! that goes through the same accept path (`crate::accept`) as a message an
+//! MLLP listener received: routed (routes name the poller in `from`),
+//! journaled, delivered, retried and dead-lettered the same way.
 //!
 //! No result is lost or doubled across crashes: the cursor (the newest
 //! `lastUpdated` fully journaled) is written durably only after every
@@ -23,14 +23,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::results::{hl7_ts, next_link, split_reports};
+use crate::accept::{Accept, Disposition, Inbound, Kind, Origin, Role};
 use crate::auth::TokenProvider;
 use crate::config::PollerConfig;
-use crate::fhir::{results_to_oru, ToHl7Context};
-use crate::hl7::Message;
-use crate::journal::{Appended, Journal, NewMessage, Quarantined};
 use crate::ops::clock::unix_ms;
 use crate::ops::watchdog::Heartbeat;
-use crate::route::Router;
+use fhir_map::{results_to_oru, ToHl7Context};
+use journal::Quarantined;
 
 /// What a poller reports for `gateway status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -51,8 +50,9 @@ pub struct PollerState {
 
 pub struct Poller {
     pub cfg: PollerConfig,
-    pub journal: Journal,
-    pub router: Arc<Router>,
+    /// The accept path every report's ORU goes through (its journal also
+    /// keeps the reports that cannot be mapped).
+    pub accept: Accept,
     /// Where the cursor file lives (`<data_dir>/pollers`).
     pub state_dir: PathBuf,
     pub heartbeat: Heartbeat,
@@ -169,21 +169,21 @@ impl Poller {
         let h = token(auth).await?;
         let mut resp = send(h.clone())
             .await
-            .map_err(|e| PollError::Retry(crate::deliver::http::describe_reqwest(&e)))?;
+            .map_err(|e| PollError::Retry(crate::deliver::http_sender::describe_reqwest(&e)))?;
         if resp.status().as_u16() == 401 {
             if let (Some(p), Some(sent)) = (auth, &h) {
                 p.invalidate_if_current(sent);
                 let h = token(auth).await?;
-                resp = send(h)
-                    .await
-                    .map_err(|e| PollError::Retry(crate::deliver::http::describe_reqwest(&e)))?;
+                resp = send(h).await.map_err(|e| {
+                    PollError::Retry(crate::deliver::http_sender::describe_reqwest(&e))
+                })?;
             }
         }
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| PollError::Retry(crate::deliver::http::describe_reqwest(&e)))?;
+            .map_err(|e| PollError::Retry(crate::deliver::http_sender::describe_reqwest(&e)))?;
         if !(200..300).contains(&status) {
             return Err(PollError::Retry(format!(
                 "HTTP {status}: {}",
@@ -281,8 +281,8 @@ impl Poller {
                 let name = self.cursor_file();
                 let bytes = c.clone().into_bytes();
                 tokio::task::spawn_blocking(move || {
-                    crate::durable_fs::create_dir_all(&dir)?;
-                    crate::durable_fs::write_atomically(&dir, &name, &bytes)
+                    journal::durable_fs::create_dir_all(&dir)?;
+                    journal::durable_fs::write_atomically(&dir, &name, &bytes)
                 })
                 .await
                 .map_err(|e| PollError::Retry(format!("cursor task failed: {e}")))?
@@ -298,51 +298,37 @@ impl Poller {
         Ok(stored)
     }
 
-    /// Journal one ORU; true if new (false: a re-fetched duplicate).
+    /// Journal one ORU through the accept path; true if new (false: a
+    /// re-fetched duplicate).
     async fn journal_oru(&self, oru: Vec<u8>) -> Result<bool, PollError> {
-        let header = Message::parse(&oru)
-            .map_err(|e| {
-                PollError::Retry(format!("the ORU made from a report does not parse: {e}"))
-            })?
-            .header();
-        let destinations = self.router.destinations_for(&self.cfg.name, &header);
-        let unrouted = destinations.is_empty();
-        let message_type = header.message_type();
-        let control_id = header.control_id.clone();
-        let lane = crate::route::lane::patient_lane(&header);
-        let r = self
-            .journal
-            .append(NewMessage {
-                listener: self.cfg.name.clone(),
-                peer: format!("poller {}", self.cfg.name),
-                received_at_ms: unix_ms(),
-                header,
-                raw: oru,
-                ack: Vec::new(),
-                destinations,
-                patient_lane: lane,
+        let origin = Origin {
+            role: Role::Poller,
+            name: &self.cfg.name,
+            peer: format!("poller {}", self.cfg.name),
+        };
+        let answer = self
+            .accept
+            .accept(Inbound {
+                origin: &origin,
+                kind: Kind::Hl7v2,
+                bytes: oru,
+                wants_reply: false,
             })
-            .await
-            .map_err(|e| PollError::Retry(format!("journal: {e}")))?;
-        match r {
-            Appended::Stored { id } => {
+            .await;
+        match answer.disposition {
+            Disposition::Stored { id } => {
                 self.update(|s| s.stored += 1);
-                if unrouted {
-                    let _ = self.journal.audit(
-                        "filtered",
-                        &format!(
-                            "message {id} {message_type} from poller {}: no route takes it",
-                            self.cfg.name
-                        ),
-                    );
-                }
-                log::debug!(target: "gateway::poller", "poller {}: stored message {id} {message_type} control id '{control_id}'", self.cfg.name);
+                log::debug!(target: "gateway::poller", "poller {}: stored message {id} {} control id '{}'", self.cfg.name, answer.message_type, answer.control_id);
                 Ok(true)
             }
-            Appended::Duplicate { .. } => {
+            Disposition::Duplicate { .. } => {
                 self.update(|s| s.duplicates += 1);
                 Ok(false)
             }
+            Disposition::Refused { reason } => Err(PollError::Retry(format!(
+                "the ORU made from a report does not parse: {reason}"
+            ))),
+            Disposition::NotStored { error } => Err(PollError::Retry(format!("journal: {error}"))),
         }
     }
 
@@ -354,9 +340,10 @@ impl Poller {
     ) -> Result<(), PollError> {
         self.update(|s| s.unmappable += 1);
         log::warn!(target: "gateway::poller", "poller {}: a report cannot be mapped to ORU ({}); quarantined", self.cfg.name, crate::deliver::outage_log::error_class(why));
-        self.journal
+        self.accept
+            .journal
             .quarantine(Quarantined {
-                listener: self.cfg.name.clone(),
+                source: self.cfg.name.clone(),
                 peer: format!("poller {}", self.cfg.name),
                 received_at_ms: unix_ms(),
                 reason: format!("DiagnosticReport {report_id}: {why}"),

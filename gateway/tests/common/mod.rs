@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway::mllp::client::Client;
+use gateway::net::mllp_client::Client;
 
 pub mod http_peer;
 
@@ -297,6 +297,7 @@ pub fn send_one(addr: &str, msg: &[u8]) -> Result<Vec<u8>, String> {
         let mut c = Client::connect(addr, None, Duration::from_secs(20)).await?;
         c.exchange(msg).await
     })
+    .map_err(|e| e.to_string())
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
@@ -308,7 +309,7 @@ pub fn rt() -> tokio::runtime::Runtime {
 
 /// MSA-1 of an ACK payload.
 pub fn ack_code(ack: &[u8]) -> String {
-    gateway::hl7::parse_ack(ack)
+    hl7::parse_ack(ack)
         .map(|a| a.code)
         .unwrap_or_else(|e| format!("unreadable ACK: {e}"))
 }

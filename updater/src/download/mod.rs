@@ -1,7 +1,7 @@
 //! Downloading a target chunk by chunk, each verified against its signed
 //! SHA-256 before anyone writes it anywhere.
 //!
-//! - [`http::HttpSource`]: HTTP `Range` requests, short connect timeout, a
+//! - [`http_range::HttpSource`]: HTTP `Range` requests, short connect timeout, a
 //!   per-request timeout (a stalled server is a retry, not a hang), a body
 //!   read with a hard cap (a server that sends more than asked is cut off).
 //! - [`dir::DirSource`]: the same from a directory (USB stick,
@@ -12,7 +12,7 @@
 
 pub mod bitmap;
 pub mod dir;
-pub mod http;
+pub mod http_range;
 
 use crate::target::UpdateTarget;
 use crate::{Error, Result};

@@ -127,27 +127,33 @@ pub fn chunk_matches(dev: &mut dyn SlotDevice, target: &UpdateTarget, i: usize) 
 
 /// Reads the whole image back and checks its length-prefix hash and every
 /// chunk hash (step 4 of an install).
-pub fn verify_image(dev: &mut dyn SlotDevice, target: &UpdateTarget) -> Result<(), String> {
+/// A mismatch is [`crate::Error::ReadBack`].
+pub fn verify_image(dev: &mut dyn SlotDevice, target: &UpdateTarget) -> Result<()> {
+    use crate::Error::ReadBack;
     if target.length > dev.size() {
-        return Err(format!(
+        return Err(ReadBack(format!(
             "image is {} bytes but the slot holds only {}",
             target.length,
             dev.size()
-        ));
+        )));
     }
     let mut whole = Hasher::default();
     let mut buf = vec![0u8; target.chunk_size as usize];
     for i in 0..target.chunks.len() {
         let (off, len) = target.chunk_range(i);
         let b = &mut buf[..len as usize];
-        dev.read_at(off, b).map_err(|e| e.to_string())?;
+        dev.read_at(off, b)?;
         if crate::hash::sha256(b) != target.chunks[i] {
-            return Err(format!("chunk {i} (offset {off}) reads back wrong"));
+            return Err(ReadBack(format!(
+                "chunk {i} (offset {off}) reads back wrong"
+            )));
         }
         whole.update(b);
     }
     if whole.finish() != target.sha256 {
-        return Err("the image's SHA-256 does not match the signed target".into());
+        return Err(ReadBack(
+            "the image's SHA-256 does not match the signed target".into(),
+        ));
     }
     Ok(())
 }

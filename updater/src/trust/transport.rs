@@ -36,6 +36,24 @@ pub fn root_certificates(
     Ok(out)
 }
 
+/// The HTTP client both the metadata and the chunk downloads start from:
+/// the updater's user agent, the connect timeout, the trusted roots.
+pub fn client_builder(
+    connect_timeout: Duration,
+    certs: Vec<reqwest::Certificate>,
+) -> reqwest::ClientBuilder {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!(
+            "clinic-gateway-updater/",
+            env!("CARGO_PKG_VERSION")
+        ));
+    for c in certs {
+        b = b.add_root_certificate(c);
+    }
+    b
+}
+
 impl UpdaterTransport {
     pub fn new(
         connect_timeout: Duration,
@@ -43,18 +61,9 @@ impl UpdaterTransport {
         certs: Vec<reqwest::Certificate>,
         max_body: u64,
     ) -> crate::Result<Self> {
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
+        let client = client_builder(connect_timeout, certs)
             .timeout(timeout)
             .https_only(false)
-            .user_agent(concat!(
-                "clinic-gateway-updater/",
-                env!("CARGO_PKG_VERSION")
-            ));
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-        let client = b
             .build()
             .map_err(|e| crate::Error::Trust(format!("cannot build the HTTP client: {e}")))?;
         Ok(UpdaterTransport { client, max_body })

@@ -1,0 +1,899 @@
+//! The durable journal: every accepted message, its de-dup index, the
+//! per-destination outboxes, quarantined input and the audit trail, in one
+//! sled 0.34 tree behind our own write-ahead log (WAL), made durable before
+//! the sender is acknowledged.
+//!
+//! # Design constraints
+//!
+//! - **An ACK means durable.** [`Journal::append`] returns `Ok` only after
+//!   the message, its de-dup entry and its outbox entries survive a power
+//!   cut (DESIGN.md contract 1). The caller sends `AA` only then.
+//! - **Nothing silently dropped.** Every write is atomic per request; every
+//!   state change (control id reuse, quarantine, delivery, open) leaves an
+//!   audit event; every failure is a [`JournalError`], never a panic.
+//! - **Bounded.** Readers stream (`pending` pages, `audit_events` pages);
+//!   quarantine has entry and byte bounds; the disk has a quota and
+//!   watermarks; memory does not grow with the backlog.
+//! - **No PHI in logs.** Log lines carry ids, source, control id,
+//!   destination, counts and error kinds only. PHI lives in record values.
+//!
+//! # On-disk layout
+//!
+//! `<dir>/` is a sled 0.34.7 database: `conf`, `db` (the log), `blobs/<lsn>`
+//! (sled writes any log item over `segment_size / 4` = 128 KiB as its own
+//! file: a large message, *or a leaf node* of up to 16 medium values when
+//! sled consolidates it), `snap.<lsn>` (page-table snapshots, written
+//! `.generating` + `sync_all` + rename). Next to them, `<dir>/wal/
+//! <n:020>.wal` are our WAL segments (`wal.rs`: format, torn-tail and
+//! corruption rules). Everything in sled lives in ONE tree (the default
+//! one):
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `m` id:u64be | message: `meta_len:u32le, postcard(received_at, source, peer, MessageMeta, ack), raw` (record version 2; version 1, with the HL7 header summary in place of `MessageMeta`, is still read) |
+//! | `d` lp(source) lp(part)… (the message's de-dup parts; HL7: MSH-3 raw, MSH-4 raw, MSH-10) | id of the latest message with that key |
+//! | `o` lp(destination) id:u64be | received_at_ms (pending on that outbox) |
+//! | `q` seq:u64be | quarantined input (raw truncated to 64 KiB, original length kept) |
+//! | `a` seq:u64be | audit event: time, kind, detail |
+//! | `c` name | counter: `messages`, `duplicates`, `control_id_reuses`, `quarantined`, `q_entries`, `q_bytes`, `pending/<dest>`, `delivered/<dest>` |
+//! | `w` | seq of the last WAL record applied to sled (u64) |
+//!
+//! Record versions: message records are version 2 (the journal-owned
+//! [`MessageMeta`]: kind, sender, control id, message type, de-dup parts,
+//! filled by the gateway's accept path for any message format); every
+//! other record is version 1. Version 1 message records (which held the
+//! HL7 header summary) are still read and upgraded in memory, and the
+//! de-dup key of an HL7 message is byte for byte what version 1 wrote, so a
+//! journal written before opens, delivers and de-duplicates as it did. A
+//! binary older than record version 2 cannot read version 2 messages.
+//!
+//! `lp(x)` is `len:u32be ‖ x`, so no field can forge a boundary. Every
+//! value is a sealed record (`record.rs`): `version:u8 ‖ crc32:u32le ‖
+//! payload`, the CRC (crc32fast) covering version and payload. Reads verify
+//! it; a mismatch is [`JournalError::Corrupt`] naming the key (e.g. the
+//! message id), never a panic (sled issue #1533 reports corruption after an
+//! abrupt stop; this catches it at our layer too). The raw message is
+//! stored after the postcard meta, so it is copied once into the record on
+//! write and sliced (not decoded) on read.
+//!
+//! # What is durable when, and why
+//!
+//! sled's `flush()` calls only `sync_file_range` on the log (sled #1452):
+//! it persists neither the file size (metadata) nor the device cache. In
+//! measurements with a simulated power cut, insert+flush lost acknowledged
+//! writes in 35/35 runs. sled never syncs `conf`, blob files, or any
+//! directory. And every `apply_batch` writes and `sync_file_range`s sled's
+//! log (its `pin_log`): a disk round trip per call. So commits do not go
+//! through sled's durability at all; they go through the WAL:
+//!
+//! - **A commit (group of requests)** (`writer.rs`): the writer computes
+//!   each request's ops (absolute sets/removes: message, de-dup entry,
+//!   outbox entries, counters, audit events) against sled plus the ops the
+//!   group already staged, and stages them (all or nothing per request).
+//!   Then ONE WAL record (the group's ops + `w` = its seq, last) is written
+//!   to the current segment and `fdatasync`'d. Only then are the ops
+//!   applied to sled with plain inserts/removes (no flush). sled creates
+//!   blob files while doing so; the writer then `fsync`s every file closed
+//!   after write in `<dir>` and `<dir>/blobs/` since the last commit (an
+//!   inotify queue; all files if it overflowed or is unavailable) and
+//!   `blobs/` and/or `<dir>` if entries were created/renamed/removed — if
+//!   sled's pointer to a blob reaches disk and the blob does not, sled
+//!   panics at open. If sled wrote its log during the group (inotify
+//!   `IN_MODIFY` on `db`: a full I/O buffer, every few hundred small
+//!   messages), the group also runs sled's full durability protocol
+//!   (`flush` + the syncs above + `fdatasync(db)`): sled treats a log write
+//!   as stable once `sync_file_range` returns and may then free and reuse
+//!   segments, and a power cut that kept some of those writes and not
+//!   others left sled unopenable ("cannot find pid") on lossyfs. Only after
+//!   all of that succeeds does any request of the group get its reply.
+//!   A new WAL segment's directory entry is `fsync`'d before any record in
+//!   it. So the per-commit cost is one append + `fdatasync` of our file
+//!   (plus, on ~5% of commits with 1 KiB messages, sled's own sync).
+//! - **A checkpoint** (WAL over 64 MiB — or 1/16 of the quota or of the
+//!   filesystem if smaller — or 30 s old, checked after each commit; at
+//!   close; after recovery): sled `flush()`, the syncs above, then
+//!   `fdatasync(db)`; now sled alone holds everything; then the WAL segment
+//!   is deleted, the `wal/` directory `fsync`'d, and a new segment created
+//!   (and its directory entry `fsync`'d). Old segments are deleted before the
+//!   new one is created, so only the newest segment can end torn.
+//! - **At open** (`writer::recover`): create missing directories and fsync
+//!   each and its parent; `sled::open`; `fsync` `db`, `conf`, every file
+//!   under `blobs/`, `blobs/` itself, `<dir>` and its parent (sled's own
+//!   recovery is a log replay from the last snapshot). Then every WAL
+//!   segment is read in order and every record with seq greater than sled's
+//!   `w` is applied (sled recovers a prefix of the inserts of a group, in
+//!   order, and `w` is the group's last op, so this completes exactly the
+//!   groups sled lacks; replaying is idempotent). A bad record at the end of
+//!   the newest segment is a torn tail (its `fdatasync` never completed, so
+//!   it was never acknowledged): it is discarded and logged. A bad record
+//!   followed by a valid one, a bad record in an older segment, or a gap in
+//!   the seqs means acknowledged data may be missing: open fails with
+//!   [`JournalError::Corrupt`] naming the WAL file and offset, and the WAL
+//!   is left untouched for analysis (we refuse to run rather than silently
+//!   drop acknowledged messages). After replay: checkpoint, new WAL, load
+//!   counters and next ids from sled (so they include replayed groups).
+//! - `audit()` is fire-and-forget: its event is staged and logged with the
+//!   next group that has a waiting request, or on its own after at most
+//!   50 ms (`AUDIT_DEFER`); a crash before that loses it (the daemon audits
+//!   every unrouted message right after its append; logging that alone
+//!   would be a second `fdatasync` per message). sled's background flusher
+//!   is disabled (`flush_every_ms(None)`).
+//! - What a power cut can leave: sled as of its last sync plus possibly a
+//!   torn suffix of its own later log writes (which sled's recovery
+//!   discards), and the WAL holding every acknowledged group since the
+//!   last checkpoint. Unacknowledged groups are either absent or (if their
+//!   WAL record became durable before the cut) present: at-least-once.
+//!
+//! `tests/journal_durability_strace.rs` checks this at the syscall level:
+//! at every ACK the WAL, every blob and every created entry were synced
+//! after their last write and before the ACK; at every WAL segment deletion
+//! everything, sled's `db` included, was.
+//!
+//! # Memory
+//!
+//! sled's page cache is capped at [`writer::SLED_CACHE_BYTES`]; the writer
+//! holds one group's ops (at most `max_batch` requests) and no per-message
+//! state; replay at open reads one WAL segment (bounded by the checkpoint
+//! size) at a time.
+//!
+//! # Group commit
+//!
+//! One writer OS thread (`writer.rs`) owns all mutations. Requests arrive
+//! on an unbounded channel (backpressure comes from callers awaiting their
+//! reply: one in-flight message per connection). The writer blocks for one
+//! request, drains up to `max_batch` that are queued, stages each, then
+//! does ONE WAL append + `fdatasync` and replies to all. Concurrent
+//! appenders thus share one fdatasync; see [`Journal::commit_stats`].
+//!
+//! # Invariants
+//!
+//! - Ids are `1..`, strictly increasing, never reused: the next id is the
+//!   largest stored `m` key + 1 (at open and after any reopen).
+//! - A message, its `d` entry, its `o` entries, its counters and (for a
+//!   control id reuse) its audit event are in one WAL record: after a crash
+//!   and recovery all or none of them exist.
+//! - De-dup is decided by the single writer, so concurrent retransmissions
+//!   cannot both be stored. Same key + identical raw bytes → `Duplicate`
+//!   with the first ACK (counted); same key + different bytes → a new
+//!   message, an audit `control_id_reuse`, and the `d` entry then points at
+//!   the newest message (later retransmissions of the newest are the likely
+//!   ones).
+//! - `o` entries are the delivery state: present = pending, removed by
+//!   `mark_delivered` (idempotent), which also writes a `delivered` audit
+//!   event in the same batch, so every per-message state change is in the
+//!   audit trail.
+//! - Counters are persisted in the same batch as the change they count, so
+//!   open is O(counters), not O(messages); `stats()` reads the in-memory
+//!   copy published after each successful commit, plus one `first()` lookup
+//!   per destination for the oldest pending time.
+//!
+//! # Errors, disk full and recovery
+//!
+//! Before each append/quarantine the writer checks the filesystem (statvfs,
+//! as `df` computes use) against `refuse_at_percent`, and, with
+//! `quota_bytes`, the journal size (`size_on_disk`, re-measured at most
+//! every 500 ms, plus bytes written since; the WAL is not counted: it is a
+//! transient second copy bounded by the checkpoint size, which is at most
+//! 1/16 of the quota). It also requires `2 × size +
+//! 2 MiB` free on the filesystem: sled 0.34.7 *wedges* if writing a blob
+//! file fails with ENOSPC (`reserve_inner` returns early holding an I/O
+//! buffer writer slot, so every later `flush()` and sled's own `Drop` block
+//! forever), so we refuse before sled can hit ENOSPC from our own writes.
+//! Over → `Full` with an actionable reason. ENOSPC/EDQUOT from sled or a sync → `Full` too. Any
+//! I/O failure during a commit fails every request of that group (none is
+//! acknowledged; if it came after the WAL record was synced, the group is
+//! durable anyway and a retransmission is answered as a duplicate), then the writer drops the sled `Db` (sled poisons itself
+//! after an I/O error; after a failed fsync the page cache may have dropped
+//! dirty pages) and reopens it, reloading counters from disk. So once space
+//! returns, appends succeed again without a restart. The failed instance is
+//! dropped on a reaper thread with a 2 s bound so a wedged sled cannot hang
+//! the writer; if it does wedge (another process filled the disk between
+//! our check and sled's blob write) its file lock stays held, reopening
+//! fails, and requests get an `Io` error naming the journal until restart.
+//!
+//! On open: recovery as above (sled's, then WAL replay, then a
+//! checkpoint); then we load counters, verify the CRC of the newest 64
+//! messages, and durably write an audit `journal_open` summary (counts,
+//! next id, any corrupt ids found, WAL records replayed, torn tail) before
+//! accepting requests. After an I/O failure the writer reopens through the
+//! same recovery (so the WAL is replayed and a torn record cut off before
+//! anything is appended again).
+//!
+//! Dropping the last [`Journal`] handle stops the writer after a final
+//! checkpoint; [`Journal::close`] does so explicitly; later calls → `Closed`.
+//! A process killed without either loses nothing acknowledged: the next
+//! open replays the WAL.
+
+mod durability;
+mod quota;
+mod record;
+mod wal;
+pub(crate) mod writer;
+
+pub mod bench_support;
+mod delivery;
+pub mod durable_fs;
+pub mod histogram;
+pub mod retention;
+
+pub use delivery::{dlq_notify_key, DeadLetter, GiveUp, PendingEntry};
+pub use histogram::{Histogram, HistogramSnapshot};
+pub use record::OutboxRec;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use durability::CommitSync;
+pub use writer::QUARANTINE_RAW_MAX;
+use writer::{Req, Shared};
+
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    /// Directory of the sled database, e.g. `<data_dir>/journal`.
+    pub dir: PathBuf,
+    /// Most bytes the journal directory may use; `None` = only the filesystem watermark applies.
+    pub quota_bytes: Option<u64>,
+    /// Refuse new messages when use (of the quota, or of the filesystem) is at or above this percent.
+    pub refuse_at_percent: u8,
+    /// Warn (log + stats flag) at or above this percent.
+    pub warn_at_percent: u8,
+    /// Quarantine bounds: oldest entries are evicted past these.
+    pub quarantine_max_entries: usize,
+    pub quarantine_max_bytes: u64,
+    /// Most requests one group commit takes.
+    pub max_batch: usize,
+    /// The wall clock that stamps audit events, dead letters, the writer's
+    /// heartbeat and the retention cutoff. The daemon passes its own
+    /// (`ops::clock::unix_ms`); the default is [`system_clock_ms`].
+    pub clock: WallClock,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub type WallClock = fn() -> u64;
+
+/// The system clock (0 if it is before 1970): [`JournalConfig`]'s default.
+pub fn system_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl JournalConfig {
+    pub fn new(dir: PathBuf) -> Self {
+        JournalConfig {
+            dir,
+            quota_bytes: None,
+            refuse_at_percent: 95,
+            warn_at_percent: 80,
+            quarantine_max_entries: 1000,
+            quarantine_max_bytes: 64 * 1024 * 1024,
+            max_batch: 256,
+            clock: system_clock_ms,
+        }
+    }
+}
+
+/// [`MessageMeta::kind`] of an HL7 v2 message.
+pub const KIND_HL7V2: &str = "hl7v2";
+
+/// What the journal keeps about a message besides its bytes: enough to
+/// de-duplicate, list and log it without parsing the bytes again. The
+/// accept path fills it for whatever the message is (HL7 v2 today; an X12
+/// file or a FHIR resource uses the same fields), so the journal knows
+/// nothing of any message format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MessageMeta {
+    /// What the bytes are: [`KIND_HL7V2`], later e.g. "x12", "fhir+ndjson".
+    pub kind: String,
+    /// Who sent it, as the message itself says (HL7: MSH-3 and MSH-4 as
+    /// sent, joined by the field separator).
+    pub sender: String,
+    /// The sender's id for this message (HL7 MSH-10; X12 ISA13; a file name).
+    pub control_id: String,
+    /// For logs, status and routing, e.g. "ORU^R01" or "837P".
+    pub message_type: String,
+    /// What makes a retransmission the same message within its source: the
+    /// de-dup key is (source, these parts). HL7: MSH-3 raw, MSH-4 raw, MSH-10.
+    pub dedup: Vec<String>,
+}
+
+/// One accepted inbound message, before it is journaled.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The listener or poller (any source) it came from, by its configured name.
+    pub source: String,
+    pub peer: String,
+    pub received_at_ms: u64,
+    pub meta: MessageMeta,
+    pub raw: Vec<u8>,
+    /// The ACK that will be sent if the append succeeds; stored so that a
+    /// retransmission can be answered with the very same ACK.
+    pub ack: Vec<u8>,
+    /// Outboxes to enqueue the message on, atomically with the append.
+    pub destinations: Vec<Enqueue>,
+    /// The patient lane (hash of the first PID-3 and its authority; 0 =
+    /// no patient), stored with each outbox entry for ordered delivery.
+    pub patient_lane: u64,
+}
+
+/// One outbox a message goes on, and the transform its route asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueue {
+    pub destination: String,
+    pub transform: String,
+}
+
+impl Enqueue {
+    /// `destination` with no transform.
+    pub fn plain(destination: &str) -> Enqueue {
+        Enqueue {
+            destination: destination.to_string(),
+            transform: "none".to_string(),
+        }
+    }
+}
+
+/// A dead letter moved (replayed or purged).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Replayed {
+    pub seq: u64,
+    pub destination: String,
+    pub message_id: u64,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneReport {
+    pub messages: u64,
+    pub bytes: u64,
+    pub audit_events: u64,
+    /// Old messages kept because an outbox or dead letter still holds them.
+    pub kept_held: u64,
+    /// Where the next call should continue (exclusive).
+    pub next_after: u64,
+    /// The scan reached messages newer than the cutoff (or the end).
+    pub reached_end: bool,
+    pub highest_pruned: u64,
+    pub highest_audit: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    Stored { id: u64 },
+    Duplicate { id: u64, first_ack: Vec<u8> },
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: u64,
+    pub received_at_ms: u64,
+    pub source: String,
+    pub peer: String,
+    pub meta: MessageMeta,
+    pub raw: Vec<u8>,
+    pub ack: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    /// The listener or poller it came from.
+    pub source: String,
+    pub peer: String,
+    pub received_at_ms: u64,
+    /// Why it was rejected (no PHI: e.g. "MSH-9: message type is empty").
+    pub reason: String,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OutboxStats {
+    pub pending: u64,
+    pub delivered: u64,
+    /// In the dead-letter queue now.
+    pub dead: u64,
+    /// Ever dead-lettered.
+    pub dead_total: u64,
+    pub oldest_pending_received_at_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct JournalStats {
+    pub messages: u64,
+    pub duplicates: u64,
+    pub control_id_reuses: u64,
+    pub quarantined: u64,
+    pub bytes_on_disk: u64,
+    pub disk_percent_used: u8,
+    /// Delivered messages removed by retention, ever.
+    pub pruned: u64,
+    pub per_destination: BTreeMap<String, OutboxStats>,
+}
+
+/// Every error of the journal. `Io` keeps the `std::io::Error` as its
+/// [`std::error::Error::source`]; its Display also says it (as it always has),
+/// because operators read these one-line messages.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Over the quota/watermark or the disk is full: sender gets AE/CE + ERR 207.
+    #[error("journal full: {reason}")]
+    Full { reason: String },
+    #[error("journal I/O error: {context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("journal corrupt: {context}")]
+    Corrupt { context: String },
+    /// What an operator asked for does not exist (e.g. a dead letter id).
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("journal closed")]
+    Closed,
+}
+
+/// One audit trail event. `detail` carries no PHI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEvent {
+    pub seq: u64,
+    pub at_ms: u64,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// One held quarantine entry (`item.raw` truncated to [`QUARANTINE_RAW_MAX`]).
+#[derive(Debug, Clone)]
+pub struct QuarantineEntry {
+    pub seq: u64,
+    pub item: Quarantined,
+    pub original_len: u64,
+}
+
+/// Group-commit counters since open.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CommitStats {
+    /// Durable commits (each = one `flush()` + one `fdatasync(db)`).
+    pub commits: u64,
+    /// Requests served by those commits.
+    pub requests: u64,
+    /// Largest number of requests one commit served.
+    pub largest_batch: u64,
+    /// Times the writer dropped and reopened sled after an I/O error.
+    pub reopens: u64,
+    /// Commits that also had to make sled durable (sled wrote its log
+    /// during the group: flush + fdatasync(db) on top of the WAL sync).
+    pub sled_syncs: u64,
+    /// Checkpoints (sled made durable, WAL emptied) since open.
+    pub checkpoints: u64,
+}
+
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    tx: Mutex<Option<mpsc::UnboundedSender<Req>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel makes the writer do a final flush and exit.
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() && h.join().is_err() {
+                log::error!("journal: writer thread panicked");
+            }
+        }
+    }
+}
+
+pub(crate) fn corrupt(what: String, why: &str) -> JournalError {
+    JournalError::Corrupt {
+        context: format!("{what}: {why}"),
+    }
+}
+
+/// Newest messages whose CRC is verified at open.
+const OPEN_TAIL_CHECK: usize = 64;
+
+impl Journal {
+    pub fn open(cfg: JournalConfig) -> Result<Journal, JournalError> {
+        let existed = cfg.dir.join("db").exists();
+        let writer::Recovered {
+            db,
+            mut dur,
+            wal,
+            mut state,
+            replayed,
+            torn,
+        } = writer::recover(&cfg)?;
+
+        // Tail check: the records written last are the ones a crash hurts.
+        let mut checked = 0usize;
+        let mut bad: Vec<u64> = Vec::new();
+        for item in db
+            .scan_prefix([record::P_MESSAGE])
+            .rev()
+            .take(OPEN_TAIL_CHECK)
+        {
+            let (k, v) = item.map_err(|e| writer::map_sled("scan newest messages".into(), e))?;
+            checked += 1;
+            if record::decode_message(&v).is_err() {
+                bad.push(record::seq_of_key(&k).unwrap_or(0));
+            }
+        }
+        let pending: u64 = state
+            .named
+            .iter()
+            .filter(|(k, _)| k.starts_with("pending/"))
+            .map(|(_, v)| *v)
+            .sum();
+        let summary = format!(
+            "{} messages={} next_id={} pending={} quarantined_held={} tail_checked={} tail_corrupt={:?} \
+             wal_replayed={replayed} wal_torn_tail={}",
+            if existed { "recovered" } else { "created" },
+            state.get("messages"),
+            state.next_id,
+            pending,
+            state.get("q_entries"),
+            checked,
+            bad,
+            torn.as_ref()
+                .map_or("none".to_string(), |(p, off)| format!("{}@{off}", p.display()))
+        );
+        if bad.is_empty() {
+            log::info!("journal: opened {}: {summary}", cfg.dir.display());
+        } else {
+            log::error!(
+                "journal: opened {} with corrupt records: {summary}",
+                cfg.dir.display()
+            );
+        }
+
+        // The open summary is written durably before the writer starts, so
+        // it is in the trail before any message of this run.
+        let mut b = wal::OpBatch::default();
+        writer::push_audit(
+            &mut b,
+            &mut state.next_audit,
+            (cfg.clock)(),
+            "journal_open",
+            &summary,
+        )?;
+        // Written straight to sled and checkpointed (not through the WAL).
+        db.apply_batch(b.to_sled()).map_err(|e| {
+            writer::map_sled(format!("write open summary in {}", cfg.dir.display()), e)
+        })?;
+        writer::checkpoint_sled(&cfg.dir, &db, &mut dur)?;
+
+        let shared = Arc::new(Shared {
+            cfg: cfg.clone(),
+            db: RwLock::new(Some(db.clone())),
+            closed: AtomicBool::new(false),
+            counters: Mutex::new(state.clone()),
+            usage: Default::default(),
+            notifies: Mutex::new(Default::default()),
+            commits: AtomicU64::new(0),
+            committed_requests: AtomicU64::new(0),
+            largest_batch: AtomicU64::new(0),
+            reopens: AtomicU64::new(0),
+            sled_syncs: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            last_sync: Mutex::new(CommitSync::default()),
+            alive_ms: AtomicU64::new((cfg.clock)()),
+            dlq_changes: AtomicU64::new(0),
+            commit_latency: Default::default(),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let w = writer::Writer::new(shared.clone(), rx, db, dur, wal, state);
+        let thread = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || w.run())
+            .map_err(|e| JournalError::Io {
+                context: "spawn journal writer thread".into(),
+                source: e,
+            })?;
+        Ok(Journal {
+            inner: Arc::new(Inner {
+                shared,
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    fn send(&self, req: Req) -> Result<(), JournalError> {
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        let g = self.inner.tx.lock().map_err(|_| JournalError::Closed)?;
+        match &*g {
+            Some(tx) => tx.send(req).map_err(|_| JournalError::Closed),
+            None => Err(JournalError::Closed),
+        }
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Req) -> Result<T, JournalError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.await.unwrap_or(Err(JournalError::Closed))
+    }
+
+    /// Returns only after the message (and its outbox entries) are durable.
+    pub async fn append(&self, msg: NewMessage) -> Result<Appended, JournalError> {
+        self.call(|tx| Req::Append(Box::new(msg), tx)).await
+    }
+
+    /// Keep rejected input (bounded; oldest evicted). Durable on return.
+    pub async fn quarantine(&self, q: Quarantined) -> Result<(), JournalError> {
+        self.call(|tx| Req::Quarantine(Box::new(q), tx)).await
+    }
+
+    /// Audit event; `detail` must carry no PHI. Queued to the writer and
+    /// made durable by its next commit (this call does not wait for it).
+    pub fn audit(&self, kind: &str, detail: &str) -> Result<(), JournalError> {
+        self.send(Req::Audit {
+            at_ms: self.inner.shared.now_ms(),
+            kind: kind.to_string(),
+            detail: detail.to_string(),
+        })
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<StoredMessage>, JournalError> {
+        let db = self.inner.shared.db()?;
+        let v = match db
+            .get(record::message_key(id))
+            .map_err(|e| writer::map_sled(format!("read message {id}"), e))?
+        {
+            Some(v) => v,
+            None => return Ok(None),
+        };
+        let (head, raw) =
+            record::decode_message(&v).map_err(|why| corrupt(format!("message {id}"), why))?;
+        Ok(Some(StoredMessage {
+            id,
+            received_at_ms: head.received_at_ms,
+            source: head.source,
+            peer: head.peer,
+            meta: head.meta,
+            raw: raw.to_vec(),
+            ack: head.ack,
+        }))
+    }
+
+    /// Up to `limit` pending ids for `destination`, ascending, strictly after `after`.
+    pub fn pending(
+        &self,
+        destination: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u64>, JournalError> {
+        Ok(self
+            .pending_entries(destination, after, limit)?
+            .into_iter()
+            .map(|e| e.id)
+            .collect())
+    }
+
+    pub async fn mark_delivered(&self, destination: &str, id: u64) -> Result<(), JournalError> {
+        let d = destination.to_string();
+        self.call(|tx| Req::Delivered(d, id, tx)).await
+    }
+
+    /// Woken whenever a message is enqueued on `destination` (after the
+    /// enqueue is durable). Wake-ups may be spurious; re-check `pending`.
+    pub fn outbox_notify(&self, destination: &str) -> Arc<tokio::sync::Notify> {
+        self.inner.shared.notify(destination)
+    }
+
+    /// Cheap: counters from memory, one lookup per destination.
+    /// How long ago the writer thread's loop last came round. It wakes at
+    /// least every second when idle, so a large value means it is stuck
+    /// (the daemon's watchdog then stops pinging systemd).
+    pub fn writer_heartbeat_age(&self) -> std::time::Duration {
+        let last = self.inner.shared.alive_ms.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(self.inner.shared.now_ms().saturating_sub(last))
+    }
+
+    pub fn stats(&self) -> JournalStats {
+        let sh = &self.inner.shared;
+        let c = match sh.counters.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let mut per_destination: BTreeMap<String, OutboxStats> = BTreeMap::new();
+        for (k, v) in &c.named {
+            if let Some(d) = k.strip_prefix("pending/") {
+                per_destination.entry(d.to_string()).or_default().pending = *v;
+            } else if let Some(d) = k.strip_prefix("delivered/") {
+                per_destination.entry(d.to_string()).or_default().delivered = *v;
+            } else if let Some(d) = k.strip_prefix("dead/") {
+                per_destination.entry(d.to_string()).or_default().dead = *v;
+            } else if let Some(d) = k.strip_prefix("dead_total/") {
+                per_destination.entry(d.to_string()).or_default().dead_total = *v;
+            }
+        }
+        if let Ok(db) = sh.db() {
+            for (d, s) in per_destination.iter_mut() {
+                if s.pending == 0 {
+                    continue;
+                }
+                if let Some(Ok((_, v))) = db.scan_prefix(record::outbox_prefix(d)).next() {
+                    s.oldest_pending_received_at_ms =
+                        record::decode_outbox(&v).ok().map(|e| e.received_at_ms);
+                }
+            }
+        }
+        JournalStats {
+            messages: c.get("messages"),
+            duplicates: c.get("duplicates"),
+            control_id_reuses: c.get("control_id_reuses"),
+            quarantined: c.get("quarantined"),
+            pruned: c.get("pruned"),
+            bytes_on_disk: sh.usage.bytes_on_disk.load(Ordering::Relaxed),
+            disk_percent_used: sh.usage.percent_used.load(Ordering::Relaxed),
+            per_destination,
+        }
+    }
+
+    /// Flush and stop the writer; later calls return `Closed`.
+    pub async fn close(&self) -> Result<(), JournalError> {
+        let r = self.call(Req::Close).await;
+        if let Ok(mut g) = self.inner.tx.lock() {
+            g.take();
+        }
+        // The writer has dropped sled before replying; reap the thread off
+        // the async executor.
+        let handle = self.inner.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        r
+    }
+
+    /// Up to `limit` audit events with `seq > after`, oldest first.
+    pub fn audit_events(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, JournalError> {
+        let db = self.inner.shared.db()?;
+        let start = record::seq_key(record::P_AUDIT, after.map_or(0, |a| a.saturating_add(1)));
+        let mut out = Vec::new();
+        for item in db.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(|e| writer::map_sled("scan audit trail".into(), e))?;
+            if k.first() != Some(&record::P_AUDIT) {
+                break;
+            }
+            let seq = record::seq_of_key(&k).unwrap_or(0);
+            let r: record::AuditRec = record::decode_postcard(&v)
+                .map_err(|why| corrupt(format!("audit event {seq}"), why))?;
+            out.push(AuditEvent {
+                seq,
+                at_ms: r.at_ms,
+                kind: r.kind,
+                detail: r.detail,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` held quarantine entries with `seq > after`, oldest first.
+    pub fn quarantined(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<QuarantineEntry>, JournalError> {
+        let db = self.inner.shared.db()?;
+        let start = record::seq_key(
+            record::P_QUARANTINE,
+            after.map_or(0, |a| a.saturating_add(1)),
+        );
+        let mut out = Vec::new();
+        for item in db.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(|e| writer::map_sled("scan quarantine".into(), e))?;
+            if k.first() != Some(&record::P_QUARANTINE) {
+                break;
+            }
+            let seq = record::seq_of_key(&k).unwrap_or(0);
+            let r: record::QuarantineRec = record::decode_postcard(&v)
+                .map_err(|why| corrupt(format!("quarantine entry {seq}"), why))?;
+            out.push(QuarantineEntry {
+                seq,
+                original_len: r.original_len,
+                item: Quarantined {
+                    source: r.source,
+                    peer: r.peer,
+                    received_at_ms: r.received_at_ms,
+                    reason: r.reason,
+                    raw: r.raw,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Verify the CRC of every message (streamed). Returns the number of
+    /// messages checked and the ids of corrupt ones.
+    pub fn verify_all(&self) -> Result<(u64, Vec<u64>), JournalError> {
+        let db = self.inner.shared.db()?;
+        let mut n = 0;
+        let mut bad = Vec::new();
+        for item in db.scan_prefix([record::P_MESSAGE]) {
+            let (k, v) = item.map_err(|e| writer::map_sled("scan messages".into(), e))?;
+            n += 1;
+            if record::decode_message(&v).is_err() {
+                bad.push(record::seq_of_key(&k).unwrap_or(0));
+            }
+        }
+        Ok((n, bad))
+    }
+
+    /// Group-commit counters (commits = durable syncs of the log).
+    pub fn commit_stats(&self) -> CommitStats {
+        let sh = &self.inner.shared;
+        CommitStats {
+            commits: sh.commits.load(Ordering::Relaxed),
+            requests: sh.committed_requests.load(Ordering::Relaxed),
+            largest_batch: sh.largest_batch.load(Ordering::Relaxed),
+            reopens: sh.reopens.load(Ordering::Relaxed),
+            sled_syncs: sh.sled_syncs.load(Ordering::Relaxed),
+            checkpoints: sh.checkpoints.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Now, by the journal's clock ([`JournalConfig::clock`]).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.inner.shared.now_ms()
+    }
+
+    /// Durations of group commits (WAL append + fdatasync) since open.
+    pub fn commit_latency(&self) -> HistogramSnapshot {
+        self.inner.shared.commit_latency.snapshot()
+    }
+
+    /// What the last successful commit synced (paths, in order).
+    pub fn last_commit_sync(&self) -> CommitSync {
+        match self.inner.shared.last_sync.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// TEST HOOK: overwrite the stored record of message `id` with `value`
+    /// (through the writer, so it is durable), to test corruption handling.
+    #[doc(hidden)]
+    pub async fn debug_overwrite_message_record(
+        &self,
+        id: u64,
+        value: Vec<u8>,
+    ) -> Result<(), JournalError> {
+        let k = record::message_key(id).to_vec();
+        self.call(|tx| Req::RawPut(k, value, tx)).await
+    }
+
+    /// TEST HOOK: the stored (sealed) record of message `id`.
+    #[doc(hidden)]
+    pub fn debug_message_record(&self, id: u64) -> Result<Option<Vec<u8>>, JournalError> {
+        let db = self.inner.shared.db()?;
+        db.get(record::message_key(id))
+            .map(|o| o.map(|v| v.to_vec()))
+            .map_err(|e| writer::map_sled(format!("read message {id}"), e))
+    }
+}
