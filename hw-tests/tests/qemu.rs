@@ -511,12 +511,9 @@ fn s3_update_over_http() {
     );
     must(vm.wait_ready(BOOT));
     must(vm.wait_console_shell(CMD));
+    // (The version is learnt from /usr/share/updater/image.json at the first check.)
     let before = must(vm.sh_ok("updater status", CMD));
-    assert!(
-        before.contains("slot A (running): 1.0.0"),
-        "{}",
-        vm.fail(&before)
-    );
+    assert!(before.contains("slot A (running)"), "{}", vm.fail(&before));
     let off = vm.console_len();
     let _ = vm.sh("updater install --now", Duration::from_secs(900));
     must(vm.wait_console(off, "BdsDxe: starting", Duration::from_secs(900)));
