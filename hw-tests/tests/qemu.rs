@@ -514,8 +514,26 @@ fn s3_update_over_http() {
     // (The version is learnt from /usr/share/updater/image.json at the first check.)
     let before = must(vm.sh_ok("updater status", CMD));
     assert!(before.contains("slot A (running)"), "{}", vm.fail(&before));
+    // The boot's own health check holds the updater's lock until it is done.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while must(vm.sh("systemctl is-active updater-health", CMD))
+        .1
+        .trim()
+        != "active"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            vm.fail("updater-health never finished")
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
     let off = vm.console_len();
-    let _ = vm.sh("updater install --now", Duration::from_secs(900));
+    // Stages v2 and reboots: the shell dies with the reboot (Err), or the
+    // install failed (a non-zero exit).
+    if let Ok((code, out)) = vm.sh("updater install --now", Duration::from_secs(900)) {
+        assert_eq!(code, 0, "{}", vm.fail(&format!("updater install: {out}")));
+    }
     must(vm.wait_console(off, "BdsDxe: starting", Duration::from_secs(900)));
     vm.boot_offset = off;
     vm.started = Instant::now();
