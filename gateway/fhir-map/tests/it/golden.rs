@@ -8,12 +8,7 @@ use hl7::Message;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-fn corpus(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus/fhir")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use crate::support;
 
 fn translate(raw: &[u8], ctx: &MapContext) -> Value {
     fhir_map::translate(&Message::parse(raw).unwrap(), ctx).unwrap()
@@ -44,7 +39,10 @@ fn by_code<'v>(bundle: &'v Value, code: &str) -> &'v Value {
 
 #[test]
 fn oru_lab_values_units_ranges_statuses_and_dates() {
-    let b = translate(&corpus("oru_r01_lipid_1.hl7"), &MapContext::new("acme"));
+    let b = translate(
+        &support::own("oru_r01_lipid_1.hl7"),
+        &MapContext::new("acme"),
+    );
     assert_eq!(b["type"], "transaction");
     assert_eq!(b["identifier"]["value"], "ORU0");
     assert_eq!(b["timestamp"], "2024-03-12T09:30:00-05:00");
@@ -99,7 +97,7 @@ fn oru_lab_values_units_ranges_statuses_and_dates() {
 
 #[test]
 fn patient_identity_demographics_and_us_core_extensions() {
-    let b = translate(&corpus("adt_a01_2.hl7"), &MapContext::new("acme"));
+    let b = translate(&support::own("adt_a01_2.hl7"), &MapContext::new("acme"));
     let p = one(&b, "Patient");
     assert_eq!(p["identifier"][0]["value"], "MRN1002");
     assert_eq!(
@@ -170,11 +168,11 @@ fn patient_identity_demographics_and_us_core_extensions() {
 
 #[test]
 fn discharge_and_person_update() {
-    let a03 = translate(&corpus("adt_a03_1.hl7"), &MapContext::new("acme"));
+    let a03 = translate(&support::own("adt_a03_1.hl7"), &MapContext::new("acme"));
     let enc = one(&a03, "Encounter");
     assert_eq!(enc["status"], "finished");
     assert_eq!(enc["period"]["end"], "2024-03-14T11:00:00-05:00");
-    let a31 = translate(&corpus("adt_a31_1.hl7"), &MapContext::new("acme"));
+    let a31 = translate(&support::own("adt_a31_1.hl7"), &MapContext::new("acme"));
     assert!(resources(&a31, "Encounter").is_empty());
 }
 
@@ -189,7 +187,7 @@ fn same_message_twice_gives_identical_bundles() {
         "siu_s12_1.hl7",
         "mdm_t02_1.hl7",
     ] {
-        let raw = corpus(name);
+        let raw = support::own(name);
         assert_eq!(translate(&raw, &ctx), translate(&raw, &ctx), "{name}");
     }
 }
@@ -197,8 +195,8 @@ fn same_message_twice_gives_identical_bundles() {
 #[test]
 fn a04_then_a08_updates_one_patient() {
     let ctx = MapContext::new("acme");
-    let a04 = translate(&corpus("adt_a04_same_patient.hl7"), &ctx);
-    let a08 = translate(&corpus("adt_a08_same_patient.hl7"), &ctx);
+    let a04 = translate(&support::own("adt_a04_same_patient.hl7"), &ctx);
+    let a08 = translate(&support::own("adt_a08_same_patient.hl7"), &ctx);
     let (p1, p2) = (one(&a04, "Patient"), one(&a08, "Patient"));
     assert_eq!(p1["id"], p2["id"]);
     assert_ne!(p1, p2, "the A08 carries new data");
@@ -216,7 +214,7 @@ fn a04_then_a08_updates_one_patient() {
     );
     // Another tenant: another id.
     let other = translate(
-        &corpus("adt_a04_same_patient.hl7"),
+        &support::own("adt_a04_same_patient.hl7"),
         &MapContext::new("other"),
     );
     assert_ne!(one(&other, "Patient")["id"], p1["id"]);
@@ -225,8 +223,8 @@ fn a04_then_a08_updates_one_patient() {
 #[test]
 fn oru_correction_updates_the_same_observation() {
     let ctx = MapContext::new("acme");
-    let first = translate(&corpus("oru_r01_lipid_1.hl7"), &ctx);
-    let corrected = translate(&corpus("oru_r01_lipid_1_corrected.hl7"), &ctx);
+    let first = translate(&support::own("oru_r01_lipid_1.hl7"), &ctx);
+    let corrected = translate(&support::own("oru_r01_lipid_1_corrected.hl7"), &ctx);
     let (a, b) = (by_code(&first, "2093-3"), by_code(&corrected, "2093-3"));
     assert_eq!(a["id"], b["id"]);
     assert_eq!(a["valueQuantity"]["value"], 185);
@@ -241,7 +239,10 @@ fn oru_correction_updates_the_same_observation() {
 
 #[test]
 fn repeated_codes_and_sub_ids_get_distinct_stable_ids() {
-    let b = translate(&corpus("oru_r01_multi_obr.hl7"), &MapContext::new("acme"));
+    let b = translate(
+        &support::own("oru_r01_multi_obr.hl7"),
+        &MapContext::new("acme"),
+    );
     let obs = resources(&b, "Observation");
     let mut ids: Vec<&str> = obs.iter().map(|o| o["id"].as_str().unwrap()).collect();
     let n = ids.len();
@@ -265,7 +266,10 @@ fn repeated_codes_and_sub_ids_get_distinct_stable_ids() {
 
 #[test]
 fn value_types_map_to_value_x() {
-    let b = translate(&corpus("oru_r01_value_types.hl7"), &MapContext::new("acme"));
+    let b = translate(
+        &support::own("oru_r01_value_types.hl7"),
+        &MapContext::new("acme"),
+    );
     assert_eq!(by_code(&b, "5196-1")["valueQuantity"]["comparator"], "<");
     assert_eq!(by_code(&b, "33914-3")["valueQuantity"]["comparator"], ">=");
     assert_eq!(
@@ -302,7 +306,11 @@ fn value_types_map_to_value_x() {
 #[test]
 fn immunization_given_refused_and_partial() {
     let ctx = MapContext::new("acme");
-    let given = one(&translate(&corpus("vxu_v04_1.hl7"), &ctx), "Immunization").clone();
+    let given = one(
+        &translate(&support::own("vxu_v04_1.hl7"), &ctx),
+        "Immunization",
+    )
+    .clone();
     assert_eq!(given["status"], "completed");
     assert_eq!(
         given["vaccineCode"]["coding"][0],
@@ -315,20 +323,28 @@ fn immunization_given_refused_and_partial() {
     assert_eq!(given["route"]["coding"][0]["code"], "C28161");
     assert_eq!(given["site"]["coding"][0]["code"], "LD");
     assert_eq!(given["fundingSource"]["coding"][0]["code"], "VXC50");
-    let refused = one(&translate(&corpus("vxu_v04_3.hl7"), &ctx), "Immunization").clone();
+    let refused = one(
+        &translate(&support::own("vxu_v04_3.hl7"), &ctx),
+        "Immunization",
+    )
+    .clone();
     assert_eq!(refused["status"], "not-done");
     assert_eq!(refused["statusReason"]["coding"][0]["code"], "00");
     assert!(refused.get("doseQuantity").is_none());
-    let partial = one(&translate(&corpus("vxu_v04_4.hl7"), &ctx), "Immunization").clone();
+    let partial = one(
+        &translate(&support::own("vxu_v04_4.hl7"), &ctx),
+        "Immunization",
+    )
+    .clone();
     assert_eq!(partial["isSubpotent"], true);
 }
 
 #[test]
 fn appointment_statuses_follow_the_trigger() {
     let ctx = MapContext::new("acme");
-    let s12 = translate(&corpus("siu_s12_1.hl7"), &ctx);
-    let s14 = translate(&corpus("siu_s14_2.hl7"), &ctx);
-    let s15 = translate(&corpus("siu_s15_3.hl7"), &ctx);
+    let s12 = translate(&support::own("siu_s12_1.hl7"), &ctx);
+    let s14 = translate(&support::own("siu_s14_2.hl7"), &ctx);
+    let s15 = translate(&support::own("siu_s15_3.hl7"), &ctx);
     let (a, b, c) = (
         one(&s12, "Appointment"),
         one(&s14, "Appointment"),
@@ -354,8 +370,8 @@ fn appointment_statuses_follow_the_trigger() {
 #[test]
 fn document_and_addendum() {
     let ctx = MapContext::new("acme");
-    let t02 = translate(&corpus("mdm_t02_1.hl7"), &ctx);
-    let t04 = translate(&corpus("mdm_t04_2.hl7"), &ctx);
+    let t02 = translate(&support::own("mdm_t02_1.hl7"), &ctx);
+    let t04 = translate(&support::own("mdm_t04_2.hl7"), &ctx);
     let (doc, addendum) = (
         one(&t02, "DocumentReference"),
         one(&t04, "DocumentReference"),
@@ -373,7 +389,7 @@ fn document_and_addendum() {
     );
     let mut conditional = MapContext::new("acme");
     conditional.update_mode = UpdateMode::Conditional;
-    let t04 = translate(&corpus("mdm_t04_2.hl7"), &conditional);
+    let t04 = translate(&support::own("mdm_t04_2.hl7"), &conditional);
     let target = &one(&t04, "DocumentReference")["relatesTo"][0]["target"];
     assert_eq!(target["identifier"]["value"], "DOC800");
     assert!(target.get("reference").is_none());
@@ -381,7 +397,7 @@ fn document_and_addendum() {
 
 #[test]
 fn charges_account_and_diagnosis_links() {
-    let b = translate(&corpus("dft_p03_1.hl7"), &MapContext::new("acme"));
+    let b = translate(&support::own("dft_p03_1.hl7"), &MapContext::new("acme"));
     let charges = resources(&b, "ChargeItem");
     assert_eq!(charges.len(), 2);
     assert_eq!(
@@ -426,7 +442,7 @@ fn code_maps_add_a_coding_and_unmapped_codes_are_counted() {
         )
         .unwrap(),
     );
-    let b = translate(&corpus("oru_r01_multi_obr.hl7"), &ctx);
+    let b = translate(&support::own("oru_r01_multi_obr.hl7"), &ctx);
     let tsh = by_code(&b, "LOCALTSH");
     let codings = tsh["code"]["coding"].as_array().unwrap();
     assert_eq!(codings[0]["system"], "urn:clinic-gateway:acme:cs:LOCAL-LAB");
@@ -444,17 +460,10 @@ fn code_maps_add_a_coding_and_unmapped_codes_are_counted() {
 }
 
 #[test]
-fn the_example_code_map_loads() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/codemaps");
-    let maps = gateway::deliver::fhir_context::load_code_maps(&dir).unwrap();
-    assert!(maps.len() >= 3);
-}
-
-#[test]
 fn conditional_mode_writes_identifier_searches() {
     let mut ctx = MapContext::new("acme");
     ctx.update_mode = UpdateMode::Conditional;
-    let b = translate(&corpus("adt_a04_same_patient.hl7"), &ctx);
+    let b = translate(&support::own("adt_a04_same_patient.hl7"), &ctx);
     let entry = b["entry"]
         .as_array()
         .unwrap()
@@ -515,7 +524,7 @@ proptest! {
     fn translate_never_panics(file in 0usize..8, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..12)) {
         let names = ["oru_r01_value_types.hl7", "adt_a01_1.hl7", "vxu_v04_1.hl7", "siu_s12_1.hl7",
                      "mdm_t02_pdf.hl7", "dft_p03_1.hl7", "orm_o01_1.hl7", "oru_r01_multi_obr.hl7"];
-        let mut raw = corpus(names[file]);
+        let mut raw = support::own(names[file]);
         let delims = b"|^~\\&\r0123456789+-.<>:/ ";
         for (pos, byte) in edits {
             let at = pos % raw.len();

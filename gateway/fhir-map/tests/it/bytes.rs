@@ -3,22 +3,16 @@
 //! byte for byte, for every message of both corpora, in PUT and in
 //! conditional mode, and fail alike where a message cannot be mapped.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use fhir_map::{MapContext, UpdateMode};
+
+use crate::support;
 use hl7::Message;
 
 fn all_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/fhir");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "hl7"))
-        .collect();
-    v.sort();
-    v.extend(common::corpus_files());
+    let mut v = support::own_corpus();
+    v.extend(support::shared_corpus());
     v
 }
 
