@@ -1,56 +1,14 @@
-//! Disk-full behaviour on a real, small filesystem (tmpfs, 8 MiB).
-//! Needs root (mount); skipped with a message otherwise.
+//! Disk-full behaviour on a real, small filesystem (tmpfs, 8 MiB). Needs
+//! root (mount): under `CI=true` its absence fails the tests.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use journal::{Appended, Journal, JournalConfig, JournalError};
+use test_support::tmpfs::Tmpfs;
 
-use hl7::HeaderSummary;
-use journal::{Appended, Journal, JournalConfig, JournalError, NewMessage};
-
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(dir: &Path, size: &str) -> Option<Mount> {
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    ok.then(|| Mount(dir.to_path_buf()))
-}
-
-fn msg(cid: &str, size: usize) -> NewMessage {
-    let mut raw = format!("MSH|^~\\&|ECW|CLINIC|GW||20240101||MDM^T02|{cid}|P|2.5.1\rOBX|1|ED|||")
-        .into_bytes();
-    raw.extend((0..size).map(|i| (i * 7 % 251) as u8));
-    NewMessage {
-        source: "docs".into(),
-        peer: "10.0.0.5:1".into(),
-        received_at_ms: 1,
-        meta: gateway::accept::hl7_meta(&HeaderSummary {
-            sending_application_raw: "ECW".into(),
-            sending_facility_raw: "CLINIC".into(),
-            control_id: cid.into(),
-            ..Default::default()
-        }),
-        raw,
-        ack: format!("MSA|AA|{cid}").into_bytes(),
-        destinations: vec![journal::Enqueue::plain("cloud")],
-        patient_lane: 0,
-    }
-}
+use crate::support::sized as msg;
 
 #[tokio::test]
 async fn enospc_is_full_and_appends_resume_when_space_returns() {
-    let t = tempfile::tempdir().unwrap();
-    let Some(_m) = mount_tmpfs(t.path(), "8m") else {
-        eprintln!("SKIP: cannot mount tmpfs (not root?)");
+    let Some(t) = Tmpfs::mount("8m") else {
         return;
     };
     let filler = t.path().join("filler");
@@ -129,9 +87,7 @@ async fn enospc_is_full_and_appends_resume_when_space_returns() {
 
 #[tokio::test]
 async fn watermark_refuses_before_the_disk_is_full() {
-    let t = tempfile::tempdir().unwrap();
-    let Some(_m) = mount_tmpfs(t.path(), "8m") else {
-        eprintln!("SKIP: cannot mount tmpfs (not root?)");
+    let Some(t) = Tmpfs::mount("8m") else {
         return;
     };
     let mut cfg = JournalConfig::new(t.path().join("journal"));

@@ -1,8 +1,8 @@
 //! Syscall-level durability check (Linux, needs `strace`).
 //!
-//! The parent test re-runs this test binary's `strace_child` under
-//! `strace -f -yy` (every thread, fds shown with their paths). The child
-//! opens a journal and does appends (small, 2 MiB and 300 KiB blobs, 16
+//! The test runs the re-exec child's `strace` role (`support::child`)
+//! under `strace -f -yy` (every thread, fds shown with their paths). The
+//! child opens a journal and does appends (small, 2 MiB and 300 KiB blobs, 16
 //! concurrent 40 KiB ones), a delivery and a quarantine; after each call
 //! returns it emits a marker syscall (`openat("/JOURNAL-STRACE-MARK-n")`).
 //!
@@ -25,84 +25,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hl7::HeaderSummary;
-use journal::{Journal, JournalConfig, NewMessage, Quarantined};
+use test_support::need::require_tool;
 
-const ROOT_ENV: &str = "JOURNAL_STRACE_ROOT";
-
-fn msg(cid: &str, size: usize) -> NewMessage {
-    let mut raw =
-        format!("MSH|^~\\&|ECW|CLINIC|GW||20240101||MDM^T02|{cid}|P|2.5.1\r").into_bytes();
-    raw.extend((0..size).map(|i| (i * 13 % 251) as u8));
-    NewMessage {
-        source: "docs".into(),
-        peer: "10.0.0.5:1".into(),
-        received_at_ms: 1,
-        meta: gateway::accept::hl7_meta(&HeaderSummary {
-            control_id: cid.into(),
-            ..Default::default()
-        }),
-        raw,
-        ack: format!("MSA|AA|{cid}").into_bytes(),
-        destinations: vec![journal::Enqueue::plain("cloud")],
-        patient_lane: 0,
-    }
-}
-
-fn mark(n: u32) {
-    let _ = std::fs::File::open(format!("/JOURNAL-STRACE-MARK-{n}"));
-}
-
-/// The traced workload: the parent test re-runs this binary with only this
-/// test selected and the root directory in the environment. Run directly
-/// (no environment), it has nothing to do and returns.
-#[test]
-fn strace_child() {
-    let Ok(root) = std::env::var(ROOT_ENV) else {
-        return;
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let j = Journal::open(JournalConfig::new(PathBuf::from(&root).join("j"))).unwrap();
-        j.append(msg("S1", 100)).await.unwrap();
-        mark(1);
-        j.append(msg("S2", 2 * 1024 * 1024)).await.unwrap();
-        mark(2);
-        j.append(msg("S3", 300 * 1024)).await.unwrap();
-        mark(3);
-        let mut tasks = Vec::new();
-        for i in 0..16 {
-            let j = j.clone();
-            tasks.push(tokio::spawn(async move {
-                j.append(msg(&format!("C{i}"), 40 * 1024)).await
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        mark(4);
-        j.mark_delivered("cloud", 1).await.unwrap();
-        mark(5);
-        j.quarantine(Quarantined {
-            source: "docs".into(),
-            peer: "10.0.0.5:1".into(),
-            received_at_ms: 1,
-            reason: "test".into(),
-            raw: vec![b'Q'; 200_000],
-        })
-        .await
-        .unwrap();
-        mark(6);
-        j.close().await.unwrap();
-        // After close (final checkpoint) everything, the sled log included,
-        // must be durable: the WAL deletion at close is checked as well.
-        mark(7);
-    });
-}
+use crate::support::child;
 
 #[derive(Debug)]
 enum Ev {
@@ -306,14 +231,12 @@ fn check(events: &[(usize, usize, Ev)], root: &Path) -> (u32, u32, Vec<String>) 
 
 #[test]
 fn strace_proves_every_ack_follows_the_needed_syncs() {
-    assert!(
-        Command::new("strace").arg("-V").output().is_ok(),
-        "strace is not installed: scripts/test installs it (apt-get install -y strace)"
-    );
+    if !require_tool("strace", "strace") {
+        return;
+    }
     let t = tempfile::tempdir().unwrap();
     let root = t.path().canonicalize().unwrap();
     let trace_file = root.join("trace.txt");
-    let exe = std::env::current_exe().unwrap();
     let st = Command::new("strace")
         .args(["-f", "-yy", "-qq", "-s", "256", "-o"])
         .arg(&trace_file)
@@ -321,9 +244,9 @@ fn strace_proves_every_ack_follows_the_needed_syncs() {
             "-e",
             "trace=openat,open,creat,write,pwrite64,pwritev,pwritev2,writev,fsync,fdatasync,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat",
         ])
-        .arg(&exe)
-        .args(["strace_child", "--exact", "--test-threads=1"])
-        .env(ROOT_ENV, &root)
+        .arg(child::EXE)
+        .arg("strace")
+        .arg(&root)
         .status()
         .unwrap();
     assert!(st.success(), "child failed under strace");

@@ -1,47 +1,10 @@
 //! Functional tests of the durable journal (no special privileges needed).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use hl7::HeaderSummary;
-use journal::{Appended, Journal, JournalConfig, JournalError, NewMessage, Quarantined};
+use journal::{Appended, Journal, JournalError, Quarantined};
 
-fn msg(listener: &str, control_id: &str, raw: Vec<u8>, dests: &[&str]) -> NewMessage {
-    NewMessage {
-        source: listener.into(),
-        peer: "10.0.0.5:40000".into(),
-        received_at_ms: 1_700_000_000_000,
-        meta: gateway::accept::hl7_meta(&HeaderSummary {
-            sending_application_raw: "ECW".into(),
-            sending_facility_raw: "CLINIC".into(),
-            control_id: control_id.into(),
-            message_code: "ORU".into(),
-            trigger_event: "R01".into(),
-            ..Default::default()
-        }),
-        ack: format!("MSH|^~\\&|GW||ECW|CLINIC|||ACK|{control_id}|P|2.5.1\rMSA|AA|{control_id}\r")
-            .into_bytes(),
-        raw,
-        destinations: dests.iter().map(|s| journal::Enqueue::plain(s)).collect(),
-        patient_lane: 0,
-    }
-}
-
-fn raw(control_id: &str, body: &str) -> Vec<u8> {
-    format!("MSH|^~\\&|ECW|CLINIC|GW||20240101||ORU^R01|{control_id}|P|2.5.1\rOBX|1|TX|||{body}\r")
-        .into_bytes()
-}
-
-fn cfg(dir: &Path) -> JournalConfig {
-    JournalConfig::new(dir.join("journal"))
-}
-
-async fn stored(j: &Journal, m: NewMessage) -> u64 {
-    match j.append(m).await {
-        Ok(Appended::Stored { id }) => id,
-        other => panic!("expected Stored, got {other:?}"),
-    }
-}
+use crate::support::{cfg, message as msg, raw, stored};
 
 #[tokio::test]
 async fn round_trip_and_ids_monotonic_across_reopen() {

@@ -1,112 +1,19 @@
 //! The write-ahead log: a crash without a checkpoint, a torn tail and a
 //! corrupt record in the middle.
 //!
-//! The crash is real: the parent test re-runs this test binary's
-//! `wal_child` (selected by name, told what to do through the environment)
-//! and `kill -9`s it once its appends have been acknowledged. The child
+//! The crash is real: the test runs the re-exec child's `crash` role
+//! (`support::child`) and `kill -9`s it once its appends have been
+//! acknowledged. The child
 //! never closes the journal, so no checkpoint runs: sled's buffered log is
 //! lost with the process and only the WAL (synced at every commit) holds
 //! the tail. The page cache survives `kill -9`, so this tests replay, not
 //! power loss (`power_loss.rs` does that).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use hl7::HeaderSummary;
-use journal::{Appended, Journal, JournalConfig, JournalError, NewMessage, Quarantined};
+use journal::{Appended, Journal, JournalConfig, JournalError};
 
-const DIR_ENV: &str = "JOURNAL_WAL_CHILD_DIR";
-const N_ENV: &str = "JOURNAL_WAL_CHILD_N";
-
-fn msg(cid: &str, size: usize) -> NewMessage {
-    let mut raw = format!("MSH|^~\\&|ECW|CLINIC|GW||20240101||ORU^R01|{cid}|P|2.5.1\rOBX|1|TX|||")
-        .into_bytes();
-    raw.extend((0..size).map(|i| b'a' + (i % 26) as u8));
-    NewMessage {
-        source: "lab".into(),
-        peer: "10.0.0.5:1".into(),
-        received_at_ms: 1_700_000_000_000,
-        meta: gateway::accept::hl7_meta(&HeaderSummary {
-            sending_application_raw: "ECW".into(),
-            sending_facility_raw: "CLINIC".into(),
-            control_id: cid.into(),
-            ..Default::default()
-        }),
-        raw,
-        ack: format!("MSA|AA|{cid}").into_bytes(),
-        destinations: vec![journal::Enqueue::plain("cloud")],
-        patient_lane: 0,
-    }
-}
-
-/// Message `i` (1-based): every 7th is a 300 KiB one (a sled blob file).
-fn nth(i: u64) -> NewMessage {
-    msg(&format!("W{i}"), if i % 7 == 0 { 300 * 1024 } else { 200 })
-}
-
-/// The crashing workload. Run directly (no environment) it returns at once.
-#[test]
-fn wal_child() {
-    let (Ok(dir), Ok(n)) = (std::env::var(DIR_ENV), std::env::var(N_ENV)) else {
-        return;
-    };
-    let n: u64 = n.parse().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let j = Journal::open(JournalConfig::new(PathBuf::from(&dir).join("j"))).unwrap();
-        for i in 1..=n {
-            // One at a time: one WAL record per message.
-            assert_eq!(
-                j.append(nth(i)).await.unwrap(),
-                Appended::Stored { id: i },
-                "fresh journal ids start at 1"
-            );
-        }
-        j.mark_delivered("cloud", 1).await.unwrap();
-        j.quarantine(Quarantined {
-            source: "lab".into(),
-            peer: "10.0.0.5:1".into(),
-            received_at_ms: 1,
-            reason: "test".into(),
-            raw: b"not hl7".to_vec(),
-        })
-        .await
-        .unwrap();
-        // Every call above was acknowledged. Tell the parent, then wait to
-        // be killed (never close: no checkpoint).
-        std::fs::write(PathBuf::from(&dir).join("acked"), b"1").unwrap();
-        std::thread::sleep(Duration::from_secs(120));
-        panic!("not killed");
-    });
-}
-
-/// Run the child with `n` appends and `kill -9` it after they are acked.
-fn crash_child(root: &Path, n: u64) {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args(["wal_child", "--exact", "--test-threads=1", "--nocapture"])
-        .env(DIR_ENV, root)
-        .env(N_ENV, n.to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let acked = root.join("acked");
-    let start = Instant::now();
-    while !acked.exists() {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("child exited early: {st}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "child hung");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-}
+use crate::support::{child, nth, sized as msg};
 
 fn segments(root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root.join("j/wal"))
@@ -153,7 +60,7 @@ async fn crash_without_checkpoint_is_replayed_from_the_wal() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     let n = 40;
-    crash_child(root, n);
+    child::crash(root, n);
     // The WAL holds the run (no checkpoint happened).
     let segs = segments(root);
     assert_eq!(segs.len(), 1, "{segs:?}");
@@ -208,7 +115,7 @@ async fn torn_tail_is_cut_without_error() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     let n = 10;
-    crash_child(root, n);
+    child::crash(root, n);
     let segs = segments(root);
     let recs = record_offsets(&segs[0]);
     // Records: appends 1..=n, then the delivery, then the quarantine. Cut
@@ -253,7 +160,7 @@ async fn torn_tail_is_cut_without_error() {
 async fn corrupt_record_before_valid_ones_fails_open_loudly() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
-    crash_child(root, 10);
+    child::crash(root, 10);
     let segs = segments(root);
     let recs = record_offsets(&segs[0]);
     let (off, len) = recs[4];
