@@ -1,7 +1,7 @@
 //! No input makes the reader, the check, the acknowledgment builders, the
 //! transform or the reconciliation panic, and the JSON always parses.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use x12::{acknowledgments, check, reconcile_835, to_json, AckHeader, CheckOptions, Stamp, Usage};

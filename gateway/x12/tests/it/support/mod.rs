@@ -1,6 +1,5 @@
 //! Shared by the integration tests: the corpus and fixture files, and
-//! pyx12 (the independent validator) run through `$GATEWAY_TEST_PYTHON`.
-#![allow(dead_code)]
+//! pyx12 (the independent validator) run by the test Python.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,22 +9,16 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/corpus` beside the repository root.
-pub fn corpus_dir() -> PathBuf {
-    crate_dir().join("../../../shared/corpus")
-}
-
 /// Every X12 file of the two corpus folders, sorted.
 pub fn corpus_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in ["x12-imsweb", "x12-linuxforhealth"] {
-        walk(&corpus_dir().join(dir), &mut out);
+        walk(&test_support::paths::shared_corpus(dir), &mut out);
     }
     out.sort();
     assert!(
         out.len() >= 70,
-        "expected the X12 corpus in {} (see ../shared/corpus/README.md), found {} files",
-        corpus_dir().display(),
+        "expected the X12 corpus (see ../shared/corpus/README.md), found {} files",
         out.len()
     );
     out
@@ -50,30 +43,10 @@ pub fn fixture(name: &str) -> PathBuf {
     crate_dir().join("tests/fixtures").join(name)
 }
 
-/// The Python with pyx12, or `None` (with a note) outside CI. Under
-/// `CI=true` a missing Python or pyx12 fails the test.
+/// The test Python with pyx12 (`None`, and a failure under `CI=true`,
+/// without it; `gateway/tests/peers/requirements.txt` pins pyx12==4.0.0).
 pub fn python() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("GATEWAY_TEST_PYTHON").map(PathBuf::from),
-        Some(crate_dir().join("../../.venv/bin/python")),
-    ];
-    for py in candidates.into_iter().flatten() {
-        let ok = Command::new(&py)
-            .args(["-c", "import pyx12.x12file, pyx12.scripts.x12valid"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(py);
-        }
-    }
-    let msg = "pyx12 is not installed: set GATEWAY_TEST_PYTHON to a Python with pyx12 \
-               (scripts/test does: .venv/bin/pip install -r gateway/tests/peers/requirements.txt, \
-               which pins pyx12==4.0.0)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("NOT RUN (not under CI): {msg}");
-    None
+    test_support::python::python(&["pyx12.x12file", "pyx12.scripts.x12valid"])
 }
 
 /// pyx12's messages that are not findings about the file: its 999 writer

@@ -1,10 +1,10 @@
 //! Golden tests: the transform's JSON for each fixture, the TA1/999 the
 //! builders write, and the examples in docs/x12-json.md, which must equal
 //! the transform's output for the files they name (so the schema document
-//! cannot drift). `X12_BLESS=1 cargo test -p x12 --test golden` rewrites
+//! cannot drift). `X12_BLESS=1 cargo test -p x12 --test it -- golden::` rewrites
 //! the golden files and the doc's examples after a deliberate change.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
@@ -163,7 +163,7 @@ fn doc_examples_match_the_transform() {
         assert!(
             stale.is_empty(),
             "docs/x12-json.md examples differ from the transform for {stale:?}; \
-             X12_BLESS=1 cargo test -p x12 --test golden rewrites them"
+             X12_BLESS=1 cargo test -p x12 --test it -- golden:: rewrites them"
         );
     }
 }

@@ -2,7 +2,7 @@
 //! the envelope check and maps to JSON, or is refused with its envelope
 //! errors; and the envelope verdict agrees with pyx12's, file by file.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -166,7 +166,7 @@ fn envelope_verdicts_agree_with_pyx12() {
 /// with exactly those errors, and they still map to JSON.
 #[test]
 fn imsweb_270_271_samples() {
-    let dir = support::corpus_dir().join("x12-imsweb/x270_271");
+    let dir = test_support::paths::shared_corpus("x12-imsweb").join("x270_271");
     for (name, expected) in [
         (
             "x270.txt",

@@ -2,7 +2,7 @@
 //! TR3-valid, and every TA1 and 999 the crate builds (for the whole corpus,
 //! the fixtures and broken variants of them) passes x12valid.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 
