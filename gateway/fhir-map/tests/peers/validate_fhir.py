@@ -17,6 +17,8 @@ import sys
 
 from fhir.resources.R4B.bundle import Bundle
 
+from report import report
+
 
 def references(node):
     if isinstance(node, dict):
@@ -61,18 +63,7 @@ def main(args):
     for a in args:
         p = pathlib.Path(a)
         files.extend(sorted(p.glob("*.json")) if p.is_dir() else [p])
-    passed = failed = 0
-    for f in files:
-        try:
-            check(f)
-            passed += 1
-            print(f"ok   {f.name}")
-        except Exception as e:  # noqa: BLE001 - report every kind of failure
-            failed += 1
-            text = str(e).replace("\n", "\n     ")
-            print(f"FAIL {f.name}: {text}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or not files else 0
+    return report(check, files, name=lambda f: f.name)
 
 
 if __name__ == "__main__":

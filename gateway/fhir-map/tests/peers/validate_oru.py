@@ -13,6 +13,8 @@ import sys
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from report import report
+
 
 def check(path):
     text = open(path, "rb").read().decode("utf-8").replace("\r\n", "\r").replace("\n", "\r")
@@ -36,17 +38,7 @@ def check(path):
 
 
 def main(paths):
-    passed = failed = 0
-    for p in paths:
-        try:
-            check(p)
-            passed += 1
-            print(f"ok   {p}")
-        except Exception as e:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {p}: {e}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or not paths else 0
+    return report(check, paths)
 
 
 if __name__ == "__main__":

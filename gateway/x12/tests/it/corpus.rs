@@ -103,15 +103,10 @@ fn every_corpus_file_is_mapped_or_refused() {
 fn envelope_verdicts_agree_with_pyx12() {
     let Some(py) = support::python() else { return };
     let files = support::corpus_files();
-    let out = Command::new(&py)
-        .arg(support::crate_dir().join("tests/peers/pyx12_envelope.py"))
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = test_support::run::succeeds(
+        Command::new(&py)
+            .arg(support::crate_dir().join("tests/peers/pyx12_envelope.py"))
+            .args(&files),
     );
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut disagreements = Vec::new();

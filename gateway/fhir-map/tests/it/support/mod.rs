@@ -27,16 +27,10 @@ pub fn own(name: &str) -> Vec<u8> {
 /// has the modules (a failure under `CI=true`).
 pub fn validator(script: &str, modules: &[&str], args: &[PathBuf]) -> Option<String> {
     let py = test_support::python::python(modules)?;
-    let out = Command::new(py)
-        .arg(crate_dir().join("tests/peers").join(script))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {script}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{script} rejected:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = test_support::run::succeeds(
+        Command::new(py)
+            .arg(crate_dir().join("tests/peers").join(script))
+            .args(args),
     );
-    Some(stdout)
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }

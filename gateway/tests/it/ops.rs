@@ -4,14 +4,15 @@
 //! a watchdog restart) with a webhook receiver, the fleet heartbeat, and the
 //! status page loaded in headless Chromium.
 
-mod common;
-
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::http_peer::{HttpPeer, Mode};
-use common::*;
+use crate::support::http_peer::{HttpPeer, Mode};
+use crate::support::peers::{python, script};
+use crate::support::pki::{self_signed, Pki, ServerKey};
+use crate::support::{ack_code, adt, free_port, require_tool, send_one, Gateway, Options, BIN};
 
 /// GET `path` on `addr` (HTTP/1.1, Connection: close); (status, body).
 fn http_get(addr: &str, path: &str, basic: Option<(&str, &str)>) -> (u16, String) {
@@ -42,22 +43,11 @@ fn http_get(addr: &str, path: &str, basic: Option<(&str, &str)>) -> (u16, String
     (status, body.to_string())
 }
 
-fn wait_for(what: &str, g: &Gateway, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            g.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Families parsed by prometheus_client's text parser.
-fn parse_metrics(text: &str) -> serde_json::Value {
-    let mut child = Command::new(python())
-        .arg(peers_dir().join("parse_metrics.py"))
+/// Families parsed by prometheus_client's text parser (`py`: the test
+/// Python with it).
+fn parse_metrics(py: &Path, text: &str) -> serde_json::Value {
+    let mut child = Command::new(py)
+        .arg(script("parse_metrics.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -107,6 +97,9 @@ fn http_routing(url: &str) -> String {
 
 #[test]
 fn metrics_parse_with_the_prometheus_parser_and_health_endpoints_answer() {
+    let Some(py) = python(&["prometheus_client"]) else {
+        return;
+    };
     let hport = free_port();
     let g = Gateway::start_with(Options {
         top_extra: format!("[health]\nbind = \"127.0.0.1:{hport}\"\n"),
@@ -128,7 +121,7 @@ fn metrics_parse_with_the_prometheus_parser_and_health_endpoints_answer() {
     let bad = b"MSH|^~\\&|ECW|CLINIC|GW|CLOUD|20240101120000||\r".to_vec();
     let _ = send_one(&g.addr(), &bad);
     g.wait_delivered(2);
-    wait_drained(&g, Duration::from_secs(30));
+    g.wait_drained(Duration::from_secs(30));
 
     assert_eq!(http_get(&h, "/healthz", None), (200, "ok\n".into()));
     assert_eq!(http_get(&h, "/readyz", None), (200, "ready\n".into()));
@@ -136,7 +129,7 @@ fn metrics_parse_with_the_prometheus_parser_and_health_endpoints_answer() {
 
     let (code, text) = http_get(&h, "/metrics", None);
     assert_eq!(code, 200);
-    let f = parse_metrics(&text);
+    let f = parse_metrics(&py, &text);
     let l = [("listener", "ehr")];
     // The parser strips _total from counter family names.
     assert_eq!(f["gateway_messages_received"]["type"], "counter");
@@ -264,16 +257,11 @@ fn destination_down_alert_fires_then_clears_with_webhook_notices() {
         ack_code(&send_one(&g.addr(), &adt("D-1", "MRN77")).unwrap()),
         "AA"
     );
-    wait_for(
-        "destination_down alert",
-        &g,
-        Duration::from_secs(30),
-        || {
-            alerts(&g)
-                .iter()
-                .any(|a| a["id"] == "destination_down/cloud")
-        },
-    );
+    g.wait_for("destination_down alert", Duration::from_secs(30), || {
+        alerts(&g)
+            .iter()
+            .any(|a| a["id"] == "destination_down/cloud")
+    });
     let a = alerts(&g)
         .into_iter()
         .find(|a| a["id"] == "destination_down/cloud")
@@ -297,7 +285,7 @@ fn destination_down_alert_fires_then_clears_with_webhook_notices() {
     );
 
     // Fired exactly once, however many evaluations ran.
-    wait_for("webhook fired notice", &g, Duration::from_secs(20), || {
+    g.wait_for("webhook fired notice", Duration::from_secs(20), || {
         hook.received()
             .iter()
             .any(|r| r.text().contains("\"fired\""))
@@ -314,21 +302,16 @@ fn destination_down_alert_fires_then_clears_with_webhook_notices() {
     assert_eq!(fired(&hook), 1);
 
     dest.set_mode(Mode::Up);
-    wait_for("alert cleared", &g, Duration::from_secs(30), || {
+    g.wait_for("alert cleared", Duration::from_secs(30), || {
         !alerts(&g)
             .iter()
             .any(|a| a["id"] == "destination_down/cloud")
     });
-    wait_for(
-        "webhook resolved notice",
-        &g,
-        Duration::from_secs(20),
-        || {
-            hook.received().iter().any(|r| {
-                r.text().contains("\"resolved\"") && r.text().contains("destination_down/cloud")
-            })
-        },
-    );
+    g.wait_for("webhook resolved notice", Duration::from_secs(20), || {
+        hook.received().iter().any(|r| {
+            r.text().contains("\"resolved\"") && r.text().contains("destination_down/cloud")
+        })
+    });
     assert_eq!(fired(&hook), 1);
     for r in hook.received() {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -346,31 +329,14 @@ fn destination_down_alert_fires_then_clears_with_webhook_notices() {
 
 #[test]
 fn listener_certificate_expiring_in_5_days_raises_the_certificate_alert() {
+    if !require_tool("openssl", "openssl") {
+        return;
+    }
+    let Some(py) = python(&["prometheus_client"]) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "5",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (cert, key) = self_signed(dir.path(), 5);
     let hport = free_port();
     let g = Gateway::start_with(Options {
         top_extra: format!(
@@ -383,7 +349,7 @@ fn listener_certificate_expiring_in_5_days_raises_the_certificate_alert() {
         ),
         ..Default::default()
     });
-    wait_for("certificate alert", &g, Duration::from_secs(20), || {
+    g.wait_for("certificate alert", Duration::from_secs(20), || {
         alerts(&g).iter().any(|a| a["rule"] == "certificate")
     });
     let a = alerts(&g)
@@ -397,7 +363,7 @@ fn listener_certificate_expiring_in_5_days_raises_the_certificate_alert() {
     assert!(a["action"].as_str().unwrap().contains("Renew"), "{a}");
 
     let (_, text) = http_get(&format!("127.0.0.1:{hport}"), "/metrics", None);
-    let f = parse_metrics(&text);
+    let f = parse_metrics(&py, &text);
     let days = sample(
         &f,
         "gateway_tls_certificate_days_to_expiry",
@@ -424,21 +390,16 @@ fn a_watchdog_restart_recorded_by_exec_stop_post_raises_the_restart_alert() {
     });
     std::fs::create_dir_all(g.data_dir()).unwrap();
     // What systemd runs as ExecStopPost= after killing a silent service.
-    let out = Command::new(BIN)
-        .args(["record-stop", "--config"])
-        .arg(&g.config)
-        .env("SERVICE_RESULT", "watchdog")
-        .env("EXIT_CODE", "killed")
-        .env("EXIT_STATUS", "ABRT")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    test_support::run::succeeds(
+        Command::new(BIN)
+            .args(["record-stop", "--config"])
+            .arg(&g.config)
+            .env("SERVICE_RESULT", "watchdog")
+            .env("EXIT_CODE", "killed")
+            .env("EXIT_STATUS", "ABRT"),
     );
     g.spawn();
-    wait_for("restart alert", &g, Duration::from_secs(20), || {
+    g.wait_for("restart alert", Duration::from_secs(20), || {
         alerts(&g).iter().any(|a| a["rule"] == "restarted")
     });
     let a = alerts(&g)
@@ -481,9 +442,8 @@ fn fleet_heartbeat_posts_health_without_phi() {
         "AA"
     );
     g.wait_delivered(1);
-    wait_for(
+    g.wait_for(
         "two heartbeats after the delivery",
-        &g,
         Duration::from_secs(20),
         || {
             msp.received()
@@ -514,6 +474,7 @@ fn fleet_heartbeat_posts_health_without_phi() {
     }
 }
 
+/// The DOM of `url` as headless Chromium renders it.
 fn chromium_dump(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new("chromium")
@@ -532,7 +493,7 @@ fn chromium_dump(url: &str) -> String {
         .arg("--dump-dom")
         .arg(url)
         .output()
-        .expect("chromium must be installed (scripts/test installs it)");
+        .unwrap();
     assert!(
         out.status.success(),
         "chromium failed: {}",
@@ -543,6 +504,9 @@ fn chromium_dump(url: &str) -> String {
 
 #[test]
 fn status_page_in_headless_chromium_behind_a_password() {
+    if !require_tool("chromium", "chromium") {
+        return;
+    }
     let dest = HttpPeer::start();
     dest.set_mode(Mode::Status(503, None));
     let pdir = tempfile::tempdir().unwrap();
@@ -563,16 +527,11 @@ fn status_page_in_headless_chromium_behind_a_password() {
         ack_code(&send_one(&g.addr(), &adt("S-1", "MRN5150")).unwrap()),
         "AA"
     );
-    wait_for(
-        "destination down alert",
-        &g,
-        Duration::from_secs(30),
-        || {
-            alerts(&g)
-                .iter()
-                .any(|a| a["id"] == "destination_down/cloud")
-        },
-    );
+    g.wait_for("destination down alert", Duration::from_secs(30), || {
+        alerts(&g)
+            .iter()
+            .any(|a| a["id"] == "destination_down/cloud")
+    });
     let addr = format!("127.0.0.1:{sport}");
     // No password, a wrong one: 401 with a Basic challenge and no data.
     let (code, body) = http_get(&addr, "/", None);
@@ -607,42 +566,16 @@ fn status_page_in_headless_chromium_behind_a_password() {
     assert!(!anon.contains("cloud cannot be reached"), "{anon}");
 
     dest.set_mode(Mode::Up);
-    wait_for("all good", &g, Duration::from_secs(30), || {
+    g.wait_for("all good", Duration::from_secs(30), || {
         http_get(&addr, "/", Some(("office", "correct horse")))
             .1
             .contains("All good")
     });
 }
 
-/// A CA, a server certificate for 127.0.0.1 and client certificates from
-/// the CA and from a stranger CA (EC P-256, 30 days), made with openssl.
-fn make_pki(dir: &std::path::Path) {
-    let script = r#"set -e
-gen() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "$@" 2>/dev/null; }
-gen -x509 -keyout ca.key -out ca.pem -days 30 -subj "/CN=Office CA"
-gen -x509 -keyout evil.key -out evil.pem -days 30 -subj "/CN=Stranger CA"
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
-printf 'extendedKeyUsage=clientAuth\n' > client.ext
-cp client.ext stranger.ext
-for pair in server:ca client:ca stranger:evil; do
-  name=${pair%%:*}; ca=${pair##*:}
-  gen -keyout $name.key -out $name.csr -subj "/CN=$name"
-  openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -out $name.pem -days 30 -extfile $name.ext 2>/dev/null
-done
-"#;
-    let out = Command::new("sh")
-        .current_dir(dir)
-        .args(["-c", script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn curl(dir: &std::path::Path, url: &str, client: Option<&str>) -> Option<String> {
+/// GET `url` with curl, trusting `dir/ca.pem` and presenting the client
+/// certificate `name`; the body, or `None` if curl failed (refused).
+fn curl(dir: &Path, url: &str, client: Option<&str>) -> Option<String> {
     let mut c = Command::new("curl");
     c.current_dir(dir)
         .args(["-sS", "--fail", "--max-time", "10", "--cacert", "ca.pem"]);
@@ -654,7 +587,7 @@ fn curl(dir: &std::path::Path, url: &str, client: Option<&str>) -> Option<String
             &format!("{name}.key"),
         ]);
     }
-    let out = c.arg(url).output().expect("curl must be installed");
+    let out = c.arg(url).output().unwrap();
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -662,10 +595,12 @@ fn curl(dir: &std::path::Path, url: &str, client: Option<&str>) -> Option<String
 
 #[test]
 fn status_page_with_client_certificates_only() {
-    let pki = tempfile::tempdir().unwrap();
-    make_pki(pki.path());
+    if !require_tool("openssl", "openssl") || !require_tool("curl", "curl") {
+        return;
+    }
+    let pki = Pki::new(ServerKey::Ec);
     let sport = free_port();
-    let p = |f: &str| pki.path().join(f).display().to_string();
+    let p = |f: &str| pki.path_str(f);
     let g = Gateway::start_with(Options {
         top_extra: format!(
             "[alerts]\nevaluate_every = \"200ms\"\n[status_page]\nbind = \"127.0.0.1:{sport}\"\ntls = {{ cert = {:?}, key = {:?}, client_ca = {:?} }}\n",
@@ -677,9 +612,8 @@ fn status_page_with_client_certificates_only() {
     });
     let url = format!("https://127.0.0.1:{sport}/");
     // The page's own certificate (30 days) is within the 30-day stage.
-    wait_for(
+    g.wait_for(
         "certificate alert for the status page",
-        &g,
         Duration::from_secs(20),
         || {
             alerts(&g)
@@ -687,7 +621,7 @@ fn status_page_with_client_certificates_only() {
                 .any(|a| a["id"] == "certificate/status_page/status_page/server")
         },
     );
-    let page = curl(pki.path(), &url, Some("client"))
+    let page = curl(pki.dir(), &url, Some("client"))
         .expect("a client certificate from the CA is accepted");
     assert!(
         page.contains("Clinic Gateway") && page.contains("<td>ehr</td>"),
@@ -697,11 +631,11 @@ fn status_page_with_client_certificates_only() {
     assert!(page.contains("TLS certificate expires within"), "{page}");
     assert!(page.contains("status page (server)"), "{page}");
     assert!(
-        curl(pki.path(), &url, None).is_none(),
+        curl(pki.dir(), &url, None).is_none(),
         "no client certificate must be refused"
     );
     assert!(
-        curl(pki.path(), &url, Some("stranger")).is_none(),
+        curl(pki.dir(), &url, Some("stranger")).is_none(),
         "a certificate from another CA must be refused"
     );
 }

@@ -5,16 +5,17 @@
 //! off after the server applied it, so every Bundle is delivered twice: the
 //! second delivery must carry exactly the same entries (deterministic ids
 //! and content, so a PUT changes nothing) and must create no resource.
-
-mod common;
+//! Also: the example code maps in `config/codemaps` load.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::http_peer::HttpPeer;
-use common::*;
 use serde_json::Value;
+
+use crate::support::http_peer::HttpPeer;
+use crate::support::{ack_code, send_one, Gateway, Options};
 
 #[derive(Default)]
 struct Store {
@@ -106,31 +107,10 @@ fn routing(url: &str, extra: &str) -> String {
     )
 }
 
-fn wait_drained(g: &Gateway) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = g.status_json();
-        if s["destinations"][0]["pending"] == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not drained: {s}\n{}",
-            g.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
+/// The fhir-map crate's synthetic corpus (every family the transform maps).
 fn corpus_messages() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/fhir");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "hl7"))
-        .collect();
-    files.sort();
-    files
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir-map/tests/corpus");
+    test_support::paths::files_with_extension(&dir, "hl7")
         .into_iter()
         .map(|f| std::fs::read(f).unwrap())
         .collect()
@@ -153,7 +133,7 @@ fn run(extra: &str) {
         }
     }
     assert_eq!(accepted, msgs.len(), "the gateway refused corpus messages");
-    wait_drained(&g);
+    g.wait_drained(Duration::from_secs(60));
     let s = g.status_json();
     let d = &s["destinations"][0];
     let dead = d["dead_letters"].as_u64().unwrap();
@@ -221,7 +201,7 @@ fn unmappable_message_is_dead_lettered_with_the_map_error() {
     // PID-3 empty: the mapper cannot identify the patient.
     let msg = b"MSH|^~\\&|ECW|CLINIC|GW|CLOUD|20240101||ADT^A04^ADT_A01|NOPID-1|P|2.5.1\rEVN|A04|20240101\rPID|1||||DOE^JANE\rPV1|1|O\r";
     assert_eq!(ack_code(&send_one(&g.addr(), msg).unwrap()), "AA");
-    wait_drained(&g);
+    g.wait_drained(Duration::from_secs(60));
     let list: Value = serde_json::from_slice(&g.cli(&["dlq", "list", "--json"]).stdout).unwrap();
     let why = list[0]["last_error"].as_str().unwrap();
     assert!(
@@ -230,4 +210,11 @@ fn unmappable_message_is_dead_lettered_with_the_map_error() {
     );
     assert_eq!(peer.count(), 0);
     assert!(!g.log_text().contains("DOE"));
+}
+
+#[test]
+fn the_example_code_map_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/codemaps");
+    let maps = gateway::deliver::fhir_context::load_code_maps(&dir).unwrap();
+    assert!(maps.len() >= 3);
 }

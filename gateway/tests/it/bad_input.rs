@@ -1,12 +1,11 @@
 //! Bad input gets a specific answer, and the daemon keeps serving a
 //! well-behaved client throughout (contract 5).
 
-mod common;
-
-use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+
+use crate::support::{ack_code, adt, send_one, Gateway, Options};
 
 fn raw_conn(g: &Gateway) -> TcpStream {
     let s = TcpStream::connect(g.addr()).unwrap();

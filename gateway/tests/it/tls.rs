@@ -1,118 +1,13 @@
 //! MLLP over TLS against OpenSSL's own client: TLS 1.2 and 1.3 accepted,
 //! older versions refused, mutual TLS enforced when a client CA is set.
 
-mod common;
-
-use common::*;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl must be installed (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1, a client certificate from the CA, and one from a stranger CA.
-fn make_pki(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Test Clinic CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "evil.key",
-            "-out",
-            "evil.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Stranger CA",
-        ],
-    );
-    for (name, ca, ext) in [
-        (
-            "server",
-            "ca",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        ),
-        ("client", "ca", "extendedKeyUsage=clientAuth\n"),
-        ("stranger", "evil", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                &format!("{ca}.pem"),
-                "-CAkey",
-                &format!("{ca}.key"),
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "30",
-                "-extfile",
-                &format!("{name}.ext"),
-            ],
-        );
-    }
-}
+use crate::support::pki::{Pki, ServerKey};
+use crate::support::{adt, check_config, require_tool, send_one, Gateway, Options, BIN};
 
 fn tls_gateway(pki: &Path, mutual: bool) -> Gateway {
     let ca = if mutual {
@@ -179,31 +74,32 @@ fn s_client(g: &Gateway, pki: &Path, extra: &[&str], control_id: &str) -> Option
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-fn pki() -> (tempfile::TempDir, PathBuf) {
-    let d = tempfile::tempdir().unwrap();
-    make_pki(d.path());
-    let p = d.path().to_path_buf();
-    (d, p)
+/// The test PKI (EC keys), or `None` without openssl (a failure on CI).
+fn pki() -> Option<Pki> {
+    require_tool("openssl", "openssl").then(|| Pki::new(ServerKey::Ec))
 }
 
 #[test]
 fn tls_1_2_and_1_3_accepted_older_refused() {
-    let (_d, pki) = pki();
-    let g = tls_gateway(&pki, false);
-    let ack = s_client(&g, &pki, &["-tls1_3"], "TLS13").expect("no ACK over TLS 1.3");
+    let Some(pki) = pki() else {
+        return;
+    };
+    let pki = pki.dir();
+    let g = tls_gateway(pki, false);
+    let ack = s_client(&g, pki, &["-tls1_3"], "TLS13").expect("no ACK over TLS 1.3");
     assert!(ack.contains("MSA|AA|TLS13"), "{ack}");
-    let ack = s_client(&g, &pki, &["-tls1_2"], "TLS12").expect("no ACK over TLS 1.2");
+    let ack = s_client(&g, pki, &["-tls1_2"], "TLS12").expect("no ACK over TLS 1.2");
     assert!(ack.contains("MSA|AA|TLS12"), "{ack}");
     let old = s_client(
         &g,
-        &pki,
+        pki,
         &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
         "TLS11",
     );
     assert!(old.is_none(), "TLS 1.1 must be refused, got {old:?}");
     // A plain-TCP MLLP client gets nothing from a TLS listener.
     assert!(send_one(&g.addr(), &adt("PLAIN", "M")).is_err());
-    wait_until(|| {
+    g.wait_for("two refused connections", Duration::from_secs(10), || {
         g.status_json()["listeners"][0]["connections_refused"]
             .as_u64()
             .unwrap()
@@ -213,21 +109,24 @@ fn tls_1_2_and_1_3_accepted_older_refused() {
 
 #[test]
 fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
-    let (_d, pki) = pki();
-    let g = tls_gateway(&pki, true);
-    let none = s_client(&g, &pki, &[], "NOCERT");
+    let Some(pki) = pki() else {
+        return;
+    };
+    let pki = pki.dir();
+    let g = tls_gateway(pki, true);
+    let none = s_client(&g, pki, &[], "NOCERT");
     assert!(
         none.as_deref().is_none_or(|s| !s.contains("MSA|AA")),
         "no client cert must not be served: {none:?}"
     );
     let cert = pki.join("client.pem").display().to_string();
     let key = pki.join("client.key").display().to_string();
-    let ack = s_client(&g, &pki, &["-cert", &cert, "-key", &key], "MTLS")
+    let ack = s_client(&g, pki, &["-cert", &cert, "-key", &key], "MTLS")
         .expect("no ACK with a valid client certificate");
     assert!(ack.contains("MSA|AA|MTLS"), "{ack}");
     let cert = pki.join("stranger.pem").display().to_string();
     let key = pki.join("stranger.key").display().to_string();
-    let stranger = s_client(&g, &pki, &["-cert", &cert, "-key", &key], "STRANGER");
+    let stranger = s_client(&g, pki, &["-cert", &cert, "-key", &key], "STRANGER");
     assert!(
         stranger.as_deref().is_none_or(|s| !s.contains("MSA|AA")),
         "a certificate from another CA must be refused: {stranger:?}"
@@ -238,26 +137,24 @@ fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
 
 #[test]
 fn gateway_send_speaks_tls_and_mutual_tls() {
-    let (_d, pki) = pki();
-    let g = tls_gateway(&pki, true);
+    let Some(pki) = pki() else {
+        return;
+    };
+    let pki = pki.dir();
+    let g = tls_gateway(pki, true);
     let file = pki.join("msg.hl7");
     std::fs::write(&file, adt("SENDTLS", "M")).unwrap();
-    let out = Command::new(BIN)
-        .args(["send", "--to", &g.addr(), "--tls-ca"])
-        .arg(pki.join("ca.pem"))
-        .arg("--tls-cert")
-        .arg(pki.join("client.pem"))
-        .arg("--tls-key")
-        .arg(pki.join("client.key"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = test_support::run::succeeds(
+        Command::new(BIN)
+            .args(["send", "--to", &g.addr(), "--tls-ca"])
+            .arg(pki.join("ca.pem"))
+            .arg("--tls-cert")
+            .arg(pki.join("client.pem"))
+            .arg("--tls-key")
+            .arg(pki.join("client.key"))
+            .arg(&file),
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("AA (MSA-2 SENDTLS)"), "{stdout}");
     // Without the client certificate, send fails with a non-zero status.
     let out = Command::new(BIN)
@@ -271,33 +168,21 @@ fn gateway_send_speaks_tls_and_mutual_tls() {
 
 #[test]
 fn check_config_rejects_a_key_that_does_not_match_the_certificate() {
-    let (_d, pki) = pki();
+    let Some(pki) = pki() else {
+        return;
+    };
+    let pki = pki.dir();
     let cfg = pki.join("gw.toml");
     std::fs::write(
         &cfg,
         "data_dir = \"var\"\n[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:2575\"\ntls = { cert = \"server.pem\", key = \"client.key\" }\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = check_config(&cfg);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("listener 'ehr'") && err.contains("server.pem"),
         "{err}"
     );
-}
-
-fn wait_until(mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "condition not reached within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -5,13 +5,13 @@
 //! reports are not delivered twice, an unmappable one is quarantined, and
 //! the cursor survives a restart.
 
-mod common;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
-use common::http_peer::HttpPeer;
-use common::*;
 use serde_json::{json, Value};
+
+use crate::support::http_peer::HttpPeer;
+use crate::support::peers::start_mllp_lab;
+use crate::support::{Gateway, Options};
 
 fn report(id: &str, patient: &str, mrn: &str, updated: &str, value: f64) -> Vec<Value> {
     vec![
@@ -71,7 +71,9 @@ fn fhir_results_are_polled_journaled_and_delivered_to_the_ehr_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ecw.log");
-    let (_ecw, port) = start_mllp_lab(&log);
+    let Some((_ecw, port)) = start_mllp_lab(&log) else {
+        return;
+    };
 
     let routing = format!(
         "[[poller]]\nname = \"results\"\nkind = \"fhir\"\nurl = \"{}\"\ninterval = \"300ms\"\nsending_application = \"QUEST\"\nreceiving_application = \"ECW\"\n\n\
@@ -84,24 +86,27 @@ fn fhir_results_are_polled_journaled_and_delivered_to_the_ehr_once() {
         ..Default::default()
     });
     let poller = |g: &Gateway| g.status_json()["pollers"][0].clone();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let p = poller(&g);
-        let d = &g.status_json()["destinations"][0];
-        if p["stored"] == 2
-            && p["duplicates"].as_u64().unwrap_or(0) >= 2
-            && d["pending"] == 0
-            && d["delivered"] == 2
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "poller {p}, destination {d}\n{}",
-            g.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    test_support::wait::until(
+        "two results stored and delivered, and re-fetched ones seen as duplicates",
+        Duration::from_secs(30),
+        || {
+            let p = poller(&g);
+            let d = &g.status_json()["destinations"][0];
+            p["stored"] == 2
+                && p["duplicates"].as_u64().unwrap_or(0) >= 2
+                && d["pending"] == 0
+                && d["delivered"] == 2
+        },
+        || {
+            let s = g.status_json();
+            format!(
+                "poller {}, destination {}\n{}",
+                s["pollers"][0],
+                s["destinations"][0],
+                g.log_tail()
+            )
+        },
+    );
     let p = poller(&g);
     assert_eq!(p["unmappable"], 1, "{p}");
     assert_eq!(p["cursor"], "2024-03-11T13:00:00Z", "{p}");

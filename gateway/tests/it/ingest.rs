@@ -1,27 +1,23 @@
 //! End to end through the real binary: MLLP in, journal, folder out, status,
 //! duplicates, restart, CLI.
 
-mod common;
-
-use common::*;
 use std::time::Duration;
+
+use test_support::run::succeeds;
+
+use crate::support::{ack_code, adt, check_config, corpus_files, send_one, Gateway, Options, BIN};
 
 #[test]
 fn corpus_is_acknowledged_and_delivered_to_the_folder_exactly_once() {
     let g = Gateway::start();
     let files = corpus_files();
     assert!(files.len() >= 100, "corpus has {} files", files.len());
-    let out = std::process::Command::new(BIN)
-        .args(["send", "--to", &g.addr()])
-        .args(&files)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "send failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        std::process::Command::new(BIN)
+            .args(["send", "--to", &g.addr()])
+            .args(&files),
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     // Messages whose MSH-15 is NE (or ER) ask for no commit ACK on success; the gateway honours that.
     let acked = stdout.matches(": AA (MSA-2").count() + stdout.matches(": CA (MSA-2").count();
     let silent = stdout.matches("(MSH-15=NE").count() + stdout.matches("(MSH-15=ER").count();
@@ -163,22 +159,14 @@ fn check_config_names_file_line_and_reason() {
         "data_dir = \"var\"\n\n[[listener]]\nname = \"ehr\"\nbind = \"nowhere\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = check_config(&cfg);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:5:"), "{err}");
     assert!(err.contains("HOST:PORT"), "{err}");
 
     let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = check_config(&good);
     assert!(
         out.status.success(),
         "{}",

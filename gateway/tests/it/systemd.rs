@@ -2,13 +2,13 @@
 //! `systemd-analyze security --offline=true` (exposure <= 2.0), and the daemon
 //! speaks the notify protocol on a real NOTIFY_SOCKET.
 
-mod common;
-
-use common::*;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
+
+use test_support::systemd;
+
+use crate::support::{ack_code, adt, free_port, require_tool, send_one, Gateway, Options, BIN};
 
 fn unit_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd")
@@ -25,19 +25,13 @@ fn unit_under_test(dir: &Path, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn gateway_unit_passes_systemd_analyze_verify() {
+    if !require_tool("systemd-analyze", "systemd") {
+        return;
+    }
     let d = tempfile::tempdir().unwrap();
     let unit = unit_under_test(d.path(), "gateway.service");
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&unit)
-        .output()
-        .expect("systemd-analyze must be installed");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "systemd-analyze verify failed:\n{stderr}"
-    );
-    let own: Vec<&str> = stderr
+    let warnings = systemd::verify(d.path(), &[unit]);
+    let own: Vec<&str> = warnings
         .lines()
         .filter(|l| l.contains("gateway.service"))
         .collect();
@@ -50,28 +44,17 @@ fn gateway_unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn gateway_unit_exposure_is_at_most_2() {
+    if !require_tool("systemd-analyze", "systemd") {
+        return;
+    }
     let d = tempfile::tempdir().unwrap();
     let unit = unit_under_test(d.path(), "gateway.service");
-    // --threshold is in tenths: 20 = exposure 2.0.
-    let out = Command::new("systemd-analyze")
-        .args(["security", "--offline=true", "--threshold=20"])
-        .arg(&unit)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("Overall exposure level"))
-        .unwrap_or_else(|| panic!("no exposure line:\n{stdout}"));
-    let level: f64 = line
-        .split(':')
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
+    let e = systemd::exposure(&unit, 2.0);
     assert!(
-        out.status.success() && level <= 2.0,
-        "exposure {level} > 2.0:\n{stdout}"
+        e.within && e.level <= 2.0,
+        "exposure {} > 2.0:\n{}",
+        e.level,
+        e.report
     );
 }
 

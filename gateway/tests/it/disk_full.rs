@@ -2,45 +2,11 @@
 //! sender gets AE with ERR 207 and a reason, never AA, and service recovers
 //! by itself when space returns.
 
-mod common;
-
-use common::*;
 use std::path::Path;
-use std::process::Command;
 
-struct Tmpfs(tempfile::TempDir);
+use test_support::tmpfs::Tmpfs;
 
-impl Tmpfs {
-    /// A small tmpfs; the test needs root (CI runs as root). Set GATEWAY_TEST_NO_MOUNT=1 to skip where mounting is impossible.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            if std::env::var("GATEWAY_TEST_NO_MOUNT").is_ok() {
-                eprintln!("SKIPPED: cannot mount tmpfs and GATEWAY_TEST_NO_MOUNT is set");
-                return None;
-            }
-            panic!(
-                "cannot mount a tmpfs (needs root); set GATEWAY_TEST_NO_MOUNT=1 to skip explicitly"
-            );
-        }
-        Some(Tmpfs(dir))
-    }
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-    }
-}
+use crate::support::{ack_code, adt, send_one, Gateway, Options};
 
 /// Fill the filesystem with a filler file until `write` fails (true disk full) or `bytes` are written.
 fn fill(path: &Path, bytes: Option<u64>) {
