@@ -19,5 +19,6 @@ mod poller;
 mod power_loss;
 mod python_peers;
 mod systemd;
+mod tidy;
 
 mod tls;
