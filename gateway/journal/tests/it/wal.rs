@@ -7,7 +7,7 @@
 //! never closes the journal, so no checkpoint runs: sled's buffered log is
 //! lost with the process and only the WAL (synced at every commit) holds
 //! the tail. The page cache survives `kill -9`, so this tests replay, not
-//! power loss (`power_loss.rs` does that).
+//! power loss (the gateway's `power_loss` test does that).
 
 use std::path::{Path, PathBuf};
 
