@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::support::crash::{
     assert_acked_delivered_exactly_once, seed, start_clients, Ledger, Rng,
 };
-use crate::support::{Gateway, Options};
+use crate::support::{alone, Gateway, Options};
 
 const CYCLES: usize = 20;
 const CLIENTS: usize = 6;
@@ -20,6 +20,7 @@ fn big(client: usize, seq: usize) -> Option<usize> {
 
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_message() {
+    let _alone = alone();
     let seed = seed("CRASH_SEED");
     let mut rng = Rng(seed);
     let mut g = Gateway::configure(Options::default());

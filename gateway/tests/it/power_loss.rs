@@ -13,7 +13,7 @@ use hw_tests::LossyMount;
 use crate::support::crash::{
     assert_acked_delivered_exactly_once, seed, start_clients, Ledger, Rng,
 };
-use crate::support::{require_root, Gateway, Options};
+use crate::support::{alone, require_root, Gateway, Options};
 
 const CYCLES: usize = 10;
 const CLIENTS: usize = 3;
@@ -29,6 +29,7 @@ fn acknowledged_messages_survive_power_cuts() {
     if !require_root("mounting lossyfs (FUSE)") {
         return;
     }
+    let _alone = alone();
     let seed = seed("POWER_SEED");
     let mut rng = Rng(seed);
     let fs = LossyMount::mount_temp("gateway-power").expect("mount lossyfs (needs /dev/fuse)");

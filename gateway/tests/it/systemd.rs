@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use test_support::systemd;
 
-use crate::support::{ack_code, adt, free_port, require_tool, send_one, Gateway, Options, BIN};
+use crate::support::{
+    ack_code, adt, alone, free_port, require_tool, send_one, Gateway, Options, BIN,
+};
 
 fn unit_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd")
@@ -155,6 +157,7 @@ fn pings(events: &[(Duration, String)], from: u64, to: u64) -> usize {
 
 #[test]
 fn watchdog_pings_while_every_critical_loop_is_alive() {
+    let _alone = alone();
     let (g, sock, _d) = watchdog_daemon(false);
     let events = collect(&sock, 8);
     assert!(pings(&events, 0, 3) >= 2, "no pings early: {events:?}");
@@ -167,6 +170,7 @@ fn watchdog_pings_while_every_critical_loop_is_alive() {
 
 #[test]
 fn watchdog_stops_pinging_when_a_deliverer_is_stuck() {
+    let _alone = alone();
     let (g, sock, _d) = watchdog_daemon(true);
     let events = collect(&sock, 9);
     assert!(
@@ -191,6 +195,7 @@ fn watchdog_stops_pinging_when_a_deliverer_is_stuck() {
 /// ("1 listener, 1 pending, cloud down 0m").
 #[test]
 fn extends_the_start_timeout_during_recovery_and_keeps_status_current() {
+    let _alone = alone();
     let d = tempfile::tempdir().unwrap();
     let sock_path = d.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();

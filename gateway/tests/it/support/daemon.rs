@@ -203,8 +203,9 @@ impl Gateway {
         let out = self.cli(&["status", "--json"]);
         assert!(
             out.status.success(),
-            "status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "status failed: {}\nlog tail:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }

@@ -67,7 +67,15 @@ pub struct HttpPeer {
 
 impl HttpPeer {
     pub fn start() -> HttpPeer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // Refuse mode closes the listener and rebinds the port later: no
+        // other test may be given it meanwhile (nor may it be one promised
+        // to another test that has not bound it yet).
+        let listener = loop {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            if super::claim_port(l.local_addr().unwrap().port()) {
+                break l;
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
             mode: Some(Mode::Up),

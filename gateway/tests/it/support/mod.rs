@@ -14,7 +14,9 @@ pub mod peers;
 pub mod pki;
 pub mod token_server;
 
+use std::collections::HashSet;
 use std::net::TcpListener;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use gateway::net::mllp_client::Client;
@@ -66,12 +68,38 @@ pub fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A loopback port nothing listens on now, and that no other test of this
+/// process was given: all the tests share one process, so two daemons of
+/// concurrent tests never race for the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if claim_port(port) {
+            return port;
+        }
+    }
+}
+
+/// Records `port` as taken by a test (a peer that binds port 0 itself and
+/// may close and rebind it); false if it already was.
+pub fn claim_port(port: u16) -> bool {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    given.get_or_insert_with(HashSet::new).insert(port)
+}
+
+/// Held by the tests that must not run alongside each other: the SIGKILL
+/// and power-cut cycles (they flood the disk with syncs for a minute or
+/// more) and the tests that time the daemon's start (watchdog pings, the
+/// start timeout). Each of those files had a test binary of its own
+/// before, which kept them apart the same way.
+pub fn alone() -> MutexGuard<'static, ()> {
+    static ALONE: Mutex<()> = Mutex::new(());
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The last 40 lines of `s` (a log).
