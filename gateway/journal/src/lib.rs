@@ -127,7 +127,7 @@
 //!   last checkpoint. Unacknowledged groups are either absent or (if their
 //!   WAL record became durable before the cut) present: at-least-once.
 //!
-//! `tests/journal_durability_strace.rs` checks this at the syscall level:
+//! `tests/it/strace.rs` checks this at the syscall level:
 //! at every ACK the WAL, every blob and every created entry were synced
 //! after their last write and before the ACK; at every WAL segment deletion
 //! everything, sled's `db` included, was.
