@@ -517,7 +517,7 @@ fn status_page_in_headless_chromium_behind_a_password() {
     let sport = free_port();
     let g = Gateway::start_with(Options {
         top_extra: format!(
-            "[alerts]\nevaluate_every = \"200ms\"\ndestination_down_max = \"0s\"\n[status_page]\nbind = \"127.0.0.1:{sport}\"\nusername = \"office\"\npassword_file = {:?}\n",
+            "[alerts]\ndisk_warn_percent = 100\nevaluate_every = \"200ms\"\ndestination_down_max = \"0s\"\n[status_page]\nbind = \"127.0.0.1:{sport}\"\nusername = \"office\"\npassword_file = {:?}\n",
             pw.display().to_string()
         ),
         routing: Some(http_routing(&dest.url("/hl7"))),
