@@ -22,3 +22,4 @@ mod systemd;
 mod tidy;
 
 mod tls;
+mod x12_cli;
