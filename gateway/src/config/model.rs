@@ -361,3 +361,42 @@ pub struct StatusPageConfig<S: Stage = Resolved> {
     /// HTTPS (and, with `client_ca`, client certificates).
     pub tls: Option<TlsServerConfig<S>>,
 }
+
+/// What the files of a `[[pickup]]` folder are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickupFormat {
+    /// One X12 file (one or more interchanges), journaled and sent as is.
+    X12,
+    /// One or more HL7 v2 messages (MSH-led; FHS/BHS batches too), each journaled.
+    Hl7,
+}
+
+/// What becomes of a file once its bytes are durable in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterPickup {
+    /// Moved to `<path>/.done/<YYYY-MM-DD>/`.
+    Archive,
+    /// Removed.
+    Delete,
+}
+
+/// `[[pickup]]`: a folder source (a source like a listener: routes name it
+/// in `from`).
+#[derive(Debug, Clone)]
+pub struct PickupConfig {
+    pub name: String,
+    /// The folder files are dropped into.
+    pub path: PathBuf,
+    /// Globs on the file name (`pattern`, one or a list).
+    pub patterns: Vec<Glob>,
+    pub format: PickupFormat,
+    /// A file is taken once its size and mtime have not changed for this long.
+    pub settle: Duration,
+    pub after: AfterPickup,
+    /// The full rescan (inotify wakes it sooner; on a CIFS mount it is the only way).
+    pub rescan: Duration,
+    /// X12: the ISA15 this connection expects (`usage = "T" | "P"`; none: either).
+    pub usage: Option<x12::Usage>,
+    /// X12: where the TA1/999 of a refused file are written (eCW reads responses there).
+    pub ack_dir: Option<PathBuf>,
+}

@@ -15,6 +15,7 @@ mod fhir;
 mod https_client;
 mod ingest;
 mod ops;
+mod pickup;
 mod poller;
 mod power_loss;
 mod python_peers;

@@ -259,6 +259,7 @@ mod tests {
             listeners: vec![],
             destinations: vec![destination(down_since, pending, dead)],
             pollers: vec![],
+            pickups: vec![],
             journal: JournalStatus {
                 messages: 0,
                 duplicates: 0,
