@@ -28,7 +28,7 @@
 //! counts ACKs per connection, a poller counts fetched reports); this
 //! module logs only refusals.
 
-mod x12;
+pub mod x12;
 
 use std::fmt;
 use std::sync::Arc;

@@ -254,6 +254,8 @@ pub enum Transform {
     None,
     /// HL7 v2 → FHIR R4 transaction Bundle.
     Fhir,
+    /// An X12 file → its x12-json (docs/x12-json.md).
+    X12Json,
 }
 
 impl Transform {
@@ -261,6 +263,7 @@ impl Transform {
         match self {
             Transform::None => "none",
             Transform::Fhir => "fhir",
+            Transform::X12Json => "x12-json",
         }
     }
 }

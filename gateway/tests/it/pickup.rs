@@ -332,3 +332,85 @@ fn kill9_at_random_moments_leaves_every_file_delivered_exactly_once() {
     );
     g.stop();
 }
+
+/// Responses from the clearinghouse: the route with `transform =
+/// "x12-json"` posts each one's JSON (what `gateway x12 json` prints) to a
+/// billing service, the plain route writes the X12 unchanged where eCW
+/// imports it.
+#[test]
+fn responses_go_to_ecw_unchanged_and_to_billing_as_x12_json() {
+    let root = tempfile::tempdir().unwrap();
+    let billing = crate::support::http_peer::HttpPeer::start();
+    let inbox = root.path().join("responses");
+    let data = root.path().join("var");
+    let top = format!(
+        "[[pickup]]\nname = \"responses\"\npath = {inbox:?}\npattern = [\"*.835\", \"*.999\", \"*.277ca\"]\nformat = \"x12\"\nsettle = \"200ms\"\nrescan = \"500ms\"\n",
+        inbox = inbox.display().to_string()
+    );
+    let routing = format!(
+        "[[destination]]\nname = \"outbox\"\nkind = \"folder\"\npath = {out:?}\n\n\
+         [[destination]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{url}\"\n\n\
+         [[route]]\nname = \"to-ecw\"\nfrom = [\"responses\"]\nto = [\"outbox\"]\n\n\
+         [[route]]\nname = \"to-billing\"\nfrom = [\"responses\"]\nto = [\"billing\"]\ntransform = \"x12-json\"\ntypes = [\"835\", \"999\", \"277CA\"]\n",
+        out = data.join("outbox").display().to_string(),
+        url = billing.url("/remits"),
+    );
+    let mut g = Gateway::configure(Options {
+        top_extra: top,
+        data_dir: Some(data),
+        routing: Some(routing),
+        ..Options::default()
+    });
+    g.spawn();
+    let fixtures = test_support::paths::repo_root().join("gateway/x12/tests/fixtures");
+    let names = [
+        "remit-plb-reversal-denial.835",
+        "ack-partial.999",
+        "claim-ack.277ca",
+    ];
+    let mut originals = Vec::new();
+    for n in names {
+        let bytes = std::fs::read(fixtures.join(n)).unwrap();
+        drop_file(&inbox, n, &bytes);
+        originals.push(bytes);
+    }
+    let delivered = g.wait_delivered(3);
+    let mut got = read_all(&delivered);
+    got.sort();
+    originals.sort();
+    assert_eq!(got, originals, "eCW's copies are not the files as received");
+    g.wait_for("3 JSON posts", Duration::from_secs(30), || {
+        billing.count() >= 3
+    });
+    let mut kinds = Vec::new();
+    for r in billing.received() {
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let t = json["interchanges"][0]["groups"][0]["transactions"][0]["transaction"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let n = names
+            .iter()
+            .find(|n| match t.as_str() {
+                "835" => n.ends_with(".835"),
+                "999" => n.ends_with(".999"),
+                _ => n.ends_with(".277ca"),
+            })
+            .unwrap();
+        let cli = std::process::Command::new(crate::support::BIN)
+            .args(["x12", "json"])
+            .arg(fixtures.join(n))
+            .output()
+            .unwrap();
+        let expected: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+        assert_eq!(
+            json, expected,
+            "{n}: the posted JSON is not `gateway x12 json`'s"
+        );
+        kinds.push(t);
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["277CA", "835", "999"]);
+    g.stop();
+}
