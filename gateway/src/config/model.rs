@@ -398,6 +398,9 @@ pub struct PickupConfig {
     pub after: AfterPickup,
     /// The full rescan (inotify wakes it sooner; on a CIFS mount it is the only way).
     pub rescan: Duration,
+    /// Watch the folder with inotify (`inotify = false` on a network mount,
+    /// where no events come: the rescan alone takes files).
+    pub inotify: bool,
     /// X12: the ISA15 this connection expects (`usage = "T" | "P"`; none: either).
     pub usage: Option<x12::Usage>,
     /// X12: where the TA1/999 of a refused file are written (eCW reads responses there).

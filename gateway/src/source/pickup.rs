@@ -89,7 +89,11 @@ impl Pickup {
         if let Err(e) = durable_fs::create_dir_all(&self.cfg.path) {
             log::error!(target: "gateway::pickup", "pickup {name}: cannot create {}: {e}; retrying at every rescan", self.cfg.path.display());
         }
-        let inotify = watch_folder(&self.cfg.path);
+        let inotify = if self.cfg.inotify {
+            watch_folder(&self.cfg.path)
+        } else {
+            None
+        };
         if inotify.is_none() {
             log::info!(target: "gateway::pickup", "pickup {name}: no inotify on {} (e.g. a CIFS mount): rescanning every {} ms", self.cfg.path.display(), self.cfg.rescan.as_millis());
         }

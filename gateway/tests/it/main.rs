@@ -19,6 +19,7 @@ mod pickup;
 mod poller;
 mod power_loss;
 mod python_peers;
+mod smb;
 mod systemd;
 mod tidy;
 

@@ -25,6 +25,7 @@ pub(crate) struct RawPickup {
     settle: Option<Spanned<String>>,
     after: Option<Spanned<String>>,
     rescan: Option<Spanned<String>>,
+    inotify: Option<bool>,
     usage: Option<Spanned<String>>,
     ack_dir: Option<Spanned<String>>,
 }
@@ -146,6 +147,7 @@ fn pickup(p: RawPickup, cx: &mut Check<'_>) -> Option<PickupConfig> {
         settle: settle?,
         after: after?,
         rescan: rescan?,
+        inotify: p.inotify.unwrap_or(true),
         usage: usage?,
     })
 }
