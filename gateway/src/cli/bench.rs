@@ -20,6 +20,8 @@ pub enum BenchKind {
     Ingest(IngestArgs),
     /// Store-and-forward: drain 100k and 1M backlogs to a loopback HTTP sink.
     Drain(super::bench_drain::DrainArgs),
+    /// X12: 835 check + JSON vs a byte scan; pickup throughput vs raw fdatasync.
+    X12(super::bench_x12::X12BenchArgs),
 }
 
 #[derive(Args)]
@@ -41,6 +43,13 @@ pub struct IngestArgs {
 pub fn run(kind: BenchKind) -> ExitCode {
     match kind {
         BenchKind::Drain(args) => match super::bench_drain::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        BenchKind::X12(args) => match super::bench_x12::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench failed: {e}");
@@ -88,8 +97,8 @@ struct Level {
     rss_mb: f64,
 }
 
-struct Daemon {
-    child: Child,
+pub(super) struct Daemon {
+    pub(super) child: Child,
 }
 
 impl Drop for Daemon {

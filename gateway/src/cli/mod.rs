@@ -10,6 +10,7 @@ use crate::config::{self, DEFAULT_CONFIG_PATH};
 
 mod bench;
 mod bench_drain;
+mod bench_x12;
 mod dlq;
 mod send;
 mod status;

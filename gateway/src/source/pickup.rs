@@ -49,6 +49,10 @@ pub struct PickupState {
     pub duplicates: u64,
     /// Files moved to `.rejected/`.
     pub rejected: u64,
+    /// Files in `.rejected/` now (the `pickup_rejected` alert fires while
+    /// there are any; removing them clears it).
+    #[serde(default)]
+    pub rejected_waiting: u64,
     /// Matching files in the folder not yet taken (settling, or waiting for the journal).
     pub in_progress: u64,
     pub last_scan_ms: Option<u64>,
@@ -217,8 +221,16 @@ impl Pickup {
             }
         }
         let in_progress = seen.len() as u64;
+        let rejected_waiting = std::fs::read_dir(cfg.path.join(".rejected"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".reason.txt"))
+                    .count() as u64
+            })
+            .unwrap_or(0);
         self.update(|s| {
             s.in_progress = in_progress;
+            s.rejected_waiting = rejected_waiting;
             s.last_scan_ms = Some(unix_ms());
         });
         next

@@ -43,7 +43,7 @@ fn gateway(root: &Path, settle: &str, claims_after: &str) -> (Gateway, Folders) 
     };
     let data = root.join("var");
     let top = format!(
-        "[[pickup]]\nname = \"claims\"\npath = {claims:?}\npattern = [\"*.837\", \"*.x12\"]\nformat = \"x12\"\nsettle = \"{settle}\"\nafter = \"{claims_after}\"\nrescan = \"500ms\"\nusage = \"T\"\nack_dir = {acks:?}\n\n\
+        "[alerts]\nevaluate_every = \"200ms\"\n\n[[pickup]]\nname = \"claims\"\npath = {claims:?}\npattern = [\"*.837\", \"*.x12\"]\nformat = \"x12\"\nsettle = \"{settle}\"\nafter = \"{claims_after}\"\nrescan = \"500ms\"\nusage = \"T\"\nack_dir = {acks:?}\n\n\
          [[pickup]]\nname = \"labs\"\npath = {labs:?}\npattern = \"*.hl7\"\nformat = \"hl7\"\nsettle = \"{settle}\"\nafter = \"delete\"\nrescan = \"500ms\"\n",
         claims = f.claims.display().to_string(),
         labs = f.labs.display().to_string(),
@@ -189,6 +189,15 @@ fn files_are_taken_archived_deleted_rejected_and_deduplicated() {
         }
     }
 
+    // The daemon's TA1/999 pass pyx12's x12valid.
+    if let Some(py) = test_support::pyx12::python() {
+        let acks = files(&f.acks);
+        assert!(acks.len() >= 3, "{acks:?}");
+        for (file, problems) in test_support::pyx12::x12valid(&py, &acks) {
+            assert!(problems.is_empty(), "{}: {problems:#?}", file.display());
+        }
+    }
+
     // HL7: a batch file (FHS/BHS, CRLF) of two messages, and a plain one;
     // each message delivered, the files deleted. A file with a broken
     // message is rejected.
@@ -235,6 +244,24 @@ fn files_are_taken_archived_deleted_rejected_and_deduplicated() {
     assert_eq!(labs["rejected"], 1, "{labs}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(g.delivered_files().len(), 4);
+    // Files waiting in .rejected/ raise an alert, which clears once they
+    // are dealt with.
+    let alert = |g: &Gateway| {
+        g.status_json()["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == "pickup_rejected/claims")
+    };
+    g.wait_for("the pickup_rejected alert", Duration::from_secs(30), || {
+        alert(&g)
+    });
+    std::fs::remove_dir_all(f.claims.join(".rejected")).unwrap();
+    g.wait_for(
+        "the pickup_rejected alert to clear",
+        Duration::from_secs(30),
+        || !alert(&g),
+    );
     let text = String::from_utf8_lossy(&g.cli(&["status"]).stdout).to_string();
     assert!(
         text.contains("pickup claims: 1 file(s) taken, 1 duplicate(s), 4 rejected"),
