@@ -11,7 +11,6 @@
 //! sshd's folder as the target), which is what issue 16 asks to measure.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -157,24 +156,8 @@ pub fn pickup_throughput(
         let body = small_claim(n as u32 + 1);
         std::fs::write(staging.join(format!("c{n:06}.837")), body).map_err(|e| e.to_string())?;
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let child = Command::new(exe)
-        .args(["run", "--config"])
-        .arg(&config)
-        // The backlog raises pending_depth alerts: not news in a benchmark.
-        .env("GATEWAY_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start the daemon: {e}"))?;
-    let _daemon = super::bench::Daemon { child };
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        if Instant::now() > deadline {
-            return Err("daemon did not start listening within 30 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The backlog raises pending_depth alerts: not news in a benchmark.
+    let _daemon = super::bench::Daemon::start(&config, port, "error")?;
     let start = Instant::now();
     for n in 0..files {
         let name = format!("c{n:06}.837");
