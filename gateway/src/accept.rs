@@ -28,12 +28,15 @@
 //! counts ACKs per connection, a poller counts fetched reports); this
 //! module logs only refusals.
 
+pub mod x12;
+
 use std::fmt;
 use std::sync::Arc;
 
 use hl7::{HeaderSummary, Outcome};
 use journal::{
-    Appended, Enqueue, Journal, JournalError, MessageMeta, NewMessage, Quarantined, KIND_HL7V2,
+    Appended, Enqueue, Journal, JournalError, MessageMeta, NewMessage, Policy, Quarantined,
+    KIND_HL7V2,
 };
 
 use crate::ops::clock;
@@ -59,6 +62,7 @@ pub struct Accept {
 pub enum Role {
     Listener,
     Poller,
+    Pickup,
 }
 
 /// Which source, and which peer of it, sent a message.
@@ -76,6 +80,7 @@ impl fmt::Display for Origin<'_> {
         let role = match self.role {
             Role::Listener => "listener",
             Role::Poller => "poller",
+            Role::Pickup => "pickup",
         };
         write!(f, "{role} {}", self.name)
     }
@@ -87,6 +92,10 @@ impl fmt::Display for Origin<'_> {
 pub enum Kind {
     /// An HL7 v2 message (ER7).
     Hl7v2,
+    /// An X12 file, checked (`x12::check`, ISA15 against `usage`) and,
+    /// when clean, journaled and sent as it is; its key is the first
+    /// interchange's sender, receiver and ISA13, refused when reused.
+    X12 { usage: Option<::x12::Usage> },
 }
 
 /// One message a source received.
@@ -125,6 +134,9 @@ pub struct Answer {
     /// The reply for the sender (HL7: the ACK/NAK payload, unframed). `None`
     /// when the sender asked for none (MSH-15 NE ...) or wants no reply.
     pub reply: Option<Vec<u8>>,
+    /// X12: the TA1/999 of a refused file, for the source to write where
+    /// the sender reads responses. Empty otherwise.
+    pub acks: Vec<::x12::Ack>,
 }
 
 /// A message read by its kind's read step: what is journaled and routed.
@@ -136,6 +148,8 @@ struct Read<'h> {
     reply: Option<Vec<u8>>,
     /// For HL7, the header the NAK echoes if the append fails.
     hl7: Option<&'h HeaderSummary>,
+    /// Retention and what a reused de-dup key does.
+    policy: Policy,
 }
 
 /// What the journal keeps about an HL7 v2 message. The de-dup parts are
@@ -174,6 +188,7 @@ impl Accept {
     pub async fn accept(&self, inbound: Inbound<'_>) -> Answer {
         match inbound.kind {
             Kind::Hl7v2 => self.accept_hl7(inbound).await,
+            Kind::X12 { usage } => self.accept_x12(inbound, usage).await,
         }
     }
 
@@ -246,6 +261,7 @@ impl Accept {
             patient_lane: crate::route::lane::patient_lane(&header),
             reply,
             hl7: Some(&header),
+            policy: Policy::default(),
         };
         self.append(origin, received_at_ms, read, bytes, wants_reply)
             .await
@@ -267,16 +283,19 @@ impl Accept {
         let unrouted = read.destinations.is_empty();
         let result = self
             .journal
-            .append(NewMessage {
-                source: origin.name.to_string(),
-                peer: origin.peer.clone(),
-                received_at_ms,
-                meta: read.meta,
-                raw: bytes,
-                ack: read.reply.clone().unwrap_or_default(),
-                destinations: read.destinations,
-                patient_lane: read.patient_lane,
-            })
+            .append_with(
+                NewMessage {
+                    source: origin.name.to_string(),
+                    peer: origin.peer.clone(),
+                    received_at_ms,
+                    meta: read.meta,
+                    raw: bytes,
+                    ack: read.reply.clone().unwrap_or_default(),
+                    destinations: read.destinations,
+                    patient_lane: read.patient_lane,
+                },
+                read.policy,
+            )
             .await;
         let (disposition, reply) = match result {
             Ok(Appended::Stored { id }) => {
@@ -328,6 +347,7 @@ impl Accept {
             message_type,
             control_id,
             reply,
+            acks: Vec::new(),
         }
     }
 
@@ -360,6 +380,7 @@ impl Accept {
             message_type: header.map(HeaderSummary::message_type).unwrap_or_default(),
             control_id: header.map(|h| h.control_id.clone()).unwrap_or_default(),
             reply,
+            acks: Vec::new(),
         }
     }
 

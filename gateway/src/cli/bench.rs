@@ -20,6 +20,8 @@ pub enum BenchKind {
     Ingest(IngestArgs),
     /// Store-and-forward: drain 100k and 1M backlogs to a loopback HTTP sink.
     Drain(super::bench_drain::DrainArgs),
+    /// X12: 835 check + JSON vs a byte scan; pickup throughput vs raw fdatasync.
+    X12(super::bench_x12::X12BenchArgs),
 }
 
 #[derive(Args)]
@@ -41,6 +43,13 @@ pub struct IngestArgs {
 pub fn run(kind: BenchKind) -> ExitCode {
     match kind {
         BenchKind::Drain(args) => match super::bench_drain::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        BenchKind::X12(args) => match super::bench_x12::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench failed: {e}");
@@ -88,8 +97,33 @@ struct Level {
     rss_mb: f64,
 }
 
-struct Daemon {
-    child: Child,
+pub(super) struct Daemon {
+    pub(super) child: Child,
+}
+
+impl Daemon {
+    /// This binary's daemon on `config` (log level `log`), once its
+    /// listener on `port` accepts connections.
+    pub(super) fn start(config: &Path, port: u16, log: &str) -> Result<Daemon, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let child = Command::new(exe)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("GATEWAY_LOG", log)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the daemon: {e}"))?;
+        let daemon = Daemon { child };
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            if Instant::now() > deadline {
+                return Err("daemon did not start listening within 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(daemon)
+    }
 }
 
 impl Drop for Daemon {
@@ -170,23 +204,8 @@ fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
         format!("data_dir = \"data\"\n\n[[listener]]\nname = \"bench\"\nbind = \"127.0.0.1:{port}\"\nmax_connections = 128\nmax_connections_per_peer = 128\n"),
     )
     .map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let child = Command::new(exe)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("GATEWAY_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start the daemon: {e}"))?;
-    let daemon = Daemon { child };
+    let daemon = Daemon::start(&config, port, "warn")?;
     let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        if Instant::now() > deadline {
-            return Err("daemon did not start listening within 30 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 
     let mut levels = Vec::new();
     for &n in &args.connections {

@@ -10,10 +10,12 @@ use crate::config::{self, DEFAULT_CONFIG_PATH};
 
 mod bench;
 mod bench_drain;
+mod bench_x12;
 mod dlq;
 mod send;
 mod status;
 mod translate;
+mod x12;
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +56,9 @@ pub enum Command {
     RecordStop,
     /// Print the FHIR Bundle the fhir transform makes of an HL7 file (or, with --to hl7, the ORU made of FHIR results).
     Translate(translate::TranslateArgs),
+    /// Check X12 envelopes (with the TA1/999 they would get) or print a file's x12-json.
+    #[command(subcommand)]
+    X12(x12::X12Command),
 }
 
 pub fn main() -> ExitCode {
@@ -83,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Dlq(cmd) => runtime().block_on(dlq::run(&cli.config, cmd)),
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
+        Command::X12(cmd) => x12::run(cmd),
         Command::RecordStop => match config::load(&cli.config)
             .map_err(crate::Error::from)
             .and_then(|c| crate::ops::restart_markers::record_stop(&c.data_dir))

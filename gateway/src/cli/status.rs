@@ -183,6 +183,15 @@ pub fn render(r: &StatusReport) -> String {
             out += &format!("  last error: {e}\n");
         }
     }
+    for p in &r.pickups {
+        out += &format!(
+            "\npickup {}: {} file(s) taken, {} duplicate(s), {} rejected (in .rejected/), {} in progress\n",
+            p.name, p.taken, p.duplicates, p.rejected, p.in_progress
+        );
+        if let Some(e) = &p.last_error {
+            out += &format!("  last error: {e}\n");
+        }
+    }
     out += &format!(
         "\njournal: {} message(s), {} duplicate(s), {} control-id reuse(s), {} quarantined\n",
         r.journal.messages,

@@ -254,6 +254,8 @@ pub enum Transform {
     None,
     /// HL7 v2 → FHIR R4 transaction Bundle.
     Fhir,
+    /// An X12 file → its x12-json (docs/x12-json.md).
+    X12Json,
 }
 
 impl Transform {
@@ -261,6 +263,7 @@ impl Transform {
         match self {
             Transform::None => "none",
             Transform::Fhir => "fhir",
+            Transform::X12Json => "x12-json",
         }
     }
 }
@@ -360,4 +363,46 @@ pub struct StatusPageConfig<S: Stage = Resolved> {
     pub password: Option<S::Secret>,
     /// HTTPS (and, with `client_ca`, client certificates).
     pub tls: Option<TlsServerConfig<S>>,
+}
+
+/// What the files of a `[[pickup]]` folder are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickupFormat {
+    /// One X12 file (one or more interchanges), journaled and sent as is.
+    X12,
+    /// One or more HL7 v2 messages (MSH-led; FHS/BHS batches too), each journaled.
+    Hl7,
+}
+
+/// What becomes of a file once its bytes are durable in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterPickup {
+    /// Moved to `<path>/.done/<YYYY-MM-DD>/`.
+    Archive,
+    /// Removed.
+    Delete,
+}
+
+/// `[[pickup]]`: a folder source (a source like a listener: routes name it
+/// in `from`).
+#[derive(Debug, Clone)]
+pub struct PickupConfig {
+    pub name: String,
+    /// The folder files are dropped into.
+    pub path: PathBuf,
+    /// Globs on the file name (`pattern`, one or a list).
+    pub patterns: Vec<Glob>,
+    pub format: PickupFormat,
+    /// A file is taken once its size and mtime have not changed for this long.
+    pub settle: Duration,
+    pub after: AfterPickup,
+    /// The full rescan (inotify wakes it sooner; on a CIFS mount it is the only way).
+    pub rescan: Duration,
+    /// Watch the folder with inotify (`inotify = false` on a network mount,
+    /// where no events come: the rescan alone takes files).
+    pub inotify: bool,
+    /// X12: the ISA15 this connection expects (`usage = "T" | "P"`; none: either).
+    pub usage: Option<x12::Usage>,
+    /// X12: where the TA1/999 of a refused file are written (eCW reads responses there).
+    pub ack_dir: Option<PathBuf>,
 }

@@ -589,3 +589,44 @@ mod any_text {
         }
     }
 }
+
+#[test]
+fn pickup_tables_are_sources_with_their_defaults_and_errors_at_their_lines() {
+    let with = |extra: &str| {
+        format!(
+            "{}\n[[pickup]]\nname = \"claims\"\npath = \"claims\"\npattern = [\"*.837\", \"*.x12\"]\nformat = \"x12\"\nusage = \"T\"\nack_dir = \"acks\"\n{extra}",
+            GOOD.replace("from = [\"ehr\"]", "from = [\"ehr\", \"claims\"]")
+        )
+    };
+    let c = parse(&with("")).unwrap();
+    let p = &c.pickups[0];
+    assert_eq!(p.path, PathBuf::from("/etc/gw/claims"));
+    assert_eq!(p.ack_dir, Some(PathBuf::from("/etc/gw/acks")));
+    assert_eq!(p.patterns.len(), 2);
+    assert_eq!(p.format, PickupFormat::X12);
+    assert_eq!(p.settle, Duration::from_secs(5));
+    assert_eq!(p.after, AfterPickup::Archive);
+    assert_eq!(p.usage, Some(x12::Usage::Test));
+    for (extra, line, needle) in [
+        ("after = \"move\"", 25, "after = \"move\""),
+        ("settle = \"soon\"", 25, "settle"),
+        ("rescan = \"10ms\"", 25, "rescan must be at least 100 ms"),
+    ] {
+        let e = parse(&with(extra)).unwrap_err();
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.reason.contains(needle), "{e}");
+    }
+    let e = parse(&with("").replace("format = \"x12\"", "format = \"csv\"")).unwrap_err();
+    assert_eq!(e.line, 22, "{e}");
+    assert!(e.reason.contains("\"x12\" or \"hl7\""), "{e}");
+    let e = parse(&with("").replace("usage = \"T\"", "usage = \"test\"")).unwrap_err();
+    assert!(e.reason.contains("\"T\" (test) or \"P\""), "{e}");
+    let e = parse(&with("").replace("format = \"x12\"", "format = \"hl7\"")).unwrap_err();
+    assert!(
+        e.reason.contains("usage is for format = \"x12\" only"),
+        "{e}"
+    );
+    // A route from an unknown pickup names its line.
+    let e = parse(&GOOD.replace("from = [\"ehr\"]", "from = [\"claims\"]")).unwrap_err();
+    assert!(e.reason.contains("from names 'claims'"), "{e}");
+}

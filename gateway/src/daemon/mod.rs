@@ -30,6 +30,7 @@ use crate::ops::watchdog::{self, Heartbeats};
 use crate::ops::{clock, notify};
 use crate::route::Router;
 use crate::source::mllp_listener;
+use crate::source::pickup::{Pickup, PickupState};
 use crate::source::poller::{Poller, PollerState};
 use journal::{Journal, JournalConfig};
 use status_source::{status_source, StatusExtras};
@@ -183,6 +184,25 @@ async fn bring_up(
             poller.run(sources.stop_signal()),
         );
     }
+    // Pickup folders are sources too.
+    let mut pickup_states = Vec::new();
+    for p in &cfg.pickups {
+        let state = Arc::new(Mutex::new(PickupState {
+            name: p.name.clone(),
+            ..Default::default()
+        }));
+        pickup_states.push(state.clone());
+        let pickup = Pickup {
+            cfg: p.clone(),
+            accept: accept.clone(),
+            heartbeat: heartbeats.register(format!("pickup {}", p.name)),
+            state,
+        };
+        sources.spawn(
+            format!("pickup {}", p.name),
+            pickup.run(sources.stop_signal()),
+        );
+    }
     let monitoring = tasks.stage(Stage::Monitors);
     if let Some(interval) = watchdog::interval() {
         log::info!(target: "gateway::daemon", "systemd watchdog every {} ms, gated on every critical loop", interval.as_millis());
@@ -213,6 +233,7 @@ async fn bring_up(
             board: board.clone(),
             certs: certs.clone(),
             box_id: box_id.clone(),
+            pickups: pickup_states,
         },
     );
     let _ = health_state.status.set(status.clone());

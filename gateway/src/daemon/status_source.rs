@@ -15,6 +15,7 @@ use crate::ops::alerts::Board;
 use crate::ops::certs::CertInfo;
 use crate::ops::clock;
 use crate::ops::stats::Registry;
+use crate::source::pickup::PickupState;
 use crate::source::poller::PollerState;
 use journal::Journal;
 
@@ -23,6 +24,7 @@ pub(super) struct StatusExtras {
     pub board: Arc<Board>,
     pub certs: Arc<Mutex<Vec<CertInfo>>>,
     pub box_id: String,
+    pub pickups: Vec<Arc<Mutex<PickupState>>>,
 }
 
 /// The status source over the running pipeline's parts.
@@ -104,6 +106,11 @@ pub(super) fn status_source(
                     Ok(g) => g.clone(),
                     Err(e) => e.into_inner().clone(),
                 })
+                .collect(),
+            pickups: extras
+                .pickups
+                .iter()
+                .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).clone())
                 .collect(),
             journal: JournalStatus {
                 messages: js.messages,

@@ -41,7 +41,25 @@ impl From<HttpFormat> for Wire {
     }
 }
 
-/// Apply `transform` ("none", "fhir") and encode for `wire`. `fhir` is the
+/// The x12-json of a stored X12 message (accept journals only clean files;
+/// a message of another kind, or one that no longer checks, is refused
+/// with the reason).
+fn x12_json(msg: &StoredMessage) -> Result<Vec<u8>, String> {
+    if msg.meta.kind != crate::accept::x12::KIND_X12 {
+        return Err(format!(
+            "transform \"x12-json\" takes X12 files; this message is {} {}: route only X12 sources (pickups of format = \"x12\") with it",
+            msg.meta.kind, msg.meta.message_type
+        ));
+    }
+    let doc = x12::check(&msg.raw, &x12::CheckOptions::default(), &());
+    let first_error = doc.errors().next().map(|e| e.to_string());
+    match first_error {
+        None => Ok(x12::to_json(&doc)),
+        Some(e) => Err(format!("cannot map to x12-json: {e}")),
+    }
+}
+
+/// Apply `transform` ("none", "fhir", "x12-json") and encode for `wire`. `fhir` is the
 /// destination's mapping context (fhir destinations).
 pub fn prepare(
     msg: StoredMessage,
@@ -80,6 +98,10 @@ pub fn prepare(
             let body = fhir_map::translate_to_bytes(&parsed, ctx)
                 .map_err(|e| format!("cannot map to FHIR: {e}"))?;
             Ok(base(&msg, body, "application/fhir+json"))
+        }
+        ("x12-json", Wire::Hl7 | Wire::Json) => {
+            let body = x12_json(&msg)?;
+            Ok(base(&msg, body, "application/json"))
         }
         ("none", Wire::Fhir) => Err(
             "this fhir destination got an untransformed HL7 message: give its route transform = \"fhir\""

@@ -113,6 +113,9 @@ pub struct StatusReport {
     /// Results pollers (sources).
     #[serde(default)]
     pub pollers: Vec<crate::source::poller::PollerState>,
+    /// `[[pickup]]` folders (sources): files taken, rejected, in progress.
+    #[serde(default)]
+    pub pickups: Vec<crate::source::pickup::PickupState>,
     pub journal: JournalStatus,
     /// `[fleet] box_id`, or the host name.
     #[serde(default)]

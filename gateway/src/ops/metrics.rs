@@ -173,6 +173,38 @@ pub fn render(r: &StatusReport, x: &Extra) -> String {
             o.sample(name, &[("listener", &l.name)], get(&l.counts));
         }
     }
+    if !r.pickups.is_empty() {
+        o.family(
+            "gateway_pickup_files_total",
+            "counter",
+            "Files a pickup folder took (journaled, then archived or deleted), found already journaled, or moved to .rejected/.",
+        );
+        for p in &r.pickups {
+            for (outcome, n) in [
+                ("taken", p.taken),
+                ("duplicate", p.duplicates),
+                ("rejected", p.rejected),
+            ] {
+                o.sample(
+                    "gateway_pickup_files_total",
+                    &[("pickup", &p.name), ("outcome", outcome)],
+                    n,
+                );
+            }
+        }
+        o.family(
+            "gateway_pickup_in_progress",
+            "gauge",
+            "Matching files in a pickup folder not yet taken (settling, or waiting for the journal).",
+        );
+        for p in &r.pickups {
+            o.sample(
+                "gateway_pickup_in_progress",
+                &[("pickup", &p.name)],
+                p.in_progress,
+            );
+        }
+    }
     o.family("gateway_messages_nacked_total", "counter", "Messages answered with a negative ACK: reason=error (AE/CE, could not take it now) or reject (AR/CR, unreadable or too large).");
     for l in &r.listeners {
         o.sample(

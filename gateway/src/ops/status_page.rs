@@ -181,6 +181,21 @@ pub fn render(r: &StatusReport, details: bool, now_ms: u64) -> String {
         );
     }
     h += "</table>\n";
+    if !r.pickups.is_empty() {
+        h += "<table id=\"pickups\"><tr><th>Pickup folder</th><th>Files taken</th><th>Already taken</th><th>Rejected</th><th>In progress</th><th>Last error</th></tr>\n";
+        for p in &r.pickups {
+            h += &format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                esc(&p.name),
+                p.taken,
+                p.duplicates,
+                p.rejected,
+                p.in_progress,
+                esc(p.last_error.as_deref().unwrap_or(""))
+            );
+        }
+        h += "</table>\n";
+    }
     h += "<h2>This box</h2>\n<table id=\"box\">";
     h += &format!(
         "<tr><th>Gateway version</th><td>{}</td></tr>",

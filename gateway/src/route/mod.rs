@@ -21,6 +21,18 @@ use crate::config::RouteConfig;
 use hl7::HeaderSummary;
 use journal::Enqueue;
 
+/// What routing looks at in a message that is not HL7 v2: its type (for
+/// `types`), its sender (for `sending_facility`) and receiver (for
+/// `receiving_application`).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteKey<'a> {
+    pub message_type: &'a str,
+    pub sender: &'a str,
+    pub receiver: &'a str,
+    /// Globs also match the part before the first of these.
+    pub component_sep: u8,
+}
+
 #[derive(Debug, Clone)]
 pub struct Router {
     routes: Vec<RouteConfig>,
@@ -45,26 +57,43 @@ impl Router {
 
     /// Does `route` take this message?
     pub fn route_matches(route: &RouteConfig, listener: &str, header: &HeaderSummary) -> bool {
-        let sep = header.encoding.component;
-        route.from.iter().any(|f| f == listener)
-            && (route.message_types.is_empty() || {
-                let t = header.message_type();
-                route.message_types.iter().any(|g| g.matches(&t))
-            })
-            && any_matches(&route.sending_facilities, &header.sending_facility_raw, sep)
-            && any_matches(
-                &route.receiving_applications,
-                &header.receiving_application_raw,
-                sep,
-            )
+        let key = RouteKey {
+            message_type: &header.message_type(),
+            sender: &header.sending_facility_raw,
+            receiver: &header.receiving_application_raw,
+            component_sep: header.encoding.component,
+        };
+        Self::key_matches(route, listener, &key)
+    }
+
+    fn key_matches(route: &RouteConfig, source: &str, key: &RouteKey<'_>) -> bool {
+        let sep = key.component_sep;
+        route.from.iter().any(|f| f == source)
+            && (route.message_types.is_empty()
+                || route
+                    .message_types
+                    .iter()
+                    .any(|g| g.matches(key.message_type)))
+            && any_matches(&route.sending_facilities, key.sender, sep)
+            && any_matches(&route.receiving_applications, key.receiver, sep)
     }
 
     /// Outboxes for a message from `listener`: each destination once, in
     /// config order, with the first matching route's transform.
     pub fn destinations_for(&self, listener: &str, header: &HeaderSummary) -> Vec<Enqueue> {
+        self.destinations_where(|r| Self::route_matches(r, listener, header))
+    }
+
+    /// Outboxes for a message of another format (X12: type "837P", sender
+    /// ISA06, receiver ISA08), by the same rules.
+    pub fn destinations_for_key(&self, source: &str, key: &RouteKey<'_>) -> Vec<Enqueue> {
+        self.destinations_where(|r| Self::key_matches(r, source, key))
+    }
+
+    fn destinations_where(&self, takes: impl Fn(&RouteConfig) -> bool) -> Vec<Enqueue> {
         let mut out: Vec<Enqueue> = Vec::new();
         for r in &self.routes {
-            if !Self::route_matches(r, listener, header) {
+            if !takes(r) {
                 continue;
             }
             for d in &r.to {

@@ -381,6 +381,7 @@ fn count_and_log(stats: &ListenerStats, origin: &Origin<'_>, answer: Answer) -> 
         message_type,
         control_id,
         reply,
+        ..
     } = answer;
     let listener = origin.name;
     match disposition {

@@ -7,9 +7,14 @@
 //! - [`poller`]: the HTTPS results poller, with its pure helpers in
 //!   [`results`].
 //!
-//! The pickup folder, SFTP poller and bulk export will be sources here too.
+//! - [`pickup`]: `[[pickup]]` folders (X12 or HL7 files), with the pure
+//!   split of HL7 files in [`hl7_file`].
+//!
+//! The SFTP poller and bulk export will be sources here too.
 
+pub mod hl7_file;
 pub mod mllp_listener;
+pub mod pickup;
 pub mod poller;
 pub mod results;
 

@@ -40,3 +40,33 @@ pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// Every X12 file of the two X12 corpus folders (`x12-imsweb`,
+/// `x12-linuxforhealth`, recursively), sorted.
+pub fn x12_corpus_files() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["x12-imsweb", "x12-linuxforhealth"] {
+        walk(&shared_corpus(dir), &mut out);
+    }
+    out.sort();
+    assert!(
+        out.len() >= 70,
+        "expected the X12 corpus (see ../shared/corpus/README.md), found {} files",
+        out.len()
+    );
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.file_name().is_some_and(|n| n != "LICENSE") {
+            out.push(p);
+        }
+    }
+}

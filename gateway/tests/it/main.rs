@@ -15,10 +15,13 @@ mod fhir;
 mod https_client;
 mod ingest;
 mod ops;
+mod pickup;
 mod poller;
 mod power_loss;
 mod python_peers;
+mod smb;
 mod systemd;
 mod tidy;
 
 mod tls;
+mod x12_cli;

@@ -101,11 +101,22 @@ fn metrics_parse_with_the_prometheus_parser_and_health_endpoints_answer() {
         return;
     };
     let hport = free_port();
+    // A pickup folder too, for its families (its file is journaled as filtered).
+    let drop = tempfile::tempdir().unwrap();
+    std::fs::write(drop.path().join("one.hl7"), adt("P-1", "MRN9")).unwrap();
     let g = Gateway::start_with(Options {
-        top_extra: format!("[health]\nbind = \"127.0.0.1:{hport}\"\n"),
+        top_extra: format!(
+            "[health]\nbind = \"127.0.0.1:{hport}\"\n\n[[pickup]]\nname = \"drop\"\npath = {:?}\npattern = \"*.hl7\"\nformat = \"hl7\"\nsettle = \"0s\"\nafter = \"delete\"\n",
+            drop.path().display().to_string()
+        ),
         ..Default::default()
     });
     let h = format!("127.0.0.1:{hport}");
+    g.wait_for(
+        "the pickup to take its file",
+        Duration::from_secs(30),
+        || !drop.path().join("one.hl7").exists(),
+    );
     assert_eq!(
         ack_code(&send_one(&g.addr(), &adt("M-1", "MRN1")).unwrap()),
         "AA"
@@ -130,6 +141,17 @@ fn metrics_parse_with_the_prometheus_parser_and_health_endpoints_answer() {
     let (code, text) = http_get(&h, "/metrics", None);
     assert_eq!(code, 200);
     let f = parse_metrics(&py, &text);
+    assert_eq!(f["gateway_pickup_files"]["type"], "counter");
+    let taken = [("pickup", "drop"), ("outcome", "taken")];
+    g.wait_for("the pickup's count", Duration::from_secs(10), || {
+        let (_, text) = http_get(&h, "/metrics", None);
+        sample(
+            &parse_metrics(&py, &text),
+            "gateway_pickup_files",
+            "gateway_pickup_files_total",
+            &taken,
+        ) == 1.0
+    });
     let l = [("listener", "ehr")];
     // The parser strips _total from counter family names.
     assert_eq!(f["gateway_messages_received"]["type"], "counter");

@@ -22,6 +22,7 @@ mod fleet;
 mod health;
 mod listener;
 mod outbound;
+mod pickup;
 mod poller;
 mod route;
 mod status_page;
@@ -42,6 +43,8 @@ tables! {
         routes: Vec<RouteConfig> = "route" via route::Routes,
         /// `[[poller]]`: results fetched from the cloud, journaled as ORU^R01.
         pollers: Vec<PollerConfig<S>> = "poller" via poller::Pollers,
+        /// `[[pickup]]`: folders eCW drops X12 or HL7 files into.
+        pickups: Vec<PickupConfig> = "pickup" via pickup::Pickups,
         /// `[health]`: off unless the table is present.
         health: Option<HealthConfig> = "health" via health::Health,
         /// `[alerts]`: rules run with defaults when the table is absent.

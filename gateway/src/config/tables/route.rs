@@ -53,6 +53,7 @@ fn transform(name: &str) -> Option<Transform> {
     match name {
         "none" => Some(Transform::None),
         "fhir" => Some(Transform::Fhir),
+        "x12-json" => Some(Transform::X12Json),
         _ => None,
     }
 }
@@ -115,7 +116,7 @@ fn route(r: RawRoute, cx: &mut Check<'_>) -> Option<RouteConfig> {
             None => cx.fail(
                 t,
                 format!(
-                    "route '{name}': unknown transform \"{}\"; expected \"none\" or \"fhir\"",
+                    "route '{name}': unknown transform \"{}\"; expected \"none\", \"fhir\" or \"x12-json\"",
                     t.get_ref()
                 ),
             ),

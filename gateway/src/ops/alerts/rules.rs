@@ -30,7 +30,32 @@ pub fn evaluate(
     out.extend(disk(cfg, report, now_ms));
     out.extend(restart.and_then(|r| restarted(cfg, r, now_ms)));
     out.extend(certs.iter().filter_map(|c| certificate(cfg, c, now_ms)));
+    out.extend(
+        report
+            .pickups
+            .iter()
+            .filter_map(|p| pickup_rejected(p, now_ms)),
+    );
     out
+}
+
+/// Files waiting in a pickup folder's `.rejected/`: someone must look at
+/// them (the reason is beside each one). Clears when they are removed.
+pub fn pickup_rejected(p: &crate::source::pickup::PickupState, now_ms: u64) -> Option<Alert> {
+    if p.rejected_waiting == 0 {
+        return None;
+    }
+    Some(Rule::PickupRejected.alert(Finding {
+        key: p.name.clone(),
+        severity: Severity::Warning,
+        title: format!("{} file(s) in pickup {} were not accepted", p.rejected_waiting, p.name),
+        affected: format!("pickup {}", p.name),
+        since_ms: now_ms,
+        action: format!(
+            "They were not sent. Each is in the folder's .rejected/ with a .reason.txt beside it (X12: its TA1/999 is in the ack folder). Fix and drop the file again, then remove it from .rejected/; `gateway status` shows pickup {}.",
+            p.name
+        ),
+    }))
 }
 
 fn affected(d: &DestinationStatus) -> String {
@@ -259,6 +284,7 @@ mod tests {
             listeners: vec![],
             destinations: vec![destination(down_since, pending, dead)],
             pollers: vec![],
+            pickups: vec![],
             journal: JournalStatus {
                 messages: 0,
                 duplicates: 0,

@@ -212,14 +212,19 @@ impl Gateway {
 
     /// The status of destination `name`.
     pub fn dest_status(&self, name: &str) -> serde_json::Value {
+        self.status_entry("destinations", name)
+    }
+
+    /// The entry `name` of the status list `list` ("destinations", "pickups"...).
+    pub fn status_entry(&self, list: &str, name: &str) -> serde_json::Value {
         let s = self.status_json();
-        s["destinations"]
+        s[list]
             .as_array()
             .unwrap()
             .iter()
             .find(|d| d["name"] == name)
             .cloned()
-            .unwrap_or_else(|| panic!("no destination {name} in {s}"))
+            .unwrap_or_else(|| panic!("no {name} in the status's {list}: {s}"))
     }
 
     /// Waits (bounded) until `done`; on timeout the test fails with the
