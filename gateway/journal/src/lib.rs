@@ -594,8 +594,24 @@ impl Journal {
     }
 
     pub async fn mark_delivered(&self, destination: &str, id: u64) -> Result<(), JournalError> {
+        self.mark_delivered_many(destination, vec![id]).await
+    }
+
+    /// [`Journal::mark_delivered`] for several messages of one destination
+    /// in one request to the writer (an outbox driver marks a group of
+    /// completions at once). Durable on `Ok`. Each id is its own idempotent
+    /// change: on `Err` some may be recorded (the caller delivers those
+    /// again: at-least-once), none is acknowledged.
+    pub async fn mark_delivered_many(
+        &self,
+        destination: &str,
+        ids: Vec<u64>,
+    ) -> Result<(), JournalError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let d = destination.to_string();
-        self.call(|tx| Req::Delivered(d, id, tx)).await
+        self.call(|tx| Req::Delivered(d, ids, tx)).await
     }
 
     /// Woken whenever a message is enqueued on `destination` (after the
