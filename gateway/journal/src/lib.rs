@@ -89,6 +89,11 @@
 //!   (`staging.rs`; the request kinds in `append.rs` and `lifecycle.rs`).
 //!   Then (`store.rs`, `Store::log`) ONE WAL record (the group's ops + `w`
 //!   = its seq, last) is written to the current segment and `fdatasync`'d.
+//!   The record holds only the latest op on each key, in staging order
+//!   (`Staged::effective`): ops are absolute, so an overridden one changes
+//!   nothing, and a counter every request of the group touched (pending,
+//!   delivered, messages) is logged and applied once per group, not once
+//!   per request.
 //!   Only then are the ops applied to sled with plain inserts/removes (no
 //!   flush). sled creates blob files while doing so; the writer then
 //!   `fsync`s every file closed after write in `<dir>` and `<dir>/blobs/`
