@@ -82,8 +82,13 @@ fn run_in(args: &StartArgs, run_dir: &Path) -> Result<(), String> {
     let mut extra = Map::new();
     extra.insert("ready_ms".into(), json!(round2(f)));
     extra.insert("baseline_ready_ms".into(), json!(round2(e)));
-    extra.insert("ready_ms_runs".into(), json!(full_ms));
-    extra.insert("baseline_ready_ms_runs".into(), json!(empty_ms));
+    let tenths = |v: &[f64]| {
+        v.iter()
+            .map(|x| (x * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
+    };
+    extra.insert("ready_ms_runs".into(), json!(tenths(&full_ms)));
+    extra.insert("baseline_ready_ms_runs".into(), json!(tenths(&empty_ms)));
     extra.insert("slowdown".into(), json!(round2(f / e.max(1e-9))));
     extra.insert("rss_mb_at_ready".into(), json!(full_rss.round()));
     let row = CaseResult {
