@@ -89,6 +89,11 @@
 //!   (`staging.rs`; the request kinds in `append.rs` and `lifecycle.rs`).
 //!   Then (`store.rs`, `Store::log`) ONE WAL record (the group's ops + `w`
 //!   = its seq, last) is written to the current segment and `fdatasync`'d.
+//!   The record holds only the latest op on each key, in staging order
+//!   (`Staged::effective`): ops are absolute, so an overridden one changes
+//!   nothing, and a counter every request of the group touched (pending,
+//!   delivered, messages) is logged and applied once per group, not once
+//!   per request.
 //!   Only then are the ops applied to sled with plain inserts/removes (no
 //!   flush). sled creates blob files while doing so; the writer then
 //!   `fsync`s every file closed after write in `<dir>` and `<dir>/blobs/`
@@ -594,8 +599,24 @@ impl Journal {
     }
 
     pub async fn mark_delivered(&self, destination: &str, id: u64) -> Result<(), JournalError> {
+        self.mark_delivered_many(destination, vec![id]).await
+    }
+
+    /// [`Journal::mark_delivered`] for several messages of one destination
+    /// in one request to the writer (an outbox driver marks a group of
+    /// completions at once). Durable on `Ok`. Each id is its own idempotent
+    /// change: on `Err` some may be recorded (the caller delivers those
+    /// again: at-least-once), none is acknowledged.
+    pub async fn mark_delivered_many(
+        &self,
+        destination: &str,
+        ids: Vec<u64>,
+    ) -> Result<(), JournalError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let d = destination.to_string();
-        self.call(|tx| Req::Delivered(d, id, tx)).await
+        self.call(|tx| Req::Delivered(d, ids, tx)).await
     }
 
     /// Woken whenever a message is enqueued on `destination` (after the

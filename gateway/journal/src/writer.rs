@@ -66,7 +66,8 @@ pub(crate) enum Req {
     /// Messages and state changes in one commit, all or nothing.
     Batch(Box<BatchReq>, Reply<Vec<Appended>>),
     Quarantine(Box<Quarantined>, Reply<()>),
-    Delivered(String, u64, Reply<()>),
+    /// Delivered on one destination: every id in one request (idempotent each).
+    Delivered(String, Vec<u64>, Reply<()>),
     Audit {
         at_ms: u64,
         kind: String,

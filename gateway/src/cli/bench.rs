@@ -1,25 +1,35 @@
 //! `gateway bench ingest`: durable-ACK throughput and ACK latency over 1, 8
-//! and 32 concurrent MLLP connections against a real daemon process, with the
-//! disk's raw append+fdatasync rate measured in the same run as the baseline.
-//! Reports ratios, not absolute targets, because shared machines are noisy.
+//! and 32 concurrent MLLP connections against a real daemon process, with
+//! baselines measured in the same run on the same disk: the naive durable
+//! server (`bench_naive.rs`) under the same client load, the disk's raw
+//! append+fdatasync rate (three file layouts, `bench_segments.rs`) and a
+//! loopback MLLP echo. With `--block-device` it also reports the bytes the
+//! device received per acknowledged message (`bench_wear.rs`), gateway and
+//! naive server alike. Reports ratios, not absolute targets, because
+//! shared machines are noisy.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use serde_json::{json, Map};
 
+use super::bench_naive::NaiveServer;
+use super::bench_result::{print_json, round2, CaseResult, Rss};
+use super::bench_segments::{fdatasync_rate, Layout};
+use super::bench_wear::{settle, Device};
 use crate::net::mllp_client::Client;
 
 #[derive(Subcommand)]
 pub enum BenchKind {
-    /// MLLP ingest: durable ACKs per second and ACK latency.
+    /// MLLP ingest: durable ACKs per second and ACK latency, against the naive durable server.
     Ingest(IngestArgs),
     /// Store-and-forward: drain 100k and 1M backlogs to a loopback HTTP sink.
     Drain(super::bench_drain::DrainArgs),
+    /// Cold start to READY with a large journal, against an empty one.
+    Start(super::bench_start::StartArgs),
     /// X12: 835 check + JSON vs a byte scan; pickup throughput vs raw fdatasync.
     X12(super::bench_x12::X12BenchArgs),
 }
@@ -29,101 +39,56 @@ pub struct IngestArgs {
     /// Directory on the disk to measure (the journal goes in a fresh subdirectory).
     #[arg(long, default_value = "var/bench")]
     dir: PathBuf,
-    /// Seconds of load per concurrency level.
+    /// Seconds of load per concurrency level (each for the gateway and for the naive server).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
     connections: Vec<usize>,
-    /// Print JSON instead of a table.
+    /// The block device holding --dir (its /proc/diskstats name, e.g. loop7):
+    /// report bytes written to it per acknowledged message. Use a dedicated device.
+    #[arg(long)]
+    block_device: Option<String>,
+    /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(kind: BenchKind) -> ExitCode {
-    match kind {
-        BenchKind::Drain(args) => match super::bench_drain::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("bench failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        BenchKind::X12(args) => match super::bench_x12::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("bench failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        BenchKind::Ingest(args) => match ingest(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("bench failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let r = match kind {
+        BenchKind::Drain(args) => super::bench_drain::run(args),
+        BenchKind::Ingest(args) => ingest(args),
+        BenchKind::Start(args) => super::bench_start::run(args),
+        BenchKind::X12(args) => super::bench_x12::run(args),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-/// Appends of `size`-byte records to one file, each followed by fdatasync, per second.
-pub fn raw_fdatasync_rate(dir: &Path, size: usize, duration: Duration) -> std::io::Result<f64> {
-    let path = dir.join("fdatasync-baseline.dat");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)?;
-    let record = vec![b'x'; size];
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < duration {
-        f.write_all(&record)?;
-        f.sync_data()?;
-        n += 1;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    drop(f);
-    std::fs::remove_file(&path)?;
-    Ok(rate)
-}
-
-struct Level {
-    connections: usize,
+/// One load run against one server.
+struct Load {
     acked: u64,
     msgs_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
-    rss_mb: f64,
+    rss: Rss,
+    /// Bytes the block device received per acknowledged message.
+    bytes_per_msg: Option<f64>,
+}
+
+struct Level {
+    connections: usize,
+    gateway: Load,
+    naive: Load,
 }
 
 pub(super) struct Daemon {
     pub(super) child: Child,
-}
-
-impl Daemon {
-    /// This binary's daemon on `config` (log level `log`), once its
-    /// listener on `port` accepts connections.
-    pub(super) fn start(config: &Path, port: u16, log: &str) -> Result<Daemon, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let child = Command::new(exe)
-            .args(["run", "--config"])
-            .arg(config)
-            .env("GATEWAY_LOG", log)
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the daemon: {e}"))?;
-        let daemon = Daemon { child };
-        let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            if Instant::now() > deadline {
-                return Err("daemon did not start listening within 30 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(daemon)
-    }
 }
 
 impl Drop for Daemon {
@@ -142,6 +107,34 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Start `gateway run --config <config>` and wait until it listens on `addr`.
+pub(super) fn start_daemon(config: &Path, addr: &str) -> Result<Daemon, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child = Command::new(exe)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("GATEWAY_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let daemon = Daemon { child };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            return Err("daemon did not start listening within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(daemon)
+}
+
+pub(super) fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 pub(super) fn rss_mb(pid: u32) -> f64 {
@@ -179,12 +172,17 @@ fn ingest(args: IngestArgs) -> Result<(), String> {
 
 fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
     let abs = std::path::absolute(run_dir).map_err(|e| e.to_string())?;
+    let device = args.block_device.as_deref().map(Device::new).transpose()?;
     eprintln!(
-        "measuring raw append+fdatasync rate in {} ...",
+        "measuring raw 1 KiB write+fdatasync rates in {} (append, fallocate, pre-zeroed) ...",
         abs.display()
     );
-    let raw = raw_fdatasync_rate(&abs, 1024, Duration::from_secs(3))
-        .map_err(|e| format!("baseline: {e}"))?;
+    let mut raw = Vec::new();
+    for layout in [Layout::Append, Layout::Fallocate, Layout::Prezeroed] {
+        let r = fdatasync_rate(&abs, layout, 1024, Duration::from_secs(3))
+            .map_err(|e| format!("raw {} baseline: {e}", layout.label()))?;
+        raw.push((layout, r));
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -193,30 +191,128 @@ fn ingest_in(args: &IngestArgs, run_dir: &Path) -> Result<(), String> {
     eprintln!("measuring a loopback MLLP echo round trip (no disk) ...");
     let echo = rt.block_on(echo_round_trips(Duration::from_secs(3)))?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let config = abs.join("bench.toml");
+    let mut levels = Vec::new();
+    for &n in &args.connections {
+        eprintln!(
+            "{n} connection(s): gateway and naive durable server, alternating 1 s slices for {} s each ...",
+            args.seconds
+        );
+        levels.push(level(&rt, &abs, n, args.seconds.max(1), device.as_ref())?);
+    }
+    report(args, &raw, echo, &levels);
+    Ok(())
+}
+
+/// One concurrency level: a fresh naive server and a fresh daemon, loaded
+/// in alternating 1 s slices (the order swapped every round), so a burst of
+/// other I/O on a shared machine hits both alike.
+fn level(
+    rt: &tokio::runtime::Runtime,
+    abs: &Path,
+    n: usize,
+    rounds: u64,
+    device: Option<&Device>,
+) -> Result<Level, String> {
+    let ndir = abs.join(format!("naive-{n}"));
+    let gdir = abs.join(format!("gateway-{n}"));
+    for d in [&ndir, &gdir] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    let naive_server = NaiveServer::start(&ndir)?;
+    let port = free_port()?;
+    let config = gdir.join("bench.toml");
     // No route: the journal alone is measured (every message is journaled as filtered).
     std::fs::write(
         &config,
         format!("data_dir = \"data\"\n\n[[listener]]\nname = \"bench\"\nbind = \"127.0.0.1:{port}\"\nmax_connections = 128\nmax_connections_per_peer = 128\n"),
     )
     .map_err(|e| e.to_string())?;
-    let daemon = Daemon::start(&config, port, "warn")?;
-    let addr = format!("127.0.0.1:{port}");
-
-    let mut levels = Vec::new();
-    for &n in &args.connections {
-        eprintln!("{n} connection(s) for {} s ...", args.seconds);
-        let pid = daemon.child.id();
-        let level = rt.block_on(load(&addr, n, Duration::from_secs(args.seconds), pid))?;
-        levels.push(level);
+    let gaddr = format!("127.0.0.1:{port}");
+    let daemon = start_daemon(&config, &gaddr)?;
+    let pid = daemon.child.id();
+    let mut naive = Acc::default();
+    let mut gateway = Acc::default();
+    gateway.rss.start = rss_mb(pid);
+    for round in 0..rounds {
+        for gateway_turn in [round % 2 == 0, round % 2 == 1] {
+            let (acc, addr, dir, pid) = if gateway_turn {
+                (&mut gateway, gaddr.as_str(), &gdir, Some(pid))
+            } else {
+                (&mut naive, naive_server.addr.as_str(), &ndir, None)
+            };
+            let before = written(device, dir)?;
+            let slice = rt.block_on(load(addr, n, Duration::from_secs(1), pid, round))?;
+            acc.bytes += written(device, dir)?.saturating_sub(before);
+            acc.add(slice);
+        }
     }
+    gateway.rss.end = rss_mb(pid);
+    // A clean stop checkpoints the journal: its writes count too.
+    let before = written(device, &gdir)?;
     drop(daemon);
-    report(args, raw, echo, &levels);
-    Ok(())
+    gateway.bytes += written(device, &gdir)?.saturating_sub(before);
+    drop(naive_server);
+    for d in [&ndir, &gdir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    Ok(Level {
+        connections: n,
+        gateway: gateway.finish(device.is_some()),
+        naive: naive.finish(device.is_some()),
+    })
+}
+
+/// Latencies of one slice of load, its length, and the RSS seen in it.
+struct Slice {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    rss_max: f64,
+}
+
+#[derive(Default)]
+struct Acc {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    rss: Rss,
+    bytes: u64,
+}
+
+impl Acc {
+    /// `rss.mid` becomes the highest RSS seen under load.
+    fn add(&mut self, s: Slice) {
+        self.latencies.extend(s.latencies);
+        self.elapsed += s.elapsed;
+        self.rss.mid = self.rss.mid.max(s.rss_max);
+    }
+
+    fn finish(mut self, counted_bytes: bool) -> Load {
+        self.latencies.sort_unstable();
+        let all = &self.latencies;
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(0.0)
+        };
+        let acked = all.len() as u64;
+        Load {
+            acked,
+            msgs_per_sec: acked as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+            rss: self.rss,
+            bytes_per_msg: counted_bytes.then(|| self.bytes as f64 / acked.max(1) as f64),
+        }
+    }
+}
+
+fn written(device: Option<&Device>, dir: &Path) -> Result<u64, String> {
+    match device {
+        None => Ok(0),
+        Some(d) => {
+            settle(dir)?;
+            d.bytes_written()
+        }
+    }
 }
 
 /// One connection's MLLP round trips per second against a loopback server
@@ -271,11 +367,16 @@ async fn load(
     addr: &str,
     connections: usize,
     duration: Duration,
-    pid: u32,
-) -> Result<Level, String> {
+    pid: Option<u32>,
+    slice: u64,
+) -> Result<Slice, String> {
+    let rss = |pid: Option<u32>| pid.map_or(0.0, rss_mb);
     let start = Instant::now();
     let stop_at = start + duration;
-    let prefix = Arc::new(format!("B{}C{connections}", crate::ops::clock::unix_ms()));
+    let prefix = Arc::new(format!(
+        "B{}C{connections}S{slice}",
+        crate::ops::clock::unix_ms()
+    ));
     let mut tasks = Vec::new();
     for c in 0..connections {
         let addr = addr.to_string();
@@ -302,76 +403,130 @@ async fn load(
             Ok::<_, String>(latencies)
         }));
     }
-    // Sample the daemon's memory while all connections are busy.
+    // Sample the server's memory while all connections are busy.
     tokio::time::sleep(duration / 2).await;
-    let rss_mid = rss_mb(pid);
-    let mut all = Vec::new();
+    let rss_mid = rss(pid);
+    let mut latencies = Vec::new();
     for t in tasks {
-        all.extend(t.await.map_err(|e| e.to_string())??);
+        latencies.extend(t.await.map_err(|e| e.to_string())??);
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let rss = rss_mid.max(rss_mb(pid));
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
-    };
-    Ok(Level {
-        connections,
-        acked: all.len() as u64,
-        msgs_per_sec: all.len() as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        rss_mb: rss,
+    let elapsed = start.elapsed();
+    Ok(Slice {
+        latencies,
+        elapsed,
+        rss_max: rss_mid.max(rss(pid)),
     })
 }
 
-fn report(args: &IngestArgs, raw: f64, echo: f64, levels: &[Level]) {
+fn report(args: &IngestArgs, raw: &[(Layout, f64)], echo: f64, levels: &[Level]) {
+    let raw_append = raw.first().map_or(0.0, |r| r.1);
     // One connection can do no better than one fdatasync plus one round trip per message.
-    let serial_limit = 1.0 / (1.0 / raw + 1.0 / echo);
+    let ceiling = 1.0 / (1.0 / raw_append + 1.0 / echo);
     let one = levels
         .iter()
         .find(|l| l.connections == 1)
-        .map(|l| l.msgs_per_sec);
+        .map(|l| l.gateway.msgs_per_sec);
+    let results: Vec<CaseResult> = levels
+        .iter()
+        .map(|l| {
+            let g = &l.gateway;
+            let mut extra = Map::new();
+            extra.insert("acked".into(), json!(g.acked));
+            extra.insert("p50_ms".into(), json!(round2(g.p50_ms)));
+            extra.insert("p99_ms".into(), json!(round2(g.p99_ms)));
+            extra.insert("baseline_p99_ms".into(), json!(round2(l.naive.p99_ms)));
+            extra.insert(
+                "p99_ratio".into(),
+                json!(round2(g.p99_ms / l.naive.p99_ms.max(1e-9))),
+            );
+            if l.connections == 1 {
+                extra.insert(
+                    "ratio_to_echo_ceiling".into(),
+                    json!(round2(g.msgs_per_sec / ceiling)),
+                );
+            }
+            if let Some(o) = one {
+                extra.insert(
+                    "ratio_to_one_connection".into(),
+                    json!(round2(g.msgs_per_sec / o)),
+                );
+            }
+            if let (Some(gb), Some(nb)) = (g.bytes_per_msg, l.naive.bytes_per_msg) {
+                extra.insert("bytes_written_per_msg".into(), json!(gb.round()));
+                extra.insert("baseline_bytes_written_per_msg".into(), json!(nb.round()));
+            }
+            CaseResult {
+                case: format!("connections-{}", l.connections),
+                rate_per_s: g.msgs_per_sec,
+                baseline: "naive durable server".into(),
+                baseline_per_s: l.naive.msgs_per_sec,
+                rss_mb: Some(g.rss),
+                extra,
+            }
+        })
+        .collect();
     if args.json {
-        let v = serde_json::json!({
-            "raw_fdatasync_per_sec": raw,
-            "echo_round_trips_per_sec": echo,
-            "one_connection_limit_per_sec": serial_limit,
-            "levels": levels.iter().map(|l| serde_json::json!({
-                "connections": l.connections, "acked": l.acked, "msgs_per_sec": l.msgs_per_sec,
-                "p50_ms": l.p50_ms, "p99_ms": l.p99_ms, "rss_mb": l.rss_mb,
-                "ratio_to_raw_fdatasync": l.msgs_per_sec / raw,
-                "ratio_to_one_connection": one.map(|o| l.msgs_per_sec / o),
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let mut run = Map::new();
+        for (layout, r) in raw {
+            run.insert(
+                format!("raw_fdatasync_{}_per_s", layout.label()),
+                json!(r.round()),
+            );
+        }
+        run.insert("echo_round_trips_per_s".into(), json!(echo.round()));
+        run.insert(
+            "one_connection_ceiling_per_s".into(),
+            json!(ceiling.round()),
+        );
+        print_json("ingest", &results, run);
         return;
     }
-    println!("raw append+fdatasync (1 KiB records, same disk): {raw:.0} /s");
-    println!("loopback MLLP echo round trips (no disk):        {echo:.0} /s");
-    println!(
-        "one connection's limit (one fdatasync + one round trip per message): {serial_limit:.0} /s{}",
-        one.map(|o| format!("; 1 connection reaches {:.2}x of it", o / serial_limit)).unwrap_or_default()
-    );
-    println!(
-        "{:>6} {:>9} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9}",
-        "CONNS", "ACKED", "MSGS/S", "P50 ms", "P99 ms", "RSS MB", "x RAW", "x 1-CONN"
-    );
-    for l in levels {
+    for (layout, r) in raw {
         println!(
-            "{:>6} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>8.1} {:>9.2} {:>9}",
-            l.connections,
-            l.acked,
-            l.msgs_per_sec,
-            l.p50_ms,
-            l.p99_ms,
-            l.rss_mb,
-            l.msgs_per_sec / raw,
-            one.map(|o| format!("{:.2}", l.msgs_per_sec / o))
-                .unwrap_or_else(|| "-".into())
+            "raw 1 KiB write+fdatasync, {:<10} {r:>8.0} /s",
+            format!("{}:", layout.label())
         );
     }
-    println!("targets: 1 connection >= 0.8x raw; 32 connections >= 5x one connection; RSS <= 30 MB at 32 connections");
+    println!("loopback MLLP echo round trips (no disk): {echo:.0} /s");
+    println!("one connection's ceiling (one fdatasync + one round trip): {ceiling:.0} /s");
+    println!(
+        "{:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9} {:>15} {:>9}",
+        "CONNS",
+        "GW/s",
+        "NAIVE/s",
+        "x NAIVE",
+        "P99 GW",
+        "P99 NAIVE",
+        "x P99",
+        "x 1-CONN",
+        "RSS MB s/m/e",
+        "B/MSG GW/NAIVE"
+    );
+    for (l, r) in levels.iter().zip(&results) {
+        let g = &l.gateway;
+        println!(
+            "{:>6} {:>9.0} {:>9.0} {:>8.2} {:>9.2} {:>9.2} {:>8.2} {:>9} {:>15} {:>9}",
+            l.connections,
+            g.msgs_per_sec,
+            l.naive.msgs_per_sec,
+            r.ratio(),
+            g.p99_ms,
+            l.naive.p99_ms,
+            g.p99_ms / l.naive.p99_ms.max(1e-9),
+            one.map(|o| format!("{:.2}", g.msgs_per_sec / o))
+                .unwrap_or_else(|| "-".into()),
+            format!("{:.0}/{:.0}/{:.0}", g.rss.start, g.rss.mid, g.rss.end),
+            match (g.bytes_per_msg, l.naive.bytes_per_msg) {
+                (Some(a), Some(b)) => format!("{a:.0}/{b:.0}"),
+                _ => "-".into(),
+            }
+        );
+    }
+    if let Some(o) = one {
+        println!(
+            "1 connection reaches {:.2}x the one-connection ceiling",
+            o / ceiling
+        );
+    }
+    println!("targets: 1 connection >= 1.0x naive, >= 0.9x ceiling, p99 <= 1.5x naive; 32 connections >= 5x one connection, RSS <= 32 MB");
 }

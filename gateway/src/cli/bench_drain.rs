@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use super::bench_result::{print_json, CaseResult, Rss};
 use crate::config::{
     DeliveryPolicy, DestinationConfig, DestinationKind, HttpDestination, HttpFormat,
 };
@@ -23,6 +24,7 @@ use crate::ops::tasks::{Stage, Tasks};
 use crate::ops::watchdog::Heartbeats;
 use hl7::Message;
 use journal::{Enqueue, Journal, JournalConfig, NewMessage};
+use serde_json::{json, Map};
 
 #[derive(Args)]
 pub struct DrainArgs {
@@ -38,6 +40,9 @@ pub struct DrainArgs {
     /// Distinct patients (lanes) in the backlog.
     #[arg(long, default_value_t = 2000)]
     patients: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn rss_mb() -> f64 {
@@ -96,8 +101,16 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
-/// Append `n` messages with 64 concurrent appenders; returns msgs/s.
-async fn fill(journal: &Journal, n: u64, patients: usize, offset: u64) -> Result<f64, String> {
+/// Append `n` messages with 64 concurrent appenders; returns msgs/s. Those
+/// numbered `pending_from` and above are queued on the `sink` destination,
+/// the others are journaled with no destination (as if delivered).
+pub(super) async fn fill(
+    journal: &Journal,
+    n: u64,
+    patients: usize,
+    offset: u64,
+    pending_from: u64,
+) -> Result<f64, String> {
     let start = Instant::now();
     let mut set = JoinSet::new();
     let writers = 64u64;
@@ -117,7 +130,11 @@ async fn fill(journal: &Journal, n: u64, patients: usize, offset: u64) -> Result
                     meta: crate::accept::hl7_meta(&header),
                     raw,
                     ack: Vec::new(),
-                    destinations: vec![Enqueue::plain("sink")],
+                    destinations: if i >= pending_from {
+                        vec![Enqueue::plain("sink")]
+                    } else {
+                        Vec::new()
+                    },
                     patient_lane: lane,
                 })
                 .await
@@ -208,7 +225,7 @@ async fn drain(
     })
 }
 
-async fn open_journal(dir: &Path) -> Result<Journal, String> {
+pub(super) async fn open_journal(dir: &Path) -> Result<Journal, String> {
     let cfg = JournalConfig::new(dir.to_path_buf());
     tokio::task::spawn_blocking(move || Journal::open(cfg))
         .await
@@ -235,7 +252,7 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
         let dir = run_dir.join(format!("journal-{i}"));
         let j = open_journal(&dir).await?;
         eprintln!("filling a backlog of {n} messages ...");
-        let ingest = fill(&j, n, args.patients, 0).await?;
+        let ingest = fill(&j, n, args.patients, 0, 0).await?;
         eprintln!("  journal append rate {ingest:.0} msg/s; draining ...");
         let d = drain(&j, &url, &sunk, n, args.concurrency).await?;
         rows.push((n, ingest, d));
@@ -250,31 +267,60 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
     eprintln!("ingest and drain of {n} messages at the same time ...");
     let j2 = j.clone();
     let patients = args.patients;
-    let filler = tokio::spawn(async move { fill(&j2, n, patients, 10_000_000).await });
+    let filler = tokio::spawn(async move { fill(&j2, n, patients, 10_000_000, 0).await });
     let both = drain(&j, &url, &sunk, n, args.concurrency).await?;
     let ingest_both = filler.await.map_err(|e| e.to_string())??;
     j.close().await.map_err(|e| e.to_string())?;
 
+    let rss = |d: &Drained| Rss {
+        start: d.rss[0],
+        mid: d.rss[1],
+        end: d.rss[2],
+    };
+    let mut results: Vec<CaseResult> = rows
+        .iter()
+        .map(|(n, ingest, d)| CaseResult {
+            case: format!("backlog-{n}"),
+            rate_per_s: d.rate,
+            baseline: "journal append".into(),
+            baseline_per_s: *ingest,
+            rss_mb: Some(rss(d)),
+            extra: Map::new(),
+        })
+        .collect();
+    results.push(CaseResult {
+        case: format!("ingest-and-drain-{n}"),
+        rate_per_s: both.rate,
+        baseline: "journal append at the same time".into(),
+        baseline_per_s: ingest_both,
+        rss_mb: Some(rss(&both)),
+        extra: Map::new(),
+    });
+    if args.json {
+        let mut run = Map::new();
+        run.insert("concurrency".into(), json!(args.concurrency));
+        run.insert("patients".into(), json!(args.patients));
+        print_json("drain", &results, run);
+        return Ok(());
+    }
     println!("\nbench drain: http sink on loopback answering 200 at once, {} lanes in flight, {} patients", args.concurrency, args.patients);
     println!(
-        "{:>10} {:>12} {:>12} {:>8} {:>22}",
-        "BACKLOG", "APPEND/s", "DRAIN/s", "RATIO", "RSS MB start/mid/end"
+        "{:>26} {:>12} {:>12} {:>8} {:>22}",
+        "CASE", "APPEND/s", "DRAIN/s", "RATIO", "RSS MB start/mid/end"
     );
-    for (n, ingest, d) in &rows {
+    for r in &results {
+        let m = r.rss_mb.unwrap_or_default();
         println!(
-            "{:>10} {:>12.0} {:>12.0} {:>8.2} {:>8.0}/{:.0}/{:.0}",
-            n,
-            ingest,
-            d.rate,
-            d.rate / ingest,
-            d.rss[0],
-            d.rss[1],
-            d.rss[2]
+            "{:>26} {:>12.0} {:>12.0} {:>8.2} {:>8.0}/{:.0}/{:.0}",
+            r.case,
+            r.baseline_per_s,
+            r.rate_per_s,
+            r.ratio(),
+            m.start,
+            m.mid,
+            m.end
         );
     }
-    println!(
-        "concurrent: ingest {ingest_both:.0} msg/s while draining {:.0} msg/s (RSS {:.0}/{:.0}/{:.0} MB)",
-        both.rate, both.rss[0], both.rss[1], both.rss[2]
-    );
+    println!("targets: drain >= 25,000 msg/s and >= 0.9x append; RSS <= 32 MB, end <= start + 10%");
     Ok(())
 }

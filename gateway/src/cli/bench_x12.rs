@@ -98,8 +98,13 @@ pub fn run(args: X12BenchArgs) -> Result<(), String> {
                 "measuring raw append+fdatasync rate in {} ...",
                 abs.display()
             );
-            let raw = super::bench::raw_fdatasync_rate(&abs, 1024, Duration::from_secs(3))
-                .map_err(|e| format!("baseline: {e}"))?;
+            let raw = super::bench_segments::fdatasync_rate(
+                &abs,
+                super::bench_segments::Layout::Append,
+                1024,
+                Duration::from_secs(3),
+            )
+            .map_err(|e| format!("baseline: {e}"))?;
             let target = PickupTarget::Folder;
             eprintln!(
                 "{} files through a pickup to {} ...",
@@ -157,7 +162,7 @@ pub fn pickup_throughput(
         std::fs::write(staging.join(format!("c{n:06}.837")), body).map_err(|e| e.to_string())?;
     }
     // The backlog raises pending_depth alerts: not news in a benchmark.
-    let _daemon = super::bench::Daemon::start(&config, port, "error")?;
+    let _daemon = super::bench::start_daemon(&config, &format!("127.0.0.1:{port}"))?;
     let start = Instant::now();
     for n in 0..files {
         let name = format!("c{n:06}.837");

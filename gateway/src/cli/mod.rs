@@ -10,6 +10,11 @@ use crate::config::{self, DEFAULT_CONFIG_PATH};
 
 mod bench;
 mod bench_drain;
+mod bench_naive;
+mod bench_result;
+mod bench_segments;
+mod bench_start;
+mod bench_wear;
 mod bench_x12;
 mod dlq;
 mod send;

@@ -47,8 +47,11 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
 }
 
 pub async fn run(cfg: Config) -> Result<(), crate::Error> {
+    // Watched before READY: a SIGTERM sent as soon as READY is seen (systemd
+    // may) must stop the gateway cleanly, not by the default action.
+    let term = watch_sigterm();
     let running = start(&cfg).await?;
-    wait_for_signal().await;
+    wait_for_signal(term).await;
     running.shutdown().await
 }
 
@@ -390,18 +393,25 @@ async fn status_lines(status: StatusSource, mut shutdown: watch::Receiver<bool>)
     }
 }
 
-async fn wait_for_signal() {
+fn watch_sigterm() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
+    signal(SignalKind::terminate())
+        .map_err(|e| {
             log::error!(target: "gateway::daemon", "cannot watch SIGTERM: {e}; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+        })
+        .ok()
+}
+
+async fn wait_for_signal(term: Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -21,6 +21,8 @@
 //! # Failures
 //!
 //! - `Delivered`: marked delivered in the journal, then the lane moves on.
+//!   The attempts that finished together are marked in one journal
+//!   request (one group commit), so the per-delivery cost is shared.
 //! - `Reject` (4xx, AE/CE, a message the transform cannot map): the message
 //!   goes to the dead-letter queue with the reason. With `on_dead_letter =
 //!   "hold"` (the default) its lane stops: later messages of that patient
@@ -94,6 +96,8 @@ struct Lane {
 
 struct Done {
     lane: u64,
+    /// The message attempted (the lane's head when it started).
+    id: u64,
     verdict: Verdict,
     started_ms: u64,
 }
@@ -303,7 +307,6 @@ impl Driver {
         let journal = self.o.journal.clone();
         let sender = self.o.sender.clone();
         let wire = self.o.wire;
-        let name = self.o.name.clone();
         let fhir = self.o.fhir.as_ref().map(|f| f.get());
         self.o.monitor.update(|s| {
             s.in_flight += 1;
@@ -311,9 +314,10 @@ impl Driver {
         });
         self.in_flight.spawn(async move {
             let started_ms = unix_ms();
-            let verdict = attempt(&journal, &sender, wire, fhir.as_deref(), &name, &pe).await;
+            let verdict = attempt(&journal, &sender, wire, fhir.as_deref(), &pe).await;
             Done {
                 lane,
+                id: pe.id,
                 verdict,
                 started_ms,
             }
@@ -609,16 +613,20 @@ impl Driver {
             tokio::select! {
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
                     match done {
-                        Ok(d) => self.finish(d).await,
+                        Ok(d) => {
+                            // Every finished attempt before sleeping again,
+                            // their deliveries marked in one journal request.
+                            let mut group = vec![d];
+                            while let Some(Ok(d)) = self.in_flight.try_join_next() {
+                                group.push(d);
+                            }
+                            self.finish_group(group).await;
+                        }
                         Err(e) => {
                             // A panicking attempt would be a bug; its message stays pending.
                             log::error!(target: "gateway::deliver", "destination {}: an attempt task failed: {e}; resetting the window", self.o.name);
                             self.reset_window();
                         }
-                    }
-                    // Handle every finished attempt before sleeping again.
-                    while let Some(Ok(d)) = self.in_flight.try_join_next() {
-                        self.finish(d).await;
                     }
                 }
                 _ = &mut notified => { self.exhausted = false; }
@@ -628,6 +636,35 @@ impl Driver {
             }
         }
         self.drain_in_flight().await;
+    }
+
+    /// Mark the group's deliveries durably (one journal request for all of
+    /// them), then let each lane move on. If the journal cannot record
+    /// them, those messages stay pending and are retried (sent again: the
+    /// destination de-duplicates); none is reported as done.
+    async fn finish_group(&mut self, mut group: Vec<Done>) {
+        let delivered: Vec<u64> = group
+            .iter()
+            .filter(|d| d.verdict == Verdict::Delivered)
+            .map(|d| d.id)
+            .collect();
+        if let Err(e) = self
+            .o
+            .journal
+            .mark_delivered_many(&self.o.name, delivered)
+            .await
+        {
+            for d in &mut group {
+                if d.verdict == Verdict::Delivered {
+                    d.verdict = Verdict::retry(format!(
+                        "delivered, but the journal could not record it: {e}"
+                    ));
+                }
+            }
+        }
+        for d in group {
+            self.finish(d).await;
+        }
     }
 
     fn reset_window(&mut self) {
@@ -643,6 +680,7 @@ impl Driver {
 
     async fn drain_in_flight(&mut self) {
         let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut delivered = Vec::new();
         while !self.in_flight.is_empty() {
             match tokio::time::timeout_at(
                 tokio::time::Instant::from_std(deadline),
@@ -653,7 +691,7 @@ impl Driver {
                 Ok(Some(Ok(d))) => {
                     // Record deliveries; do not start anything new.
                     if matches!(d.verdict, Verdict::Delivered) {
-                        self.o.monitor.update(|s| s.delivered_since_start += 1);
+                        delivered.push(d.id);
                     }
                 }
                 Ok(_) => {}
@@ -664,17 +702,28 @@ impl Driver {
                 }
             }
         }
+        let n = delivered.len() as u64;
+        match self
+            .o
+            .journal
+            .mark_delivered_many(&self.o.name, delivered)
+            .await
+        {
+            Ok(()) => self.o.monitor.update(|s| s.delivered_since_start += n),
+            Err(e) => {
+                log::warn!(target: "gateway::deliver", "destination {}: {n} message(s) delivered during shutdown could not be marked ({e}); they will be sent again at the next start", self.o.name)
+            }
+        }
     }
 }
 
-/// One attempt: load, transform, send, and on success mark delivered
-/// (durably) before the lane may move on.
+/// One attempt: load, transform, send. A delivery is marked in the journal
+/// by the driver (`finish_group`) before the lane may move on.
 async fn attempt(
     journal: &Journal,
     sender: &Sender,
     wire: Wire,
     fhir: Option<&fhir_map::MapContext>,
-    name: &str,
     pe: &PendingEntry,
 ) -> Verdict {
     let msg = match journal.get(pe.id) {
@@ -695,15 +744,5 @@ async fn attempt(
         Ok(p) => p,
         Err(reason) => return Verdict::Reject { reason },
     };
-    let verdict = sender.send(&prepared).await;
-    if verdict == Verdict::Delivered {
-        if let Err(e) = journal.mark_delivered(name, pe.id).await {
-            // Delivered but not recorded: it will be sent again (the
-            // destination de-duplicates); never report it as done.
-            return Verdict::retry(format!(
-                "delivered, but the journal could not record it: {e}"
-            ));
-        }
-    }
-    verdict
+    sender.send(&prepared).await
 }

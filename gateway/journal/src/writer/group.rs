@@ -182,7 +182,9 @@ impl Group {
             Req::Quarantine(q, tx) => {
                 Outcome::Unit(tx, admitted().and_then(|p| st.quarantine(*q, p)))
             }
-            Req::Delivered(d, id, tx) => Outcome::Unit(tx, st.delivered(&d, id)),
+            Req::Delivered(d, ids, tx) => {
+                Outcome::Unit(tx, ids.iter().try_for_each(|&id| st.delivered(&d, id)))
+            }
             Req::DeadLetter(d, tx) => Outcome::Any(tx, st.dead_letter(*d).map(Answer::Seq)),
             Req::Replay(seq, who, tx) => {
                 Outcome::Any(tx, st.replay(seq, &who).map(Answer::Replayed))

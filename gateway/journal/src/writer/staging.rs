@@ -82,16 +82,41 @@ impl Staged {
         self.ops.is_empty()
     }
 
-    /// Every op, in staging order (the WAL record's).
+    /// Every op staged, in staging order, superseded ones included.
+    #[cfg(test)]
     pub(crate) fn ops(&self) -> std::slice::Iter<'_, Op> {
         self.ops.iter()
     }
 
-    /// Take every op, in order, leaving the group empty.
-    pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Op> {
-        self.latest.clear();
+    /// Whether `ops[i]` is the latest op on its key.
+    fn is_latest(latest: &BTreeMap<Vec<u8>, usize>, i: usize, op: &Op) -> bool {
+        let (Op::Set(k, _) | Op::Remove(k)) = op;
+        latest.get(k) == Some(&i)
+    }
+
+    /// The group's WAL record: the latest op on each key, in staging order.
+    /// An op a later one on the same key overrides changes nothing in the
+    /// result, so it is neither logged nor applied: a counter, for one, is
+    /// written once per group instead of once per request (ops are absolute
+    /// sets and removes, so this is the same tree, and the key a group
+    /// stages last, `w`, stays last).
+    pub(crate) fn effective(&self) -> impl Iterator<Item = &Op> + Clone {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(i, op)| Self::is_latest(&self.latest, *i, op))
+            .map(|(_, op)| op)
+    }
+
+    /// Take [`Staged::effective`]'s ops, in order, leaving the group empty.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Op> + '_ {
+        let latest = std::mem::take(&mut self.latest);
         self.undo = None;
-        self.ops.drain(..)
+        self.ops
+            .drain(..)
+            .enumerate()
+            .filter(move |(i, op)| Self::is_latest(&latest, *i, op))
+            .map(|(_, op)| op)
     }
 
     /// The staged op on `k`: `Some(Some(v))` set, `Some(None)` removed.

@@ -39,7 +39,7 @@ impl Store {
         let mut b = OpBatch::default();
         b.insert(wal::APPLIED_KEY, rec::seal_u64(seq));
         staged.stage(b);
-        let record = wal::encode_record(seq, staged.ops());
+        let record = wal::encode_record(seq, staged.effective());
         #[cfg(test)]
         crash::before_wal(&mut self.wal, &record);
         self.wal.append(&record).map_err(|e| map_io(dir, e))?;

@@ -301,3 +301,34 @@ fn prune_removes_old_unheld_messages_and_their_dedup_entries_only() {
     assert_eq!(f.count(Counter::Pruned), 1);
     assert_eq!(f.count(Counter::PrunedThroughId), 1);
 }
+
+#[test]
+fn the_wal_record_holds_each_key_once_with_its_latest_op() {
+    let mut f = Fixture::new();
+    for i in 1..=3 {
+        let m = msg(&format!("C{i}"), "x", &[("cloud", "none")]);
+        assert_eq!(f.append(&m).unwrap(), Appended::Stored { id: i });
+    }
+    f.st().delivered("cloud", 2).unwrap();
+    let effective: Vec<_> = f.staged.effective().cloned().collect();
+    assert!(
+        effective.len() < f.ops(),
+        "counters set by every request are logged once: {} of {} ops",
+        effective.len(),
+        f.ops()
+    );
+    let pending = Counter::Pending("cloud".into()).key();
+    let on_pending: Vec<_> = effective
+        .iter()
+        .filter(|op| matches!(op, crate::wal::Op::Set(k, _) | crate::wal::Op::Remove(k) if *k == pending))
+        .collect();
+    assert_eq!(on_pending.len(), 1, "one op on the pending counter");
+    // Applying only those leaves the tree the whole group describes.
+    f.commit();
+    let stored = |k: &[u8]| f.db.get(k).unwrap().map(|v| rec::open_u64(&v).unwrap());
+    assert_eq!(stored(&pending), Some(2));
+    assert_eq!(stored(&Counter::Messages.key()), Some(3));
+    assert_eq!(stored(&Counter::Delivered("cloud".into()).key()), Some(1));
+    assert!(f.db.get(rec::outbox_key("cloud", 2)).unwrap().is_none());
+    assert!(f.db.get(rec::outbox_key("cloud", 3)).unwrap().is_some());
+}
