@@ -11,7 +11,7 @@
 //! | ORU R01 | DiagnosticReport per OBR (status OBR-25), Observation per OBX, Specimen (SPM, or OBR-15), ServiceRequest per order (placer/filler), NTE → `note` |
 //! | ORM O01 | ServiceRequest per ORC/OBR (status ORC-5/ORC-1, intent ORC-1, requester, code OBR-4, reason DG1) |
 //! | VXU V04 | Immunization per RXA (+RXR, OBX funding/eligibility) |
-//! | SIU S12/S14/S15 | Appointment (booked/booked/cancelled), participants AIP/AIL/AIS/AIG + patient |
+//! | SIU S12/S13/S14/S15/S16/S17/S26 | Appointment (status per trigger and SCH-25; timing SCH-11, TQ1, AIS/AIG/AIL/AIP), participants AIP/AIL + patient |
 //! | MDM T02/T04 | DocumentReference (T04 `relatesTo` the original via TXA-13) |
 //! | DFT P03 | ChargeItem per FT1, Account (PID-18), Coverage (IN1) |
 //!
@@ -194,7 +194,7 @@ pub fn supported(msg_type: &str, trigger: &str) -> bool {
             | ("ORU", "R01")
             | ("ORM", "O01")
             | ("VXU", "V04")
-            | ("SIU", "S12" | "S14" | "S15")
+            | ("SIU", "S12" | "S13" | "S14" | "S15" | "S16" | "S17" | "S26")
             | ("MDM", "T02" | "T04")
             | ("DFT", "P03")
     )
