@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use super::json::{json, Map, Number, Value};
+use super::json::{json, Decimal, Map, Number, Value};
 
 use super::systems::{coding_system_uri, local_code_system};
 use super::MapContext;
@@ -222,27 +222,48 @@ pub fn period(start: &str, end: &str, ctx: &MapContext) -> Value {
 
 // ---------------------------------------------------------------- numbers
 
-/// HL7 NM → JSON number (a FHIR decimal), or `None` when not a number.
-/// Accepts `+5`, `.5`, `05.0`; keeps what an f64 can hold (see the module
-/// doc of [`super`] on trailing zeros).
+/// HL7 NM → a FHIR decimal written exactly as received, never through
+/// f64: `5.50` stays `5.50`, `1234567890.123456789` keeps every digit.
+/// Normalised as JSON requires: a leading `+` and leading zeros go (`+007.10`
+/// → `7.10`), a leading `.` gets its zero (`.5` → `0.5`, `-.5` → `-0.5`),
+/// a trailing `.` goes (`5.` → `5`). `None` when not an NM: letters,
+/// exponents (`1e3`: HL7's NM has none; the caller keeps the text, e.g. as
+/// valueString), two points, no digit.
 pub fn decimal(raw: &str) -> Option<Value> {
     let s = raw.trim();
     let s = s.strip_prefix('+').unwrap_or(s);
-    let body = s.strip_prefix('-').unwrap_or(s);
-    if body.is_empty()
-        || !body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        || body.bytes().filter(|&b| b == b'.').count() > 1
-        || body == "."
+    let (negative, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int)
+        || !frac.is_none_or(digits)
+        || (int.is_empty() && frac.is_none_or(str::is_empty))
     {
         return None;
     }
-    if !body.contains('.') {
-        if let Ok(i) = s.parse::<i64>() {
+    let int = int.trim_start_matches('0');
+    let mut out = String::with_capacity(s.len() + 2);
+    if negative {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if let Some(f) = frac.filter(|f| !f.is_empty()) {
+        out.push('.');
+        out.push_str(f);
+    }
+    if frac.is_none() && out.len() <= 18 {
+        // An integer: a plain JSON integer (the same bytes either way).
+        if let Ok(i) = out.parse::<i64>() {
             return Some(Value::Number(Number::from(i)));
         }
     }
-    let f: f64 = s.parse().ok()?;
-    Number::from_f64(f).map(Value::Number)
+    Decimal::new(out).map(Value::Decimal)
 }
 
 // ---------------------------------------------------------------- CX
@@ -777,14 +798,32 @@ mod tests {
 
     #[test]
     fn decimals() {
+        let exact = |raw: &str| decimal(raw).map(|v| serde_json::to_string(&v).unwrap());
         assert_eq!(decimal("5"), Some(json!(5)));
-        assert_eq!(decimal("+5.5"), Some(json!(5.5)));
-        assert_eq!(decimal(".5"), Some(json!(0.5)));
-        assert_eq!(decimal("-0.25"), Some(json!(-0.25)));
-        assert_eq!(decimal("5..1"), None);
-        assert_eq!(decimal("abc"), None);
-        assert_eq!(decimal("."), None);
-        assert_eq!(decimal("1e5"), None);
+        assert_eq!(exact("5").as_deref(), Some("5"));
+        assert_eq!(exact("+5.5").as_deref(), Some("5.5"));
+        assert_eq!(exact(".5").as_deref(), Some("0.5"));
+        assert_eq!(exact("-.5").as_deref(), Some("-0.5"));
+        assert_eq!(exact("-0.25").as_deref(), Some("-0.25"));
+        assert_eq!(exact("5.50").as_deref(), Some("5.50"));
+        assert_eq!(exact("0.1").as_deref(), Some("0.1"));
+        assert_eq!(exact("+007.10").as_deref(), Some("7.10"));
+        assert_eq!(exact("000").as_deref(), Some("0"));
+        assert_eq!(exact("5.").as_deref(), Some("5"));
+        assert_eq!(
+            exact("1234567890.123456789").as_deref(),
+            Some("1234567890.123456789")
+        );
+        // Past i64: still exact, as a decimal.
+        assert_eq!(
+            exact("123456789012345678901234").as_deref(),
+            Some("123456789012345678901234")
+        );
+        for bad in [
+            "5..1", "abc", ".", "", "-", "+", "1e5", "1e3", "1.5e2", "0x10", "5-", "1 000",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad}");
+        }
     }
 
     #[test]

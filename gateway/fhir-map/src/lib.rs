@@ -31,12 +31,26 @@
 //! # Output
 //!
 //! [`translate_to_bytes`] writes the Bundle's JSON straight from that tree
-//! (the bytes for the FHIR destination to send); [`translate`] gives the same Bundle
-//! as a `serde_json::Value` (`gateway translate`, tests). Both come from
-//! one mapping, and the bytes equal `serde_json::to_vec(&translate(..)?)`
-//! (keys sorted, as `serde_json::Map` writes them): `tests/fhir_bytes.rs`
-//! checks it over both corpora.
+//! (the bytes for the FHIR destination to send; [`translate_pretty`] is the
+//! same, indented, for people); [`translate`] gives the same Bundle as a
+//! `serde_json::Value` (tests, tools). All come from one mapping. The bytes
+//! equal `serde_json::to_vec(&translate(..)?)` (keys sorted, as
+//! `serde_json::Map` writes them) except in one respect: decimals.
 //!
+//! # Exact decimals
+//!
+//! A FHIR decimal carries its precision: a lab's `5.50` is not `5.5`. OBX-5
+//! numbers (NM, SN), reference ranges (OBX-7) and quantities (RXA-6, FT1-10,
+//! FT1-11, RXE/RXD amounts) are written in the bytes exactly as received,
+//! never through f64, after the normalising JSON requires
+//! ([`datatypes::decimal`]: `+` and leading zeros dropped, `.5` → `0.5`).
+//! An exponent (`1e3`) is not an HL7 NM: such a value stays text
+//! (`valueString`, a reference range's `text`). The `serde_json::Value` of
+//! [`translate`] cannot hold `5.50` without serde_json's
+//! `arbitrary_precision`, which would change serde_json for the whole
+//! workspace: there a decimal is the nearest f64 (equal as a JSON number,
+//! not always as text). Tests compare the two that way.
+
 //! # Identity: replay never duplicates
 //!
 //! Each resource id is [`ids::resource_id`]`(tenant, type, business key)`:
@@ -82,8 +96,6 @@
 //!
 //! # Known limits
 //!
-//! - Decimal values go through `f64`: "5.50" is written 5.5 (significant
-//!   trailing zeros are lost; serde_json without `arbitrary_precision`).
 //! - A time without an offset is cut to its date unless
 //!   [`MapContext::default_utc_offset`] is set (FHIR requires the offset).
 //! - The IG's Provenance and MessageHeader resources are not produced: the
@@ -201,14 +213,16 @@ pub fn supported(msg_type: &str, trigger: &str) -> bool {
 }
 
 /// One HL7 v2 message → one FHIR R4 transaction Bundle (identifier MSH-10),
-/// as a `serde_json::Value` (for `gateway translate` and tests).
+/// as a `serde_json::Value` (tests, tools); decimals are the nearest f64
+/// here (see the crate doc): what is sent is [`translate_to_bytes`].
 pub fn translate(msg: &Message<'_>, ctx: &MapContext) -> Result<serde_json::Value, MapError> {
     Ok(bundle_tree(msg, ctx)?.into_serde())
 }
 
 /// The same Bundle as [`translate`], written straight to JSON bytes (for
 /// the FHIR destination to send): no `serde_json::Value` in between. The bytes
-/// are those of `serde_json::to_vec(&translate(..)?)`.
+/// are those of `serde_json::to_vec(&translate(..)?)`, decimals aside
+/// (exact here).
 pub fn translate_to_bytes(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
     let bundle = bundle_tree(msg, ctx)?;
     let entries = bundle.get("entry").and_then(json::Value::as_array);
@@ -217,6 +231,14 @@ pub fn translate_to_bytes(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>
     serde_json::to_writer(&mut out, &bundle)
         .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))?;
     Ok(out)
+}
+
+/// [`translate_to_bytes`], indented (for `gateway translate`): exact
+/// decimals, unlike pretty-printing [`translate`]'s `serde_json::Value`.
+pub fn translate_pretty(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
+    let bundle = bundle_tree(msg, ctx)?;
+    serde_json::to_vec_pretty(&bundle)
+        .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))
 }
 
 /// The Bundle as the tree the mappers build.

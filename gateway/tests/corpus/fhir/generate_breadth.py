@@ -51,6 +51,20 @@ for trig, status in [("S13", "Booked"), ("S16", "Dc"), ("S17", "Deleted"), ("S26
         f"^^20^20260710100000-0500^20260710102000-0500||||||||||||||{status}",
         pid(), "AIP|1|A|1234567890^Doctor^Primary^^^^^^NPI&2.16.840.1.113883.4.6&ISO^^^^NPI|D^Doctor^L"])
 
+# ------------------------------------------------------------ exact decimals
+# Values f64 cannot carry as sent, the normalisations, and an exponent.
+add("oru_r01_decimals.hl7", [msh("DEC1", "ORU^R01^ORU_R01", app="REFLAB"), pid(mrn="MRN2101", family="Decimal", given="Dee"),
+    "ORC|RE|ORD2101^ECW|FIL2101^LAB||CM",
+    "OBR|1|ORD2101^ECW|FIL2101^LAB|24331-1^Lipid panel^LN|||20240311080000-0500|||||||||||||||20240312090000-0500||CH|F",
+    "OBX|1|NM|2093-3^Cholesterol^LN||5.50|mmol/L^mmol/L^UCUM|3.50-5.10|H|||F",
+    "OBX|2|NM|2571-8^Triglyceride^LN||0.1|mmol/L^mmol/L^UCUM|.5-1.70||||F",
+    "OBX|3|NM|2085-9^HDL^LN||1234567890.123456789|mmol/L^mmol/L^UCUM|>=+001.00||||F",
+    "OBX|4|NM|13457-7^LDL^LN||1e3|mmol/L^mmol/L^UCUM|<1e3||||F",
+    "OBX|5|NM|9830-1^Chol/HDL^LN||+007.10||<=.50||||F",
+    "OBX|6|SN|5196-1^HBsAg^LN||<^0.50|IU/mL^IU/mL^UCUM|||||F",
+    "OBX|7|SN|2514-8^Ketones^LN||^1.0^-^2.50|mg/dL^mg/dL^UCUM|||||F",
+    "OBX|8|SN|5130-0^Titer^LN||^1^:^128.0||||||F"])
+
 for name, text in files.items():
     (OUT / name).write_bytes(text.encode("utf-8"))
 print(f"wrote {len(files)} files")
