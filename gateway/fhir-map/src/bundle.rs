@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::json::{json, Map, Value};
 
 use super::ids::{resource_id, uuid_urn};
+use super::provenance::{provenance, ProvenanceSource};
 use super::systems::{urn_segment, GATEWAY_URN};
 use super::UpdateMode;
 
@@ -144,6 +145,31 @@ impl<'c> BundleBuilder<'c> {
         self.entries.get_mut(i).map(|e| &mut e.resource)
     }
 
+    /// The request urls (PUT mode: `Type/id`) of the create-only entries:
+    /// what a destination must write only if absent.
+    pub fn create_only_urls(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.write == Write::CreateOnly)
+            .map(|e| format!("{}/{}", e.rid.rtype, e.rid.id))
+            .collect()
+    }
+
+    /// Adds the Bundle's Provenance, naming every entry so far as a target.
+    pub fn add_provenance(&mut self, key: &[&str], source: ProvenanceSource) {
+        let targets: Vec<Value> = self
+            .entries
+            .iter()
+            .map(|e| self.reference(&e.rid))
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let rid = self.shared_rid("Provenance", key);
+        let resource = provenance(self.tenant, source, targets);
+        self.insert(rid, resource, None, Write::Upsert);
+    }
+
     /// The transaction Bundle. `control_id` is MSH-10; `timestamp` an
     /// `instant` (MSH-7 when it has full precision and an offset).
     pub fn finish(self, control_id: &str, timestamp: Option<String>) -> Value {
@@ -164,18 +190,23 @@ impl<'c> BundleBuilder<'c> {
                     json!({ "method": "PUT", "url": format!("{}/{}", rid.rtype, rid.id) })
                 }
                 UpdateMode::Conditional => {
-                    let (system, value) = match match_identifier {
-                        Some(pair) => pair,
+                    let (param, system, value) = match match_identifier {
+                        Some((system, value)) => ("identifier", system, value),
+                        // No `identifier` element (Provenance): matched by a tag.
+                        None if rid.rtype == "Provenance" => {
+                            let tag = json!({ "system": gateway_id_system.clone(), "code": rid.id.clone() });
+                            resource.insert("meta", json!({ "tag": [tag] }));
+                            ("_tag", gateway_id_system.clone(), rid.id.clone())
+                        }
                         None => {
                             // No business identifier: carry our id as one so
                             // the server can match it on the next replay.
-                            let pair = (gateway_id_system.clone(), rid.id.clone());
-                            push_identifier(&mut resource, &pair.0, &pair.1);
-                            pair
+                            push_identifier(&mut resource, &gateway_id_system, &rid.id);
+                            ("identifier", gateway_id_system.clone(), rid.id.clone())
                         }
                     };
                     let search = format!(
-                        "identifier={}|{}",
+                        "{param}={}|{}",
                         percent_encode(&system),
                         percent_encode(&value)
                     );

@@ -110,10 +110,12 @@ pub mod encounter;
 pub mod ids;
 pub mod json;
 pub mod mdm;
+pub mod merge;
 pub mod observation;
 pub mod orm;
 pub mod oru;
 pub mod patient;
+pub mod provenance;
 pub mod shared;
 pub mod siu;
 pub mod systems;
@@ -202,8 +204,37 @@ impl MapError {
 pub fn supported(msg_type: &str, trigger: &str) -> bool {
     matches!(
         (msg_type, trigger),
-        ("ADT", "A01" | "A03" | "A04" | "A08" | "A31")
-            | ("ORU", "R01")
+        (
+            "ADT",
+            "A01"
+                | "A02"
+                | "A03"
+                | "A04"
+                | "A05"
+                | "A06"
+                | "A07"
+                | "A08"
+                | "A09"
+                | "A10"
+                | "A11"
+                | "A12"
+                | "A13"
+                | "A14"
+                | "A15"
+                | "A16"
+                | "A25"
+                | "A26"
+                | "A27"
+                | "A28"
+                | "A29"
+                | "A31"
+                | "A38"
+                | "A40"
+                | "A41"
+                | "A45"
+                | "A47"
+                | "A60"
+        ) | ("ORU", "R01")
             | ("ORM", "O01")
             | ("VXU", "V04")
             | ("SIU", "S12" | "S13" | "S14" | "S15" | "S16" | "S17" | "S26")
@@ -212,37 +243,97 @@ pub fn supported(msg_type: &str, trigger: &str) -> bool {
     )
 }
 
+/// Per-destination and per-message inputs of a translation besides the
+/// message and the [`MapContext`].
+#[derive(Debug, Clone, Copy)]
+pub struct TranslateOptions<'o> {
+    /// One Provenance per Bundle (see [`provenance`]). On by default; a
+    /// destination may turn it off.
+    pub provenance: bool,
+    /// The journal's id of the message (a Provenance entity).
+    pub journal_id: Option<&'o str>,
+    /// The journal's received time, an `instant` (`2024-03-12T09:30:00Z`):
+    /// Provenance.recorded. `None`: MSH-7, when it is an instant.
+    pub received: Option<&'o str>,
+}
+
+impl Default for TranslateOptions<'_> {
+    fn default() -> Self {
+        TranslateOptions {
+            provenance: true,
+            journal_id: None,
+            received: None,
+        }
+    }
+}
+
+/// What [`translate_with`] gives the daemon: the bytes to send and what the
+/// delivery needs to know about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    /// The Bundle, as [`translate_to_bytes`] writes it.
+    pub bytes: Vec<u8>,
+    /// `Type/id` of the entries to write only if absent (shared reference
+    /// data, and the Patient of non-ADT messages: see [`merge`]). Conditional
+    /// mode already writes them as `POST` + `ifNoneExist`; in PUT mode R4 has
+    /// no create-if-absent for a client-chosen id, so a destination that
+    /// must not overwrite them reads first.
+    pub create_only: Vec<String>,
+    /// Every patient the message touches, the subject first (an A40 names
+    /// both): the patient lanes it belongs on ([`merge::patient_keys`]).
+    pub patient_keys: Vec<merge::PatientKey>,
+}
+
 /// One HL7 v2 message → one FHIR R4 transaction Bundle (identifier MSH-10),
 /// as a `serde_json::Value` (tests, tools); decimals are the nearest f64
 /// here (see the crate doc): what is sent is [`translate_to_bytes`].
 pub fn translate(msg: &Message<'_>, ctx: &MapContext) -> Result<serde_json::Value, MapError> {
-    Ok(bundle_tree(msg, ctx)?.into_serde())
+    Ok(bundle_tree(msg, ctx, &TranslateOptions::default())?
+        .0
+        .into_serde())
 }
 
 /// The same Bundle as [`translate`], written straight to JSON bytes (for
 /// the FHIR destination to send): no `serde_json::Value` in between. The bytes
 /// are those of `serde_json::to_vec(&translate(..)?)`, decimals aside
-/// (exact here).
+/// (exact here). Default [`TranslateOptions`].
 pub fn translate_to_bytes(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
-    let bundle = bundle_tree(msg, ctx)?;
+    Ok(translate_with(msg, ctx, &TranslateOptions::default())?.bytes)
+}
+
+/// [`translate_to_bytes`] with the destination's and the journal's inputs.
+pub fn translate_with(
+    msg: &Message<'_>,
+    ctx: &MapContext,
+    options: &TranslateOptions<'_>,
+) -> Result<Translation, MapError> {
+    let (bundle, create_only) = bundle_tree(msg, ctx, options)?;
     let entries = bundle.get("entry").and_then(json::Value::as_array);
     // About 1 KB per entry: one allocation for most Bundles.
     let mut out = Vec::with_capacity(512 + 1024 * entries.map_or(0, Vec::len));
     serde_json::to_writer(&mut out, &bundle)
         .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))?;
-    Ok(out)
+    Ok(Translation {
+        bytes: out,
+        create_only,
+        patient_keys: merge::patient_keys(msg),
+    })
 }
 
 /// [`translate_to_bytes`], indented (for `gateway translate`): exact
 /// decimals, unlike pretty-printing [`translate`]'s `serde_json::Value`.
 pub fn translate_pretty(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
-    let bundle = bundle_tree(msg, ctx)?;
+    let (bundle, _) = bundle_tree(msg, ctx, &TranslateOptions::default())?;
     serde_json::to_vec_pretty(&bundle)
         .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))
 }
 
-/// The Bundle as the tree the mappers build.
-fn bundle_tree(msg: &Message<'_>, ctx: &MapContext) -> Result<json::Value, MapError> {
+/// The Bundle as the tree the mappers build, and its create-only entries.
+fn bundle_tree(
+    msg: &Message<'_>,
+    ctx: &MapContext,
+    options: &TranslateOptions<'_>,
+) -> Result<(json::Value, Vec<String>), MapError> {
     let msh = msg.msh();
     let msh9 = msh.field(9);
     let code = datatypes::text(&msh9.component(1)).to_ascii_uppercase();
@@ -274,7 +365,11 @@ fn bundle_tree(msg: &Message<'_>, ctx: &MapContext) -> Result<json::Value, MapEr
         "DFT" => dft::map(&mut m)?,
         _ => {}
     }
-    Ok(m.finish())
+    if options.provenance {
+        m.add_provenance(&trigger, options);
+    }
+    let create_only = m.bundle.create_only_urls();
+    Ok((m.finish(), create_only))
 }
 
 /// A message type or trigger shown in an error: short, printable ASCII.
@@ -289,6 +384,8 @@ fn show_code(s: &str) -> String {
 /// being built and the resources later segments refer to.
 pub struct Mapper<'x, 'm, 'a> {
     pub msg: &'m Message<'a>,
+    /// MSH-9.1, upper case ("ADT", "ORU", ...).
+    pub msg_type: String,
     pub ctx: &'x MapContext,
     pub bundle: BundleBuilder<'x>,
     pub patient: Option<Rid>,
@@ -297,8 +394,10 @@ pub struct Mapper<'x, 'm, 'a> {
 
 impl<'x, 'm, 'a> Mapper<'x, 'm, 'a> {
     pub fn new(msg: &'m Message<'a>, ctx: &'x MapContext) -> Mapper<'x, 'm, 'a> {
+        let msg_type = datatypes::text(&msg.msh().field(9).component(1)).to_ascii_uppercase();
         Mapper {
             msg,
+            msg_type,
             ctx,
             bundle: BundleBuilder::new(&ctx.tenant, ctx.update_mode),
             patient: None,
@@ -329,6 +428,33 @@ impl<'x, 'm, 'a> Mapper<'x, 'm, 'a> {
         let rid = patient::map_patient(self)?;
         self.patient = Some(rid.clone());
         Ok(rid)
+    }
+
+    /// The Provenance of the Bundle, when there is a `recorded` time.
+    fn add_provenance(&mut self, trigger: &str, options: &TranslateOptions<'_>) {
+        let msh = self.msg.msh();
+        let recorded = match options.received {
+            Some(r) => Some(r.to_string()),
+            None => datatypes::instant(&datatypes::text(&msh.field(7).component(1)), self.ctx),
+        };
+        let Some(recorded) = recorded else {
+            return;
+        };
+        let application = datatypes::text(&msh.field(3).component(1));
+        let facility = datatypes::text(&msh.field(4).component(1));
+        let control_id = self.control_id();
+        // Keyed like the journal's de-duplication: sender and MSH-10.
+        let key = [application.clone(), facility.clone(), control_id.clone()];
+        let source = provenance::ProvenanceSource {
+            recorded,
+            application,
+            facility,
+            control_id,
+            trigger: datatypes::fhir_code(trigger),
+            journal_id: options.journal_id.map(str::to_string),
+        };
+        let key: [&str; 3] = [&key[0], &key[1], &key[2]];
+        self.bundle.add_provenance(&key, source);
     }
 
     fn finish(self) -> Value {

@@ -74,6 +74,29 @@ pub fn resources<'b>(bundle: &'b serde_json::Value, rtype: &str) -> Vec<&'b serd
         .unwrap_or_default()
 }
 
+/// The first entry (fullUrl, resource, request) of a resource type.
+pub fn entry<'b>(bundle: &'b serde_json::Value, rtype: &str) -> &'b serde_json::Value {
+    bundle["entry"]
+        .as_array()
+        .and_then(|entries| {
+            entries
+                .iter()
+                .find(|e| e["resource"]["resourceType"] == rtype)
+        })
+        .unwrap_or_else(|| panic!("no {rtype} entry"))
+}
+
+/// [`fhir_map::translate_with`] of an own-corpus file.
+pub fn translation(
+    name: &str,
+    ctx: &MapContext,
+    options: &fhir_map::TranslateOptions<'_>,
+) -> fhir_map::Translation {
+    let raw = own(name);
+    let msg = Message::parse(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+    fhir_map::translate_with(&msg, ctx, options).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 /// Writes the Bundle of every file to `dir/<stem>.json`; panics on any
 /// file that does not translate.
 pub fn write_bundles(files: &[PathBuf], ctx: &MapContext, dir: &Path) -> usize {

@@ -51,6 +51,36 @@ for trig, status in [("S13", "Booked"), ("S16", "Dc"), ("S17", "Deleted"), ("S26
         f"^^20^20260710100000-0500^20260710102000-0500||||||||||||||{status}",
         pid(), "AIP|1|A|1234567890^Doctor^Primary^^^^^^NPI&2.16.840.1.113883.4.6&ISO^^^^NPI|D^Doctor^L"])
 
+# ------------------------------------------------------------ ADT visit life
+# One inpatient visit V9001 of MRN2001: admit, cancel, admit again, transfer
+# and its cancel, discharge and its cancel.
+def adt(ctrl, trig, *segs):
+    return [msh(ctrl, f"ADT^{trig}^ADT_A01"), f"EVN|{trig}|20240312093000-0500", pid(), *segs]
+
+
+add("adt_a01_visit.hl7", adt("V1A01", "A01", pv1()))
+add("adt_a11_visit.hl7", adt("V1A11", "A11", pv1()))
+add("adt_a01_visit_again.hl7", adt("V1A01B", "A01", pv1()))
+# The transfer: PV1-3 the new bed, PV1-6 the prior one.
+add("adt_a02_visit.hl7", adt("V1A02", "A02", pv1(loc="WARD^202^B^MAINHOSP").replace(
+    "^MAINHOSP|E|||", "^MAINHOSP|E||WARD^101^A^MAINHOSP|", 1)))
+add("adt_a12_visit.hl7", adt("V1A12", "A12", pv1()))
+add("adt_a03_visit.hl7", adt("V1A03", "A03", pv1(discharge="20240315110000-0500")))
+add("adt_a13_visit.hl7", adt("V1A13", "A13", pv1()))
+add("adt_a05_visit.hl7", adt("V2A05", "A05", pv1(visit="V9002", cls="P", admit="")))
+
+# ------------------------------------------------------------ merges
+# MRN2001 (seen above) is merged into MRN2002; then a late result for the
+# old MRN and an update of the survivor.
+add("adt_a40_merge.hl7", [msh("MRG1", "ADT^A40^ADT_A39"), "EVN|A40|20240316100000-0500",
+    pid(mrn="MRN2002", given="New"), "MRG|MRN2001^^^ECW^MR~ALT77^^^OTHER^PI||||||Mergeson^Old^^^^^L"])
+add("adt_a08_after_merge.hl7", [msh("MRG2", "ADT^A08^ADT_A01"), "EVN|A08|20240317090000-0500",
+    pid(mrn="MRN2002", given="New"), pv1(visit="V9003", admit="20240317080000-0500")])
+add("oru_r01_after_merge.hl7", [msh("MRG3", "ORU^R01^ORU_R01", app="REFLAB"), pid(),
+    "ORC|RE|ORD2001^ECW|FIL2001^LAB||CM",
+    "OBR|1|ORD2001^ECW|FIL2001^LAB|2345-7^Glucose^LN|||20240315080000-0500|||||||||||||||20240318090000-0500||CH|F",
+    "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^mmol/L^UCUM|3.9-5.5|N|||F"])
+
 # ------------------------------------------------------------ exact decimals
 # Values f64 cannot carry as sent, the normalisations, and an exponent.
 add("oru_r01_decimals.hl7", [msh("DEC1", "ORU^R01^ORU_R01", app="REFLAB"), pid(mrn="MRN2101", family="Decimal", given="Dee"),
