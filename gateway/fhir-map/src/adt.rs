@@ -214,6 +214,27 @@ pub struct ConditionLink {
     pub reference: Value,
 }
 
+/// What every Condition has: its category (condition-category), code and
+/// subject.
+pub fn condition_basics(
+    condition: &mut Map,
+    category: &'static str,
+    display: &'static str,
+    code: Value,
+    subject: Value,
+) {
+    condition.insert(
+        "category",
+        json!([concept(
+            "http://terminology.hl7.org/CodeSystem/condition-category",
+            category,
+            display
+        )]),
+    );
+    condition.insert("code", code);
+    condition.insert("subject", subject);
+}
+
 /// Every DG1 → Condition (encounter diagnosis), keyed by patient +
 /// diagnosis code.
 pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
@@ -272,16 +293,13 @@ pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
                 ),
             );
         }
-        condition.insert(
-            "category",
-            json!([concept(
-                "http://terminology.hl7.org/CodeSystem/condition-category",
-                "encounter-diagnosis",
-                "Encounter Diagnosis"
-            )]),
+        condition_basics(
+            &mut condition,
+            "encounter-diagnosis",
+            "Encounter Diagnosis",
+            code,
+            m.bundle.reference(&patient),
         );
-        condition.insert("code", code);
-        condition.insert("subject", m.bundle.reference(&patient));
         put(&mut condition, "encounter", m.encounter_ref());
         put(
             &mut condition,

@@ -102,6 +102,7 @@
 //!   journal keeps the original message.
 
 pub mod adt;
+pub mod bar;
 pub mod bundle;
 pub mod codes;
 pub mod datatypes;
@@ -114,8 +115,12 @@ pub mod merge;
 pub mod observation;
 pub mod orm;
 pub mod oru;
+pub mod oul;
 pub mod patient;
+pub mod pharmacy;
+pub mod problem;
 pub mod provenance;
+pub mod referral;
 pub mod shared;
 pub mod siu;
 pub mod systems;
@@ -236,10 +241,21 @@ pub fn supported(msg_type: &str, trigger: &str) -> bool {
                 | "A60"
         ) | ("ORU", "R01")
             | ("ORM", "O01")
+            | ("OMG", "O19")
+            | ("OML", "O21")
+            | ("OUL", "R22" | "R23" | "R24")
+            | ("RDE", "O11" | "O25")
+            | ("RDS", "O13")
+            | ("REF", "I12" | "I14")
             | ("VXU", "V04")
             | ("SIU", "S12" | "S13" | "S14" | "S15" | "S16" | "S17" | "S26")
-            | ("MDM", "T02" | "T04")
-            | ("DFT", "P03")
+            | (
+                "MDM",
+                "T01" | "T02" | "T03" | "T04" | "T05" | "T06" | "T09" | "T10"
+            )
+            | ("DFT", "P03" | "P11")
+            | ("BAR", "P01" | "P02" | "P12")
+            | ("PPR", "PC1" | "PC2" | "PC3")
     )
 }
 
@@ -358,7 +374,12 @@ fn bundle_tree(
     match code.as_str() {
         "ADT" => adt::map(&mut m, &trigger)?,
         "ORU" => oru::map(&mut m)?,
-        "ORM" => orm::map(&mut m)?,
+        "ORM" | "OMG" | "OML" => orm::map(&mut m)?,
+        "OUL" => oul::map(&mut m)?,
+        "RDE" | "RDS" => pharmacy::map(&mut m)?,
+        "REF" => referral::map(&mut m, &trigger)?,
+        "BAR" => bar::map(&mut m, &trigger)?,
+        "PPR" => problem::map(&mut m, &trigger)?,
         "VXU" => vxu::map(&mut m)?,
         "SIU" => siu::map(&mut m, &trigger)?,
         "MDM" => mdm::map(&mut m, &trigger)?,
