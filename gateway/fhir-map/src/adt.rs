@@ -357,7 +357,6 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
         )
         .unwrap_or_else(|| m.bundle.reference(&patient));
         let mut coverage = Map::new();
-        coverage.insert("meta", meta(US_CORE_COVERAGE));
         coverage.insert("status", Value::from("active"));
         coverage.insert("beneficiary", m.bundle.reference(&patient));
         coverage.insert("payor", json!([payor]));
@@ -387,6 +386,10 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
                     rel,
                 ),
             );
+        }
+        // US Core Coverage needs relationship (1..1): claimed only with it.
+        if coverage.contains_key("relationship") {
+            coverage.insert("meta", meta(US_CORE_COVERAGE));
         }
         let start = date(&text_cow(&in1.field(12).component(1)));
         let end = date(&text_cow(&in1.field(13).component(1)));

@@ -15,7 +15,7 @@
 
 use super::json::{json, Map, Value};
 
-use super::bundle::Write;
+use super::bundle::{is_empty_value, Write};
 use super::datatypes::{
     base64_encode, date_time, entity_identifier, identifier_pair, instant, put, table_concept,
     text, text_cow,
@@ -62,7 +62,6 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         },
     };
     let mut doc = Map::new();
-    doc.insert("meta", meta(US_CORE_DOCUMENT_REFERENCE));
     let completion = text(&txa.field(17).component(1));
     doc.insert(
         "status",
@@ -141,7 +140,17 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         context.insert("period", json!({ "start": start }));
     }
     put(&mut doc, "context", context);
-    doc.insert("content", Value::Array(content(m)));
+    let content = content(m);
+    // US Core (us-core-6) needs an attachment with data or a url: a
+    // notification without content does not claim the profile.
+    if content.iter().any(|c| {
+        ["data", "url"]
+            .iter()
+            .any(|k| !is_empty_value(&c["attachment"][*k]))
+    }) {
+        doc.insert("meta", meta(US_CORE_DOCUMENT_REFERENCE));
+    }
+    doc.insert("content", Value::Array(content));
     m.bundle.insert(rid, doc, match_id, Write::Upsert);
     Ok(())
 }

@@ -324,7 +324,6 @@ pub fn map_specimens(
         }
         let rid = m.bundle.new_rid("Specimen", &skey);
         let mut specimen = Map::new();
-        specimen.insert("meta", meta(US_CORE_SPECIMEN));
         if !specimen_id.is_empty() {
             let ns = sub(&eip.component(if filler.is_empty() { 1 } else { 2 }), 2);
             let uid = sub(&eip.component(if filler.is_empty() { 1 } else { 2 }), 3);
@@ -357,6 +356,10 @@ pub fn map_specimens(
             "receivedTime",
             date_time(&text_cow(&spm.field(18).component(1)), m.ctx),
         );
+        // US Core Specimen needs type and subject (1..1).
+        if specimen.contains_key("type") && specimen.contains_key("subject") {
+            specimen.insert("meta", meta(US_CORE_SPECIMEN));
+        }
         out.push(m.bundle.reference(&rid));
         m.bundle.insert(rid, specimen, None, Write::Upsert);
     }
