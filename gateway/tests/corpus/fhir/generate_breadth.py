@@ -95,6 +95,45 @@ add("oru_r01_decimals.hl7", [msh("DEC1", "ORU^R01^ORU_R01", app="REFLAB"), pid(m
     "OBX|7|SN|2514-8^Ketones^LN||^1.0^-^2.50|mg/dL^mg/dL^UCUM|||||F",
     "OBX|8|SN|5130-0^Titer^LN||^1^:^128.0||||||F"])
 
+# ------------------------------------------------------------ orders, results, pharmacy
+DOC = "1234567890^Doctor^Primary^^^Dr^MD^^NPI&2.16.840.1.113883.4.6&ISO^^^^NPI"
+add("oml_o21_1.hl7", [msh("OML1", "OML^O21^OML_O21"), pid(mrn="MRN2201", family="Order", given="Olive"),
+    "PV1|1|O|CLINIC^EXAM1^^MAINCLINIC",
+    f"ORC|NW|ORD2201^ECW||||||||||{DOC}",
+    "OBR|1|ORD2201^ECW||2345-7^Glucose^LN|R||20240312080000-0500",
+    "SPM|1|SP2201^ECW||119297000^Blood specimen^SCT|||||||||||||20240312080000-0500"])
+add("omg_o19_1.hl7", [msh("OMG1", "OMG^O19^OMG_O19"), pid(mrn="MRN2202", family="Order", given="Otto"),
+    f"ORC|NW|ORD2202^ECW||||||||||{DOC}",
+    "OBR|1|ORD2202^ECW||24627-2^Chest CT^LN|R",
+    "NTE|1||Rule out nodule"])
+add("oul_r22_1.hl7", [msh("OUL1", "OUL^R22^OUL_R22", app="REFLAB"), pid(mrn="MRN2203", family="Result", given="Rae"),
+    "SPM|1|SP2203^LAB||119297000^Blood specimen^SCT|||||||||||||20240311080000-0500",
+    "OBR|1|ORD2203^ECW|FIL2203^LAB|2345-7^Glucose^LN|||20240311080000-0500|||||||||||||||20240312090000-0500||CH|F",
+    "ORC|RE|ORD2203^ECW|FIL2203^LAB||CM",
+    "OBX|1|NM|2345-7^Glucose^LN||5.40|mmol/L^mmol/L^UCUM|3.9-5.5|N|||F"])
+add("rde_o11_1.hl7", [msh("RDE1", "RDE^O11^RDE_O11"), pid(mrn="MRN2204", family="Pharma", given="Pia"),
+    f"ORC|NW|RX2204^ECW|||||||20240312091500-0500|||{DOC}",
+    "TQ1|1||BID&Twice a day&HL70335|||||20240312|20240322",
+    "RXE||308191^amoxicillin 500 MG Oral Capsule^RXNORM|500||mg^mg^UCUM|CAP^Capsule^HL70292|Take with food|||20|capsule^capsule^UCUM|0|||RX-2204",
+    "RXR|PO^Oral^HL70162"])
+add("rds_o13_1.hl7", [msh("RDS1", "RDS^O13^RDS_O13", app="PHARMACY"), pid(mrn="MRN2204", family="Pharma", given="Pia"),
+    f"ORC|RE|RX2204^ECW|||||||20240312091500-0500|||{DOC}",
+    "RXE||308191^amoxicillin 500 MG Oral Capsule^RXNORM|500||mg^mg^UCUM|CAP^Capsule^HL70292|Take with food|||20|capsule^capsule^UCUM|0|||RX-2204",
+    "RXD|1|308191^amoxicillin 500 MG Oral Capsule^RXNORM|20240312120000-0500|20|capsule^capsule^UCUM||RX-2204||Take with food"])
+add("ref_i12_1.hl7", [msh("REF1", "REF^I12^REF_I12"),
+    "RF1|A^Accepted^HL70283|R^Routine^HL70280|RHEU^Rheumatology^L|||REF2205^ECW|20240312|20240612|20240312|JOINT^Joint pain^L",
+    "PRD|RP^Referring Provider^HL70286|Doctor^Primary^^^Dr||||||1234567890^NPI",
+    "PRD|RT^Referred to Provider^HL70286|Special^Sam^^^Dr||||||9876543210^NPI",
+    pid(mrn="MRN2205", family="Referral", given="Rita"),
+    "DG1|1|I10|M25.50^Pain in unspecified joint^I10||20240301|W"])
+add("bar_p01_1.hl7", [msh("BAR1", "BAR^P01^BAR_P01"), "EVN|P01|20240312093000-0500",
+    pid(mrn="MRN2206", family="Billing", given="Bo") + "|||||ACCT2206^^^ECW^AN",  # PID-18 account
+    pv1(visit="V9206", cls="O"),
+    "DG1|1|I10|E11.9^Type 2 diabetes mellitus without complications^I10||20240312|F",
+    "PR1|1|C4|99213^Office visit^C4||20240312090000-0500"])
+add("ppr_pc1_1.hl7", [msh("PPR1", "PPR^PC1^PPR_PC1"), pid(mrn="MRN2207", family="Problem", given="Pat"),
+    "PRB|AD|20240312|I10^Essential hypertension^I10|PRB2207^ECW|||20240312||||||active|||20240101"])
+
 for name, text in files.items():
     (OUT / name).write_bytes(text.encode("utf-8"))
 print(f"wrote {len(files)} files")
