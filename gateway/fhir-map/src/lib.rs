@@ -7,21 +7,30 @@
 //!
 //! | message | resources |
 //! | --- | --- |
-//! | ADT A01/A04/A03/A08/A31 | Patient (PID, PD1), Encounter (PV1/PV2; not for A31), RelatedPerson (NK1), Coverage (IN1/IN2), AllergyIntolerance (AL1), Condition (DG1) |
+//! | ADT (every trigger of FHIR-Converter's samples: A01–A16, A25–A29, A31, A38, A40, A41, A45, A47, A60) | Patient (PID, PD1), Encounter (PV1/PV2; status per trigger, see [`encounter`]; none for A28/A29/A31/A40/A47), RelatedPerson (NK1), Coverage (IN1/IN2), AllergyIntolerance (AL1; IAM/IAR for A60), Condition (DG1); A40/A47 merges in [`merge`] |
 //! | ORU R01 | DiagnosticReport per OBR (status OBR-25), Observation per OBX, Specimen (SPM, or OBR-15), ServiceRequest per order (placer/filler), NTE → `note` |
-//! | ORM O01 | ServiceRequest per ORC/OBR (status ORC-5/ORC-1, intent ORC-1, requester, code OBR-4, reason DG1) |
+//! | OUL R22/R23/R24 | as ORU, with OUL's grouping ([`oul`]) |
+//! | ORM O01, OMG O19, OML O21 | ServiceRequest per ORC/OBR (status ORC-5/ORC-1, intent ORC-1, requester, code OBR-4, reason DG1); OMG/OML: Specimen (SPM) |
+//! | RDE O11/O25, RDS O13 | MedicationRequest per order (RXE/RXO/RXR/TQ1); RDS: MedicationDispense per RXD ([`pharmacy`]) |
+//! | REF I12/I14 | referral ServiceRequest (RF1) with PRD Practitioners, Conditions (DG1), Observations (OBX) ([`referral`]) |
 //! | VXU V04 | Immunization per RXA (+RXR, OBX funding/eligibility) |
 //! | SIU S12/S13/S14/S15/S16/S17/S26 | Appointment (status per trigger and SCH-25; timing SCH-11, TQ1, AIS/AIG/AIL/AIP), participants AIP/AIL + patient |
-//! | MDM T02/T04 | DocumentReference (T04 `relatesTo` the original via TXA-13) |
-//! | DFT P03 | ChargeItem per FT1, Account (PID-18), Coverage (IN1) |
+//! | MDM T01–T06, T09, T10 | DocumentReference (addenda `appends`, replacements `replaces` the TXA-13 original) |
+//! | DFT P03/P11 | ChargeItem per FT1, Account (PID-18), Coverage (IN1) |
+//! | BAR P01/P02/P12 | Account (PID-18), Procedure (PR1), Condition, Coverage; P02: Accounts inactive ([`bar`]) |
+//! | PPR PC1/PC2/PC3 | problem-list Condition per PRB ([`problem`]) |
+//!
+//! Every Bundle also carries one Provenance ([`provenance`]; a destination
+//! may turn it off with [`TranslateOptions::provenance`]).
 //!
 //! Every message also gives the Practitioners (XCN), Organizations (XON,
 //! IN1-3/4) and Locations (PL) it names, each once.
 //!
 //! Module by module: [`datatypes`] (v2 data types → FHIR data types),
 //! [`shared`] (Practitioner, Organization, Location), [`patient`],
-//! [`encounter`], [`adt`], [`oru`] (with [`observation`] for OBX values),
-//! [`orm`], [`vxu`], [`siu`], [`mdm`], [`dft`], [`tables`] (fixed v2 table
+//! [`encounter`], [`adt`], [`merge`], [`oru`] (with [`observation`] for OBX
+//! values), [`oul`], [`orm`], [`pharmacy`], [`referral`], [`vxu`], [`siu`],
+//! [`mdm`], [`dft`], [`bar`], [`problem`], [`provenance`], [`tables`] (fixed v2 table
 //! maps), [`codes`] (per-tenant CSV code maps and unmapped-code counts),
 //! [`systems`] (code system and identifier system URIs), [`ids`]
 //! (deterministic ids), [`bundle`] (entries, requests, clean-up),
@@ -65,7 +74,13 @@
 //! | ServiceRequest | ORC-2/OBR-2 placer number (else ORC-3/OBR-3 filler) + namespace |
 //! | Specimen | SPM-2 (else order + "specimen" + SPM-1 / OBR-15) |
 //! | Immunization | patient + RXA-3 date + RXA-5 vaccine code (ORC-3 filler when sent) |
-//! | Appointment | SCH-1 placer / SCH-2 filler appointment id |
+//! | Appointment | SCH-2 filler (else SCH-1 placer) appointment id |
+//! | MedicationRequest | ORC-2 placer (else ORC-3 filler, RXE-15 prescription number, MSH-10 + order) |
+//! | MedicationDispense | its order's key + RXD-1 |
+//! | ServiceRequest (referral) | RF1-6 originating referral id (else RF1-11, else MSH-10) |
+//! | Condition (problem) | PRB-4 problem instance id (else patient + PRB-3) |
+//! | Procedure | patient + PR1-3 code + PR1-5 time |
+//! | Provenance | MSH-3 + MSH-4 + MSH-10 (the journal's de-duplication key) |
 //! | DocumentReference | TXA-12 unique document number (else TXA-16 filler order, else MSH-10) |
 //! | ChargeItem | FT1-2 transaction id; else FT1-1 set id + visit (PV1-19) + FT1-4 date |
 //! | Account | PID-18 account number |
@@ -80,6 +95,25 @@
 //! shared reference data) for servers that refuse client-chosen ids, with
 //! `urn:uuid:` references the server resolves inside the transaction.
 //!
+//! # Who owns the Patient; what a PUT may clear
+//!
+//! ADT messages own demographics: their Patient entry replaces the
+//! server's ([`patient::patient_write`]). Every other family writes its
+//! Patient create-only (conditional mode: `POST` + `ifNoneExist`; PUT mode:
+//! listed in [`Translation::create_only`] for the daemon), so a result or an
+//! order never thins a Patient and never undoes a merge.
+//!
+//! A PUT replaces the whole resource, so an A08 that carries fewer fields
+//! clears the others: every Patient element mapped from PID/PD1/NK1 (names,
+//! birth date, gender, addresses, telecoms, language, marital status,
+//! race/ethnicity, general practitioner, managing organization; the
+//! RelatedPersons are separate resources and stay) and every Encounter
+//! element mapped from PV1/PV2. Never cleared: the id and the keying
+//! identifier (both come from PID-3 / PV1-19). `active` and `link` after a
+//! merge are cleared too by an ADT PUT for either MRN: the daemon's merge
+//! update mode (read, merge, write with `If-Match`, to come) keeps them with
+//! [`merge::preserve_merge_state`].
+//!
 //! # Choices where the V2-to-FHIR IG has no map
 //!
 //! - **ADT A03** (discharge): as A01, with Encounter.status `finished` and
@@ -93,13 +127,21 @@
 //!   DG1 Conditions linked from each ChargeItem whose FT1-19 names their
 //!   code. Details in [`dft`].
 //! - **SIU**: the Appointment only; a PV1 in an SIU makes no Encounter.
+//!   S13–S26 set the status per trigger; without a placeable start and end
+//!   the Appointment is `proposed` ([`siu`]).
+//! - **ADT A29** (delete person): the Patient with `active` = false, nothing
+//!   deleted. **A41/A45** (account merge, visit move): Patient and Encounter
+//!   only. **A47** (identifier change): a merge ([`merge`]).
+//! - **OUL**, **BAR**, **PPR**, **REF**, pharmacy: see [`oul`], [`bar`],
+//!   [`problem`], [`referral`], [`pharmacy`].
 //!
 //! # Known limits
 //!
 //! - A time without an offset is cut to its date unless
 //!   [`MapContext::default_utc_offset`] is set (FHIR requires the offset).
-//! - The IG's Provenance and MessageHeader resources are not produced: the
-//!   journal keeps the original message.
+//! - The IG's MessageHeader is not produced (the journal keeps the
+//!   original message; the Provenance names it).
+//! - A message with several PV1 (BAR P01, A45) maps the first visit.
 
 pub mod adt;
 pub mod bar;
