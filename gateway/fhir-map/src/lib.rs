@@ -346,7 +346,7 @@ pub struct Translation {
 /// as a `serde_json::Value` (tests, tools); decimals are the nearest f64
 /// here (see the crate doc): what is sent is [`translate_to_bytes`].
 pub fn translate(msg: &Message<'_>, ctx: &MapContext) -> Result<serde_json::Value, MapError> {
-    Ok(bundle_tree(msg, ctx, &TranslateOptions::default())?
+    Ok(bundle_tree(msg, ctx, &TranslateOptions::default(), false)?
         .0
         .into_serde())
 }
@@ -356,7 +356,18 @@ pub fn translate(msg: &Message<'_>, ctx: &MapContext) -> Result<serde_json::Valu
 /// are those of `serde_json::to_vec(&translate(..)?)`, decimals aside
 /// (exact here). Default [`TranslateOptions`].
 pub fn translate_to_bytes(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
-    Ok(translate_with(msg, ctx, &TranslateOptions::default())?.bytes)
+    let (bundle, _) = bundle_tree(msg, ctx, &TranslateOptions::default(), false)?;
+    bundle_bytes(&bundle)
+}
+
+/// The Bundle's JSON bytes.
+fn bundle_bytes(bundle: &json::Value) -> Result<Vec<u8>, MapError> {
+    let entries = bundle.get("entry").and_then(json::Value::as_array);
+    // About 1 KB per entry: one allocation for most Bundles.
+    let mut out = Vec::with_capacity(512 + 1024 * entries.map_or(0, Vec::len));
+    serde_json::to_writer(&mut out, bundle)
+        .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))?;
+    Ok(out)
 }
 
 /// [`translate_to_bytes`] with the destination's and the journal's inputs.
@@ -365,14 +376,9 @@ pub fn translate_with(
     ctx: &MapContext,
     options: &TranslateOptions<'_>,
 ) -> Result<Translation, MapError> {
-    let (bundle, create_only) = bundle_tree(msg, ctx, options)?;
-    let entries = bundle.get("entry").and_then(json::Value::as_array);
-    // About 1 KB per entry: one allocation for most Bundles.
-    let mut out = Vec::with_capacity(512 + 1024 * entries.map_or(0, Vec::len));
-    serde_json::to_writer(&mut out, &bundle)
-        .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))?;
+    let (bundle, create_only) = bundle_tree(msg, ctx, options, true)?;
     Ok(Translation {
-        bytes: out,
+        bytes: bundle_bytes(&bundle)?,
         create_only,
         patient_keys: merge::patient_keys(msg),
     })
@@ -381,16 +387,18 @@ pub fn translate_with(
 /// [`translate_to_bytes`], indented (for `gateway translate`): exact
 /// decimals, unlike pretty-printing [`translate`]'s `serde_json::Value`.
 pub fn translate_pretty(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
-    let (bundle, _) = bundle_tree(msg, ctx, &TranslateOptions::default())?;
+    let (bundle, _) = bundle_tree(msg, ctx, &TranslateOptions::default(), false)?;
     serde_json::to_vec_pretty(&bundle)
         .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))
 }
 
-/// The Bundle as the tree the mappers build, and its create-only entries.
+/// The Bundle as the tree the mappers build, and (when `create_only`) its
+/// create-only entries.
 fn bundle_tree(
     msg: &Message<'_>,
     ctx: &MapContext,
     options: &TranslateOptions<'_>,
+    create_only: bool,
 ) -> Result<(json::Value, Vec<String>), MapError> {
     let msh = msg.msh();
     let msh9 = msh.field(9);
@@ -431,7 +439,11 @@ fn bundle_tree(
     if options.provenance {
         m.add_provenance(&trigger, options);
     }
-    let create_only = m.bundle.create_only_urls();
+    let create_only = if create_only {
+        m.bundle.create_only_urls()
+    } else {
+        Vec::new()
+    };
     Ok((m.finish(), create_only))
 }
 
