@@ -97,7 +97,7 @@ impl<'c> BundleBuilder<'c> {
 
     pub fn reference_string(&self, rid: &Rid) -> String {
         match self.mode {
-            UpdateMode::Put => format!("{}/{}", rid.rtype, rid.id),
+            UpdateMode::Put => type_slash_id(rid),
             UpdateMode::Conditional => uuid_urn(&rid.id),
         }
     }
@@ -151,7 +151,7 @@ impl<'c> BundleBuilder<'c> {
         self.entries
             .iter()
             .filter(|e| e.write == Write::CreateOnly)
-            .map(|e| format!("{}/{}", e.rid.rtype, e.rid.id))
+            .map(|e| type_slash_id(&e.rid))
             .collect()
     }
 
@@ -187,7 +187,7 @@ impl<'c> BundleBuilder<'c> {
             let request = match self.mode {
                 UpdateMode::Put => {
                     resource.insert("id", Value::from(&rid.id));
-                    json!({ "method": "PUT", "url": format!("{}/{}", rid.rtype, rid.id) })
+                    json!({ "method": "PUT", "url": type_slash_id(&rid) })
                 }
                 UpdateMode::Conditional => {
                     let (param, system, value) = match match_identifier {
@@ -224,7 +224,10 @@ impl<'c> BundleBuilder<'c> {
                 }
             };
             let mut resource = Value::Object(resource);
-            prune(&mut resource);
+            // The Provenance is built without empty values.
+            if rid.rtype != "Provenance" {
+                prune(&mut resource);
+            }
             // Built by hand: `json!` would deep-copy the resource.
             let mut entry = Map::new();
             entry.insert("fullUrl", Value::from(full_url));
@@ -252,6 +255,15 @@ impl<'c> BundleBuilder<'c> {
         }
         Value::Object(bundle)
     }
+}
+
+/// `Type/id`, allocated once (this runs for every reference).
+fn type_slash_id(rid: &Rid) -> String {
+    let mut s = String::with_capacity(rid.rtype.len() + 1 + rid.id.len());
+    s.push_str(rid.rtype);
+    s.push('/');
+    s.push_str(&rid.id);
+    s
 }
 
 fn push_identifier(resource: &mut Map, system: &str, value: &str) {
@@ -282,7 +294,12 @@ fn percent_encode(s: &str) -> String {
 pub fn is_empty_value(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
+        // Most strings start with a visible character: no scan.
+        Value::String(s) => match s.as_bytes().first() {
+            None => true,
+            Some(b) if b.is_ascii_graphic() => false,
+            Some(_) => s.trim().is_empty(),
+        },
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,

@@ -247,23 +247,64 @@ pub fn decimal(raw: &str) -> Option<Value> {
     {
         return None;
     }
-    let int = int.trim_start_matches('0');
-    let mut out = String::with_capacity(s.len() + 2);
-    if negative {
-        out.push('-');
-    }
-    out.push_str(if int.is_empty() { "0" } else { int });
-    if let Some(f) = frac.filter(|f| !f.is_empty()) {
-        out.push('.');
-        out.push_str(f);
-    }
-    if frac.is_none() && out.len() <= 18 {
+    let trimmed = int.trim_start_matches('0');
+    let normal = !s.starts_with('+')
+        && (trimmed.len() == int.len() || int == "0")
+        && !int.is_empty()
+        && frac != Some("");
+    // Already as JSON writes it (most values): no copy.
+    let text: Cow<'_, str> = if normal {
+        Cow::Borrowed(s)
+    } else {
+        let mut out = String::with_capacity(s.len() + 2);
+        if negative {
+            out.push('-');
+        }
+        out.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+        if let Some(f) = frac.filter(|f| !f.is_empty()) {
+            out.push('.');
+            out.push_str(f);
+        }
+        Cow::Owned(out)
+    };
+    if frac.is_none() && text.len() <= 18 && text != "-0" {
         // An integer: a plain JSON integer (the same bytes either way).
-        if let Ok(i) = out.parse::<i64>() {
+        if let Ok(i) = text.parse::<i64>() {
             return Some(Value::Number(Number::from(i)));
         }
     }
-    Decimal::new(out).map(Value::Decimal)
+    // A number an f64 writes back as the same text (`5.5`, `0.1`, `12.0`)
+    // needs no copy either; `5.50`, `1234567890.123456789` are kept as text.
+    if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+        if writes_as(&n, &text) {
+            return Some(Value::Number(n));
+        }
+    }
+    Decimal::new(text.into_owned()).map(Value::Decimal)
+}
+
+/// Whether `n` is written (by serde_json, ryu's shortest form) as `text`:
+/// compared in a stack buffer.
+fn writes_as(n: &Number, text: &str) -> bool {
+    use std::fmt::Write;
+    struct Buf {
+        bytes: [u8; 40],
+        len: usize,
+    }
+    impl Write for Buf {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+            slot.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut buf = Buf {
+        bytes: [0; 40],
+        len: 0,
+    };
+    write!(buf, "{n}").is_ok() && buf.bytes.get(..buf.len) == Some(text.as_bytes())
 }
 
 // ---------------------------------------------------------------- CX

@@ -6,8 +6,8 @@
 //! | `target` | every resource the Bundle writes |
 //! | `recorded` | the journal's received time ([`super::TranslateOptions::received`]), else MSH-7 when it is an `instant` |
 //! | `activity` | the HL7 v2 event (MSH-9.2, table 0003) |
-//! | `agent[0]` | `author`: the sending application MSH-3 on behalf of the facility MSH-4 (logical references: identifier + display) |
-//! | `agent[1]` | `assembler`: the gateway (this tenant) |
+//! | `agent[0]` | `author`: the sending application MSH-3 on behalf of the facility MSH-4 (as sent, in `display`) |
+//! | `agent[1]` | `assembler`: the gateway |
 //! | `entity` | `source`: the message (MSH-10 control id) and, when known, its journal id |
 //!
 //! Its id is keyed by the sender (MSH-3, MSH-4) and MSH-10, like the
@@ -38,39 +38,35 @@ pub struct ProvenanceSource {
 /// adds) for `targets` (references as the Bundle writes them).
 pub fn provenance(tenant: &str, source: ProvenanceSource, targets: Vec<Value>) -> Map {
     let tenant = urn_segment(tenant);
+    // Kept lean (no displays): every Bundle carries one, and its bytes are
+    // most of what it costs.
     let logical = |kind: &str, value: &str| {
-        json!({
-            "identifier": {
-                "system": format!("{GATEWAY_URN}:{tenant}:{kind}"),
-                "value": value.to_string(),
-            },
-            "display": value.to_string(),
-        })
+        let mut system = String::with_capacity(GATEWAY_URN.len() + tenant.len() + kind.len() + 2);
+        for part in [GATEWAY_URN, ":", &tenant, ":", kind] {
+            system.push_str(part);
+        }
+        json!({ "identifier": { "system": system, "value": value.to_string() } })
     };
-    let participant = |code: &'static str, display: &'static str| {
+    let participant = |code: &'static str| {
         json!({ "coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
             "code": code,
-            "display": display,
         }]})
     };
     let mut author = Map::new();
-    author.insert("type", participant("author", "Author"));
+    author.insert("type", participant("author"));
     let application = if source.application.is_empty() {
         "unknown"
     } else {
         &source.application
     };
-    author.insert("who", logical("sending-application", application));
+    author.insert("who", json!({ "display": application.to_string() }));
     if !source.facility.is_empty() {
-        author.insert("onBehalfOf", logical("sending-facility", &source.facility));
+        author.insert("onBehalfOf", json!({ "display": source.facility }));
     }
     let assembler = json!({
-        "type": participant("assembler", "Assembler"),
-        "who": {
-            "identifier": { "system": format!("{GATEWAY_URN}:gateway"), "value": tenant.clone() },
-            "display": "Clinic Gateway",
-        },
+        "type": participant("assembler"),
+        "who": { "display": "Clinic Gateway" },
     });
     let mut entities = Vec::with_capacity(2);
     if !source.control_id.is_empty() {

@@ -47,11 +47,8 @@ fn one_provenance_naming_every_resource() {
     assert_eq!(p["recorded"], "2024-03-12T14:30:01.250Z");
     assert_eq!(p["activity"]["coding"][0]["code"], "R01");
     assert_eq!(p["agent"][0]["type"]["coding"][0]["code"], "author");
-    assert_eq!(p["agent"][0]["who"]["identifier"]["value"], "REFLAB");
-    assert_eq!(
-        p["agent"][0]["onBehalfOf"]["identifier"]["value"],
-        "CLINIC01"
-    );
+    assert_eq!(p["agent"][0]["who"]["display"], "REFLAB");
+    assert_eq!(p["agent"][0]["onBehalfOf"]["display"], "CLINIC01");
     assert_eq!(p["agent"][1]["type"]["coding"][0]["code"], "assembler");
     assert_eq!(p["entity"][0]["what"]["identifier"]["value"], "ORU0");
     assert_eq!(p["entity"][0]["role"], "source");
