@@ -26,6 +26,7 @@
 
 pub mod fuse;
 pub mod model;
+pub mod qemu;
 
 use std::ffi::CString;
 use std::io;

@@ -1,5 +1,5 @@
 //! `updater`: the command line. Parses the arguments, loads the
-//! configuration once and runs one verb from `cli/`. See README "Updates".
+//! configuration once and runs one verb from `cli/`. See docs/updates.md.
 
 mod cli;
 

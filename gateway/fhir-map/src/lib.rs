@@ -44,7 +44,8 @@
 //! same, indented, for people); [`translate`] gives the same Bundle as a
 //! `serde_json::Value` (tests, tools). All come from one mapping. The bytes
 //! equal `serde_json::to_vec(&translate(..)?)` (keys sorted, as
-//! `serde_json::Map` writes them) except in one respect: decimals.
+//! `serde_json::Map` writes them) except in one respect: decimals
+//! (`tests/it/exact_decimals.rs` checks it over both corpora).
 //!
 //! # Exact decimals
 //!
@@ -59,7 +60,7 @@
 //! `arbitrary_precision`, which would change serde_json for the whole
 //! workspace: there a decimal is the nearest f64 (equal as a JSON number,
 //! not always as text). Tests compare the two that way.
-
+//!
 //! # Identity: replay never duplicates
 //!
 //! Each resource id is [`ids::resource_id`]`(tenant, type, business key)`:

@@ -3,9 +3,10 @@
 //! retention pruning. Mutations go through the writer thread (durable on
 //! return, audited in the same group); reads are streamed pages.
 
-use super::record::{self, DeadLetterRec, OutboxRec};
-use super::writer::{self, Answer, Req};
-use super::{corrupt, Journal, JournalError, PruneReport, Replayed};
+use crate::error::{corrupt, map_sled};
+use crate::record::{self, DeadLetterRec, OutboxRec};
+use crate::writer::{self, Answer, Req};
+use crate::{Journal, JournalError, PruneReport, Replayed};
 
 /// The [`Journal::outbox_notify`] key woken when an operator replays or
 /// purges one of `destination`'s dead letters (its deliverer then releases
@@ -119,8 +120,7 @@ impl Journal {
             if out.len() >= limit {
                 break;
             }
-            let (k, v) =
-                item.map_err(|e| writer::map_sled(format!("scan outbox {destination}"), e))?;
+            let (k, v) = item.map_err(|e| map_sled(format!("scan outbox {destination}"), e))?;
             if !k.starts_with(&prefix) {
                 break;
             }
@@ -174,32 +174,25 @@ impl Journal {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, JournalError> {
         let db = self.inner.shared.db()?;
-        let start = record::seq_key(record::P_DEAD, after.map_or(0, |a| a.saturating_add(1)));
-        let mut out = Vec::new();
-        for item in db.range(start..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item.map_err(|e| writer::map_sled("scan dead letters".into(), e))?;
-            if k.first() != Some(&record::P_DEAD) {
-                break;
-            }
-            let seq = record::seq_of_key(&k).unwrap_or(0);
-            let r: DeadLetterRec = record::decode_postcard(&v)
-                .map_err(|why| corrupt(format!("dead letter {seq}"), why))?;
-            if destination.is_some_and(|d| d != r.destination) {
-                continue;
-            }
-            out.push(DeadLetter::from_rec(seq, r));
-        }
-        Ok(out)
+        let page = crate::read::page(
+            &db,
+            record::P_DEAD,
+            after,
+            limit,
+            "dead letter",
+            |r: &DeadLetterRec| destination.is_none_or(|d| d == r.destination),
+        )?;
+        Ok(page
+            .into_iter()
+            .map(|(seq, r)| DeadLetter::from_rec(seq, r))
+            .collect())
     }
 
     pub fn dead_letter_by_seq(&self, seq: u64) -> Result<Option<DeadLetter>, JournalError> {
         let db = self.inner.shared.db()?;
         match db
             .get(record::seq_key(record::P_DEAD, seq))
-            .map_err(|e| writer::map_sled(format!("read dead letter {seq}"), e))?
+            .map_err(|e| map_sled(format!("read dead letter {seq}"), e))?
         {
             None => Ok(None),
             Some(v) => {

@@ -225,7 +225,7 @@ impl Durability {
             out.synced.push(self.blobs.clone());
         }
         // sled wrote (part of) its log: the caller must make sled durable
-        // (flush + fdatasync) before replying; see `writer::log_group`.
+        // (flush + fdatasync) before replying; see `writer::store::Store::log`.
         out.db_written = db_written;
         if dir_dirty {
             fsync_path(&self.dir).map_err(|e| (ctx("fsync directory", &self.dir), e))?;

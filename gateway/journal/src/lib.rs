@@ -7,10 +7,15 @@
 //!
 //! - **An ACK means durable.** [`Journal::append`] returns `Ok` only after
 //!   the message, its de-dup entry and its outbox entries survive a power
-//!   cut (DESIGN.md contract 1). The caller sends `AA` only then.
+//!   cut (DESIGN.md contract 1). The caller sends `AA` only then. The same
+//!   holds for [`Journal::append_with`], [`Journal::append_batch`] (all of
+//!   a batch's messages and state changes, or none) and the state store
+//!   ([`Journal::put_state`], [`Journal::delete_state`]): every mutation is
+//!   a request to the one writer and one WAL group commit.
 //! - **Nothing silently dropped.** Every write is atomic per request; every
-//!   state change (control id reuse, quarantine, delivery, open) leaves an
-//!   audit event; every failure is a [`JournalError`], never a panic.
+//!   state change (control id reuse, quarantine, delivery, release, open)
+//!   leaves an audit event (the state store, a source's own bookkeeping,
+//!   is not audited); every failure is a [`JournalError`], never a panic.
 //! - **Bounded.** Readers stream (`pending` pages, `audit_events` pages);
 //!   quarantine has entry and byte bounds; the disk has a quota and
 //!   watermarks; memory does not grow with the backlog.
@@ -30,22 +35,33 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `m` id:u64be | message: `meta_len:u32le, postcard(received_at, source, peer, MessageMeta, ack), raw` (record version 2; version 1, with the HL7 header summary in place of `MessageMeta`, is still read) |
+//! | `m` id:u64be | message: `meta_len:u32le, postcard(received_at, source, peer, MessageMeta, ack), raw` (record version 2; version 3 for a message kept only until delivered: the same head plus `keep_dedup`; version 1, with the HL7 header summary in place of `MessageMeta`, is still read) |
 //! | `d` lp(source) lp(part)… (the message's de-dup parts; HL7: MSH-3 raw, MSH-4 raw, MSH-10) | id of the latest message with that key |
-//! | `o` lp(destination) id:u64be | received_at_ms (pending on that outbox) |
+//! | `o` lp(destination) id:u64be | outbox entry (pending on that outbox): received_at_ms, patient lane, transform, `release` (version 2; both version 1 forms still read) |
+//! | `s` lp(namespace) key | a source's state value (at most 64 KiB) |
+//! | `t` id:u64be | what a message released with `keep_dedup` left: received_at, released_at, its `d` key, raw length + SHA-256, ACK |
 //! | `q` seq:u64be | quarantined input (raw truncated to 64 KiB, original length kept) |
 //! | `a` seq:u64be | audit event: time, kind, detail |
-//! | `c` name | counter: `messages`, `duplicates`, `control_id_reuses`, `quarantined`, `q_entries`, `q_bytes`, `pending/<dest>`, `delivered/<dest>` |
+//! | `x` seq:u64be | dead letter: destination, message id, its outbox entry, attempts, times, last error |
+//! | `X` lp(destination) id:u64be | seq of the message's dead letter on that destination |
+//! | `c` name | counter (`counter.rs` names each one): `messages`, `duplicates`, `control_id_reuses`, `key_reuses_refused`, `released`, `quarantined`, `q_entries`, `q_bytes`, `pruned`, `pruned_through_id`, `pruned_through_audit`, `pending/<dest>`, `delivered/<dest>`, `dead/<dest>`, `dead_total/<dest>` |
 //! | `w` | seq of the last WAL record applied to sled (u64) |
 //!
 //! Record versions: message records are version 2 (the journal-owned
 //! [`MessageMeta`]: kind, sender, control id, message type, de-dup parts,
-//! filled by the gateway's accept path for any message format); every
-//! other record is version 1. Version 1 message records (which held the
-//! HL7 header summary) are still read and upgraded in memory, and the
-//! de-dup key of an HL7 message is byte for byte what version 1 wrote, so a
-//! journal written before opens, delivers and de-duplicates as it did. A
-//! binary older than record version 2 cannot read version 2 messages.
+//! filled by the gateway's accept path for any message format), or version
+//! 3 for a message appended with [`Retention::UntilDelivered`] (so a
+//! `Default` message's record is byte for byte what it was before
+//! policies); outbox entries are version 2 (tagged: an entry whose postcard
+//! happened to be 8 bytes was read as the old bare timestamp); every other
+//! record is version 1. Version 1 message records (which held the HL7
+//! header summary) are still read and upgraded in memory, both version 1
+//! outbox forms are still read, and the de-dup key of an HL7 message is
+//! byte for byte what version 1 wrote, so a journal written before opens,
+//! delivers and de-duplicates as it did. A binary older than record
+//! version 2 cannot read version 2 messages; one older than version 3
+//! cannot read version 3 messages (it reads version 2 outbox entries:
+//! postcard ignores the trailing flag) and ignores `s` and `t` keys.
 //!
 //! `lp(x)` is `len:u32be ‖ x`, so no field can forge a boundary. Every
 //! value is a sealed record (`record.rs`): `version:u8 ‖ crc32:u32le ‖
@@ -66,21 +82,22 @@
 //! log (its `pin_log`): a disk round trip per call. So commits do not go
 //! through sled's durability at all; they go through the WAL:
 //!
-//! - **A commit (group of requests)** (`writer.rs`): the writer computes
+//! - **A commit (group of requests)** (`writer/`): the writer computes
 //!   each request's ops (absolute sets/removes: message, de-dup entry,
 //!   outbox entries, counters, audit events) against sled plus the ops the
-//!   group already staged, and stages them (all or nothing per request).
-//!   Then ONE WAL record (the group's ops + `w` = its seq, last) is written
-//!   to the current segment and `fdatasync`'d. Only then are the ops
-//!   applied to sled with plain inserts/removes (no flush). sled creates
-//!   blob files while doing so; the writer then `fsync`s every file closed
-//!   after write in `<dir>` and `<dir>/blobs/` since the last commit (an
-//!   inotify queue; all files if it overflowed or is unavailable) and
-//!   `blobs/` and/or `<dir>` if entries were created/renamed/removed — if
-//!   sled's pointer to a blob reaches disk and the blob does not, sled
-//!   panics at open. If sled wrote its log during the group (inotify
-//!   `IN_MODIFY` on `db`: a full I/O buffer, every few hundred small
-//!   messages), the group also runs sled's full durability protocol
+//!   group already staged, and stages them, all or nothing per request
+//!   (`staging.rs`; the request kinds in `append.rs` and `lifecycle.rs`).
+//!   Then (`store.rs`, `Store::log`) ONE WAL record (the group's ops + `w`
+//!   = its seq, last) is written to the current segment and `fdatasync`'d.
+//!   Only then are the ops applied to sled with plain inserts/removes (no
+//!   flush). sled creates blob files while doing so; the writer then
+//!   `fsync`s every file closed after write in `<dir>` and `<dir>/blobs/`
+//!   since the last commit (an inotify queue; all files if it overflowed
+//!   or is unavailable) and `blobs/` and/or `<dir>` if entries were
+//!   created/renamed/removed — if sled's pointer to a blob reaches disk and
+//!   the blob does not, sled panics at open. If sled wrote its log during
+//!   the group (inotify `IN_MODIFY` on `db`: a full I/O buffer, every few
+//!   hundred small messages), the group also runs sled's full durability protocol
 //!   (`flush` + the syncs above + `fdatasync(db)`): sled treats a log write
 //!   as stable once `sync_file_range` returns and may then free and reuse
 //!   segments, and a power cut that kept some of those writes and not
@@ -96,7 +113,7 @@
 //!   is deleted, the `wal/` directory `fsync`'d, and a new segment created
 //!   (and its directory entry `fsync`'d). Old segments are deleted before the
 //!   new one is created, so only the newest segment can end torn.
-//! - **At open** (`writer::recover`): create missing directories and fsync
+//! - **At open** (`writer/recovery.rs`): create missing directories and fsync
 //!   each and its parent; `sled::open`; `fsync` `db`, `conf`, every file
 //!   under `blobs/`, `blobs/` itself, `<dir>` and its parent (sled's own
 //!   recovery is a log replay from the last snapshot). Then every WAL
@@ -124,31 +141,35 @@
 //!   last checkpoint. Unacknowledged groups are either absent or (if their
 //!   WAL record became durable before the cut) present: at-least-once.
 //!
-//! `tests/journal_durability_strace.rs` checks this at the syscall level:
+//! `tests/it/strace.rs` checks this at the syscall level:
 //! at every ACK the WAL, every blob and every created entry were synced
 //! after their last write and before the ACK; at every WAL segment deletion
 //! everything, sled's `db` included, was.
 //!
 //! # Memory
 //!
-//! sled's page cache is capped at [`writer::SLED_CACHE_BYTES`]; the writer
-//! holds one group's ops (at most `max_batch` requests) and no per-message
-//! state; replay at open reads one WAL segment (bounded by the checkpoint
-//! size) at a time.
+//! sled's page cache is capped at 4 MiB (`SLED_CACHE_BYTES` in
+//! `writer/recovery.rs`); the writer holds one group's ops (at most
+//! `max_batch` requests, a batch request at most [`BATCH_MAX_BYTES`]) and
+//! no per-message state; replay at open reads one
+//! WAL segment (bounded by the checkpoint size) at a time.
 //!
 //! # Group commit
 //!
-//! One writer OS thread (`writer.rs`) owns all mutations. Requests arrive
-//! on an unbounded channel (backpressure comes from callers awaiting their
-//! reply: one in-flight message per connection). The writer blocks for one
-//! request, drains up to `max_batch` that are queued, stages each, then
-//! does ONE WAL append + `fdatasync` and replies to all. Concurrent
-//! appenders thus share one fdatasync; see [`Journal::commit_stats`].
+//! One writer OS thread (`writer/run_loop.rs`) owns all mutations.
+//! Requests arrive on an unbounded channel (backpressure comes from callers
+//! awaiting their reply: one in-flight message per connection). The writer
+//! blocks for one request, drains up to `max_batch` that are queued into
+//! one `Group` (`writer/group.rs`: its staged ops, the replies waiting on
+//! it, the outboxes to wake), stages each, then does ONE WAL append +
+//! `fdatasync` and replies to all. Concurrent appenders thus share one
+//! fdatasync; see [`Journal::commit_stats`].
 //!
 //! # Invariants
 //!
 //! - Ids are `1..`, strictly increasing, never reused: the next id is the
-//!   largest stored `m` key + 1 (at open and after any reopen).
+//!   largest stored `m` key + 1 (at open and after any reopen), or past
+//!   `pruned_through_id` (the highest id pruned or released) if larger.
 //! - A message, its `d` entry, its `o` entries, its counters and (for a
 //!   control id reuse) its audit event are in one WAL record: after a crash
 //!   and recovery all or none of them exist.
@@ -157,7 +178,21 @@
 //!   with the first ACK (counted); same key + different bytes → a new
 //!   message, an audit `control_id_reuse`, and the `d` entry then points at
 //!   the newest message (later retransmissions of the newest are the likely
-//!   ones).
+//!   ones). With [`KeyReuse::Refuse`] the different bytes are
+//!   [`Appended::KeyReused`] instead: nothing stored, counted.
+//! - A batch ([`Journal::append_batch`]: at most [`BATCH_MAX_MESSAGES`]
+//!   messages, [`BATCH_MAX_STATE_OPS`] state changes, [`BATCH_MAX_BYTES`])
+//!   is staged request by request (later messages see earlier ones) and
+//!   undone as a whole if any part fails, so its messages, their `d`/`o`
+//!   entries, counters and its state changes are in one WAL record or none.
+//! - A message appended with [`Retention::UntilDelivered`] is removed (`m`,
+//!   and its `d` entry unless `keep_dedup`, which leaves a `t` record
+//!   instead) in the same request that removes the last outbox entry or
+//!   dead letter holding it (mark_delivered, purge), counted `released`
+//!   and audited `released`; with no destinations it is never written.
+//!   Its outbox entries carry `release`, so delivering a `Default` message
+//!   never reads its record. Retention removes `t` records (and their `d`
+//!   entries) older than its cutoff.
 //! - `o` entries are the delivery state: present = pending, removed by
 //!   `mark_delivered` (idempotent), which also writes a `delivered` audit
 //!   event in the same batch, so every per-message state change is in the
@@ -204,11 +239,20 @@
 //! A process killed without either loses nothing acknowledged: the next
 //! open replays the WAL.
 
+mod batch;
+mod counter;
 mod durability;
+mod error;
+mod open;
+mod policy;
 mod quota;
+mod read;
 mod record;
+mod state;
+#[cfg(test)]
+mod test_support;
 mod wal;
-pub(crate) mod writer;
+mod writer;
 
 pub mod bench_support;
 mod delivery;
@@ -216,19 +260,23 @@ pub mod durable_fs;
 pub mod histogram;
 pub mod retention;
 
+pub use batch::{BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, BATCH_MAX_STATE_OPS};
 pub use delivery::{dlq_notify_key, DeadLetter, GiveUp, PendingEntry};
+pub use durability::CommitSync;
+pub use error::JournalError;
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use policy::{KeyReuse, Policy, Retention};
 pub use record::OutboxRec;
+pub use state::{StateEntry, StateOp, STATE_KEY_MAX, STATE_NAMESPACE_MAX, STATE_VALUE_MAX};
+pub use writer::QUARANTINE_RAW_MAX;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use durability::CommitSync;
-pub use writer::QUARANTINE_RAW_MAX;
 use writer::{Req, Shared};
 
 #[derive(Debug, Clone)]
@@ -360,12 +408,25 @@ pub struct PruneReport {
     pub reached_end: bool,
     pub highest_pruned: u64,
     pub highest_audit: u64,
+    /// De-dup entries of released messages (`Retention::UntilDelivered`
+    /// with `keep_dedup`) older than the cutoff, removed.
+    pub released_keys: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
-    Stored { id: u64 },
-    Duplicate { id: u64, first_ack: Vec<u8> },
+    Stored {
+        id: u64,
+    },
+    Duplicate {
+        id: u64,
+        first_ack: Vec<u8>,
+    },
+    /// Its de-dup key is journaled as message `id` with different bytes and
+    /// its policy says [`KeyReuse::Refuse`]: nothing was stored.
+    KeyReused {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -406,34 +467,16 @@ pub struct JournalStats {
     pub messages: u64,
     pub duplicates: u64,
     pub control_id_reuses: u64,
+    /// Appends refused because their key was reused ([`KeyReuse::Refuse`]).
+    pub key_reuses_refused: u64,
+    /// Messages removed on delivery ([`Retention::UntilDelivered`]), ever.
+    pub released: u64,
     pub quarantined: u64,
     pub bytes_on_disk: u64,
     pub disk_percent_used: u8,
     /// Delivered messages removed by retention, ever.
     pub pruned: u64,
     pub per_destination: BTreeMap<String, OutboxStats>,
-}
-
-/// Every error of the journal. `Io` keeps the `std::io::Error` as its
-/// [`std::error::Error::source`]; its Display also says it (as it always has),
-/// because operators read these one-line messages.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    /// Over the quota/watermark or the disk is full: sender gets AE/CE + ERR 207.
-    #[error("journal full: {reason}")]
-    Full { reason: String },
-    #[error("journal I/O error: {context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-    #[error("journal corrupt: {context}")]
-    Corrupt { context: String },
-    /// What an operator asked for does not exist (e.g. a dead letter id).
-    #[error("{what} not found")]
-    NotFound { what: String },
-    #[error("journal closed")]
-    Closed,
 }
 
 /// One audit trail event. `detail` carries no PHI.
@@ -497,121 +540,7 @@ impl Drop for Inner {
     }
 }
 
-pub(crate) fn corrupt(what: String, why: &str) -> JournalError {
-    JournalError::Corrupt {
-        context: format!("{what}: {why}"),
-    }
-}
-
-/// Newest messages whose CRC is verified at open.
-const OPEN_TAIL_CHECK: usize = 64;
-
 impl Journal {
-    pub fn open(cfg: JournalConfig) -> Result<Journal, JournalError> {
-        let existed = cfg.dir.join("db").exists();
-        let writer::Recovered {
-            db,
-            mut dur,
-            wal,
-            mut state,
-            replayed,
-            torn,
-        } = writer::recover(&cfg)?;
-
-        // Tail check: the records written last are the ones a crash hurts.
-        let mut checked = 0usize;
-        let mut bad: Vec<u64> = Vec::new();
-        for item in db
-            .scan_prefix([record::P_MESSAGE])
-            .rev()
-            .take(OPEN_TAIL_CHECK)
-        {
-            let (k, v) = item.map_err(|e| writer::map_sled("scan newest messages".into(), e))?;
-            checked += 1;
-            if record::decode_message(&v).is_err() {
-                bad.push(record::seq_of_key(&k).unwrap_or(0));
-            }
-        }
-        let pending: u64 = state
-            .named
-            .iter()
-            .filter(|(k, _)| k.starts_with("pending/"))
-            .map(|(_, v)| *v)
-            .sum();
-        let summary = format!(
-            "{} messages={} next_id={} pending={} quarantined_held={} tail_checked={} tail_corrupt={:?} \
-             wal_replayed={replayed} wal_torn_tail={}",
-            if existed { "recovered" } else { "created" },
-            state.get("messages"),
-            state.next_id,
-            pending,
-            state.get("q_entries"),
-            checked,
-            bad,
-            torn.as_ref()
-                .map_or("none".to_string(), |(p, off)| format!("{}@{off}", p.display()))
-        );
-        if bad.is_empty() {
-            log::info!("journal: opened {}: {summary}", cfg.dir.display());
-        } else {
-            log::error!(
-                "journal: opened {} with corrupt records: {summary}",
-                cfg.dir.display()
-            );
-        }
-
-        // The open summary is written durably before the writer starts, so
-        // it is in the trail before any message of this run.
-        let mut b = wal::OpBatch::default();
-        writer::push_audit(
-            &mut b,
-            &mut state.next_audit,
-            (cfg.clock)(),
-            "journal_open",
-            &summary,
-        )?;
-        // Written straight to sled and checkpointed (not through the WAL).
-        db.apply_batch(b.to_sled()).map_err(|e| {
-            writer::map_sled(format!("write open summary in {}", cfg.dir.display()), e)
-        })?;
-        writer::checkpoint_sled(&cfg.dir, &db, &mut dur)?;
-
-        let shared = Arc::new(Shared {
-            cfg: cfg.clone(),
-            db: RwLock::new(Some(db.clone())),
-            closed: AtomicBool::new(false),
-            counters: Mutex::new(state.clone()),
-            usage: Default::default(),
-            notifies: Mutex::new(Default::default()),
-            commits: AtomicU64::new(0),
-            committed_requests: AtomicU64::new(0),
-            largest_batch: AtomicU64::new(0),
-            reopens: AtomicU64::new(0),
-            sled_syncs: AtomicU64::new(0),
-            checkpoints: AtomicU64::new(0),
-            last_sync: Mutex::new(CommitSync::default()),
-            alive_ms: AtomicU64::new((cfg.clock)()),
-            dlq_changes: AtomicU64::new(0),
-            commit_latency: Default::default(),
-        });
-        let (tx, rx) = mpsc::unbounded_channel();
-        let w = writer::Writer::new(shared.clone(), rx, db, dur, wal, state);
-        let thread = std::thread::Builder::new()
-            .name("journal-writer".into())
-            .spawn(move || w.run())
-            .map_err(|e| JournalError::Io {
-                context: "spawn journal writer thread".into(),
-                source: e,
-            })?;
-        Ok(Journal {
-            inner: Arc::new(Inner {
-                shared,
-                tx: Mutex::new(Some(tx)),
-                thread: Mutex::new(Some(thread)),
-            }),
-        })
-    }
-
     fn send(&self, req: Req) -> Result<(), JournalError> {
         if self.inner.shared.closed.load(Ordering::Acquire) {
             return Err(JournalError::Closed);
@@ -630,8 +559,9 @@ impl Journal {
     }
 
     /// Returns only after the message (and its outbox entries) are durable.
+    /// The default [`Policy`]: see [`Journal::append_with`].
     pub async fn append(&self, msg: NewMessage) -> Result<Appended, JournalError> {
-        self.call(|tx| Req::Append(Box::new(msg), tx)).await
+        self.append_with(msg, Policy::default()).await
     }
 
     /// Keep rejected input (bounded; oldest evicted). Durable on return.
@@ -647,28 +577,6 @@ impl Journal {
             kind: kind.to_string(),
             detail: detail.to_string(),
         })
-    }
-
-    pub fn get(&self, id: u64) -> Result<Option<StoredMessage>, JournalError> {
-        let db = self.inner.shared.db()?;
-        let v = match db
-            .get(record::message_key(id))
-            .map_err(|e| writer::map_sled(format!("read message {id}"), e))?
-        {
-            Some(v) => v,
-            None => return Ok(None),
-        };
-        let (head, raw) =
-            record::decode_message(&v).map_err(|why| corrupt(format!("message {id}"), why))?;
-        Ok(Some(StoredMessage {
-            id,
-            received_at_ms: head.received_at_ms,
-            source: head.source,
-            peer: head.peer,
-            meta: head.meta,
-            raw: raw.to_vec(),
-            ack: head.ack,
-        }))
     }
 
     /// Up to `limit` pending ids for `destination`, ascending, strictly after `after`.
@@ -696,56 +604,6 @@ impl Journal {
         self.inner.shared.notify(destination)
     }
 
-    /// Cheap: counters from memory, one lookup per destination.
-    /// How long ago the writer thread's loop last came round. It wakes at
-    /// least every second when idle, so a large value means it is stuck
-    /// (the daemon's watchdog then stops pinging systemd).
-    pub fn writer_heartbeat_age(&self) -> std::time::Duration {
-        let last = self.inner.shared.alive_ms.load(Ordering::Relaxed);
-        std::time::Duration::from_millis(self.inner.shared.now_ms().saturating_sub(last))
-    }
-
-    pub fn stats(&self) -> JournalStats {
-        let sh = &self.inner.shared;
-        let c = match sh.counters.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        let mut per_destination: BTreeMap<String, OutboxStats> = BTreeMap::new();
-        for (k, v) in &c.named {
-            if let Some(d) = k.strip_prefix("pending/") {
-                per_destination.entry(d.to_string()).or_default().pending = *v;
-            } else if let Some(d) = k.strip_prefix("delivered/") {
-                per_destination.entry(d.to_string()).or_default().delivered = *v;
-            } else if let Some(d) = k.strip_prefix("dead/") {
-                per_destination.entry(d.to_string()).or_default().dead = *v;
-            } else if let Some(d) = k.strip_prefix("dead_total/") {
-                per_destination.entry(d.to_string()).or_default().dead_total = *v;
-            }
-        }
-        if let Ok(db) = sh.db() {
-            for (d, s) in per_destination.iter_mut() {
-                if s.pending == 0 {
-                    continue;
-                }
-                if let Some(Ok((_, v))) = db.scan_prefix(record::outbox_prefix(d)).next() {
-                    s.oldest_pending_received_at_ms =
-                        record::decode_outbox(&v).ok().map(|e| e.received_at_ms);
-                }
-            }
-        }
-        JournalStats {
-            messages: c.get("messages"),
-            duplicates: c.get("duplicates"),
-            control_id_reuses: c.get("control_id_reuses"),
-            quarantined: c.get("quarantined"),
-            pruned: c.get("pruned"),
-            bytes_on_disk: sh.usage.bytes_on_disk.load(Ordering::Relaxed),
-            disk_percent_used: sh.usage.percent_used.load(Ordering::Relaxed),
-            per_destination,
-        }
-    }
-
     /// Flush and stop the writer; later calls return `Closed`.
     pub async fn close(&self) -> Result<(), JournalError> {
         let r = self.call(Req::Close).await;
@@ -761,119 +619,9 @@ impl Journal {
         r
     }
 
-    /// Up to `limit` audit events with `seq > after`, oldest first.
-    pub fn audit_events(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, JournalError> {
-        let db = self.inner.shared.db()?;
-        let start = record::seq_key(record::P_AUDIT, after.map_or(0, |a| a.saturating_add(1)));
-        let mut out = Vec::new();
-        for item in db.range(start..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item.map_err(|e| writer::map_sled("scan audit trail".into(), e))?;
-            if k.first() != Some(&record::P_AUDIT) {
-                break;
-            }
-            let seq = record::seq_of_key(&k).unwrap_or(0);
-            let r: record::AuditRec = record::decode_postcard(&v)
-                .map_err(|why| corrupt(format!("audit event {seq}"), why))?;
-            out.push(AuditEvent {
-                seq,
-                at_ms: r.at_ms,
-                kind: r.kind,
-                detail: r.detail,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` held quarantine entries with `seq > after`, oldest first.
-    pub fn quarantined(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<QuarantineEntry>, JournalError> {
-        let db = self.inner.shared.db()?;
-        let start = record::seq_key(
-            record::P_QUARANTINE,
-            after.map_or(0, |a| a.saturating_add(1)),
-        );
-        let mut out = Vec::new();
-        for item in db.range(start..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item.map_err(|e| writer::map_sled("scan quarantine".into(), e))?;
-            if k.first() != Some(&record::P_QUARANTINE) {
-                break;
-            }
-            let seq = record::seq_of_key(&k).unwrap_or(0);
-            let r: record::QuarantineRec = record::decode_postcard(&v)
-                .map_err(|why| corrupt(format!("quarantine entry {seq}"), why))?;
-            out.push(QuarantineEntry {
-                seq,
-                original_len: r.original_len,
-                item: Quarantined {
-                    source: r.source,
-                    peer: r.peer,
-                    received_at_ms: r.received_at_ms,
-                    reason: r.reason,
-                    raw: r.raw,
-                },
-            });
-        }
-        Ok(out)
-    }
-
-    /// Verify the CRC of every message (streamed). Returns the number of
-    /// messages checked and the ids of corrupt ones.
-    pub fn verify_all(&self) -> Result<(u64, Vec<u64>), JournalError> {
-        let db = self.inner.shared.db()?;
-        let mut n = 0;
-        let mut bad = Vec::new();
-        for item in db.scan_prefix([record::P_MESSAGE]) {
-            let (k, v) = item.map_err(|e| writer::map_sled("scan messages".into(), e))?;
-            n += 1;
-            if record::decode_message(&v).is_err() {
-                bad.push(record::seq_of_key(&k).unwrap_or(0));
-            }
-        }
-        Ok((n, bad))
-    }
-
-    /// Group-commit counters (commits = durable syncs of the log).
-    pub fn commit_stats(&self) -> CommitStats {
-        let sh = &self.inner.shared;
-        CommitStats {
-            commits: sh.commits.load(Ordering::Relaxed),
-            requests: sh.committed_requests.load(Ordering::Relaxed),
-            largest_batch: sh.largest_batch.load(Ordering::Relaxed),
-            reopens: sh.reopens.load(Ordering::Relaxed),
-            sled_syncs: sh.sled_syncs.load(Ordering::Relaxed),
-            checkpoints: sh.checkpoints.load(Ordering::Relaxed),
-        }
-    }
-
     /// Now, by the journal's clock ([`JournalConfig::clock`]).
     pub(crate) fn now_ms(&self) -> u64 {
         self.inner.shared.now_ms()
-    }
-
-    /// Durations of group commits (WAL append + fdatasync) since open.
-    pub fn commit_latency(&self) -> HistogramSnapshot {
-        self.inner.shared.commit_latency.snapshot()
-    }
-
-    /// What the last successful commit synced (paths, in order).
-    pub fn last_commit_sync(&self) -> CommitSync {
-        match self.inner.shared.last_sync.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
     }
 
     /// TEST HOOK: overwrite the stored record of message `id` with `value`
@@ -886,14 +634,5 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let k = record::message_key(id).to_vec();
         self.call(|tx| Req::RawPut(k, value, tx)).await
-    }
-
-    /// TEST HOOK: the stored (sealed) record of message `id`.
-    #[doc(hidden)]
-    pub fn debug_message_record(&self, id: u64) -> Result<Option<Vec<u8>>, JournalError> {
-        let db = self.inner.shared.db()?;
-        db.get(record::message_key(id))
-            .map(|o| o.map(|v| v.to_vec()))
-            .map_err(|e| writer::map_sled(format!("read message {id}"), e))
     }
 }

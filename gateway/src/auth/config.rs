@@ -1,47 +1,21 @@
-//! `[destination.auth]`: the raw TOML form and its validation.
-//!
-//! Validation does all the file work up front (secrets read, key parsed and
-//! test-signed), so a bad credential stops `gateway check-config` and
-//! start-up with a message naming the field, not the first delivery at 3 am.
+//! `[destination.auth]`: the raw TOML form and its validation, in two steps
+//! like the rest of the config: [`check`] is pure (every rule that needs no
+//! file, giving an [`AuthSpec`]), then [`AuthSpec::resolve`] reads the
+//! secrets and the key (file modes checked, the key parsed and test-signed),
+//! so a bad credential stops `gateway check-config` and start-up with a
+//! message naming the field, not the first delivery at 3 am.
 //!
 //! Secrets can be written inline (discouraged: the config file then holds a
 //! secret), in a file (`*_file`, mode 0600 or stricter), or come from systemd
-//! `LoadCredential=`: any secret value or `*_file` path written as
-//! `credential:NAME` is read from `$CREDENTIALS_DIRECTORY/NAME`.
+//! `LoadCredential=` (`credential:NAME`), by the rules of
+//! `crate::config::secrets`.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::assertion::{JwtAlgorithm, SigningKey};
-
-/// A secret string: never printed by `Debug`, never `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
-    }
-}
-
-impl Secret {
-    pub fn new(s: impl Into<Arc<str>>) -> Secret {
-        Secret(s.into())
-    }
-    /// The secret itself: only for building a request, never for a log line.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+use crate::config::secrets::{read_secret_file, FileRef, Secret, SecretSource};
 
 /// How a `client_credentials` client authenticates at the token endpoint
 /// (RFC 6749 §2.3.1): HTTP Basic (the default every server must support) or
@@ -138,60 +112,74 @@ impl AuthConfig {
     }
 }
 
-/// Validates `raw`: relative paths against `base_dir` (the config file's
-/// directory), `credential:NAME` against `$CREDENTIALS_DIRECTORY`.
-pub fn validate(raw: RawAuth, base_dir: &Path) -> Result<AuthConfig, String> {
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    validate_with(raw, base_dir, creds.as_deref())
+/// `[destination.auth]` checked from the text alone: what
+/// [`AuthSpec::resolve`] will read.
+#[derive(Debug, Clone)]
+pub enum AuthSpec {
+    Bearer {
+        token: SecretSource,
+    },
+    Basic {
+        username: String,
+        password: SecretSource,
+    },
+    ClientCredentials {
+        token_url: reqwest::Url,
+        client_id: String,
+        client_secret: SecretSource,
+        scope: Option<String>,
+        audience: Option<String>,
+        client_auth: ClientAuthMethod,
+    },
+    SmartBackend {
+        token_url: reqwest::Url,
+        /// The token URL exactly as configured: the assertion's `aud`.
+        audience: String,
+        client_id: String,
+        key_id: String,
+        scope: String,
+        algorithm: Option<JwtAlgorithm>,
+        private_key: FileRef,
+    },
 }
 
-/// [`validate`] with the credentials directory given (tests, tools).
+/// [`check`] then [`AuthSpec::resolve`]: relative paths against `base_dir`
+/// (the config file's directory), `credential:NAME` in `credentials_dir`.
 pub fn validate_with(
     raw: RawAuth,
     base_dir: &Path,
     credentials_dir: Option<&Path>,
 ) -> Result<AuthConfig, String> {
-    let ctx = Ctx {
-        base_dir,
-        credentials_dir,
-    };
+    check(raw, base_dir)?.resolve(credentials_dir)
+}
+
+/// Every rule that needs no file. Pure.
+pub fn check(raw: RawAuth, base_dir: &Path) -> Result<AuthSpec, String> {
+    let file = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
     match raw {
-        RawAuth::Bearer { token, token_file } => {
-            let token = ctx.secret("auth.token", token, "auth.token_file", token_file)?;
-            if token.expose().chars().any(|c| !c.is_ascii_graphic()) {
-                return Err(
-                    "auth.token: a bearer token must be printable ASCII without spaces \
-                            (check the file for stray characters)"
-                        .into(),
-                );
-            }
-            Ok(AuthConfig::Bearer { token })
-        }
+        RawAuth::Bearer { token, token_file } => Ok(AuthSpec::Bearer {
+            token: SecretSource::choose(
+                "auth.token",
+                token,
+                "auth.token_file",
+                file(&token_file).as_deref(),
+                base_dir,
+            )?,
+        }),
         RawAuth::Basic {
             username,
             password,
             password_file,
         } => {
-            if username.is_empty()
-                || username.contains(':')
-                || username.chars().any(char::is_control)
-            {
-                return Err(
-                    "auth.username: must be non-empty, without ':' or control characters \
-                            (RFC 7617)"
-                        .into(),
-                );
-            }
-            let password = ctx.secret(
+            check_username("auth.username", &username)?;
+            let password = SecretSource::choose(
                 "auth.password",
                 password,
                 "auth.password_file",
-                password_file,
+                file(&password_file).as_deref(),
+                base_dir,
             )?;
-            if password.expose().chars().any(char::is_control) {
-                return Err("auth.password: contains control characters".into());
-            }
-            Ok(AuthConfig::Basic { username, password })
+            Ok(AuthSpec::Basic { username, password })
         }
         RawAuth::ClientCredentials {
             token_url,
@@ -204,11 +192,12 @@ pub fn validate_with(
         } => {
             let token_url = check_token_url(&token_url)?;
             check_client_id(&client_id)?;
-            let client_secret = ctx.secret(
+            let client_secret = SecretSource::choose(
                 "auth.client_secret",
                 client_secret,
                 "auth.client_secret_file",
-                client_secret_file,
+                file(&client_secret_file).as_deref(),
+                base_dir,
             )?;
             if let Some(s) = &scope {
                 check_scope(s)?;
@@ -222,14 +211,14 @@ pub fn validate_with(
                     );
                 }
             }
-            Ok(AuthConfig::ClientCredentials(ClientCredentials {
+            Ok(AuthSpec::ClientCredentials {
                 token_url,
                 client_id,
                 client_secret,
                 scope,
                 audience,
                 client_auth,
-            }))
+            })
         }
         RawAuth::SmartBackend {
             token_url: token_url_text,
@@ -249,145 +238,118 @@ pub fn validate_with(
                 );
             }
             check_scope(&scope)?;
-            let path = ctx.path("auth.private_key_file", &private_key_file)?;
-            let pem = read_secret_file(&path, "auth.private_key_file")?;
-            let key = SigningKey::from_pem(&pem, algorithm)
-                .map_err(|e| format!("auth.private_key_file: {}: {e}", path.display()))?;
-            // Sign once now: a key ring cannot use fails here, not at the
-            // first token request.
-            super::assertion::client_assertion(
-                &key,
-                &client_id,
-                &token_url_text,
-                &key_id,
-                0,
-                "validation",
-            )
-            .map_err(|e| {
-                format!(
-                    "auth.private_key_file: {}: cannot sign: {e}",
-                    path.display()
-                )
-            })?;
-            Ok(AuthConfig::SmartBackend(SmartBackend {
+            let private_key = FileRef::parse(
+                "auth.private_key_file",
+                &private_key_file.to_string_lossy(),
+                base_dir,
+            )?;
+            Ok(AuthSpec::SmartBackend {
                 token_url,
                 audience: token_url_text,
                 client_id,
                 key_id,
                 scope,
-                key,
-            }))
+                algorithm,
+                private_key,
+            })
         }
     }
 }
 
-struct Ctx<'a> {
-    base_dir: &'a Path,
-    credentials_dir: Option<&'a Path>,
-}
-
-const CREDENTIAL_PREFIX: &str = "credential:";
-
-impl Ctx<'_> {
-    fn credential(&self, field: &str, name: &str) -> Result<PathBuf, String> {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(format!(
-                "{field}: '{CREDENTIAL_PREFIX}{name}' is not a valid credential name \
-                 (the NAME of LoadCredential=NAME:/path, without '/')"
-            ));
-        }
-        let dir = self.credentials_dir.ok_or_else(|| {
-            format!(
-                "{field}: uses '{CREDENTIAL_PREFIX}{name}' but $CREDENTIALS_DIRECTORY is not set: \
-                 add LoadCredential={name}:/path/to/secret to gateway.service, or give a file path"
-            )
-        })?;
-        Ok(dir.join(name))
-    }
-
-    /// A `*_file` value: `credential:NAME` or a path (relative to the config file).
-    fn path(&self, field: &str, p: &Path) -> Result<PathBuf, String> {
-        match p.to_str().and_then(|s| s.strip_prefix(CREDENTIAL_PREFIX)) {
-            Some(name) => self.credential(field, name),
-            None => Ok(self.base_dir.join(p)),
-        }
-    }
-
-    /// Exactly one of `inline` / `file`; inline may itself be `credential:NAME`.
-    fn secret(
-        &self,
-        field: &str,
-        inline: Option<Secret>,
-        file_field: &str,
-        file: Option<PathBuf>,
-    ) -> Result<Secret, String> {
-        let path = match (inline, file) {
-            (Some(_), Some(_)) => {
-                return Err(format!("{field} and {file_field} are both set: keep one"));
-            }
-            (None, None) => {
-                return Err(format!(
-                    "{field} is missing: set {file_field} = \"/path\" (mode 600) or \
-                     {file_field} = \"{CREDENTIAL_PREFIX}NAME\" with systemd LoadCredential="
-                ));
-            }
-            (Some(s), None) => match s.expose().strip_prefix(CREDENTIAL_PREFIX) {
-                Some(name) => (self.credential(field, name)?, field),
-                None => {
-                    if s.expose().is_empty() {
-                        return Err(format!("{field} is empty"));
-                    }
-                    return Ok(s);
+impl AuthSpec {
+    /// Reads the secrets and the key (`credential:NAME` in
+    /// `credentials_dir`) and checks what only their content can tell.
+    pub fn resolve(self, credentials_dir: Option<&Path>) -> Result<AuthConfig, String> {
+        match self {
+            AuthSpec::Bearer { token } => {
+                let token = token.read(credentials_dir)?;
+                if token.expose().chars().any(|c| !c.is_ascii_graphic()) {
+                    return Err(
+                        "auth.token: a bearer token must be printable ASCII without spaces \
+                                (check the file for stray characters)"
+                            .into(),
+                    );
                 }
-            },
-            (None, Some(p)) => (self.path(file_field, &p)?, file_field),
-        };
-        let (path, field) = path;
-        let bytes = read_secret_file(&path, field)?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| format!("{field}: {} is not UTF-8 text", path.display()))?;
-        // Files written by `echo` end with a newline; that is not part of the secret.
-        let text = text.trim_end_matches(['\n', '\r']);
-        if text.is_empty() {
-            return Err(format!("{field}: {} is empty", path.display()));
+                Ok(AuthConfig::Bearer { token })
+            }
+            AuthSpec::Basic { username, password } => {
+                let password = password.read(credentials_dir)?;
+                check_password("auth.password", &password)?;
+                Ok(AuthConfig::Basic { username, password })
+            }
+            AuthSpec::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                audience,
+                client_auth,
+            } => Ok(AuthConfig::ClientCredentials(ClientCredentials {
+                token_url,
+                client_id,
+                client_secret: client_secret.read(credentials_dir)?,
+                scope,
+                audience,
+                client_auth,
+            })),
+            AuthSpec::SmartBackend {
+                token_url,
+                audience,
+                client_id,
+                key_id,
+                scope,
+                algorithm,
+                private_key,
+            } => {
+                let path = private_key.locate("auth.private_key_file", credentials_dir)?;
+                let pem = read_secret_file(&path, "auth.private_key_file")?;
+                let key = SigningKey::from_pem(&pem, algorithm)
+                    .map_err(|e| format!("auth.private_key_file: {}: {e}", path.display()))?;
+                // Sign once now: a key ring cannot use fails here, not at the
+                // first token request.
+                super::assertion::client_assertion(
+                    &key,
+                    &client_id,
+                    &audience,
+                    &key_id,
+                    0,
+                    "validation",
+                )
+                .map_err(|e| {
+                    format!(
+                        "auth.private_key_file: {}: cannot sign: {e}",
+                        path.display()
+                    )
+                })?;
+                Ok(AuthConfig::SmartBackend(SmartBackend {
+                    token_url,
+                    audience,
+                    client_id,
+                    key_id,
+                    scope,
+                    key,
+                }))
+            }
         }
-        Ok(Secret::new(text))
     }
 }
 
-const MAX_SECRET_FILE: u64 = 64 * 1024;
-
-/// Reads a file holding a secret, refusing one that group or others may
-/// access (a key readable by every local account is a leaked key).
-pub fn read_secret_file(path: &Path, field: &str) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{field}: {} is not a regular file", path.display()));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "{field}: {} is accessible by group or others (mode {mode:03o}): run \
-                 `chmod 600 {}` (owned by the gateway's user), or pass it with systemd \
-                 LoadCredential=NAME:{} and write \"{CREDENTIAL_PREFIX}NAME\"",
-                path.display(),
-                path.display(),
-                path.display()
-            ));
-        }
-    }
-    if meta.len() > MAX_SECRET_FILE {
+/// An HTTP Basic user name (RFC 7617), `field` naming the setting.
+pub fn check_username(field: &str, username: &str) -> Result<(), String> {
+    if username.is_empty() || username.contains(':') || username.chars().any(char::is_control) {
         return Err(format!(
-            "{field}: {} is {} bytes, more than a secret or key file should be ({MAX_SECRET_FILE}): wrong file?",
-            path.display(),
-            meta.len()
+            "{field}: must be non-empty, without ':' or control characters (RFC 7617)"
         ));
     }
-    std::fs::read(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))
+    Ok(())
+}
+
+/// An HTTP Basic password, `field` naming the setting.
+pub fn check_password(field: &str, password: &Secret) -> Result<(), String> {
+    if password.expose().chars().any(char::is_control) {
+        return Err(format!("{field}: contains control characters"));
+    }
+    Ok(())
 }
 
 fn check_token_url(text: &str) -> Result<reqwest::Url, String> {

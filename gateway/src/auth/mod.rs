@@ -17,9 +17,10 @@
 //!
 //! Pieces:
 //!
-//! - [`config`]: the TOML form ([`RawAuth`]) and [`validate`], which reads
-//!   every secret and key up front (file modes checked, systemd
-//!   `LoadCredential=` supported) and returns an [`AuthConfig`];
+//! - [`config`]: the TOML form ([`RawAuth`]), [`check`] (pure) and
+//!   [`AuthSpec::resolve`], which reads every secret and key up front (file
+//!   modes checked, systemd `LoadCredential=` supported) and returns an
+//!   [`AuthConfig`];
 //! - [`assertion`]: pure construction and signing of the client assertion;
 //! - [`provider`]: [`TokenProvider`], the header source a deliverer calls for
 //!   every request: caching, renewal before expiry, single flight, 401
@@ -40,6 +41,7 @@ pub mod assertion;
 pub mod config;
 pub mod provider;
 
+pub use crate::config::secrets::Secret;
 pub use assertion::{JwtAlgorithm, SigningKey};
-pub use config::{validate, validate_with, AuthConfig, ClientAuthMethod, RawAuth, Secret};
+pub use config::{check, validate_with, AuthConfig, AuthSpec, ClientAuthMethod, RawAuth};
 pub use provider::{AuthError, TokenProvider};

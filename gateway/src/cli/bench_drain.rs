@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{
     DeliveryPolicy, DestinationConfig, DestinationKind, HttpDestination, HttpFormat,
 };
+use crate::ops::tasks::{Stage, Tasks};
 use crate::ops::watchdog::Heartbeats;
 use hl7::Message;
 use journal::{Enqueue, Journal, JournalConfig, NewMessage};
@@ -146,15 +146,13 @@ struct Drained {
     rss: [f64; 3],
 }
 
-/// Start the outbox driver and wait until `target` messages reached the sink.
+/// Start the outbox driver, wait until `target` messages reached the sink, stop it.
 async fn drain(
     journal: &Journal,
     url: &str,
     sunk: &AtomicU64,
     target: u64,
     concurrency: usize,
-    stop: &watch::Receiver<bool>,
-    tasks: &mut JoinSet<()>,
 ) -> Result<Drained, String> {
     let kind = DestinationKind::Http(HttpDestination {
         url: url.to_string(),
@@ -175,10 +173,11 @@ async fn drain(
     let base = sunk.load(Ordering::Relaxed);
     let rss_start = rss_mb();
     let start = Instant::now();
-    crate::deliver::start_all(&[dest], journal, &hb, tasks, stop)?;
+    let mut tasks = Tasks::default();
+    crate::deliver::start_all(&[dest], journal, &hb, tasks.stage(Stage::Delivery))?;
     let mut rss_mid = 0.0;
     let mut last_report = Instant::now();
-    loop {
+    let finished = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let done = sunk.load(Ordering::Relaxed) - base;
         if rss_mid == 0.0 && done >= target / 2 {
@@ -193,14 +192,17 @@ async fn drain(
             last_report = Instant::now();
         }
         if done >= target && pending(journal) == 0 {
-            break;
+            break Ok(());
         }
         if start.elapsed() > Duration::from_secs(3600) {
-            return Err("drain did not finish within an hour".into());
+            break Err("drain did not finish within an hour".to_string());
         }
-    }
+    };
+    let elapsed = start.elapsed();
+    tasks.stop(Stage::Delivery).await;
+    finished?;
     Ok(Drained {
-        rate: target as f64 / start.elapsed().as_secs_f64(),
+        rate: target as f64 / elapsed.as_secs_f64(),
         rss: [rss_start, rss_mid, rss_mb()],
     })
 }
@@ -234,11 +236,7 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
         eprintln!("filling a backlog of {n} messages ...");
         let ingest = fill(&j, n, args.patients, 0).await?;
         eprintln!("  journal append rate {ingest:.0} msg/s; draining ...");
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        let d = drain(&j, &url, &sunk, n, args.concurrency, &stop_rx, &mut tasks).await?;
-        let _ = stop_tx.send(true);
-        while tasks.join_next().await.is_some() {}
+        let d = drain(&j, &url, &sunk, n, args.concurrency).await?;
         rows.push((n, ingest, d));
         j.close().await.map_err(|e| e.to_string())?;
         let _ = std::fs::remove_dir_all(&dir);
@@ -249,15 +247,11 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
     let dir = run_dir.join("journal-both");
     let j = open_journal(&dir).await?;
     eprintln!("ingest and drain of {n} messages at the same time ...");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
     let j2 = j.clone();
     let patients = args.patients;
     let filler = tokio::spawn(async move { fill(&j2, n, patients, 10_000_000).await });
-    let both = drain(&j, &url, &sunk, n, args.concurrency, &stop_rx, &mut tasks).await?;
+    let both = drain(&j, &url, &sunk, n, args.concurrency).await?;
     let ingest_both = filler.await.map_err(|e| e.to_string())??;
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
     j.close().await.map_err(|e| e.to_string())?;
 
     println!("\nbench drain: http sink on loopback answering 200 at once, {} lanes in flight, {} patients", args.concurrency, args.patients);

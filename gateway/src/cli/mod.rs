@@ -85,7 +85,7 @@ pub fn main() -> ExitCode {
         Command::Translate(args) => translate::run(args, &cli.config),
         Command::RecordStop => match config::load(&cli.config)
             .map_err(|e| e.to_string())
-            .and_then(|c| crate::ops::alerts::record_stop(&c.data_dir))
+            .and_then(|c| crate::ops::restart_markers::record_stop(&c.data_dir))
         {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -214,7 +214,7 @@ pub fn render(r: &StatusReport) -> String {
         for a in &r.alerts {
             out += &format!(
                 "  [{}] {}\n    affected: {}\n    since:    {} ({} ago)\n    do:       {}\n",
-                a.severity.to_uppercase(),
+                a.severity.as_str().to_uppercase(),
                 a.title,
                 a.affected,
                 a.since,

@@ -1,38 +1,20 @@
 //! The validated configuration the daemon runs on. Every path is absolute
-//! (resolved against the config file's directory) and every default is filled.
+//! (resolved against the config file's directory) and every default is
+//! filled. Types that hold something `resolve` follows on the disk take the
+//! [`Stage`] (`Checked` after validation, `Resolved`, the default, after
+//! resolution). [`Config`] itself, the list of tables, is in `tables/mod.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Cidr;
-use crate::auth::AuthConfig;
-use crate::net::https_client::HttpsClientConfig;
+use super::stage::{Resolved, Stage};
+use super::{Cidr, Config};
 use crate::route::Glob;
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The file this was loaded from (for messages and for finding the daemon).
-    pub source: PathBuf,
-    pub data_dir: PathBuf,
-    /// Unix socket the CLI uses to reach the daemon; default `<data_dir>/admin.sock`.
-    pub admin_socket: Option<PathBuf>,
-    pub storage: StorageConfig,
-    pub listeners: Vec<ListenerConfig>,
-    pub destinations: Vec<DestinationConfig>,
-    pub routes: Vec<RouteConfig>,
-    /// `[[poller]]`: results fetched from the cloud, journaled as ORU^R01.
-    pub pollers: Vec<PollerConfig>,
-    /// `[health]`: off unless the table is present.
-    pub health: Option<HealthConfig>,
-    pub alerts: AlertsConfig,
-    pub fleet: Option<FleetConfig>,
-    pub status_page: Option<StatusPageConfig>,
-}
 
 /// A FHIR results poller (a source, like a listener: routes name it in `from`).
 #[derive(Debug, Clone)]
-pub struct PollerConfig {
+pub struct PollerConfig<S: Stage = Resolved> {
     pub name: String,
     /// A FHIR search returning DiagnosticReports (with their results
     /// `_include`d); `_lastUpdated=gt<cursor>` is added on every poll.
@@ -45,11 +27,11 @@ pub struct PollerConfig {
     pub sending_facility: String,
     pub receiving_application: String,
     pub receiving_facility: String,
-    pub auth: Option<AuthConfig>,
-    pub tls: HttpsClientConfig,
+    pub auth: Option<S::Auth>,
+    pub tls: S::Client,
 }
 
-impl Config {
+impl<S: Stage> Config<S> {
     pub fn journal_dir(&self) -> PathBuf {
         self.data_dir.join("journal")
     }
@@ -86,7 +68,7 @@ impl Default for StorageConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct ListenerConfig {
+pub struct ListenerConfig<S: Stage = Resolved> {
     pub name: String,
     pub bind: SocketAddr,
     /// Largest MLLP frame accepted; bigger ones get AR naming the limit.
@@ -100,40 +82,40 @@ pub struct ListenerConfig {
     pub max_connections_per_peer: usize,
     /// Empty = any peer may connect.
     pub allow: Vec<Cidr>,
-    pub tls: Option<TlsServerConfig>,
+    pub tls: Option<TlsServerConfig<S>>,
 }
 
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
-pub struct TlsServerConfig {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+pub struct TlsServerConfig<S: Stage = Resolved> {
+    pub cert: S::File,
+    pub key: S::File,
     /// When set, clients must present a certificate signed by this CA (mutual TLS).
-    pub client_ca: Option<PathBuf>,
+    pub client_ca: Option<S::File>,
     pub handshake_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
-pub struct DestinationConfig {
+pub struct DestinationConfig<S: Stage = Resolved> {
     pub name: String,
-    pub kind: DestinationKind,
+    pub kind: DestinationKind<S>,
     pub delivery: DeliveryPolicy,
 }
 
 #[derive(Debug, Clone)]
-pub enum DestinationKind {
+pub enum DestinationKind<S: Stage = Resolved> {
     /// Each message is written to `<path>/<id>.hl7` atomically.
     Folder { path: PathBuf },
     /// POST each message (raw HL7 or JSON) to `url`.
-    Http(HttpDestination),
+    Http(HttpDestination<S>),
     /// POST a FHIR transaction Bundle to the base `url`.
-    Fhir(HttpDestination),
+    Fhir(HttpDestination<S>),
     /// MLLP(S) client to `host:port`.
     Mllp(MllpDestination),
 }
 
-impl DestinationKind {
+impl<S: Stage> DestinationKind<S> {
     pub fn label(&self) -> &'static str {
         match self {
             DestinationKind::Folder { .. } => "folder",
@@ -154,23 +136,23 @@ pub enum HttpFormat {
 }
 
 #[derive(Debug, Clone)]
-pub struct HttpDestination {
+pub struct HttpDestination<S: Stage = Resolved> {
     pub url: String,
     pub format: HttpFormat,
     /// Extra request headers (e.g. an API key), in config order.
     pub headers: Vec<(String, String)>,
     /// `[destination.auth]`: credentials for this destination only.
-    pub auth: Option<AuthConfig>,
+    pub auth: Option<S::Auth>,
     /// `[destination.tls]`: extra CA and SPKI pins (system roots always apply);
     /// its timeouts are the destination's `connect_timeout` and `timeout`.
-    pub tls: HttpsClientConfig,
+    pub tls: S::Client,
     /// FHIR mapping settings (fhir destinations only).
-    pub fhir: Option<FhirSettings>,
+    pub fhir: Option<FhirSettings<S>>,
 }
 
 /// How HL7 v2 is mapped for one FHIR destination (one tenant).
 #[derive(Debug, Clone)]
-pub struct FhirSettings {
+pub struct FhirSettings<S: Stage = Resolved> {
     /// Part of every resource id and of tenant-local code/identifier systems.
     pub tenant: String,
     /// PUT Type/id (default) or conditional update by identifier.
@@ -178,7 +160,7 @@ pub struct FhirSettings {
     /// Assigning authority (PID-3.4 etc.) → identifier system URI.
     pub identifier_systems: Vec<(String, String)>,
     /// Directory of code-map CSV files, reloaded when they change.
-    pub code_maps_dir: Option<PathBuf>,
+    pub code_maps_dir: Option<S::CodeMaps>,
     /// Offset for HL7 times sent without one, e.g. "-05:00".
     pub utc_offset: Option<String>,
 }
@@ -244,7 +226,7 @@ pub struct DeliveryPolicy {
 }
 
 impl DeliveryPolicy {
-    pub fn defaults_for(kind: &DestinationKind) -> Self {
+    pub fn defaults_for<S: Stage>(kind: &DestinationKind<S>) -> Self {
         DeliveryPolicy {
             concurrency: match kind {
                 // One connection keeps MLLP's strict request/response order.
@@ -308,7 +290,7 @@ pub const DEFAULT_HEALTH_BIND: &str = "127.0.0.1:9090";
 
 /// `[alerts]`: thresholds of the alert rules and where alerts go.
 #[derive(Debug, Clone)]
-pub struct AlertsConfig {
+pub struct AlertsConfig<S: Stage = Resolved> {
     /// How often the rules run.
     pub evaluate_every: Duration,
     /// A destination with more pending messages than this.
@@ -327,11 +309,11 @@ pub struct AlertsConfig {
     pub restart_alert_for: Duration,
     /// A still-active alert is sent to the webhook again after this long.
     pub reminder: Duration,
-    pub webhook: Option<WebhookConfig>,
+    pub webhook: Option<WebhookConfig<S>>,
 }
 
-impl AlertsConfig {
-    pub fn defaults(storage: &StorageConfig) -> AlertsConfig {
+impl<S: Stage> AlertsConfig<S> {
+    pub fn defaults(storage: &StorageConfig) -> AlertsConfig<S> {
         AlertsConfig {
             evaluate_every: Duration::from_secs(5),
             pending_max: 1000,
@@ -349,20 +331,21 @@ impl AlertsConfig {
 
 /// `[alerts] webhook_url` and its optional auth / TLS.
 #[derive(Debug, Clone)]
-pub struct WebhookConfig {
+pub struct WebhookConfig<S: Stage = Resolved> {
     pub url: String,
-    pub auth: Option<AuthConfig>,
-    pub tls: HttpsClientConfig,
+    pub auth: Option<S::Auth>,
+    pub tls: S::Client,
 }
 
 /// `[fleet]`: the periodic heartbeat to the MSP.
 #[derive(Debug, Clone)]
-pub struct FleetConfig {
+pub struct FleetConfig<S: Stage = Resolved> {
     pub url: String,
     pub interval: Duration,
-    pub box_id: String,
-    pub auth: Option<AuthConfig>,
-    pub tls: HttpsClientConfig,
+    /// Configured, or the host name.
+    pub box_id: S::BoxId,
+    pub auth: Option<S::Auth>,
+    pub tls: S::Client,
     /// The updater's `report.json` (its slots, versions, epoch floor, last
     /// check, download and wave), sent along when readable.
     pub updater_report: Option<PathBuf>,
@@ -370,11 +353,11 @@ pub struct FleetConfig {
 
 /// `[status_page]`: the read-only HTML page for the office.
 #[derive(Debug, Clone)]
-pub struct StatusPageConfig {
+pub struct StatusPageConfig<S: Stage = Resolved> {
     pub bind: SocketAddr,
     pub username: String,
     /// HTTP Basic password; `None` only when client certificates are required.
-    pub password: Option<crate::auth::Secret>,
+    pub password: Option<S::Secret>,
     /// HTTPS (and, with `client_ca`, client certificates).
-    pub tls: Option<TlsServerConfig>,
+    pub tls: Option<TlsServerConfig<S>>,
 }

@@ -22,10 +22,8 @@ pub mod verdict;
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-
 use crate::config::DestinationConfig;
+use crate::ops::tasks::StageTasks;
 use crate::ops::watchdog::Heartbeats;
 use journal::Journal;
 pub use monitor::{DeliveryState, Monitor};
@@ -37,8 +35,7 @@ pub fn start_all(
     destinations: &[DestinationConfig],
     journal: &Journal,
     heartbeats: &Heartbeats,
-    tasks: &mut JoinSet<()>,
-    stop: &watch::Receiver<bool>,
+    tasks: &mut StageTasks,
 ) -> Result<Vec<(String, Arc<Monitor>)>, String> {
     let mut built = Vec::new();
     for d in destinations {
@@ -63,7 +60,8 @@ pub fn start_all(
             None => Monitor::new(),
         });
         if let Some(f) = &fhir {
-            tasks.spawn(f.clone().watch(d.name.clone(), stop.clone()));
+            let watch = f.clone().watch(d.name.clone(), tasks.stop_signal());
+            tasks.spawn(format!("code maps {}", d.name), watch);
         }
         let outbox = outbox::Outbox {
             name: d.name.clone(),
@@ -75,7 +73,8 @@ pub fn start_all(
             heartbeat: heartbeats.register(format!("deliverer {}", d.name)),
             fhir,
         };
-        tasks.spawn(outbox.run(stop.clone()));
+        let run = outbox.run(tasks.stop_signal());
+        tasks.spawn(format!("deliverer {}", d.name), run);
         monitors.push((d.name.clone(), monitor));
     }
     Ok(monitors)

@@ -64,19 +64,29 @@ impl Default for HttpsClientConfig {
     }
 }
 
-/// Validates `[destination.tls]`: relative `ca_file` is resolved against
-/// `base_dir` (the config file's directory) and must hold at least one
-/// usable certificate; every pin must be base64 of 32 bytes; timeouts must
-/// be positive.
+/// Validates `[destination.tls]`: [`check`], then the CA file must hold at
+/// least one usable certificate ([`check_ca_file`]).
 pub fn validate(raw: RawHttpsClient, base_dir: &Path) -> Result<HttpsClientConfig, String> {
-    let ca_file = match raw.ca_file {
-        Some(p) => {
-            let p = base_dir.join(p);
-            load_ca_file(&p).map_err(|e| format!("tls.ca_file: {e}"))?;
-            Some(p)
-        }
-        None => None,
-    };
+    let cfg = check(raw, base_dir)?;
+    check_ca_file(&cfg)?;
+    Ok(cfg)
+}
+
+/// The CA file, if any, holds at least one usable certificate. Reads it.
+pub fn check_ca_file(cfg: &HttpsClientConfig) -> Result<(), String> {
+    match &cfg.ca_file {
+        Some(p) => load_ca_file(p)
+            .map(|_| ())
+            .map_err(|e| format!("tls.ca_file: {e}")),
+        None => Ok(()),
+    }
+}
+
+/// The checks that need no file (pure): relative `ca_file` is resolved
+/// against `base_dir` (the config file's directory); every pin must be
+/// base64 of 32 bytes; timeouts must be positive.
+pub fn check(raw: RawHttpsClient, base_dir: &Path) -> Result<HttpsClientConfig, String> {
+    let ca_file = raw.ca_file.map(|p| base_dir.join(p));
     for (i, pin) in raw.spki_sha256_pins.iter().enumerate() {
         decode_pin(pin).map_err(|e| format!("tls.spki_sha256_pins[{i}]: {e}"))?;
     }

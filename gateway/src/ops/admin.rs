@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::stats::ListenerSnapshot;
 use crate::deliver::DeliveryState;
@@ -161,6 +162,9 @@ pub struct MessageSummary {
 /// Builds a fresh status report on demand.
 pub type StatusSource = Arc<dyn Fn() -> StatusReport + Send + Sync>;
 
+/// How long requests in hand may take once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 pub struct AdminServer {
     listener: UnixListener,
     path: PathBuf,
@@ -195,14 +199,16 @@ impl AdminServer {
         journal: Journal,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let mut requests = JoinSet::new();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
+                Some(_) = requests.join_next(), if !requests.is_empty() => {}
                 accepted = self.listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let status = status.clone();
                     let journal = journal.clone();
-                    tokio::spawn(async move {
+                    requests.spawn(async move {
                         // Replaying a large queue may take a while; status answers at once.
                         let _ = tokio::time::timeout(Duration::from_secs(600), handle(stream, status, journal)).await;
                     });
@@ -210,6 +216,13 @@ impl AdminServer {
             }
         }
         let _ = std::fs::remove_file(&self.path);
+        // Requests in hand get a moment; the journal closes after this. A
+        // long replay cut here has kept what it did (each step is atomic).
+        let drain = async { while requests.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            log::warn!(target: "gateway::admin", "admin requests still running at shutdown ({}); cut off", requests.len());
+            requests.shutdown().await;
+        }
     }
 }
 

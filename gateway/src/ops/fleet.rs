@@ -2,8 +2,8 @@
 //! is alive and how it is doing. The body ([`heartbeat`]) is built from the
 //! status report and carries no PHI: names, counts, states, alert titles;
 //! never a last-error text (it may quote a message) nor any message data.
-//! Auth and TLS options are those of destinations (`crate::auth`,
-//! `crate::net::https_client`).
+//! Auth and TLS options are those of destinations, through the poster the
+//! alerts webhook uses too ([`super::webhook`]).
 
 use std::time::Duration;
 
@@ -12,7 +12,11 @@ use tokio::sync::watch;
 
 use super::admin::{StatusReport, StatusSource};
 use super::clock;
+use super::webhook::{PostError, Poster};
 use crate::config::FleetConfig;
+
+/// The longest one heartbeat POST may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The updater's report for the heartbeat: its JSON, or why it is missing.
 /// It holds slots, versions, epochs and download state: no PHI.
@@ -71,17 +75,13 @@ fn os_release() -> Option<String> {
 
 /// Send a heartbeat now and every `interval` until shutdown.
 pub async fn run(cfg: FleetConfig, status: StatusSource, mut shutdown: watch::Receiver<bool>) {
-    let client = match crate::net::https_client::reqwest_client(&cfg.tls) {
-        Ok(c) => c,
+    let poster = match Poster::new(&cfg.url, &cfg.tls, cfg.auth.as_ref()) {
+        Ok(p) => p,
         Err(e) => {
             log::error!(target: "gateway::fleet", event = "fleet_failed"; "fleet.url: cannot set up the HTTPS client: {e}; no heartbeats will be sent");
             return;
         }
     };
-    let auth = cfg
-        .auth
-        .clone()
-        .map(|a| crate::auth::TokenProvider::new(a, client.clone()));
     let mut tick = tokio::time::interval(cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -94,12 +94,11 @@ pub async fn run(cfg: FleetConfig, status: StatusSource, mut shutdown: watch::Re
         if let (Some(path), Some(obj)) = (&cfg.updater_report, body.as_object_mut()) {
             obj.insert("updater".into(), updater_report(path));
         }
-        let sent = tokio::time::timeout(
-            Duration::from_secs(60),
-            super::alerts::post_json(&client, auth.as_ref(), &cfg.url, &body),
-        )
-        .await
-        .unwrap_or_else(|_| Err("timed out".into()));
+        // A heartbeat in flight does not hold up the shutdown.
+        let sent = tokio::select! {
+            r = tokio::time::timeout(SEND_TIMEOUT, poster.post_json(&body)) => r.unwrap_or(Err(PostError::TimedOut)),
+            _ = shutdown.changed() => return,
+        };
         match sent {
             Ok(()) if failing => {
                 failing = false;

@@ -22,7 +22,7 @@ use journal::Journal;
 
 /// What `/readyz` and `/metrics` read. Filled in as the daemon starts.
 #[derive(Default)]
-pub struct OpsState {
+pub struct HealthState {
     pub journal_open: AtomicBool,
     pub listeners_bound: AtomicBool,
     pub stopping: AtomicBool,
@@ -37,7 +37,7 @@ pub struct OpsState {
 /// A loop that has not beaten for this long makes the gateway not ready.
 const STALE: Duration = Duration::from_secs(15);
 
-impl OpsState {
+impl HealthState {
     /// Empty when ready; otherwise every reason it is not.
     pub fn not_ready_reasons(&self) -> Vec<String> {
         let mut why = Vec::new();
@@ -125,7 +125,11 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     })
 }
 
-pub async fn serve(listener: TcpListener, state: Arc<OpsState>, shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HealthState>,
+    shutdown: watch::Receiver<bool>,
+) {
     http_server::accept_loop(
         listener,
         move |stream, _peer| {
@@ -145,7 +149,7 @@ mod tests {
 
     #[test]
     fn readiness_names_what_is_missing() {
-        let s = OpsState {
+        let s = HealthState {
             refuse_at_percent: 95,
             ..Default::default()
         };

@@ -11,10 +11,13 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 
 const MAX_HEAD: usize = 16 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 32;
+/// How long open connections may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -171,7 +174,8 @@ where
 
 /// Accept on `listener` until shutdown; each connection runs `serve_conn`
 /// (which may wrap the stream, e.g. in TLS) in its own task, at most
-/// [`MAX_CONNECTIONS`] at once.
+/// [`MAX_CONNECTIONS`] at once. At shutdown the listener closes and open
+/// connections get [`SHUTDOWN_GRACE`] to finish their answer.
 pub async fn accept_loop<C, Fut>(
     listener: TcpListener,
     serve_conn: C,
@@ -181,9 +185,11 @@ pub async fn accept_loop<C, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             a = listener.accept() => a,
         };
         let Ok((stream, peer)) = accepted else {
@@ -195,10 +201,15 @@ pub async fn accept_loop<C, Fut>(
             continue; // over the cap: dropped (closed) at once
         };
         let fut = serve_conn(stream, peer);
-        tokio::spawn(async move {
+        conns.spawn(async move {
             fut.await;
             drop(permit);
         });
+    }
+    drop(listener);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        conns.shutdown().await;
     }
 }
 

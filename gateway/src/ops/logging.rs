@@ -62,7 +62,7 @@ impl<'kvs> VisitSource<'kvs> for KvText {
 }
 
 /// Event kinds and their journald `MESSAGE_ID`s (fixed; never reuse one
-/// for another meaning). Documented in the README.
+/// for another meaning). Documented in docs/operations.md.
 pub const MESSAGE_IDS: &[(&str, &str)] = &[
     ("startup", "5268a1c0d86d4187903eadca71596775"),
     ("ready", "8ec1bbd7fc30464b8b21d45dcf000eb6"),

@@ -1,6 +1,6 @@
 //! Operations: logging, counters, the admin socket, systemd notification,
-//! clock helpers, health and metrics, alerts, the fleet heartbeat and the
-//! status page.
+//! clock helpers, health and metrics, alerts, the fleet heartbeat, the
+//! status page, and the owner of the daemon's tasks.
 
 pub mod admin;
 pub mod alerts;
@@ -13,6 +13,9 @@ pub mod http_server;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod restart_markers;
 pub mod stats;
 pub mod status_page;
+pub mod tasks;
 pub mod watchdog;
+pub mod webhook;

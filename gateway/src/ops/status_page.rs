@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::admin::{StatusReport, StatusSource};
+use super::alerts::{Rule, Severity};
 use super::clock;
 use super::http_server::{self, Request, Response};
 use crate::config::StatusPageConfig;
@@ -108,7 +109,7 @@ pub fn render(r: &StatusReport, details: bool, now_ms: u64) -> String {
     } else {
         h += "<table id=\"alerts\"><tr><th>Problem</th><th>Affected</th><th>Since</th><th>What to do</th></tr>\n";
         for a in &r.alerts {
-            let class = if a.severity == "critical" {
+            let class = if a.severity == Severity::Critical {
                 "bad"
             } else {
                 "warn"
@@ -190,7 +191,7 @@ pub fn render(r: &StatusReport, details: bool, now_ms: u64) -> String {
         esc(&r.started_at),
         ago(r.uptime_secs)
     );
-    let disk_class = if r.alerts.iter().any(|a| a.rule == "disk") {
+    let disk_class = if r.alerts.iter().any(|a| a.rule == Rule::Disk) {
         "bad"
     } else {
         "ok"

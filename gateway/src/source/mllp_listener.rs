@@ -111,7 +111,8 @@ impl Listener {
         self.tcp.local_addr().ok()
     }
 
-    /// Accept until `shutdown` turns true, then wait (bounded) for open connections to finish their current message.
+    /// Accept until `shutdown` turns true, then close the port and wait
+    /// (10 s at most) for open connections to finish the frame in hand.
     pub async fn serve(self, heartbeat: Heartbeat, mut shutdown: watch::Receiver<bool>) {
         let mut beat = tokio::time::interval(BEAT_EVERY);
         let limit = Arc::new(Semaphore::new(self.cfg.max_connections));
@@ -328,7 +329,10 @@ impl Connection {
                     .fetch_add(junk - junk_reported, std::sync::atomic::Ordering::Relaxed);
                 junk_reported = junk;
             }
-            if *shutdown.borrow() {
+            // At shutdown a frame in hand is read to its end and answered
+            // (within frame_timeout and the listener's 10 s cap); between
+            // frames the connection closes at once.
+            if *shutdown.borrow() && !decoder.in_frame() {
                 return "gateway shutting down".into();
             }
             frame_started = match (decoder.in_frame(), frame_started) {
@@ -363,7 +367,7 @@ impl Connection {
                     Ok(Ok(n)) => decoder.push(&buf[..n]),
                     Ok(Err(e)) => return format!("read error: {e}"),
                 },
-                _ = shutdown.changed() => return "gateway shutting down".into(),
+                _ = shutdown.changed(), if !decoder.in_frame() => return "gateway shutting down".into(),
             }
         }
     }

@@ -6,7 +6,7 @@
 //! | [`sim::SimFirmware`] | tests, and the qemu harness to come | a JSON "firmware environment" file |
 //! | [`grub::Grub`] | x86-64 BIOS/UEFI with GRUB | `grubenv` (`ORDER`, `A_OK`, `A_TRY`, `A_GOOD`, ...) read by `updater/boot/grub.cfg` |
 //! | [`uboot::UBoot`] | ARM boards | U-Boot env via `fw_setenv --script` (`boot_slot`, `good_slot`, `upgrade_available`, `bootcount`, `bootlimit`, ...) |
-//! | [`systemd_boot::SystemdBoot`] | x86-64 UEFI with systemd-boot | boot-counted entry names `gateway-b+3-0.conf`, `bootctl set-default` |
+//! | [`systemd_boot::SystemdBoot`] | x86-64 UEFI with systemd-boot | boot-counted entry names `gateway-b+3-0.conf`, order by the `version` generation, never a default entry |
 //!
 //! The rules every backend keeps (the crash tests check them on the
 //! simulated firmware):

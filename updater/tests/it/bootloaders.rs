@@ -240,7 +240,7 @@ fn uboot_redundant_environment_survives_a_torn_write() {
 }
 
 #[test]
-fn systemd_boot_entries_are_renamed_and_the_default_set() {
+fn systemd_boot_entries_are_renamed_and_no_default_is_set() {
     let d = tempfile::tempdir().unwrap();
     let entries = d.path().join("entries");
     std::fs::create_dir_all(&entries).unwrap();
@@ -282,13 +282,7 @@ fn systemd_boot_entries_are_renamed_and_the_default_set() {
     sb.mark_good(SlotId::B).unwrap();
     assert!(entries.join("gateway-b.conf").exists());
     assert_eq!(sb.slot_state(SlotId::A).unwrap(), BootState::Good);
-    let calls = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(
-        calls.lines().collect::<Vec<_>>(),
-        [
-            "set-default gateway-a.conf",
-            "set-default gateway-b.conf",
-            "set-default gateway-b.conf"
-        ]
-    );
+    // Boot order comes from the entries' generations alone: no default is
+    // ever set (systemd#15256), so bootctl is never run.
+    assert!(!log.exists(), "bootctl was called");
 }

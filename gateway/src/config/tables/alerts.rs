@@ -1,0 +1,164 @@
+//! `[alerts]`: thresholds of the alert rules and the webhook they are sent
+//! to. The rules run with their defaults when the table is absent.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::outbound;
+use crate::auth::RawAuth;
+use crate::config::check::{maybe, Check};
+use crate::config::model::{AlertsConfig, StorageConfig, WebhookConfig};
+use crate::config::resolve::Resolver;
+use crate::config::stage::{Checked, Resolved};
+use crate::config::table::Table;
+use crate::net::https_client::RawHttpsClient;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlerts {
+    evaluate_every: Option<Spanned<String>>,
+    pending_max: Option<Spanned<u64>>,
+    oldest_pending_max: Option<Spanned<String>>,
+    destination_down_max: Option<Spanned<String>>,
+    dead_letters: Option<bool>,
+    disk_warn_percent: Option<Spanned<u8>>,
+    cert_warn_days: Option<Spanned<Vec<u32>>>,
+    restart_alert_for: Option<Spanned<String>>,
+    webhook_url: Option<Spanned<String>>,
+    reminder: Option<Spanned<String>>,
+    webhook_auth: Option<Spanned<RawAuth>>,
+    webhook_tls: Option<Spanned<RawHttpsClient>>,
+}
+
+pub(crate) struct Alerts;
+
+impl Table for Alerts {
+    type Raw = Option<Spanned<RawAlerts>>;
+    type Checked = AlertsConfig<Checked>;
+    type Resolved = AlertsConfig<Resolved>;
+
+    fn validate(raw: Self::Raw, cx: &mut Check<'_>) -> Option<Self::Checked> {
+        let mut c = AlertsConfig::defaults(&StorageConfig::default());
+        c.disk_warn_percent = cx.facts().storage_warn_at_percent;
+        match raw {
+            None => Some(c),
+            Some(a) => alerts(a.into_inner(), c, cx),
+        }
+    }
+
+    fn resolve(c: Self::Checked, rx: &mut Resolver<'_>) -> Option<Self::Resolved> {
+        let webhook = maybe(c.webhook, |w| {
+            let auth = maybe(w.auth, |a| rx.auth(a));
+            let tls = rx.client(w.tls);
+            Some(WebhookConfig {
+                url: w.url,
+                auth: auth?,
+                tls: tls?,
+            })
+        });
+        Some(AlertsConfig {
+            webhook: webhook?,
+            evaluate_every: c.evaluate_every,
+            pending_max: c.pending_max,
+            oldest_pending_max: c.oldest_pending_max,
+            destination_down_max: c.destination_down_max,
+            dead_letters: c.dead_letters,
+            disk_warn_percent: c.disk_warn_percent,
+            cert_warn_days: c.cert_warn_days,
+            restart_alert_for: c.restart_alert_for,
+            reminder: c.reminder,
+        })
+    }
+}
+
+/// A duration above zero.
+fn positive(cx: &mut Check<'_>, field: &str, v: &Spanned<String>) -> Option<std::time::Duration> {
+    let d = cx.duration(field, v)?;
+    if d.is_zero() {
+        return cx.fail(v, format!("{field} must be above zero"));
+    }
+    Some(d)
+}
+
+fn alerts(
+    a: RawAlerts,
+    mut c: AlertsConfig<Checked>,
+    cx: &mut Check<'_>,
+) -> Option<AlertsConfig<Checked>> {
+    let mark = cx.mark();
+    if let Some(v) = &a.evaluate_every {
+        c.evaluate_every = positive(cx, "alerts.evaluate_every", v).unwrap_or(c.evaluate_every);
+    }
+    if let Some(v) = &a.pending_max {
+        if *v.get_ref() == 0 {
+            cx.error(v, "alerts.pending_max must be at least 1");
+        }
+        c.pending_max = *v.get_ref();
+    }
+    if let Some(v) = &a.oldest_pending_max {
+        c.oldest_pending_max =
+            positive(cx, "alerts.oldest_pending_max", v).unwrap_or(c.oldest_pending_max);
+    }
+    if let Some(v) = &a.destination_down_max {
+        // Zero is allowed here: alert as soon as a destination is down.
+        c.destination_down_max = cx
+            .duration("alerts.destination_down_max", v)
+            .unwrap_or(c.destination_down_max);
+    }
+    if let Some(v) = a.dead_letters {
+        c.dead_letters = v;
+    }
+    if let Some(v) = &a.disk_warn_percent {
+        let p = *v.get_ref();
+        if p == 0 || p > 100 {
+            cx.error(
+                v,
+                format!("alerts.disk_warn_percent must be 1..=100 (got {p})"),
+            );
+        }
+        c.disk_warn_percent = p;
+    }
+    if let Some(v) = &a.cert_warn_days {
+        let mut days = v.get_ref().clone();
+        if days.is_empty() || days.iter().any(|d| *d == 0 || *d > 3650) {
+            cx.error(
+                v,
+                "alerts.cert_warn_days must list days between 1 and 3650, e.g. [90, 60, 30, 7, 1]",
+            );
+        }
+        days.sort_unstable_by(|a, b| b.cmp(a));
+        days.dedup();
+        c.cert_warn_days = days;
+    }
+    if let Some(v) = &a.restart_alert_for {
+        c.restart_alert_for =
+            positive(cx, "alerts.restart_alert_for", v).unwrap_or(c.restart_alert_for);
+    }
+    if let Some(v) = &a.reminder {
+        c.reminder = positive(cx, "alerts.reminder", v).unwrap_or(c.reminder);
+    }
+    match &a.webhook_url {
+        None => {
+            if let Some(x) = &a.webhook_auth {
+                cx.error(x, "alerts.webhook_auth needs alerts.webhook_url");
+            }
+        }
+        Some(u) => {
+            let url = outbound::ops_url(cx, "alerts.webhook_url", u);
+            let auth = maybe(a.webhook_auth.as_ref(), |x| {
+                outbound::auth(cx, "alerts.webhook auth".into(), x)
+            });
+            let tls = match a.webhook_tls {
+                None => outbound::client(cx, "alerts.webhook tls".into(), None, Default::default()),
+                Some(t) => {
+                    let pos = cx.pos(&t);
+                    outbound::client(cx, "alerts.webhook tls".into(), Some(t.into_inner()), pos)
+                }
+            };
+            if let (Some(url), Some(auth), Some(tls)) = (url, auth, tls) {
+                c.webhook = Some(WebhookConfig { url, auth, tls });
+            }
+        }
+    }
+    cx.clean_since(mark).then_some(c)
+}

@@ -1,0 +1,431 @@
+//! `[[destination]]`: the kind-specific settings (folder, http, fhir,
+//! mllp) and, in `delivery.rs`, the delivery policy. Every problem is
+//! reported at the offending value's line; auth secrets, CA files and code
+//! maps are read by `resolve`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{delivery, fhir_settings, outbound};
+use crate::auth::RawAuth;
+use crate::config::check::{each, maybe, Check};
+use crate::config::cross::{FactSheet, Namespace};
+use crate::config::model::*;
+use crate::config::resolve::Resolver;
+use crate::config::stage::{Checked, Resolved};
+use crate::config::table::Table;
+use crate::net::https_client::RawHttpsClient;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDestination {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    path: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    tls: Option<Spanned<RawDestTls>>,
+    auth: Option<Spanned<RawAuth>>,
+    // FHIR mapping (fhir_settings.rs).
+    pub(super) tenant: Option<Spanned<String>>,
+    pub(super) update: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) identifier_systems: BTreeMap<String, Spanned<String>>,
+    pub(super) code_maps: Option<Spanned<String>>,
+    pub(super) utc_offset: Option<Spanned<String>>,
+    // The delivery policy (delivery.rs).
+    pub(super) concurrency: Option<Spanned<u64>>,
+    pub(super) lane: Option<Spanned<String>>,
+    pub(super) on_dead_letter: Option<Spanned<String>>,
+    pub(super) backoff_initial: Option<Spanned<String>>,
+    pub(super) backoff_max: Option<Spanned<String>>,
+    pub(super) max_attempts: Option<Spanned<u64>>,
+    pub(super) max_age: Option<Spanned<String>>,
+    pub(super) retry_after_max: Option<Spanned<String>>,
+    pub(super) circuit_failures: Option<Spanned<u64>>,
+    pub(super) probe_interval: Option<Spanned<String>>,
+    pub(super) connect_timeout: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+/// `[destination.tls]`: for http/fhir, an extra CA and SPKI pins; for
+/// mllps, the CA (required) and an optional client certificate.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDestTls {
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    spki_sha256_pins: Vec<String>,
+    client_cert: Option<Spanned<String>>,
+    client_key: Option<Spanned<String>>,
+}
+
+pub(crate) struct Destinations;
+
+impl Table for Destinations {
+    type Raw = Vec<RawDestination>;
+    type Checked = Vec<DestinationConfig<Checked>>;
+    type Resolved = Vec<DestinationConfig<Resolved>>;
+
+    fn facts(raw: &Self::Raw, sheet: &mut FactSheet<'_>) {
+        for d in raw {
+            sheet.name(Namespace::Destination, "destination", &d.name);
+            sheet.destination_kind(d.name.get_ref(), d.kind.get_ref());
+        }
+    }
+
+    fn validate(raw: Self::Raw, cx: &mut Check<'_>) -> Option<Self::Checked> {
+        each(raw, |d| destination(d, cx))
+    }
+
+    fn resolve(checked: Self::Checked, rx: &mut Resolver<'_>) -> Option<Self::Resolved> {
+        each(checked, |d| {
+            let kind = match d.kind {
+                DestinationKind::Folder { path } => DestinationKind::Folder { path },
+                DestinationKind::Mllp(m) => DestinationKind::Mllp(m),
+                DestinationKind::Http(h) => DestinationKind::Http(resolve_http(h, rx)?),
+                DestinationKind::Fhir(h) => DestinationKind::Fhir(resolve_http(h, rx)?),
+            };
+            Some(DestinationConfig {
+                name: d.name,
+                kind,
+                delivery: d.delivery,
+            })
+        })
+    }
+}
+
+fn resolve_http(
+    h: HttpDestination<Checked>,
+    rx: &mut Resolver<'_>,
+) -> Option<HttpDestination<Resolved>> {
+    let auth = maybe(h.auth, |a| rx.auth(a));
+    let tls = rx.client(h.tls);
+    let fhir = maybe(h.fhir, |f| {
+        Some(FhirSettings {
+            code_maps_dir: maybe(f.code_maps_dir, |d| rx.code_maps(d))?,
+            tenant: f.tenant,
+            conditional: f.conditional,
+            identifier_systems: f.identifier_systems,
+            utc_offset: f.utc_offset,
+        })
+    });
+    Some(HttpDestination {
+        url: h.url,
+        format: h.format,
+        headers: h.headers,
+        auth: auth?,
+        tls: tls?,
+        fhir: fhir?,
+    })
+}
+
+fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfig<Checked>> {
+    let name = d.name.get_ref().clone();
+    let kind_name = d.kind.get_ref().as_str();
+    let mark = cx.mark();
+    // Settings that do not apply to this kind.
+    let mut not_for_kind = |field: &Option<Spanned<String>>, label: &str| {
+        if let Some(f) = field {
+            cx.error(
+                f,
+                format!("destination '{name}': a {kind_name} destination does not take {label}"),
+            );
+        }
+    };
+    match kind_name {
+        "folder" => {
+            not_for_kind(&d.url, "url (use path)");
+            not_for_kind(&d.format, "format");
+        }
+        "mllp" => {
+            not_for_kind(&d.path, "path (use url)");
+            not_for_kind(&d.format, "format");
+        }
+        "http" | "fhir" => not_for_kind(&d.path, "path (use url)"),
+        _ => {}
+    }
+    let http_like = matches!(kind_name, "http" | "fhir");
+    if !http_like {
+        if let Some((k, v)) = d.headers.iter().next() {
+            cx.error(
+                v,
+                format!("destination '{name}': headers (here '{k}') apply only to http and fhir destinations"),
+            );
+        }
+        if let Some(a) = &d.auth {
+            cx.error(
+                a,
+                format!("destination '{name}': [destination.auth] applies to http and fhir destinations"),
+            );
+        }
+    }
+    if kind_name == "folder" && d.tls.is_some() {
+        cx.error(
+            &d.kind,
+            format!("destination '{name}': a folder destination takes no [destination.tls]"),
+        );
+    }
+    if kind_name != "fhir" {
+        let fhir_only = [&d.tenant, &d.update, &d.code_maps, &d.utc_offset];
+        if let Some(f) = fhir_only.into_iter().flatten().next() {
+            cx.error(
+                f,
+                format!("destination '{name}': tenant, update, code_maps and utc_offset apply to fhir destinations"),
+            );
+        }
+        if let Some((k, v)) = d.identifier_systems.iter().next() {
+            cx.error(
+                v,
+                format!(
+                    "destination '{name}': identifier_systems ('{k}') apply to fhir destinations"
+                ),
+            );
+        }
+    }
+    let kind = match kind_name {
+        "folder" => match &d.path {
+            Some(path) => Some(DestinationKind::Folder {
+                path: cx.path(path.get_ref()),
+            }),
+            None => cx.fail(
+                &d.kind,
+                format!("destination '{name}': kind \"folder\" needs path = \"DIR\""),
+            ),
+        },
+        "http" | "fhir" => http(&name, &d, cx).map(|h| {
+            if kind_name == "http" {
+                DestinationKind::Http(h)
+            } else {
+                DestinationKind::Fhir(h)
+            }
+        }),
+        "mllp" => mllp(&name, &d, cx).map(DestinationKind::Mllp),
+        other => cx.fail(
+            &d.kind,
+            format!("destination '{name}': unknown kind \"{other}\"; expected one of folder, fhir, http, mllp"),
+        ),
+    };
+    let kind = kind?;
+    let delivery = delivery::policy(&name, &d, DeliveryPolicy::defaults_for(&kind), cx);
+    if !cx.clean_since(mark) {
+        return None;
+    }
+    Some(DestinationConfig {
+        name,
+        kind,
+        delivery: delivery?,
+    })
+}
+
+fn needs_url<'d>(
+    name: &str,
+    d: &'d RawDestination,
+    example: &str,
+    cx: &mut Check<'_>,
+) -> Option<&'d Spanned<String>> {
+    match &d.url {
+        Some(u) => Some(u),
+        None => cx.fail(
+            &d.kind,
+            format!(
+                "destination '{name}': kind \"{}\" needs url = \"{example}\"",
+                d.kind.get_ref()
+            ),
+        ),
+    }
+}
+
+fn http(name: &str, d: &RawDestination, cx: &mut Check<'_>) -> Option<HttpDestination<Checked>> {
+    let url = needs_url(name, d, "https://host/path", cx)?;
+    let parsed = match reqwest::Url::parse(url.get_ref()) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => u,
+        Ok(u) => {
+            return cx.fail(
+                url,
+                format!(
+                    "destination '{name}': url scheme '{}' is not http or https",
+                    u.scheme()
+                ),
+            )
+        }
+        Err(e) => {
+            return cx.fail(
+                url,
+                format!(
+                    "destination '{name}': url '{}' is not valid: {e}",
+                    url.get_ref()
+                ),
+            )
+        }
+    };
+    let is_fhir = d.kind.get_ref() == "fhir";
+    let format = match &d.format {
+        None => Some(HttpFormat::Hl7),
+        Some(f) if is_fhir => cx.fail(
+            f,
+            format!(
+                "destination '{name}': a fhir destination always sends FHIR JSON; remove format"
+            ),
+        ),
+        Some(f) => match f.get_ref().as_str() {
+            "hl7" => Some(HttpFormat::Hl7),
+            "json" => Some(HttpFormat::Json),
+            other => cx.fail(
+                f,
+                format!("destination '{name}': format \"{other}\" is not one of \"hl7\", \"json\""),
+            ),
+        },
+    };
+    let headers = each(&d.headers, |(k, v)| {
+        let valid_name = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        if !valid_name || v.get_ref().bytes().any(|b| b == b'\r' || b == b'\n') {
+            return cx.fail(
+                v,
+                format!("destination '{name}': header '{k}' must be a token name with a single-line value"),
+            );
+        }
+        Some((k.clone(), v.get_ref().clone()))
+    });
+    let auth = maybe(d.auth.as_ref(), |a| {
+        outbound::auth(cx, format!("destination '{name}': auth"), a)
+    });
+    let tls = match &d.tls {
+        None => outbound::client(
+            cx,
+            format!("destination '{name}'"),
+            None,
+            Default::default(),
+        ),
+        Some(t) => {
+            let t = t.get_ref();
+            if let Some(c) = t.client_cert.as_ref().or(t.client_key.as_ref()) {
+                return cx.fail(
+                    c,
+                    format!("destination '{name}': client certificates are supported for mllps destinations only"),
+                );
+            }
+            let raw = RawHttpsClient {
+                ca_file: t.ca_file.as_ref().map(|c| c.get_ref().into()),
+                spki_sha256_pins: t.spki_sha256_pins.clone(),
+                connect_timeout_secs: None,
+                request_timeout_secs: None,
+            };
+            let pos = match &t.ca_file {
+                Some(c) => cx.pos(c),
+                None => cx.pos(&d.kind),
+            };
+            outbound::client(cx, format!("destination '{name}'"), Some(raw), pos)
+        }
+    };
+    if parsed.scheme() == "http"
+        && (d.auth.is_some() || d.tls.is_some())
+        && !outbound::is_loopback(&parsed)
+    {
+        cx.error(
+            url,
+            format!("destination '{name}': credentials or TLS settings over plain http would travel unencrypted: use an https:// url"),
+        );
+    }
+    let fhir = if is_fhir {
+        fhir_settings::settings(name, d, cx).map(Some)
+    } else {
+        Some(None)
+    };
+    Some(HttpDestination {
+        url: url.get_ref().trim_end_matches('/').to_string(),
+        format: format?,
+        headers: headers?,
+        auth: auth?,
+        tls: tls?,
+        fhir: fhir?,
+    })
+}
+
+fn mllp(name: &str, d: &RawDestination, cx: &mut Check<'_>) -> Option<MllpDestination> {
+    let url = needs_url(name, d, "mllp://host:port", cx)?;
+    let (tls_wanted, address) = match url.get_ref().split_once("://") {
+        Some(("mllp", a)) => (false, a),
+        Some(("mllps", a)) => (true, a),
+        _ => {
+            return cx.fail(
+                url,
+                format!("destination '{name}': url must be mllp://HOST:PORT or mllps://HOST:PORT (MLLP over TLS)"),
+            )
+        }
+    };
+    let port_ok = address
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok {
+        return cx.fail(
+            url,
+            format!(
+                "destination '{name}': '{}' has no HOST:PORT after the scheme",
+                url.get_ref()
+            ),
+        );
+    }
+    let tls = match (&d.tls, tls_wanted) {
+        (Some(t), true) => Some(mllp_tls(name, t, cx)?),
+        (None, true) => {
+            return cx.fail(
+                url,
+                format!("destination '{name}': mllps needs [destination.tls] with ca_file = \"CA.pem\" (the CA that signed the peer's certificate)"),
+            )
+        }
+        (Some(_), false) => {
+            return cx.fail(
+                url,
+                format!("destination '{name}': [destination.tls] needs an mllps:// url"),
+            )
+        }
+        (None, false) => None,
+    };
+    Some(MllpDestination {
+        address: address.to_string(),
+        tls,
+    })
+}
+
+fn mllp_tls(name: &str, t: &Spanned<RawDestTls>, cx: &mut Check<'_>) -> Option<MllpClientTls> {
+    let Some(ca_file) = &t.get_ref().ca_file else {
+        return cx.fail(
+            t,
+            format!("destination '{name}': mllps needs [destination.tls] ca_file = \"CA.pem\" (the CA that signed the peer's certificate)"),
+        );
+    };
+    let t = t.get_ref();
+    if !t.spki_sha256_pins.is_empty() {
+        return cx.fail(
+            ca_file,
+            format!("destination '{name}': spki_sha256_pins apply to https destinations only"),
+        );
+    }
+    let client_cert = match (&t.client_cert, &t.client_key) {
+        (Some(c), Some(k)) => Some((cx.path(c.get_ref()), cx.path(k.get_ref()))),
+        (None, None) => None,
+        (Some(c), None) => {
+            return cx.fail(
+                c,
+                format!("destination '{name}': client_cert needs client_key too"),
+            )
+        }
+        (None, Some(k)) => {
+            return cx.fail(
+                k,
+                format!("destination '{name}': client_key needs client_cert too"),
+            )
+        }
+    };
+    Some(MllpClientTls {
+        ca_file: cx.path(ca_file.get_ref()),
+        client_cert,
+    })
+}

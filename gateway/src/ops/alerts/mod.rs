@@ -1,0 +1,19 @@
+//! Alerts: pure rules over a status snapshot ([`rules::evaluate`], one
+//! function per [`Rule`]), a board that tracks which alerts are active and
+//! decides what to announce ([`Board`]: fired once, reminded every
+//! `reminder`, resolved once), and the task that runs them and delivers
+//! announcements to the journal and an optional webhook ([`run`]).
+//!
+//! Alert texts carry names, counts and times only: never message content,
+//! and never a destination's last error (a server's diagnostics may quote
+//! the message).
+
+mod alert;
+mod board;
+pub mod rules;
+mod task;
+
+pub use alert::{Alert, Rule, Severity};
+pub use board::{Board, Event};
+pub use rules::evaluate;
+pub use task::{run, webhook_body, AlertTask};

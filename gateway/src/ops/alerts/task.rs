@@ -1,0 +1,153 @@
+//! The alerts task: every `evaluate_every`, evaluate the rules, update the
+//! board, log each announcement and queue it for the webhook. The webhook
+//! sender runs inside the same task (no task of its own to lose), sending
+//! notices in order with a few retries.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::alert::Alert;
+use super::board::{Board, Event};
+use super::rules::evaluate;
+use crate::config::{AlertsConfig, Config};
+use crate::ops::admin::StatusSource;
+use crate::ops::certs::{self, CertInfo};
+use crate::ops::clock;
+use crate::ops::restart_markers::RestartInfo;
+use crate::ops::webhook::Poster;
+
+/// The webhook's JSON body for one announcement.
+pub fn webhook_body(box_id: &str, event: Event, a: &Alert, now_ms: u64) -> serde_json::Value {
+    serde_json::json!({
+        "box_id": box_id,
+        "event": event,
+        "at": clock::iso8601(now_ms),
+        "alert": a,
+    })
+}
+
+/// Shared inputs of the alert task.
+pub struct AlertTask {
+    pub cfg: AlertsConfig,
+    pub box_id: String,
+    pub board: Arc<Board>,
+    pub status: StatusSource,
+    pub certs: Arc<Mutex<Vec<CertInfo>>>,
+    pub config: Arc<Config>,
+    pub restart: Option<RestartInfo>,
+}
+
+const CERT_REREAD: Duration = Duration::from_secs(600);
+/// Notices waiting for the webhook; beyond this they are dropped (and logged).
+const QUEUE: usize = 256;
+/// Tries per notice, the first retry after 1 s, doubling.
+const ATTEMPTS: u32 = 5;
+
+/// Evaluate every `evaluate_every` until shutdown.
+pub async fn run(t: AlertTask, shutdown: watch::Receiver<bool>) {
+    let poster = t.cfg.webhook.as_ref().and_then(|w| {
+        Poster::new(&w.url, &w.tls, w.auth.as_ref())
+            .map_err(|e| log::error!(target: "gateway::alerts", "alerts.webhook_url: cannot set up the HTTPS client: {e}; alerts go to the journal only"))
+            .ok()
+    });
+    match poster {
+        None => evaluate_loop(&t, None, shutdown).await,
+        Some(poster) => {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::join!(
+                evaluate_loop(&t, Some(tx), shutdown.clone()),
+                send_in_order(poster, rx, shutdown),
+            );
+        }
+    }
+}
+
+async fn evaluate_loop(
+    t: &AlertTask,
+    webhook: Option<mpsc::Sender<serde_json::Value>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(t.cfg.evaluate_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut certs_read_ms = clock::unix_ms();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = clock::unix_ms();
+        if now.saturating_sub(certs_read_ms) >= CERT_REREAD.as_millis() as u64 {
+            let cfg = t.config.clone();
+            if let Ok(c) = tokio::task::spawn_blocking(move || certs::collect(&cfg)).await {
+                *t.certs.lock().unwrap_or_else(|e| e.into_inner()) = c;
+            }
+            certs_read_ms = now;
+        }
+        let report = (t.status)();
+        let certs = t.certs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let alerts = evaluate(&t.cfg, &report, &certs, t.restart.as_ref(), now);
+        for (event, a) in t.board.update(alerts, now, t.cfg.reminder) {
+            log_event(event, &a);
+            if let Some(tx) = &webhook {
+                if tx
+                    .try_send(webhook_body(&t.box_id, event, &a, now))
+                    .is_err()
+                {
+                    log::warn!(target: "gateway::alerts", event = "alert_webhook_failed"; "alert webhook queue is full; dropped the {event:?} notice for {}", a.id);
+                }
+            }
+        }
+    }
+}
+
+fn log_event(event: Event, a: &Alert) {
+    let (id, severity) = (a.id.as_str(), a.severity.as_str());
+    match event {
+        Event::Fired => {
+            log::warn!(target: "gateway::alerts", event = "alert_fired", alert = id, severity = severity; "ALERT {}: {} — affected: {}; since {}; what to do: {}", a.severity, a.title, a.affected, a.since, a.action)
+        }
+        Event::Reminder => {
+            log::warn!(target: "gateway::alerts", event = "alert_reminder", alert = id, severity = severity; "ALERT still active since {}: {}", a.since, a.title)
+        }
+        Event::Resolved => {
+            log::info!(target: "gateway::alerts", event = "alert_resolved", alert = id; "RESOLVED: {} (active since {})", a.title, a.since)
+        }
+    }
+}
+
+/// Send notices in order; each is tried up to [`ATTEMPTS`] times (1, 2, 4, 8 s apart).
+async fn send_in_order(
+    poster: Poster,
+    mut rx: mpsc::Receiver<serde_json::Value>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let body = tokio::select! {
+            b = rx.recv() => match b { Some(b) => b, None => return },
+            _ = shutdown.changed() => return,
+        };
+        let mut delay = Duration::from_secs(1);
+        for attempt in 1..=ATTEMPTS {
+            // A POST in flight does not hold up the shutdown.
+            let sent = tokio::select! {
+                r = poster.post_json(&body) => r,
+                _ = shutdown.changed() => return,
+            };
+            match sent {
+                Ok(()) => break,
+                Err(e) if attempt == ATTEMPTS => {
+                    log::warn!(target: "gateway::alerts", event = "alert_webhook_failed"; "alert webhook: gave up after {ATTEMPTS} attempts: {e}");
+                }
+                Err(_) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    delay *= 2;
+                }
+            }
+        }
+    }
+}
