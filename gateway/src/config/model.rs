@@ -163,6 +163,8 @@ pub struct FhirSettings<S: Stage = Resolved> {
     pub code_maps_dir: Option<S::CodeMaps>,
     /// Offset for HL7 times sent without one, e.g. "-05:00".
     pub utc_offset: Option<String>,
+    /// One Provenance per Bundle (`provenance`, default true).
+    pub provenance: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -55,7 +55,7 @@ use super::circuit::{Circuit, Permit, State};
 use super::fhir_context::FhirContext;
 use super::monitor::Monitor;
 use super::outage_log::{error_class, OutageLog};
-use super::payload::{prepare, Wire};
+use super::payload::{prepare, FhirTarget, Wire};
 use super::sender::Sender;
 use super::verdict::Verdict;
 use crate::config::{DeadLetterPolicy, DeliveryPolicy, LaneMode};
@@ -304,14 +304,18 @@ impl Driver {
         let sender = self.o.sender.clone();
         let wire = self.o.wire;
         let name = self.o.name.clone();
-        let fhir = self.o.fhir.as_ref().map(|f| f.get());
+        let fhir = self.o.fhir.as_ref().map(|f| (f.get(), f.provenance()));
         self.o.monitor.update(|s| {
             s.in_flight += 1;
             s.attempts += 1;
         });
         self.in_flight.spawn(async move {
             let started_ms = unix_ms();
-            let verdict = attempt(&journal, &sender, wire, fhir.as_deref(), &name, &pe).await;
+            let target = fhir.as_ref().map(|(ctx, provenance)| FhirTarget {
+                ctx,
+                provenance: *provenance,
+            });
+            let verdict = attempt(&journal, &sender, wire, target, &name, &pe).await;
             Done {
                 lane,
                 verdict,
@@ -673,7 +677,7 @@ async fn attempt(
     journal: &Journal,
     sender: &Sender,
     wire: Wire,
-    fhir: Option<&fhir_map::MapContext>,
+    fhir: Option<FhirTarget<'_>>,
     name: &str,
     pe: &PendingEntry,
 ) -> Verdict {

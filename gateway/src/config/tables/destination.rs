@@ -37,6 +37,7 @@ pub(crate) struct RawDestination {
     pub(super) identifier_systems: BTreeMap<String, Spanned<String>>,
     pub(super) code_maps: Option<Spanned<String>>,
     pub(super) utc_offset: Option<Spanned<String>>,
+    pub(super) provenance: Option<Spanned<bool>>,
     // The delivery policy (delivery.rs).
     pub(super) concurrency: Option<Spanned<u64>>,
     pub(super) lane: Option<Spanned<String>>,
@@ -112,6 +113,7 @@ fn resolve_http(
             conditional: f.conditional,
             identifier_systems: f.identifier_systems,
             utc_offset: f.utc_offset,
+            provenance: f.provenance,
         })
     });
     Some(HttpDestination {
@@ -176,6 +178,12 @@ fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfi
             cx.error(
                 f,
                 format!("destination '{name}': tenant, update, code_maps and utc_offset apply to fhir destinations"),
+            );
+        }
+        if let Some(p) = &d.provenance {
+            cx.error(
+                p,
+                format!("destination '{name}': provenance applies to fhir destinations"),
             );
         }
         if let Some((k, v)) = d.identifier_systems.iter().next() {

@@ -1,6 +1,6 @@
 //! A `fhir` destination's mapping settings: tenant, update mode, identifier
-//! systems, code maps (loaded by `resolve`), default UTC offset. Part of
-//! `[[destination]]`.
+//! systems, code maps (loaded by `resolve`), default UTC offset, the
+//! Provenance switch. Part of `[[destination]]`.
 
 use super::destination::RawDestination;
 use crate::config::check::{each, maybe, Check};
@@ -77,5 +77,6 @@ pub(super) fn settings(
         identifier_systems: identifier_systems?,
         code_maps_dir,
         utc_offset: utc_offset?,
+        provenance: d.provenance.as_ref().is_none_or(|p| *p.get_ref()),
     })
 }
