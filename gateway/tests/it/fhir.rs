@@ -15,24 +15,9 @@ use serde_json::Value;
 
 use gateway::ops::clock::{iso8601, unix_ms};
 
-use crate::support::fhir_server::fhir_server;
+use crate::support::fhir_server::{corpus_message, corpus_messages, fhir_server, routing};
 use crate::support::http_peer::Mode;
 use crate::support::{ack_code, send_one, Gateway, Options};
-
-fn routing(url: &str, extra: &str) -> String {
-    format!(
-        "[[destination]]\nname = \"cloud\"\nkind = \"fhir\"\nurl = \"{url}\"\ntenant = \"clinic-7\"\nbackoff_initial = \"20ms\"\nbackoff_max = \"100ms\"\n{extra}\n\n[[route]]\nname = \"clinical\"\nfrom = [\"ehr\"]\nto = [\"cloud\"]\ntransform = \"fhir\"\n"
-    )
-}
-
-/// The fhir-map crate's synthetic corpus (every family the transform maps).
-fn corpus_messages() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir-map/tests/corpus");
-    test_support::paths::files_with_extension(&dir, "hl7")
-        .into_iter()
-        .map(|f| std::fs::read(f).unwrap())
-        .collect()
-}
 
 fn run(extra: &str) {
     let (peer, store) = fhir_server(true);
@@ -147,8 +132,7 @@ fn deliver_late(name: &str, extra: &str) -> (Vec<Value>, String, String) {
         routing: Some(routing(&peer.url("/fhir"), extra)),
         ..Default::default()
     });
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir-map/tests/corpus");
-    let msg = std::fs::read(dir.join(name)).unwrap();
+    let msg = corpus_message(name);
     let before = iso8601(unix_ms());
     let ack = ack_code(&send_one(&g.addr(), &msg).unwrap());
     assert!(ack == "AA" || ack == "CA", "{ack}");

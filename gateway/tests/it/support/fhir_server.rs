@@ -7,6 +7,7 @@
 //! times. Built on [`HttpPeer`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -124,4 +125,30 @@ pub fn fhir_server(cut_first_answer: bool) -> (HttpPeer, Arc<Mutex<Store>>) {
         ))
     }));
     (peer, store)
+}
+
+/// A fhir destination `cloud` (tenant `clinic-7`, quick backoff) at `url`
+/// with `extra` keys, and a route from the `ehr` listener to it.
+pub fn routing(url: &str, extra: &str) -> String {
+    format!(
+        "[[destination]]\nname = \"cloud\"\nkind = \"fhir\"\nurl = \"{url}\"\ntenant = \"clinic-7\"\nbackoff_initial = \"20ms\"\nbackoff_max = \"100ms\"\n{extra}\n\n[[route]]\nname = \"clinical\"\nfrom = [\"ehr\"]\nto = [\"cloud\"]\ntransform = \"fhir\"\n"
+    )
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir-map/tests/corpus")
+}
+
+/// The fhir-map crate's synthetic corpus (every family the transform maps).
+pub fn corpus_messages() -> Vec<Vec<u8>> {
+    test_support::paths::files_with_extension(&corpus_dir(), "hl7")
+        .into_iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
+/// One message of that corpus by file name.
+pub fn corpus_message(name: &str) -> Vec<u8> {
+    let path = corpus_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
