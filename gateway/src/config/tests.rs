@@ -211,8 +211,16 @@ fn fhir_destinations_need_the_fhir_transform_and_valid_settings() {
     assert!(e.reason.contains("send them to a fhir destination"), "{e}");
     let e = parse(&base.replace("-05:00", "EST")).unwrap_err();
     assert!(e.reason.contains("utc_offset"), "{e}");
-    let e = parse(&base.replace("\"conditional\"", "\"merge\"")).unwrap_err();
-    assert!(e.reason.contains("update \"merge\""), "{e}");
+    let merge = parse(&base.replace("\"conditional\"", "\"merge\"")).unwrap();
+    match &merge.destinations[1].kind {
+        DestinationKind::Fhir(h) => {
+            let f = h.fhir.as_ref().unwrap();
+            assert!(f.merge && !f.conditional);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = parse(&base.replace("\"conditional\"", "\"patch\"")).unwrap_err();
+    assert!(e.reason.contains("update \"patch\""), "{e}");
     let e = parse(&base.replace("http://clinic.example/mrn", "clinic mrn")).unwrap_err();
     assert!(e.reason.contains("must be a URI"), "{e}");
 }

@@ -185,6 +185,7 @@ mod tests {
         FhirSettings {
             tenant: "t1".into(),
             conditional: false,
+            merge: false,
             identifier_systems: vec![("CLINIC".into(), "https://c.example/mrn".into())],
             code_maps_dir: Some(dir.to_path_buf()),
             utc_offset: None,

@@ -21,6 +21,9 @@ pub struct Prepared {
     /// Shared, so retries and the HTTP client do not copy it.
     pub body: Bytes,
     pub content_type: &'static str,
+    /// FHIR: `Type/id` of the entries to write only if absent (read first
+    /// in PUT mode: `fhir_update`).
+    pub create_only: Vec<String>,
 }
 
 /// A fhir destination's mapping inputs.
@@ -65,6 +68,7 @@ pub fn prepare(
         message_type: msg.meta.message_type.clone(),
         body: Bytes::from(body),
         content_type,
+        create_only: Vec::new(),
     };
     match (transform, wire) {
         ("none", Wire::Hl7) => {
@@ -96,7 +100,11 @@ pub fn prepare(
             };
             let t = fhir_map::translate_with(&parsed, target.ctx, &options)
                 .map_err(|e| format!("cannot map to FHIR: {e}"))?;
-            Ok(base(&msg, t.bytes, "application/fhir+json"))
+            let mut p = base(&msg, t.bytes, "application/fhir+json");
+            if target.ctx.update_mode == fhir_map::UpdateMode::Put {
+                p.create_only = t.create_only;
+            }
+            Ok(p)
         }
         ("none", Wire::Fhir) => Err(
             "this fhir destination got an untransformed HL7 message: give its route transform = \"fhir\""

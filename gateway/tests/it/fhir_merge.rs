@@ -6,7 +6,11 @@
 //!   an ORU for the old MRN that the server fails a few times still lands
 //!   before the merge (its lane is not the A40's).
 //! - A result for the old MRN after the merge never clears the merged
-//!   Patient's `active` = false or its `link`.
+//!   Patient's `active` = false or its `link`, in PUT mode (its Patient is
+//!   create-only: read first, written back unchanged with If-Match) and in
+//!   conditional mode (POST + ifNoneExist).
+//! - `update = "merge"`: a sparse A08 keeps what it leaves out; a version
+//!   that changes between the read and the write (412) is read again.
 //! - A01 → A11 → A01 again is one Encounter, in progress at the end.
 
 use std::time::Duration;
@@ -96,6 +100,11 @@ fn late_result_keeps_the_merge(extra: &str) {
 }
 
 #[test]
+fn a_late_result_for_the_old_mrn_never_clears_the_merge_put_mode() {
+    late_result_keeps_the_merge("");
+}
+
+#[test]
 fn a_late_result_for_the_old_mrn_never_clears_the_merge_conditional_mode() {
     late_result_keeps_the_merge(
         "update = \"conditional\"\nidentifier_systems = { ECW = \"http://clinic-7.example/mrn\" }",
@@ -133,4 +142,82 @@ fn an_admit_cancelled_and_admitted_again_is_one_encounter_in_progress() {
     assert_eq!(last[0]["id"], after_cancel[0]["id"]);
     assert_eq!(last[0]["status"], "in-progress");
     assert!(st.redelivery_diffs.is_empty() && st.created_on_redelivery.is_empty());
+}
+
+/// adt_a04_same_patient's patient again, in an A08 that carries only the
+/// identifier, name, birth date and sex (no address, telecom, race ...).
+fn sparse_a08() -> Vec<u8> {
+    let full = String::from_utf8(corpus_message("adt_a04_same_patient.hl7")).unwrap();
+    full.split('\r')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if s.starts_with("MSH") {
+                s.replace("ADT^A04^ADT_A01|SAME1|", "ADT^A08^ADT_A01|SPARSE8|")
+            } else if s.starts_with("PID") {
+                s.split('|').take(9).collect::<Vec<_>>().join("|")
+            } else {
+                s.to_string()
+            }
+        })
+        .map(|s| s + "\r")
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// The Patient MRN1004 after the full A04 and then the sparse A08.
+fn after_sparse_a08(extra: &str, concurrent_change: bool) -> (Value, usize, Vec<String>) {
+    let (peer, store) = fhir_server(false);
+    let g = Gateway::start_with(Options {
+        routing: Some(routing(&peer.url("/fhir"), extra)),
+        ..Default::default()
+    });
+    send(&g, &corpus_message("adt_a04_same_patient.hl7"));
+    g.wait_drained(Duration::from_secs(60));
+    if concurrent_change {
+        let mut st = store.lock().unwrap();
+        let key = st
+            .of_type("Patient")
+            .first()
+            .map(|(k, _)| k.to_string())
+            .unwrap();
+        st.change_after_read = Some(key);
+    }
+    send(&g, &sparse_a08());
+    g.wait_drained(Duration::from_secs(60));
+    let st = store.lock().unwrap();
+    assert_eq!(st.applied_order, ["SAME1", "SPARSE8"]);
+    (
+        patient(&st, "MRN1004").clone(),
+        st.precondition_failures,
+        st.reads.clone(),
+    )
+}
+
+#[test]
+fn put_mode_an_a08_replaces_the_whole_patient() {
+    let (p, _, reads) = after_sparse_a08("", false);
+    assert!(p.get("address").is_none(), "PUT replaces: {p}");
+    assert!(
+        !reads.iter().any(|r| r.starts_with("Patient/")),
+        "an ADT's Patient is not read in PUT mode: {reads:?}"
+    );
+}
+
+#[test]
+fn merge_mode_keeps_what_a_sparse_a08_leaves_out_and_reads_again_on_412() {
+    let (p, failures, reads) = after_sparse_a08("update = \"merge\"", true);
+    assert_eq!(
+        p["address"][0]["city"], "Springfield",
+        "kept from the A04: {p}"
+    );
+    assert!(p["telecom"].is_array(), "{p}");
+    assert_eq!(p["name"][0]["family"], "Øverby");
+    assert_eq!(
+        failures, 1,
+        "the concurrent change made one write fail with 412"
+    );
+    assert!(
+        reads.iter().filter(|r| r.starts_with("Patient/")).count() >= 3,
+        "A04, A08, and the A08 again after the 412: {reads:?}"
+    );
 }

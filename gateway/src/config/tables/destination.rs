@@ -111,6 +111,7 @@ fn resolve_http(
             code_maps_dir: maybe(f.code_maps_dir, |d| rx.code_maps(d))?,
             tenant: f.tenant,
             conditional: f.conditional,
+            merge: f.merge,
             identifier_systems: f.identifier_systems,
             utc_offset: f.utc_offset,
             provenance: f.provenance,
