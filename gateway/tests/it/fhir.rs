@@ -192,3 +192,18 @@ fn provenance_false_leaves_it_out() {
     let (provenances, _, _) = deliver_late("oru_r01_lipid_1.hl7", "provenance = false");
     assert!(provenances.is_empty(), "{provenances:?}");
 }
+
+#[test]
+fn gateway_translate_writes_decimals_as_received() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir-map/tests/corpus");
+    let out = test_support::run::succeeds(
+        std::process::Command::new(crate::support::BIN)
+            .arg("translate")
+            .arg(dir.join("oru_r01_decimals.hl7")),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"value\": 5.50\n"), "{text}");
+    assert!(text.contains("\"value\": 1234567890.123456789\n"), "{text}");
+    let bundle: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+}
