@@ -187,7 +187,8 @@ impl HttpSender {
             rounds += 1;
             let body = self.body_for(p, auth).await?;
             let resp = self.post_body(p, body, auth).await?;
-            if resp.status().as_u16() != 412 || rounds >= MAX_PRECONDITION_ROUNDS {
+            // Only a fhir Bundle's If-Match is ours to answer by reading again.
+            if !self.fhir || resp.status().as_u16() != 412 || rounds >= MAX_PRECONDITION_ROUNDS {
                 return Ok(resp);
             }
             // Changed since read: read again and merge again.
