@@ -1,7 +1,16 @@
-//! ADT A01/A03/A04/A08/A31 → Patient, Encounter (not for A31), and the
-//! patient's RelatedPersons (NK1), Coverages (IN1/IN2), AllergyIntolerances
-//! (AL1) and Conditions (DG1). The Coverage and Condition maps are shared
-//! with DFT and ORM.
+//! ADT → Patient, Encounter, and the patient's RelatedPersons (NK1),
+//! Coverages (IN1/IN2), AllergyIntolerances (AL1, and IAM for A60) and
+//! Conditions (DG1). The Coverage and Condition maps are shared with DFT,
+//! BAR and ORM.
+//!
+//! | trigger | what |
+//! | --- | --- |
+//! | A01 A02 A03 A04 A05 A06 A07 A08 A09 A10 A11 A12 A13 A14 A15 A16 A25 A26 A27 A38 | Patient + Encounter (status per [`super::encounter::trigger_status`]) + the rest |
+//! | A41 (merge account), A45 (move visit) | the same: the Patient and the Encounter of the PV1; the account move itself has no Patient effect (Account resources come from DFT/BAR) |
+//! | A28 (add person), A31 (update person) | Patient, no Encounter |
+//! | A29 (delete person) | Patient with `active` = false (a PUT: nothing is deleted on the server) |
+//! | A40 (merge patient), A47 (change identifier) | [`super::merge`] |
+//! | A60 (adverse reactions) | Patient, Encounter when PV1 is sent, AllergyIntolerance per IAM |
 
 use super::json::{json, Map, Value};
 
@@ -24,11 +33,20 @@ pub const US_CORE_COVERAGE: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-coverage";
 
 pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
-    m.require_patient()?;
-    if trigger != "A31" {
+    if matches!(trigger, "A40" | "A47") {
+        return super::merge::map(m, trigger);
+    }
+    let patient = m.require_patient()?;
+    if trigger == "A29" {
+        if let Some(p) = m.bundle.resource_mut(&patient) {
+            p.insert("active", Value::Bool(false));
+        }
+    }
+    if !matches!(trigger, "A28" | "A29" | "A31") {
         map_encounter(m, trigger)?;
     }
     map_allergies(m);
+    map_adverse_reactions(m);
     map_conditions(m);
     map_coverages(m);
     Ok(())
@@ -41,21 +59,43 @@ pub fn map_allergies(m: &mut Mapper<'_, '_, '_>) {
     };
     let al1s: Vec<Segment<'_, '_>> = m.msg.segments_named("AL1").collect();
     for al1 in al1s {
-        let allergen = al1.field(3).repetition(1);
-        let Some(code) = codeable_concept(&allergen, m.ctx) else {
+        let Some((rid, mut allergy)) = allergy(m, &patient, &al1, ("confirmed", "Confirmed"), true)
+        else {
             continue;
         };
-        let rid = m.bundle.shared_rid(
-            "AllergyIntolerance",
-            &[
-                &patient.id,
-                &text_cow(&allergen.component(3)),
-                &text_cow(&allergen.component(1)),
-                &text_cow(&allergen.component(2)),
-            ],
+        put(
+            &mut allergy,
+            "onsetDateTime",
+            date_time(&text_cow(&al1.field(6).component(1)), m.ctx),
         );
-        let mut allergy = Map::new();
-        allergy.insert("meta", meta(US_CORE_ALLERGY));
+        m.bundle.insert(rid, allergy, None, Write::Upsert);
+    }
+}
+
+/// What AL1 and IAM share (the same fields): type 2 → category, allergen
+/// 3 → code (and the key: patient + allergen), severity 4 → criticality,
+/// reactions 5. `None` without an allergen.
+fn allergy(
+    m: &mut Mapper<'_, '_, '_>,
+    patient: &Rid,
+    seg: &Segment<'_, '_>,
+    verification: (&'static str, &'static str),
+    active: bool,
+) -> Option<(Rid, Map)> {
+    let allergen = seg.field(3).repetition(1);
+    let code = codeable_concept(&allergen, m.ctx)?;
+    let rid = m.bundle.shared_rid(
+        "AllergyIntolerance",
+        &[
+            &patient.id,
+            &text_cow(&allergen.component(3)),
+            &text_cow(&allergen.component(1)),
+            &text_cow(&allergen.component(2)),
+        ],
+    );
+    let mut allergy = Map::new();
+    allergy.insert("meta", meta(US_CORE_ALLERGY));
+    if active {
         allergy.insert(
             "clinicalStatus",
             concept(
@@ -64,34 +104,102 @@ pub fn map_allergies(m: &mut Mapper<'_, '_, '_>) {
                 "Active",
             ),
         );
-        allergy.insert(
-            "verificationStatus",
-            concept(
-                "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                "confirmed",
-                "Confirmed",
-            ),
-        );
-        allergy.insert("code", code);
-        allergy.insert("patient", m.bundle.reference(&patient));
-        if let Some(category) = allergy_category(&text_cow(&al1.field(2).component(1))) {
-            allergy.insert("category", json!([category]));
+    }
+    allergy.insert(
+        "verificationStatus",
+        concept(
+            "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+            verification.0,
+            verification.1,
+        ),
+    );
+    allergy.insert("code", code);
+    allergy.insert("patient", m.bundle.reference(patient));
+    if let Some(category) = allergy_category(&text_cow(&seg.field(2).component(1))) {
+        allergy.insert("category", json!([category]));
+    }
+    if let Some(criticality) = allergy_criticality(&text_cow(&seg.field(4).component(1))) {
+        allergy.insert("criticality", Value::from(criticality));
+    }
+    let reactions: Vec<Value> = seg
+        .field(5)
+        .repetitions()
+        .map(|r| r.text().trim().to_string())
+        .filter(|t| !t.is_empty())
+        .map(|t| json!({ "manifestation": [{ "text": t }] }))
+        .collect();
+    put(&mut allergy, "reaction", reactions);
+    Some((rid, allergy))
+}
+
+/// Every IAM (A60 patient adverse reaction information) →
+/// AllergyIntolerance: allergen IAM-3, category IAM-2, severity IAM-4 →
+/// criticality, reaction IAM-5 and the IAR segments after it (IAR-1
+/// manifestation, IAR-2 severity), onset IAM-11, reported IAM-13 →
+/// recordedDate, verification IAM-17 (table 0438: C confirmed, else
+/// unconfirmed). IAM-6 action D (delete) → `entered-in-error`. Keyed like
+/// AL1 (patient + allergen), so an AL1 and an IAM for one allergy are one
+/// resource; IAM-7 unique identifier is its identifier.
+pub fn map_adverse_reactions(m: &mut Mapper<'_, '_, '_>) {
+    let Some(patient) = m.patient.clone() else {
+        return;
+    };
+    let msg = m.msg;
+    let segments: Vec<Segment<'_, '_>> = msg.segments().collect();
+    for (i, iam) in segments.iter().enumerate() {
+        if iam.id() != "IAM" {
+            continue;
         }
-        if let Some(criticality) = allergy_criticality(&text_cow(&al1.field(4).component(1))) {
-            allergy.insert("criticality", Value::from(criticality));
-        }
-        let reactions: Vec<Value> = al1
-            .field(5)
-            .repetitions()
-            .map(|r| r.text().trim().to_string())
-            .filter(|t| !t.is_empty())
-            .map(|t| json!({ "manifestation": [{ "text": t }] }))
+        // The IAR reactions after it, up to the next IAM.
+        let iars: Vec<&Segment<'_, '_>> = segments
+            .iter()
+            .skip(i + 1)
+            .take_while(|s| s.id() != "IAM")
+            .filter(|s| s.id() == "IAR")
             .collect();
+        let deleted = text_cow(&iam.field(6).component(1)).eq_ignore_ascii_case("D");
+        let verification = match (deleted, text_cow(&iam.field(17).component(1)).as_ref()) {
+            (true, _) => ("entered-in-error", "Entered in Error"),
+            (false, "C" | "c") => ("confirmed", "Confirmed"),
+            _ => ("unconfirmed", "Unconfirmed"),
+        };
+        let Some((rid, mut allergy)) = allergy(m, &patient, iam, verification, !deleted) else {
+            continue;
+        };
+        if let Some(id) =
+            super::datatypes::entity_identifier(&iam.field(7).repetition(1), "", m.ctx)
+        {
+            allergy.insert("identifier", json!([id]));
+        }
+        let mut reactions = match allergy.get("reaction") {
+            Some(Value::Array(list)) => list.clone(),
+            _ => Vec::new(),
+        };
+        for iar in iars {
+            let Some(manifestation) = codeable_concept(&iar.field(1).repetition(1), m.ctx) else {
+                continue;
+            };
+            let severity = match text_cow(&iar.field(2).component(1))
+                .to_ascii_uppercase()
+                .as_str()
+            {
+                "MI" => "mild",
+                "MO" => "moderate",
+                "SV" => "severe",
+                _ => "",
+            };
+            reactions.push(json!({ "manifestation": [manifestation], "severity": severity }));
+        }
         put(&mut allergy, "reaction", reactions);
         put(
             &mut allergy,
             "onsetDateTime",
-            date_time(&text_cow(&al1.field(6).component(1)), m.ctx),
+            date_time(&text_cow(&iam.field(11).component(1)), m.ctx),
+        );
+        put(
+            &mut allergy,
+            "recordedDate",
+            date_time(&text_cow(&iam.field(13).component(1)), m.ctx),
         );
         m.bundle.insert(rid, allergy, None, Write::Upsert);
     }
@@ -104,6 +212,27 @@ pub struct ConditionLink {
     /// DG1-3.1, as a FHIR code.
     pub code: String,
     pub reference: Value,
+}
+
+/// What every Condition has: its category (condition-category), code and
+/// subject.
+pub fn condition_basics(
+    condition: &mut Map,
+    category: &'static str,
+    display: &'static str,
+    code: Value,
+    subject: Value,
+) {
+    condition.insert(
+        "category",
+        json!([concept(
+            "http://terminology.hl7.org/CodeSystem/condition-category",
+            category,
+            display
+        )]),
+    );
+    condition.insert("code", code);
+    condition.insert("subject", subject);
 }
 
 /// Every DG1 → Condition (encounter diagnosis), keyed by patient +
@@ -164,16 +293,13 @@ pub fn map_conditions(m: &mut Mapper<'_, '_, '_>) -> Vec<ConditionLink> {
                 ),
             );
         }
-        condition.insert(
-            "category",
-            json!([concept(
-                "http://terminology.hl7.org/CodeSystem/condition-category",
-                "encounter-diagnosis",
-                "Encounter Diagnosis"
-            )]),
+        condition_basics(
+            &mut condition,
+            "encounter-diagnosis",
+            "Encounter Diagnosis",
+            code,
+            m.bundle.reference(&patient),
         );
-        condition.insert("code", code);
-        condition.insert("subject", m.bundle.reference(&patient));
         put(&mut condition, "encounter", m.encounter_ref());
         put(
             &mut condition,
@@ -231,7 +357,6 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
         )
         .unwrap_or_else(|| m.bundle.reference(&patient));
         let mut coverage = Map::new();
-        coverage.insert("meta", meta(US_CORE_COVERAGE));
         coverage.insert("status", Value::from("active"));
         coverage.insert("beneficiary", m.bundle.reference(&patient));
         coverage.insert("payor", json!([payor]));
@@ -261,6 +386,10 @@ pub fn map_coverages(m: &mut Mapper<'_, '_, '_>) -> Vec<Rid> {
                     rel,
                 ),
             );
+        }
+        // US Core Coverage needs relationship (1..1): claimed only with it.
+        if coverage.contains_key("relationship") {
+            coverage.insert("meta", meta(US_CORE_COVERAGE));
         }
         let start = date(&text_cow(&in1.field(12).component(1)));
         let end = date(&text_cow(&in1.field(13).component(1)));

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::json::{json, Map, Value};
 
 use super::ids::{resource_id, uuid_urn};
+use super::provenance::{provenance, ProvenanceSource};
 use super::systems::{urn_segment, GATEWAY_URN};
 use super::UpdateMode;
 
@@ -96,7 +97,7 @@ impl<'c> BundleBuilder<'c> {
 
     pub fn reference_string(&self, rid: &Rid) -> String {
         match self.mode {
-            UpdateMode::Put => format!("{}/{}", rid.rtype, rid.id),
+            UpdateMode::Put => type_slash_id(rid),
             UpdateMode::Conditional => uuid_urn(&rid.id),
         }
     }
@@ -144,6 +145,31 @@ impl<'c> BundleBuilder<'c> {
         self.entries.get_mut(i).map(|e| &mut e.resource)
     }
 
+    /// The request urls (PUT mode: `Type/id`) of the create-only entries:
+    /// what a destination must write only if absent.
+    pub fn create_only_urls(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.write == Write::CreateOnly)
+            .map(|e| type_slash_id(&e.rid))
+            .collect()
+    }
+
+    /// Adds the Bundle's Provenance, naming every entry so far as a target.
+    pub fn add_provenance(&mut self, key: &[&str], source: ProvenanceSource) {
+        let targets: Vec<Value> = self
+            .entries
+            .iter()
+            .map(|e| self.reference(&e.rid))
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let rid = self.shared_rid("Provenance", key);
+        let resource = provenance(self.tenant, source, targets);
+        self.insert(rid, resource, None, Write::Upsert);
+    }
+
     /// The transaction Bundle. `control_id` is MSH-10; `timestamp` an
     /// `instant` (MSH-7 when it has full precision and an offset).
     pub fn finish(self, control_id: &str, timestamp: Option<String>) -> Value {
@@ -161,21 +187,26 @@ impl<'c> BundleBuilder<'c> {
             let request = match self.mode {
                 UpdateMode::Put => {
                     resource.insert("id", Value::from(&rid.id));
-                    json!({ "method": "PUT", "url": format!("{}/{}", rid.rtype, rid.id) })
+                    json!({ "method": "PUT", "url": type_slash_id(&rid) })
                 }
                 UpdateMode::Conditional => {
-                    let (system, value) = match match_identifier {
-                        Some(pair) => pair,
+                    let (param, system, value) = match match_identifier {
+                        Some((system, value)) => ("identifier", system, value),
+                        // No `identifier` element (Provenance): matched by a tag.
+                        None if rid.rtype == "Provenance" => {
+                            let tag = json!({ "system": gateway_id_system.clone(), "code": rid.id.clone() });
+                            resource.insert("meta", json!({ "tag": [tag] }));
+                            ("_tag", gateway_id_system.clone(), rid.id.clone())
+                        }
                         None => {
                             // No business identifier: carry our id as one so
                             // the server can match it on the next replay.
-                            let pair = (gateway_id_system.clone(), rid.id.clone());
-                            push_identifier(&mut resource, &pair.0, &pair.1);
-                            pair
+                            push_identifier(&mut resource, &gateway_id_system, &rid.id);
+                            ("identifier", gateway_id_system.clone(), rid.id.clone())
                         }
                     };
                     let search = format!(
-                        "identifier={}|{}",
+                        "{param}={}|{}",
                         percent_encode(&system),
                         percent_encode(&value)
                     );
@@ -193,7 +224,10 @@ impl<'c> BundleBuilder<'c> {
                 }
             };
             let mut resource = Value::Object(resource);
-            prune(&mut resource);
+            // The Provenance is built without empty values.
+            if rid.rtype != "Provenance" {
+                prune(&mut resource);
+            }
             // Built by hand: `json!` would deep-copy the resource.
             let mut entry = Map::new();
             entry.insert("fullUrl", Value::from(full_url));
@@ -221,6 +255,15 @@ impl<'c> BundleBuilder<'c> {
         }
         Value::Object(bundle)
     }
+}
+
+/// `Type/id`, allocated once (this runs for every reference).
+fn type_slash_id(rid: &Rid) -> String {
+    let mut s = String::with_capacity(rid.rtype.len() + 1 + rid.id.len());
+    s.push_str(rid.rtype);
+    s.push('/');
+    s.push_str(&rid.id);
+    s
 }
 
 fn push_identifier(resource: &mut Map, system: &str, value: &str) {
@@ -251,7 +294,12 @@ fn percent_encode(s: &str) -> String {
 pub fn is_empty_value(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
+        // Most strings start with a visible character: no scan.
+        Value::String(s) => match s.as_bytes().first() {
+            None => true,
+            Some(b) if b.is_ascii_graphic() => false,
+            Some(_) => s.trim().is_empty(),
+        },
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use super::json::{json, Map, Number, Value};
+use super::json::{json, Decimal, Map, Number, Value};
 
 use super::systems::{coding_system_uri, local_code_system};
 use super::MapContext;
@@ -119,7 +119,8 @@ fn parse_ts(raw: &str) -> Option<Timestamp<'_>> {
     })
 }
 
-fn days_in_month(year: u32, month: u32) -> u32 {
+/// Days in a month of the Gregorian calendar.
+pub fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
         2 => 28,
@@ -221,27 +222,89 @@ pub fn period(start: &str, end: &str, ctx: &MapContext) -> Value {
 
 // ---------------------------------------------------------------- numbers
 
-/// HL7 NM → JSON number (a FHIR decimal), or `None` when not a number.
-/// Accepts `+5`, `.5`, `05.0`; keeps what an f64 can hold (see the module
-/// doc of [`super`] on trailing zeros).
+/// HL7 NM → a FHIR decimal written exactly as received, never through
+/// f64: `5.50` stays `5.50`, `1234567890.123456789` keeps every digit.
+/// Normalised as JSON requires: a leading `+` and leading zeros go (`+007.10`
+/// → `7.10`), a leading `.` gets its zero (`.5` → `0.5`, `-.5` → `-0.5`),
+/// a trailing `.` goes (`5.` → `5`). `None` when not an NM: letters,
+/// exponents (`1e3`: HL7's NM has none; the caller keeps the text, e.g. as
+/// valueString), two points, no digit.
 pub fn decimal(raw: &str) -> Option<Value> {
     let s = raw.trim();
     let s = s.strip_prefix('+').unwrap_or(s);
-    let body = s.strip_prefix('-').unwrap_or(s);
-    if body.is_empty()
-        || !body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        || body.bytes().filter(|&b| b == b'.').count() > 1
-        || body == "."
+    let (negative, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int)
+        || !frac.is_none_or(digits)
+        || (int.is_empty() && frac.is_none_or(str::is_empty))
     {
         return None;
     }
-    if !body.contains('.') {
-        if let Ok(i) = s.parse::<i64>() {
+    let trimmed = int.trim_start_matches('0');
+    let normal = !s.starts_with('+')
+        && (trimmed.len() == int.len() || int == "0")
+        && !int.is_empty()
+        && frac != Some("");
+    // Already as JSON writes it (most values): no copy.
+    let text: Cow<'_, str> = if normal {
+        Cow::Borrowed(s)
+    } else {
+        let mut out = String::with_capacity(s.len() + 2);
+        if negative {
+            out.push('-');
+        }
+        out.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+        if let Some(f) = frac.filter(|f| !f.is_empty()) {
+            out.push('.');
+            out.push_str(f);
+        }
+        Cow::Owned(out)
+    };
+    if frac.is_none() && text.len() <= 18 && text != "-0" {
+        // An integer: a plain JSON integer (the same bytes either way).
+        if let Ok(i) = text.parse::<i64>() {
             return Some(Value::Number(Number::from(i)));
         }
     }
-    let f: f64 = s.parse().ok()?;
-    Number::from_f64(f).map(Value::Number)
+    // A number an f64 writes back as the same text (`5.5`, `0.1`, `12.0`)
+    // needs no copy either; `5.50`, `1234567890.123456789` are kept as text.
+    if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+        if writes_as(&n, &text) {
+            return Some(Value::Number(n));
+        }
+    }
+    Decimal::new(text.into_owned()).map(Value::Decimal)
+}
+
+/// Whether `n` is written (by serde_json, ryu's shortest form) as `text`:
+/// compared in a stack buffer.
+fn writes_as(n: &Number, text: &str) -> bool {
+    use std::fmt::Write;
+    struct Buf {
+        bytes: [u8; 40],
+        len: usize,
+    }
+    impl Write for Buf {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+            slot.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut buf = Buf {
+        bytes: [0; 40],
+        len: 0,
+    };
+    write!(buf, "{n}").is_ok() && buf.bytes.get(..buf.len) == Some(text.as_bytes())
 }
 
 // ---------------------------------------------------------------- CX
@@ -776,14 +839,32 @@ mod tests {
 
     #[test]
     fn decimals() {
+        let exact = |raw: &str| decimal(raw).map(|v| serde_json::to_string(&v).unwrap());
         assert_eq!(decimal("5"), Some(json!(5)));
-        assert_eq!(decimal("+5.5"), Some(json!(5.5)));
-        assert_eq!(decimal(".5"), Some(json!(0.5)));
-        assert_eq!(decimal("-0.25"), Some(json!(-0.25)));
-        assert_eq!(decimal("5..1"), None);
-        assert_eq!(decimal("abc"), None);
-        assert_eq!(decimal("."), None);
-        assert_eq!(decimal("1e5"), None);
+        assert_eq!(exact("5").as_deref(), Some("5"));
+        assert_eq!(exact("+5.5").as_deref(), Some("5.5"));
+        assert_eq!(exact(".5").as_deref(), Some("0.5"));
+        assert_eq!(exact("-.5").as_deref(), Some("-0.5"));
+        assert_eq!(exact("-0.25").as_deref(), Some("-0.25"));
+        assert_eq!(exact("5.50").as_deref(), Some("5.50"));
+        assert_eq!(exact("0.1").as_deref(), Some("0.1"));
+        assert_eq!(exact("+007.10").as_deref(), Some("7.10"));
+        assert_eq!(exact("000").as_deref(), Some("0"));
+        assert_eq!(exact("5.").as_deref(), Some("5"));
+        assert_eq!(
+            exact("1234567890.123456789").as_deref(),
+            Some("1234567890.123456789")
+        );
+        // Past i64: still exact, as a decimal.
+        assert_eq!(
+            exact("123456789012345678901234").as_deref(),
+            Some("123456789012345678901234")
+        );
+        for bad in [
+            "5..1", "abc", ".", "", "-", "+", "1e5", "1e3", "1.5e2", "0x10", "5-", "1 000",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad}");
+        }
     }
 
     #[test]

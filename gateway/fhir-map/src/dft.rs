@@ -33,41 +33,53 @@ use hl7::Segment;
 
 pub const MODIFIER_EXTENSION: &str = "urn:clinic-gateway:fhir:chargeitem-modifier";
 
+/// PID-18 patient account number → an Account (`status`) of the patient
+/// of `pid` naming `coverages`; a Reference to it. Shared with BAR.
+pub fn map_account(
+    m: &mut Mapper<'_, '_, '_>,
+    pid: &Segment<'_, '_>,
+    coverages: &[super::Rid],
+    status: &'static str,
+) -> Option<Value> {
+    let patient = m.patient.clone()?;
+    let acct = pid.field(18).repetition(1);
+    let value = text(&acct.component(1));
+    if value.is_empty() {
+        return None;
+    }
+    let rid = m
+        .bundle
+        .shared_rid("Account", &[&authority_key(&acct.component(4)), &value]);
+    let mut account = Map::new();
+    account.insert("status", Value::from(status));
+    account.insert("subject", json!([m.bundle.reference(&patient)]));
+    let id = identifier(&acct, m.ctx);
+    let match_id = id.as_ref().and_then(identifier_pair);
+    put(
+        &mut account,
+        "identifier",
+        id.map(|i| vec![Value::Object(i)]).unwrap_or_default(),
+    );
+    let coverage_refs: Vec<Value> = coverages
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({ "coverage": m.bundle.reference(c), "priority": i + 1 }))
+        .collect();
+    put(&mut account, "coverage", coverage_refs);
+    let reference = m.bundle.reference(&rid);
+    m.bundle.insert(rid, account, match_id, Write::Upsert);
+    Some(reference)
+}
+
 pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
     let patient = m.require_patient()?;
     map_encounter(m, "P03")?;
     let conditions = map_conditions(m);
     let coverages = map_coverages(m);
     let msg = m.msg;
-    let pid = msg.segment("PID");
-    let account = pid.map(|p| p.field(18).repetition(1)).and_then(|acct| {
-        let value = text(&acct.component(1));
-        if value.is_empty() {
-            return None;
-        }
-        let rid = m
-            .bundle
-            .shared_rid("Account", &[&authority_key(&acct.component(4)), &value]);
-        let mut account = Map::new();
-        account.insert("status", Value::from("active"));
-        account.insert("subject", json!([m.bundle.reference(&patient)]));
-        let id = identifier(&acct, m.ctx);
-        let match_id = id.as_ref().and_then(identifier_pair);
-        put(
-            &mut account,
-            "identifier",
-            id.map(|i| vec![Value::Object(i)]).unwrap_or_default(),
-        );
-        let coverage_refs: Vec<Value> = coverages
-            .iter()
-            .enumerate()
-            .map(|(i, c)| json!({ "coverage": m.bundle.reference(c), "priority": i + 1 }))
-            .collect();
-        put(&mut account, "coverage", coverage_refs);
-        let reference = m.bundle.reference(&rid);
-        m.bundle.insert(rid, account, match_id, Write::Upsert);
-        Some(reference)
-    });
+    let account = msg
+        .segment("PID")
+        .and_then(|pid| map_account(m, &pid, &coverages, "active"));
     let visit = msg
         .segment("PV1")
         .map(|pv1| text(&pv1.field(19).component(1)))

@@ -1,7 +1,20 @@
 //! PV1/PV2 → Encounter, after the IG's PV1→Encounter map. The status
-//! comes from the trigger: A01 admit → in-progress, A04 register →
-//! arrived, A03 discharge → finished; other messages derive it from PV1-44
-//! (admit) and PV1-45 (discharge).
+//! comes from the trigger ([`trigger_status`], after the IG's table 0003
+//! → EncounterStatus map); other messages derive it from PV1-44 (admit) and
+//! PV1-45 (discharge).
+//!
+//! Cancels correct the Encounter they cancel, never make a new one: A11
+//! (cancel admit) and A27 (cancel pending admit) set it `cancelled`, A12
+//! (cancel transfer) puts the patient back in PV1-3, A13 (cancel
+//! discharge) makes it `in-progress` again and drops `period.end`; A25/A26
+//! (cancel pending discharge/transfer) keep it `in-progress`. As every
+//! message writes the whole Encounter, the last message wins: A01 → A11 →
+//! A01 is one Encounter, `in-progress`. A cancel must name its visit
+//! (PV1-19, else PV1-44 admit time): one that does not is refused, since
+//! the Encounter it corrects cannot be found.
+//!
+//! Locations: PV1-3 (`active`, `completed` once finished) and, after a
+//! transfer, PV1-6 prior location (`completed`).
 
 use super::json::{json, Map, Value};
 
@@ -32,6 +45,16 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
     let visit_number = text(&visit.component(1));
     let admit = text(&pv1.field(44).component(1));
     let discharge = text(&pv1.field(45).component(1));
+    let cancel = matches!(
+        trigger,
+        "A11" | "A12" | "A13" | "A25" | "A26" | "A27" | "A38"
+    );
+    if cancel && visit_number.is_empty() && admit.is_empty() {
+        return Err(MapError::new(
+            "PV1-19",
+            "and PV1-44 are empty: a cancel must name the visit it corrects",
+        ));
+    }
     let rid = if !visit_number.is_empty() {
         let auth = authority_key(&visit.component(4));
         m.bundle
@@ -47,13 +70,11 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
         )
     };
 
-    let status = match trigger {
-        "A01" => "in-progress",
-        "A04" => "arrived",
-        "A03" => "finished",
-        _ if !discharge.is_empty() => "finished",
-        _ if !admit.is_empty() => "in-progress",
-        _ => "unknown",
+    let status = match trigger_status(trigger) {
+        Some(s) => s,
+        None if !discharge.is_empty() => "finished",
+        None if !admit.is_empty() => "in-progress",
+        None => "unknown",
     };
     let (class_code, class_display) = encounter_class(&text_cow(&pv1.field(2).component(1)));
     let mut enc = Map::new();
@@ -94,7 +115,14 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
         }
     }
     put(&mut enc, "participant", participants);
-    let mut end = discharge.clone();
+    // A cancelled admit and a cancelled discharge have no end.
+    let mut end = if matches!(status, "in-progress" | "cancelled" | "planned" | "arrived")
+        && trigger_status(trigger).is_some()
+    {
+        String::new()
+    } else {
+        discharge.clone()
+    };
     if trigger == "A03" && end.is_empty() {
         if let Some(evn) = m.msg.segment("EVN") {
             end = text(&evn.field(6).component(1));
@@ -118,12 +146,16 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
     } else {
         "active"
     };
+    let mut locations = Vec::new();
     if let Some(loc) = location(m, &pv1.field(3).repetition(1)) {
-        enc.insert(
-            "location",
-            json!([{ "location": loc, "status": location_status }]),
-        );
+        locations.push(json!({ "location": loc, "status": location_status }));
     }
+    if let Some(prior) = location(m, &pv1.field(6).repetition(1)) {
+        if !locations.iter().any(|l| l["location"] == prior) {
+            locations.push(json!({ "location": prior, "status": "completed" }));
+        }
+    }
+    put(&mut enc, "location", locations);
     let mut hospitalization = Map::new();
     if let Some(source) = table_concept(&pv1.field(14).repetition(1), "0023", m.ctx) {
         hospitalization.insert("admitSource", source);
@@ -140,4 +172,20 @@ pub fn map_encounter(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<Option
     m.bundle.insert(rid.clone(), enc, match_id, Write::Upsert);
     m.encounter = Some(rid.clone());
     Ok(Some(rid))
+}
+
+/// The Encounter.status an ADT trigger sets (the IG's table 0003 map;
+/// A04 stays `arrived`, as the patient is registered and present). `None`:
+/// derived from PV1-44/45 (A08, A09, A10, results, orders, ...).
+pub fn trigger_status(trigger: &str) -> Option<&'static str> {
+    Some(match trigger {
+        "A01" | "A02" | "A06" | "A07" | "A12" | "A13" | "A15" | "A16" | "A25" | "A26" => {
+            "in-progress"
+        }
+        "A03" => "finished",
+        "A04" => "arrived",
+        "A05" | "A14" => "planned",
+        "A11" | "A27" | "A38" => "cancelled",
+        _ => return None,
+    })
 }

@@ -31,9 +31,43 @@ pub enum Value {
     Null,
     Bool(bool),
     Number(Number),
+    /// A FHIR decimal exactly as received (after normalising): `5.50`
+    /// keeps its trailing zero, `1234567890.123456789` all its digits.
+    Decimal(Decimal),
     String(Str),
     Array(Vec<Value>),
     Object(Map),
+}
+
+/// An exact decimal: JSON number text, written verbatim (serde_json's
+/// `RawValue`). Made only by [`Decimal::new`] from validated text.
+#[derive(Debug, Clone)]
+pub struct Decimal(Box<serde_json::value::RawValue>);
+
+impl Decimal {
+    /// `text` must be a JSON number; `None` otherwise.
+    pub fn new(text: String) -> Option<Decimal> {
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .filter(|raw| raw.get().parse::<Number>().is_ok())
+            .map(Decimal)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The nearest `serde_json::Number` (f64 unless an integer): what a
+    /// `serde_json::Value` can hold without `arbitrary_precision`.
+    pub fn to_number(&self) -> Option<Number> {
+        self.as_str().parse().ok()
+    }
+}
+
+impl PartialEq for Decimal {
+    fn eq(&self, other: &Decimal) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 /// A JSON object: entries sorted by key, each key once.
@@ -152,6 +186,9 @@ impl Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(b),
             Value::Number(n) => serde_json::Value::Number(n),
+            Value::Decimal(d) => d
+                .to_number()
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
             Value::String(s) => serde_json::Value::String(s.into_owned()),
             Value::Array(a) => {
                 serde_json::Value::Array(a.into_iter().map(Value::into_serde).collect())
@@ -205,6 +242,7 @@ impl Serialize for Value {
             Value::Null => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Number(n) => n.serialize(s),
+            Value::Decimal(d) => d.0.serialize(s),
             Value::String(v) => s.serialize_str(v),
             Value::Array(a) => {
                 let mut seq = s.serialize_seq(Some(a.len()))?;
@@ -289,6 +327,12 @@ impl From<f64> for Value {
 impl From<Number> for Value {
     fn from(n: Number) -> Value {
         Value::Number(n)
+    }
+}
+
+impl From<Decimal> for Value {
+    fn from(d: Decimal) -> Value {
+        Value::Decimal(d)
     }
 }
 

@@ -1,17 +1,21 @@
-//! MDM T02 (original document with content) and T04 (addendum with
-//! content) → DocumentReference: type TXA-2, docStatus TXA-17, date TXA-4
+//! MDM → DocumentReference. T01 (original document notification), T02
+//! (original with content), T03/T05 (status change / addendum notification),
+//! T04/T06 (addendum with content), T09/T10 (replacement notification /
+//! with content): the notifications carry no content, and the document
+//! says so (content is required in R4). DocumentReference: type TXA-2, docStatus TXA-17, date TXA-4
 //! (else TXA-6), authors TXA-9/TXA-5, authenticator TXA-10/TXA-22, the
 //! encounter (PV1), and the content: ED OBX as attachments, text OBX
-//! (TX/ST/FT) joined into one `text/plain` attachment. A T04 `relatesTo`
-//! (`appends`) the DocumentReference of its parent document TXA-13 (by
-//! id in PUT mode, by identifier in conditional mode).
+//! (TX/ST/FT) joined into one `text/plain` attachment. An addendum
+//! (T03–T06) `relatesTo` (`appends`), a replacement (T09/T10) `replaces`,
+//! the DocumentReference of its parent document TXA-13 (by id in PUT mode,
+//! by identifier in conditional mode).
 //!
 //! Key: TXA-12 unique document number (also the masterIdentifier), else
 //! TXA-16 filler order number, else MSH-10.
 
 use super::json::{json, Map, Value};
 
-use super::bundle::Write;
+use super::bundle::{is_empty_value, Write};
 use super::datatypes::{
     base64_encode, date_time, entity_identifier, identifier_pair, instant, put, table_concept,
     text, text_cow,
@@ -58,7 +62,6 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         },
     };
     let mut doc = Map::new();
-    doc.insert("meta", meta(US_CORE_DOCUMENT_REFERENCE));
     let completion = text(&txa.field(17).component(1));
     doc.insert(
         "status",
@@ -102,7 +105,13 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         .next()
         .or_else(|| practitioners(m, &txa.field(22)).into_iter().next());
     put(&mut doc, "authenticator", authenticator);
-    if trigger == "T04" {
+    // Addenda append to, replacements replace, the document of TXA-13.
+    let relation = match trigger {
+        "T03" | "T04" | "T05" | "T06" => Some("appends"),
+        "T09" | "T10" => Some("replaces"),
+        _ => None,
+    };
+    if let Some(code) = relation {
         let parent_number = txa.field(13).repetition(1);
         if let Some([ns, value]) = document_key(&parent_number) {
             // The original is not in this bundle: in PUT mode its id is
@@ -120,10 +129,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
                     json!({ "type": "DocumentReference", "identifier": id })
                 }
             };
-            doc.insert(
-                "relatesTo",
-                json!([{ "code": "appends", "target": target }]),
-            );
+            doc.insert("relatesTo", json!([{ "code": code, "target": target }]));
         }
     }
     let mut context = Map::new();
@@ -134,7 +140,17 @@ pub fn map(m: &mut Mapper<'_, '_, '_>, trigger: &str) -> Result<(), MapError> {
         context.insert("period", json!({ "start": start }));
     }
     put(&mut doc, "context", context);
-    doc.insert("content", Value::Array(content(m)));
+    let content = content(m);
+    // US Core (us-core-6) needs an attachment with data or a url: a
+    // notification without content does not claim the profile.
+    if content.iter().any(|c| {
+        ["data", "url"]
+            .iter()
+            .any(|k| !is_empty_value(&c["attachment"][*k]))
+    }) {
+        doc.insert("meta", meta(US_CORE_DOCUMENT_REFERENCE));
+    }
+    doc.insert("content", Value::Array(content));
     m.bundle.insert(rid, doc, match_id, Write::Upsert);
     Ok(())
 }

@@ -244,7 +244,7 @@ fn string_value(field: &Field<'_>) -> (&'static str, Option<Value>) {
 
 /// A Quantity with the OBX-6 unit; UCUM when OBX-6 says so (or a code map
 /// maps the local unit to UCUM).
-fn quantity(
+pub fn quantity(
     value: Value,
     units: &Repetition<'_>,
     ctx: &MapContext,

@@ -1,4 +1,6 @@
-//! ORM^O01 → a ServiceRequest per order (ORC + OBR): status from ORC-5
+//! ORM^O01, OMG^O19 (general clinical order) and OML^O21 (laboratory
+//! order) → a ServiceRequest per order (ORC + OBR), with the order's
+//! Specimens (SPM, OML) as `specimen`: status from ORC-5
 //! (else ORC-1), intent from ORC-1, code OBR-4, requester ORC-12 / OBR-16,
 //! reasons from OBR-31 and the DG1s of the order (as Conditions), notes
 //! from NTE, supporting OBX as Observations. ORU reuses
@@ -18,7 +20,7 @@ use super::datatypes::{
 };
 use super::encounter::map_encounter;
 use super::observation::{map_obx, ObxLinks, ObxResult};
-use super::oru::{order_groups, order_key, OrderGroup};
+use super::oru::{map_specimens, order_groups, order_key, OrderGroup};
 use super::shared::{meta, practitioner};
 use super::tables::{request_priority, service_request_intent, service_request_status};
 use super::{MapError, Mapper};
@@ -48,6 +50,17 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
             .collect();
         let key = order_key(m, g);
         let sr = service_request(m, g, &key, &reasons)?;
+        // OML (lab orders) and OMG send the specimens of the order.
+        let specimens = if m.msg_type == "ORM" {
+            Vec::new()
+        } else {
+            map_specimens(m, g, &key)
+        };
+        if let (Some((rid, _)), false) = (&sr, specimens.is_empty()) {
+            if let Some(resource) = m.bundle.resource_mut(rid) {
+                resource.insert("specimen", Value::Array(specimens));
+            }
+        }
         let mut supporting = Vec::new();
         for (obx, number, notes) in &g.results {
             let links = ObxLinks {
@@ -117,7 +130,7 @@ pub fn service_request(
         vec!["placer".into(), ns(&placer), text(&placer.component(1))]
     } else if !text(&filler.component(1)).is_empty() {
         vec!["filler".into(), ns(&filler), text(&filler.component(1))]
-    } else if orc.is_some() && m.msg.msh().field(9).component(1).text() == "ORM" {
+    } else if orc.is_some() && matches!(m.msg_type.as_str(), "ORM" | "OMG" | "OML") {
         order_key.to_vec()
     } else {
         return Ok(None);

@@ -91,23 +91,7 @@ pub fn order_groups<'m, 'a>(segments: &[Segment<'m, 'a>]) -> Vec<OrderGroup<'m, 
                     g.results.push((*seg, obx_count, Vec::new()));
                 }
             }
-            "NTE" => {
-                let note = seg
-                    .field(3)
-                    .repetitions()
-                    .map(|r| r.text().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if note.trim().is_empty() {
-                    continue;
-                }
-                if let Some(g) = groups.last_mut() {
-                    match g.results.last_mut() {
-                        Some((_, _, notes)) => notes.push(note),
-                        None => g.notes.push(note),
-                    }
-                }
-            }
+            "NTE" => add_note(groups.last_mut(), seg),
             "SPM" => {
                 if let Some(g) = groups.last_mut() {
                     g.specimens.push(*seg);
@@ -122,6 +106,26 @@ pub fn order_groups<'m, 'a>(segments: &[Segment<'m, 'a>]) -> Vec<OrderGroup<'m, 
         }
     }
     groups
+}
+
+/// An NTE's text (repetitions joined by newlines) to the group's last
+/// result, else to the group itself.
+pub fn add_note(group: Option<&mut OrderGroup<'_, '_>>, nte: &Segment<'_, '_>) {
+    let note = nte
+        .field(3)
+        .repetitions()
+        .map(|r| r.text().into_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if note.trim().is_empty() {
+        return;
+    }
+    if let Some(g) = group {
+        match g.results.last_mut() {
+            Some((_, _, notes)) => notes.push(note),
+            None => g.notes.push(note),
+        }
+    }
 }
 
 /// The order's business key: kind, namespace, number.
@@ -178,7 +182,7 @@ pub fn map(m: &mut Mapper<'_, '_, '_>) -> Result<(), MapError> {
     Ok(())
 }
 
-fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result<(), MapError> {
+pub fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result<(), MapError> {
     let key = order_key(m, g);
     let Some(obr) = &g.obr else {
         return Ok(());
@@ -294,7 +298,11 @@ fn map_order_group(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>) -> Result
 }
 
 /// SPM segments of the group (or OBR-15 when there are none) → Specimens.
-fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[String]) -> Vec<Value> {
+pub fn map_specimens(
+    m: &mut Mapper<'_, '_, '_>,
+    g: &OrderGroup<'_, '_>,
+    key: &[String],
+) -> Vec<Value> {
     let mut out = Vec::new();
     for spm in &g.specimens {
         let eip = spm.field(2).repetition(1);
@@ -316,7 +324,6 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
         }
         let rid = m.bundle.new_rid("Specimen", &skey);
         let mut specimen = Map::new();
-        specimen.insert("meta", meta(US_CORE_SPECIMEN));
         if !specimen_id.is_empty() {
             let ns = sub(&eip.component(if filler.is_empty() { 1 } else { 2 }), 2);
             let uid = sub(&eip.component(if filler.is_empty() { 1 } else { 2 }), 3);
@@ -349,6 +356,10 @@ fn map_specimens(m: &mut Mapper<'_, '_, '_>, g: &OrderGroup<'_, '_>, key: &[Stri
             "receivedTime",
             date_time(&text_cow(&spm.field(18).component(1)), m.ctx),
         );
+        // US Core Specimen needs type and subject (1..1).
+        if specimen.contains_key("type") && specimen.contains_key("subject") {
+            specimen.insert("meta", meta(US_CORE_SPECIMEN));
+        }
         out.push(m.bundle.reference(&rid));
         m.bundle.insert(rid, specimen, None, Write::Upsert);
     }

@@ -19,11 +19,41 @@ use super::tables::{
     US_CORE_ETHNICITY, US_CORE_RACE, V3_MARITAL, V3_ROLE_CODE,
 };
 use super::{MapError, Mapper};
-use hl7::{Field, Segment};
+use hl7::{Field, Repetition, Segment};
 
 pub const US_CORE_PATIENT: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient";
 pub const US_CORE_RELATED_PERSON: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-relatedperson";
+
+/// How a message writes its Patient. The ADT family owns demographics
+/// and replaces the Patient ([`Write::Upsert`]); every other message
+/// (results, orders, schedules, documents, ...) only makes sure it exists
+/// ([`Write::CreateOnly`]: `POST` + `ifNoneExist` in conditional mode), so
+/// that a late result can neither thin the Patient nor undo a merge
+/// (`active`, `link`: see [`super::merge`]).
+pub fn patient_write(msg_type: &str) -> Write {
+    match msg_type {
+        "ADT" => Write::Upsert,
+        _ => Write::CreateOnly,
+    }
+}
+
+/// The CX of a PID-3 (or MRG-1) list that keys the Patient: the first
+/// repetition with a value whose CX-5 is `MR`, else the first with a value.
+pub fn key_identifier<'f>(list: &Field<'f>) -> Option<Repetition<'f>> {
+    list.repetitions()
+        .filter(|r| !text(&r.component(1)).is_empty())
+        .find(|r| text(&r.component(5)).eq_ignore_ascii_case("MR"))
+        .or_else(|| {
+            list.repetitions()
+                .find(|r| !text(&r.component(1)).is_empty())
+        })
+}
+
+/// The business key of a Patient: (authority, value) of [`key_identifier`].
+pub fn patient_key(cx: &Repetition<'_>) -> (String, String) {
+    (authority_key(&cx.component(4)), text(&cx.component(1)))
+}
 
 /// Maps the first PID to a Patient entry and returns its id.
 pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
@@ -33,23 +63,24 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
             "is missing: cannot identify the patient",
         ));
     };
-    let pid3 = pid.field(3);
-    let key_rep = pid3
-        .repetitions()
-        .filter(|r| !text(&r.component(1)).is_empty())
-        .find(|r| text(&r.component(5)).eq_ignore_ascii_case("MR"))
-        .or_else(|| {
-            pid3.repetitions()
-                .find(|r| !text(&r.component(1)).is_empty())
-        });
-    let Some(key_rep) = key_rep else {
+    let write = patient_write(&m.msg_type);
+    map_patient_segment(m, &pid, write)
+}
+
+/// Maps one PID (with the PD1 and NK1 of the message) to a Patient entry.
+pub fn map_patient_segment(
+    m: &mut Mapper<'_, '_, '_>,
+    pid: &Segment<'_, '_>,
+    write: Write,
+) -> Result<Rid, MapError> {
+    let pid = *pid;
+    let Some(key_rep) = key_identifier(&pid.field(3)) else {
         return Err(MapError::new(
             "PID-3",
             "is empty: cannot identify the patient",
         ));
     };
-    let key_value = text(&key_rep.component(1));
-    let key_authority = authority_key(&key_rep.component(4));
+    let (key_authority, key_value) = patient_key(&key_rep);
     let rid = m
         .bundle
         .shared_rid("Patient", &[&key_authority, &key_value]);
@@ -182,8 +213,7 @@ pub fn map_patient(m: &mut Mapper<'_, '_, '_>) -> Result<Rid, MapError> {
             patient.insert("managingOrganization", org);
         }
     }
-    m.bundle
-        .insert(rid.clone(), patient, match_id, Write::Upsert);
+    m.bundle.insert(rid.clone(), patient, match_id, write);
     m.patient = Some(rid.clone());
     map_related_persons(m, &rid, &key_authority, &key_value);
     Ok(rid)

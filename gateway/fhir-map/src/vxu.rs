@@ -114,7 +114,6 @@ fn map_rxa(
     let completion = text(&rxa.field(20).component(1));
     let status = immunization_status(&completion, &text_cow(&rxa.field(21).component(1)));
     let mut imm = Map::new();
-    imm.insert("meta", meta(US_CORE_IMMUNIZATION));
     imm.insert("status", Value::from(status));
     if status == "not-done" {
         let reason = codeable_concept(&rxa.field(18).repetition(1), m.ctx).unwrap_or_else(|| {
@@ -152,6 +151,10 @@ fn map_rxa(
                 table_concept(&rxa.field(9).repetition(1), "NIP001", m.ctx),
             );
         }
+    }
+    // US Core Immunization needs primarySource (1..1): claimed only with it.
+    if imm.contains_key("primarySource") {
+        imm.insert("meta", meta(US_CORE_IMMUNIZATION));
     }
     put(&mut imm, "lotNumber", text(&rxa.field(15).component(1)));
     put(

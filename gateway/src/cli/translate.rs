@@ -85,8 +85,9 @@ fn to_fhir(input: &[u8], args: &TranslateArgs, config: &Path) -> Result<String, 
     if args.conditional {
         ctx.update_mode = fhir_map::UpdateMode::Conditional;
     }
-    let bundle = fhir_map::translate(&msg, &ctx).map_err(|e| e.to_string())?;
-    serde_json::to_string_pretty(&bundle).map_err(|e| e.to_string())
+    // The bytes the destination would get, indented: decimals exact ("5.50").
+    let bundle = fhir_map::translate_pretty(&msg, &ctx).map_err(|e| e.to_string())?;
+    String::from_utf8(bundle).map_err(|e| e.to_string())
 }
 
 fn to_hl7(input: &[u8]) -> Result<String, String> {

@@ -157,12 +157,17 @@ pub struct FhirSettings<S: Stage = Resolved> {
     pub tenant: String,
     /// PUT Type/id (default) or conditional update by identifier.
     pub conditional: bool,
+    /// `update = "merge"`: PUT Type/id, but a Patient is read first and
+    /// merged with what the server has (written with If-Match).
+    pub merge: bool,
     /// Assigning authority (PID-3.4 etc.) → identifier system URI.
     pub identifier_systems: Vec<(String, String)>,
     /// Directory of code-map CSV files, reloaded when they change.
     pub code_maps_dir: Option<S::CodeMaps>,
     /// Offset for HL7 times sent without one, e.g. "-05:00".
     pub utc_offset: Option<String>,
+    /// One Provenance per Bundle (`provenance`, default true).
+    pub provenance: bool,
 }
 
 #[derive(Debug, Clone)]

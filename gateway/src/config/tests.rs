@@ -191,17 +191,36 @@ fn fhir_destinations_need_the_fhir_transform_and_valid_settings() {
             assert!(f.conditional);
             assert_eq!(f.utc_offset.as_deref(), Some("-05:00"));
             assert_eq!(f.identifier_systems.len(), 1);
+            assert!(f.provenance, "Provenance is on by default");
         }
         other => panic!("{other:?}"),
     }
+    let off = parse(&base.replace("tenant =", "provenance = false\ntenant =")).unwrap();
+    match &off.destinations[1].kind {
+        DestinationKind::Fhir(h) => assert!(!h.fhir.as_ref().unwrap().provenance),
+        other => panic!("{other:?}"),
+    }
+    let e = parse(&GOOD.replace("[[route]]", "[[destination]]\nname = \"x\"\nkind = \"folder\"\npath = \"/tmp/x\"\nprovenance = true\n\n[[route]]")).unwrap_err();
+    assert!(
+        e.reason.contains("provenance applies to fhir destinations"),
+        "{e}"
+    );
     let e = parse(&base.replace("transform = \"fhir\"", "")).unwrap_err();
     assert!(e.reason.contains("add transform = \"fhir\""), "{e}");
     let e = parse(&base.replace("to = [\"cloud\"]", "to = [\"archive\"]")).unwrap_err();
     assert!(e.reason.contains("send them to a fhir destination"), "{e}");
     let e = parse(&base.replace("-05:00", "EST")).unwrap_err();
     assert!(e.reason.contains("utc_offset"), "{e}");
-    let e = parse(&base.replace("\"conditional\"", "\"merge\"")).unwrap_err();
-    assert!(e.reason.contains("update \"merge\""), "{e}");
+    let merge = parse(&base.replace("\"conditional\"", "\"merge\"")).unwrap();
+    match &merge.destinations[1].kind {
+        DestinationKind::Fhir(h) => {
+            let f = h.fhir.as_ref().unwrap();
+            assert!(f.merge && !f.conditional);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = parse(&base.replace("\"conditional\"", "\"patch\"")).unwrap_err();
+    assert!(e.reason.contains("update \"patch\""), "{e}");
     let e = parse(&base.replace("http://clinic.example/mrn", "clinic mrn")).unwrap_err();
     assert!(e.reason.contains("must be a URI"), "{e}");
 }

@@ -98,6 +98,11 @@ impl FhirContext {
         }
     }
 
+    /// Does each Bundle carry a Provenance (the destination's `provenance`)?
+    pub fn provenance(&self) -> bool {
+        self.settings.provenance
+    }
+
     /// Local codes seen without a mapping, and how often.
     pub fn unmapped(&self) -> Arc<UnmappedCodes> {
         self.unmapped.clone()
@@ -183,9 +188,11 @@ mod tests {
         FhirSettings {
             tenant: "t1".into(),
             conditional: false,
+            merge: false,
             identifier_systems: vec![("CLINIC".into(), "https://c.example/mrn".into())],
             code_maps_dir: Some(dir.to_path_buf()),
             utc_offset: None,
+            provenance: true,
         }
     }
 

@@ -7,6 +7,12 @@
 //! A 401 refreshes the token once and retries at once; a second 401 means
 //! the credentials are wrong, which is the destination's problem, not the
 //! message's: it waits (circuit open) instead of dead-lettering everything.
+//!
+//! A `fhir` destination in PUT mode first reads what the Bundle's writes
+//! depend on (`fhir_update`: create-only entries; every Patient with
+//! `update = "merge"`) and sends the Bundle rewritten with `If-Match`. A
+//! 412 (the resource changed since it was read) reads again, at most
+//! [`MAX_PRECONDITION_ROUNDS`] times in one attempt, then retries later.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +20,7 @@ use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
 };
 
+use super::fhir_update;
 use super::payload::Prepared;
 use super::verdict::{classify_http, error_text, Verdict};
 use crate::auth::TokenProvider;
@@ -27,11 +34,17 @@ pub struct HttpSender {
     url: reqwest::Url,
     headers: HeaderMap,
     fhir: bool,
+    /// `update = "merge"` (fhir): Patients are read, merged, written with If-Match.
+    merge: bool,
     retry_after_max: Duration,
 }
 
 /// Most bytes of an error response read (for its OperationOutcome).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Most bytes of a resource read before a write.
+const MAX_READ_BODY: usize = 1024 * 1024;
+/// Read-merge-write rounds per attempt when the server answers 412.
+pub const MAX_PRECONDITION_ROUNDS: u32 = 3;
 
 impl HttpSender {
     /// Build the sender, its HTTPS client and its token provider.
@@ -84,6 +97,7 @@ impl HttpSender {
             })?,
             headers,
             fhir,
+            merge: dest.fhir.as_ref().is_some_and(|f| f.merge),
             retry_after_max: policy.retry_after_max,
         })
     }
@@ -105,9 +119,97 @@ impl HttpSender {
         })
     }
 
+    /// `GET <base>/<Type/id>`: the server's resource, `None` if it has none.
+    async fn read(
+        &self,
+        path: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<serde_json::Value>, Verdict> {
+        let url = format!("{}/{path}", self.url.as_str().trim_end_matches('/'));
+        let mut req = self
+            .client
+            .get(&url)
+            .headers(self.headers.clone())
+            .header(ACCEPT, "application/fhir+json");
+        if let Some(h) = auth {
+            req = req.header(AUTHORIZATION, h.clone());
+        }
+        let resp = req.send().await.map_err(|e| {
+            Verdict::retry(format!(
+                "reading {path} before the write: {}",
+                describe_reqwest(&e)
+            ))
+        })?;
+        let status = resp.status().as_u16();
+        match status {
+            200 => {
+                let body = read_capped(resp, MAX_READ_BODY).await;
+                serde_json::from_slice(&body).map(Some).map_err(|e| {
+                    Verdict::retry(format!("reading {path} before the write: not JSON: {e}"))
+                })
+            }
+            404 | 410 => Ok(None),
+            _ => {
+                let body = read_capped(resp, MAX_ERROR_BODY).await;
+                Err(Verdict::retry(format!(
+                    "reading {path} before the write: HTTP {status} ({})",
+                    error_text(&body)
+                )))
+            }
+        }
+    }
+
+    /// The body to send: the Bundle rewritten from what the server has
+    /// (fhir_update), or as mapped when nothing depends on it.
+    async fn body_for(
+        &self,
+        p: &Prepared,
+        auth: Option<&HeaderValue>,
+    ) -> Result<bytes::Bytes, Verdict> {
+        if !self.fhir {
+            return Ok(p.body.clone());
+        }
+        let bad = |e: String| Verdict::Reject {
+            reason: format!("cannot prepare the Bundle's reads: {e}"),
+        };
+        let urls = fhir_update::to_read(&p.body, &p.create_only, self.merge).map_err(bad)?;
+        if urls.is_empty() {
+            return Ok(p.body.clone());
+        }
+        let mut found = std::collections::HashMap::new();
+        for u in urls {
+            if let Some(r) = self.read(&u, auth).await? {
+                found.insert(u, r);
+            }
+        }
+        fhir_update::rewrite(&p.body, &p.create_only, self.merge, &found)
+            .map(bytes::Bytes::from)
+            .map_err(bad)
+    }
+
     async fn post(
         &self,
         p: &Prepared,
+        auth: Option<&HeaderValue>,
+    ) -> Result<reqwest::Response, Verdict> {
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let body = self.body_for(p, auth).await?;
+            let resp = self.post_body(p, body, auth).await?;
+            // Only a fhir Bundle's If-Match is ours to answer by reading again.
+            if !self.fhir || resp.status().as_u16() != 412 || rounds >= MAX_PRECONDITION_ROUNDS {
+                return Ok(resp);
+            }
+            // Changed since read: read again and merge again.
+            let _ = read_capped(resp, MAX_ERROR_BODY).await;
+        }
+    }
+
+    async fn post_body(
+        &self,
+        p: &Prepared,
+        body: bytes::Bytes,
         auth: Option<&HeaderValue>,
     ) -> Result<reqwest::Response, Verdict> {
         let mut req = self
@@ -116,7 +218,7 @@ impl HttpSender {
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, p.content_type)
             .header("Idempotency-Key", p.message_id.to_string())
-            .body(p.body.clone());
+            .body(body);
         if self.fhir {
             req = req.header(ACCEPT, "application/fhir+json");
         }
@@ -163,6 +265,14 @@ impl HttpSender {
             }
         }
         let status = resp.status().as_u16();
+        if status == 412 && self.fhir {
+            // Still changing after MAX_PRECONDITION_ROUNDS reads: later.
+            let body = read_capped(resp, MAX_ERROR_BODY).await;
+            return Verdict::retry(format!(
+                "HTTP 412 {MAX_PRECONDITION_ROUNDS} times: the resource kept changing between read and write ({})",
+                error_text(&body)
+            ));
+        }
         if (200..300).contains(&status) {
             // Read the body so the connection goes back to the pool; a
             // response cut short means we cannot be sure: retry (the

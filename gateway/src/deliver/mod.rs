@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod circuit;
 pub mod fhir_context;
+pub mod fhir_update;
 pub mod folder;
 pub mod http_sender;
 pub mod mllp_sender;

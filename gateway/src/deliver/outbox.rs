@@ -12,6 +12,15 @@
 //! Up to `concurrency` lanes have an attempt in flight at once, so one slow
 //! or failing patient does not hold up the others.
 //!
+//! A merge (an MRG segment: ADT A40, A47) touches two patients: it sits on
+//! the surviving patient's lane, and with `lane = "patient"` it also waits
+//! for the earlier messages of each patient it merges away
+//! (`route::lane::merged_lanes`), so a result filed under the old MRN
+//! before the merge reaches the destination before the merge does. Its
+//! first attempt reads the message, finds the MRG lanes and hands them
+//! back unsent; the driver starts it again once no entry of those lanes
+//! older than the merge is pending (nor held by a dead letter).
+//!
 //! # Streaming, bounded memory
 //!
 //! The driver keeps a window of at most [`WINDOW`] pending entries in
@@ -57,7 +66,7 @@ use super::circuit::{Circuit, Permit, State};
 use super::fhir_context::FhirContext;
 use super::monitor::Monitor;
 use super::outage_log::{error_class, OutageLog};
-use super::payload::{prepare, Wire};
+use super::payload::{prepare, FhirTarget, Wire};
 use super::sender::Sender;
 use super::verdict::Verdict;
 use crate::config::{DeadLetterPolicy, DeliveryPolicy, LaneMode};
@@ -92,13 +101,25 @@ struct Lane {
     failures: u32,
     first_attempt_ms: u64,
     retry_at: Option<Instant>,
+    /// The head is a merge waiting for these other lanes' older entries.
+    waits_for: Vec<u64>,
+    /// The id of a head merge whose other lanes were found clear.
+    merge_cleared: Option<u64>,
+}
+
+/// What an attempt came back with.
+enum Outcome {
+    Sent(Verdict),
+    /// Not sent: the message is a merge, and these are the lanes of the
+    /// patients it merges away.
+    MergeLanes(Vec<u64>),
 }
 
 struct Done {
     lane: u64,
     /// The message attempted (the lane's head when it started).
     id: u64,
-    verdict: Verdict,
+    outcome: Outcome,
     started_ms: u64,
 }
 
@@ -111,6 +132,8 @@ struct Driver {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Lanes stopped by a dead letter (policy hold).
     held: HashSet<u64>,
+    /// Lanes whose head merge waits for other lanes ([`Lane::waits_for`]).
+    merges_waiting: HashSet<u64>,
     cursor: Option<u64>,
     /// The cursor reached the end of the outbox.
     exhausted: bool,
@@ -144,6 +167,7 @@ impl Outbox {
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             held: HashSet::new(),
+            merges_waiting: HashSet::new(),
             cursor: None,
             exhausted: false,
             circuit,
@@ -272,7 +296,10 @@ impl Driver {
                     None => break None,
                     Some(lane) => {
                         let ok = self.lanes.get(&lane).is_some_and(|l| {
-                            !l.busy && l.retry_at.is_none() && !l.queue.is_empty()
+                            !l.busy
+                                && l.retry_at.is_none()
+                                && l.waits_for.is_empty()
+                                && !l.queue.is_empty()
                         });
                         if ok {
                             break Some(lane);
@@ -304,21 +331,26 @@ impl Driver {
         if l.failures == 0 {
             l.first_attempt_ms = unix_ms();
         }
+        let check_merge = self.o.policy.lane == LaneMode::Patient && l.merge_cleared != Some(pe.id);
         let journal = self.o.journal.clone();
         let sender = self.o.sender.clone();
         let wire = self.o.wire;
-        let fhir = self.o.fhir.as_ref().map(|f| f.get());
+        let fhir = self.o.fhir.as_ref().map(|f| (f.get(), f.provenance()));
         self.o.monitor.update(|s| {
             s.in_flight += 1;
             s.attempts += 1;
         });
         self.in_flight.spawn(async move {
             let started_ms = unix_ms();
-            let verdict = attempt(&journal, &sender, wire, fhir.as_deref(), &pe).await;
+            let target = fhir.as_ref().map(|(ctx, provenance)| FhirTarget {
+                ctx,
+                provenance: *provenance,
+            });
+            let outcome = attempt(&journal, &sender, wire, target, &pe, check_merge).await;
             Done {
                 lane,
                 id: pe.id,
-                verdict,
+                outcome,
                 started_ms,
             }
         });
@@ -339,7 +371,26 @@ impl Driver {
         let Some(pe) = l.queue.front().cloned() else {
             return;
         };
-        match done.verdict {
+        let verdict = match done.outcome {
+            Outcome::Sent(v) => v,
+            Outcome::MergeLanes(others) => {
+                log::info!(
+                    target: "gateway::deliver",
+                    destination = &*self.o.name;
+                    "destination {}: message {} is a merge: it waits for the earlier messages of the patient(s) it merges away",
+                    self.o.name,
+                    pe.id
+                );
+                l.waits_for = others;
+                self.merges_waiting.insert(lane);
+                self.o
+                    .monitor
+                    .update(|s| s.attempts = s.attempts.saturating_sub(1));
+                self.release_merges();
+                return;
+            }
+        };
+        match verdict {
             Verdict::Delivered => {
                 l.queue.pop_front();
                 l.failures = 0;
@@ -430,6 +481,43 @@ impl Driver {
         } else {
             self.lanes.remove(&lane);
         }
+        self.release_merges();
+    }
+
+    /// Start each waiting merge whose other lanes have no older entry
+    /// pending and are not held by a dead letter.
+    fn release_merges(&mut self) {
+        if self.merges_waiting.is_empty() {
+            return;
+        }
+        let waiting: Vec<u64> = self.merges_waiting.iter().copied().collect();
+        for lane in waiting {
+            let Some((head, others)) = self
+                .lanes
+                .get(&lane)
+                .and_then(|l| l.queue.front().map(|pe| (pe.id, l.waits_for.clone())))
+            else {
+                // The lane left the window (held): it is read again later.
+                self.merges_waiting.remove(&lane);
+                continue;
+            };
+            let clear = others.iter().all(|o| {
+                !self.held.contains(o)
+                    && self
+                        .lanes
+                        .get(o)
+                        .and_then(|ol| ol.queue.front())
+                        .is_none_or(|older| older.id > head)
+            });
+            if clear {
+                self.merges_waiting.remove(&lane);
+                if let Some(l) = self.lanes.get_mut(&lane) {
+                    l.waits_for.clear();
+                    l.merge_cleared = Some(head);
+                }
+                self.ready.push_back(lane);
+            }
+        }
     }
 
     async fn dead_letter(
@@ -485,6 +573,7 @@ impl Driver {
                     self.exhausted = false;
                     let n = self.held.len() as u64;
                     self.o.monitor.update(|s| s.held_lanes = n);
+                    self.release_merges();
                 } else {
                     self.after_head_done(lane);
                 }
@@ -567,6 +656,7 @@ impl Driver {
         self.load_held();
         self.cursor = None;
         self.exhausted = false;
+        self.release_merges();
     }
 
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
@@ -645,7 +735,7 @@ impl Driver {
     async fn finish_group(&mut self, mut group: Vec<Done>) {
         let delivered: Vec<u64> = group
             .iter()
-            .filter(|d| d.verdict == Verdict::Delivered)
+            .filter(|d| matches!(d.outcome, Outcome::Sent(Verdict::Delivered)))
             .map(|d| d.id)
             .collect();
         if let Err(e) = self
@@ -655,10 +745,10 @@ impl Driver {
             .await
         {
             for d in &mut group {
-                if d.verdict == Verdict::Delivered {
-                    d.verdict = Verdict::retry(format!(
+                if matches!(d.outcome, Outcome::Sent(Verdict::Delivered)) {
+                    d.outcome = Outcome::Sent(Verdict::retry(format!(
                         "delivered, but the journal could not record it: {e}"
-                    ));
+                    )));
                 }
             }
         }
@@ -673,6 +763,7 @@ impl Driver {
         self.known.clear();
         self.ready.clear();
         self.timers.clear();
+        self.merges_waiting.clear();
         self.cursor = None;
         self.exhausted = false;
         self.o.monitor.update(|s| s.in_flight = 0);
@@ -690,7 +781,7 @@ impl Driver {
             {
                 Ok(Some(Ok(d))) => {
                     // Record deliveries; do not start anything new.
-                    if matches!(d.verdict, Verdict::Delivered) {
+                    if matches!(d.outcome, Outcome::Sent(Verdict::Delivered)) {
                         delivered.push(d.id);
                     }
                 }
@@ -718,31 +809,52 @@ impl Driver {
 }
 
 /// One attempt: load, transform, send. A delivery is marked in the journal
-/// by the driver (`finish_group`) before the lane may move on.
+/// by the driver (`finish_group`) before the lane may move on. With
+/// `check_merge`, a merge is handed back unsent with the lanes it merges
+/// away.
 async fn attempt(
     journal: &Journal,
     sender: &Sender,
     wire: Wire,
-    fhir: Option<&fhir_map::MapContext>,
+    fhir: Option<FhirTarget<'_>>,
     pe: &PendingEntry,
-) -> Verdict {
+    check_merge: bool,
+) -> Outcome {
     let msg = match journal.get(pe.id) {
         Ok(Some(m)) => m,
         Ok(None) => {
-            return Verdict::Reject {
+            return Outcome::Sent(Verdict::Reject {
                 reason: format!("message {} is pending but missing from the journal", pe.id),
-            }
+            })
         }
         Err(journal::JournalError::Corrupt { context }) => {
-            return Verdict::Reject {
+            return Outcome::Sent(Verdict::Reject {
                 reason: format!("journal record is corrupt: {context}"),
-            }
+            })
         }
-        Err(e) => return Verdict::retry(format!("journal: {e}")),
+        Err(e) => return Outcome::Sent(Verdict::retry(format!("journal: {e}"))),
     };
+    if check_merge {
+        let others = merged_lanes(&msg.raw, pe.entry.patient_lane);
+        if !others.is_empty() {
+            return Outcome::MergeLanes(others);
+        }
+    }
     let prepared = match prepare(msg, &pe.entry.transform, wire, fhir) {
         Ok(p) => p,
-        Err(reason) => return Verdict::Reject { reason },
+        Err(reason) => return Outcome::Sent(Verdict::Reject { reason }),
     };
-    sender.send(&prepared).await
+    Outcome::Sent(sender.send(&prepared).await)
+}
+
+/// The other lanes a stored message merges away: only a message with an
+/// MRG segment is parsed.
+fn merged_lanes(raw: &[u8], own: u64) -> Vec<u64> {
+    let has_mrg = |w: &[u8]| (w[0] == b'\r' || w[0] == b'\n') && &w[1..] == b"MRG";
+    if !raw.windows(4).any(has_mrg) {
+        return Vec::new();
+    }
+    hl7::Message::parse(raw)
+        .map(|m| crate::route::lane::merged_lanes(&m, own))
+        .unwrap_or_default()
 }

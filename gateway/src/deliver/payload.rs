@@ -1,12 +1,14 @@
 //! What goes on the wire for one message on one destination: the route's
 //! transform applied to the stored message, encoded for the destination
 //! kind. Pure: a transform that cannot map a message returns the reason,
-//! and the deliverer dead-letters it with that text.
+//! and the deliverer dead-letters it with that text. A FHIR Bundle's
+//! Provenance takes the journal's received time and id, never the clock at
+//! delivery, so every retry sends the same bytes.
 
 use bytes::Bytes;
 
 use crate::config::HttpFormat;
-use fhir_map::MapContext;
+use fhir_map::{MapContext, TranslateOptions};
 use hl7::Message;
 use journal::StoredMessage;
 
@@ -19,6 +21,17 @@ pub struct Prepared {
     /// Shared, so retries and the HTTP client do not copy it.
     pub body: Bytes,
     pub content_type: &'static str,
+    /// FHIR: `Type/id` of the entries to write only if absent (read first
+    /// in PUT mode: `fhir_update`).
+    pub create_only: Vec<String>,
+}
+
+/// A fhir destination's mapping inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct FhirTarget<'a> {
+    pub ctx: &'a MapContext,
+    /// One Provenance per Bundle (the destination's `provenance`).
+    pub provenance: bool,
 }
 
 /// The body shape a destination wants.
@@ -60,12 +73,12 @@ fn x12_json(msg: &StoredMessage) -> Result<Vec<u8>, String> {
 }
 
 /// Apply `transform` ("none", "fhir", "x12-json") and encode for `wire`. `fhir` is the
-/// destination's mapping context (fhir destinations).
+/// destination's mapping inputs (fhir destinations).
 pub fn prepare(
     msg: StoredMessage,
     transform: &str,
     wire: Wire,
-    fhir: Option<&MapContext>,
+    fhir: Option<FhirTarget<'_>>,
 ) -> Result<Prepared, String> {
     let base = |msg: &StoredMessage, body: Vec<u8>, content_type| Prepared {
         message_id: msg.id,
@@ -73,6 +86,7 @@ pub fn prepare(
         message_type: msg.meta.message_type.clone(),
         body: Bytes::from(body),
         content_type,
+        create_only: Vec::new(),
     };
     match (transform, wire) {
         ("none", Wire::Hl7) => {
@@ -92,12 +106,23 @@ pub fn prepare(
             Ok(base(&msg, body.to_string().into_bytes(), "application/json"))
         }
         ("fhir", Wire::Fhir) => {
-            let ctx = fhir.ok_or("this destination has no FHIR mapping settings")?;
+            let target = fhir.ok_or("this destination has no FHIR mapping settings")?;
             let parsed = Message::parse(&msg.raw)
                 .map_err(|e| format!("cannot map to FHIR: the stored message does not parse: {e}"))?;
-            let body = fhir_map::translate_to_bytes(&parsed, ctx)
+            let journal_id = msg.id.to_string();
+            let received = crate::ops::clock::iso8601(msg.received_at_ms);
+            let options = TranslateOptions {
+                provenance: target.provenance,
+                journal_id: Some(&journal_id),
+                received: Some(&received),
+            };
+            let t = fhir_map::translate_with(&parsed, target.ctx, &options)
                 .map_err(|e| format!("cannot map to FHIR: {e}"))?;
-            Ok(base(&msg, body, "application/fhir+json"))
+            let mut p = base(&msg, t.bytes, "application/fhir+json");
+            if target.ctx.update_mode == fhir_map::UpdateMode::Put {
+                p.create_only = t.create_only;
+            }
+            Ok(p)
         }
         ("x12-json", Wire::Hl7 | Wire::Json) => {
             let body = x12_json(&msg)?;

@@ -1,123 +1,26 @@
 //! `transform = "fhir"` end to end: the real gateway maps HL7 v2 to FHIR
-//! transaction Bundles and delivers them to a loopback FHIR server written
-//! here, which applies each transaction to an in-memory store (PUT by id or
-//! by conditional identifier URL). Every first delivery has its answer cut
+//! transaction Bundles and delivers them to a loopback FHIR server
+//! (`support::fhir_server`), which applies each transaction to an
+//! in-memory store (PUT by id or by conditional identifier URL, POST
+//! `ifNoneExist` creates only when absent). Every first delivery has its answer cut
 //! off after the server applied it, so every Bundle is delivered twice: the
 //! second delivery must carry exactly the same entries (deterministic ids
 //! and content, so a PUT changes nothing) and must create no resource.
 //! Also: the example code maps in `config/codemaps` load.
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::http_peer::HttpPeer;
+use gateway::ops::clock::{iso8601, unix_ms};
+
+use crate::support::fhir_server::{corpus_message, corpus_messages, fhir_server, routing};
+use crate::support::http_peer::Mode;
 use crate::support::{ack_code, send_one, Gateway, Options};
 
-#[derive(Default)]
-struct Store {
-    /// "Type/id" or the conditional URL → the resource as last written.
-    resources: BTreeMap<String, Value>,
-    /// Each Bundle's entries as first delivered, by Bundle.identifier.
-    first: BTreeMap<String, Value>,
-    /// Redeliveries whose entries differ from the first delivery.
-    redelivery_diffs: Vec<String>,
-    /// Resources a redelivery created (a duplicate resource).
-    created_on_redelivery: Vec<String>,
-    bundles_seen: HashSet<String>,
-    applications: usize,
-}
-
-fn apply(store: &mut Store, bundle: &Value) -> Result<(), String> {
-    if bundle["resourceType"] != "Bundle" || bundle["type"] != "transaction" {
-        return Err("not a transaction Bundle".into());
-    }
-    store.applications += 1;
-    let id = bundle["identifier"]["value"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let redelivery = match store.first.get(&id) {
-        Some(first) => {
-            if first != &bundle["entry"] {
-                store.redelivery_diffs.push(id.clone());
-            }
-            true
-        }
-        None => {
-            store.first.insert(id.clone(), bundle["entry"].clone());
-            false
-        }
-    };
-    for e in bundle["entry"].as_array().ok_or("no entries")? {
-        let method = e["request"]["method"].as_str().ok_or("no request.method")?;
-        let url = e["request"]["url"].as_str().ok_or("no request.url")?;
-        let resource = &e["resource"];
-        let key = match method {
-            "PUT" => url.to_string(),
-            "POST" => format!(
-                "{url}?{}",
-                e["request"]["ifNoneExist"].as_str().unwrap_or("")
-            ),
-            m => return Err(format!("unexpected method {m}")),
-        };
-        if redelivery && !store.resources.contains_key(&key) {
-            store.created_on_redelivery.push(key.clone());
-        }
-        store.resources.insert(key, resource.clone());
-    }
-    Ok(())
-}
-
-fn fhir_server() -> (HttpPeer, Arc<Mutex<Store>>) {
-    let peer = HttpPeer::start();
-    let store = Arc::new(Mutex::new(Store::default()));
-    let st = store.clone();
-    peer.add_rule(Box::new(move |r| {
-        let bundle: Value = match serde_json::from_slice(&r.body) {
-            Ok(v) => v,
-            Err(e) => return Some((400, format!("not JSON: {e}"))),
-        };
-        let mut s = st.lock().unwrap();
-        if let Err(e) = apply(&mut s, &bundle) {
-            return Some((400, e));
-        }
-        let id = bundle["identifier"]["value"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if s.bundles_seen.insert(id) {
-            // Applied, but the answer is lost: the gateway must send it again.
-            return Some((0, String::new()));
-        }
-        Some((
-            200,
-            r#"{"resourceType":"Bundle","type":"transaction-response"}"#.into(),
-        ))
-    }));
-    (peer, store)
-}
-
-fn routing(url: &str, extra: &str) -> String {
-    format!(
-        "[[destination]]\nname = \"cloud\"\nkind = \"fhir\"\nurl = \"{url}\"\ntenant = \"clinic-7\"\nbackoff_initial = \"20ms\"\nbackoff_max = \"100ms\"\n{extra}\n\n[[route]]\nname = \"clinical\"\nfrom = [\"ehr\"]\nto = [\"cloud\"]\ntransform = \"fhir\"\n"
-    )
-}
-
-/// The fhir-map crate's synthetic corpus (every family the transform maps).
-fn corpus_messages() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir-map/tests/corpus");
-    test_support::paths::files_with_extension(&dir, "hl7")
-        .into_iter()
-        .map(|f| std::fs::read(f).unwrap())
-        .collect()
-}
-
 fn run(extra: &str) {
-    let (peer, store) = fhir_server();
+    let (peer, store) = fhir_server(true);
     let g = Gateway::start_with(Options {
         routing: Some(routing(&peer.url("/fhir"), extra)),
         ..Default::default()
@@ -193,7 +96,7 @@ fn conditional_update_mode_is_idempotent_too() {
 
 #[test]
 fn unmappable_message_is_dead_lettered_with_the_map_error() {
-    let (peer, _store) = fhir_server();
+    let (peer, _store) = fhir_server(true);
     let g = Gateway::start_with(Options {
         routing: Some(routing(&peer.url("/fhir"), "")),
         ..Default::default()
@@ -217,4 +120,90 @@ fn the_example_code_map_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/codemaps");
     let maps = gateway::deliver::fhir_context::load_code_maps(&dir).unwrap();
     assert!(maps.len() >= 3);
+}
+
+/// Sends one own-corpus message while the FHIR server is down for a few
+/// seconds, then lets it come up; returns the store and the times (as the
+/// gateway writes them) just before the send and just after its ACK.
+fn deliver_late(name: &str, extra: &str) -> (Vec<Value>, String, String) {
+    let (peer, store) = fhir_server(false);
+    peer.set_mode(Mode::Refuse);
+    let g = Gateway::start_with(Options {
+        routing: Some(routing(&peer.url("/fhir"), extra)),
+        ..Default::default()
+    });
+    let msg = corpus_message(name);
+    let before = iso8601(unix_ms());
+    let ack = ack_code(&send_one(&g.addr(), &msg).unwrap());
+    assert!(ack == "AA" || ack == "CA", "{ack}");
+    let after = iso8601(unix_ms() + 999);
+    // Delivered seconds after it was received.
+    std::thread::sleep(Duration::from_millis(2500));
+    peer.set_mode(Mode::Up);
+    g.wait_drained(Duration::from_secs(60));
+    let st = store.lock().unwrap();
+    assert_eq!(st.bundles_seen.len(), 1);
+    let provenances = st
+        .of_type("Provenance")
+        .into_iter()
+        .map(|(_, r)| r.clone())
+        .collect();
+    (provenances, before, after)
+}
+
+#[test]
+fn provenance_records_the_journal_time_and_id_not_the_delivery_time() {
+    let (provenances, before, after) = deliver_late("oru_r01_lipid_1.hl7", "");
+    assert_eq!(provenances.len(), 1, "one Provenance per Bundle");
+    let p = &provenances[0];
+    let recorded = p["recorded"].as_str().unwrap();
+    // The journal's received time (MSH-7 is 2024; the delivery came > 2 s later).
+    assert!(
+        before.as_str() <= recorded && recorded <= after.as_str(),
+        "recorded {recorded} is not the received time ({before} .. {after})"
+    );
+    let ids: Vec<(&str, &str)> = p["entity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let id = &e["what"]["identifier"];
+            (
+                id["system"].as_str().unwrap(),
+                id["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        ids.iter()
+            .any(|(s, v)| s.ends_with(":journal-id") && v.parse::<u64>().is_ok()),
+        "no journal id entity: {ids:?}"
+    );
+    assert!(
+        ids.iter()
+            .any(|(s, v)| s.ends_with(":message-control-id") && !v.is_empty()),
+        "no MSH-10 entity: {ids:?}"
+    );
+    assert!(p["target"].as_array().unwrap().len() > 3);
+}
+
+#[test]
+fn provenance_false_leaves_it_out() {
+    let (provenances, _, _) = deliver_late("oru_r01_lipid_1.hl7", "provenance = false");
+    assert!(provenances.is_empty(), "{provenances:?}");
+}
+
+#[test]
+fn gateway_translate_writes_decimals_as_received() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fhir-map/tests/corpus");
+    let out = test_support::run::succeeds(
+        std::process::Command::new(crate::support::BIN)
+            .arg("translate")
+            .arg(dir.join("oru_r01_decimals.hl7")),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"value\": 5.50\n"), "{text}");
+    assert!(text.contains("\"value\": 1234567890.123456789\n"), "{text}");
+    let bundle: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
 }

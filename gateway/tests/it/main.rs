@@ -12,6 +12,7 @@ mod crash;
 mod delivery;
 mod disk_full;
 mod fhir;
+mod fhir_merge;
 mod https_client;
 mod ingest;
 mod ops;

@@ -491,10 +491,10 @@ fn map_errors_name_segment_field_and_reason_without_phi() {
     assert!(!e.contains("Secretname"));
     let e = error_of("MSH|^~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.5.1\rEVN|A04\r");
     assert_eq!(e, "PID is missing: cannot identify the patient");
-    let e = error_of("MSH|^~\\&|A|B|C|D|20240101||BAR^P01|1|P|2.5.1\rPID|1||1\r");
+    let e = error_of("MSH|^~\\&|A|B|C|D|20240101||QRY^A19|1|P|2.5.1\rPID|1||1\r");
     assert_eq!(
         e,
-        "MSH-9 is BAR^P01: not a message type the fhir transform maps"
+        "MSH-9 is QRY^A19: not a message type the fhir transform maps"
     );
     let e = error_of("MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1\rPID|1||1\rOBR|1||F1|\rOBX|1|NM|2093-3^Chol^LN||5\r");
     assert_eq!(e, "OBR(1)-4 is empty: cannot name the report");

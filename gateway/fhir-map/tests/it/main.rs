@@ -4,7 +4,16 @@
 
 mod support;
 
-mod bytes;
+mod adt_breadth;
+mod breadth;
+mod exact_decimals;
 mod golden;
+mod invariants;
+mod mapping_docs;
+mod merges;
+mod orders_breadth;
+mod profiles;
+mod provenance;
 mod roundtrip;
+mod siu_timing;
 mod validate;

@@ -2,41 +2,12 @@
 //! according to an independent validator (`fhir.resources`, R4B models,
 //! run by tests/peers/validate_fhir.py), and translation never panics.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use fhir_map::{MapContext, UpdateMode};
+use fhir_map::MapContext;
 use hl7::Message;
 
 use crate::support;
-
-/// The shared corpus files whose MSH-9 is a family the transform maps.
-fn shared_in_scope() -> Vec<PathBuf> {
-    support::shared_corpus()
-        .into_iter()
-        .filter(|p| {
-            let raw = std::fs::read(p).unwrap();
-            Message::parse(&raw).is_ok_and(|m| {
-                let h = m.header();
-                fhir_map::supported(&h.message_code, &h.trigger_event)
-            })
-        })
-        .collect()
-}
-
-fn translate_all(files: &[PathBuf], ctx: &MapContext, out: &Path) {
-    for f in files {
-        let raw = std::fs::read(f).unwrap();
-        let msg = Message::parse(&raw).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        let bundle =
-            fhir_map::translate(&msg, ctx).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
-        std::fs::write(
-            out.join(format!("{name}.json")),
-            serde_json::to_vec_pretty(&bundle).unwrap(),
-        )
-        .unwrap();
-    }
-}
 
 /// fhir.resources' verdict on every Bundle in `dir`.
 fn validate(dir: &Path) -> Option<String> {
@@ -51,13 +22,8 @@ fn validate(dir: &Path) -> Option<String> {
 fn corpora_sizes() {
     let own = support::own_corpus();
     assert!(own.len() >= 60, "own corpus has {} messages", own.len());
-    let shared = shared_in_scope();
-    // ADT A01/A03/A04/A08/A31, ORU, ORM, VXU, SIU S12/S14/S15, MDM T02, DFT P03.
-    assert!(
-        shared.len() >= 40,
-        "shared corpus in scope: {}",
-        shared.len()
-    );
+    let shared = support::shared_corpus();
+    assert_eq!(shared.len(), 139, "FHIR-Converter's samples");
     for family in ["ADT", "ORU", "ORM", "VXU", "SIU", "MDM", "DFT"] {
         for (name, files) in [("own", &own), ("shared", &shared)] {
             let n = files
@@ -73,32 +39,20 @@ fn corpora_sizes() {
 }
 
 #[test]
-fn every_bundle_is_valid_fhir_r4() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut files = support::own_corpus();
-    files.extend(shared_in_scope());
-    translate_all(&files, &MapContext::new("acme"), dir.path());
-    let Some(report) = validate(dir.path()) else {
-        return;
-    };
-    assert!(
-        report.contains(&format!("{} passed, 0 failed", files.len())),
-        "{report}"
-    );
-}
-
-#[test]
-fn conditional_mode_bundles_are_valid_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ctx = MapContext::new("acme");
-    ctx.update_mode = UpdateMode::Conditional;
-    let mut files = support::own_corpus();
-    files.extend(shared_in_scope());
-    translate_all(&files, &ctx, dir.path());
-    let Some(report) = validate(dir.path()) else {
-        return;
-    };
-    assert!(report.ends_with("0 failed\n"), "{report}");
+fn every_bundle_is_valid_fhir_r4_in_both_modes() {
+    let files = support::mapped_files();
+    assert!(files.len() >= 200, "corpus files: {}", files.len());
+    for (mode, ctx) in support::contexts() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = support::write_bundles(&files, &ctx, dir.path());
+        let Some(report) = validate(dir.path()) else {
+            return;
+        };
+        assert!(
+            report.contains(&format!("{n} passed, 0 failed")),
+            "{mode} mode: {report}"
+        );
+    }
 }
 
 #[test]

@@ -37,6 +37,7 @@ pub(crate) struct RawDestination {
     pub(super) identifier_systems: BTreeMap<String, Spanned<String>>,
     pub(super) code_maps: Option<Spanned<String>>,
     pub(super) utc_offset: Option<Spanned<String>>,
+    pub(super) provenance: Option<Spanned<bool>>,
     // The delivery policy (delivery.rs).
     pub(super) concurrency: Option<Spanned<u64>>,
     pub(super) lane: Option<Spanned<String>>,
@@ -110,8 +111,10 @@ fn resolve_http(
             code_maps_dir: maybe(f.code_maps_dir, |d| rx.code_maps(d))?,
             tenant: f.tenant,
             conditional: f.conditional,
+            merge: f.merge,
             identifier_systems: f.identifier_systems,
             utc_offset: f.utc_offset,
+            provenance: f.provenance,
         })
     });
     Some(HttpDestination {
@@ -176,6 +179,12 @@ fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfi
             cx.error(
                 f,
                 format!("destination '{name}': tenant, update, code_maps and utc_offset apply to fhir destinations"),
+            );
+        }
+        if let Some(p) = &d.provenance {
+            cx.error(
+                p,
+                format!("destination '{name}': provenance applies to fhir destinations"),
             );
         }
         if let Some((k, v)) = d.identifier_systems.iter().next() {

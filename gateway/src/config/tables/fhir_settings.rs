@@ -1,6 +1,6 @@
 //! A `fhir` destination's mapping settings: tenant, update mode, identifier
-//! systems, code maps (loaded by `resolve`), default UTC offset. Part of
-//! `[[destination]]`.
+//! systems, code maps (loaded by `resolve`), default UTC offset, the
+//! Provenance switch. Part of `[[destination]]`.
 
 use super::destination::RawDestination;
 use crate::config::check::{each, maybe, Check};
@@ -29,14 +29,16 @@ pub(super) fn settings(
             }
         }
     };
-    let conditional = match &d.update {
-        None => Some(false),
+    // (conditional, merge)
+    let update = match &d.update {
+        None => Some((false, false)),
         Some(u) => match u.get_ref().as_str() {
-            "put" => Some(false),
-            "conditional" => Some(true),
+            "put" => Some((false, false)),
+            "conditional" => Some((true, false)),
+            "merge" => Some((false, true)),
             other => cx.fail(
                 u,
-                format!("destination '{name}': update \"{other}\" is not \"put\" (PUT Type/id) or \"conditional\" (PUT Type?identifier=...)"),
+                format!("destination '{name}': update \"{other}\" is not \"put\" (PUT Type/id), \"conditional\" (PUT Type?identifier=...) or \"merge\" (read the Patient, merge, PUT with If-Match)"),
             ),
         },
     };
@@ -73,9 +75,11 @@ pub(super) fn settings(
     });
     Some(FhirSettings {
         tenant: tenant?,
-        conditional: conditional?,
+        conditional: update?.0,
+        merge: update?.1,
         identifier_systems: identifier_systems?,
         code_maps_dir,
         utc_offset: utc_offset?,
+        provenance: d.provenance.as_ref().is_none_or(|p| *p.get_ref()),
     })
 }

@@ -1,6 +1,7 @@
 //! Shared fixtures of the gateway's integration tests: the daemon under
 //! test (`daemon`), scripted HTTP servers standing in for the cloud
-//! (`http_peer`), a SMART token endpoint that verifies assertions
+//! (`http_peer`), a loopback FHIR server that applies transactions
+//! (`fhir_server`), a SMART token endpoint that verifies assertions
 //! (`token_server`), certificates made with openssl (`pki`), the crash
 //! workload and its exactly-once check (`crash`), the Python peers in
 //! `tests/peers` (`peers`), and the small MLLP/HL7 helpers below. What the
@@ -9,6 +10,7 @@
 
 pub mod crash;
 pub mod daemon;
+pub mod fhir_server;
 pub mod http_peer;
 pub mod peers;
 pub mod pki;
