@@ -163,7 +163,7 @@ async fn bring_up(
     health_state.listeners_bound.store(true, Ordering::Relaxed);
     // Pollers are sources too: they start with the listeners.
     let mut poller_states = Vec::new();
-    for p in &cfg.pollers {
+    for p in &cfg.pollers.fhir {
         let state = Arc::new(Mutex::new(PollerState {
             name: p.name.clone(),
             ..Default::default()

@@ -57,7 +57,7 @@ pub fn collect(cfg: &Config) -> Vec<CertInfo> {
                     wanted.push(("destination", d.name.clone(), "ca", ca.clone()));
                 }
             }
-            DestinationKind::Folder { .. } => {}
+            DestinationKind::Folder { .. } | DestinationKind::Sftp(_) => {}
         }
     }
     if let Some(t) = cfg.status_page.as_ref().and_then(|s| s.tls.as_ref()) {

@@ -18,6 +18,7 @@ mod ops;
 mod poller;
 mod power_loss;
 mod python_peers;
+mod sftp;
 mod systemd;
 mod tidy;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{delivery, fhir_settings, outbound};
+use super::{delivery, fhir_settings, outbound, sftp_endpoint};
 use crate::auth::RawAuth;
 use crate::config::check::{each, maybe, Check};
 use crate::config::cross::{FactSheet, Namespace};
@@ -30,6 +30,8 @@ pub(crate) struct RawDestination {
     headers: BTreeMap<String, Spanned<String>>,
     tls: Option<Spanned<RawDestTls>>,
     auth: Option<Spanned<RawAuth>>,
+    /// sftp: the remote file name (`deliver::name_template`).
+    name_template: Option<Spanned<String>>,
     // FHIR mapping (fhir_settings.rs).
     pub(super) tenant: Option<Spanned<String>>,
     pub(super) update: Option<Spanned<String>>,
@@ -89,6 +91,10 @@ impl Table for Destinations {
                 DestinationKind::Mllp(m) => DestinationKind::Mllp(m),
                 DestinationKind::Http(h) => DestinationKind::Http(resolve_http(h, rx)?),
                 DestinationKind::Fhir(h) => DestinationKind::Fhir(resolve_http(h, rx)?),
+                DestinationKind::Sftp(s) => DestinationKind::Sftp(SftpDestination {
+                    endpoint: sftp_endpoint::resolve(s.endpoint, rx)?,
+                    name_template: s.name_template,
+                }),
             };
             Some(DestinationConfig {
                 name: d.name,
@@ -147,7 +153,14 @@ fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfi
             not_for_kind(&d.format, "format");
         }
         "http" | "fhir" => not_for_kind(&d.path, "path (use url)"),
+        "sftp" => {
+            not_for_kind(&d.path, "path (put the folder in the url)");
+            not_for_kind(&d.format, "format");
+        }
         _ => {}
+    }
+    if kind_name != "sftp" {
+        not_for_kind(&d.name_template, "name_template (sftp only)");
     }
     let http_like = matches!(kind_name, "http" | "fhir");
     if !http_like {
@@ -157,17 +170,18 @@ fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfi
                 format!("destination '{name}': headers (here '{k}') apply only to http and fhir destinations"),
             );
         }
-        if let Some(a) = &d.auth {
-            cx.error(
+        match &d.auth {
+            Some(a) if kind_name != "sftp" => cx.error(
                 a,
-                format!("destination '{name}': [destination.auth] applies to http and fhir destinations"),
-            );
+                format!("destination '{name}': [destination.auth] applies to http, fhir and sftp destinations"),
+            ),
+            _ => {}
         }
     }
-    if kind_name == "folder" && d.tls.is_some() {
+    if matches!(kind_name, "folder" | "sftp") && d.tls.is_some() {
         cx.error(
             &d.kind,
-            format!("destination '{name}': a folder destination takes no [destination.tls]"),
+            format!("destination '{name}': a {kind_name} destination takes no [destination.tls]"),
         );
     }
     if kind_name != "fhir" {
@@ -205,9 +219,10 @@ fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfi
             }
         }),
         "mllp" => mllp(&name, &d, cx).map(DestinationKind::Mllp),
+        "sftp" => sftp(&name, &d, cx).map(DestinationKind::Sftp),
         other => cx.fail(
             &d.kind,
-            format!("destination '{name}': unknown kind \"{other}\"; expected one of folder, fhir, http, mllp"),
+            format!("destination '{name}': unknown kind \"{other}\"; expected one of folder, fhir, http, mllp, sftp"),
         ),
     };
     let kind = kind?;
@@ -345,6 +360,24 @@ fn http(name: &str, d: &RawDestination, cx: &mut Check<'_>) -> Option<HttpDestin
         auth: auth?,
         tls: tls?,
         fhir: fhir?,
+    })
+}
+
+fn sftp(name: &str, d: &RawDestination, cx: &mut Check<'_>) -> Option<SftpDestination<Checked>> {
+    use crate::deliver::name_template::{NameTemplate, DEFAULT_TEMPLATE};
+    let url = needs_url(name, d, "sftp://USER@HOST:22/DIR", cx)?;
+    let what = format!("destination '{name}'");
+    let endpoint = sftp_endpoint::endpoint(&what, url, d.auth.as_ref(), &d.kind, cx);
+    let name_template = match &d.name_template {
+        None => NameTemplate::parse(DEFAULT_TEMPLATE).ok(),
+        Some(t) => match NameTemplate::parse(t.get_ref()) {
+            Ok(t) => Some(t),
+            Err(e) => cx.fail(t, format!("{what}: name_template {e}")),
+        },
+    };
+    Some(SftpDestination {
+        endpoint: endpoint?,
+        name_template: name_template?,
     })
 }
 

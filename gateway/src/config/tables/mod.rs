@@ -24,6 +24,7 @@ mod listener;
 mod outbound;
 mod poller;
 mod route;
+mod sftp_endpoint;
 mod status_page;
 mod storage;
 
@@ -40,8 +41,9 @@ tables! {
         destinations: Vec<DestinationConfig<S>> = "destination" via destination::Destinations,
         /// `[[route]]`: which messages of which sources go to which destinations.
         routes: Vec<RouteConfig> = "route" via route::Routes,
-        /// `[[poller]]`: results fetched from the cloud, journaled as ORU^R01.
-        pollers: Vec<PollerConfig<S>> = "poller" via poller::Pollers,
+        /// `[[poller]]`: results fetched from the cloud (journaled as ORU^R01)
+        /// and files fetched from sftp servers.
+        pollers: Pollers<S> = "poller" via poller::Pollers,
         /// `[health]`: off unless the table is present.
         health: Option<HealthConfig> = "health" via health::Health,
         /// `[alerts]`: rules run with defaults when the table is absent.

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod http_peer;
 pub mod peers;
 pub mod pki;
+pub mod sshd;
 pub mod token_server;
 
 use std::collections::HashSet;
