@@ -31,6 +31,7 @@ use crate::ops::{clock, notify};
 use crate::route::Router;
 use crate::source::mllp_listener;
 use crate::source::poller::{Poller, PollerState};
+use crate::source::sftp_poller::SftpPoller;
 use journal::{Journal, JournalConfig};
 use status_source::{status_source, StatusExtras};
 
@@ -168,6 +169,7 @@ async fn bring_up(
     for p in &cfg.pollers.fhir {
         let state = Arc::new(Mutex::new(PollerState {
             name: p.name.clone(),
+            kind: "fhir".into(),
             ..Default::default()
         }));
         poller_states.push(state.clone());
@@ -175,6 +177,24 @@ async fn bring_up(
             cfg: p.clone(),
             accept: accept.clone(),
             state_dir: cfg.data_dir.join("pollers"),
+            heartbeat: heartbeats.register(format!("poller {}", p.name)),
+            state,
+        };
+        sources.spawn(
+            format!("poller {}", p.name),
+            poller.run(sources.stop_signal()),
+        );
+    }
+    for p in &cfg.pollers.sftp {
+        let state = Arc::new(Mutex::new(PollerState {
+            name: p.name.clone(),
+            kind: "sftp".into(),
+            ..Default::default()
+        }));
+        poller_states.push(state.clone());
+        let poller = SftpPoller {
+            cfg: p.clone(),
+            accept: accept.clone(),
             heartbeat: heartbeats.register(format!("poller {}", p.name)),
             state,
         };

@@ -101,11 +101,13 @@ impl SftpSender {
         file.close().await.map_err(|e| io("cannot close", e))?;
         match self.size_of(c, &temp_path).await? {
             Some(n) if n == size => {}
-            other => return Err(SshError::Sftp(format!(
+            other => {
+                return Err(SshError::Sftp(format!(
                 "sftp {}: {temp_path} holds {} bytes after the upload of {size}: not renaming it",
                 t.label(),
                 other.map_or("no".into(), |n| n.to_string())
-            ))),
+            )))
+            }
         }
         if let Err(e) = c.sftp.rename(temp_path.as_str(), final_path.as_str()).await {
             // A concurrent or earlier attempt may have put it there first.

@@ -306,3 +306,133 @@ fn kill_9_during_uploads_never_loses_truncates_or_duplicates_a_claim() {
         "only {interrupted} kills landed mid-upload"
     );
 }
+
+/// An sftp poller on the server's "outbound" folder, routed to a folder
+/// destination (where eCW imports responses).
+fn poller_routing(s: &Sshd, files: &Path, inbox: &Path) -> String {
+    let kh = files.join("clearinghouse.known_hosts");
+    std::fs::write(&kh, s.known_hosts_line()).unwrap();
+    let key = files.join("client_key");
+    std::fs::copy(&s.client_key, &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "[[poller]]\nname = \"responses\"\nkind = \"sftp\"\nurl = \"{url}\"\n\
+         pattern = [\"*.999\", \"*.835\", \"*.TA1\"]\ninterval = \"300ms\"\n\
+         [poller.auth]\ntype = \"ssh_key\"\nkey_file = {key:?}\nknown_hosts = {kh:?}\n\n\
+         [[destination]]\nname = \"ecw-inbox\"\nkind = \"folder\"\npath = {inbox:?}\n\n\
+         [[route]]\nname = \"responses\"\nfrom = [\"responses\"]\nto = [\"ecw-inbox\"]\n",
+        url = s.url("outbound"),
+        key = key.display().to_string(),
+        kh = kh.display().to_string(),
+        inbox = inbox.display().to_string(),
+    )
+}
+
+fn inbox_files(inbox: &Path) -> Vec<Vec<u8>> {
+    if !inbox.is_dir() {
+        return Vec::new();
+    }
+    let mut v: Vec<Vec<u8>> = test_support::paths::files_with_extension(inbox, "hl7")
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn chown_outbound(s: &Sshd, owner: &str) {
+    let st = std::process::Command::new("chown")
+        .arg(owner)
+        .arg(s.folder("outbound"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn responses_arrive_once_and_leave_the_server_only_after_they_are_journaled() {
+    let Some(s) = Sshd::start() else { return };
+    let files = tempfile::tempdir().unwrap();
+    let inbox = files.path().join("ecw-inbox");
+    let out = s.folder("outbound");
+    // The user may read but not delete: every round re-lists the same
+    // files, and the journal must take each once.
+    chown_outbound(&s, "root:root");
+    let mut want = Vec::new();
+    for (name, body) in [
+        ("R1.999", "ISA*00*999 one~".to_string()),
+        ("R2.999", "ISA*00*999 two~".to_string()),
+        ("ERA.835", format!("ISA*00*835~{}", "CLP*1~".repeat(5000))),
+    ] {
+        std::fs::write(out.join(name), &body).unwrap();
+        want.push(body.into_bytes());
+    }
+    // Not taken: a dot file (an upload in progress) and another pattern.
+    std::fs::write(out.join(".R3.999.part"), "partial").unwrap();
+    std::fs::write(out.join("notes.txt"), "not a response").unwrap();
+    want.sort();
+    let g = Gateway::start_with(Options {
+        routing: Some(poller_routing(&s, files.path(), &inbox)),
+        ..Default::default()
+    });
+    let poller = |g: &Gateway| {
+        g.status_json()["pollers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "responses")
+            .cloned()
+            .unwrap()
+    };
+    g.wait_for(
+        "three responses in the inbox",
+        Duration::from_secs(60),
+        || inbox_files(&inbox).len() >= 3,
+    );
+    // Several more rounds see the same files (removal refused).
+    g.wait_for(
+        "re-listings answered as duplicates",
+        Duration::from_secs(30),
+        || poller(&g)["duplicates"].as_u64().unwrap_or(0) >= 6,
+    );
+    let p = poller(&g);
+    assert_eq!(p["kind"], "sftp", "{p}");
+    assert_eq!(p["stored"], 3, "{p}");
+    assert!(
+        p["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot remove"),
+        "{p}"
+    );
+    assert_eq!(inbox_files(&inbox), want);
+    assert!(
+        out.join("R1.999").exists(),
+        "removed although the delete was refused?"
+    );
+
+    // Removal allowed again: the journaled files leave the server, the others stay.
+    chown_outbound(
+        &s,
+        &format!(
+            "{}:{}",
+            crate::support::sshd::USER,
+            crate::support::sshd::USER
+        ),
+    );
+    g.wait_for(
+        "the journaled files to leave the server",
+        Duration::from_secs(30),
+        || {
+            !out.join("R1.999").exists()
+                && !out.join("R2.999").exists()
+                && !out.join("ERA.835").exists()
+        },
+    );
+    assert!(out.join(".R3.999.part").exists() && out.join("notes.txt").exists());
+    g.wait_drained(Duration::from_secs(30));
+    assert_eq!(inbox_files(&inbox), want, "a response was delivered twice");
+    assert_eq!(poller(&g)["stored"], 3);
+    let human = String::from_utf8(g.cli(&["status"]).stdout).unwrap();
+    assert!(human.contains("poller responses (sftp): "), "{human}");
+}
