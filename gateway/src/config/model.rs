@@ -124,6 +124,8 @@ pub enum DestinationKind<S: Stage = Resolved> {
     Mllp(MllpDestination),
     /// Upload each message as a file to an SFTP server.
     Sftp(SftpDestination<S>),
+    /// CDC IIS SOAP `submitSingleMessage` to an immunization registry.
+    IisSoap(IisSoapDestination<S>),
 }
 
 impl<S: Stage> DestinationKind<S> {
@@ -134,6 +136,7 @@ impl<S: Stage> DestinationKind<S> {
             DestinationKind::Fhir(_) => "fhir",
             DestinationKind::Mllp(_) => "mllp",
             DestinationKind::Sftp(_) => "sftp",
+            DestinationKind::IisSoap(_) => "iis_soap",
         }
     }
 }
@@ -244,6 +247,17 @@ pub enum AfterPickup {
     MoveTo(String),
 }
 
+/// `kind = "iis_soap"`: the registry's endpoint (`http`: url and TLS;
+/// its `auth` is unused) and the credentials it assigned, sent in the SOAP
+/// body as the CDC WSDL requires.
+#[derive(Debug, Clone)]
+pub struct IisSoapDestination<S: Stage = Resolved> {
+    pub http: HttpDestination<S>,
+    pub username: String,
+    pub password: S::Secret,
+    pub facility_id: String,
+}
+
 /// Which messages must keep their relative order on a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LaneMode {
@@ -296,6 +310,8 @@ impl DeliveryPolicy {
                 DestinationKind::Mllp(_) => 1,
                 DestinationKind::Folder { .. } | DestinationKind::Sftp(_) => 4,
                 DestinationKind::Http(_) | DestinationKind::Fhir(_) => 16,
+                // Registries throttle; one request at a time is what they expect.
+                DestinationKind::IisSoap(_) => 1,
             },
             lane: LaneMode::Patient,
             on_dead_letter: DeadLetterPolicy::Hold,

@@ -655,3 +655,39 @@ fn sftp_destinations_and_pollers_are_checked_from_the_text() {
         assert!(e.line > 20, "{from}: {e}");
     }
 }
+
+#[test]
+fn iis_soap_destinations_need_basic_credentials_and_a_facility() {
+    let iis = r#"
+[[destination]]
+name = "state-iis"
+kind = "iis_soap"
+url = "https://iis.state.example/ws/submitSingleMessage"
+facility_id = "FAC-0042"
+[destination.auth]
+type = "basic"
+username = "clinic42"
+password_file = "credential:iis-pw"
+"#;
+    let c = check(&format!("{GOOD}{iis}")).unwrap();
+    let DestinationKind::IisSoap(d) = &c.destinations[1].kind else {
+        panic!("{:?}", c.destinations[1].kind)
+    };
+    assert_eq!(
+        (d.username.as_str(), d.facility_id.as_str()),
+        ("clinic42", "FAC-0042")
+    );
+    assert!(d.http.auth.is_none(), "credentials go in the SOAP body");
+    assert_eq!(c.destinations[1].delivery.concurrency, 1);
+    for (from, to, why) in [
+        ("facility_id = \"FAC-0042\"\n", "", "needs facility_id"),
+        (
+            "type = \"basic\"\nusername = \"clinic42\"\npassword_file = \"credential:iis-pw\"",
+            "type = \"bearer\"\ntoken = \"t\"",
+            "type = \"basic\"",
+        ),
+    ] {
+        let e = check(&format!("{GOOD}{}", iis.replacen(from, to, 1))).unwrap_err();
+        assert!(e.first().reason.contains(why), "{from}: {}", e.first());
+    }
+}

@@ -12,6 +12,7 @@ pub mod circuit;
 pub mod fhir_context;
 pub mod folder;
 pub mod http_sender;
+pub mod iis_soap_sender;
 pub mod mllp_sender;
 pub mod monitor;
 pub mod name_template;

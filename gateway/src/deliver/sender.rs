@@ -3,6 +3,7 @@
 
 use super::folder::FolderSender;
 use super::http_sender::HttpSender;
+use super::iis_soap_sender::IisSoapSender;
 use super::mllp_sender::MllpSender;
 use super::payload::{Prepared, Wire};
 use super::sftp_sender::SftpSender;
@@ -14,6 +15,7 @@ pub enum Sender {
     Http(HttpSender),
     Mllp(MllpSender),
     Sftp(SftpSender),
+    IisSoap(IisSoapSender),
 }
 
 impl Sender {
@@ -31,6 +33,7 @@ impl Sender {
             DestinationKind::Mllp(m) => (Sender::Mllp(MllpSender::new(m, p)?), Wire::Hl7),
             // The stored bytes, unchanged (an X12 file is never re-serialized).
             DestinationKind::Sftp(s) => (Sender::Sftp(SftpSender::new(s, p)), Wire::Hl7),
+            DestinationKind::IisSoap(i) => (Sender::IisSoap(IisSoapSender::new(i, p)?), Wire::Hl7),
         })
     }
 
@@ -48,6 +51,7 @@ impl Sender {
             Sender::Http(s) => s.send(p).await,
             Sender::Mllp(s) => s.send(p).await,
             Sender::Sftp(s) => s.send(p).await,
+            Sender::IisSoap(s) => s.send(p).await,
         }
     }
 }

@@ -13,6 +13,7 @@ mod delivery;
 mod disk_full;
 mod fhir;
 mod https_client;
+mod iis_soap;
 mod ingest;
 mod ops;
 mod poller;
