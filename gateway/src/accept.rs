@@ -65,6 +65,28 @@ pub enum Role {
     Pickup,
 }
 
+/// A whole file a source fetched (an sftp poller's download), taken as it
+/// is: its bytes are journaled unchanged and its identity is its name,
+/// size and modification time (what makes a re-listed file a duplicate).
+#[derive(Debug, Clone)]
+pub struct FetchedFile {
+    pub name: String,
+    pub size: u64,
+    pub mtime: u32,
+}
+
+/// The journal's `kind` for a file taken as it is.
+pub const KIND_FILE: &str = "file";
+
+/// A file's type for routing (`types`) and status: its extension in upper
+/// case ("x.835" → "835", "resp.277CA" → "277CA"), or "FILE".
+pub fn file_type(name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() => ext.to_ascii_uppercase(),
+        _ => "FILE".into(),
+    }
+}
+
 /// Which source, and which peer of it, sent a message.
 #[derive(Debug, Clone)]
 pub struct Origin<'a> {
@@ -190,6 +212,40 @@ impl Accept {
             Kind::Hl7v2 => self.accept_hl7(inbound).await,
             Kind::X12 { usage } => self.accept_x12(inbound, usage).await,
         }
+    }
+
+    /// Journal a fetched file as it is (no read step: it is routed by its
+    /// type from the name). A file with the same name, size and mtime from
+    /// the same source is a duplicate of the first.
+    pub async fn accept_file(
+        &self,
+        origin: &Origin<'_>,
+        file: &FetchedFile,
+        bytes: Vec<u8>,
+    ) -> Answer {
+        let message_type = file_type(&file.name);
+        let read = Read {
+            meta: MessageMeta {
+                kind: KIND_FILE.to_string(),
+                sender: origin.peer.clone(),
+                control_id: file.name.clone(),
+                message_type: message_type.clone(),
+                dedup: vec![
+                    file.name.clone(),
+                    file.size.to_string(),
+                    file.mtime.to_string(),
+                ],
+            },
+            destinations: self
+                .router
+                .destinations_for_file(origin.name, &message_type),
+            patient_lane: 0,
+            reply: None,
+            hl7: None,
+            policy: Policy::default(),
+        };
+        self.append(origin, clock::unix_ms(), read, bytes, false)
+            .await
     }
 
     async fn accept_hl7(&self, inbound: Inbound<'_>) -> Answer {

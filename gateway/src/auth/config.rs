@@ -68,6 +68,18 @@ pub enum RawAuth {
         /// v1 (`system/*.read`) or v2 (`system/*.rs`) syntax, sent as given.
         scope: String,
     },
+    /// SSH public-key login (sftp destinations and pollers only; checked by
+    /// `config::tables::sftp_endpoint`): the key file and the pinned host keys.
+    SshKey {
+        key_file: String,
+        known_hosts: String,
+    },
+    /// SSH password login (sftp destinations and pollers only).
+    Password {
+        password: Option<Secret>,
+        password_file: Option<PathBuf>,
+        known_hosts: String,
+    },
 }
 
 /// Validated auth settings for one destination.
@@ -253,6 +265,11 @@ pub fn check(raw: RawAuth, base_dir: &Path) -> Result<AuthSpec, String> {
                 private_key,
             })
         }
+        RawAuth::SshKey { .. } | RawAuth::Password { .. } => Err(
+            "type \"ssh_key\" and type \"password\" are SSH logins, for sftp destinations and pollers; \
+             use bearer, basic, client_credentials or smart_backend here"
+                .into(),
+        ),
     }
 }
 

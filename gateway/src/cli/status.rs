@@ -175,10 +175,17 @@ pub fn render(r: &StatusReport) -> String {
                 )
             })
             .unwrap_or_else(|| "no successful poll yet".into());
-        out += &format!(
-            "\npoller {}: {} poll(s), {} result(s) stored, {} re-fetched, {} unmappable (quarantined); {last}\n",
-            p.name, p.polls, p.stored, p.duplicates, p.unmappable
-        );
+        if p.kind == "sftp" {
+            out += &format!(
+                "\npoller {} (sftp): {} poll(s), {} file(s) journaled, {} already journaled (removed remotely), {} left on the server (over max_file_bytes); {last}\n",
+                p.name, p.polls, p.stored, p.duplicates, p.left_on_server
+            );
+        } else {
+            out += &format!(
+                "\npoller {}: {} poll(s), {} result(s) stored, {} re-fetched, {} unmappable (quarantined); {last}\n",
+                p.name, p.polls, p.stored, p.duplicates, p.unmappable
+            );
+        }
         if let Some(e) = &p.last_error {
             out += &format!("  last error: {e}\n");
         }

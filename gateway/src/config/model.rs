@@ -31,6 +31,15 @@ pub struct PollerConfig<S: Stage = Resolved> {
     pub tls: S::Client,
 }
 
+/// `[[poller]]`, by kind.
+#[derive(Debug, Clone)]
+pub struct Pollers<S: Stage = Resolved> {
+    /// kind = "fhir": results searched in the cloud, journaled as ORU^R01.
+    pub fhir: Vec<PollerConfig<S>>,
+    /// kind = "sftp": files fetched from a remote folder.
+    pub sftp: Vec<SftpPollerConfig<S>>,
+}
+
 impl<S: Stage> Config<S> {
     pub fn journal_dir(&self) -> PathBuf {
         self.data_dir.join("journal")
@@ -113,6 +122,10 @@ pub enum DestinationKind<S: Stage = Resolved> {
     Fhir(HttpDestination<S>),
     /// MLLP(S) client to `host:port`.
     Mllp(MllpDestination),
+    /// Upload each message as a file to an SFTP server.
+    Sftp(SftpDestination<S>),
+    /// CDC IIS SOAP `submitSingleMessage` to an immunization registry.
+    IisSoap(IisSoapDestination<S>),
 }
 
 impl<S: Stage> DestinationKind<S> {
@@ -122,6 +135,8 @@ impl<S: Stage> DestinationKind<S> {
             DestinationKind::Http(_) => "http",
             DestinationKind::Fhir(_) => "fhir",
             DestinationKind::Mllp(_) => "mllp",
+            DestinationKind::Sftp(_) => "sftp",
+            DestinationKind::IisSoap(_) => "iis_soap",
         }
     }
 }
@@ -186,6 +201,68 @@ pub struct MllpClientTls {
     pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
+/// An SFTP server and how the gateway logs in (sftp destinations and pollers).
+#[derive(Debug, Clone)]
+pub struct SftpEndpoint<S: Stage = Resolved> {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The remote directory as the URL gives it ("" = the login directory).
+    pub dir: String,
+    pub login: SshLogin<S>,
+    /// Pinned host keys (required: never trusted on first use).
+    pub known_hosts: S::KnownHosts,
+}
+
+#[derive(Debug, Clone)]
+pub enum SshLogin<S: Stage = Resolved> {
+    Key(S::SshKey),
+    Password(S::Secret),
+}
+
+/// `kind = "sftp"`: each message is uploaded to `endpoint.dir` under a
+/// temporary name, synced where the server offers it, then renamed to the
+/// name `name_template` gives it.
+#[derive(Debug, Clone)]
+pub struct SftpDestination<S: Stage = Resolved> {
+    pub endpoint: SftpEndpoint<S>,
+    pub name_template: crate::deliver::name_template::NameTemplate,
+}
+
+/// `[[poller]] kind = "sftp"`: files fetched from a remote folder.
+#[derive(Debug, Clone)]
+pub struct SftpPollerConfig<S: Stage = Resolved> {
+    pub name: String,
+    pub endpoint: SftpEndpoint<S>,
+    /// File name globs (any matches); names starting with '.' are never taken.
+    pub patterns: Vec<Glob>,
+    pub interval: Duration,
+    pub after: AfterFetch,
+    /// Larger files are left on the server and reported.
+    pub max_file_bytes: u64,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+/// What a poller does with a remote file once the journal has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterFetch {
+    Delete,
+    /// Rename it into this remote directory.
+    MoveTo(String),
+}
+
+/// `kind = "iis_soap"`: the registry's endpoint (`http`: url and TLS;
+/// its `auth` is unused) and the credentials it assigned, sent in the SOAP
+/// body as the CDC WSDL requires.
+#[derive(Debug, Clone)]
+pub struct IisSoapDestination<S: Stage = Resolved> {
+    pub http: HttpDestination<S>,
+    pub username: String,
+    pub password: S::Secret,
+    pub facility_id: String,
+}
+
 /// Which messages must keep their relative order on a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LaneMode {
@@ -236,8 +313,10 @@ impl DeliveryPolicy {
             concurrency: match kind {
                 // One connection keeps MLLP's strict request/response order.
                 DestinationKind::Mllp(_) => 1,
-                DestinationKind::Folder { .. } => 4,
+                DestinationKind::Folder { .. } | DestinationKind::Sftp(_) => 4,
                 DestinationKind::Http(_) | DestinationKind::Fhir(_) => 16,
+                // Registries throttle; one request at a time is what they expect.
+                DestinationKind::IisSoap(_) => 1,
             },
             lane: LaneMode::Patient,
             on_dead_letter: DeadLetterPolicy::Hold,

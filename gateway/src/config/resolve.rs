@@ -5,6 +5,7 @@
 //! config file's line of the field that pointed at the file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::error::{At, ConfigError, ConfigErrors, Pos};
 use super::model::TlsServerConfig;
@@ -13,6 +14,8 @@ use super::stage::{Checked, Resolved};
 use super::Config;
 use crate::auth::{AuthConfig, AuthSpec};
 use crate::net::https_client::{self, HttpsClientConfig};
+use crate::net::known_hosts::KnownHosts;
+use crate::net::ssh_client::ClientKey;
 
 /// What `resolve` takes from the process rather than the config.
 #[derive(Debug, Clone, Default)]
@@ -120,6 +123,64 @@ impl Resolver<'_> {
             Ok(v) => Some(v),
             Err(e) => self.fail(s.pos, e),
         }
+    }
+
+    /// An SSH private key: read like any secret file (mode checked), then parsed.
+    pub fn ssh_key(&mut self, k: At<FileRef>) -> Option<ClientKey> {
+        let read = k
+            .value
+            .locate(&k.what, self.host.credentials.as_deref())
+            .and_then(|p| secrets::read_secret_file(&p, &k.what).map(|b| (p, b)));
+        let parsed = read.and_then(|(p, bytes)| {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("{}: {} is not a text key file", k.what, p.display()))?;
+            ClientKey::parse(&text, &format!("{}: {}", k.what, p.display()))
+        });
+        match parsed {
+            Ok(key) => Some(key),
+            Err(e) => self.fail(k.pos, e),
+        }
+    }
+
+    /// A known_hosts file (not secret: any mode), parsed; it must pin at
+    /// least one key for `host:port`.
+    pub fn known_hosts(
+        &mut self,
+        f: At<FileRef>,
+        host: &str,
+        port: u16,
+    ) -> Option<Arc<KnownHosts>> {
+        let path = self.file(f.clone())?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                return self.fail(
+                    f.pos,
+                    format!("{}: cannot read {}: {e}", f.what, path.display()),
+                )
+            }
+        };
+        let what = format!("{}: {}", f.what, path.display());
+        let kh = match KnownHosts::parse(&text, &what) {
+            Ok(kh) => kh,
+            Err(e) => return self.fail(f.pos, e),
+        };
+        if kh.pinned_for(host, port) == 0 {
+            let name = if port == 22 {
+                host.to_string()
+            } else {
+                format!("[{host}]:{port}")
+            };
+            return self.fail(
+                f.pos,
+                format!(
+                    "{what} pins no key for {name}: add the server's key (`ssh-keyscan -p {port} {host} >> {}`) \
+                     and check its fingerprint with the provider: host keys are never trusted on first use",
+                    path.display()
+                ),
+            );
+        }
+        Some(Arc::new(kh))
     }
 
     /// A code-map directory: every map in it must load.

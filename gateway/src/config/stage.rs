@@ -6,11 +6,14 @@
 
 use std::fmt::Debug;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::error::At;
 use super::secrets::{FileRef, Secret, SecretSource};
 use crate::auth::{AuthConfig, AuthSpec};
 use crate::net::https_client::HttpsClientConfig;
+use crate::net::known_hosts::KnownHosts;
+use crate::net::ssh_client::ClientKey;
 
 pub trait Stage: Debug + Clone + 'static {
     /// A TLS certificate, key or CA file (a path or `credential:NAME`):
@@ -27,6 +30,10 @@ pub trait Stage: Debug + Clone + 'static {
     type CodeMaps: Debug + Clone;
     /// The box id: when not configured, `resolve` reads the host name.
     type BoxId: Debug + Clone;
+    /// An SSH private key file: `resolve` reads it (mode checked) and parses it.
+    type SshKey: Debug + Clone;
+    /// A known_hosts file of pinned SSH host keys: `resolve` reads and parses it.
+    type KnownHosts: Debug + Clone;
 }
 
 /// Validated from the text alone: file references not yet followed.
@@ -44,6 +51,8 @@ impl Stage for Checked {
     type Secret = At<SecretSource>;
     type CodeMaps = At<PathBuf>;
     type BoxId = Option<String>;
+    type SshKey = At<FileRef>;
+    type KnownHosts = At<FileRef>;
 }
 
 impl Stage for Resolved {
@@ -53,4 +62,6 @@ impl Stage for Resolved {
     type Secret = Secret;
     type CodeMaps = PathBuf;
     type BoxId = String;
+    type SshKey = ClientKey;
+    type KnownHosts = Arc<KnownHosts>;
 }

@@ -649,3 +649,105 @@ fn pickup_tables_are_sources_with_their_defaults_and_errors_at_their_lines() {
     let e = parse(&GOOD.replace("from = [\"ehr\"]", "from = [\"claims\"]")).unwrap_err();
     assert!(e.reason.contains("from names 'claims'"), "{e}");
 }
+
+const SFTP: &str = r#"
+[[destination]]
+name = "availity"
+kind = "sftp"
+url = "sftp://practice42@sftp.example.com:2222/SendFiles"
+name_template = "CLM_{id:08}.837"
+[destination.auth]
+type = "ssh_key"
+key_file = "credential:availity-key"
+known_hosts = "availity.known_hosts"
+
+[[poller]]
+name = "availity-responses"
+kind = "sftp"
+url = "sftp://practice42@sftp.example.com:2222/ReceiveFiles"
+pattern = ["*.999", "*.835"]
+interval = "5m"
+move_to = "Done"
+[poller.auth]
+type = "password"
+password_file = "credential:availity-pw"
+known_hosts = "availity.known_hosts"
+"#;
+
+#[test]
+fn sftp_destinations_and_pollers_are_checked_from_the_text() {
+    let c = check(&format!("{GOOD}{SFTP}")).unwrap();
+    let DestinationKind::Sftp(d) = &c.destinations[1].kind else {
+        panic!("{:?}", c.destinations[1].kind)
+    };
+    assert_eq!(
+        (
+            d.endpoint.host.as_str(),
+            d.endpoint.port,
+            d.endpoint.user.as_str()
+        ),
+        ("sftp.example.com", 2222, "practice42")
+    );
+    assert_eq!(d.endpoint.dir, "/SendFiles");
+    assert_eq!(d.name_template.as_str(), "CLM_{id:08}.837");
+    assert!(matches!(d.endpoint.login, SshLogin::Key(_)));
+    let p = &c.pollers.sftp[0];
+    assert_eq!(p.interval, Duration::from_secs(300));
+    assert_eq!(p.after, AfterFetch::MoveTo("Done".into()));
+    assert!(p.patterns[1].matches("ERA_0001.835"));
+    assert!(matches!(p.endpoint.login, SshLogin::Password(_)));
+    // Errors name the line and say what to do.
+    for (from, to, why) in [
+        ("known_hosts = \"availity.known_hosts\"\n\n", "\n", "missing field `known_hosts`"),
+        ("sftp://practice42@sftp", "sftp://sftp", "has no user"),
+        ("{id:08}", "{date}", "has no {id}"),
+        ("pattern = [\"*.999\", \"*.835\"]", "pattern = []", "pattern must be"),
+        (
+            "type = \"ssh_key\"\nkey_file = \"credential:availity-key\"\nknown_hosts = \"availity.known_hosts\"",
+            "type = \"bearer\"\ntoken = \"t\"",
+            "ssh_key\" or \"password\"",
+        ),
+    ] {
+        let text = format!("{GOOD}{}", SFTP.replacen(from, to, 1));
+        let e = check(&text).unwrap_err();
+        let e = e.first();
+        assert!(e.reason.contains(why), "{from}: {e}");
+        assert!(e.line > 20, "{from}: {e}");
+    }
+}
+
+#[test]
+fn iis_soap_destinations_need_basic_credentials_and_a_facility() {
+    let iis = r#"
+[[destination]]
+name = "state-iis"
+kind = "iis_soap"
+url = "https://iis.state.example/ws/submitSingleMessage"
+facility_id = "FAC-0042"
+[destination.auth]
+type = "basic"
+username = "clinic42"
+password_file = "credential:iis-pw"
+"#;
+    let c = check(&format!("{GOOD}{iis}")).unwrap();
+    let DestinationKind::IisSoap(d) = &c.destinations[1].kind else {
+        panic!("{:?}", c.destinations[1].kind)
+    };
+    assert_eq!(
+        (d.username.as_str(), d.facility_id.as_str()),
+        ("clinic42", "FAC-0042")
+    );
+    assert!(d.http.auth.is_none(), "credentials go in the SOAP body");
+    assert_eq!(c.destinations[1].delivery.concurrency, 1);
+    for (from, to, why) in [
+        ("facility_id = \"FAC-0042\"\n", "", "needs facility_id"),
+        (
+            "type = \"basic\"\nusername = \"clinic42\"\npassword_file = \"credential:iis-pw\"",
+            "type = \"bearer\"\ntoken = \"t\"",
+            "type = \"basic\"",
+        ),
+    ] {
+        let e = check(&format!("{GOOD}{}", iis.replacen(from, to, 1))).unwrap_err();
+        assert!(e.first().reason.contains(why), "{from}: {}", e.first());
+    }
+}

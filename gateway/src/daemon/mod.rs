@@ -32,6 +32,7 @@ use crate::route::Router;
 use crate::source::mllp_listener;
 use crate::source::pickup::{Pickup, PickupState};
 use crate::source::poller::{Poller, PollerState};
+use crate::source::sftp_poller::SftpPoller;
 use journal::{Journal, JournalConfig};
 use status_source::{status_source, StatusExtras};
 
@@ -169,9 +170,10 @@ async fn bring_up(
     health_state.listeners_bound.store(true, Ordering::Relaxed);
     // Pollers are sources too: they start with the listeners.
     let mut poller_states = Vec::new();
-    for p in &cfg.pollers {
+    for p in &cfg.pollers.fhir {
         let state = Arc::new(Mutex::new(PollerState {
             name: p.name.clone(),
+            kind: "fhir".into(),
             ..Default::default()
         }));
         poller_states.push(state.clone());
@@ -179,6 +181,24 @@ async fn bring_up(
             cfg: p.clone(),
             accept: accept.clone(),
             state_dir: cfg.data_dir.join("pollers"),
+            heartbeat: heartbeats.register(format!("poller {}", p.name)),
+            state,
+        };
+        sources.spawn(
+            format!("poller {}", p.name),
+            poller.run(sources.stop_signal()),
+        );
+    }
+    for p in &cfg.pollers.sftp {
+        let state = Arc::new(Mutex::new(PollerState {
+            name: p.name.clone(),
+            kind: "sftp".into(),
+            ..Default::default()
+        }));
+        poller_states.push(state.clone());
+        let poller = SftpPoller {
+            cfg: p.clone(),
+            accept: accept.clone(),
             heartbeat: heartbeats.register(format!("poller {}", p.name)),
             state,
         };

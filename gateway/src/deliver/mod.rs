@@ -1,6 +1,6 @@
 //! Destinations and the store-and-forward machinery: one outbox driver per
 //! destination ([`outbox`]) over a [`sender::Sender`] for its kind
-//! ([`folder`], [`http`] for `http` and `fhir`, [`mllp`]). Pure pieces:
+//! ([`folder`], [`http`] for `http` and `fhir`, [`mllp`], [`sftp`]). Pure pieces:
 //! [`verdict`] (HTTP answers → delivered / retry / dead letter),
 //! [`backoff`], [`circuit`], [`payload`] (transforms and wire formats).
 //!
@@ -13,12 +13,15 @@ pub mod fhir_context;
 pub mod fhir_update;
 pub mod folder;
 pub mod http_sender;
+pub mod iis_soap_sender;
 pub mod mllp_sender;
 pub mod monitor;
+pub mod name_template;
 pub mod outage_log;
 pub mod outbox;
 pub mod payload;
 pub mod sender;
+pub mod sftp_sender;
 pub mod verdict;
 
 use std::sync::Arc;

@@ -18,6 +18,8 @@ pub struct Prepared {
     pub message_id: u64,
     pub control_id: String,
     pub message_type: String,
+    /// When the journal took it (file names are made from it, never from the send time).
+    pub received_at_ms: u64,
     /// Shared, so retries and the HTTP client do not copy it.
     pub body: Bytes,
     pub content_type: &'static str,
@@ -84,6 +86,7 @@ pub fn prepare(
         message_id: msg.id,
         control_id: msg.meta.control_id.clone(),
         message_type: msg.meta.message_type.clone(),
+        received_at_ms: msg.received_at_ms,
         body: Bytes::from(body),
         content_type,
         create_only: Vec::new(),

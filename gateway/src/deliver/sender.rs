@@ -3,8 +3,10 @@
 
 use super::folder::FolderSender;
 use super::http_sender::HttpSender;
+use super::iis_soap_sender::IisSoapSender;
 use super::mllp_sender::MllpSender;
 use super::payload::{Prepared, Wire};
+use super::sftp_sender::SftpSender;
 use super::verdict::Verdict;
 use crate::config::{DestinationConfig, DestinationKind};
 
@@ -12,6 +14,8 @@ pub enum Sender {
     Folder(FolderSender),
     Http(HttpSender),
     Mllp(MllpSender),
+    Sftp(SftpSender),
+    IisSoap(IisSoapSender),
 }
 
 impl Sender {
@@ -27,6 +31,9 @@ impl Sender {
             }
             DestinationKind::Fhir(h) => (Sender::Http(HttpSender::new(h, true, p)?), Wire::Fhir),
             DestinationKind::Mllp(m) => (Sender::Mllp(MllpSender::new(m, p)?), Wire::Hl7),
+            // The stored bytes, unchanged (an X12 file is never re-serialized).
+            DestinationKind::Sftp(s) => (Sender::Sftp(SftpSender::new(s, p)), Wire::Hl7),
+            DestinationKind::IisSoap(i) => (Sender::IisSoap(IisSoapSender::new(i, p)?), Wire::Hl7),
         })
     }
 
@@ -43,6 +50,8 @@ impl Sender {
             Sender::Folder(s) => s.send(p).await,
             Sender::Http(s) => s.send(p).await,
             Sender::Mllp(s) => s.send(p).await,
+            Sender::Sftp(s) => s.send(p).await,
+            Sender::IisSoap(s) => s.send(p).await,
         }
     }
 }

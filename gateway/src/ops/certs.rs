@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, DestinationKind};
+use crate::config::{Config, DestinationKind, IisSoapDestination};
 
 /// One certificate file the config names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,12 +52,14 @@ pub fn collect(cfg: &Config) -> Vec<CertInfo> {
                     }
                 }
             }
-            DestinationKind::Http(h) | DestinationKind::Fhir(h) => {
+            DestinationKind::IisSoap(IisSoapDestination { http: h, .. })
+            | DestinationKind::Http(h)
+            | DestinationKind::Fhir(h) => {
                 if let Some(ca) = &h.tls.ca_file {
                     wanted.push(("destination", d.name.clone(), "ca", ca.clone()));
                 }
             }
-            DestinationKind::Folder { .. } => {}
+            DestinationKind::Folder { .. } | DestinationKind::Sftp(_) => {}
         }
     }
     if let Some(t) = cfg.status_page.as_ref().and_then(|s| s.tls.as_ref()) {

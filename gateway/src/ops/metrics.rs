@@ -458,6 +458,52 @@ pub fn render(r: &StatusReport, x: &Extra) -> String {
         }
     }
 
+    // Pollers (sources): labels are the configured name and kind only.
+    type PollerGet = fn(&crate::source::poller::PollerState) -> u64;
+    let pollers: [(&str, &str, &str, PollerGet); 5] = [
+        (
+            "gateway_poller_polls_total",
+            "counter",
+            "Poll rounds since start.",
+            |p| p.polls,
+        ),
+        (
+            "gateway_poller_stored_total",
+            "counter",
+            "Items journaled as new since start (results or files).",
+            |p| p.stored,
+        ),
+        (
+            "gateway_poller_duplicates_total",
+            "counter",
+            "Items fetched again and found already journaled, since start.",
+            |p| p.duplicates,
+        ),
+        (
+            "gateway_poller_left_on_server",
+            "gauge",
+            "sftp: remote files over max_file_bytes left on the server (last listing).",
+            |p| p.left_on_server,
+        ),
+        (
+            "gateway_poller_up",
+            "gauge",
+            "1 when the last poll round succeeded, 0 when it failed.",
+            |p| u64::from(p.last_error.is_none()),
+        ),
+    ];
+    for (name, kind, help, get) in pollers {
+        o.family(name, kind, help);
+        for p in &r.pollers {
+            let k = if p.kind.is_empty() {
+                "fhir"
+            } else {
+                p.kind.as_str()
+            };
+            o.sample(name, &[("poller", &p.name), ("kind", k)], get(p));
+        }
+    }
+
     o.family(
         "gateway_alerts_active",
         "gauge",
@@ -522,6 +568,9 @@ mod tests {
         let report: StatusReport = serde_json::from_value(serde_json::json!({
             "version": "1", "pid": 1, "config": "c", "data_dir": "d", "started_at": "s",
             "uptime_secs": 3, "listeners": [], "destinations": [],
+            "pollers": [{"name": "responses", "kind": "sftp", "polls": 7, "last_poll_ms": null,
+                         "last_success_ms": null, "stored": 3, "duplicates": 4, "unmappable": 0,
+                         "cursor": null, "last_error": "sftp u@h:22: timed out"}],
             "journal": {"messages": 0, "duplicates": 0, "control_id_reuses": 0,
                         "quarantined": 0, "bytes_on_disk": 0, "disk_percent_used": 0}
         }))
@@ -542,6 +591,14 @@ mod tests {
         ));
         // Code values themselves are not labels.
         assert!(!text.contains("GLU-X"));
+        assert!(
+            text.contains("gateway_poller_stored_total{poller=\"responses\",kind=\"sftp\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway_poller_up{poller=\"responses\",kind=\"sftp\"} 0\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -108,6 +108,32 @@ impl Router {
         out
     }
 
+    /// Outboxes for a file a source took as it is (not HL7: an sftp
+    /// poller's download): routes from `source` whose `types` match its
+    /// `file_type` (e.g. "835", from the name's extension). Routes that
+    /// filter on HL7 header fields (facility, receiver) never take files.
+    pub fn destinations_for_file(&self, source: &str, file_type: &str) -> Vec<Enqueue> {
+        let mut out: Vec<Enqueue> = Vec::new();
+        let takes = |r: &RouteConfig| {
+            r.from.iter().any(|f| f == source)
+                && (r.message_types.is_empty()
+                    || r.message_types.iter().any(|g| g.matches(file_type)))
+                && r.sending_facilities.is_empty()
+                && r.receiving_applications.is_empty()
+        };
+        for r in self.routes.iter().filter(|r| takes(r)) {
+            for d in &r.to {
+                if !out.iter().any(|e| &e.destination == d) {
+                    out.push(Enqueue {
+                        destination: d.clone(),
+                        transform: r.transform.label().to_string(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Names of the routes that take this message (for the audit trail).
     pub fn matching_routes(&self, listener: &str, header: &HeaderSummary) -> Vec<&str> {
         self.routes

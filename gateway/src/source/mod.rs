@@ -6,19 +6,28 @@
 //!   reply is the HL7 ACK the accept path built).
 //! - [`poller`]: the HTTPS results poller, with its pure helpers in
 //!   [`results`].
+//! - [`sftp_poller`]: files fetched from an SFTP server's folder.
 //!
 //! - [`pickup`]: `[[pickup]]` folders (X12 or HL7 files), with the pure
 //!   split of HL7 files in [`hl7_file`].
 //!
-//! The SFTP poller and bulk export will be sources here too.
+//! Bulk export will be a source here too.
 
 pub mod hl7_file;
 pub mod mllp_listener;
 pub mod pickup;
 pub mod poller;
 pub mod results;
+pub mod sftp_poller;
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::ops::clock::unix_ms;
+use crate::ops::watchdog::Heartbeat;
+use poller::PollerState;
 
 use crate::net::tls_config::TlsConfigError;
 
@@ -36,4 +45,58 @@ pub enum SourceError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// A poller's wait between rounds: beats so the watchdog sees a live loop;
+/// false if the daemon is shutting down.
+pub async fn sleep_beating(
+    heartbeat: &Heartbeat,
+    interval: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let until = tokio::time::Instant::now() + interval;
+    loop {
+        heartbeat.beat();
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep((until - now).min(Duration::from_secs(1))) => {}
+            _ = shutdown.changed() => return false,
+        }
+    }
+}
+
+/// A poller round's outcome into its status and the log: one line when
+/// polling starts failing and one when it works again (status keeps the
+/// latest error); `what` names what `Ok(n)` counts.
+pub fn record_round(
+    s: &mut PollerState,
+    failing: &mut bool,
+    name: &str,
+    interval: Duration,
+    what: &str,
+    result: Result<u64, String>,
+) {
+    match result {
+        Ok(n) => {
+            if *failing {
+                log::info!(target: "gateway::poller", "poller {name}: polling works again");
+            }
+            *failing = false;
+            if n > 0 {
+                log::info!(target: "gateway::poller", "poller {name}: journaled {n} new {what}");
+            }
+            s.last_success_ms = Some(unix_ms());
+            s.last_error = None;
+        }
+        Err(e) => {
+            if !*failing {
+                log::warn!(target: "gateway::poller", "poller {name}: {}; retrying every {} s", crate::deliver::outage_log::error_class(&e), interval.as_secs().max(1));
+            }
+            *failing = true;
+            s.last_error = Some(e);
+        }
+    }
 }

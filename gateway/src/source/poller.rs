@@ -16,7 +16,6 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use serde::{Deserialize, Serialize};
@@ -35,6 +34,9 @@ use journal::Quarantined;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PollerState {
     pub name: String,
+    /// "fhir" or "sftp" ("" read from an older daemon: fhir).
+    #[serde(default)]
+    pub kind: String,
     pub polls: u64,
     pub last_poll_ms: Option<u64>,
     pub last_success_ms: Option<u64>,
@@ -46,6 +48,9 @@ pub struct PollerState {
     pub unmappable: u64,
     pub cursor: Option<String>,
     pub last_error: Option<String>,
+    /// sftp: files over max_file_bytes left on the server (last listing).
+    #[serde(default)]
+    pub left_on_server: u64,
 }
 
 pub struct Poller {
@@ -114,41 +119,16 @@ impl Poller {
         let mut failing = false;
         loop {
             self.heartbeat.beat();
-            match self.poll_once(&client, auth.as_ref()).await {
-                Ok(n) => {
-                    if failing {
-                        log::info!(target: "gateway::poller", "poller {}: polling works again", self.cfg.name);
-                    }
-                    failing = false;
-                    if n > 0 {
-                        log::info!(target: "gateway::poller", "poller {}: journaled {n} new result message(s)", self.cfg.name);
-                    }
-                    self.update(|s| {
-                        s.last_success_ms = Some(unix_ms());
-                        s.last_error = None;
-                    });
-                }
-                Err(PollError::Retry(e)) => {
-                    // One line when it starts failing; status keeps the latest error.
-                    if !failing {
-                        log::warn!(target: "gateway::poller", "poller {}: {}; retrying every {} s", self.cfg.name, crate::deliver::outage_log::error_class(&e), self.cfg.interval.as_secs().max(1));
-                    }
-                    failing = true;
-                    self.update(|s| s.last_error = Some(e));
-                }
-            }
-            // Sleep the interval, beating so the watchdog sees a live loop.
-            let until = tokio::time::Instant::now() + self.cfg.interval;
-            loop {
-                self.heartbeat.beat();
-                let now = tokio::time::Instant::now();
-                if now >= until {
-                    break;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep((until - now).min(Duration::from_secs(1))) => {}
-                    _ = shutdown.changed() => return,
-                }
+            let result = self
+                .poll_once(&client, auth.as_ref())
+                .await
+                .map_err(|PollError::Retry(e)| e);
+            let (name, interval) = (&self.cfg.name, self.cfg.interval);
+            self.update(|s| {
+                super::record_round(s, &mut failing, name, interval, "result message(s)", result)
+            });
+            if !super::sleep_beating(&self.heartbeat, self.cfg.interval, &mut shutdown).await {
+                return;
             }
         }
     }

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{delivery, fhir_settings, outbound};
+use super::{delivery, fhir_settings, outbound, sftp_endpoint};
 use crate::auth::RawAuth;
 use crate::config::check::{each, maybe, Check};
 use crate::config::cross::{FactSheet, Namespace};
 use crate::config::model::*;
 use crate::config::resolve::Resolver;
+use crate::config::secrets::SecretSource;
 use crate::config::stage::{Checked, Resolved};
 use crate::config::table::Table;
 use crate::net::https_client::RawHttpsClient;
@@ -30,6 +31,10 @@ pub(crate) struct RawDestination {
     headers: BTreeMap<String, Spanned<String>>,
     tls: Option<Spanned<RawDestTls>>,
     auth: Option<Spanned<RawAuth>>,
+    /// sftp: the remote file name (`deliver::name_template`).
+    name_template: Option<Spanned<String>>,
+    /// iis_soap: the facility id the registry assigned.
+    facility_id: Option<Spanned<String>>,
     // FHIR mapping (fhir_settings.rs).
     pub(super) tenant: Option<Spanned<String>>,
     pub(super) update: Option<Spanned<String>>,
@@ -90,6 +95,20 @@ impl Table for Destinations {
                 DestinationKind::Mllp(m) => DestinationKind::Mllp(m),
                 DestinationKind::Http(h) => DestinationKind::Http(resolve_http(h, rx)?),
                 DestinationKind::Fhir(h) => DestinationKind::Fhir(resolve_http(h, rx)?),
+                DestinationKind::IisSoap(i) => {
+                    let http = resolve_http(i.http, rx);
+                    let password = rx.secret(i.password);
+                    DestinationKind::IisSoap(IisSoapDestination {
+                        http: http?,
+                        username: i.username,
+                        password: password?,
+                        facility_id: i.facility_id,
+                    })
+                }
+                DestinationKind::Sftp(s) => DestinationKind::Sftp(SftpDestination {
+                    endpoint: sftp_endpoint::resolve(s.endpoint, rx)?,
+                    name_template: s.name_template,
+                }),
             };
             Some(DestinationConfig {
                 name: d.name,
@@ -150,27 +169,45 @@ fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfi
             not_for_kind(&d.format, "format");
         }
         "http" | "fhir" => not_for_kind(&d.path, "path (use url)"),
+        "iis_soap" => {
+            not_for_kind(&d.path, "path (use url)");
+            not_for_kind(
+                &d.format,
+                "format (it sends the HL7 message in the SOAP body)",
+            );
+        }
+        "sftp" => {
+            not_for_kind(&d.path, "path (put the folder in the url)");
+            not_for_kind(&d.format, "format");
+        }
         _ => {}
+    }
+    if kind_name != "sftp" {
+        not_for_kind(&d.name_template, "name_template (sftp only)");
+    }
+    if kind_name != "iis_soap" {
+        not_for_kind(&d.facility_id, "facility_id (iis_soap only)");
     }
     let http_like = matches!(kind_name, "http" | "fhir");
     if !http_like {
-        if let Some((k, v)) = d.headers.iter().next() {
+        if let Some((k, v)) = d.headers.iter().next().filter(|_| kind_name != "iis_soap") {
             cx.error(
                 v,
                 format!("destination '{name}': headers (here '{k}') apply only to http and fhir destinations"),
             );
         }
-        if let Some(a) = &d.auth {
-            cx.error(
+        match &d.auth {
+            Some(a) if !matches!(kind_name, "sftp" | "iis_soap") => cx.error(
                 a,
-                format!("destination '{name}': [destination.auth] applies to http and fhir destinations"),
-            );
+                format!("destination '{name}': [destination.auth] applies to http, fhir, sftp and iis_soap destinations"),
+            ),
+            _ => {}
         }
     }
-    if kind_name == "folder" && d.tls.is_some() {
+    if matches!(kind_name, "folder" | "sftp") && d.tls.is_some() {
         cx.error(
             &d.kind,
-            format!("destination '{name}': a folder destination takes no [destination.tls]"),
+            format!("destination '{name}': a {kind_name} destination takes no [destination.tls]"),
         );
     }
     if kind_name != "fhir" {
@@ -214,9 +251,11 @@ fn destination(d: RawDestination, cx: &mut Check<'_>) -> Option<DestinationConfi
             }
         }),
         "mllp" => mllp(&name, &d, cx).map(DestinationKind::Mllp),
+        "sftp" => sftp(&name, &d, cx).map(DestinationKind::Sftp),
+        "iis_soap" => iis_soap(&name, &d, cx).map(DestinationKind::IisSoap),
         other => cx.fail(
             &d.kind,
-            format!("destination '{name}': unknown kind \"{other}\"; expected one of folder, fhir, http, mllp"),
+            format!("destination '{name}': unknown kind \"{other}\"; expected one of folder, fhir, http, mllp, sftp, iis_soap"),
         ),
     };
     let kind = kind?;
@@ -354,6 +393,77 @@ fn http(name: &str, d: &RawDestination, cx: &mut Check<'_>) -> Option<HttpDestin
         auth: auth?,
         tls: tls?,
         fhir: fhir?,
+    })
+}
+
+fn sftp(name: &str, d: &RawDestination, cx: &mut Check<'_>) -> Option<SftpDestination<Checked>> {
+    use crate::deliver::name_template::{NameTemplate, DEFAULT_TEMPLATE};
+    let url = needs_url(name, d, "sftp://USER@HOST:22/DIR", cx)?;
+    let what = format!("destination '{name}'");
+    let endpoint = sftp_endpoint::endpoint(&what, url, d.auth.as_ref(), &d.kind, cx);
+    let name_template = match &d.name_template {
+        None => NameTemplate::parse(DEFAULT_TEMPLATE).ok(),
+        Some(t) => match NameTemplate::parse(t.get_ref()) {
+            Ok(t) => Some(t),
+            Err(e) => cx.fail(t, format!("{what}: name_template {e}")),
+        },
+    };
+    Some(SftpDestination {
+        endpoint: endpoint?,
+        name_template: name_template?,
+    })
+}
+
+fn iis_soap(
+    name: &str,
+    d: &RawDestination,
+    cx: &mut Check<'_>,
+) -> Option<IisSoapDestination<Checked>> {
+    let what = format!("destination '{name}'");
+    let http = http(name, d, cx);
+    let creds = match d.auth.as_ref().map(|a| (a, a.get_ref())) {
+        Some((
+            a,
+            RawAuth::Basic {
+                username,
+                password,
+                password_file,
+            },
+        )) => {
+            let file = password_file.as_ref().map(|p| p.to_string_lossy().into_owned());
+            match SecretSource::choose(
+                "auth.password",
+                password.clone(),
+                "auth.password_file",
+                file.as_deref(),
+                cx.base(),
+            ) {
+                Ok(s) => Some((username.clone(), cx.at(a, s, format!("{what}: auth")))),
+                Err(e) => cx.fail(a, format!("{what}: {e}")),
+            }
+        }
+        _ => cx.fail(
+            d.auth.as_ref().map_or(&d.kind, |_| &d.kind),
+            format!("{what}: iis_soap needs [destination.auth] type = \"basic\" with the registry's username and password_file"),
+        ),
+    };
+    let facility_id = match &d.facility_id {
+        Some(f) if !f.get_ref().trim().is_empty() => Some(f.get_ref().clone()),
+        Some(f) => cx.fail(f, format!("{what}: facility_id is empty")),
+        None => cx.fail(
+            &d.kind,
+            format!("{what}: iis_soap needs facility_id = \"...\" (the id the registry assigned to the clinic)"),
+        ),
+    };
+    let mut http = http?;
+    // The credentials travel in the SOAP body, not an Authorization header.
+    http.auth = None;
+    let (username, password) = creds?;
+    Some(IisSoapDestination {
+        http,
+        username,
+        password,
+        facility_id: facility_id?,
     })
 }
 

@@ -25,6 +25,7 @@ mod outbound;
 mod pickup;
 mod poller;
 mod route;
+mod sftp_endpoint;
 mod status_page;
 mod storage;
 
@@ -41,8 +42,9 @@ tables! {
         destinations: Vec<DestinationConfig<S>> = "destination" via destination::Destinations,
         /// `[[route]]`: which messages of which sources go to which destinations.
         routes: Vec<RouteConfig> = "route" via route::Routes,
-        /// `[[poller]]`: results fetched from the cloud, journaled as ORU^R01.
-        pollers: Vec<PollerConfig<S>> = "poller" via poller::Pollers,
+        /// `[[poller]]`: results fetched from the cloud (journaled as ORU^R01)
+        /// and files fetched from sftp servers.
+        pollers: Pollers<S> = "poller" via poller::Pollers,
         /// `[[pickup]]`: folders eCW drops X12 or HL7 files into.
         pickups: Vec<PickupConfig> = "pickup" via pickup::Pickups,
         /// `[health]`: off unless the table is present.

@@ -1,22 +1,24 @@
-//! `[[poller]]`: HTTPS pollers that fetch results from the cloud (a FHIR
-//! search by `_lastUpdated`) and journal them as ORU^R01 messages, so they
-//! flow through routes like anything an MLLP listener receives. Pollers are
-//! sources: routes name them in `from`.
+//! `[[poller]]`: kind "fhir", HTTPS pollers that fetch results from the
+//! cloud (a FHIR search by `_lastUpdated`) and journal them as ORU^R01
+//! messages; kind "sftp", files fetched from a remote folder (clearinghouse
+//! responses). Either way they flow through routes like anything an MLLP
+//! listener receives. Pollers are sources: routes name them in `from`.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::outbound;
+use super::{outbound, sftp_endpoint};
 use crate::auth::RawAuth;
 use crate::config::check::{each, maybe, Check};
 use crate::config::cross::{FactSheet, Namespace};
-use crate::config::model::PollerConfig;
+use crate::config::model::{AfterFetch, PollerConfig, Pollers as PollerSet, SftpPollerConfig};
 use crate::config::resolve::Resolver;
 use crate::config::stage::{Checked, Resolved};
 use crate::config::table::Table;
 use crate::net::https_client::RawHttpsClient;
+use crate::route::Glob;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,19 @@ pub(crate) struct RawPoller {
     auth: Option<Spanned<RawAuth>>,
     tls: Option<RawPollerTls>,
     timeout: Option<Spanned<String>>,
+    // sftp only.
+    pattern: Option<Spanned<Patterns>>,
+    move_to: Option<Spanned<String>>,
+    max_file_bytes: Option<Spanned<u64>>,
+    connect_timeout: Option<Spanned<String>>,
+}
+
+/// `pattern = "*.835"` or `pattern = ["*.999", "*.835"]`.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum Patterns {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -47,8 +62,8 @@ pub(crate) struct Pollers;
 
 impl Table for Pollers {
     type Raw = Vec<RawPoller>;
-    type Checked = Vec<PollerConfig<Checked>>;
-    type Resolved = Vec<PollerConfig<Resolved>>;
+    type Checked = PollerSet<Checked>;
+    type Resolved = PollerSet<Resolved>;
 
     fn facts(raw: &Self::Raw, sheet: &mut FactSheet<'_>) {
         for p in raw {
@@ -57,11 +72,30 @@ impl Table for Pollers {
     }
 
     fn validate(raw: Self::Raw, cx: &mut Check<'_>) -> Option<Self::Checked> {
-        each(raw, |p| poller(p, cx))
+        let (sftp, fhir): (Vec<_>, Vec<_>) =
+            raw.into_iter().partition(|p| p.kind.get_ref() == "sftp");
+        let fhir = each(fhir, |p| poller(p, cx));
+        let sftp = each(sftp, |p| sftp_poller(p, cx));
+        Some(PollerSet {
+            fhir: fhir?,
+            sftp: sftp?,
+        })
     }
 
     fn resolve(checked: Self::Checked, rx: &mut Resolver<'_>) -> Option<Self::Resolved> {
-        each(checked, |p| {
+        let sftp = each(checked.sftp, |p| {
+            Some(SftpPollerConfig {
+                endpoint: sftp_endpoint::resolve(p.endpoint, rx)?,
+                name: p.name,
+                patterns: p.patterns,
+                interval: p.interval,
+                after: p.after,
+                max_file_bytes: p.max_file_bytes,
+                connect_timeout: p.connect_timeout,
+                timeout: p.timeout,
+            })
+        });
+        let fhir = each(checked.fhir, |p| {
             let auth = maybe(p.auth, |a| rx.auth(a));
             let tls = rx.client(p.tls);
             Some(PollerConfig {
@@ -76,8 +110,113 @@ impl Table for Pollers {
                 receiving_application: p.receiving_application,
                 receiving_facility: p.receiving_facility,
             })
+        });
+        Some(PollerSet {
+            fhir: fhir?,
+            sftp: sftp?,
         })
     }
+}
+
+/// The settings that only an sftp poller takes, if set on a fhir one.
+fn sftp_only(p: &RawPoller, cx: &mut Check<'_>) {
+    let name = p.name.get_ref();
+    let say = |f: &str| format!("poller '{name}': {f} applies to kind = \"sftp\" pollers");
+    if let Some(v) = &p.pattern {
+        cx.error(v, say("pattern"));
+    }
+    if let Some(v) = &p.move_to {
+        cx.error(v, say("move_to"));
+    }
+    if let Some(v) = &p.max_file_bytes {
+        cx.error(v, say("max_file_bytes"));
+    }
+    if let Some(v) = &p.connect_timeout {
+        cx.error(v, say("connect_timeout"));
+    }
+}
+
+fn sftp_poller(p: RawPoller, cx: &mut Check<'_>) -> Option<SftpPollerConfig<Checked>> {
+    let name = p.name.get_ref().clone();
+    let what = format!("poller '{name}'");
+    let mark = cx.mark();
+    let fhir_only: [(&str, bool); 6] = [
+        ("max_pages", p.max_pages.is_some()),
+        ("sending_application", p.sending_application.is_some()),
+        ("sending_facility", p.sending_facility.is_some()),
+        ("receiving_application", p.receiving_application.is_some()),
+        ("receiving_facility", p.receiving_facility.is_some()),
+        ("[poller.tls]", p.tls.is_some()),
+    ];
+    for (field, set) in fhir_only {
+        if set {
+            cx.error(
+                &p.kind,
+                format!("{what}: {field} applies to kind = \"fhir\" pollers"),
+            );
+        }
+    }
+    let endpoint = sftp_endpoint::endpoint(&what, &p.url, p.auth.as_ref(), &p.kind, cx);
+    let patterns = match &p.pattern {
+        None => cx.fail(
+            &p.kind,
+            format!("{what}: needs pattern = [\"*.999\", \"*.835\"] (the remote files to take)"),
+        ),
+        Some(v) => {
+            let list = match v.get_ref().clone() {
+                Patterns::One(s) => vec![s],
+                Patterns::Many(l) => l,
+            };
+            if list.is_empty() || list.iter().any(|g| g.is_empty() || g.contains('/')) {
+                cx.fail(
+                    v,
+                    format!("{what}: pattern must be one or more file name globs without '/'"),
+                )
+            } else {
+                Some(list.iter().map(|g| Glob::new(g)).collect::<Vec<_>>())
+            }
+        }
+    };
+    let after = match &p.move_to {
+        None => Some(AfterFetch::Delete),
+        Some(m) if m.get_ref().trim().is_empty() => {
+            cx.fail(m, format!("{what}: move_to is empty: give a remote folder, or remove it to delete taken files"))
+        }
+        Some(m) => Some(AfterFetch::MoveTo(m.get_ref().clone())),
+    };
+    let mut dur = |v: &Option<Spanned<String>>, field: &str, default: Duration| {
+        let Some(s) = v else { return Some(default) };
+        let d = cx.duration(&format!("{what}: {field}"), s)?;
+        if d < Duration::from_millis(100) {
+            return cx.fail(s, format!("{what}: {field} must be at least 100ms"));
+        }
+        Some(d)
+    };
+    let interval = dur(&p.interval, "interval", Duration::from_secs(300));
+    let timeout = dur(&p.timeout, "timeout", Duration::from_secs(30));
+    let connect_timeout = dur(
+        &p.connect_timeout,
+        "connect_timeout",
+        Duration::from_secs(20),
+    );
+    let max_file_bytes = match &p.max_file_bytes {
+        None => Some(64 << 20),
+        Some(m) if *m.get_ref() == 0 => cx.fail(m, format!("{what}: max_file_bytes must be > 0")),
+        Some(m) => Some(*m.get_ref()),
+    };
+    if !cx.clean_since(mark) {
+        return None;
+    }
+    Some(SftpPollerConfig {
+        name,
+        endpoint: endpoint?,
+        patterns: patterns?,
+        interval: interval?,
+        after: after?,
+        max_file_bytes: max_file_bytes?,
+        connect_timeout: connect_timeout?,
+        timeout: timeout?,
+    })
 }
 
 fn poller(p: RawPoller, cx: &mut Check<'_>) -> Option<PollerConfig<Checked>> {
@@ -85,9 +224,10 @@ fn poller(p: RawPoller, cx: &mut Check<'_>) -> Option<PollerConfig<Checked>> {
     if p.kind.get_ref() != "fhir" {
         return cx.fail(
             &p.kind,
-            format!("poller '{name}': kind \"{}\" is not supported; use kind = \"fhir\" (a FHIR search returning DiagnosticReports)", p.kind.get_ref()),
+            format!("poller '{name}': kind \"{}\" is not supported; use kind = \"fhir\" (a FHIR search returning DiagnosticReports) or \"sftp\" (files from a remote folder)", p.kind.get_ref()),
         );
     }
+    sftp_only(&p, cx);
     let url = match reqwest::Url::parse(p.url.get_ref()) {
         Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Some(u),
         _ => cx.fail(

@@ -14,6 +14,7 @@ pub mod fhir_server;
 pub mod http_peer;
 pub mod peers;
 pub mod pki;
+pub mod sshd;
 pub mod token_server;
 
 use std::collections::HashSet;

@@ -32,25 +32,35 @@ impl Drop for KillOnDrop {
 /// Starts `mllp_lab.py` logging to `log`; returns it and its port, or
 /// `None` where the test Python lacks `hl7`.
 pub fn start_mllp_lab(log: &Path) -> Option<(KillOnDrop, u16)> {
-    let py = python(&["hl7"])?;
-    let mut lab = KillOnDrop(
+    start_peer("mllp_lab.py", &["hl7"], &[log.as_os_str()])
+}
+
+/// Starts `tests/peers/<name>` with `args` under the test Python (which
+/// must have `modules`); it prints "listening PORT" once ready.
+pub fn start_peer(
+    name: &str,
+    modules: &[&str],
+    args: &[&std::ffi::OsStr],
+) -> Option<(KillOnDrop, u16)> {
+    let py = python(modules)?;
+    let mut peer = KillOnDrop(
         Command::new(py)
-            .arg(script("mllp_lab.py"))
-            .arg(log)
+            .arg(script(name))
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     let mut line = String::new();
-    std::io::BufReader::new(lab.0.stdout.take().unwrap())
+    std::io::BufReader::new(peer.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let port = line
         .trim()
         .strip_prefix("listening ")
-        .unwrap_or_else(|| panic!("mllp_lab.py did not start: {line:?}"))
+        .unwrap_or_else(|| panic!("{name} did not start: {line:?}"))
         .parse()
         .unwrap();
-    Some((lab, port))
+    Some((peer, port))
 }
