@@ -11,6 +11,7 @@ use crate::config::{self, DEFAULT_CONFIG_PATH};
 mod bench;
 mod bench_drain;
 mod dlq;
+mod export;
 mod send;
 mod status;
 mod translate;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Inspect, replay or purge the running daemon's dead-letter queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Run, watch or cancel the running daemon's FHIR Bulk Data exports.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Benchmarks that report ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchKind),
@@ -81,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Send(args) => runtime().block_on(send::run(args)),
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
         Command::Dlq(cmd) => runtime().block_on(dlq::run(&cli.config, cmd)),
+        Command::Export(cmd) => runtime().block_on(export::run(&cli.config, cmd)),
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
         Command::RecordStop => match config::load(&cli.config)

@@ -23,6 +23,7 @@ pub(super) struct StatusExtras {
     pub board: Arc<Board>,
     pub certs: Arc<Mutex<Vec<CertInfo>>>,
     pub box_id: String,
+    pub exports: crate::source::export::runner::ExportControl,
 }
 
 /// The status source over the running pipeline's parts.
@@ -121,6 +122,7 @@ pub(super) fn status_source(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            exports: extras.exports.statuses(),
         }
     })
 }

@@ -7,8 +7,11 @@
 //! - [`poller`]: the HTTPS results poller, with its pure helpers in
 //!   [`results`].
 //!
-//! The pickup folder, SFTP poller and bulk export will be sources here too.
+//! - [`export`]: the FHIR Bulk Data `$export` client (`[[export]]`).
+//!
+//! The pickup folder and SFTP poller will be sources here too.
 
+pub mod export;
 pub mod mllp_listener;
 pub mod poller;
 pub mod results;

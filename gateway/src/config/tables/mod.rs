@@ -17,6 +17,7 @@ use super::table::{tables, Table};
 mod alerts;
 mod delivery;
 mod destination;
+mod export;
 mod fhir_settings;
 mod fleet;
 mod health;
@@ -42,6 +43,8 @@ tables! {
         routes: Vec<RouteConfig> = "route" via route::Routes,
         /// `[[poller]]`: results fetched from the cloud, journaled as ORU^R01.
         pollers: Vec<PollerConfig<S>> = "poller" via poller::Pollers,
+        /// `[[export]]`: FHIR Bulk Data `$export` jobs.
+        exports: Vec<ExportConfig<S>> = "export" via export::Exports,
         /// `[health]`: off unless the table is present.
         health: Option<HealthConfig> = "health" via health::Health,
         /// `[alerts]`: rules run with defaults when the table is absent.

@@ -18,10 +18,11 @@ pub enum Rule {
     Disk,
     Restarted,
     Certificate,
+    ExportStale,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 8] = [
         Rule::DestinationDown,
         Rule::PendingDepth,
         Rule::OldestPending,
@@ -29,6 +30,7 @@ impl Rule {
         Rule::Disk,
         Rule::Restarted,
         Rule::Certificate,
+        Rule::ExportStale,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +42,7 @@ impl Rule {
             Rule::Disk => "disk",
             Rule::Restarted => "restarted",
             Rule::Certificate => "certificate",
+            Rule::ExportStale => "export_stale",
         }
     }
 
