@@ -429,3 +429,96 @@ fn pauses_while_the_disk_is_over_warn_then_resumes_after_a_restart() {
     let dir = job_dir(out.path(), "acme", "2026-02-01T10:00:00.000Z");
     assert_eq!(outputs(&dir, "acme"), expected(&dataset(100, 100, 1), None));
 }
+
+/// `kill -9` of the gateway at random moments while the job polls and
+/// while it downloads, ten times: every restart resumes the same job (one
+/// kick-off in all), and the output equals an uninterrupted run's.
+#[test]
+fn kill9_in_polling_and_download_resumes_the_same_job() {
+    let rt = rt();
+    let data = dataset(3000, 12_000, 3);
+    let server = rt.block_on(BulkServer::start(data.clone(), vec![], None));
+    let s = &server.state.script;
+    s.polls_before_ready.store(8, Ordering::SeqCst);
+    s.throttle_ms.store(40, Ordering::SeqCst);
+    s.gzip.lock().unwrap().extend([0, 4]);
+    let out = tempfile::tempdir().unwrap();
+    let mut g = Gateway::configure(Options {
+        top_extra: format!(
+            "{STORAGE}[alerts]\ndisk_warn_percent = 100\n{}",
+            export_table(
+                "k",
+                "acme",
+                &server.base,
+                out.path(),
+                "schedule = \"every 6h\"",
+                None
+            )
+        ),
+        ..Default::default()
+    });
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill9 seed {seed}");
+    let mut random_ms = |max: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % max
+    };
+    let mut phases = Vec::new();
+    for cycle in 0..10 {
+        g.spawn();
+        // Four kills while polling, then six while downloading.
+        let want = if cycle < 4 { "polling" } else { "downloading" };
+        g.wait_for(
+            &format!("cycle {cycle}: the job {want}"),
+            Duration::from_secs(60),
+            || export_status(&g, "k")["state"] == want,
+        );
+        std::thread::sleep(Duration::from_millis(random_ms(if cycle < 4 {
+            900
+        } else {
+            500
+        })));
+        phases.push(
+            export_status(&g, "k")["state"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+        g.kill9();
+    }
+    g.spawn();
+    g.wait_for(
+        "the job to finish after the last restart",
+        Duration::from_secs(120),
+        || export_status(&g, "k")["state"] == "done",
+    );
+    eprintln!("killed in: {phases:?}");
+    assert!(
+        phases.iter().any(|p| p == "polling") && phases.iter().any(|p| p == "downloading"),
+        "{phases:?}"
+    );
+    assert_eq!(
+        server.kickoffs().len(),
+        1,
+        "never a second kick-off while the first status URL is live"
+    );
+    let dir = job_dir(out.path(), "acme", "2026-02-01T10:00:00.000Z");
+    assert_eq!(
+        outputs(&dir, "acme"),
+        expected(&data, None),
+        "every line exactly once"
+    );
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".part")), "{names:?}");
+    assert_eq!(export_status(&g, "k")["last_resources"], 15_000);
+    assert_eq!(server.state.seen.deletes.lock().unwrap().len(), 1);
+}
