@@ -294,3 +294,80 @@ fn looks_like_instant(s: &str) -> bool {
         && (s.ends_with('Z') || s[19..].contains('+') || s[19..].contains('-'))
         && s[..4].bytes().all(|c| c.is_ascii_digit())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{validate, ExportLevel, ExportSince};
+    use crate::source::export::schedule::Schedule;
+
+    fn check(
+        table: &str,
+    ) -> Result<Vec<crate::config::ExportConfig<crate::config::Checked>>, String> {
+        let text = format!("data_dir = \"/var/lib/gateway\"\n\n[[export]]\n{table}");
+        validate(
+            &text,
+            Path::new("/etc/gateway/gateway.toml"),
+            Path::new("/etc/gateway"),
+        )
+        .map(|c| c.exports)
+        .map_err(|e| e.to_string())
+    }
+
+    const MIN: &str =
+        "name = \"acme-nightly\"\ntenant = \"acme\"\nurl = \"https://fhir.acme.example/r4/\"\n";
+
+    #[test]
+    fn defaults_and_full_table() {
+        let e = &check(MIN).unwrap()[0];
+        assert_eq!(e.base_url, "https://fhir.acme.example/r4");
+        assert_eq!(e.level, ExportLevel::System);
+        assert_eq!(e.since, ExportSince::Auto);
+        assert_eq!(e.schedule, Schedule::Manual);
+        assert_eq!(e.output, Path::new("/etc/gateway/exports"));
+        assert_eq!(
+            (e.parallel_downloads, e.alert_after.as_secs()),
+            (2, 48 * 3600)
+        );
+        let e = &check(&format!(
+            "{MIN}level = \"group\"\ngroup = \"diabetes\"\ntypes = [\"Patient\", \"Observation\"]\ntype_filters = [\"Observation?category=laboratory\"]\nsince = \"2026-01-01T00:00:00Z\"\nschedule = \"daily 02:00\"\n"
+        ))
+        .unwrap()[0];
+        assert_eq!(e.level, ExportLevel::Group("diabetes".into()));
+        assert_eq!(e.since, ExportSince::Instant("2026-01-01T00:00:00Z".into()));
+        assert_eq!(e.schedule, Schedule::Daily { minute_of_day: 120 });
+    }
+
+    #[test]
+    fn errors_name_the_line_and_say_what_to_do() {
+        for (extra, line, says) in [
+            ("level = \"group\"\n", 7, "needs group"),
+            ("since = \"yesterday\"\n", 7, "since must be"),
+            ("schedule = \"hourly\"\n", 7, "daily HH:MM"),
+            (
+                "to = [\"cloud-fhir\"]\n",
+                7,
+                "not supported by this build yet",
+            ),
+            ("parallel_downloads = 0\n", 7, "1..=16"),
+            (
+                "poll_min = \"10m\"\npoll_max = \"1m\"\n",
+                7,
+                "at most poll_max",
+            ),
+        ] {
+            let e = check(&format!("{MIN}{extra}")).unwrap_err();
+            assert!(
+                e.contains(&format!("gateway.toml:{line}:")) && e.contains(says),
+                "{extra}: {e}"
+            );
+        }
+        let e = check("name = \"x\"\ntenant = \"../etc\"\nurl = \"http://fhir.example.com\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("tenant must be") && e.contains("use https://"),
+            "{e}"
+        );
+    }
+}
