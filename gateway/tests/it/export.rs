@@ -522,3 +522,43 @@ fn kill9_in_polling_and_download_resumes_the_same_job() {
     assert_eq!(export_status(&g, "k")["last_resources"], 15_000);
     assert_eq!(server.state.seen.deletes.lock().unwrap().len(), 1);
 }
+
+/// Credentials the token endpoint refuses fail the job with its reason
+/// (retrying would not help) instead of retrying for ever.
+#[test]
+fn refused_credentials_fail_the_job_with_the_reason() {
+    let rt = rt();
+    let tokens = rt.block_on(TokenServer::start(
+        Verifier::Secret {
+            secret: "another-secret".into(),
+            post: false,
+        },
+        60,
+    ));
+    let server = rt.block_on(BulkServer::start(dataset(10, 10, 1), vec![], Some(&tokens)));
+    server
+        .state
+        .script
+        .require_token
+        .store(true, Ordering::SeqCst);
+    let out = tempfile::tempdir().unwrap();
+    let g = Gateway::start_with(Options {
+        top_extra: format!(
+            "{STORAGE}{}",
+            export_table("r", "acme", &server.base, out.path(), "", Some(&tokens.url))
+        ),
+        ..Default::default()
+    });
+    let run = g.cli(&["export", "run", "r", "--wait"]);
+    assert!(!run.status.success());
+    let st = export_status(&g, "r");
+    assert_eq!(st["state"], "failed", "{st}");
+    assert!(
+        st["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot get an access token"),
+        "{st}"
+    );
+    assert!(server.kickoffs().is_empty());
+}

@@ -27,9 +27,11 @@ pub struct ExportHttp {
     pub stall: Duration,
 }
 
-/// A request failed without an HTTP answer, or the token could not be had.
+/// A request failed without an HTTP answer, or the token could not be had;
+/// `permanent`: the token endpoint refused our credentials (retrying will
+/// not help: the job fails and says why).
 #[derive(Debug, Clone)]
-pub struct Transport(pub String);
+pub struct Transport(pub String, pub bool);
 
 impl ExportHttp {
     pub fn new(cfg: &ExportConfig) -> Result<ExportHttp, String> {
@@ -50,10 +52,12 @@ impl ExportHttp {
     async fn token(&self) -> Result<Option<HeaderValue>, Transport> {
         match &self.auth {
             None => Ok(None),
-            Some(p) => p
-                .authorization()
-                .await
-                .map_err(|e| Transport(format!("cannot get an access token: {}", e.message()))),
+            Some(p) => p.authorization().await.map_err(|e| {
+                Transport(
+                    format!("cannot get an access token: {}", e.message()),
+                    !e.is_transient(),
+                )
+            }),
         }
     }
 
@@ -87,7 +91,7 @@ impl ExportHttp {
         let h = self.token().await?;
         let resp = send(h.clone())
             .await
-            .map_err(|e| Transport(describe_reqwest(&e)))?;
+            .map_err(|e| Transport(describe_reqwest(&e), false))?;
         if resp.status().as_u16() != 401 {
             return Ok(resp);
         }
@@ -95,7 +99,9 @@ impl ExportHttp {
             (Some(p), Some(sent)) => {
                 p.invalidate_if_current(sent);
                 let h = self.token().await?;
-                send(h).await.map_err(|e| Transport(describe_reqwest(&e)))
+                send(h)
+                    .await
+                    .map_err(|e| Transport(describe_reqwest(&e), false))
             }
             _ => Ok(resp),
         }
@@ -117,7 +123,8 @@ impl ExportHttp {
     }
 
     async fn get_following(&self, url: &str, with_token: bool) -> Result<Response, Transport> {
-        let start = Url::parse(url).map_err(|e| Transport(format!("file URL {url:?}: {e}")))?;
+        let start =
+            Url::parse(url).map_err(|e| Transport(format!("file URL {url:?}: {e}"), false))?;
         let origin = start.origin();
         let mut at = start;
         let token = if with_token {
@@ -139,7 +146,7 @@ impl ExportHttp {
             let resp = req
                 .send()
                 .await
-                .map_err(|e| Transport(describe_reqwest(&e)))?;
+                .map_err(|e| Transport(describe_reqwest(&e), false))?;
             if !resp.status().is_redirection() {
                 return Ok(resp);
             }
@@ -148,11 +155,12 @@ impl ExportHttp {
             };
             at = at
                 .join(loc)
-                .map_err(|e| Transport(format!("redirect to {loc:?}: {e}")))?;
+                .map_err(|e| Transport(format!("redirect to {loc:?}: {e}"), false))?;
         }
-        Err(Transport(format!(
-            "more than {MAX_REDIRECTS} redirects for a file of the export"
-        )))
+        Err(Transport(
+            format!("more than {MAX_REDIRECTS} redirects for a file of the export"),
+            false,
+        ))
     }
 }
 

@@ -412,7 +412,8 @@ async fn kickoff(ctx: &Arc<JobCtx>, full: bool) -> Result<StoredJob, JobError> {
         };
         let resp = match resp {
             Ok(r) => r,
-            Err(Transport(e)) => {
+            Err(Transport(e, true)) => return fatal(format!("kick-off: {e}")),
+            Err(Transport(e, _)) => {
                 attempt += 1;
                 if attempt == 1 {
                     log::warn!(target: "gateway::export", "export {}: kick-off failed: {}; retrying with backoff", cfg.name, crate::deliver::outage_log::error_class(&e));
@@ -516,7 +517,8 @@ async fn poll_until_complete(ctx: &Arc<JobCtx>, job: &StoredJob) -> Result<Vec<V
         }
         let resp = match ctx.http.api(Method::GET, &job.status_url, &[], None).await {
             Ok(r) => r,
-            Err(Transport(e)) => {
+            Err(Transport(e, true)) => return fatal(format!("status poll: {e}")),
+            Err(Transport(e, _)) => {
                 attempt += 1;
                 if attempt == 1 {
                     log::warn!(target: "gateway::export", "export {}: status poll failed: {}; retrying with backoff", cfg.name, crate::deliver::outage_log::error_class(&e));
@@ -1022,7 +1024,8 @@ async fn download_one(
     let label = file_path(&f.entry, f.n).display().to_string();
     let mut resp = match ctx.http.download(&f.entry.url, token).await {
         Ok(r) => r,
-        Err(Transport(e)) => return Err(FileError::Retry(e)),
+        Err(Transport(e, true)) => return Err(FileError::Fatal(e)),
+        Err(Transport(e, _)) => return Err(FileError::Retry(e)),
     };
     let status = resp.status().as_u16();
     match status {
@@ -1208,7 +1211,7 @@ pub async fn delete_status_url(ctx: &JobCtx, url: &str) {
         Ok(r) => {
             log::warn!(target: "gateway::export", "export {}: DELETE of the status URL answered HTTP {}", ctx.cfg.name, r.status().as_u16())
         }
-        Err(Transport(e)) => {
+        Err(Transport(e, _)) => {
             log::warn!(target: "gateway::export", "export {}: DELETE of the status URL failed: {e}", ctx.cfg.name)
         }
     }
