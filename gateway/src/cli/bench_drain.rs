@@ -174,7 +174,8 @@ async fn drain(
     let rss_start = rss_mb();
     let start = Instant::now();
     let mut tasks = Tasks::default();
-    crate::deliver::start_all(&[dest], journal, &hb, tasks.stage(Stage::Delivery))?;
+    crate::deliver::start_all(&[dest], journal, &hb, tasks.stage(Stage::Delivery))
+        .map_err(|e| e.to_string())?;
     let mut rss_mid = 0.0;
     let mut last_report = Instant::now();
     let finished = loop {

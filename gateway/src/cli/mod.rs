@@ -89,7 +89,7 @@ pub fn main() -> ExitCode {
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
         Command::RecordStop => match config::load(&cli.config)
-            .map_err(|e| e.to_string())
+            .map_err(crate::Error::from)
             .and_then(|c| crate::ops::restart_markers::record_stop(&c.data_dir))
         {
             Ok(()) => ExitCode::SUCCESS,

@@ -72,7 +72,7 @@ fn code_maps(config: &Path) -> Result<CodeMaps, String> {
         .unwrap_or_else(|| Path::new("."))
         .join("codemaps");
     if dir.is_dir() {
-        crate::deliver::fhir_context::load_code_maps(&dir)
+        crate::deliver::fhir_context::load_code_maps(&dir).map_err(|e| e.to_string())
     } else {
         Ok(CodeMaps::default())
     }

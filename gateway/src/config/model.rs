@@ -17,7 +17,7 @@ use crate::route::Glob;
 pub struct PollerConfig<S: Stage = Resolved> {
     pub name: String,
     /// A FHIR search returning DiagnosticReports (with their results
-    /// `_include`d); `_lastUpdated=gt<cursor>` is added on every poll.
+    /// `_include`d); `_lastUpdated=ge<cursor>` is added on every poll (ge: a result stamped in the same instant as the cursor is not missed; de-dup drops the repeat).
     pub url: String,
     pub interval: std::time::Duration,
     /// Most `next` pages followed per poll.

@@ -45,7 +45,7 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
     j
 }
 
-pub async fn run(cfg: Config) -> Result<(), String> {
+pub async fn run(cfg: Config) -> Result<(), crate::Error> {
     let running = start(&cfg).await?;
     wait_for_signal().await;
     running.shutdown().await
@@ -62,9 +62,12 @@ struct Running {
 /// Start everything, in order, and report READY. On a failure, what had
 /// started is stopped in the shutdown order and the journal (if open) is
 /// closed: the one clean-up path of a failed start.
-async fn start(cfg: &Config) -> Result<Running, String> {
-    journal::durable_fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))?;
+async fn start(cfg: &Config) -> Result<Running, crate::Error> {
+    journal::durable_fs::create_dir_all(&cfg.data_dir).map_err(|source| crate::Error::Io {
+        action: "cannot create data_dir",
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
     let admin = AdminServer::bind(&cfg.admin_socket()).await?;
     let mut tasks = Tasks::default();
     let mut opened = None;
@@ -92,7 +95,7 @@ async fn bring_up(
     admin: AdminServer,
     tasks: &mut Tasks,
     opened: &mut Option<Journal>,
-) -> Result<(Arc<HealthState>, Journal), String> {
+) -> Result<(Arc<HealthState>, Journal), crate::Error> {
     let started_ms = clock::unix_ms();
     let health_state = Arc::new(HealthState {
         started_ms,
@@ -147,9 +150,8 @@ async fn bring_up(
     // Every port is bound before any accepts, so a bad bind starts nothing.
     let mut bound = Vec::new();
     for l in &cfg.listeners {
-        let listener = mllp_listener::bind(l.clone(), accept.clone(), registry.listener(&l.name))
-            .await
-            .map_err(|e| e.to_string())?;
+        let listener =
+            mllp_listener::bind(l.clone(), accept.clone(), registry.listener(&l.name)).await?;
         bound.push(listener);
     }
     let sources = tasks.stage(Stage::Sources);
@@ -283,7 +285,7 @@ impl Running {
     /// told to stop; each stage is joined before the next is told; the
     /// journal closes after every task that uses it has ended, and the
     /// clean-stop marker is written only after it closed.
-    async fn shutdown(mut self) -> Result<(), String> {
+    async fn shutdown(mut self) -> Result<(), crate::Error> {
         log::info!(target: "gateway::daemon", event = "stopping"; "shutting down: no new connections; finishing in-flight messages");
         self.health.stopping.store(true, Ordering::SeqCst);
         notify::stopping();
@@ -291,7 +293,7 @@ impl Running {
         self.journal
             .close()
             .await
-            .map_err(|e| format!("closing the journal: {e}"))?;
+            .map_err(crate::Error::JournalClose)?;
         restart_markers::mark_clean_stop(&self.data_dir);
         log::info!(target: "gateway::daemon", event = "stopped"; "stopped cleanly");
         Ok(())
@@ -300,7 +302,7 @@ impl Running {
 
 /// Open the journal off the runtime, extending systemd's start timeout
 /// while a long recovery runs.
-async fn open_journal(cfg: &Config) -> Result<Journal, String> {
+async fn open_journal(cfg: &Config) -> Result<Journal, crate::Error> {
     let opening = Instant::now();
     notify::status("opening the journal");
     let jcfg = journal_config(cfg);
@@ -318,12 +320,13 @@ async fn open_journal(cfg: &Config) -> Result<Journal, String> {
     };
     let journal = extend_start_timeout_while(open, every)
         .await
-        .map_err(|e| format!("journal open task failed: {e}"))?
-        .map_err(|e| {
-            format!(
-                "cannot open the journal in {}: {e}",
-                cfg.journal_dir().display()
-            )
+        .map_err(|source| crate::Error::Task {
+            what: "journal open",
+            source,
+        })?
+        .map_err(|source| crate::Error::JournalOpen {
+            dir: cfg.journal_dir(),
+            source,
         })?;
     log::info!(target: "gateway::daemon", event = "startup"; "journal open in {} ms", opening.elapsed().as_millis());
     Ok(journal)

@@ -28,14 +28,19 @@ pub struct FhirContext {
 
 /// Loads every `*.csv` file in `dir` (sorted by name) into one set of code
 /// maps. Errors name the directory or the file (and line).
-pub fn load_code_maps(dir: &Path) -> Result<CodeMaps, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read: {e}", dir.display()))?;
+pub fn load_code_maps(dir: &Path) -> Result<CodeMaps, crate::Error> {
+    let unreadable = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| crate::Error::Io {
+            action: "cannot read the code-map file or directory",
+            path,
+            source,
+        }
+    };
+    let entries = std::fs::read_dir(dir).map_err(unreadable(dir))?;
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry
-            .map_err(|e| format!("{}: cannot read: {e}", dir.display()))?
-            .path();
+        let path = entry.map_err(unreadable(dir))?.path();
         if path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
@@ -46,10 +51,8 @@ pub fn load_code_maps(dir: &Path) -> Result<CodeMaps, String> {
     files.sort();
     let mut maps = CodeMaps::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
-        maps.add_csv(&text, &file.display().to_string())
-            .map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(&file).map_err(unreadable(&file))?;
+        maps.add_csv(&text, &file.display().to_string())?;
     }
     Ok(maps)
 }
@@ -71,7 +74,7 @@ fn dir_stamp(dir: &Path) -> Option<(SystemTime, usize)> {
 }
 
 impl FhirContext {
-    pub fn new(settings: &FhirSettings) -> Result<FhirContext, String> {
+    pub fn new(settings: &FhirSettings) -> Result<FhirContext, crate::Error> {
         let unmapped = Arc::new(UnmappedCodes::default());
         let maps = match &settings.code_maps_dir {
             Some(d) => load_code_maps(d)?,
@@ -116,7 +119,7 @@ impl FhirContext {
             }
             *seen = now;
         }
-        let maps = load_code_maps(dir)?;
+        let maps = load_code_maps(dir).map_err(|e| e.to_string())?;
         let n = maps.len();
         let ctx = build(&self.settings, Arc::new(maps), self.unmapped.clone());
         match self.current.write() {

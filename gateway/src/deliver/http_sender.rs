@@ -39,13 +39,20 @@ impl HttpSender {
         dest: &HttpDestination,
         fhir: bool,
         policy: &DeliveryPolicy,
-    ) -> Result<HttpSender, String> {
+    ) -> Result<HttpSender, crate::Error> {
         let mut headers = HeaderMap::new();
         for (k, v) in &dest.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| format!("header name '{k}': {e}"))?;
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|source| {
+                crate::Error::HeaderName {
+                    name: k.clone(),
+                    source,
+                }
+            })?;
             let mut value =
-                HeaderValue::from_str(v).map_err(|e| format!("header '{k}' value: {e}"))?;
+                HeaderValue::from_str(v).map_err(|source| crate::Error::HeaderValue {
+                    name: k.clone(),
+                    source,
+                })?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
@@ -71,7 +78,10 @@ impl HttpSender {
         Ok(HttpSender {
             client,
             auth,
-            url: reqwest::Url::parse(&dest.url).map_err(|e| format!("url '{}': {e}", dest.url))?,
+            url: reqwest::Url::parse(&dest.url).map_err(|source| crate::Error::Url {
+                url: dest.url.clone(),
+                source,
+            })?,
             headers,
             fhir,
             retry_after_max: policy.retry_after_max,

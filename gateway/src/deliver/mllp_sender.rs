@@ -27,7 +27,10 @@ pub struct MllpSender {
 }
 
 impl MllpSender {
-    pub fn new(dest: &MllpDestination, policy: &DeliveryPolicy) -> Result<MllpSender, String> {
+    pub fn new(
+        dest: &MllpDestination,
+        policy: &DeliveryPolicy,
+    ) -> Result<MllpSender, crate::Error> {
         let tls = match &dest.tls {
             None => None,
             Some(t) => Some(
@@ -37,7 +40,10 @@ impl MllpSender {
                         .as_ref()
                         .map(|(c, k)| (c.as_path(), k.as_path())),
                 )
-                .map_err(|e| e.to_string())?,
+                .map_err(|source| crate::Error::Tls {
+                    setting: "tls",
+                    source: Box::new(source),
+                })?,
             ),
         };
         Ok(MllpSender {

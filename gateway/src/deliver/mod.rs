@@ -36,16 +36,18 @@ pub fn start_all(
     journal: &Journal,
     heartbeats: &Heartbeats,
     tasks: &mut StageTasks,
-) -> Result<Vec<(String, Arc<Monitor>)>, String> {
+) -> Result<Vec<(String, Arc<Monitor>)>, crate::Error> {
     let mut built = Vec::new();
     for d in destinations {
-        let (sender, wire) =
-            sender::Sender::build(d).map_err(|e| format!("destination '{}': {e}", d.name))?;
+        let in_destination = |e: crate::Error| crate::Error::Destination {
+            name: d.name.clone(),
+            source: Box::new(e),
+        };
+        let (sender, wire) = sender::Sender::build(d).map_err(in_destination)?;
         let fhir = match &d.kind {
             crate::config::DestinationKind::Fhir(h) => match &h.fhir {
                 Some(s) => Some(Arc::new(
-                    fhir_context::FhirContext::new(s)
-                        .map_err(|e| format!("destination '{}': code maps: {e}", d.name))?,
+                    fhir_context::FhirContext::new(s).map_err(in_destination)?,
                 )),
                 None => None,
             },

@@ -15,7 +15,7 @@ pub enum Sender {
 }
 
 impl Sender {
-    pub fn build(d: &DestinationConfig) -> Result<(Sender, Wire), String> {
+    pub fn build(d: &DestinationConfig) -> Result<(Sender, Wire), crate::Error> {
         let p = &d.delivery;
         Ok(match &d.kind {
             DestinationKind::Folder { path } => (

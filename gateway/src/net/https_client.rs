@@ -64,6 +64,35 @@ impl Default for HttpsClientConfig {
     }
 }
 
+/// What building an HTTPS client can fail with. Display names the config
+/// field (`tls.ca_file`, `tls.spki_sha256_pins[i]`) where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpsClientError {
+    #[error("tls.ca_file: {0}")]
+    CaFile(#[source] Box<crate::net::tls_config::TlsConfigError>),
+    #[error("tls.ca_file: {}: unusable CA certificate: {source}", path.display())]
+    UnusableCa {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "no trusted CA certificates: the system store is empty (install the \
+         ca-certificates package) and no tls.ca_file is set"
+    )]
+    NoRoots,
+    #[error("tls.spki_sha256_pins[{index}]: {reason}")]
+    Pin { index: usize, reason: String },
+    #[error("TLS setup: {0}")]
+    Rustls(#[source] rustls::Error),
+    #[error("TLS setup: {0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+    #[error("HTTPS client setup: {}", error_chain(.0))]
+    Client(#[source] reqwest::Error),
+    #[error("certificate: {0}")]
+    Certificate(&'static str),
+}
+
 /// Validates `[destination.tls]`: [`check`], then the CA file must hold at
 /// least one usable certificate ([`check_ca_file`]).
 pub fn validate(raw: RawHttpsClient, base_dir: &Path) -> Result<HttpsClientConfig, String> {
@@ -75,9 +104,7 @@ pub fn validate(raw: RawHttpsClient, base_dir: &Path) -> Result<HttpsClientConfi
 /// The CA file, if any, holds at least one usable certificate. Reads it.
 pub fn check_ca_file(cfg: &HttpsClientConfig) -> Result<(), String> {
     match &cfg.ca_file {
-        Some(p) => load_ca_file(p)
-            .map(|_| ())
-            .map_err(|e| format!("tls.ca_file: {e}")),
+        Some(p) => load_ca_file(p).map(|_| ()).map_err(|e| e.to_string()),
         None => Ok(()),
     }
 }
@@ -136,13 +163,17 @@ fn decode_pin(pin: &str) -> Result<[u8; 32], String> {
     })
 }
 
-fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = crate::net::tls_config::load_certs(path).map_err(|e| e.to_string())?;
+fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, HttpsClientError> {
+    let certs = crate::net::tls_config::load_certs(path)
+        .map_err(|e| HttpsClientError::CaFile(Box::new(e)))?;
     let mut probe = RootCertStore::empty();
     for c in &certs {
         probe
             .add(c.clone())
-            .map_err(|e| format!("{}: unusable CA certificate: {e}", path.display()))?;
+            .map_err(|source| HttpsClientError::UnusableCa {
+                path: path.to_path_buf(),
+                source,
+            })?;
     }
     Ok(certs)
 }
@@ -157,7 +188,7 @@ const VERSIONS: &[&rustls::SupportedProtocolVersion] =
 /// The system roots plus `ca_file`. Unreadable system certificates are
 /// skipped (the OS store often holds a few odd ones); ending up with no
 /// root at all is an error that says what to install or configure.
-fn root_store(cfg: &HttpsClientConfig) -> Result<RootCertStore, String> {
+fn root_store(cfg: &HttpsClientConfig) -> Result<RootCertStore, HttpsClientError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _ignored) = roots.add_parsable_certificates(native.certs);
@@ -168,18 +199,17 @@ fn root_store(cfg: &HttpsClientConfig) -> Result<RootCertStore, String> {
         );
     }
     if let Some(path) = &cfg.ca_file {
-        for c in load_ca_file(path).map_err(|e| format!("tls.ca_file: {e}"))? {
+        for c in load_ca_file(path)? {
             roots
                 .add(c)
-                .map_err(|e| format!("tls.ca_file: {}: {e}", path.display()))?;
+                .map_err(|source| HttpsClientError::UnusableCa {
+                    path: path.clone(),
+                    source,
+                })?;
         }
     }
     if roots.is_empty() {
-        return Err(
-            "no trusted CA certificates: the system store is empty (install the \
-                    ca-certificates package) and no tls.ca_file is set"
-                .to_string(),
-        );
+        return Err(HttpsClientError::NoRoots);
     }
     Ok(roots)
 }
@@ -187,20 +217,20 @@ fn root_store(cfg: &HttpsClientConfig) -> Result<RootCertStore, String> {
 /// A rustls client configuration for `cfg`: system roots + CA file, TLS
 /// 1.2/1.3, ring, and SPKI pinning on top of WebPKI verification when pins
 /// are set. No ALPN is set (callers that speak HTTP/1.1 may add it).
-pub fn rustls_client_config(cfg: &HttpsClientConfig) -> Result<ClientConfig, String> {
+pub fn rustls_client_config(cfg: &HttpsClientConfig) -> Result<ClientConfig, HttpsClientError> {
     let roots = Arc::new(root_store(cfg)?);
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(HttpsClientError::Rustls)?;
     let config = if cfg.spki_sha256_pins.is_empty() {
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
-            .map_err(|e| format!("TLS setup: {e}"))?;
+            .map_err(HttpsClientError::Verifier)?;
         let mut pins = Vec::with_capacity(cfg.spki_sha256_pins.len());
-        for (i, pin) in cfg.spki_sha256_pins.iter().enumerate() {
-            pins.push(decode_pin(pin).map_err(|e| format!("tls.spki_sha256_pins[{i}]: {e}"))?);
+        for (index, pin) in cfg.spki_sha256_pins.iter().enumerate() {
+            pins.push(decode_pin(pin).map_err(|reason| HttpsClientError::Pin { index, reason })?);
         }
         builder
             .dangerous() // a verifier that adds a check; WebPKI still runs first
@@ -217,7 +247,7 @@ pub const USER_AGENT: &str = concat!("clinic-gateway/", env!("CARGO_PKG_VERSION"
 /// configured timeouts, keep-alive pooling sized for many concurrent lanes
 /// to one host, and no redirects (a redirected POST would silently become a
 /// GET; a 3xx is the caller's to report).
-pub fn reqwest_client(cfg: &HttpsClientConfig) -> Result<reqwest::Client, String> {
+pub fn reqwest_client(cfg: &HttpsClientConfig) -> Result<reqwest::Client, HttpsClientError> {
     let mut tls = rustls_client_config(cfg)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     reqwest::Client::builder()
@@ -234,7 +264,7 @@ pub fn reqwest_client(cfg: &HttpsClientConfig) -> Result<reqwest::Client, String
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| format!("HTTPS client setup: {}", error_chain(&e)))
+        .map_err(HttpsClientError::Client)
 }
 
 /// An error and all its sources on one line, with a hint for the common TLS
@@ -273,8 +303,8 @@ struct PinningVerifier {
 }
 
 /// SHA-256 of the DER SubjectPublicKeyInfo of a DER certificate, base64.
-pub fn spki_sha256_pin(cert_der: &[u8]) -> Result<String, String> {
-    let spki = der::certificate_spki(cert_der).map_err(|e| format!("certificate: {e}"))?;
+pub fn spki_sha256_pin(cert_der: &[u8]) -> Result<String, HttpsClientError> {
+    let spki = der::certificate_spki(cert_der).map_err(HttpsClientError::Certificate)?;
     let digest = ring::digest::digest(&ring::digest::SHA256, spki);
     Ok(base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
 }

@@ -196,18 +196,20 @@ pub struct AdminServer {
 impl AdminServer {
     /// Bind the socket. A stale socket file from a crashed daemon is replaced;
     /// a live daemon on the same data directory is an error.
-    pub async fn bind(path: &Path) -> Result<AdminServer, String> {
+    pub async fn bind(path: &Path) -> Result<AdminServer, crate::Error> {
         if path.exists() {
             if UnixStream::connect(path).await.is_ok() {
-                return Err(format!(
-                    "another gateway is already running with this data directory (its admin socket {} answers); stop it first",
-                    path.display()
-                ));
+                return Err(crate::Error::AlreadyRunning {
+                    path: path.to_path_buf(),
+                });
             }
             let _ = std::fs::remove_file(path);
         }
-        let listener = UnixListener::bind(path)
-            .map_err(|e| format!("cannot create admin socket {}: {e}", path.display()))?;
+        let listener = UnixListener::bind(path).map_err(|source| crate::Error::Io {
+            action: "cannot create admin socket",
+            path: path.to_path_buf(),
+            source,
+        })?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         Ok(AdminServer {

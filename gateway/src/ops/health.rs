@@ -119,10 +119,13 @@ impl HealthState {
 }
 
 /// Bind the health endpoint (errors name the address and the config key).
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        format!("[health] bind {addr}: {e}: choose a free port in health.bind, or remove [health]")
-    })
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::Error> {
+    http_server::bind(
+        "health",
+        addr,
+        "choose a free port in health.bind, or remove [health]",
+    )
+    .await
 }
 
 pub async fn serve(

@@ -77,6 +77,23 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Bind a server of the `[table]`; the error names the address and `hint`
+/// says what to change in the config.
+pub async fn bind(
+    table: &'static str,
+    addr: SocketAddr,
+    hint: &'static str,
+) -> Result<TcpListener, crate::Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| crate::Error::Bind {
+            table,
+            addr,
+            hint,
+            source,
+        })
+}
+
 /// Parse a request head (request line + headers, up to the blank line).
 pub fn parse_head(head: &str) -> Result<Request, u16> {
     let mut lines = head.split("\r\n");

@@ -87,17 +87,18 @@ pub fn mark_clean_stop(data_dir: &Path) {
 }
 
 /// `gateway record-stop`: store systemd's verdict on the run that just ended.
-pub fn record_stop(data_dir: &Path) -> Result<(), String> {
+pub fn record_stop(data_dir: &Path) -> Result<(), crate::Error> {
     let mut text = String::new();
     for k in ["SERVICE_RESULT", "EXIT_CODE", "EXIT_STATUS"] {
         text += &format!("{k}={}\n", std::env::var(k).unwrap_or_default());
     }
-    journal::durable_fs::write_atomically(data_dir, LAST_STOP_FILE, text.as_bytes()).map_err(|e| {
-        format!(
-            "cannot write {}: {e}",
-            data_dir.join(LAST_STOP_FILE).display()
-        )
-    })
+    journal::durable_fs::write_atomically(data_dir, LAST_STOP_FILE, text.as_bytes()).map_err(
+        |source| crate::Error::Io {
+            action: "cannot write",
+            path: data_dir.join(LAST_STOP_FILE),
+            source,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -318,10 +318,13 @@ fn answer(cfg: &StatusPageConfig, status: &StatusSource, req: &Request) -> Respo
     }
 }
 
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        format!("[status_page] bind {addr}: {e}: choose a free address in status_page.bind")
-    })
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::Error> {
+    http_server::bind(
+        "status_page",
+        addr,
+        "choose a free address in status_page.bind",
+    )
+    .await
 }
 
 pub async fn serve(
@@ -329,11 +332,13 @@ pub async fn serve(
     cfg: StatusPageConfig,
     status: StatusSource,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), crate::Error> {
     let tls = match &cfg.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::net::tls_config::server_config(t)
-                .map_err(|e| format!("status_page.tls: {e}"))?,
+            crate::net::tls_config::server_config(t).map_err(|source| crate::Error::Tls {
+                setting: "status_page.tls",
+                source: Box::new(source),
+            })?,
         )),
         None => None,
     };

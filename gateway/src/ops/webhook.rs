@@ -38,7 +38,7 @@ impl Poster {
         url: &str,
         tls: &HttpsClientConfig,
         auth: Option<&AuthConfig>,
-    ) -> Result<Poster, String> {
+    ) -> Result<Poster, crate::net::https_client::HttpsClientError> {
         let client = https_client::reqwest_client(tls)?;
         let auth = auth.cloned().map(|a| TokenProvider::new(a, client.clone()));
         Ok(Poster {

@@ -87,7 +87,7 @@ fn raw(ca: Option<&Path>, pins: &[&str]) -> RawHttpsClient {
 
 async fn get(dir: &Path, raw: RawHttpsClient, url: &str) -> Result<String, String> {
     let cfg = validate(raw, dir)?;
-    let client = reqwest_client(&cfg)?;
+    let client = reqwest_client(&cfg).map_err(|e| e.to_string())?;
     let resp = client.get(url).send().await.map_err(|e| error_chain(&e))?;
     assert_eq!(resp.status(), 200);
     resp.text().await.map_err(|e| error_chain(&e))

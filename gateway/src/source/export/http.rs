@@ -34,7 +34,9 @@ pub struct ExportHttp {
 pub struct Transport(pub String, pub bool);
 
 impl ExportHttp {
-    pub fn new(cfg: &ExportConfig) -> Result<ExportHttp, String> {
+    pub fn new(
+        cfg: &ExportConfig,
+    ) -> Result<ExportHttp, crate::net::https_client::HttpsClientError> {
         let api = crate::net::https_client::reqwest_client(&cfg.tls)?;
         let mut long = cfg.tls.clone();
         // A 5 GB file takes long: no total limit, a stall limit per read instead.
