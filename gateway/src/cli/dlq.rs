@@ -57,7 +57,7 @@ pub enum DlqCommand {
 }
 
 /// Who asked, for the audit trail.
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| {
@@ -204,7 +204,7 @@ pub async fn run(config_path: &Path, cmd: DlqCommand) -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
-        Ok(Reply::Status(_)) => {
+        Ok(Reply::Status(_) | Reply::Exports { .. }) => {
             eprintln!("error: the daemon answered with an unexpected reply");
             ExitCode::FAILURE
         }

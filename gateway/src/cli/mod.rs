@@ -17,6 +17,7 @@ mod bench_start;
 mod bench_wear;
 mod bench_x12;
 mod dlq;
+mod export;
 mod send;
 mod status;
 mod translate;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Inspect, replay or purge the running daemon's dead-letter queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Run, watch or cancel the running daemon's FHIR Bulk Data exports.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Benchmarks that report ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchKind),
@@ -91,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Send(args) => runtime().block_on(send::run(args)),
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
         Command::Dlq(cmd) => runtime().block_on(dlq::run(&cli.config, cmd)),
+        Command::Export(cmd) => runtime().block_on(export::run(&cli.config, cmd)),
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
         Command::X12(cmd) => x12::run(cmd),

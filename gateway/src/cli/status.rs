@@ -199,6 +199,9 @@ pub fn render(r: &StatusReport) -> String {
             out += &format!("  last error: {e}\n");
         }
     }
+    if !r.exports.is_empty() {
+        out += &format!("\n{}", super::export::render(&r.exports, now_ms));
+    }
     out += &format!(
         "\njournal: {} message(s), {} duplicate(s), {} control-id reuse(s), {} quarantined\n",
         r.journal.messages,

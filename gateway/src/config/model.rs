@@ -40,6 +40,51 @@ pub struct Pollers<S: Stage = Resolved> {
     pub sftp: Vec<SftpPollerConfig<S>>,
 }
 
+/// A FHIR Bulk Data `$export` job (`[[export]]`, a source).
+#[derive(Debug, Clone)]
+pub struct ExportConfig<S: Stage = Resolved> {
+    pub name: String,
+    /// Tags every resource, names its directory; one job at a time per tenant.
+    pub tenant: String,
+    /// The FHIR base, without a trailing `/`.
+    pub base_url: String,
+    pub level: ExportLevel,
+    /// `_type` (empty: all types).
+    pub types: Vec<String>,
+    /// `_typeFilter`, one parameter each.
+    pub type_filters: Vec<String>,
+    pub since: ExportSince,
+    pub schedule: crate::source::export::schedule::Schedule,
+    /// The folder sink's root (`<output>/<tenant>/<transactionTime>/`).
+    pub output: PathBuf,
+    pub parallel_downloads: usize,
+    pub poll: crate::source::export::poll::PollBounds,
+    pub max_line_bytes: usize,
+    /// The alert fires when no job succeeded for this long.
+    pub alert_after: Duration,
+    pub auth: Option<S::Auth>,
+    pub tls: S::Client,
+}
+
+/// Which `$export` operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportLevel {
+    System,
+    Patient,
+    Group(String),
+}
+
+/// Where an incremental export starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportSince {
+    /// The last successful job's `transactionTime` (none yet: everything).
+    Auto,
+    /// Always everything.
+    None,
+    /// This instant, always.
+    Instant(String),
+}
+
 impl<S: Stage> Config<S> {
     pub fn journal_dir(&self) -> PathBuf {
         self.data_dir.join("journal")

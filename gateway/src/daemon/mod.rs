@@ -226,6 +226,17 @@ async fn bring_up(
             pickup.run(sources.stop_signal()),
         );
     }
+    // Bulk exports are sources too; a stored job resumes at once.
+    let exports = crate::source::export::runner::prepare(&cfg.exports, &journal);
+    let export_control = exports.control.clone();
+    for (name, task) in exports.into_tasks(
+        &journal,
+        cfg.storage.warn_at_percent,
+        |n| heartbeats.register(format!("export {n}")),
+        sources.stop_signal(),
+    ) {
+        sources.spawn(format!("export {name}"), task);
+    }
     let monitoring = tasks.stage(Stage::Monitors);
     if let Some(interval) = watchdog::interval() {
         log::info!(target: "gateway::daemon", "systemd watchdog every {} ms, gated on every critical loop", interval.as_millis());
@@ -257,11 +268,17 @@ async fn bring_up(
             certs: certs.clone(),
             box_id: box_id.clone(),
             pickups: pickup_states,
+            exports: export_control.clone(),
         },
     );
     let _ = health_state.status.set(status.clone());
     let views = tasks.stage(Stage::Views);
-    let serve = admin.serve(status.clone(), journal.clone(), views.stop_signal());
+    let serve = admin.serve(
+        status.clone(),
+        journal.clone(),
+        export_control,
+        views.stop_signal(),
+    );
     views.spawn("admin socket", serve);
     if let Some(sp) = &cfg.status_page {
         let listener = crate::ops::status_page::bind(sp.bind).await?;

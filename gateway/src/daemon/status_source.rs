@@ -25,6 +25,7 @@ pub(super) struct StatusExtras {
     pub certs: Arc<Mutex<Vec<CertInfo>>>,
     pub box_id: String,
     pub pickups: Vec<Arc<Mutex<PickupState>>>,
+    pub exports: crate::source::export::runner::ExportControl,
 }
 
 /// The status source over the running pipeline's parts.
@@ -128,6 +129,7 @@ pub(super) fn status_source(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            exports: extras.exports.statuses(),
         }
     })
 }

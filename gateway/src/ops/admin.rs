@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use super::stats::ListenerSnapshot;
 use crate::deliver::DeliveryState;
+use crate::source::export::runner::ExportControl;
 use journal::{DeadLetter, Journal, JournalError, Replayed};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +43,21 @@ pub enum Request {
         seq: Option<u64>,
         older_than_ms: Option<u64>,
         destination: Option<String>,
+        operator: String,
+    },
+    /// `gateway export run NAME [--full]`.
+    ExportRun {
+        name: String,
+        full: bool,
+        operator: String,
+    },
+    /// `gateway export status [NAME]`.
+    ExportStatus {
+        name: Option<String>,
+    },
+    /// `gateway export cancel NAME`.
+    ExportCancel {
+        name: String,
         operator: String,
     },
 }
@@ -126,6 +142,9 @@ pub struct StatusReport {
     /// Certificate files the config names, with their expiry.
     #[serde(default)]
     pub certificates: Vec<super::certs::CertInfo>,
+    /// `[[export]]` jobs (sources).
+    #[serde(default)]
+    pub exports: Vec<crate::source::export::job::ExportStatus>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -144,6 +163,10 @@ pub enum Reply {
     /// Dead letters replayed or purged, in order.
     Moved {
         items: Vec<Replayed>,
+    },
+    /// The exports asked about (after a run or cancel: as they are now).
+    Exports {
+        items: Vec<crate::source::export::job::ExportStatus>,
     },
     Error {
         message: String,
@@ -202,6 +225,7 @@ impl AdminServer {
         self,
         status: StatusSource,
         journal: Journal,
+        exports: ExportControl,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut requests = JoinSet::new();
@@ -213,9 +237,10 @@ impl AdminServer {
                     let Ok((stream, _)) = accepted else { continue };
                     let status = status.clone();
                     let journal = journal.clone();
+                    let exports = exports.clone();
                     requests.spawn(async move {
                         // Replaying a large queue may take a while; status answers at once.
-                        let _ = tokio::time::timeout(Duration::from_secs(600), handle(stream, status, journal)).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(600), handle(stream, status, journal, exports)).await;
                     });
                 }
             }
@@ -231,7 +256,12 @@ impl AdminServer {
     }
 }
 
-async fn handle(stream: UnixStream, status: StatusSource, journal: Journal) -> std::io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    status: StatusSource,
+    journal: Journal,
+    exports: ExportControl,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A request is one short line; cap what a confused client can make us buffer.
@@ -240,6 +270,15 @@ async fn handle(stream: UnixStream, status: StatusSource, journal: Journal) -> s
         .await?;
     let reply = match serde_json::from_str::<Request>(line.trim()) {
         Ok(Request::Status) => Reply::Status(Box::new(status())),
+        Ok(Request::ExportRun {
+            name,
+            full,
+            operator,
+        }) => export_reply(exports.run(&journal, &name, full, &operator)),
+        Ok(Request::ExportStatus { name }) => export_reply(exports.status(name.as_deref())),
+        Ok(Request::ExportCancel { name, operator }) => {
+            export_reply(exports.cancel(&journal, &name, &operator))
+        }
         Ok(other) => super::dlq::answer(&journal, other)
             .await
             .unwrap_or_else(|e: JournalError| Reply::Error {
@@ -252,6 +291,13 @@ async fn handle(stream: UnixStream, status: StatusSource, journal: Journal) -> s
     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
     out.push(b'\n');
     write.write_all(&out).await
+}
+
+fn export_reply(r: Result<Vec<crate::source::export::job::ExportStatus>, String>) -> Reply {
+    match r {
+        Ok(items) => Reply::Exports { items },
+        Err(message) => Reply::Error { message },
+    }
 }
 
 /// Why the CLI could not reach the daemon.

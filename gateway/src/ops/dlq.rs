@@ -14,8 +14,11 @@ const MAX_LIST: usize = 1000;
 
 pub async fn answer(journal: &Journal, req: Request) -> Result<Reply, JournalError> {
     match req {
-        Request::Status => Ok(Reply::Error {
-            message: "status is answered by the admin server".into(),
+        Request::Status
+        | Request::ExportRun { .. }
+        | Request::ExportStatus { .. }
+        | Request::ExportCancel { .. } => Ok(Reply::Error {
+            message: "status and exports are answered by the admin server".into(),
         }),
         Request::DlqList {
             destination,

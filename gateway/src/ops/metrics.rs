@@ -551,7 +551,122 @@ pub fn render(r: &StatusReport, x: &Extra) -> String {
             );
         }
     }
+    exports(&mut o, r);
     o.0
+}
+
+/// `[[export]]` jobs: state, the job in hand, the last success (no PHI:
+/// export and tenant names only).
+fn exports(o: &mut Out, r: &StatusReport) {
+    const STATES: [&str; 8] = [
+        "idle",
+        "waiting",
+        "kicked_off",
+        "polling",
+        "downloading",
+        "finishing",
+        "done",
+        "failed",
+    ];
+    o.family(
+        "gateway_export_state",
+        "gauge",
+        "1 for the export's current state.",
+    );
+    for e in &r.exports {
+        for st in STATES {
+            let l = [
+                ("export", e.name.as_str()),
+                ("tenant", e.tenant.as_str()),
+                ("state", st),
+            ];
+            o.sample("gateway_export_state", &l, u8::from(e.state == st));
+        }
+    }
+    o.family(
+        "gateway_export_paused",
+        "gauge",
+        "1 while the export waits for the data disk to drop under warn_at_percent.",
+    );
+    type Pick = fn(&crate::source::export::job::ExportStatus) -> u64;
+    let gauges: [(&str, &str, &str, Pick); 6] = [
+        ("gateway_export_paused", "gauge", "", |e| {
+            u64::from(e.paused.is_some())
+        }),
+        (
+            "gateway_export_files_done",
+            "gauge",
+            "Files of the job in hand written so far.",
+            |e| u64::from(e.files_done),
+        ),
+        (
+            "gateway_export_files",
+            "gauge",
+            "Files in the job in hand's manifest.",
+            |e| u64::from(e.files_total),
+        ),
+        (
+            "gateway_export_bytes",
+            "gauge",
+            "Bytes downloaded by the job in hand.",
+            |e| e.bytes,
+        ),
+        (
+            "gateway_export_resources",
+            "gauge",
+            "Resources written by the job in hand.",
+            |e| e.resources,
+        ),
+        (
+            "gateway_export_bad_lines",
+            "gauge",
+            "Lines of the job in hand refused and quarantined.",
+            |e| e.bad_lines,
+        ),
+    ];
+    for (name, kind, help, pick) in gauges {
+        if !help.is_empty() {
+            o.family(name, kind, help);
+        }
+        for e in &r.exports {
+            o.sample(
+                name,
+                &[("export", e.name.as_str()), ("tenant", e.tenant.as_str())],
+                pick(e),
+            );
+        }
+    }
+    o.family(
+        "gateway_export_jobs_total",
+        "counter",
+        "Export jobs ended, by outcome.",
+    );
+    for e in &r.exports {
+        for (outcome, n) in [
+            ("succeeded", e.history.succeeded),
+            ("failed", e.history.failed),
+        ] {
+            let l = [
+                ("export", e.name.as_str()),
+                ("tenant", e.tenant.as_str()),
+                ("outcome", outcome),
+            ];
+            o.sample("gateway_export_jobs_total", &l, n);
+        }
+    }
+    o.family(
+        "gateway_export_last_success_timestamp_seconds",
+        "gauge",
+        "When the export last succeeded (seconds since the Unix epoch; 0: never).",
+    );
+    for e in &r.exports {
+        let l = [("export", e.name.as_str()), ("tenant", e.tenant.as_str())];
+        o.sample(
+            "gateway_export_last_success_timestamp_seconds",
+            &l,
+            e.history.last_success_ms.unwrap_or(0) / 1000,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -160,6 +160,36 @@ pub fn render(r: &StatusReport, details: bool, now_ms: u64) -> String {
         );
     }
     h += "</table>\n";
+    if !r.exports.is_empty() {
+        h += "<h2>Bulk exports</h2>\n<table id=\"exports\"><tr><th>Export</th><th>State</th><th>Last success</th><th>Last error</th></tr>\n";
+        for e in &r.exports {
+            let mut state = esc(&e.state);
+            if e.state == "downloading" {
+                state += &format!(" ({} of {} files)", e.files_done, e.files_total);
+            }
+            if let Some(p) = e.paused.as_ref().or(e.progress.as_ref()) {
+                state += &format!(" <small>{}</small>", esc(p));
+            }
+            let last = e
+                .history
+                .last_success_ms
+                .map(|t| format!("{} ago", ago(now_ms.saturating_sub(t) / 1000)))
+                .unwrap_or_else(|| "never".into());
+            let err = e
+                .history
+                .last_error
+                .as_deref()
+                .map(esc)
+                .unwrap_or_else(|| "-".into());
+            h += &format!(
+                "<tr><td>{} <small>(tenant {})</small></td><td>{state}</td><td>{}</td><td>{err}</td></tr>\n",
+                esc(&e.name),
+                esc(&e.tenant),
+                esc(&last)
+            );
+        }
+        h += "</table>\n";
+    }
     h += "<h2>Where messages come from</h2>\n<table id=\"listeners\"><tr><th>Listener</th><th>Address</th><th>Connected now</th><th>Received</th><th>Accepted</th><th>Refused</th></tr>\n";
     for l in &r.listeners {
         let tls = if l.mutual_tls {

@@ -10,9 +10,9 @@
 //!
 //! - [`pickup`]: `[[pickup]]` folders (X12 or HL7 files), with the pure
 //!   split of HL7 files in [`hl7_file`].
-//!
-//! Bulk export will be a source here too.
+//! - [`export`]: the FHIR Bulk Data `$export` client (`[[export]]`).
 
+pub mod export;
 pub mod hl7_file;
 pub mod mllp_listener;
 pub mod pickup;

@@ -11,6 +11,7 @@ mod bad_input;
 mod crash;
 mod delivery;
 mod disk_full;
+mod export;
 mod fhir;
 mod fhir_merge;
 mod https_client;

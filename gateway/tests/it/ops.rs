@@ -15,7 +15,7 @@ use crate::support::pki::{self_signed, Pki, ServerKey};
 use crate::support::{ack_code, adt, free_port, require_tool, send_one, Gateway, Options, BIN};
 
 /// GET `path` on `addr` (HTTP/1.1, Connection: close); (status, body).
-fn http_get(addr: &str, path: &str, basic: Option<(&str, &str)>) -> (u16, String) {
+pub(crate) fn http_get(addr: &str, path: &str, basic: Option<(&str, &str)>) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let auth = basic

@@ -17,6 +17,7 @@ use super::table::{tables, Table};
 mod alerts;
 mod delivery;
 mod destination;
+mod export;
 mod fhir_settings;
 mod fleet;
 mod health;
@@ -47,6 +48,8 @@ tables! {
         pollers: Pollers<S> = "poller" via poller::Pollers,
         /// `[[pickup]]`: folders eCW drops X12 or HL7 files into.
         pickups: Vec<PickupConfig> = "pickup" via pickup::Pickups,
+        /// `[[export]]`: FHIR Bulk Data `$export` jobs.
+        exports: Vec<ExportConfig<S>> = "export" via export::Exports,
         /// `[health]`: off unless the table is present.
         health: Option<HealthConfig> = "health" via health::Health,
         /// `[alerts]`: rules run with defaults when the table is absent.

@@ -19,10 +19,11 @@ pub enum Rule {
     Restarted,
     Certificate,
     PickupRejected,
+    ExportStale,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::DestinationDown,
         Rule::PendingDepth,
         Rule::OldestPending,
@@ -31,6 +32,7 @@ impl Rule {
         Rule::Restarted,
         Rule::Certificate,
         Rule::PickupRejected,
+        Rule::ExportStale,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Rule {
             Rule::Restarted => "restarted",
             Rule::Certificate => "certificate",
             Rule::PickupRejected => "pickup_rejected",
+            Rule::ExportStale => "export_stale",
         }
     }
 

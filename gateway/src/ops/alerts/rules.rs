@@ -7,6 +7,7 @@ use crate::ops::admin::{DestinationStatus, StatusReport};
 use crate::ops::certs::CertInfo;
 use crate::ops::clock;
 use crate::ops::restart_markers::RestartInfo;
+use crate::source::export::job::ExportStatus;
 
 /// The alerts `report` warrants now: per destination `destination_down`,
 /// `pending_depth`, `oldest_pending`, `dead_letters`; then `disk`,
@@ -36,6 +37,13 @@ pub fn evaluate(
             .iter()
             .filter_map(|p| pickup_rejected(p, now_ms)),
     );
+    let started_ms = now_ms.saturating_sub(report.uptime_secs * 1000);
+    out.extend(
+        report
+            .exports
+            .iter()
+            .filter_map(|e| export_stale(e, started_ms, now_ms)),
+    );
     out
 }
 
@@ -55,6 +63,31 @@ pub fn pickup_rejected(p: &crate::source::pickup::PickupState, now_ms: u64) -> O
             "They were not sent. Each is in the folder's .rejected/ with a .reason.txt beside it (X12: its TA1/999 is in the ack folder). Fix and drop the file again, then remove it from .rejected/; `gateway status` shows pickup {}.",
             p.name
         ),
+    }))
+}
+
+/// A tenant's export has not succeeded within its `alert_after` (default
+/// 48 h), counted from its last success, or from the start of the daemon
+/// if it never succeeded.
+pub fn export_stale(e: &ExportStatus, started_ms: u64, now_ms: u64) -> Option<Alert> {
+    let from = e.history.last_success_ms.unwrap_or(started_ms);
+    let age = now_ms.saturating_sub(from);
+    if e.alert_after_secs == 0 || age < e.alert_after_secs * 1000 {
+        return None;
+    }
+    let last = e
+        .history
+        .last_error
+        .as_deref()
+        .map(|m| format!(" The last error: {m}."))
+        .unwrap_or_default();
+    Some(Rule::ExportStale.alert(Finding {
+        key: e.name.clone(),
+        severity: Severity::Warning,
+        title: format!("The export {} (tenant {}) has not succeeded for {}", e.name, e.tenant, human(age / 1000)),
+        affected: format!("export {} (tenant {})", e.name, e.tenant),
+        since_ms: from + e.alert_after_secs * 1000,
+        action: format!("The partner's data is getting old.{last} Run `gateway export status {}` on the box; `gateway export run {}` starts a job now.", e.name, e.name),
     }))
 }
 
@@ -297,6 +330,7 @@ mod tests {
             box_id: String::new(),
             alerts: vec![],
             certificates: vec![],
+            exports: vec![],
         }
     }
 
@@ -511,6 +545,28 @@ mod tests {
         let over = 1000 + c.restart_alert_for.as_millis() as u64;
         assert!(restarted(&c, &crash, over - 1).is_some());
         assert!(restarted(&c, &crash, over).is_none());
+    }
+
+    #[test]
+    fn export_stale_rule() {
+        let day = 86_400_000;
+        let mut e = ExportStatus {
+            name: "acme-nightly".into(),
+            tenant: "acme".into(),
+            alert_after_secs: 48 * 3600,
+            ..Default::default()
+        };
+        // Never succeeded: counted from the daemon's start.
+        assert!(export_stale(&e, 0, day).is_none());
+        let a = export_stale(&e, 0, 3 * day).unwrap();
+        assert_eq!(a.rule, Rule::ExportStale);
+        assert_eq!(a.id, "export_stale/acme-nightly");
+        e.history.last_success_ms = Some(2 * day);
+        assert!(export_stale(&e, 0, 3 * day).is_none());
+        e.history.last_error = Some("kick-off refused: HTTP 403".into());
+        let a = export_stale(&e, 0, 5 * day).unwrap();
+        assert!(a.action.contains("HTTP 403"));
+        assert_eq!(a.since_ms, 4 * day);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! machine must provide (a tool, root, the test Python) comes from
 //! `test_support`: under `CI=true` a missing one fails the test.
 
+pub mod bulk_server;
 pub mod crash;
 pub mod daemon;
 pub mod fhir_server;

@@ -58,6 +58,9 @@ pub struct State {
     pub jtis: Mutex<HashSet<String>>,
     pub rejections: Mutex<Vec<String>>,
     pub last_form: Mutex<Option<String>>,
+    /// When each token was issued and how long it lives, so a resource
+    /// server in the test can refuse expired ones.
+    pub issued_at: Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
 }
 
 pub struct TokenServer {
@@ -80,6 +83,7 @@ impl TokenServer {
             jtis: Mutex::new(HashSet::new()),
             rejections: Mutex::new(Vec::new()),
             last_form: Mutex::new(None),
+            issued_at: Mutex::new(std::collections::HashMap::new()),
         });
         let st = state.clone();
         tokio::spawn(async move {
@@ -105,6 +109,19 @@ impl TokenServer {
     pub fn rejections(&self) -> Vec<String> {
         self.state.rejections.lock().unwrap().clone()
     }
+    /// Whether `Bearer tok-N` was issued here and has not expired.
+    pub fn valid(state: &State, authorization: Option<&str>) -> bool {
+        let Some(tok) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        state
+            .issued_at
+            .lock()
+            .unwrap()
+            .get(tok)
+            .is_some_and(|(at, ttl)| at.elapsed() < Duration::from_secs(*ttl))
+    }
+
     pub fn script(&self, s: Option<Scripted>) {
         *self.state.script.lock().unwrap() = s;
     }
@@ -164,6 +181,11 @@ async fn handle(
     Ok(match verdict {
         Ok(()) => {
             let n = st.issued.fetch_add(1, Ordering::SeqCst) + 1;
+            let ttl = st.expires_in.load(Ordering::SeqCst);
+            st.issued_at
+                .lock()
+                .unwrap()
+                .insert(format!("tok-{n}"), (std::time::Instant::now(), ttl));
             json(
                 200,
                 format!(

@@ -1,0 +1,169 @@
+//! The tenant tag: every exported resource carries
+//! `meta.tag = {system: "urn:clinic-gateway:tenant", code: <tenant>}`.
+//! The tag is spliced into the line's bytes; nothing else is re-serialized,
+//! so decimals ("1.50"), unknown extensions and key order stay as the
+//! server wrote them. It joins an existing top-level `meta` (and an
+//! existing `meta.tag` array) and never writes a second `meta` or `tag`
+//! key; `contained` resources, with their own `meta`, are not touched.
+//! A line that already carries this tenant's tag is returned unchanged.
+//! Pure.
+
+use super::json_scan::{self, elements, find, members, quote, string_value};
+
+/// The `meta.tag` system of the tenant tag.
+pub const TENANT_TAG_SYSTEM: &str = "urn:clinic-gateway:tenant";
+
+/// Why a line could not be tagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagError(pub String);
+
+impl From<json_scan::ScanError> for TagError {
+    fn from(e: json_scan::ScanError) -> TagError {
+        TagError(format!("byte {}: {}", e.offset, e.reason))
+    }
+}
+
+fn tag_object(tenant: &str) -> String {
+    format!(
+        "{{\"system\":\"{TENANT_TAG_SYSTEM}\",\"code\":{}}}",
+        quote(tenant)
+    )
+}
+
+/// `line` (one resource) with the tenant tag, or why not.
+pub fn tag_tenant(line: &[u8], tenant: &str) -> Result<Vec<u8>, TagError> {
+    let (top, _) = members(line, 0)?;
+    let (meta, dup) = find(line, &top, "meta");
+    if dup {
+        return Err(TagError("the resource has two \"meta\" keys".into()));
+    }
+    let tag = tag_object(tenant);
+    let Some(meta) = meta else {
+        // No meta: a new first member.
+        let open = json_scan::skip_ws(line, 0);
+        let glue = if top.is_empty() { "" } else { "," };
+        return Ok(splice(
+            line,
+            open + 1,
+            &format!("\"meta\":{{\"tag\":[{tag}]}}{glue}"),
+        ));
+    };
+    if line.get(meta.value.start) != Some(&b'{') {
+        return Err(TagError("\"meta\" is not an object".into()));
+    }
+    let (mm, _) = members(line, meta.value.start)?;
+    let (tags, dup) = find(line, &mm, "tag");
+    if dup {
+        return Err(TagError("\"meta\" has two \"tag\" keys".into()));
+    }
+    let Some(tags) = tags else {
+        let glue = if mm.is_empty() { "" } else { "," };
+        return Ok(splice(
+            line,
+            meta.value.start + 1,
+            &format!("\"tag\":[{tag}]{glue}"),
+        ));
+    };
+    if line.get(tags.value.start) != Some(&b'[') {
+        return Err(TagError("\"meta.tag\" is not an array".into()));
+    }
+    let (items, tags_close) = elements(line, tags.value.start)?;
+    for item in &items {
+        if has_tenant_tag(&line[item.clone()], tenant) {
+            return Ok(line.to_vec());
+        }
+    }
+    let glue = if items.is_empty() { "" } else { "," };
+    Ok(splice(line, tags_close, &format!("{glue}{tag}")))
+}
+
+fn has_tenant_tag(coding: &[u8], tenant: &str) -> bool {
+    let Ok((ms, _)) = members(coding, 0) else {
+        return false;
+    };
+    let field = |name: &str| {
+        find(coding, &ms, name)
+            .0
+            .and_then(|m| string_value(&coding[m.value.clone()]).map(|s| s.into_owned()))
+    };
+    field("system").as_deref() == Some(TENANT_TAG_SYSTEM)
+        && field("code").as_deref() == Some(tenant)
+}
+
+fn splice(line: &[u8], at: usize, insert: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + insert.len());
+    out.extend_from_slice(&line[..at]);
+    out.extend_from_slice(insert.as_bytes());
+    out.extend_from_slice(&line[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    const T: &str = "acme";
+
+    fn tagged(line: &str) -> String {
+        String::from_utf8(tag_tenant(line.as_bytes(), T).unwrap()).unwrap()
+    }
+
+    fn tags_of(v: &Value) -> Vec<Value> {
+        v["meta"]["tag"].as_array().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn without_meta_adds_one() {
+        let out =
+            tagged(r#"{"resourceType":"Observation","id":"o1","valueQuantity":{"value":1.50}}"#);
+        assert_eq!(
+            out,
+            r#"{"meta":{"tag":[{"system":"urn:clinic-gateway:tenant","code":"acme"}]},"resourceType":"Observation","id":"o1","valueQuantity":{"value":1.50}}"#
+        );
+    }
+
+    #[test]
+    fn joins_meta_and_its_tags_without_a_second_key() {
+        let out = tagged(r#"{"resourceType":"Patient","meta":{"versionId":"3"},"id":"p"}"#);
+        assert_eq!(
+            out,
+            r#"{"resourceType":"Patient","meta":{"tag":[{"system":"urn:clinic-gateway:tenant","code":"acme"}],"versionId":"3"},"id":"p"}"#
+        );
+        let out = tagged(
+            r#"{"resourceType":"Patient","meta":{"tag":[{"system":"x","code":"y"}]},"id":"p"}"#,
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(tags_of(&v).len(), 2);
+        assert_eq!(out.matches("\"meta\"").count(), 1);
+        assert_eq!(out.matches("\"tag\"").count(), 1);
+        let out = tagged(r#"{"resourceType":"Patient","meta":{"tag":[]},"id":"p"}"#);
+        assert_eq!(tags_of(&serde_json::from_str(&out).unwrap()).len(), 1);
+        // Already tagged: unchanged.
+        assert_eq!(tagged(&out), out);
+    }
+
+    #[test]
+    fn contained_meta_is_left_alone() {
+        let line = r#"{"resourceType":"Observation","contained":[{"resourceType":"Patient","id":"c","meta":{"tag":[{"code":"z"}]}}],"id":"o"}"#;
+        let out = tagged(line);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(tags_of(&v)[0]["code"], "acme");
+        assert_eq!(
+            v["contained"][0]["meta"]["tag"].as_array().unwrap().len(),
+            1
+        );
+        assert!(out.contains(
+            r#""contained":[{"resourceType":"Patient","id":"c","meta":{"tag":[{"code":"z"}]}}]"#
+        ));
+    }
+
+    #[test]
+    fn refuses_duplicates_and_odd_meta() {
+        assert!(tag_tenant(br#"{"meta":{},"meta":{}}"#, T).is_err());
+        assert!(tag_tenant(br#"{"meta":[]}"#, T).is_err());
+        assert!(tag_tenant(br#"{"meta":{"tag":{}}}"#, T).is_err());
+        assert!(tag_tenant(br#"{"meta":{"tag":[],"tag":[]}}"#, T).is_err());
+        assert!(tag_tenant(b"[1]", T).is_err());
+    }
+}
