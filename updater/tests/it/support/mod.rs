@@ -3,6 +3,7 @@
 //! server with injectable faults (`http`), and what a test needs from the
 //! machine (`tools`).
 
+pub mod cli;
 pub mod http;
 pub mod tools;
 
@@ -298,6 +299,7 @@ impl Device {
             policy: fast_policy(),
             boot_id: boot_id.into(),
             log: &quiet,
+            after_commit: vec![],
         }
     }
 
