@@ -293,6 +293,14 @@ impl Accept {
                 let first = (!first_ack.is_empty()).then_some(first_ack);
                 (Disposition::Duplicate { id }, first)
             }
+            // Only an append with `KeyReuse::Refuse` gets this; `append`
+            // stores a reused control id as a new message.
+            Ok(Appended::KeyReused { id }) => {
+                let reason = format!(
+                    "control id {control_id} is already journaled as message {id} with other content"
+                );
+                (Disposition::Refused { reason }, None)
+            }
             Err(error) => {
                 let reply = match (read.hl7, wants_reply) {
                     (Some(header), true) => {

@@ -3,19 +3,21 @@
 //! `<dir>/db` (plus fsync of new blob files, `blobs/`, `conf`, the db
 //! directory and its parent) does.
 //!
-//! sled runs in a child process (this test binary re-invoked with
-//! `LOSSYFS_SLED_ROLE` set, see `child_sled_process`), so that it can be
-//! SIGKILLed at an arbitrary moment like a machine losing power. The child
+//! sled runs in a child process (`tests/bin/sled_evidence_child.rs`, a
+//! `[[bin]]`), so that it can be SIGKILLed at an arbitrary moment like a
+//! machine losing power. The child
 //! prints `ACK <key>` only once the record is durable by its rules; the
 //! parent cuts power on the lossyfs mount and re-opens the database in a
 //! fresh child to see what survived.
 //!
 //! Set `LOSSYFS_SEED` to replay a particular run of the random cut points.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+#[path = "support/sled_records.rs"]
+mod sled_records;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -23,160 +25,7 @@ use std::time::{Duration, Instant};
 use hw_tests::model::Rng;
 use hw_tests::LossyMount;
 
-const ROLE: &str = "LOSSYFS_SLED_ROLE";
-
-// ---------------------------------------------------------------- records
-
-/// Every 5th record is 1–1.6 MiB, above sled's inline limit (a quarter of
-/// the 512 KiB segment), so it goes to its own file under `blobs/`.
-fn value(i: u64) -> Vec<u8> {
-    let len = if i % 5 == 2 {
-        (1 << 20) + (i % 7) as usize * 100_000
-    } else {
-        64 + (i % 200) as usize
-    };
-    let mut rng = Rng::new(i);
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-// ------------------------------------------------------------ child side
-
-fn fsync_path(p: &Path) {
-    File::open(p)
-        .and_then(|f| f.sync_all())
-        .unwrap_or_else(|e| panic!("fsync {}: {e}", p.display()));
-}
-
-/// Child-to-parent protocol line. libtest may already have written
-/// `test child_sled_process ... ` on the same line, hence the marker.
-const MARK: &str = "@@ ";
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "\n{MARK}{line}").unwrap();
-    out.flush().unwrap();
-}
-
-/// Sync every blob file not synced yet, then `blobs/` itself.
-fn sync_new_blobs(dir: &Path, synced: &mut HashSet<PathBuf>) {
-    let blobs = dir.join("blobs");
-    let mut new = false;
-    for e in std::fs::read_dir(&blobs).unwrap() {
-        let p = e.unwrap().path();
-        if synced.insert(p.clone()) {
-            fsync_path(&p);
-            new = true;
-        }
-    }
-    if new {
-        fsync_path(&blobs);
-    }
-}
-
-fn run_writer(dir: &Path, mode: &str, start: u64, count: u64) {
-    // "durable": flush + fsync new blobs + fdatasync db; "db-only": flush +
-    // fdatasync db, blobs left unsynced.
-    let durable = mode == "durable" || mode == "db-only";
-    let sync_blobs = mode == "durable";
-    let flush_every = if mode == "flush-only" {
-        None
-    } else {
-        Some(500)
-    };
-    let db = sled::Config::new()
-        .path(dir)
-        .flush_every_ms(flush_every)
-        .open()
-        .expect("open sled");
-    let mut synced_blobs = HashSet::new();
-    if mode != "sled-only" {
-        // What sled never syncs itself: conf, the blobs dir, the entries of
-        // the db dir (db, conf, blobs, snapshots) and the db dir's own entry.
-        fsync_path(&dir.join("conf"));
-        sync_new_blobs(dir, &mut synced_blobs);
-        fsync_path(&dir.join("blobs"));
-        fsync_path(dir);
-        fsync_path(dir.parent().unwrap());
-    }
-    let db_file = File::open(dir.join("db")).unwrap();
-    if durable {
-        db_file.sync_data().unwrap();
-    }
-    say("OPENED");
-    for i in start..start + count {
-        db.insert(i.to_be_bytes(), value(i)).unwrap();
-        db.flush().unwrap();
-        if sync_blobs {
-            sync_new_blobs(dir, &mut synced_blobs);
-        }
-        if durable {
-            db_file.sync_data().unwrap();
-        }
-        say(&format!("ACK {i}"));
-    }
-    say("DONE");
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-fn run_dump(dir: &Path) {
-    if !dir.join("db").exists() {
-        say("NODB");
-        return;
-    }
-    let db = match sled::Config::new().path(dir).open() {
-        Ok(db) => db,
-        Err(e) => {
-            say(&format!("ERROR {e}"));
-            return;
-        }
-    };
-    for kv in db.iter() {
-        match kv {
-            Ok((k, v)) => {
-                let k = u64::from_be_bytes(k.as_ref().try_into().unwrap());
-                say(&format!("KEY {k} {} {}", v.len(), fnv(&v)));
-            }
-            Err(e) => say(&format!("ERROR {e}")),
-        }
-    }
-    say("END");
-}
-
-/// Entry point of the child processes; a no-op in a normal test run.
-#[test]
-fn child_sled_process() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let dir = PathBuf::from(std::env::var("LOSSYFS_SLED_DIR").unwrap());
-    match role.as_str() {
-        "dump" => run_dump(&dir),
-        mode => {
-            let start = std::env::var("LOSSYFS_SLED_START")
-                .unwrap()
-                .parse()
-                .unwrap();
-            let count = std::env::var("LOSSYFS_SLED_COUNT")
-                .unwrap()
-                .parse()
-                .unwrap();
-            run_writer(&dir, mode, start, count);
-        }
-    }
-}
+use sled_records::{fnv, fsync_path, value, MARK};
 
 // ----------------------------------------------------------- parent side
 
@@ -187,17 +36,15 @@ struct Proc {
 }
 
 fn spawn(role: &str, dir: &Path, start: u64, count: u64) -> Proc {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_sled_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, role)
-        .env("LOSSYFS_SLED_DIR", dir)
-        .env("LOSSYFS_SLED_START", start.to_string())
-        .env("LOSSYFS_SLED_COUNT", count.to_string())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sled-evidence-child"));
+    if role == "dump" {
+        cmd.arg("dump").arg(dir);
+    } else {
+        cmd.arg(role)
+            .arg(dir)
+            .args([start.to_string(), count.to_string()]);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -34,7 +34,7 @@
 //! (the bytes for the FHIR destination to send); [`translate`] gives the same Bundle
 //! as a `serde_json::Value` (`gateway translate`, tests). Both come from
 //! one mapping, and the bytes equal `serde_json::to_vec(&translate(..)?)`
-//! (keys sorted, as `serde_json::Map` writes them): `tests/fhir_bytes.rs`
+//! (keys sorted, as `serde_json::Map` writes them): `tests/it/bytes.rs`
 //! checks it over both corpora.
 //!
 //! # Identity: replay never duplicates

@@ -22,6 +22,11 @@ pub(crate) enum Counter {
     Duplicates,
     /// Same de-dup key, different bytes: stored as new (`control_id_reuses`).
     ControlIdReuses,
+    /// Same de-dup key, different bytes, refused by the message's policy
+    /// (`key_reuses_refused`).
+    KeyReusesRefused,
+    /// Messages removed on delivery by their retention policy, ever (`released`).
+    Released,
     /// Inputs quarantined, ever (`quarantined`).
     Quarantined,
     /// Quarantine entries held now (`q_entries`).
@@ -30,9 +35,9 @@ pub(crate) enum Counter {
     QuarantineBytes,
     /// Delivered messages removed by retention, ever (`pruned`).
     Pruned,
-    /// Highest message id retention removed (`pruned_through_id`): keeps
-    /// ids from being reused when the newest messages are pruned (ids come
-    /// from the largest stored key at open).
+    /// Highest message id retention removed, or released on delivery
+    /// (`pruned_through_id`): keeps ids from being reused when the newest
+    /// messages are removed (ids come from the largest stored key at open).
     PrunedThroughId,
     /// Highest audit seq retention removed (`pruned_through_audit`).
     PrunedThroughAudit,
@@ -54,10 +59,12 @@ const DEAD: &str = "dead/";
 const DEAD_TOTAL: &str = "dead_total/";
 
 /// Every counter that is not per destination.
-const FIXED: [Counter; 9] = [
+const FIXED: [Counter; 11] = [
     Counter::Messages,
     Counter::Duplicates,
     Counter::ControlIdReuses,
+    Counter::KeyReusesRefused,
+    Counter::Released,
     Counter::Quarantined,
     Counter::QuarantineEntries,
     Counter::QuarantineBytes,
@@ -76,6 +83,8 @@ impl Counter {
             Counter::Messages => ("messages", ""),
             Counter::Duplicates => ("duplicates", ""),
             Counter::ControlIdReuses => ("control_id_reuses", ""),
+            Counter::KeyReusesRefused => ("key_reuses_refused", ""),
+            Counter::Released => ("released", ""),
             Counter::Quarantined => ("quarantined", ""),
             Counter::QuarantineEntries => ("q_entries", ""),
             Counter::QuarantineBytes => ("q_bytes", ""),
@@ -227,10 +236,12 @@ mod tests {
     /// existed must open with the same counters.
     #[test]
     fn keys_are_the_on_disk_names() {
-        let want: [&[u8]; 13] = [
+        let want: [&[u8]; 15] = [
             b"cmessages",
             b"cduplicates",
             b"ccontrol_id_reuses",
+            b"ckey_reuses_refused",
+            b"creleased",
             b"cquarantined",
             b"cq_entries",
             b"cq_bytes",

@@ -23,6 +23,11 @@ pub enum JournalError {
     /// What an operator asked for does not exist (e.g. a dead letter id).
     #[error("{what} not found")]
     NotFound { what: String },
+    /// A request outside the journal's limits (e.g. a state value over
+    /// 64 KiB, a batch over its bounds); `reason` says which and what to do.
+    /// Nothing of it was stored.
+    #[error("journal request refused: {reason}")]
+    Invalid { reason: String },
     #[error("journal closed")]
     Closed,
 }
@@ -44,6 +49,9 @@ impl JournalError {
             },
             JournalError::Closed => JournalError::Closed,
             JournalError::NotFound { what } => JournalError::NotFound { what: what.clone() },
+            JournalError::Invalid { reason } => JournalError::Invalid {
+                reason: reason.clone(),
+            },
         }
     }
 

@@ -7,10 +7,15 @@
 //!
 //! - **An ACK means durable.** [`Journal::append`] returns `Ok` only after
 //!   the message, its de-dup entry and its outbox entries survive a power
-//!   cut (DESIGN.md contract 1). The caller sends `AA` only then.
+//!   cut (DESIGN.md contract 1). The caller sends `AA` only then. The same
+//!   holds for [`Journal::append_with`], [`Journal::append_batch`] (all of
+//!   a batch's messages and state changes, or none) and the state store
+//!   ([`Journal::put_state`], [`Journal::delete_state`]): every mutation is
+//!   a request to the one writer and one WAL group commit.
 //! - **Nothing silently dropped.** Every write is atomic per request; every
-//!   state change (control id reuse, quarantine, delivery, open) leaves an
-//!   audit event; every failure is a [`JournalError`], never a panic.
+//!   state change (control id reuse, quarantine, delivery, release, open)
+//!   leaves an audit event (the state store, a source's own bookkeeping,
+//!   is not audited); every failure is a [`JournalError`], never a panic.
 //! - **Bounded.** Readers stream (`pending` pages, `audit_events` pages);
 //!   quarantine has entry and byte bounds; the disk has a quota and
 //!   watermarks; memory does not grow with the backlog.
@@ -30,24 +35,33 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `m` id:u64be | message: `meta_len:u32le, postcard(received_at, source, peer, MessageMeta, ack), raw` (record version 2; version 1, with the HL7 header summary in place of `MessageMeta`, is still read) |
+//! | `m` id:u64be | message: `meta_len:u32le, postcard(received_at, source, peer, MessageMeta, ack), raw` (record version 2; version 3 for a message kept only until delivered: the same head plus `keep_dedup`; version 1, with the HL7 header summary in place of `MessageMeta`, is still read) |
 //! | `d` lp(source) lp(part)… (the message's de-dup parts; HL7: MSH-3 raw, MSH-4 raw, MSH-10) | id of the latest message with that key |
-//! | `o` lp(destination) id:u64be | received_at_ms (pending on that outbox) |
+//! | `o` lp(destination) id:u64be | outbox entry (pending on that outbox): received_at_ms, patient lane, transform, `release` (version 2; both version 1 forms still read) |
+//! | `s` lp(namespace) key | a source's state value (at most 64 KiB) |
+//! | `t` id:u64be | what a message released with `keep_dedup` left: received_at, released_at, its `d` key, raw length + SHA-256, ACK |
 //! | `q` seq:u64be | quarantined input (raw truncated to 64 KiB, original length kept) |
 //! | `a` seq:u64be | audit event: time, kind, detail |
 //! | `x` seq:u64be | dead letter: destination, message id, its outbox entry, attempts, times, last error |
 //! | `X` lp(destination) id:u64be | seq of the message's dead letter on that destination |
-//! | `c` name | counter (`counter.rs` names each one): `messages`, `duplicates`, `control_id_reuses`, `quarantined`, `q_entries`, `q_bytes`, `pruned`, `pruned_through_id`, `pruned_through_audit`, `pending/<dest>`, `delivered/<dest>`, `dead/<dest>`, `dead_total/<dest>` |
+//! | `c` name | counter (`counter.rs` names each one): `messages`, `duplicates`, `control_id_reuses`, `key_reuses_refused`, `released`, `quarantined`, `q_entries`, `q_bytes`, `pruned`, `pruned_through_id`, `pruned_through_audit`, `pending/<dest>`, `delivered/<dest>`, `dead/<dest>`, `dead_total/<dest>` |
 //! | `w` | seq of the last WAL record applied to sled (u64) |
 //!
 //! Record versions: message records are version 2 (the journal-owned
 //! [`MessageMeta`]: kind, sender, control id, message type, de-dup parts,
-//! filled by the gateway's accept path for any message format); every
-//! other record is version 1. Version 1 message records (which held the
-//! HL7 header summary) are still read and upgraded in memory, and the
-//! de-dup key of an HL7 message is byte for byte what version 1 wrote, so a
-//! journal written before opens, delivers and de-duplicates as it did. A
-//! binary older than record version 2 cannot read version 2 messages.
+//! filled by the gateway's accept path for any message format), or version
+//! 3 for a message appended with [`Retention::UntilDelivered`] (so a
+//! `Default` message's record is byte for byte what it was before
+//! policies); outbox entries are version 2 (tagged: an entry whose postcard
+//! happened to be 8 bytes was read as the old bare timestamp); every other
+//! record is version 1. Version 1 message records (which held the HL7
+//! header summary) are still read and upgraded in memory, both version 1
+//! outbox forms are still read, and the de-dup key of an HL7 message is
+//! byte for byte what version 1 wrote, so a journal written before opens,
+//! delivers and de-duplicates as it did. A binary older than record
+//! version 2 cannot read version 2 messages; one older than version 3
+//! cannot read version 3 messages (it reads version 2 outbox entries:
+//! postcard ignores the trailing flag) and ignores `s` and `t` keys.
 //!
 //! `lp(x)` is `len:u32be ‖ x`, so no field can forge a boundary. Every
 //! value is a sealed record (`record.rs`): `version:u8 ‖ crc32:u32le ‖
@@ -127,7 +141,7 @@
 //!   last checkpoint. Unacknowledged groups are either absent or (if their
 //!   WAL record became durable before the cut) present: at-least-once.
 //!
-//! `tests/journal_durability_strace.rs` checks this at the syscall level:
+//! `tests/it/strace.rs` checks this at the syscall level:
 //! at every ACK the WAL, every blob and every created entry were synced
 //! after their last write and before the ACK; at every WAL segment deletion
 //! everything, sled's `db` included, was.
@@ -136,7 +150,8 @@
 //!
 //! sled's page cache is capped at 4 MiB (`SLED_CACHE_BYTES` in
 //! `writer/recovery.rs`); the writer holds one group's ops (at most
-//! `max_batch` requests) and no per-message state; replay at open reads one
+//! `max_batch` requests, a batch request at most [`BATCH_MAX_BYTES`]) and
+//! no per-message state; replay at open reads one
 //! WAL segment (bounded by the checkpoint size) at a time.
 //!
 //! # Group commit
@@ -153,7 +168,8 @@
 //! # Invariants
 //!
 //! - Ids are `1..`, strictly increasing, never reused: the next id is the
-//!   largest stored `m` key + 1 (at open and after any reopen).
+//!   largest stored `m` key + 1 (at open and after any reopen), or past
+//!   `pruned_through_id` (the highest id pruned or released) if larger.
 //! - A message, its `d` entry, its `o` entries, its counters and (for a
 //!   control id reuse) its audit event are in one WAL record: after a crash
 //!   and recovery all or none of them exist.
@@ -162,7 +178,21 @@
 //!   with the first ACK (counted); same key + different bytes → a new
 //!   message, an audit `control_id_reuse`, and the `d` entry then points at
 //!   the newest message (later retransmissions of the newest are the likely
-//!   ones).
+//!   ones). With [`KeyReuse::Refuse`] the different bytes are
+//!   [`Appended::KeyReused`] instead: nothing stored, counted.
+//! - A batch ([`Journal::append_batch`]: at most [`BATCH_MAX_MESSAGES`]
+//!   messages, [`BATCH_MAX_STATE_OPS`] state changes, [`BATCH_MAX_BYTES`])
+//!   is staged request by request (later messages see earlier ones) and
+//!   undone as a whole if any part fails, so its messages, their `d`/`o`
+//!   entries, counters and its state changes are in one WAL record or none.
+//! - A message appended with [`Retention::UntilDelivered`] is removed (`m`,
+//!   and its `d` entry unless `keep_dedup`, which leaves a `t` record
+//!   instead) in the same request that removes the last outbox entry or
+//!   dead letter holding it (mark_delivered, purge), counted `released`
+//!   and audited `released`; with no destinations it is never written.
+//!   Its outbox entries carry `release`, so delivering a `Default` message
+//!   never reads its record. Retention removes `t` records (and their `d`
+//!   entries) older than its cutoff.
 //! - `o` entries are the delivery state: present = pending, removed by
 //!   `mark_delivered` (idempotent), which also writes a `delivered` audit
 //!   event in the same batch, so every per-message state change is in the
@@ -209,13 +239,18 @@
 //! A process killed without either loses nothing acknowledged: the next
 //! open replays the WAL.
 
+mod batch;
 mod counter;
 mod durability;
 mod error;
 mod open;
+mod policy;
 mod quota;
 mod read;
 mod record;
+mod state;
+#[cfg(test)]
+mod test_support;
 mod wal;
 mod writer;
 
@@ -225,11 +260,14 @@ pub mod durable_fs;
 pub mod histogram;
 pub mod retention;
 
+pub use batch::{BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, BATCH_MAX_STATE_OPS};
 pub use delivery::{dlq_notify_key, DeadLetter, GiveUp, PendingEntry};
 pub use durability::CommitSync;
 pub use error::JournalError;
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use policy::{KeyReuse, Policy, Retention};
 pub use record::OutboxRec;
+pub use state::{StateEntry, StateOp, STATE_KEY_MAX, STATE_NAMESPACE_MAX, STATE_VALUE_MAX};
 pub use writer::QUARANTINE_RAW_MAX;
 
 use std::collections::BTreeMap;
@@ -370,12 +408,25 @@ pub struct PruneReport {
     pub reached_end: bool,
     pub highest_pruned: u64,
     pub highest_audit: u64,
+    /// De-dup entries of released messages (`Retention::UntilDelivered`
+    /// with `keep_dedup`) older than the cutoff, removed.
+    pub released_keys: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
-    Stored { id: u64 },
-    Duplicate { id: u64, first_ack: Vec<u8> },
+    Stored {
+        id: u64,
+    },
+    Duplicate {
+        id: u64,
+        first_ack: Vec<u8>,
+    },
+    /// Its de-dup key is journaled as message `id` with different bytes and
+    /// its policy says [`KeyReuse::Refuse`]: nothing was stored.
+    KeyReused {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -416,6 +467,10 @@ pub struct JournalStats {
     pub messages: u64,
     pub duplicates: u64,
     pub control_id_reuses: u64,
+    /// Appends refused because their key was reused ([`KeyReuse::Refuse`]).
+    pub key_reuses_refused: u64,
+    /// Messages removed on delivery ([`Retention::UntilDelivered`]), ever.
+    pub released: u64,
     pub quarantined: u64,
     pub bytes_on_disk: u64,
     pub disk_percent_used: u8,
@@ -504,8 +559,9 @@ impl Journal {
     }
 
     /// Returns only after the message (and its outbox entries) are durable.
+    /// The default [`Policy`]: see [`Journal::append_with`].
     pub async fn append(&self, msg: NewMessage) -> Result<Appended, JournalError> {
-        self.call(|tx| Req::Append(Box::new(msg), tx)).await
+        self.append_with(msg, Policy::default()).await
     }
 
     /// Keep rejected input (bounded; oldest evicted). Durable on return.

@@ -84,6 +84,16 @@ impl SpaceGuard {
         self.measured_at = None;
     }
 
+    /// The bytes counted so far, to [`SpaceGuard::restore`] if a batch is undone.
+    pub(crate) fn mark(&self) -> (u64, u64) {
+        (self.bytes, self.avail)
+    }
+
+    pub(crate) fn restore(&mut self, (bytes, avail): (u64, u64)) {
+        self.bytes = bytes;
+        self.avail = avail;
+    }
+
     /// Record bytes written since the last measurement.
     pub(crate) fn add(&mut self, n: u64) {
         self.bytes = self.bytes.saturating_add(n);

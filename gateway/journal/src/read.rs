@@ -143,6 +143,8 @@ impl Journal {
             messages: c.get(&Counter::Messages),
             duplicates: c.get(&Counter::Duplicates),
             control_id_reuses: c.get(&Counter::ControlIdReuses),
+            key_reuses_refused: c.get(&Counter::KeyReusesRefused),
+            released: c.get(&Counter::Released),
             quarantined: c.get(&Counter::Quarantined),
             pruned: c.get(&Counter::Pruned),
             bytes_on_disk: sh.usage.bytes_on_disk.load(Ordering::Relaxed),

@@ -12,21 +12,35 @@
 //! A record whose version is unknown or whose checksum does not match is
 //! reported as corrupt by the caller, naming the key.
 //!
-//! Versions: every record is version 1 except message records, which are
-//! written as version 2 since the journal stopped storing the HL7 header
-//! summary ([`crate::MessageMeta`] replaced it). Version 1 message records
-//! (journals written before) are still read: their HL7 header is decoded
-//! with its old layout and turned into the same `MessageMeta` the accept
-//! path makes for HL7 today (see [`decode_message`]).
+//! Versions: every record is version 1 except
+//!
+//! - message records: version 2 since the journal stopped storing the HL7
+//!   header summary ([`crate::MessageMeta`] replaced it), version 3 for a
+//!   message kept only until delivered ([`crate::Retention::UntilDelivered`]:
+//!   the version 2 head plus `keep_dedup`). Version 1 message records
+//!   (journals written before) are still read: their HL7 header is decoded
+//!   with its old layout and turned into the same `MessageMeta` the accept
+//!   path makes for HL7 today (see [`decode_message`]);
+//! - outbox entries: version 2 (postcard of the entry plus its `release`
+//!   flag). Version 1 held either a bare `received_at_ms` (8 bytes, big
+//!   endian: its first byte is 0 for any time before the year 2^56 ms) or
+//!   the postcard entry (whose first byte, a varint of `received_at_ms`, is
+//!   not 0 for any real time); both are still read (see [`decode_outbox`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::MessageMeta;
+use crate::{MessageMeta, Retention};
 
-/// Version of every record but the message record.
+/// Version of every record but the message record and the outbox entry.
 pub(crate) const VERSION: u8 = 1;
 /// Version of the message record (2: journal-owned [`MessageMeta`]).
 pub(crate) const MESSAGE_VERSION: u8 = 2;
+/// Version of the record of a message kept only until delivered.
+pub(crate) const MESSAGE_VERSION_RELEASED: u8 = 3;
+/// Version of the outbox entry (2: tagged, with its `release` flag).
+pub(crate) const OUTBOX_VERSION: u8 = 2;
+/// The highest record version this binary reads.
+const MAX_VERSION: u8 = MESSAGE_VERSION_RELEASED;
 const HEADER_LEN: usize = 5;
 
 // ---- key prefixes (one sled tree; the first byte says what the key is) ----
@@ -49,6 +63,11 @@ pub(crate) const P_DEAD: u8 = b'x';
 /// `X` + lp(destination) + id (u64 BE) -> seq of its dead-letter record
 /// (finds a message's dead letter without scanning; pruning checks it).
 pub(crate) const P_DEAD_INDEX: u8 = b'X';
+/// `s` + lp(namespace) + key -> a source's state value (sealed bytes).
+pub(crate) const P_STATE: u8 = b's';
+/// `t` + id (u64 BE) -> what a released message left for de-dup
+/// ([`ReleasedRec`]): its `d` entry still points at the id.
+pub(crate) const P_RELEASED: u8 = b't';
 
 fn push_lp(k: &mut Vec<u8>, s: &[u8]) {
     // Length-prefixed so that no field value can forge a boundary.
@@ -125,6 +144,19 @@ pub(crate) fn dead_index_key(dest: &str, id: u64) -> Vec<u8> {
     k
 }
 
+pub(crate) fn state_prefix(namespace: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + 4 + namespace.len());
+    k.push(P_STATE);
+    push_lp(&mut k, namespace.as_bytes());
+    k
+}
+
+pub(crate) fn state_key(namespace: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = state_prefix(namespace);
+    k.extend_from_slice(key);
+    k
+}
+
 // ---- sealing ----
 
 /// A buffer with room for the record header; append the payload, then `seal`.
@@ -157,7 +189,7 @@ fn open_versioned(v: &[u8]) -> Result<(u8, &[u8]), &'static str> {
     if v.len() < HEADER_LEN {
         return Err("record shorter than its header");
     }
-    if v[0] != VERSION && v[0] != MESSAGE_VERSION {
+    if v[0] == 0 || v[0] > MAX_VERSION {
         return Err("unknown record version");
     }
     let mut crc = [0u8; 4];
@@ -177,6 +209,13 @@ pub(crate) fn seal_u64(n: u64) -> Vec<u8> {
     seal(v)
 }
 
+/// A sealed record of `bytes` as they are (state values).
+pub(crate) fn seal_bytes(bytes: &[u8]) -> Vec<u8> {
+    let mut v = new_record(bytes.len());
+    v.extend_from_slice(bytes);
+    seal(v)
+}
+
 pub(crate) fn open_u64(v: &[u8]) -> Result<u64, &'static str> {
     let p = open(v)?;
     if p.len() != 8 {
@@ -192,6 +231,8 @@ pub(crate) fn open_u64(v: &[u8]) -> Result<u64, &'static str> {
 // payload = meta_len: u32 LE | postcard(head) | raw bytes
 // raw is appended after the postcard part so it is copied exactly once on
 // write (into the record buffer) and sliced, not decoded, on read.
+// Version 3 head: the version 2 head, then keep_dedup (a message released
+// when delivered: Retention::UntilDelivered).
 // Version 2 head: received_at_ms, source, peer, MessageMeta, ack.
 // Version 1 head: received_at_ms, listener, peer, HL7 header summary, ack.
 
@@ -204,16 +245,56 @@ struct MessageHeadRef<'a> {
     ack: &'a [u8],
 }
 
+/// The version 3 head (postcard writes the nested head's fields inline).
+#[derive(Serialize)]
+struct ReleasedHeadRef<'a> {
+    head: MessageHeadRef<'a>,
+    keep_dedup: bool,
+}
+
 /// The decoded head of a message record (everything but the raw bytes).
-#[derive(Deserialize)]
 pub(crate) struct MessageHead {
     pub received_at_ms: u64,
     pub source: String,
     pub peer: String,
     pub meta: MessageMeta,
     pub ack: Vec<u8>,
+    /// `Default` for version 1 and 2 records.
+    pub retention: Retention,
 }
 
+#[derive(Deserialize)]
+struct HeadV2 {
+    received_at_ms: u64,
+    source: String,
+    peer: String,
+    meta: MessageMeta,
+    ack: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct HeadV3 {
+    head: HeadV2,
+    keep_dedup: bool,
+}
+
+impl HeadV2 {
+    fn with(self, retention: Retention) -> MessageHead {
+        MessageHead {
+            received_at_ms: self.received_at_ms,
+            source: self.source,
+            peer: self.peer,
+            meta: self.meta,
+            ack: self.ack,
+            retention,
+        }
+    }
+}
+
+/// The message record: version 2, or version 3 for a message kept only
+/// until delivered (so records of `Retention::Default` messages are byte
+/// for byte what the journal wrote before retention policies existed).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_message(
     received_at_ms: u64,
     source: &str,
@@ -221,15 +302,23 @@ pub(crate) fn encode_message(
     meta: &MessageMeta,
     ack: &[u8],
     raw: &[u8],
+    retention: Retention,
 ) -> Result<Vec<u8>, postcard::Error> {
-    let head = postcard::to_stdvec(&MessageHeadRef {
+    let head = MessageHeadRef {
         received_at_ms,
         source,
         peer,
         meta,
         ack,
-    })?;
-    let mut v = new_record_version(MESSAGE_VERSION, 4 + head.len() + raw.len());
+    };
+    let (version, head) = match retention {
+        Retention::Default => (MESSAGE_VERSION, postcard::to_stdvec(&head)?),
+        Retention::UntilDelivered { keep_dedup } => (
+            MESSAGE_VERSION_RELEASED,
+            postcard::to_stdvec(&ReleasedHeadRef { head, keep_dedup })?,
+        ),
+    };
+    let mut v = new_record_version(version, 4 + head.len() + raw.len());
     v.extend_from_slice(&(head.len() as u32).to_le_bytes());
     v.extend_from_slice(&head);
     v.extend_from_slice(raw);
@@ -237,7 +326,7 @@ pub(crate) fn encode_message(
 }
 
 /// Decoded head and the raw bytes (borrowed from the record). Reads
-/// version 2 and version 1 records.
+/// versions 3, 2 and 1.
 pub(crate) fn decode_message(v: &[u8]) -> Result<(MessageHead, &[u8]), &'static str> {
     let (version, p) = open_versioned(v)?;
     if p.len() < 4 {
@@ -251,12 +340,20 @@ pub(crate) fn decode_message(v: &[u8]) -> Result<(MessageHead, &[u8]), &'static 
         return Err("message meta length out of range");
     }
     let head_bytes = &rest[..head_len];
-    let head = if version == MESSAGE_VERSION {
-        postcard::from_bytes(head_bytes).map_err(|_| "message meta does not decode")?
-    } else {
-        postcard::from_bytes::<v1::MessageHead>(head_bytes)
+    let head = match version {
+        MESSAGE_VERSION_RELEASED => {
+            let h: HeadV3 =
+                postcard::from_bytes(head_bytes).map_err(|_| "message meta does not decode")?;
+            h.head.with(Retention::UntilDelivered {
+                keep_dedup: h.keep_dedup,
+            })
+        }
+        MESSAGE_VERSION => postcard::from_bytes::<HeadV2>(head_bytes)
+            .map_err(|_| "message meta does not decode")?
+            .with(Retention::Default),
+        _ => postcard::from_bytes::<v1::MessageHead>(head_bytes)
             .map_err(|_| "message meta (version 1) does not decode")?
-            .upgrade()
+            .upgrade(),
     };
     Ok((head, &rest[head_len..]))
 }
@@ -348,6 +445,7 @@ mod v1 {
                     ],
                 },
                 ack: self.ack,
+                retention: crate::Retention::Default,
             }
         }
     }
@@ -384,18 +482,83 @@ pub struct OutboxRec {
     pub transform: String,
 }
 
+/// The version 2 outbox entry: the entry, then whether its message is
+/// released when nothing holds it any more (a copy of the message record's
+/// `Retention::UntilDelivered`, so that delivering a `Default` message
+/// never reads the message record).
+#[derive(Deserialize)]
+struct OutboxV2 {
+    entry: OutboxRec,
+    release: bool,
+}
+
+#[derive(Serialize)]
+struct OutboxV2Ref<'a> {
+    entry: &'a OutboxRec,
+    release: bool,
+}
+
+pub(crate) fn encode_outbox(entry: &OutboxRec, release: bool) -> Result<Vec<u8>, postcard::Error> {
+    let body = postcard::to_stdvec(&OutboxV2Ref { entry, release })?;
+    let mut v = new_record_version(OUTBOX_VERSION, body.len());
+    v.extend_from_slice(&body);
+    Ok(seal(v))
+}
+
 pub(crate) fn decode_outbox(v: &[u8]) -> Result<OutboxRec, &'static str> {
-    let p = open(v)?;
-    if p.len() == 8 {
+    decode_outbox_entry(v).map(|(entry, _)| entry)
+}
+
+/// The entry and its `release` flag (false in version 1 entries).
+pub(crate) fn decode_outbox_entry(v: &[u8]) -> Result<(OutboxRec, bool), &'static str> {
+    let (version, p) = open_versioned(v)?;
+    if version == OUTBOX_VERSION {
+        let e: OutboxV2 = postcard::from_bytes(p).map_err(|_| "outbox entry does not decode")?;
+        return Ok((e.entry, e.release));
+    }
+    if version != VERSION {
+        return Err("unknown outbox entry version");
+    }
+    // Version 1: a bare big-endian received_at_ms starts with a 0 byte; a
+    // postcard entry starts with the varint of received_at_ms, which is 0
+    // only for a message received at 0 ms (never written by a source).
+    if p.len() == 8 && p[0] == 0 {
         let mut b = [0u8; 8];
         b.copy_from_slice(p);
-        return Ok(OutboxRec {
-            received_at_ms: u64::from_be_bytes(b),
-            patient_lane: 0,
-            transform: "none".into(),
-        });
+        return Ok((
+            OutboxRec {
+                received_at_ms: u64::from_be_bytes(b),
+                patient_lane: 0,
+                transform: "none".into(),
+            },
+            false,
+        ));
     }
-    postcard::from_bytes(p).map_err(|_| "outbox entry does not decode")
+    postcard::from_bytes(p)
+        .map(|e| (e, false))
+        .map_err(|_| "outbox entry does not decode")
+}
+
+/// What a message released with `keep_dedup` leaves under `t` + id, so a
+/// retransmission is still answered: identical bytes (same length and
+/// SHA-256) → `Duplicate` with the first ACK; other bytes → key reuse.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReleasedRec {
+    pub received_at_ms: u64,
+    pub released_at_ms: u64,
+    /// The message's `d` key (removed with this record by retention).
+    pub dedup_key: Vec<u8>,
+    pub raw_len: u64,
+    pub raw_sha256: [u8; 32],
+    pub ack: Vec<u8>,
+}
+
+/// SHA-256 of a message's raw bytes (for [`ReleasedRec`]).
+pub(crate) fn raw_digest(raw: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, raw);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// A dead letter: the message stays in `m`; this says why it left its outbox.
@@ -456,7 +619,16 @@ mod tests {
             message_type: "837P".into(),
             dedup: parts(&["ZZ:SENDER", "000000905"]),
         };
-        let v = encode_message(7, "lab", "1.2.3.4:5", &meta, b"ACK", b"ISA*raw").unwrap();
+        let v = encode_message(
+            7,
+            "lab",
+            "1.2.3.4:5",
+            &meta,
+            b"ACK",
+            b"ISA*raw",
+            Retention::Default,
+        )
+        .unwrap();
         assert_eq!(v[0], MESSAGE_VERSION);
         let (m, raw) = decode_message(&v).unwrap();
         assert_eq!(m.received_at_ms, 7);
@@ -521,6 +693,76 @@ mod tests {
             push_lp(&mut old, f.as_bytes());
         }
         assert_eq!(dedup_key(&m.source, &m.meta.dedup), old);
+    }
+
+    #[test]
+    fn a_message_kept_until_delivered_is_version_3_and_default_ones_stay_version_2() {
+        let meta = MessageMeta {
+            kind: "fhir+ndjson".into(),
+            control_id: "Patient/1".into(),
+            dedup: parts(&["Patient/1"]),
+            ..Default::default()
+        };
+        let enc = |retention| encode_message(7, "bulk", "", &meta, b"", b"{}", retention).unwrap();
+        let v2 = enc(Retention::Default);
+        assert_eq!(v2[0], MESSAGE_VERSION);
+        assert_eq!(decode_message(&v2).unwrap().0.retention, Retention::Default);
+        for keep_dedup in [false, true] {
+            let until = Retention::UntilDelivered { keep_dedup };
+            let v3 = enc(until);
+            assert_eq!(v3[0], MESSAGE_VERSION_RELEASED);
+            let (m, raw) = decode_message(&v3).unwrap();
+            assert_eq!(
+                (m.retention, m.meta, raw),
+                (until, meta.clone(), &b"{}"[..])
+            );
+            // The version 3 head is the version 2 head plus one flag.
+            assert_eq!(v3.len(), v2.len() + 1);
+        }
+    }
+
+    /// Outbox entries: version 2 (tagged) is written; both version 1 forms
+    /// (a bare timestamp, a postcard entry) are still read, including a
+    /// postcard entry that happens to be exactly 8 bytes.
+    #[test]
+    fn outbox_entries_of_every_version_decode_unambiguously() {
+        let e = OutboxRec {
+            received_at_ms: 1_700_000_000_000,
+            patient_lane: 0,
+            transform: String::new(),
+        };
+        let v2 = encode_outbox(&e, true).unwrap();
+        assert_eq!(v2[0], OUTBOX_VERSION);
+        assert_eq!(decode_outbox_entry(&v2), Ok((e.clone(), true)));
+        assert_eq!(
+            decode_outbox(&encode_outbox(&e, false).unwrap()),
+            Ok(e.clone())
+        );
+
+        // Version 1 as the journal wrote it: postcard of the entry; this
+        // one is 8 bytes (6-byte varint time, lane 0, empty transform).
+        let v1 = encode_postcard(&e).unwrap();
+        assert_eq!((v1[0], v1.len() - HEADER_LEN), (VERSION, 8));
+        assert_eq!(decode_outbox_entry(&v1), Ok((e.clone(), false)));
+        let x12 = OutboxRec {
+            transform: "x12-json".into(),
+            ..e.clone()
+        };
+        assert_eq!(decode_outbox(&encode_postcard(&x12).unwrap()), Ok(x12));
+
+        // Version 1 from before lanes: a bare big-endian time.
+        let bare = seal_u64(1_700_000_000_123);
+        assert_eq!(
+            decode_outbox(&bare),
+            Ok(OutboxRec {
+                received_at_ms: 1_700_000_000_123,
+                patient_lane: 0,
+                transform: "none".into(),
+            })
+        );
+        let mut bad = v2.clone();
+        bad[0] = 9;
+        assert!(decode_outbox(&bad).is_err());
     }
 
     #[test]

@@ -342,6 +342,15 @@ impl Wal {
         Ok(())
     }
 
+    /// TEST HOOK: write `part` of a record where the next one goes, without
+    /// a sync (what a crash in the middle of [`Wal::append`] leaves).
+    #[cfg(test)]
+    pub(crate) fn write_torn(&mut self, part: &[u8]) {
+        if let Err(e) = self.file.write_all_at(part, self.len) {
+            eprintln!("torn WAL write failed: {e}");
+        }
+    }
+
     /// Bytes logged since the last checkpoint.
     pub(crate) fn len(&self) -> u64 {
         self.len

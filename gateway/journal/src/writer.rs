@@ -16,8 +16,10 @@
 //!   protocol of a group and checkpoints;
 //! - `recovery.rs`: open, WAL replay, checkpoint at open, counters;
 //! - `staging.rs`: the group's staged ops and how a request is staged
-//!   against them; `append.rs` (append, quarantine) and `lifecycle.rs`
-//!   (delivered, dead letter, replay, purge, prune) stage each kind.
+//!   against them; `append.rs` (append, quarantine), `batch.rs` (batches
+//!   and state changes, all or nothing), `lifecycle.rs` (delivered, dead
+//!   letter, replay, purge, prune) and `release.rs` (removing a message
+//!   kept only until delivered) stage each kind.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,18 +28,21 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, Notify};
 
+use crate::batch::BatchReq;
 use crate::counter::Counters;
 use crate::durability::CommitSync;
 use crate::quota::Usage;
 use crate::record::DeadLetterRec;
 use crate::{
-    Appended, JournalConfig, JournalError, NewMessage, PruneReport, Quarantined, Replayed,
+    Appended, JournalConfig, JournalError, NewMessage, Policy, PruneReport, Quarantined, Replayed,
 };
 
 mod append;
+mod batch;
 mod group;
 mod lifecycle;
 mod recovery;
+mod release;
 mod run_loop;
 mod staging;
 mod store;
@@ -47,6 +52,8 @@ pub(crate) use recovery::{recover, Recovered};
 pub(crate) use run_loop::Writer;
 pub(crate) use staging::push_audit;
 pub(crate) use store::checkpoint_sled;
+#[cfg(test)]
+pub(crate) use store::crash;
 
 /// Longest an audit event (`Journal::audit`, fire-and-forget) waits to be
 /// logged when no other request comes to carry it.
@@ -55,7 +62,9 @@ pub(crate) const AUDIT_DEFER: Duration = Duration::from_millis(50);
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 
 pub(crate) enum Req {
-    Append(Box<NewMessage>, Reply<Appended>),
+    Append(Box<(NewMessage, Policy)>, Reply<Appended>),
+    /// Messages and state changes in one commit, all or nothing.
+    Batch(Box<BatchReq>, Reply<Vec<Appended>>),
     Quarantine(Box<Quarantined>, Reply<()>),
     Delivered(String, u64, Reply<()>),
     Audit {

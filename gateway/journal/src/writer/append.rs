@@ -1,14 +1,15 @@
-//! Staging the inbound requests: a new message (de-dup, control id reuse,
-//! outbox entries) and a quarantined input (bounded, oldest evicted). Both
-//! are admitted by the space guard first.
+//! Staging the inbound requests: a new message (de-dup, control id reuse
+//! stored or refused by its policy, outbox entries) and a quarantined input
+//! (bounded, oldest evicted). Both are admitted by the space guard first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::release::Released;
 use super::staging::{RequestOps, Stager};
 use crate::counter::Counter;
 use crate::error::{corrupt, encode_failed, map_sled};
 use crate::record::{self as rec, OutboxRec, QuarantineRec};
-use crate::{Appended, JournalError, NewMessage, Quarantined};
+use crate::{Appended, JournalError, KeyReuse, NewMessage, Policy, Quarantined, Retention};
 
 /// Largest raw prefix kept for a quarantined input.
 pub const QUARANTINE_RAW_MAX: usize = 64 * 1024;
@@ -24,17 +25,29 @@ enum Seen {
 }
 
 impl Stager<'_> {
-    /// Stage message `m` (or count it as a duplicate). `fs_pct`: the
-    /// filesystem use the group measured.
-    pub(super) fn append(&mut self, m: &NewMessage, fs_pct: u8) -> Result<Appended, JournalError> {
+    /// Stage message `m` under `policy` (or count it as a duplicate or a
+    /// refused key reuse). `fs_pct`: the filesystem use the group measured.
+    pub(super) fn append(
+        &mut self,
+        m: &NewMessage,
+        policy: Policy,
+        fs_pct: u8,
+    ) -> Result<Appended, JournalError> {
         let dkey = rec::dedup_key(&m.source, &m.meta.dedup);
         let reuse_of = match self.seen(&dkey, m)? {
             Seen::New => None,
+            Seen::Reuse { first } if policy.key_reuse == KeyReuse::Refuse => {
+                self.count_alone(Counter::KeyReusesRefused);
+                log::warn!(
+                    "journal: refused a reused key on source {} (control id {}, held by message {first}): nothing stored",
+                    m.source,
+                    m.meta.control_id
+                );
+                return Ok(Appended::KeyReused { id: first });
+            }
             Seen::Reuse { first } => Some(first),
             Seen::Duplicate { id, first_ack } => {
-                let mut r = self.begin();
-                self.count(&mut r, Counter::Duplicates, 1);
-                self.adopt(r);
+                self.count_alone(Counter::Duplicates);
                 log::info!(
                     "journal: duplicate of message {id} on listener {} (control id {})",
                     m.source,
@@ -51,13 +64,33 @@ impl Stager<'_> {
 
         let id = self.state.next_id;
         let h = &m.meta;
-        let record = rec::encode_message(m.received_at_ms, &m.source, &m.peer, h, &m.ack, &m.raw)
-            .map_err(|e| encode_failed(&format!("message {id}"), e))?;
-        let rec_len = record.len() as u64;
+        // Kept only until delivered and going nowhere: released in its own
+        // append, so its bytes are never written.
+        let released_now = match policy.retention {
+            Retention::UntilDelivered { keep_dedup } if m.destinations.is_empty() => {
+                Some(keep_dedup)
+            }
+            _ => None,
+        };
+        let release = matches!(policy.retention, Retention::UntilDelivered { .. });
         let mut r = self.begin();
-        r.ops.insert(&rec::message_key(id)[..], record);
-        r.ops.insert(dkey, rec::seal_u64(id));
-        let dests = self.enqueue(&mut r, m, id)?;
+        let mut rec_len = 0;
+        if released_now.is_none() {
+            let record = rec::encode_message(
+                m.received_at_ms,
+                &m.source,
+                &m.peer,
+                h,
+                &m.ack,
+                &m.raw,
+                policy.retention,
+            )
+            .map_err(|e| encode_failed(&format!("message {id}"), e))?;
+            rec_len = record.len() as u64;
+            r.ops.insert(&rec::message_key(id)[..], record);
+            r.ops.insert(&dkey, rec::seal_u64(id));
+        }
+        let dests = self.enqueue(&mut r, m, id, release)?;
         self.count(&mut r, Counter::Messages, 1);
         if let Some(first) = reuse_of {
             self.count(&mut r, Counter::ControlIdReuses, 1);
@@ -72,6 +105,17 @@ impl Stager<'_> {
                 h.control_id
             );
         }
+        if let Some(keep_dedup) = released_now {
+            let gone = Released {
+                id,
+                received_at_ms: m.received_at_ms,
+                source: &m.source,
+                dedup_key: dkey,
+                raw: &m.raw,
+                ack: &m.ack,
+            };
+            rec_len = self.release_message(&mut r, gone, keep_dedup, true)?;
+        }
         self.adopt(r);
         self.state.next_id = id + 1;
         self.space.add(rec_len);
@@ -79,7 +123,15 @@ impl Stager<'_> {
         Ok(Appended::Stored { id })
     }
 
-    /// Look `m`'s de-dup key up (staged first, then sled).
+    /// A request that only counts one more `c`.
+    fn count_alone(&mut self, c: Counter) {
+        let mut r = self.begin();
+        self.count(&mut r, c, 1);
+        self.adopt(r);
+    }
+
+    /// Look `m`'s de-dup key up (staged first, then sled; a released
+    /// message is looked up by what it left, [`rec::ReleasedRec`]).
     fn seen(&self, dkey: &[u8], m: &NewMessage) -> Result<Seen, JournalError> {
         let Some(v) = self.get(dkey, "dedup index")? else {
             return Ok(Seen::New);
@@ -94,7 +146,7 @@ impl Stager<'_> {
             )
         })?;
         let Some(mv) = self.get(&rec::message_key(first), &format!("message {first}"))? else {
-            return Ok(Seen::New);
+            return self.seen_released(first, m);
         };
         let (head, raw) =
             rec::decode_message(&mv).map_err(|why| corrupt(format!("message {first}"), why))?;
@@ -108,13 +160,35 @@ impl Stager<'_> {
         })
     }
 
+    /// `m` against released message `first`: its length and SHA-256. No
+    /// released record: the message was pruned, the key is free.
+    fn seen_released(&self, first: u64, m: &NewMessage) -> Result<Seen, JournalError> {
+        let what = format!("released message {first}");
+        let Some(v) = self.get(&rec::seq_key(rec::P_RELEASED, first), &what)? else {
+            return Ok(Seen::New);
+        };
+        let gone: rec::ReleasedRec = rec::decode_postcard(&v).map_err(|why| corrupt(what, why))?;
+        Ok(
+            if gone.raw_len == m.raw.len() as u64 && gone.raw_sha256 == rec::raw_digest(&m.raw) {
+                Seen::Duplicate {
+                    id: first,
+                    first_ack: gone.ack,
+                }
+            } else {
+                Seen::Reuse { first }
+            },
+        )
+    }
+
     /// One outbox entry per destination of `m` (the first route's transform
-    /// wins), counted as pending. Returns the destinations to wake.
+    /// wins), counted as pending; `release` marks them as holding a message
+    /// kept only until delivered. Returns the destinations to wake.
     fn enqueue(
         &self,
         r: &mut RequestOps,
         m: &NewMessage,
         id: u64,
+        release: bool,
     ) -> Result<BTreeSet<String>, JournalError> {
         let mut dests: BTreeMap<&str, &str> = BTreeMap::new();
         for e in &m.destinations {
@@ -128,7 +202,7 @@ impl Stager<'_> {
                 patient_lane: m.patient_lane,
                 transform: transform.to_string(),
             };
-            let v = rec::encode_postcard(&entry)
+            let v = rec::encode_outbox(&entry, release)
                 .map_err(|e| encode_failed(&format!("outbox entry {id}"), e))?;
             r.ops.insert(rec::outbox_key(d, id), v);
             self.count(r, Counter::Pending(d.to_string()), 1);

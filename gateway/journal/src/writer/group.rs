@@ -18,6 +18,7 @@ use crate::{Appended, JournalConfig, JournalError};
 /// A request's reply, held until the group is durable (or failed).
 enum Outcome {
     Append(Reply<Appended>, Result<Appended, JournalError>),
+    Batch(Reply<Vec<Appended>>, Result<Vec<Appended>, JournalError>),
     Unit(Reply<()>, Result<(), JournalError>),
     Any(Reply<Answer>, Result<Answer, JournalError>),
 }
@@ -26,17 +27,18 @@ impl Outcome {
     fn is_ok(&self) -> bool {
         match self {
             Outcome::Append(_, r) => r.is_ok(),
+            Outcome::Batch(_, r) => r.is_ok(),
             Outcome::Unit(_, r) => r.is_ok(),
             Outcome::Any(_, r) => r.is_ok(),
         }
     }
 
     /// The storage failure that fails the whole group. Only inbound and
-    /// delivery requests (append, quarantine, delivered) count: a failed
-    /// dead-letter or retention request answers only its own caller.
+    /// delivery requests (append, batch, quarantine, delivered) count: a
+    /// failed dead-letter or retention request answers only its own caller.
     fn storage_failure(&self) -> Option<&JournalError> {
         match self {
-            Outcome::Append(_, Err(e)) | Outcome::Unit(_, Err(e)) => {
+            Outcome::Append(_, Err(e)) | Outcome::Batch(_, Err(e)) | Outcome::Unit(_, Err(e)) => {
                 Some(e).filter(|e| e.is_storage_failure())
             }
             _ => None,
@@ -47,6 +49,7 @@ impl Outcome {
     fn fail(self, e: &JournalError) -> Outcome {
         match self {
             Outcome::Append(tx, Ok(_)) => Outcome::Append(tx, Err(e.duplicate())),
+            Outcome::Batch(tx, Ok(_)) => Outcome::Batch(tx, Err(e.duplicate())),
             Outcome::Unit(tx, Ok(())) => Outcome::Unit(tx, Err(e.duplicate())),
             Outcome::Any(tx, Ok(_)) => Outcome::Any(tx, Err(e.duplicate())),
             o => o,
@@ -57,6 +60,9 @@ impl Outcome {
         // A dropped receiver (caller gave up) is not an error here.
         match self {
             Outcome::Append(tx, r) => {
+                let _ = tx.send(r);
+            }
+            Outcome::Batch(tx, r) => {
                 let _ = tx.send(r);
             }
             Outcome::Unit(tx, r) => {
@@ -164,7 +170,15 @@ impl Group {
             cfg,
         };
         let out = match req {
-            Req::Append(m, tx) => Outcome::Append(tx, admitted().and_then(|p| st.append(&m, p))),
+            Req::Append(m, tx) => {
+                let (m, policy) = &*m;
+                Outcome::Append(tx, admitted().and_then(|p| st.append(m, *policy, p)))
+            }
+            Req::Batch(b, tx) => {
+                // A batch of state deletions only needs no space.
+                let p = if b.needs_space() { admitted() } else { Ok(0) };
+                Outcome::Batch(tx, p.and_then(|p| st.batch(*b, p)))
+            }
             Req::Quarantine(q, tx) => {
                 Outcome::Unit(tx, admitted().and_then(|p| st.quarantine(*q, p)))
             }
@@ -213,6 +227,7 @@ impl Group {
     fn refuse(&mut self, req: Req, e: JournalError) {
         let out = match req {
             Req::Append(_, tx) => Outcome::Append(tx, Err(e)),
+            Req::Batch(_, tx) => Outcome::Batch(tx, Err(e)),
             Req::Quarantine(_, tx) | Req::Delivered(_, _, tx) | Req::RawPut(_, _, tx) => {
                 Outcome::Unit(tx, Err(e))
             }

@@ -1,26 +1,27 @@
 //! Staging a message's life after it is enqueued: delivered, dead letter,
 //! replay, purge, and retention pruning. Each stages its ops, counter
 //! changes and an audit event atomically in the current group, like
-//! `append`.
+//! `append`; delivered and purge release a message kept only until
+//! delivered (`release.rs`) in the same request.
 
 use super::staging::Stager;
 use crate::counter::Counter;
 use crate::error::{corrupt, encode_failed, map_sled};
 use crate::record::{self as rec, DeadLetterRec};
 use crate::wal::OpBatch;
-use crate::{JournalError, PruneReport, Replayed};
+use crate::{JournalError, PruneReport, Replayed, Retention};
 
 impl Stager<'_> {
     /// Remove message `id` from `dest`'s outbox. Idempotent: a message
-    /// already delivered (or never queued there) changes nothing.
+    /// already delivered (or never queued there) changes nothing. A message
+    /// kept only until delivered is released with its last entry.
     pub(super) fn delivered(&mut self, dest: &str, id: u64) -> Result<(), JournalError> {
         let k = rec::outbox_key(dest, id);
-        if self
-            .get(&k, &format!("outbox {dest} entry {id}"))?
-            .is_none()
-        {
+        let Some(v) = self.get(&k, &format!("outbox {dest} entry {id}"))? else {
             return Ok(());
-        }
+        };
+        // An entry that does not decode holds a message that is kept.
+        let release = rec::decode_outbox_entry(&v).is_ok_and(|(_, release)| release);
         let mut r = self.begin();
         r.ops.remove(k);
         self.uncount(&mut r, Counter::Pending(dest.to_string()), 1);
@@ -30,6 +31,9 @@ impl Stager<'_> {
             "delivered",
             &format!("destination={dest} id={id}"),
         )?;
+        if release {
+            self.release_if_free(&mut r, id)?;
+        }
         self.adopt(r);
         Ok(())
     }
@@ -111,16 +115,16 @@ impl Stager<'_> {
         r.ops.remove(rec::dead_index_key(&dest, id));
         self.uncount(&mut r, Counter::Dead(dest.clone()), 1);
         if requeue {
-            if self
-                .get(&rec::message_key(id), &format!("message {id}"))?
-                .is_none()
-            {
+            let Some(m) = self.get(&rec::message_key(id), &format!("message {id}"))? else {
                 return Err(corrupt(
                     format!("dead letter {seq}"),
                     "its message is missing from the journal",
                 ));
-            }
-            let entry = rec::encode_postcard(&d.entry)
+            };
+            // Back on its outbox as it was enqueued, release flag included.
+            let release = rec::decode_message(&m)
+                .is_ok_and(|(head, _)| matches!(head.retention, Retention::UntilDelivered { .. }));
+            let entry = rec::encode_outbox(&d.entry, release)
                 .map_err(|e| encode_failed(&format!("outbox entry {id}"), e))?;
             r.ops.insert(rec::outbox_key(&dest, id), entry);
             self.count(&mut r, Counter::Pending(dest.clone()), 1);
@@ -131,6 +135,10 @@ impl Stager<'_> {
             kind,
             &format!("destination={dest} id={id} dead_letter={seq} by={operator}"),
         )?;
+        if !requeue {
+            // A message kept only until delivered is not kept for a purge.
+            self.release_if_free(&mut r, id)?;
+        }
         self.adopt(r);
         self.wake.insert(dest.clone());
         self.wake.insert(crate::dlq_notify_key(&dest));
@@ -164,10 +172,11 @@ impl Stager<'_> {
         };
         self.prune_messages(&mut pass)?;
         self.prune_audit(&mut pass)?;
+        self.prune_released(cutoff_ms, max, &mut pass.removes, &mut pass.report)?;
         let Pass {
             removes, report, ..
         } = pass;
-        if report.messages == 0 && report.audit_events == 0 {
+        if report.messages == 0 && report.audit_events == 0 && report.released_keys == 0 {
             return Ok(report);
         }
         let mut r = self.begin();
@@ -181,11 +190,15 @@ impl Stager<'_> {
                 .set(Counter::PrunedThroughAudit, report.highest_audit);
         }
         self.count(&mut r, Counter::Pruned, report.messages);
+        let released = match report.released_keys {
+            0 => String::new(),
+            n => format!(" released_keys={n}"),
+        };
         r.audit(
             self.now_ms(),
             "retention_prune",
             &format!(
-                "messages={} bytes={} audit_events={} cutoff_ms={cutoff_ms}",
+                "messages={} bytes={} audit_events={}{released} cutoff_ms={cutoff_ms}",
                 report.messages, report.bytes, report.audit_events
             ),
         )?;

@@ -207,7 +207,7 @@ impl Writer {
     fn measure_space(&mut self, batch: &[Req]) -> Result<u8, String> {
         let needs_space = batch
             .iter()
-            .any(|r| matches!(r, Req::Append(..) | Req::Quarantine(..)));
+            .any(|r| matches!(r, Req::Append(..) | Req::Batch(..) | Req::Quarantine(..)));
         match &self.store {
             Some(s) if needs_space => self.space.refresh(&s.db, &self.shared.usage),
             _ => Ok(0),

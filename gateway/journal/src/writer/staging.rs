@@ -19,6 +19,8 @@ use crate::wal::{Op, OpBatch};
 use crate::{JournalConfig, JournalError};
 
 #[cfg(test)]
+pub(super) mod fixture;
+#[cfg(test)]
 mod tests;
 
 /// The current group's ops, not yet in sled: its WAL record.
@@ -27,6 +29,14 @@ pub(crate) struct Staged {
     ops: Vec<Op>,
     /// key -> index in `ops` of the latest op on it.
     latest: BTreeMap<Vec<u8>, usize>,
+    /// While a [`Mark`] is set: each key staged since and its previous
+    /// `latest` entry, to undo them.
+    undo: Option<Vec<(Vec<u8>, Option<usize>)>>,
+}
+
+/// Where a batch began staging (see [`Staged::mark`]).
+pub(crate) struct Mark {
+    ops: usize,
 }
 
 impl Staged {
@@ -36,8 +46,35 @@ impl Staged {
             let k = match &op {
                 Op::Set(k, _) | Op::Remove(k) => k.clone(),
             };
-            self.latest.insert(k, self.ops.len());
+            let prev = self.latest.insert(k.clone(), self.ops.len());
+            if let Some(undo) = &mut self.undo {
+                undo.push((k, prev));
+            }
             self.ops.push(op);
+        }
+    }
+
+    /// Start a batch of requests that is kept or undone as a whole.
+    pub(crate) fn mark(&mut self) -> Mark {
+        self.undo = Some(Vec::new());
+        Mark {
+            ops: self.ops.len(),
+        }
+    }
+
+    /// Keep everything staged since `mark`.
+    pub(crate) fn keep(&mut self, _mark: Mark) {
+        self.undo = None;
+    }
+
+    /// Undo everything staged since `mark`.
+    pub(crate) fn undo(&mut self, mark: Mark) {
+        self.ops.truncate(mark.ops);
+        for (k, prev) in self.undo.take().unwrap_or_default().into_iter().rev() {
+            match prev {
+                Some(i) => self.latest.insert(k, i),
+                None => self.latest.remove(&k),
+            };
         }
     }
 
@@ -53,6 +90,7 @@ impl Staged {
     /// Take every op, in order, leaving the group empty.
     pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Op> {
         self.latest.clear();
+        self.undo = None;
         self.ops.drain(..)
     }
 
@@ -103,6 +141,16 @@ pub(super) struct RequestOps {
 }
 
 impl RequestOps {
+    /// The op this request has staged on `k`: `Some(Some(v))` set,
+    /// `Some(None)` removed (a request stages a handful of ops).
+    pub(super) fn staged(&self, k: &[u8]) -> Option<Option<&[u8]>> {
+        self.ops.ops.iter().rev().find_map(|op| match op {
+            Op::Set(key, v) if key == k => Some(Some(v.as_slice())),
+            Op::Remove(key) if key == k => Some(None),
+            _ => None,
+        })
+    }
+
     /// Add an audit event (`detail` carries no PHI) at the next audit seq.
     pub(super) fn audit(
         &mut self,
@@ -130,6 +178,19 @@ impl Stager<'_> {
     /// The value of `k` as the group leaves it (`what` names it in errors).
     pub(super) fn get(&self, k: &[u8], what: &str) -> Result<Option<Vec<u8>>, JournalError> {
         self.staged.get(self.db, k, what)
+    }
+
+    /// The value of `k` as request `r` (not yet adopted) leaves it.
+    pub(super) fn get_in(
+        &self,
+        r: &RequestOps,
+        k: &[u8],
+        what: &str,
+    ) -> Result<Option<Vec<u8>>, JournalError> {
+        match r.staged(k) {
+            Some(v) => Ok(v.map(<[u8]>::to_vec)),
+            None => self.get(k, what),
+        }
     }
 
     pub(super) fn now_ms(&self) -> u64 {

@@ -40,6 +40,8 @@ impl Store {
         b.insert(wal::APPLIED_KEY, rec::seal_u64(seq));
         staged.stage(b);
         let record = wal::encode_record(seq, staged.ops());
+        #[cfg(test)]
+        crash::before_wal(&mut self.wal, &record);
         self.wal.append(&record).map_err(|e| map_io(dir, e))?;
         drop(record);
         let mut sync = CommitSync {
@@ -52,6 +54,8 @@ impl Store {
         // and `sync_file_range`s sled's log (its `pin_log`), a disk round
         // trip per request.
         for op in staged.drain() {
+            #[cfg(test)]
+            crash::applying(&self.db);
             apply(&self.db, op)
                 .map_err(|e| map_sled(format!("apply WAL record {seq} to sled"), e))?;
         }
@@ -115,4 +119,48 @@ pub(crate) fn checkpoint_sled(
     db.flush()
         .map_err(|e| map_sled(format!("flush journal {}", dir.display()), e))?;
     dur.after_flush().map_err(|e| map_io(dir, e))
+}
+
+/// TEST HOOK (unit tests only): end the process in the middle of the next
+/// commit, as a crash would, to show that a group is all or nothing. The
+/// process exits without dropping sled (so it writes nothing more).
+#[cfg(test)]
+pub(crate) mod crash {
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+    use crate::wal::Wal;
+
+    /// What the next commit does: [`OFF`], [`TORN_WAL`] or [`MID_APPLY`].
+    pub(crate) static MODE: AtomicU8 = AtomicU8::new(OFF);
+    /// With [`MID_APPLY`]: how many ops of the group are applied first
+    /// (counted down as they are).
+    pub(crate) static APPLIED_OPS: AtomicUsize = AtomicUsize::new(0);
+    pub(crate) const OFF: u8 = 0;
+    /// Write half of the WAL record (no fdatasync) and exit: the commit
+    /// was never acknowledged.
+    pub(crate) const TORN_WAL: u8 = 1;
+    /// After the WAL record is durable, apply `APPLIED_OPS` of its ops to
+    /// sled, make sled durable (so it holds a prefix of the group), exit.
+    pub(crate) const MID_APPLY: u8 = 2;
+    /// The exit status that says the hook fired.
+    pub(crate) const EXIT_CODE: i32 = 86;
+
+    pub(crate) fn before_wal(wal: &mut Wal, record: &[u8]) {
+        if MODE.load(Ordering::SeqCst) == TORN_WAL {
+            wal.write_torn(&record[..record.len() / 2]);
+            std::process::exit(EXIT_CODE);
+        }
+    }
+
+    /// Before each op is applied to sled.
+    pub(crate) fn applying(db: &sled::Db) {
+        if MODE.load(Ordering::SeqCst) == MID_APPLY
+            && APPLIED_OPS.fetch_sub(1, Ordering::SeqCst) == 0
+        {
+            if let Err(e) = db.flush() {
+                eprintln!("crash hook: sled flush failed: {e}");
+            }
+            std::process::exit(EXIT_CODE);
+        }
+    }
 }

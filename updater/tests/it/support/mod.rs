@@ -5,7 +5,8 @@
 
 pub mod cli;
 pub mod http;
-pub mod tools;
+/// What a test needs from the machine (one definition for the workspace).
+pub use test_support::need as tools;
 
 use jiff::Timestamp;
 use std::path::{Path, PathBuf};

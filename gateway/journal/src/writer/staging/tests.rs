@@ -2,137 +2,11 @@
 //! already staged: what each request stages, and that a refused or failed
 //! request stages nothing.
 
-use std::collections::BTreeSet;
-
-use super::{Staged, Stager};
-use crate::counter::{Counter, Counters};
-use crate::quota::SpaceGuard;
-use crate::record::{self as rec, AuditRec, DeadLetterRec, OutboxRec};
-use crate::writer::store::apply;
-use crate::{
-    dlq_notify_key, Appended, Enqueue, JournalConfig, JournalError, MessageMeta, NewMessage,
-    Quarantined,
-};
-
-/// A tree, the current group and the writer's bookkeeping.
-struct Fixture {
-    db: sled::Db,
-    staged: Staged,
-    wake: BTreeSet<String>,
-    state: Counters,
-    space: SpaceGuard,
-    cfg: JournalConfig,
-    _dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        Fixture::with(|_| {})
-    }
-
-    fn with(adjust: impl FnOnce(&mut JournalConfig)) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = JournalConfig::new(dir.path().to_path_buf());
-        cfg.clock = || 1_700_000_000_000;
-        adjust(&mut cfg);
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let space = SpaceGuard::new(
-            &cfg.dir,
-            cfg.quota_bytes,
-            cfg.refuse_at_percent,
-            cfg.warn_at_percent,
-        );
-        // As a new journal opens: ids start at 1.
-        let mut state = Counters::default();
-        state.next_id = 1;
-        state.next_audit = 1;
-        state.next_q = 1;
-        state.next_dead = 1;
-        Fixture {
-            db,
-            staged: Staged::default(),
-            wake: BTreeSet::new(),
-            state,
-            space,
-            cfg,
-            _dir: dir,
-        }
-    }
-
-    fn st(&mut self) -> Stager<'_> {
-        Stager {
-            db: &self.db,
-            staged: &mut self.staged,
-            wake: &mut self.wake,
-            state: &mut self.state,
-            space: &mut self.space,
-            cfg: &self.cfg,
-        }
-    }
-
-    /// End the group as a commit would: its ops into the tree.
-    fn commit(&mut self) {
-        for op in self.staged.drain() {
-            apply(&self.db, op).unwrap();
-        }
-        self.wake.clear();
-    }
-
-    fn append(&mut self, m: &NewMessage) -> Result<Appended, JournalError> {
-        self.st().append(m, 10)
-    }
-
-    fn count(&self, c: Counter) -> u64 {
-        self.state.get(&c)
-    }
-
-    /// A counter as the group staged it (on disk once logged).
-    fn staged_count(&self, c: &Counter) -> Option<u64> {
-        let v = self.staged.staged(&c.key())??;
-        Some(rec::open_u64(v).unwrap())
-    }
-
-    fn staged_audits(&self) -> Vec<AuditRec> {
-        self.staged
-            .staged_sets(&[rec::P_AUDIT])
-            .map(|(_, v)| rec::decode_postcard(v).unwrap())
-            .collect()
-    }
-
-    fn ops(&self) -> usize {
-        self.staged.ops().len()
-    }
-}
-
-fn msg(control_id: &str, body: &str, dests: &[(&str, &str)]) -> NewMessage {
-    NewMessage {
-        source: "lab".into(),
-        peer: "10.0.0.5:40000".into(),
-        received_at_ms: 1_000_000_000_000,
-        meta: MessageMeta {
-            kind: crate::KIND_HL7V2.into(),
-            sender: "ECW|CLINIC".into(),
-            control_id: control_id.into(),
-            message_type: "ORU^R01".into(),
-            dedup: vec!["ECW".into(), "CLINIC".into(), control_id.into()],
-        },
-        raw: format!("MSH|^~\\&|ECW|CLINIC|||1||ORU^R01|{control_id}|P|2.5.1\rOBX|1|TX|||{body}\r")
-            .into_bytes(),
-        ack: format!("MSA|AA|{control_id}").into_bytes(),
-        destinations: dests
-            .iter()
-            .map(|(d, t)| Enqueue {
-                destination: d.to_string(),
-                transform: t.to_string(),
-            })
-            .collect(),
-        patient_lane: 7,
-    }
-}
-
-fn dedup_key(m: &NewMessage) -> Vec<u8> {
-    rec::dedup_key(&m.source, &m.meta.dedup)
-}
+use super::fixture::Fixture;
+use crate::counter::Counter;
+use crate::record::{self as rec, DeadLetterRec, OutboxRec};
+use crate::test_support::{dedup_key, msg};
+use crate::{dlq_notify_key, Appended, JournalError, Policy, Quarantined};
 
 #[test]
 fn append_stages_message_dedup_entry_one_outbox_entry_per_destination_and_counters() {
@@ -274,7 +148,7 @@ fn over_the_quota_nothing_is_staged_but_duplicates_are_still_answered() {
     // The filesystem watermark refuses too.
     let m3 = msg("C3", "small", &[]);
     assert!(matches!(
-        f.st().append(&m3, 95),
+        f.st().append(&m3, Policy::default(), 95),
         Err(JournalError::Full { .. })
     ));
 }

@@ -1,0 +1,24 @@
+//! The gateway's integration tests, one binary: `cargo test -p gateway`
+//! runs them all, `cargo test -p gateway --test it -- delivery::` one
+//! module. Most run the real `gateway` binary against real peers on
+//! loopback; `tidy` checks docs/ARCHITECTURE.md and the crate rules
+//! against the tree. Shared fixtures are in `support/`.
+
+mod support;
+
+mod auth;
+mod bad_input;
+mod crash;
+mod delivery;
+mod disk_full;
+mod fhir;
+mod https_client;
+mod ingest;
+mod ops;
+mod poller;
+mod power_loss;
+mod python_peers;
+mod systemd;
+mod tidy;
+
+mod tls;
