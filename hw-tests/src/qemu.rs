@@ -33,7 +33,7 @@ pub struct Artifacts {
 /// from bookworm-backports).
 pub fn required_tools(arch: &str) -> Vec<(&'static str, &'static str)> {
     let mut v = vec![
-        ("/usr/bin/mkfs.vfat", "dosfstools"),
+        ("/usr/sbin/mkfs.vfat", "dosfstools"),
         ("/usr/bin/mcopy", "mtools"),
         ("/usr/bin/mmd", "mtools"),
         ("/usr/sbin/mkfs.ext4", "e2fsprogs"),
