@@ -28,8 +28,50 @@ pub struct Artifacts {
     pub arch: String,
 }
 
+/// What the scenarios need on the host, each with the Debian package that
+/// provides it (image/host-deps installs them all; qemu and the firmware come
+/// from bookworm-backports).
+pub fn required_tools(arch: &str) -> Vec<(&'static str, &'static str)> {
+    let mut v = vec![
+        ("/usr/sbin/mkfs.vfat", "dosfstools"),
+        ("/usr/bin/mcopy", "mtools"),
+        ("/usr/bin/mmd", "mtools"),
+        ("/usr/sbin/mkfs.ext4", "e2fsprogs"),
+    ];
+    if arch == "x86_64" {
+        v.push(("/usr/bin/qemu-system-x86_64", "qemu-system-x86"));
+        v.push(("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"));
+        v.push(("/usr/share/OVMF/OVMF_VARS_4M.fd", "ovmf"));
+    } else {
+        v.push(("/usr/bin/qemu-system-aarch64", "qemu-system-arm"));
+        v.push(("/usr/share/AAVMF/AAVMF_CODE.fd", "qemu-efi-aarch64"));
+        v.push(("/usr/share/AAVMF/AAVMF_VARS.fd", "qemu-efi-aarch64"));
+    }
+    v
+}
+
+/// Fails, naming the packages to install, when a tool is missing. A missing
+/// tool is never a skip: these tests only run when asked for
+/// (`--features qemu`, from hw-tests/qemu/ci).
+pub fn require_tools(arch: &str) -> Result<(), String> {
+    let missing: Vec<String> = required_tools(arch)
+        .into_iter()
+        .filter(|(path, _)| !Path::new(path).exists())
+        .map(|(path, pkg)| format!("{path} (package {pkg})"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "missing on this host: {}; install them as root with image/host-deps \
+         (qemu-system-*, ovmf and qemu-efi-aarch64 from bookworm-backports)",
+        missing.join(", ")
+    ))
+}
+
 impl Artifacts {
-    /// `HW_QEMU_DIR` (default `target/hw-qemu`) and `HW_QEMU_ARCH` (default x86_64).
+    /// `HW_QEMU_DIR` (default `target/hw-qemu`) and `HW_QEMU_ARCH` (default
+    /// x86_64); fails when a host tool or the v1 image is missing.
     pub fn from_env() -> Result<Artifacts, String> {
         let dir = std::env::var_os("HW_QEMU_DIR")
             .map(PathBuf::from)
@@ -39,6 +81,7 @@ impl Artifacts {
                     .to_path_buf()
             });
         let arch = std::env::var("HW_QEMU_ARCH").unwrap_or_else(|_| "x86_64".into());
+        require_tools(&arch)?;
         let a = Artifacts { dir, arch };
         if !a.image("1.0.0").exists() {
             return Err(format!(
@@ -252,6 +295,41 @@ pub struct VmConfig {
     pub extra_disk: Option<PathBuf>,
     pub ports: Ports,
     pub memory_mb: u32,
+    /// vCPUs (`HW_QEMU_SMP`, default 1: two VMs run at once on two cores).
+    pub smp: u32,
+}
+
+impl VmConfig {
+    /// A box in `dir` with its `disk`, fresh loopback ports, 1 GiB of memory.
+    fn new(art: &Artifacts, dir: PathBuf, disk: PathBuf, stick: Option<PathBuf>) -> VmConfig {
+        VmConfig {
+            arch: art.arch.clone(),
+            dir,
+            disk,
+            stick,
+            extra_disk: None,
+            ports: Ports {
+                mllp: free_port(),
+                health: free_port(),
+                status: free_port(),
+            },
+            memory_mb: 1024,
+            smp: smp_from_env(),
+        }
+    }
+}
+
+/// The disk cache mode: `none` (O_DIRECT on the host) makes a guest flush an
+/// `fdatasync` of the image file, so what the guest flushed survives the
+/// `kill -9` of qemu and what it did not flush is lost with its page cache.
+pub const DISK_CACHE: &str = "none";
+
+fn smp_from_env() -> u32 {
+    std::env::var("HW_QEMU_SMP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1)
 }
 
 pub struct Vm {
@@ -293,19 +371,41 @@ impl Vm {
         std::fs::copy(src, &vars).map_err(|e| {
             format!("{src}: {e} (install ovmf / qemu-efi-aarch64: image/host-deps)")
         })?;
-        Ok(VmConfig {
-            arch: art.arch.clone(),
-            dir,
-            disk,
-            stick,
-            extra_disk: None,
-            ports: Ports {
-                mllp: free_port(),
-                health: free_port(),
-                status: free_port(),
-            },
-            memory_mb: 1024,
-        })
+        Ok(VmConfig::new(art, dir, disk, stick))
+    }
+
+    /// A box that starts as a copy of another box's powered-off disk and
+    /// UEFI variables (`from`: a directory holding `disk.img` and
+    /// `efivars.fd`), e.g. one already through its first boot.
+    pub fn create_from(
+        art: &Artifacts,
+        name: &str,
+        from: &Path,
+        stick: Option<PathBuf>,
+    ) -> Result<VmConfig, String> {
+        let dir = art.vm_dir(name)?;
+        let disk = dir.join("disk.img");
+        run(Command::new("cp")
+            .arg("--sparse=always")
+            .arg(from.join("disk.img"))
+            .arg(&disk))?;
+        std::fs::copy(from.join("efivars.fd"), dir.join("efivars.fd"))
+            .map_err(|e| format!("{}: {e}", from.join("efivars.fd").display()))?;
+        Ok(VmConfig::new(art, dir, disk, stick))
+    }
+
+    /// Copies this (powered-off) box's disk and UEFI variables to `to`, for
+    /// [`Vm::create_from`].
+    pub fn snapshot(&self, to: &Path) -> Result<(), String> {
+        let _ = std::fs::remove_dir_all(to);
+        std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+        run(Command::new("cp")
+            .arg("--sparse=always")
+            .arg(&self.cfg.disk)
+            .arg(to.join("disk.img")))?;
+        std::fs::copy(self.cfg.dir.join("efivars.fd"), to.join("efivars.fd"))
+            .map_err(|e| format!("efivars: {e}"))?;
+        Ok(())
     }
 
     pub fn console_path(&self) -> PathBuf {
@@ -361,10 +461,10 @@ impl Vm {
         ));
         // The hardware watchdog (a PCI device on both machines).
         cmd.args(["-device", "i6300esb", "-action", "watchdog=reset"]);
-        cmd.args(["-m", &c.memory_mb.to_string(), "-smp", "2"]);
+        cmd.args(["-m", &c.memory_mb.to_string(), "-smp", &c.smp.to_string()]);
         cmd.args(["-display", "none", "-vga", "none", "-nodefaults"]);
         cmd.arg("-drive").arg(format!(
-            "file={},format=raw,if=none,id=disk0,cache=none,aio=threads,discard=unmap",
+            "file={},format=raw,if=none,id=disk0,cache={DISK_CACHE},aio=threads,discard=unmap",
             c.disk.display()
         ));
         cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=0"]);
@@ -685,39 +785,58 @@ impl Mllp {
 
 /// A small file server on 127.0.0.1 with HTTP Range support (the updater
 /// downloads chunks with Range requests), serving `root`; the guest reaches
-/// it as http://10.0.2.2:PORT/. Requests are logged with their byte counts.
+/// it as `http://10.0.2.2:PORT/`. Each test publishes under its own first
+/// path segment (`/s3/...`); the server counts the body bytes it sent per
+/// segment (the update's size over the wire) and can slow a segment down
+/// (so a power cut can land inside the download).
 pub struct FileServer {
     pub port: u16,
-    pub bytes_served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    shared: std::sync::Arc<ServerShared>,
+}
+
+#[derive(Default)]
+struct ServerShared {
+    served: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Bytes per second, per first path segment.
+    throttle: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl FileServer {
     pub fn start(root: PathBuf) -> io::Result<FileServer> {
         let l = TcpListener::bind("127.0.0.1:0")?;
         let port = l.local_addr()?.port();
-        let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = served.clone();
+        let shared = std::sync::Arc::new(ServerShared::default());
+        let sh = shared.clone();
         std::thread::spawn(move || {
             for conn in l.incoming().flatten() {
                 let root = root.clone();
-                let counter = counter.clone();
+                let sh = sh.clone();
                 std::thread::spawn(move || {
-                    let _ = serve_one(conn, &root, &counter);
+                    let _ = serve_one(conn, &root, &sh);
                 });
             }
         });
-        Ok(FileServer {
-            port,
-            bytes_served: served,
-        })
+        Ok(FileServer { port, shared })
+    }
+
+    /// Body bytes sent for paths under `/prefix/`.
+    pub fn bytes_served(&self, prefix: &str) -> u64 {
+        self.shared
+            .served
+            .lock()
+            .map(|m| m.get(prefix).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Sends paths under `/prefix/` at most `bytes_per_sec` (0: unlimited).
+    pub fn throttle(&self, prefix: &str, bytes_per_sec: u64) {
+        if let Ok(mut m) = self.shared.throttle.lock() {
+            m.insert(prefix.to_string(), bytes_per_sec);
+        }
     }
 }
 
-fn serve_one(
-    mut s: TcpStream,
-    root: &Path,
-    counter: &std::sync::atomic::AtomicU64,
-) -> io::Result<()> {
+fn serve_one(mut s: TcpStream, root: &Path, sh: &ServerShared) -> io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     loop {
         let mut head = Vec::new();
@@ -740,6 +859,7 @@ fn serve_one(
             .find(|(k, _)| k.eq_ignore_ascii_case("range"))
             .map(|(_, v)| v.trim().to_string());
         let rel = path.split('?').next().unwrap_or("").trim_start_matches('/');
+        let prefix = rel.split('/').next().unwrap_or("").to_string();
         let file = root.join(rel);
         if rel.contains("..") || !file.is_file() {
             s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
@@ -776,8 +896,26 @@ fn serve_one(
             "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}Accept-Ranges: bytes\r\n\r\n",
             body.len()
         )?;
-        s.write_all(body)?;
-        counter.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let rate = sh
+            .throttle
+            .lock()
+            .map(|m| m.get(&prefix).copied().unwrap_or(0))
+            .unwrap_or(0);
+        // In pieces of a tenth of a second at the throttled rate.
+        let piece = if rate == 0 {
+            body.len().max(1)
+        } else {
+            (rate as usize / 10).max(1024)
+        };
+        for part in body.chunks(piece) {
+            s.write_all(part)?;
+            if let Ok(mut m) = sh.served.lock() {
+                *m.entry(prefix.clone()).or_insert(0) += part.len() as u64;
+            }
+            if rate > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
     }
 }
 

@@ -31,12 +31,25 @@
 //!
 //! [health]
 //! deadline_secs = 300
+//! settle_secs = 0                           # passing checks must keep passing this long
+//! max_restarts = 2                          # a unit restarted this often in a boot: give up
 //! units = ["gateway.service"]               # active = READY=1 sent
 //! gateway_config = "/etc/gateway/gateway.toml"  # `gateway status` answers; every listener accepts
 //! gateway_bin = "/usr/bin/gateway"
 //! commands = []                             # more commands that must exit 0
 //! tcp = []                                  # more addresses that must accept
 //! reboot_command = ["systemctl", "reboot"]
+//! # after a slot is committed, in order, each until it exits 0 (retried at
+//! # every boot until it does): e.g. a journal format migration
+//! after_commit = ["/usr/bin/gateway journal migrate --config /etc/gateway/gateway.toml"]
+//!
+//! [config]                                  # signed config targets (absent: ignored)
+//! box_id_file = "/var/lib/appliance/box-id"
+//! group_file = "/var/lib/appliance/box-group"   # optional
+//! gateway_toml = "/etc/gateway/gateway.toml"    # where the target's gateway.toml goes
+//! credentials_dir = "/etc/gateway/private"      # and its credentials (mode 600)
+//! check_command = ["/usr/bin/gateway", "check-config", "--config", "{config}"]
+//! restart_command = ["systemctl", "restart", "gateway.service"]
 //! ```
 
 use crate::{Error, Result};
@@ -70,6 +83,54 @@ pub struct Config {
     pub download: Download,
     #[serde(default)]
     pub health: Health,
+    /// `[config]`: signed config targets; none: they are not applied.
+    #[serde(default, rename = "config")]
+    pub config_targets: Option<ConfigTargets>,
+}
+
+/// `[config]`. `check_command` gets `{config}` (the staged gateway.toml) and
+/// `{credentials}` (the staged credentials directory, also passed as
+/// `$CREDENTIALS_DIRECTORY`) substituted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigTargets {
+    pub box_id_file: PathBuf,
+    #[serde(default)]
+    pub group_file: Option<PathBuf>,
+    pub gateway_toml: PathBuf,
+    pub credentials_dir: PathBuf,
+    #[serde(default = "default_check_command")]
+    pub check_command: Vec<String>,
+    #[serde(default = "default_restart_command")]
+    pub restart_command: Vec<String>,
+}
+
+fn default_check_command() -> Vec<String> {
+    ["/usr/bin/gateway", "check-config", "--config", "{config}"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_restart_command() -> Vec<String> {
+    ["systemctl", "restart", "gateway.service"]
+        .map(String::from)
+        .to_vec()
+}
+
+impl ConfigTargets {
+    /// This box's id and group, as the files say now (trimmed; missing or
+    /// empty: none).
+    pub fn identity(&self) -> (Option<String>, Option<String>) {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        (
+            read(&self.box_id_file),
+            self.group_file.as_deref().and_then(read),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +238,13 @@ pub struct Health {
     /// Between rounds of checks; at least one second (raised at load).
     #[serde(rename = "interval_secs", deserialize_with = "secs")]
     pub interval: Duration,
+    /// Once all checks pass they must keep passing this long before a
+    /// trial slot is committed.
+    #[serde(rename = "settle_secs", deserialize_with = "secs")]
+    pub settle: Duration,
+    /// A unit systemd restarted this many times in this boot will not come
+    /// up: the check gives up at once (0: never).
+    pub max_restarts: u32,
     pub units: Vec<String>,
     pub gateway_config: Option<PathBuf>,
     pub gateway_bin: PathBuf,
@@ -184,6 +252,9 @@ pub struct Health {
     #[serde(deserialize_with = "parsed_list")]
     pub tcp: Vec<SocketAddr>,
     pub reboot_command: Vec<String>,
+    /// Run after a trial slot is committed (see `health::after_commit`).
+    #[serde(deserialize_with = "command_lines")]
+    pub after_commit: Vec<Vec<String>>,
 }
 
 impl Default for Health {
@@ -191,12 +262,15 @@ impl Default for Health {
         Health {
             deadline: Duration::from_secs(300),
             interval: Duration::from_secs(5),
+            settle: Duration::ZERO,
+            max_restarts: 2,
             units: vec!["gateway.service".into()],
             gateway_config: None,
             gateway_bin: "/usr/bin/gateway".into(),
             commands: vec![],
             tcp: vec![],
             reboot_command: vec!["systemctl".into(), "reboot".into()],
+            after_commit: vec![],
         }
     }
 }
@@ -278,6 +352,33 @@ where
         .collect()
 }
 
+/// Commands written as one string each (split on whitespace, no shell) or
+/// as an argument list: `["gateway journal migrate", ["/bin/x", "a b"]]`.
+fn command_lines<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Line {
+        Text(String),
+        Argv(Vec<String>),
+    }
+    Vec::<Line>::deserialize(d)?
+        .into_iter()
+        .map(|l| {
+            let argv = match l {
+                Line::Text(t) => t.split_whitespace().map(str::to_string).collect(),
+                Line::Argv(a) => a,
+            };
+            if argv.is_empty() {
+                Err(serde::de::Error::custom("an empty command"))
+            } else {
+                Ok(argv)
+            }
+        })
+        .collect()
+}
+
 fn secs<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_secs)
 }
@@ -306,6 +407,26 @@ impl Config {
         abs(&mut c.trusted_root);
         abs(&mut c.slots.a);
         abs(&mut c.slots.b);
+        if let Some(t) = c.config_targets.as_mut() {
+            for p in [
+                &mut t.box_id_file,
+                &mut t.gateway_toml,
+                &mut t.credentials_dir,
+            ] {
+                abs(p);
+            }
+            if let Some(g) = t.group_file.as_mut() {
+                abs(g);
+            }
+            for argv in [&t.check_command, &t.restart_command] {
+                if argv.is_empty() {
+                    return Err(Error::Config {
+                        file: path.to_path_buf(),
+                        msg: "[config] check_command and restart_command must not be empty".into(),
+                    });
+                }
+            }
+        }
         for p in [
             &mut c.ca_file,
             &mut c.running_image,
@@ -394,6 +515,36 @@ mod tests {
         assert_eq!(c.download.connect_timeout, Duration::from_secs(10));
         assert_eq!(c.health.interval, Duration::from_secs(1));
         assert_eq!(c.health.tcp, vec!["127.0.0.1:2575".parse().unwrap()]);
+        assert_eq!(c.health.settle, Duration::ZERO);
+        assert!(c.health.after_commit.is_empty());
+    }
+
+    #[test]
+    fn after_commit_commands_are_lines_or_argument_lists() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("u.toml");
+        std::fs::write(
+            &p,
+            format!("{GOOD}[boot]\nkind='sim'\nsim_env='e'\n[health]\nsettle_secs=15\nafter_commit=['/usr/bin/gateway journal migrate --config /etc/gateway/gateway.toml', ['/bin/sh', '-c', 'echo a b']]\n"),
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.health.settle, Duration::from_secs(15));
+        assert_eq!(
+            c.health.after_commit,
+            vec![
+                vec![
+                    "/usr/bin/gateway",
+                    "journal",
+                    "migrate",
+                    "--config",
+                    "/etc/gateway/gateway.toml"
+                ],
+                vec!["/bin/sh", "-c", "echo a b"],
+            ]
+        );
+        let e = load_err("[boot]\nkind='sim'\nsim_env='e'\n[health]\nafter_commit=['  ']\n");
+        assert!(e.contains("u.toml") && e.contains("empty command"), "{e}");
     }
 
     #[test]

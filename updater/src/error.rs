@@ -47,6 +47,10 @@ pub enum Error {
     /// A local health check failed (the reasons of the last round).
     #[error("{0}")]
     Unhealthy(String),
+    /// A health check that can no longer pass in this boot (the unit failed,
+    /// or keeps being restarted): the checks stop at once.
+    #[error("{0}")]
+    Hopeless(String),
     /// A command (health check, reboot) could not be started.
     #[error("{program}: {source}")]
     Spawn {

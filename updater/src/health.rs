@@ -6,8 +6,10 @@
 //! `Type=notify` unit that means it sent READY=1, which the gateway sends
 //! only after its journal opened and every listener is bound), its admin
 //! socket answers `gateway status` (the daemon serves, not just exists), and
-//! each listener accepts a TCP connection. Checks are retried until they all pass or the
-//! deadline passes.
+//! each listener accepts a TCP connection. Checks are retried until they all
+//! pass, then must keep passing for a settle time (a gateway that crashes a
+//! few seconds after READY is not committed); they give up at the deadline,
+//! or at once when the unit failed or keeps being restarted.
 //!
 //! On the trial slot: pass → mark good (9), raise the epoch floor (10),
 //! record the result (11); fail → mark bad and ask for a reboot (the
@@ -17,7 +19,7 @@
 
 use crate::boot::{BootState, SlotId};
 use crate::install::Context;
-use crate::state::{Phase, Record};
+use crate::state::{AfterCommit, Phase, Record};
 use crate::trust::clock::TrustedClock;
 use crate::{Error, Result};
 use jiff::Timestamp;
@@ -32,20 +34,61 @@ pub trait Check {
     fn run(&self) -> Result<()>;
 }
 
-/// `systemctl is-active --quiet UNIT`.
-pub struct UnitActive(pub String);
+/// The unit is active (`ActiveState=active`). Hopeless when it failed, or
+/// when systemd restarted it `max_restarts` times in this boot: a trial
+/// slot whose gateway cannot start is rolled back in seconds, before the
+/// unit's own start limit reboots the box.
+pub struct UnitActive {
+    pub unit: String,
+    pub max_restarts: u32,
+}
 impl Check for UnitActive {
     fn name(&self) -> String {
-        format!("unit {} active (READY=1 sent)", self.0)
+        format!("unit {} active (READY=1 sent)", self.unit)
     }
     fn run(&self) -> Result<()> {
-        run_command(&[
-            "systemctl".into(),
-            "is-active".into(),
-            "--quiet".into(),
-            self.0.clone(),
-        ])
+        let argv = [
+            "systemctl",
+            "show",
+            "--property=ActiveState,SubState,NRestarts,Result",
+            &self.unit,
+        ];
+        let out = Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .map_err(|source| Error::Spawn {
+                program: argv[0].into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                command: argv.join(" "),
+                status: out.status,
+                detail: format!(": {}", String::from_utf8_lossy(&out.stderr).trim()),
+            });
+        }
+        unit_verdict(&String::from_utf8_lossy(&out.stdout), self.max_restarts)
     }
+}
+
+/// Judges `systemctl show` output (`KEY=value` lines) for [`UnitActive`].
+pub fn unit_verdict(show: &str, max_restarts: u32) -> Result<()> {
+    let get = |k: &str| {
+        show.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .unwrap_or("")
+            .trim()
+    };
+    let (active, sub, result) = (get("ActiveState"), get("SubState"), get("Result"));
+    let restarts: u32 = get("NRestarts").parse().unwrap_or(0);
+    if active == "active" {
+        return Ok(());
+    }
+    let what = format!("{active} ({sub}, result {result}, restarted {restarts} times)");
+    if active == "failed" || (max_restarts > 0 && restarts >= max_restarts) {
+        return Err(Error::Hopeless(format!("gave up: the unit is {what}")));
+    }
+    Err(Error::Unhealthy(format!("the unit is {what}")))
 }
 
 /// A command that must exit 0 (e.g. `gateway status --config ...`).
@@ -161,17 +204,59 @@ pub fn gateway_checks(
 /// Runs all checks until they pass together or `deadline` passes. Returns
 /// the failures of the last round ([`Error::Unhealthy`]).
 pub fn run_checks(checks: &[Box<dyn Check>], deadline: Duration, interval: Duration) -> Result<()> {
+    run_checks_settled(checks, deadline, interval, Duration::ZERO, &|_| {})
+}
+
+/// Runs all checks every `interval` until they pass together, then until
+/// they have kept passing for `settle` (a failure starts the wait again).
+/// Unhealthy ([`Error::Unhealthy`], the failures of the last round) when
+/// they do not pass by `deadline` or fail after it, or at once when a check
+/// is [`Error::Hopeless`].
+pub fn run_checks_settled(
+    checks: &[Box<dyn Check>],
+    deadline: Duration,
+    interval: Duration,
+    settle: Duration,
+    log: &dyn Fn(&str),
+) -> Result<()> {
     let start = Instant::now();
+    let mut passing_since: Option<Instant> = None;
     loop {
+        let mut hopeless = false;
         let failures: Vec<String> = checks
             .iter()
-            .filter_map(|c| c.run().err().map(|e| format!("{}: {e}", c.name())))
+            .filter_map(|c| {
+                let e = c.run().err()?;
+                hopeless |= matches!(e, Error::Hopeless(_));
+                Some(format!("{}: {e}", c.name()))
+            })
             .collect();
-        if failures.is_empty() {
-            return Ok(());
-        }
-        if start.elapsed() + interval > deadline {
+        if hopeless {
             return Err(Error::Unhealthy(failures.join("; ")));
+        }
+        if failures.is_empty() {
+            let since = *passing_since.get_or_insert_with(|| {
+                if !settle.is_zero() {
+                    log(&format!(
+                        "health: all checks pass; they must keep passing for {} s",
+                        settle.as_secs()
+                    ));
+                }
+                Instant::now()
+            });
+            if since.elapsed() >= settle {
+                return Ok(());
+            }
+        } else {
+            if passing_since.take().is_some() {
+                log(&format!(
+                    "health: a check failed while settling: {}",
+                    failures.join("; ")
+                ));
+            }
+            if start.elapsed() + interval > deadline {
+                return Err(Error::Unhealthy(failures.join("; ")));
+            }
         }
         std::thread::sleep(interval);
     }
@@ -216,9 +301,14 @@ pub fn after_boot(
     let same_boot = st.staged_boot_id.as_deref() == Some(ctx.boot_id.as_str());
     if p.slot == booted && p.phase != Phase::Writing && !same_boot {
         // 8. Health check of the trial slot.
+        (ctx.log)(&format!(
+            "health: step 8: slot {booted} ({} {}) runs on trial: checking it",
+            p.target, p.version
+        ));
         match checks() {
             Ok(()) => {
                 // 9. Commit.
+                (ctx.log)(&format!("health: step 9: committing slot {booted}"));
                 ctx.boot.mark_good(booted)?;
                 // 10. Raise the floor (only now: the box can no longer need the old slot).
                 st.epoch_floor = st.epoch_floor.max(p.epoch);
@@ -227,6 +317,16 @@ pub fn after_boot(
                 st.staged_boot_id = None;
                 let good_time = clock.now().min(p.meta_expires);
                 st.last_good_time = Some(good_time);
+                // Owed to the new slot, durable with the commit itself.
+                if !ctx.after_commit.is_empty() {
+                    st.after_commit = Some(AfterCommit {
+                        slot: booted,
+                        version: p.version.clone(),
+                        remaining: ctx.after_commit.clone(),
+                        last_error: None,
+                        attempts: 0,
+                    });
+                }
                 // 11. Report.
                 st.last_install = Some(Record {
                     at: clock.now(),
@@ -235,6 +335,10 @@ pub fn after_boot(
                 });
                 store.save(&st)?;
                 clock.observe(ctx.files, good_time)?;
+                (ctx.log)(&format!(
+                    "health: step 10-11: slot {booted} committed, epoch floor {}",
+                    st.epoch_floor
+                ));
                 Ok(Outcome::Committed {
                     slot: booted,
                     version: p.version,
@@ -243,6 +347,9 @@ pub fn after_boot(
             }
             Err(e) => {
                 let reason = e.to_string();
+                (ctx.log)(&format!(
+                    "health: slot {booted} failed its checks ({reason}): marking it bad"
+                ));
                 ctx.boot.mark_bad(booted)?;
                 st.pending = None;
                 st.staged_boot_id = None;
@@ -269,6 +376,10 @@ pub fn after_boot(
         match ctx.boot.slot_state(p.slot)? {
             BootState::Trial { .. } => Ok(Outcome::WaitingForReboot { slot: p.slot }),
             _ => {
+                (ctx.log)(&format!(
+                    "health: slot {} ({}) used its tries without committing: marking it bad",
+                    p.slot, p.version
+                ));
                 ctx.boot.mark_bad(p.slot)?;
                 st.pending = None;
                 st.staged_boot_id = None;
@@ -300,4 +411,68 @@ pub fn after_boot(
             Err(e) => Outcome::Unhealthy(e.to_string()),
         })
     }
+}
+
+/// What [`run_after_commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterCommitOutcome {
+    /// Every command owed to the slot exited 0.
+    Done { slot: SlotId, ran: usize },
+    /// One failed (or could not start); it and the rest run again at the
+    /// next boot.
+    Failed { slot: SlotId, error: String },
+    /// The slot they were owed to is not the committed slot running now
+    /// (the box went back to the other slot): dropped.
+    Dropped { slot: SlotId },
+}
+
+/// Runs the `[health] after_commit` commands still owed to the running,
+/// committed slot, in order, each removed from the state once it exited 0
+/// (so an interrupted run, a failure or a power cut leaves the rest for the
+/// next boot). A journal format migration belongs here: it runs only once
+/// the slot can no longer be rolled back by boot counting.
+pub fn run_after_commit(ctx: &Context<'_>) -> Result<Option<AfterCommitOutcome>> {
+    let store = ctx.store();
+    let mut st = store.load()?;
+    let Some(mut owed) = st.after_commit.clone() else {
+        return Ok(None);
+    };
+    let booted = ctx.boot.booted_slot()?;
+    if booted != owed.slot || ctx.boot.slot_state(booted)? != BootState::Good {
+        (ctx.log)(&format!(
+            "health: after-commit commands of slot {} ({}) dropped: slot {booted} runs",
+            owed.slot, owed.version
+        ));
+        st.after_commit = None;
+        store.save(&st)?;
+        return Ok(Some(AfterCommitOutcome::Dropped { slot: owed.slot }));
+    }
+    let mut ran = 0;
+    while let Some(argv) = owed.remaining.first().cloned() {
+        (ctx.log)(&format!(
+            "health: after commit of slot {booted} ({}): running `{}`",
+            owed.version,
+            argv.join(" ")
+        ));
+        if let Err(e) = run_command(&argv) {
+            owed.attempts += 1;
+            owed.last_error = Some(e.to_string());
+            (ctx.log)(&format!(
+                "health: `{}` failed ({e}); it runs again at the next boot (attempt {})",
+                argv.join(" "),
+                owed.attempts
+            ));
+            st.after_commit = Some(owed);
+            store.save(&st)?;
+            return Ok(Some(AfterCommitOutcome::Failed {
+                slot: booted,
+                error: e.to_string(),
+            }));
+        }
+        owed.remaining.remove(0);
+        ran += 1;
+        st.after_commit = (!owed.remaining.is_empty()).then(|| owed.clone());
+        store.save(&st)?;
+    }
+    Ok(Some(AfterCommitOutcome::Done { slot: booted, ran }))
 }

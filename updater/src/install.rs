@@ -70,6 +70,9 @@ pub struct Context<'a> {
     /// "not rebooted yet" from "rebooted and fell back".
     pub boot_id: String,
     pub log: &'a dyn Fn(&str),
+    /// Commands owed to a trial slot once it is committed (`[health]
+    /// after_commit`, see [`crate::health::run_after_commit`]).
+    pub after_commit: Vec<Vec<String>>,
 }
 
 impl Context<'_> {
@@ -235,6 +238,9 @@ pub fn install(
 
     // --- 1. Invalidate. ---
     ctx.boot.mark_invalid(slot)?;
+    (ctx.log)(&format!(
+        "step 1: slot {slot} invalidated (not bootable until step 6)"
+    ));
     let resuming = st
         .pending
         .as_ref()
@@ -274,7 +280,15 @@ pub fn install(
     let mut throttle = Throttle::new(ctx.policy.bandwidth_limit);
     let (mut downloaded, mut copied, mut kept, mut since_sync) = (0usize, 0usize, 0usize, 0usize);
     let (mut bytes_dl, mut bytes_cp) = (0u64, 0u64);
-    for i in 0..target.chunks.len() {
+    let total = target.chunks.len();
+    // Progress in the step log about every tenth of the image.
+    let every = total.div_ceil(10).max(1);
+    for i in 0..total {
+        if i > 0 && i % every == 0 {
+            (ctx.log)(&format!(
+                "step 2: chunk {i}/{total} ({downloaded} downloaded, {copied} copied, {kept} kept)"
+            ));
+        }
         if bitmap.get(i) {
             kept += 1;
             continue;
@@ -302,6 +316,9 @@ pub fn install(
             dev.write_at(off, &data)?;
             throttle.account(len);
             downloaded += 1;
+            (ctx.log)(&format!(
+                "step 2: chunk {i}/{total} downloaded ({len} bytes)"
+            ));
             bytes_dl += len;
         }
         bitmap.set(i);
@@ -315,6 +332,9 @@ pub fn install(
     // --- 3. fsync. ---
     dev.sync()?;
     bitmap.save(ctx.files)?;
+    (ctx.log)(&format!(
+        "step 3: slot {slot} written and synced ({downloaded} chunks downloaded, {copied} copied, {kept} kept); step 4: reading it back"
+    ));
 
     // --- 4. Read back and verify. ---
     if let Err(reason) = verify_image(dev.as_mut(), target) {
@@ -343,7 +363,12 @@ pub fn install(
     }
     store.save(&st)?;
 
+    (ctx.log)(&format!("step 5: slot {slot} verified and marked valid"));
+
     // --- 6. Switch: try it next, TRIAL_TRIES times. ---
+    (ctx.log)(&format!(
+        "step 6: switching the boot loader to try slot {slot} next ({TRIAL_TRIES} tries)"
+    ));
     ctx.boot.set_trial(slot, TRIAL_TRIES)?;
     if let Some(p) = st.pending.as_mut() {
         p.phase = Phase::Trial;
@@ -358,6 +383,9 @@ pub fn install(
     });
     st.staged_boot_id = Some(ctx.boot_id.clone());
     store.save(&st)?;
+    (ctx.log)(&format!(
+        "step 6: slot {slot} boots next on trial; step 7: reboot"
+    ));
     Ok(Staged {
         slot,
         chunks_downloaded: downloaded,

@@ -12,6 +12,10 @@
 //! - **mechanism** ([`download`], [`slot`], [`boot`], [`install`],
 //!   [`health`]): fetch verified chunks, write and read back the inactive
 //!   slot, switch the boot loader, check health, commit or fall back.
+//! - **configuration** ([`config_target`], [`config_apply`]): signed
+//!   `gateway.toml` and credentials for a box or a group, checked with
+//!   `gateway check-config`, applied, kept only if the gateway comes up
+//!   healthy with them.
 //!
 //! Every durable small file goes through [`durable::Files`], and every slot
 //! write through [`slot::SlotDevice`], so that [`fault`] can cut the power at
@@ -20,6 +24,8 @@
 pub mod anti_rollback;
 pub mod boot;
 pub mod config;
+pub mod config_apply;
+pub mod config_target;
 pub mod download;
 pub mod durable;
 pub mod error;

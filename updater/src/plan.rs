@@ -127,6 +127,7 @@ mod tests {
     fn verified(targets: Vec<UpdateTarget>, skipped: &[&str]) -> Verified {
         Verified {
             targets,
+            configs: vec![],
             skipped: skipped.iter().map(|s| s.to_string()).collect(),
             versions: RoleVersions::default(),
             expires: Timestamp::MAX,

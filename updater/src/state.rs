@@ -78,6 +78,65 @@ pub struct State {
     /// "Last saved good time": trusted time of the last commit.
     #[serde(default)]
     pub last_good_time: Option<Timestamp>,
+    /// Post-commit commands still to run for a committed slot.
+    #[serde(default)]
+    pub after_commit: Option<AfterCommit>,
+    /// Signed configuration targets (`config_apply`).
+    #[serde(default)]
+    pub config: ConfigState,
+}
+
+/// `[health] after_commit` commands owed to a committed slot: saved with
+/// the commit, each removed once it exited 0; what is left runs again at
+/// the next boot of that slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterCommit {
+    pub slot: SlotId,
+    pub version: String,
+    pub remaining: Vec<Vec<String>>,
+    /// How the last attempt failed.
+    pub last_error: Option<String>,
+    pub attempts: u32,
+}
+
+/// The box's configuration as delivered by signed config targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigState {
+    /// The config target running now (none: the provisioned config).
+    pub applied: Option<AppliedConfig>,
+    /// A config being applied: the files may be swapped in and the gateway
+    /// restarted; health decides (a power cut resumes it at the next boot).
+    pub pending: Option<PendingConfig>,
+    /// Config targets (by SHA-256) that failed here: not applied again.
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// The last outcome.
+    pub last: Option<Record>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedConfig {
+    pub version: u64,
+    pub scope: crate::config_target::Scope,
+    pub sha256: String,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingConfig {
+    pub version: u64,
+    pub scope: crate::config_target::Scope,
+    pub sha256: String,
+    pub phase: ConfigPhase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigPhase {
+    /// The previous files are backed up; the new ones are being put in place.
+    Swapping,
+    /// In place; the gateway restarted with them; the health check decides.
+    Checking,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -319,7 +319,7 @@ impl AuthSpec {
                 private_key,
             } => {
                 let path = private_key.locate("auth.private_key_file", credentials_dir)?;
-                let pem = read_secret_file(&path, "auth.private_key_file")?;
+                let pem = read_secret_file(&path, "auth.private_key_file", credentials_dir)?;
                 let key = SigningKey::from_pem(&pem, algorithm)
                     .map_err(|e| format!("auth.private_key_file: {}: {e}", path.display()))?;
                 // Sign once now: a key ring cannot use fails here, not at the

@@ -10,7 +10,9 @@ use crate::ops::admin::{self, ClientError, Reply, Request, StatusReport};
 const NOT_RUNNING: u8 = 3;
 
 pub async fn run(config_path: &Path, json: bool) -> ExitCode {
-    let cfg = match config::load(config_path) {
+    // Only the admin socket's path is needed: the daemon's secrets are not
+    // read (the boot-time health check runs as another unit).
+    let cfg = match config::load_checked(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

@@ -14,6 +14,14 @@ use super::Config;
 
 /// Reads, validates and resolves the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    resolve(load_checked(path)?, &Host::from_env())
+}
+
+/// Reads and validates the config file at `path` without following what it
+/// names (secrets, TLS files): for the commands that only talk to the
+/// running daemon (`gateway status`), which must work from a process that
+/// cannot read the daemon's secrets (`updater health`).
+pub fn load_checked(path: &Path) -> Result<Config<Checked>, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         line: 0,
@@ -26,8 +34,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
-    let checked = validate(&text, &file, &base)?;
-    resolve(checked, &Host::from_env())
+    validate(&text, &file, &base)
 }
 
 /// Validates config `text` as the file `file`, relative paths against

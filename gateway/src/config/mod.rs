@@ -8,7 +8,7 @@
 //!    read (`secrets`: the one `credential:NAME` rule), giving the
 //!    `Config` the daemon runs on.
 //!
-//! [`load`] does both. Each step reports every problem it finds, each as
+//! [`load`] does both; [`load_checked`] only the first. Each step reports every problem it finds, each as
 //! `file:line:column: reason` at the value at fault.
 //!
 //! Relative paths in the file are resolved against the file's own directory,
@@ -34,7 +34,7 @@ mod tests;
 pub use cidr::Cidr;
 pub use duration::parse_duration;
 pub use error::{At, ConfigError, ConfigErrors, Pos};
-pub use load::{load, validate};
+pub use load::{load, load_checked, validate};
 pub use model::*;
 pub use resolve::{resolve, Host};
 pub use stage::{Checked, Resolved, Stage};

@@ -127,10 +127,11 @@ impl Resolver<'_> {
 
     /// An SSH private key: read like any secret file (mode checked), then parsed.
     pub fn ssh_key(&mut self, k: At<FileRef>) -> Option<ClientKey> {
+        let credentials = self.host.credentials.as_deref();
         let read = k
             .value
-            .locate(&k.what, self.host.credentials.as_deref())
-            .and_then(|p| secrets::read_secret_file(&p, &k.what).map(|b| (p, b)));
+            .locate(&k.what, credentials)
+            .and_then(|p| secrets::read_secret_file(&p, &k.what, credentials).map(|b| (p, b)));
         let parsed = read.and_then(|(p, bytes)| {
             let text = String::from_utf8(bytes)
                 .map_err(|_| format!("{}: {} is not a text key file", k.what, p.display()))?;

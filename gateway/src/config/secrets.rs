@@ -148,7 +148,7 @@ impl SecretSource {
             SecretSource::File { field, file } => (field, file),
         };
         let path = file.locate(field, credentials)?;
-        let bytes = read_secret_file(&path, field)?;
+        let bytes = read_secret_file(&path, field, credentials)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| format!("{field}: {} is not UTF-8 text", path.display()))?;
         let text = text.trim_end_matches(['\n', '\r']);
@@ -159,9 +159,25 @@ impl SecretSource {
     }
 }
 
+/// Mode bits a secret file must not have: none for group or others, except
+/// group read inside the credentials directory. systemd (257 and later)
+/// makes the per-service copies of `LoadCredential=` files mode 0440 with the
+/// service's own group, in a directory only the service can enter.
+fn forbidden_mode_bits(path: &Path, credentials: Option<&Path>) -> u32 {
+    match credentials {
+        Some(dir) if path.starts_with(dir) => 0o037,
+        _ => 0o077,
+    }
+}
+
 /// Reads a file holding a secret, refusing one that group or others may
-/// access (a key readable by every local account is a leaked key).
-pub fn read_secret_file(path: &Path, field: &str) -> Result<Vec<u8>, String> {
+/// access (a key readable by every local account is a leaked key); a file in
+/// `credentials` (`$CREDENTIALS_DIRECTORY`) may be group-readable.
+pub fn read_secret_file(
+    path: &Path,
+    field: &str,
+    credentials: Option<&Path>,
+) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
     if !meta.is_file() {
@@ -171,7 +187,7 @@ pub fn read_secret_file(path: &Path, field: &str) -> Result<Vec<u8>, String> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if mode & forbidden_mode_bits(path, credentials) != 0 {
             return Err(format!(
                 "{field}: {} is accessible by group or others (mode {mode:03o}): run \
                  `chmod 600 {}` (owned by the gateway's user), or pass it with systemd \
@@ -269,12 +285,43 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).unwrap();
         let s = choose(None, Some("credential:pw")).unwrap();
         assert_eq!(s.read(Some(creds.path())).unwrap().expose(), "hunter2");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // Readable by others: refused even in the credentials directory.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = s.read(Some(creds.path())).unwrap_err();
         assert!(
             e.starts_with("x.password_file: ") && e.contains("chmod 600"),
             "{e}"
         );
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    /// systemd 257 hands credentials over as mode 0440 files (group: the
+    /// service's own): accepted in the credentials directory, and only there.
+    #[test]
+    fn group_read_is_accepted_only_inside_the_credentials_directory() {
+        let creds = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let inside = creds.path().join("status-password");
+        let outside = elsewhere.path().join("status-password");
+        for p in [&inside, &outside] {
+            std::fs::write(p, "pw\n").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o440)).unwrap();
+        }
+        let dir = Some(creds.path());
+        assert_eq!(read_secret_file(&inside, "f", dir).unwrap(), b"pw\n");
+        let e = read_secret_file(&outside, "f", dir).unwrap_err();
+        assert!(e.contains("mode 440") && e.contains("chmod 600"), "{e}");
+        let e = read_secret_file(&inside, "f", None).unwrap_err();
+        assert!(e.contains("mode 440"), "{e}");
+        // Others, or group write, are refused even there.
+        for mode in [0o444, 0o460, 0o404] {
+            std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = read_secret_file(&inside, "f", dir).unwrap_err();
+            assert!(e.contains(&format!("mode {mode:03o}")), "{mode:o}: {e}");
+        }
+        // Through a credential reference, as the daemon reads it.
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let s = choose(None, Some("credential:status-password")).unwrap();
+        assert_eq!(s.read(dir).unwrap().expose(), "pw");
     }
 }

@@ -4,7 +4,7 @@
 use super::{session::Session, status};
 use std::process::ExitCode;
 use updater::config::Config;
-use updater::health::{self, Check, Outcome};
+use updater::health::{self, AfterCommitOutcome, Check, Outcome};
 use updater::Result;
 
 pub fn run(c: &Config) -> Result<ExitCode> {
@@ -12,8 +12,39 @@ pub fn run(c: &Config) -> Result<ExitCode> {
     let mut clock = s.clock()?;
     let ctx = s.context()?;
     let list = checks(c);
-    let run = || health::run_checks(&list, c.health.deadline, c.health.interval);
+    let h = &c.health;
+    let run = || {
+        health::run_checks_settled(
+            &list,
+            h.deadline,
+            h.interval,
+            h.settle,
+            &super::session::log,
+        )
+    };
     let outcome = health::after_boot(&ctx, &run, &mut clock)?;
+    if !matches!(outcome, Outcome::RolledBack { .. }) {
+        // Owed to a committed slot (this boot's commit, or an earlier one
+        // whose commands were interrupted or failed).
+        match health::run_after_commit(&ctx)? {
+            Some(AfterCommitOutcome::Done { slot, ran }) => {
+                println!("slot {slot}: {ran} after-commit command(s) done")
+            }
+            Some(AfterCommitOutcome::Failed { slot, error }) => {
+                eprintln!("updater: slot {slot}: after-commit command failed ({error}); retried at the next boot")
+            }
+            Some(AfterCommitOutcome::Dropped { slot }) => {
+                println!(
+                    "slot {slot} is not running committed: its after-commit commands were dropped"
+                )
+            }
+            None => {}
+        }
+        // A config apply a power cut interrupted.
+        if let Some(said) = super::config::resume(&s)? {
+            println!("{said}");
+        }
+    }
     status::write_report(&s)?;
     match outcome {
         Outcome::Committed {
@@ -53,7 +84,7 @@ pub fn run(c: &Config) -> Result<ExitCode> {
 }
 
 /// The checks `[health]` asks for.
-fn checks(c: &Config) -> Vec<Box<dyn Check>> {
+pub fn checks(c: &Config) -> Vec<Box<dyn Check>> {
     let mut v: Vec<Box<dyn Check>> = Vec::new();
     if let Some(g) = &c.health.gateway_config {
         // An unreadable gateway config fails the check (a trial slot without
@@ -64,7 +95,10 @@ fn checks(c: &Config) -> Vec<Box<dyn Check>> {
         }
     }
     for u in &c.health.units {
-        v.push(Box::new(health::UnitActive(u.clone())));
+        v.push(Box::new(health::UnitActive {
+            unit: u.clone(),
+            max_restarts: c.health.max_restarts,
+        }));
     }
     for cmd in &c.health.commands {
         v.push(Box::new(health::CommandOk(cmd.clone())));

@@ -3,13 +3,14 @@
 //! (step 7).
 
 use super::session::{local_minute_of_day, Session};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use updater::boot::SlotId;
 use updater::config::Config;
 use updater::download::{dir::DirSource, http_range::HttpSource, ChunkSource};
 use updater::plan::{self, Plan, Reboot};
 use updater::trust::transport::root_certificates;
+use updater::trust::Verified;
 use updater::{install, Result};
 
 #[derive(clap::Args)]
@@ -30,6 +31,11 @@ pub fn run(c: &Config, args: &Args) -> Result<ExitCode> {
     let s = Session::locked(c)?;
     let from = args.from.as_deref();
     let (clock, v) = s.check(from)?;
+    // A signed config for this box first: it changes the running gateway
+    // only, and only if the gateway stays healthy with it.
+    if let Some(outcome) = super::config::apply_if_offered(&s, &v, &mut *source(c, from, &v)?)? {
+        println!("{outcome}");
+    }
     let t = match s.plan(&v, &clock, from.is_none())? {
         Plan::Install(t) => t.clone(),
         Plan::Wait(m) | Plan::None(m) => {
@@ -48,7 +54,18 @@ pub fn run(c: &Config, args: &Args) -> Result<ExitCode> {
             return reboot_if_allowed(&s, args, p.slot);
         }
     }
-    let mut src: Box<dyn ChunkSource> = match from {
+    let mut src = source(c, from, &v)?;
+    let staged = install::install(&s.context()?, &t, src.as_mut(), v.expires)?;
+    println!(
+        "{} {} staged in slot {}: {} chunks downloaded, {} copied from the running slot, {} already there",
+        t.name, t.version, staged.slot, staged.chunks_downloaded, staged.chunks_copied, staged.chunks_kept
+    );
+    reboot_if_allowed(&s, args, staged.slot)
+}
+
+/// Where target bytes come from: the repository's server, or `--from DIR`.
+fn source(c: &Config, from: Option<&Path>, v: &Verified) -> Result<Box<dyn ChunkSource>> {
+    Ok(match from {
         Some(d) => Box::new(DirSource {
             targets_dir: d.join("targets"),
         }),
@@ -59,13 +76,7 @@ pub fn run(c: &Config, args: &Args) -> Result<ExitCode> {
             c.download.chunk_timeout,
             root_certificates(c.ca_file.as_deref())?,
         )?),
-    };
-    let staged = install::install(&s.context()?, &t, src.as_mut(), v.expires)?;
-    println!(
-        "{} {} staged in slot {}: {} chunks downloaded, {} copied from the running slot, {} already there",
-        t.name, t.version, staged.slot, staged.chunks_downloaded, staged.chunks_copied, staged.chunks_kept
-    );
-    reboot_if_allowed(&s, args, staged.slot)
+    })
 }
 
 /// Install step 7: reboot into the staged slot, inside the maintenance window.

@@ -2,6 +2,7 @@
 //! the arguments, loads the configuration once and calls one of them.
 
 pub mod check;
+pub mod config;
 pub mod health;
 pub mod install;
 pub mod repo;

@@ -45,6 +45,25 @@ pub enum Cmd {
         #[arg(long = "wave")]
         waves: Vec<String>,
     },
+    /// Add a configuration (SRC/gateway.toml, SRC/credentials/NAME) for one
+    /// box or a group; it replaces that box's or group's earlier one.
+    AddConfig {
+        dir: PathBuf,
+        src: PathBuf,
+        /// Config version: a box applies a version higher than the one it runs.
+        #[arg(long)]
+        version: u64,
+        /// For the box with this box id.
+        #[arg(
+            long = "box",
+            conflicts_with = "group",
+            required_unless_present = "group"
+        )]
+        box_id: Option<String>,
+        /// For every box provisioned with this group.
+        #[arg(long)]
+        group: Option<String>,
+    },
     /// Sign targets, snapshot and timestamp into DIR/staged.
     Sign { dir: PathBuf },
     /// Copy DIR/staged to OUT (targets first, timestamp.json last).
@@ -116,6 +135,34 @@ pub fn run(cmd: Cmd) -> Result<()> {
                 },
             )?;
             println!("added {name}; run `updater repo sign {}`", dir.display());
+        }
+        Cmd::AddConfig {
+            dir,
+            src,
+            version,
+            box_id,
+            group,
+        } => {
+            use updater::config_target::Scope;
+            let scope = match (box_id, group) {
+                (Some(b), _) => Scope::Box(b),
+                (None, Some(g)) => Scope::Group(g),
+                (None, None) => return Err(Error::repo(&dir, "give --box ID or --group NAME")),
+            };
+            let what = scope.to_string();
+            let name = repo_tool::add_config(
+                &dir,
+                &src,
+                &repo_tool::ConfigOptions {
+                    version,
+                    scope,
+                    published: Timestamp::now(),
+                },
+            )?;
+            println!(
+                "added {name} (config version {version} for {what}); run `updater repo sign {}`",
+                dir.display()
+            );
         }
         Cmd::Sign { dir } => {
             repo_tool::sign(&dir, &SignOptions::default())?;

@@ -16,7 +16,8 @@ use updater::state::{Record, Store};
 use updater::trust::{self, clock::TrustedClock, TrustConfig, Verified};
 use updater::{waves, Error, Result};
 
-/// Progress lines of an install, on stderr.
+/// Progress lines of an install and of the health check (the step log), on
+/// stderr: the journal, and on the appliance the serial console too.
 pub fn log(msg: &str) {
     eprintln!("updater: {msg}");
 }
@@ -73,6 +74,7 @@ impl<'c> Session<'c> {
             policy: policy(self.config),
             boot_id: boot_id()?,
             log: &log,
+            after_commit: self.config.health.after_commit.clone(),
         })
     }
 

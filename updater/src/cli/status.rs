@@ -60,6 +60,37 @@ pub fn run(c: &Config, args: &Args) -> Result<ExitCode> {
     if let Some((d, t, _)) = Bitmap::progress(s.files.as_ref(), &c.state_dir) {
         println!("download: {d}/{t} chunks");
     }
+    match &st.config.applied {
+        Some(a) => println!(
+            "config: version {} ({}), applied {}",
+            a.version, a.scope, a.at
+        ),
+        None if c.config_targets.is_some() => {
+            println!("config: as provisioned (no signed config target applied)")
+        }
+        None => println!("config: signed config targets are off ([config] not set)"),
+    }
+    if let Some(p) = &st.config.pending {
+        println!(
+            "config in progress: {} version {} ({:?})",
+            p.scope, p.version, p.phase
+        );
+    }
+    if let Some(r) = &st.config.last {
+        println!("last config: {}", record(r));
+    }
+    if let Some(a) = &st.after_commit {
+        println!(
+            "after commit of slot {} ({}): {} command(s) to run{}",
+            a.slot,
+            a.version,
+            a.remaining.len(),
+            a.last_error
+                .as_deref()
+                .map(|e| format!(", last attempt failed: {e}"))
+                .unwrap_or_default()
+        );
+    }
     match &st.wave_wait {
         Some(WaveWait {
             target,
@@ -118,6 +149,8 @@ fn status_json(s: &Session<'_>) -> Result<serde_json::Value> {
         "download": progress,
         "wave": st.wave_wait,
         "failed_targets": st.failed,
+        "config": st.config,
+        "after_commit": st.after_commit,
         "boot_backend": s.boot.backend(),
     }))
 }

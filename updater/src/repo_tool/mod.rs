@@ -1,4 +1,4 @@
-//! MSP tooling: `updater repo init|add|sign|publish|rotate-root`.
+//! MSP tooling: `updater repo init|add|add-config|sign|publish|rotate-root`.
 //!
 //! A repository work directory holds:
 //!
@@ -344,6 +344,85 @@ pub fn add(dir: &Path, image: &Path, opts: &AddOptions) -> Result<()> {
         &dir.join("targets.d").join(format!("{}.json", opts.name)),
         &json,
     )
+}
+
+/// What `repo add-config` records: the config version and whom it is for.
+#[derive(Debug, Clone)]
+pub struct ConfigOptions {
+    pub version: u64,
+    pub scope: crate::config_target::Scope,
+    pub published: Timestamp,
+}
+
+/// The bundle for a directory holding `gateway.toml` and, optionally,
+/// `credentials/NAME` files.
+pub fn config_bundle(src: &Path) -> Result<Vec<u8>> {
+    let toml_path = src.join("gateway.toml");
+    let gateway_toml = fs::read_to_string(&toml_path).map_err(io(&toml_path, "read"))?;
+    let mut credentials = std::collections::BTreeMap::new();
+    let cd = src.join("credentials");
+    if cd.is_dir() {
+        for e in fs::read_dir(&cd).map_err(io(&cd, "list"))? {
+            let p = e.map_err(io(&cd, "list"))?.path();
+            if !p.is_file() {
+                continue;
+            }
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes = fs::read(&p).map_err(io(&p, "read"))?;
+            credentials.insert(name, hex::encode(bytes));
+        }
+    }
+    let bundle = crate::config_target::Bundle {
+        gateway_toml,
+        credentials,
+    };
+    let bytes = serde_json::to_vec_pretty(&bundle).map_err(|e| Error::repo(src, e.to_string()))?;
+    // Exactly what a box will accept.
+    crate::config_target::Bundle::parse(&bytes).map_err(|e| Error::repo(src, e.to_string()))?;
+    Ok(bytes)
+}
+
+/// `repo add-config`: stages a config target for a box or a group from a
+/// directory (see [`config_bundle`]); it replaces that scope's earlier one.
+pub fn add_config(dir: &Path, src: &Path, opts: &ConfigOptions) -> Result<String> {
+    use crate::config_target::{ConfigMeta, ConfigTarget, Scope, CONFIG_KEY};
+    load_settings(dir)?;
+    let bytes = config_bundle(src)?;
+    let name = opts.scope.target_name();
+    let (box_id, group) = match &opts.scope {
+        Scope::Box(b) => (Some(b.clone()), None),
+        Scope::Group(g) => (None, Some(g.clone())),
+    };
+    let meta = ConfigMeta {
+        config_version: opts.version,
+        box_id,
+        group,
+        published: opts.published,
+    };
+    let digest = sha256(&bytes);
+    ConfigTarget::from_meta(&name, bytes.len() as u64, digest, meta.clone())
+        .map_err(|e| Error::repo(dir, e.to_string()))?;
+    let mut custom = HashMap::new();
+    custom.insert(
+        CONFIG_KEY.to_string(),
+        serde_json::to_value(&meta).map_err(|e| Error::repo(dir, e.to_string()))?,
+    );
+    let target = Target {
+        length: bytes.len() as u64,
+        hashes: Hashes {
+            sha256: digest.to_vec().into(),
+            _extra: HashMap::new(),
+        },
+        custom,
+        _extra: HashMap::new(),
+    };
+    write_file(&dir.join("images").join(&name), &bytes)?;
+    let json = serde_json::to_vec_pretty(&target).map_err(|e| Error::repo(dir, e.to_string()))?;
+    write_file(&dir.join("targets.d").join(format!("{name}.json")), &json)?;
+    Ok(name)
 }
 
 /// Overrides for tests and special cases (`repo sign`).

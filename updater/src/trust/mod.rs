@@ -74,6 +74,8 @@ pub struct RoleVersions {
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub targets: Vec<UpdateTarget>,
+    /// Signed configuration targets (`custom.clinic_gateway_config`).
+    pub configs: Vec<crate::config_target::ConfigTarget>,
     /// Signed targets this updater could not use, with the reason.
     pub skipped: Vec<String>,
     pub versions: RoleVersions,
@@ -225,11 +227,24 @@ pub fn load(cfg: &TrustConfig, files: &dyn Files, clock: &mut TrustedClock) -> R
     }
 
     let mut targets = Vec::new();
+    let mut configs = Vec::new();
     let mut skipped = Vec::new();
     // Top-level targets only: delegated roles are not used by `updater
     // repo`, and their expiry would escape the check above.
     for (name, t) in &repo.targets().signed.targets {
         let sha: &[u8] = t.hashes.sha256.as_ref();
+        if crate::config_target::ConfigTarget::is_config(&t.custom) {
+            match crate::config_target::ConfigTarget::from_signed(
+                name.raw(),
+                t.length,
+                sha,
+                t.custom.get(crate::config_target::CONFIG_KEY),
+            ) {
+                Ok(c) => configs.push(c),
+                Err(e) => skipped.push(e.to_string()),
+            }
+            continue;
+        }
         match UpdateTarget::from_signed(
             name.raw(),
             t.length,
@@ -256,6 +271,7 @@ pub fn load(cfg: &TrustConfig, files: &dyn Files, clock: &mut TrustedClock) -> R
 
     Ok(Verified {
         targets,
+        configs,
         skipped,
         versions: new,
         expires,

@@ -4,9 +4,11 @@
 
 mod support;
 
+mod after_commit;
 mod attacks;
 mod bootloaders;
 mod cli;
+mod config_targets;
 mod crash;
 mod loopdev;
 mod network;

@@ -3,6 +3,7 @@
 //! server with injectable faults (`http`), and what a test needs from the
 //! machine (`tools`).
 
+pub mod cli;
 pub mod http;
 /// What a test needs from the machine (one definition for the workspace).
 pub use test_support::need as tools;
@@ -299,6 +300,7 @@ impl Device {
             policy: fast_policy(),
             boot_id: boot_id.into(),
             log: &quiet,
+            after_commit: vec![],
         }
     }
 
