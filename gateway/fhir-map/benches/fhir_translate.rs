@@ -179,6 +179,18 @@ fn report(name: &str, raw: &[u8], iterations: u32) {
 }
 
 fn main() {
-    report("ORU^R01, 10 OBX", &oru(10), 20_000);
-    report("ADT^A08", &adt_a08(), 20_000);
+    // FHIR_BENCH_ITERATIONS: fewer iterations for instruction counting
+    // under `valgrind --tool=callgrind` (docs/benchmarks.md).
+    let iterations = std::env::var("FHIR_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    // FHIR_BENCH_ONLY=oru|adt: one message type (instruction counts per type).
+    let only = std::env::var("FHIR_BENCH_ONLY").unwrap_or_default();
+    if only != "adt" {
+        report("ORU^R01, 10 OBX", &oru(10), iterations);
+    }
+    if only != "oru" {
+        report("ADT^A08", &adt_a08(), iterations);
+    }
 }
