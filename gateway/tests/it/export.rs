@@ -441,6 +441,9 @@ fn kill9_in_polling_and_download_resumes_the_same_job() {
     let s = &server.state.script;
     s.polls_before_ready.store(8, Ordering::SeqCst);
     s.throttle_ms.store(40, Ordering::SeqCst);
+    // No file may finish before the last kill: on a fast machine the whole
+    // download could otherwise end within the first cycles.
+    s.hold_files.store(true, Ordering::SeqCst);
     s.gzip.lock().unwrap().extend([0, 4]);
     let out = tempfile::tempdir().unwrap();
     let mut g = Gateway::configure(Options {
@@ -492,6 +495,7 @@ fn kill9_in_polling_and_download_resumes_the_same_job() {
         );
         g.kill9();
     }
+    s.hold_files.store(false, Ordering::SeqCst);
     g.spawn();
     g.wait_for(
         "the job to finish after the last restart",

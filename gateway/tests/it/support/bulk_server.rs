@@ -130,6 +130,10 @@ pub struct Script {
     pub require_token: AtomicBool,
     /// Sleep this many ms between 64 KiB chunks of a file.
     pub throttle_ms: AtomicU64,
+    /// While set, every file download stops before its last chunk and
+    /// waits: no file can finish (a test that must kill mid-download on a
+    /// fast machine holds them, then lets go).
+    pub hold_files: AtomicBool,
 }
 
 /// What the server saw.
@@ -558,9 +562,17 @@ async fn file(st: &Arc<BulkState>, id: u64, i: usize, req: &Request<Incoming>) -
     let cut = *st.script.cut_once.lock().unwrap() == Some(i) && st.cut.lock().unwrap().insert(i);
     let throttle = st.script.throttle_ms.load(Ordering::SeqCst);
     let (tx, rx) = mpsc::channel(4);
+    let held = st.clone();
     tokio::spawn(async move {
         let stop = if cut { text.len() / 2 } else { text.len() };
-        for c in text[..stop].chunks(64 * 1024) {
+        let chunks: Vec<&[u8]> = text[..stop].chunks(64 * 1024).collect();
+        for (n, c) in chunks.iter().enumerate() {
+            while n + 1 == chunks.len() && held.script.hold_files.load(Ordering::SeqCst) {
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             if tx.send(Ok(Bytes::copy_from_slice(c))).await.is_err() {
                 return;
             }
