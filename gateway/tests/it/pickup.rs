@@ -314,9 +314,16 @@ fn kill9_at_random_moments_leaves_every_file_delivered_exactly_once() {
             drop_file(&f.claims, &format!("c{isa13}.837"), &body);
             dropped.insert(body, 0);
         }
+        let before = files(&f.claims).len();
         g.spawn();
-        // The pickup takes a file every few ms: kill within its first pass.
-        std::thread::sleep(Duration::from_millis(rng.next() % 400));
+        // Kill within the pickup's first pass: once it has taken a file,
+        // a random few ms later (bounded wait; on a fast idle machine a
+        // fixed delay would often land after the pass).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while files(&f.claims).len() == before && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(rng.next() % 40));
         g.kill9();
         // Every file is in the folder, or journaled (and so delivered once
         // the daemon runs again), never both as two messages.

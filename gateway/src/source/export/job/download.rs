@@ -1,0 +1,420 @@
+//! Downloading a job's files: in parallel, each streamed body → gzip →
+//! lines → check → tag → part file (fsync, rename), bad lines to the
+//! quarantine, per-file progress in the journal's state store.
+
+use super::*;
+
+pub(super) enum FileError {
+    /// 401/403/404/410 on the file link: re-fetch the manifest.
+    Expired(String),
+    /// Cut, stalled, 5xx: fetch the file again from its start.
+    Retry(String),
+    Fatal(String),
+    Stop(Stop),
+}
+
+pub(super) struct FileDone {
+    lines: u64,
+    bad: u64,
+    bytes: u64,
+}
+
+pub(super) async fn download_all(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Result<(), JobError> {
+    let name = ctx.cfg.name.clone();
+    let mut files = Vec::with_capacity(job.files as usize);
+    for i in 0..job.files {
+        files.push(load_file(&ctx.journal, &name, i).map_err(JobError::Fatal)?);
+    }
+    let tt = job.transaction_time.clone().unwrap_or_default();
+    let dir = job_dir(&ctx.cfg.output, &ctx.cfg.tenant, &tt);
+    let done = files.iter().filter(|f| f.done).count() as u32;
+    let (lines, bad, bytes, outcomes) = totals(&files);
+    ctx.update(|s| {
+        s.files_total = job.files;
+        s.files_done = done;
+        s.resources = lines;
+        s.bad_lines = bad;
+        s.bytes = bytes;
+        s.error_outcomes = outcomes;
+        s.progress = None;
+    });
+    let mut queue: std::collections::VecDeque<u32> = (0..job.files)
+        .filter(|&i| !files[i as usize].done)
+        .collect();
+    let mut attempts = vec![0u32; job.files as usize];
+    let mut running = tokio::task::JoinSet::new();
+    let mut stop: Option<JobError> = None;
+    loop {
+        while stop.is_none() && running.len() < ctx.cfg.parallel_downloads {
+            let Some(i) = queue.pop_front() else { break };
+            let c = ctx.clone();
+            let f = files[i as usize].clone();
+            let dest = dir.join(file_path(&f.entry, f.n));
+            let token = job.requires_access_token;
+            running.spawn(async move { (i, download_one(&c, &f, dest, token).await) });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (i, result) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                stop.get_or_insert(JobError::Fatal(format!("a download task failed: {e}")));
+                continue;
+            }
+        };
+        let f = &mut files[i as usize];
+        match result {
+            Ok(d) => {
+                if let Err(e) = record_done(ctx, &name, f, i, d).await {
+                    stop.get_or_insert(e);
+                }
+            }
+            Err(FileError::Stop(s)) => {
+                stop.get_or_insert(JobError::Stop(s));
+            }
+            Err(FileError::Fatal(m)) => {
+                stop.get_or_insert(JobError::Fatal(m));
+            }
+            Err(FileError::Expired(why)) | Err(FileError::Retry(why))
+                if attempts[i as usize] + 1 >= MAX_FILE_ATTEMPTS =>
+            {
+                stop.get_or_insert(JobError::Fatal(format!(
+                    "{}: still failing after {MAX_FILE_ATTEMPTS} attempts: {why}",
+                    file_path(&f.entry, f.n).display()
+                )));
+            }
+            Err(FileError::Expired(_)) => {
+                attempts[i as usize] += 1;
+                if stop.is_none() {
+                    // Wait for the others, so the stored URLs change only between downloads.
+                    while let Some(j) = running.join_next().await {
+                        if let Ok((k, r)) = j {
+                            handle_late(ctx, &name, &mut files, k, r, &mut queue, &mut stop).await;
+                        }
+                    }
+                    if stop.is_none() {
+                        match refresh_manifest(ctx, job).await {
+                            Ok(()) => {
+                                for (k, f) in files.iter_mut().enumerate() {
+                                    if !f.done {
+                                        *f = load_file(&ctx.journal, &name, k as u32)
+                                            .map_err(JobError::Fatal)?;
+                                    }
+                                }
+                                queue.push_front(i);
+                            }
+                            Err(e) => stop = Some(e),
+                        }
+                    }
+                }
+            }
+            Err(FileError::Retry(why)) => {
+                attempts[i as usize] += 1;
+                log::warn!(target: "gateway::export", "export {name}: {}: {why}; fetching it again", file_path(&f.entry, f.n).display());
+                ctx.update(|s| s.progress = Some(format!("retrying a file: {why}")));
+                if let Err(s) = ctx
+                    .sleep(backoff(attempts[i as usize], jitter(), ctx.cfg.poll))
+                    .await
+                {
+                    stop.get_or_insert(JobError::Stop(s));
+                }
+                queue.push_back(i);
+            }
+        }
+    }
+    match stop {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// A download that ended while the manifest was being refreshed: keep a
+/// success, requeue anything else.
+pub(super) async fn handle_late(
+    ctx: &Arc<JobCtx>,
+    name: &str,
+    files: &mut [StoredFile],
+    k: u32,
+    r: Result<FileDone, FileError>,
+    queue: &mut std::collections::VecDeque<u32>,
+    stop: &mut Option<JobError>,
+) {
+    match r {
+        Ok(d) => {
+            if let Err(e) = record_done(ctx, name, &mut files[k as usize], k, d).await {
+                stop.get_or_insert(e);
+            }
+        }
+        Err(FileError::Stop(s)) => {
+            stop.get_or_insert(JobError::Stop(s));
+        }
+        Err(FileError::Fatal(m)) => {
+            stop.get_or_insert(JobError::Fatal(m));
+        }
+        Err(_) => queue.push_back(k),
+    }
+}
+
+/// File `i` is written: check its count, store it as done, count it in status.
+pub(super) async fn record_done(
+    ctx: &Arc<JobCtx>,
+    name: &str,
+    f: &mut StoredFile,
+    i: u32,
+    d: FileDone,
+) -> Result<(), JobError> {
+    f.done = true;
+    f.lines = d.lines;
+    f.bad = d.bad;
+    f.bytes = d.bytes;
+    if let Some(c) = f.entry.count {
+        if c != d.lines + d.bad {
+            log::warn!(target: "gateway::export", "export {name}: {} has {} line(s), the manifest says {c}", file_path(&f.entry, f.n).display(), d.lines + d.bad);
+            ctx.update(|s| s.count_mismatches += 1);
+        }
+    }
+    ctx.store(vec![StateOp::put(NS, &key_file(name, i), &encode(&*f))])
+        .await?;
+    let kind = f.entry.kind;
+    ctx.update(|s| {
+        s.files_done += 1;
+        match kind {
+            FileKind::Output => s.resources += d.lines,
+            FileKind::Error => s.error_outcomes += d.lines,
+            FileKind::Deleted => {}
+        }
+        s.bad_lines += d.bad;
+    });
+    Ok(())
+}
+
+pub(super) fn totals(files: &[StoredFile]) -> (u64, u64, u64, u64) {
+    let mut t = (0, 0, 0, 0);
+    for f in files.iter().filter(|f| f.done) {
+        match f.entry.kind {
+            FileKind::Output => t.0 += f.lines,
+            FileKind::Error => t.3 += f.lines,
+            // Tombstones are neither resources nor errors.
+            FileKind::Deleted => {}
+        }
+        t.1 += f.bad;
+        t.2 += f.bytes;
+    }
+    t
+}
+
+/// What happens to each line of a file.
+pub(super) struct LineSink<'a> {
+    ctx: &'a JobCtx,
+    entry: &'a FileEntry,
+    file_label: String,
+    part: PartFile,
+    line_no: u64,
+    lines: u64,
+    bad: Vec<(u64, String, Vec<u8>)>,
+    bad_count: u64,
+}
+
+impl LineSink<'_> {
+    fn take(&mut self, p: Piece<'_>) -> std::io::Result<()> {
+        self.line_no += 1;
+        let line = match p {
+            Piece::TooLong { len } => {
+                self.refuse(format!("line of {len} bytes, over max_line_bytes"), &[]);
+                return Ok(());
+            }
+            Piece::Line(l) => l,
+        };
+        let checked = match self.entry.kind {
+            FileKind::Output => check_line(line, &self.entry.resource_type)
+                .map_err(|e| e.0)
+                .and_then(|_| tag_tenant(line, &self.ctx.cfg.tenant).map_err(|e| e.0))
+                .map(Some),
+            // OperationOutcomes and deletion Bundles need no id; they are kept as sent.
+            FileKind::Error | FileKind::Deleted => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(line)
+                    .map(|_| None)
+                    .map_err(|e| format!("not JSON: {e}"))
+            }
+        };
+        match checked {
+            Ok(Some(tagged)) => {
+                self.lines += 1;
+                self.part.write_line(&tagged)
+            }
+            Ok(None) => {
+                self.lines += 1;
+                self.part.write_line(line)
+            }
+            Err(why) => {
+                self.refuse(why, line);
+                Ok(())
+            }
+        }
+    }
+
+    fn refuse(&mut self, why: String, line: &[u8]) {
+        self.bad_count += 1;
+        if self.bad.len() < 1000 {
+            let keep = &line[..line.len().min(QUARANTINE_BYTES)];
+            self.bad.push((self.line_no, why, keep.to_vec()));
+        }
+    }
+
+    /// Quarantine the bad lines seen so far (file and line number in the reason).
+    async fn flush_bad(&mut self) -> Result<(), FileError> {
+        for (no, why, raw) in std::mem::take(&mut self.bad) {
+            log::warn!(target: "gateway::export", "export {}: {} line {no} refused and quarantined", self.ctx.cfg.name, self.file_label);
+            self.ctx
+                .journal
+                .quarantine(Quarantined {
+                    source: self.ctx.cfg.name.clone(),
+                    peer: format!(
+                        "export {} tenant {}",
+                        self.ctx.cfg.name, self.ctx.cfg.tenant
+                    ),
+                    received_at_ms: unix_ms(),
+                    reason: format!("{} line {no}: {why}", self.file_label),
+                    raw,
+                })
+                .await
+                .map_err(|e| FileError::Retry(format!("cannot quarantine a bad line: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) async fn download_one(
+    ctx: &Arc<JobCtx>,
+    f: &StoredFile,
+    dest: std::path::PathBuf,
+    token: bool,
+) -> Result<FileDone, FileError> {
+    ctx.wait_for_disk().await.map_err(FileError::Stop)?;
+    let label = file_path(&f.entry, f.n).display().to_string();
+    let mut resp = match ctx.http.download(&f.entry.url, token).await {
+        Ok(r) => r,
+        Err(Transport(e, true)) => return Err(FileError::Fatal(e)),
+        Err(Transport(e, _)) => return Err(FileError::Retry(e)),
+    };
+    let status = resp.status().as_u16();
+    match status {
+        200 => {}
+        401 | 403 | 404 | 410 => return Err(FileError::Expired(format!("HTTP {status}"))),
+        429 | 500..=599 => return Err(FileError::Retry(format!("HTTP {status}"))),
+        _ => {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(FileError::Fatal(format!(
+                "{label}: {}",
+                server_text(status, &body)
+            )));
+        }
+    }
+    let gzip_header = resp
+        .headers()
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+    let part = PartFile::create(dest.clone())
+        .map_err(|e| FileError::Fatal(format!("cannot write {}: {e}", dest.display())))?;
+    let mut sink = LineSink {
+        ctx,
+        entry: &f.entry,
+        file_label: label.clone(),
+        part,
+        line_no: 0,
+        lines: 0,
+        bad: Vec::new(),
+        bad_count: 0,
+    };
+    let mut splitter = LineSplitter::new(ctx.cfg.max_line_bytes);
+    let mut gz: Option<MultiGzDecoder<Vec<u8>>> = None;
+    let mut sniffed = false;
+    let mut bytes = 0u64;
+    let result: Result<(), FileError> = async {
+        loop {
+            if let Some(s) = ctx.stopped() {
+                return Err(FileError::Stop(s));
+            }
+            let chunk = match tokio::time::timeout(ctx.http.stall, resp.chunk()).await {
+                Err(_) => {
+                    return Err(FileError::Retry(format!(
+                        "no data for {} s",
+                        ctx.http.stall.as_secs()
+                    )))
+                }
+                Ok(Err(e)) => {
+                    return Err(FileError::Retry(format!(
+                        "the download was cut: {}",
+                        crate::deliver::http_sender::describe_reqwest(&e)
+                    )))
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => c,
+            };
+            bytes += chunk.len() as u64;
+            if !sniffed {
+                sniffed = true;
+                // A JSON line never starts with the gzip magic, so a server
+                // that gzips without Content-Encoding is read right too.
+                if gzip_header || chunk.starts_with(&[0x1f, 0x8b]) {
+                    gz = Some(MultiGzDecoder::new(Vec::with_capacity(256 * 1024)));
+                }
+            }
+            let io = |e: std::io::Error| {
+                FileError::Fatal(format!("cannot write {}: {e}", dest.display()))
+            };
+            match gz.as_mut() {
+                Some(d) => {
+                    use std::io::Write;
+                    d.write_all(&chunk)
+                        .map_err(|e| FileError::Retry(format!("gzip: {e}")))?;
+                    let out = std::mem::take(d.get_mut());
+                    splitter.push(&out, &mut |p| sink.take(p)).map_err(io)?;
+                    let mut out = out;
+                    out.clear();
+                    *d.get_mut() = out;
+                }
+                None => splitter.push(&chunk, &mut |p| sink.take(p)).map_err(io)?,
+            }
+            if !sink.bad.is_empty() {
+                sink.flush_bad().await?;
+            }
+        }
+        if let Some(mut d) = gz.take() {
+            d.try_finish()
+                .map_err(|e| FileError::Retry(format!("the gzip stream is incomplete: {e}")))?;
+            let out = std::mem::take(d.get_mut());
+            splitter
+                .push(&out, &mut |p| sink.take(p))
+                .map_err(|e| FileError::Fatal(e.to_string()))?;
+        }
+        splitter
+            .finish(&mut |p| sink.take(p))
+            .map_err(|e| FileError::Fatal(e.to_string()))?;
+        sink.flush_bad().await?;
+        Ok(())
+    }
+    .await;
+    let LineSink {
+        part,
+        lines,
+        bad_count,
+        ..
+    } = sink;
+    if let Err(e) = result {
+        part.discard();
+        return Err(e);
+    }
+    tokio::task::spawn_blocking(move || part.commit())
+        .await
+        .map_err(|e| FileError::Fatal(format!("commit task: {e}")))?
+        .map_err(|e| FileError::Fatal(format!("cannot write {}: {e}", dest.display())))?;
+    ctx.update(|s| s.bytes += bytes);
+    Ok(FileDone {
+        lines,
+        bad: bad_count,
+        bytes,
+    })
+}
