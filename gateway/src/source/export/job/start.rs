@@ -105,11 +105,7 @@ pub(super) async fn kickoff(ctx: &Arc<JobCtx>, full: bool) -> Result<StoredJob, 
             Err(Transport(e, true)) => return fatal(format!("kick-off: {e}")),
             Err(Transport(e, _)) => {
                 attempt += 1;
-                if attempt == 1 {
-                    log::warn!(target: "gateway::export", "export {}: kick-off failed: {}; retrying with backoff", cfg.name, crate::deliver::outage_log::error_class(&e));
-                }
-                ctx.update(|s| s.progress = Some(format!("kick-off failed: {e}; retrying")));
-                ctx.sleep(backoff(attempt, jitter(), cfg.poll)).await?;
+                transport_retry(ctx, "kick-off", &e, attempt).await?;
                 continue;
             }
         };
@@ -213,11 +209,7 @@ pub(super) async fn poll_until_complete(
             Err(Transport(e, true)) => return fatal(format!("status poll: {e}")),
             Err(Transport(e, _)) => {
                 attempt += 1;
-                if attempt == 1 {
-                    log::warn!(target: "gateway::export", "export {}: status poll failed: {}; retrying with backoff", cfg.name, crate::deliver::outage_log::error_class(&e));
-                }
-                ctx.update(|s| s.progress = Some(format!("status poll failed: {e}; retrying")));
-                ctx.sleep(backoff(attempt, jitter(), cfg.poll)).await?;
+                transport_retry(ctx, "status poll", &e, attempt).await?;
                 continue;
             }
         };
@@ -427,4 +419,14 @@ pub(super) async fn refresh_manifest(ctx: &Arc<JobCtx>, job: &StoredJob) -> Resu
         }
     }
     ctx.store(ops).await
+}
+
+/// A transient transport failure of `what` (the kick-off, a status poll):
+/// logged on the first attempt, shown in status, then a backoff.
+async fn transport_retry(ctx: &JobCtx, what: &str, e: &str, attempt: u32) -> Result<(), Stop> {
+    if attempt == 1 {
+        log::warn!(target: "gateway::export", "export {}: {what} failed: {}; retrying with backoff", ctx.cfg.name, crate::deliver::outage_log::error_class(e));
+    }
+    ctx.update(|s| s.progress = Some(format!("{what} failed: {e}; retrying")));
+    ctx.sleep(backoff(attempt, jitter(), ctx.cfg.poll)).await
 }
