@@ -153,6 +153,7 @@ pub mod dft;
 pub mod encounter;
 pub mod ids;
 pub mod json;
+pub mod json_write;
 pub mod mdm;
 pub mod merge;
 pub mod observation;
@@ -358,17 +359,16 @@ pub fn translate(msg: &Message<'_>, ctx: &MapContext) -> Result<serde_json::Valu
 /// (exact here). Default [`TranslateOptions`].
 pub fn translate_to_bytes(msg: &Message<'_>, ctx: &MapContext) -> Result<Vec<u8>, MapError> {
     let (bundle, _) = bundle_tree(msg, ctx, &TranslateOptions::default(), false)?;
-    bundle_bytes(&bundle)
+    Ok(bundle_bytes(&bundle))
 }
 
 /// The Bundle's JSON bytes.
-fn bundle_bytes(bundle: &json::Value) -> Result<Vec<u8>, MapError> {
+fn bundle_bytes(bundle: &json::Value) -> Vec<u8> {
     let entries = bundle.get("entry").and_then(json::Value::as_array);
     // About 1 KB per entry: one allocation for most Bundles.
     let mut out = Vec::with_capacity(512 + 1024 * entries.map_or(0, Vec::len));
-    serde_json::to_writer(&mut out, bundle)
-        .map_err(|e| MapError::new("Bundle", format!("cannot be written as JSON: {e}")))?;
-    Ok(out)
+    json_write::write_compact(bundle, &mut out);
+    out
 }
 
 /// [`translate_to_bytes`] with the destination's and the journal's inputs.
@@ -379,7 +379,7 @@ pub fn translate_with(
 ) -> Result<Translation, MapError> {
     let (bundle, create_only) = bundle_tree(msg, ctx, options, true)?;
     Ok(Translation {
-        bytes: bundle_bytes(&bundle)?,
+        bytes: bundle_bytes(&bundle),
         create_only,
         patient_keys: merge::patient_keys(msg),
     })
