@@ -7,6 +7,7 @@
 //! Each destination has its own durable outbox in the journal and its own
 //! driver task, so a slow or dead destination never delays another.
 
+pub mod attempt_record;
 pub mod backoff;
 pub mod circuit;
 pub mod fhir_context;

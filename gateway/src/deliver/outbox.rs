@@ -46,10 +46,11 @@
 //!   the whole destination for that long (clamped). With `max_attempts` or
 //!   `max_age` set, a message that exhausts them is dead-lettered.
 //!
-//! Attempt counts live in memory: after a restart a message starts counting
-//! again (it is not lost, and `max_age` counts from the first attempt of
-//! this run). An attempt interrupted by a crash or shutdown is simply tried
-//! again: delivery is at-least-once, and destinations de-duplicate
+//! Attempt counts of failed messages are kept in the journal
+//! ([`super::attempt_record`], written only on a failure), so a restart
+//! goes on counting where it stopped: `max_attempts` and `max_age` hold
+//! across restarts. An attempt interrupted by a crash or shutdown is simply
+//! tried again: delivery is at-least-once, and destinations de-duplicate
 //! (idempotent FHIR PUTs, Idempotency-Key, MSH-10).
 
 use std::cmp::Reverse;
@@ -61,6 +62,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::attempt_record::{AttemptRecord, Attempts};
 use super::backoff::{full_jitter, Jitter};
 use super::circuit::{Circuit, Permit, State};
 use super::fhir_context::FhirContext;
@@ -100,6 +102,9 @@ struct Lane {
     /// Consecutive failed attempts of the head message.
     failures: u32,
     first_attempt_ms: u64,
+    /// The head's failures are recorded in the journal (to remove once it
+    /// is delivered or dead-lettered).
+    recorded: bool,
     retry_at: Option<Instant>,
     /// The head is a merge waiting for these other lanes' older entries.
     waits_for: Vec<u64>,
@@ -141,6 +146,10 @@ struct Driver {
     in_flight: JoinSet<Done>,
     jitter: Jitter,
     log: OutageLog,
+    attempt_record: AttemptRecord,
+    /// Failed attempts recorded before this start, by message id: taken
+    /// when the message is next attempted.
+    restored: HashMap<u64, Attempts>,
 }
 
 /// Test hook for the watchdog test: `GATEWAY_TEST_STALL_DELIVERER=<destination>`
@@ -160,6 +169,7 @@ impl Outbox {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let circuit = Circuit::new(self.policy.circuit_failures, self.policy.probe_interval);
         let log = OutageLog::new(&self.name);
+        let attempt_record = AttemptRecord::new(&self.name);
         let d = Driver {
             o: self,
             lanes: HashMap::new(),
@@ -174,6 +184,8 @@ impl Outbox {
             in_flight: JoinSet::new(),
             jitter: Jitter::from_clock(),
             log,
+            attempt_record,
+            restored: HashMap::new(),
         };
         d.run(shutdown).await
     }
@@ -329,7 +341,14 @@ impl Driver {
         };
         l.busy = true;
         if l.failures == 0 {
-            l.first_attempt_ms = unix_ms();
+            match self.restored.remove(&pe.id) {
+                Some(a) => {
+                    l.failures = a.failures;
+                    l.first_attempt_ms = a.first_attempt_ms;
+                    l.recorded = true;
+                }
+                None => l.first_attempt_ms = unix_ms(),
+            }
         }
         let check_merge = self.o.policy.lane == LaneMode::Patient && l.merge_cleared != Some(pe.id);
         let journal = self.o.journal.clone();
@@ -394,11 +413,15 @@ impl Driver {
             Verdict::Delivered => {
                 l.queue.pop_front();
                 l.failures = 0;
+                let recorded = std::mem::take(&mut l.recorded);
                 self.known.remove(&pe.id);
                 self.after_head_done(lane);
                 self.o.monitor.update(|s| s.delivered_since_start += 1);
                 if self.circuit.on_success() {
                     self.recovered();
+                }
+                if recorded {
+                    self.clear_attempts(pe.id).await;
                 }
             }
             Verdict::Reject { reason } => {
@@ -438,6 +461,12 @@ impl Driver {
                         .await;
                     return;
                 }
+                l.recorded = true;
+                let attempts = Attempts {
+                    failures,
+                    first_attempt_ms: first,
+                };
+                self.record_attempts(pe.id, attempts).await;
                 let pause = if whole_destination { retry_after } else { None };
                 let was_down = self.circuit.state() != State::Closed;
                 let opened = self.circuit.on_failure(now, pause);
@@ -557,9 +586,14 @@ impl Driver {
                     s.last_error_at_ms = Some(unix_ms());
                 });
                 self.known.remove(&pe.id);
+                let mut recorded = false;
                 if let Some(l) = self.lanes.get_mut(&lane) {
                     l.queue.pop_front();
                     l.failures = 0;
+                    recorded = std::mem::take(&mut l.recorded);
+                }
+                if recorded {
+                    self.clear_attempts(pe.id).await;
                 }
                 if self.holds() {
                     // The rest of the lane waits for the operator; drop it
@@ -592,6 +626,23 @@ impl Driver {
                 }
                 self.timers.push(Reverse((at, lane)));
             }
+        }
+    }
+
+    async fn record_attempts(&self, id: u64, attempts: Attempts) {
+        if let Err(e) = self
+            .attempt_record
+            .record(&self.o.journal, id, attempts)
+            .await
+        {
+            log::warn!(target: "gateway::deliver", "destination {}: cannot record the attempt count of message {id}: {e}; after a restart it would count from zero", self.o.name);
+        }
+    }
+
+    async fn clear_attempts(&self, id: u64) {
+        if let Err(e) = self.attempt_record.clear(&self.o.journal, id).await {
+            // Removed at the next start (the message is no longer pending).
+            log::warn!(target: "gateway::deliver", "destination {}: cannot remove the attempt count of message {id}: {e}", self.o.name);
         }
     }
 
@@ -666,6 +717,17 @@ impl Driver {
         let mut dlq_seen = self.o.journal.dlq_changes();
         let mut appended_seen = self.o.journal.next_message_id();
         self.load_held();
+        match self.attempt_record.load(&self.o.journal).await {
+            Ok(restored) => {
+                if !restored.is_empty() {
+                    log::info!(target: "gateway::deliver", "destination {}: {} message(s) go on with the attempt counts they had before the restart", self.o.name, restored.len());
+                }
+                self.restored = restored;
+            }
+            Err(e) => {
+                log::warn!(target: "gateway::deliver", "destination {}: cannot read the attempt counts from before the restart ({e}); failed messages count from zero", self.o.name);
+            }
+        }
         loop {
             if *shutdown.borrow() {
                 break;

@@ -481,3 +481,72 @@ fn mllp_destination_against_python_hl7_peer() {
     );
     drop(lab);
 }
+
+/// `max_attempts` holds across a restart: failed attempts are recorded in
+/// the journal (only on failure) and counted on after the restart; a
+/// message delivered after failures leaves no record behind.
+#[test]
+fn attempt_counts_survive_a_restart() {
+    let peer = HttpPeer::start();
+    peer.set_mode(Mode::Status(503, None));
+    let mut g = start(http_routing(
+        &peer.url("/ingest"),
+        "max_attempts = 4\nbackoff_initial = \"50ms\"\nbackoff_max = \"100ms\"\ncircuit_failures = 1000\non_dead_letter = \"continue\"",
+    ));
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &a08("AT-1", "AT", "x")).unwrap()),
+        "AA"
+    );
+    // The second request means the first failure was recorded: the outbox
+    // writes the record before it schedules the retry.
+    g.wait_for("two failed attempts", Duration::from_secs(30), || {
+        peer.count() >= 2
+    });
+    g.kill9();
+    let before_restart = peer.count();
+    let restarted_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    g.spawn();
+    g.wait_ready();
+    g.wait_for("the dead letter", Duration::from_secs(30), || {
+        g.dest_status("cloud")["dead_letters"] == 1
+    });
+    let after_restart = peer.count() - before_restart;
+    assert!(
+        (1..=3).contains(&after_restart),
+        "{after_restart} attempts after the restart (of max_attempts = 4, {before_restart} before it): the count started again"
+    );
+    let out = g.cli(&["dlq", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dl = &list[0];
+    let attempts = dl["attempts"].as_u64().unwrap_or(0);
+    assert_eq!(attempts, 4, "{dl}");
+    let first = dl["first_attempt_ms"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        first < restarted_ms,
+        "the first attempt is from before the restart: {dl}"
+    );
+    assert!(g.log_text().contains("go on with the attempt counts"));
+
+    // Failures, then a delivery: the record goes with it.
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &a08("AT-2", "AU", "x")).unwrap()),
+        "AA"
+    );
+    g.wait_for("a failure of AT-2", Duration::from_secs(30), || {
+        peer.received()
+            .iter()
+            .any(|r| control_id(&r.body) == "AT-2")
+    });
+    peer.set_mode(Mode::Up);
+    g.wait_for("AT-2 delivered", Duration::from_secs(30), || {
+        g.dest_status("cloud")["pending"] == 0
+    });
+    assert!(g.stop().success());
+    let j =
+        journal::Journal::open(journal::JournalConfig::new(g.data_dir().join("journal"))).unwrap();
+    let left = j.list_state("attempts:cloud", &[], None, 10).unwrap();
+    assert!(left.is_empty(), "records left behind: {left:?}");
+}
