@@ -300,6 +300,7 @@ async fn bring_up(
             certs: certs.clone(),
             config: Arc::new(cfg.clone()),
             restart,
+            journal: journal.clone(),
         },
         monitoring.stop_signal(),
     );

@@ -267,7 +267,7 @@ fn destination_down_alert_fires_then_clears_with_webhook_notices() {
     let dest = HttpPeer::start();
     dest.set_mode(Mode::Refuse);
     let hook = HttpPeer::start();
-    let g = Gateway::start_with(Options {
+    let mut g = Gateway::start_with(Options {
         top_extra: format!(
             "[alerts]\nevaluate_every = \"200ms\"\ndestination_down_max = \"0s\"\nwebhook_url = \"{}\"\n",
             hook.url("/alerts")
@@ -322,6 +322,24 @@ fn destination_down_alert_fires_then_clears_with_webhook_notices() {
             .count()
     };
     assert_eq!(fired(&hook), 1);
+
+    // A restart while it is still down announces nothing again: the board
+    // is kept in the journal.
+    assert!(g.stop().success());
+    g.spawn();
+    g.wait_ready();
+    g.wait_for(
+        "the alert after the restart",
+        Duration::from_secs(30),
+        || {
+            alerts(&g)
+                .iter()
+                .any(|a| a["id"] == "destination_down/cloud")
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fired(&hook), 1, "fired again after the restart");
+    assert!(g.log_text().contains("active before the restart"));
 
     dest.set_mode(Mode::Up);
     g.wait_for("alert cleared", Duration::from_secs(30), || {

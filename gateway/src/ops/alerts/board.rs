@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::alert::Alert;
 use crate::ops::clock;
@@ -24,11 +24,13 @@ pub enum Event {
     Resolved,
 }
 
-#[derive(Debug, Clone)]
-struct Tracked {
-    alert: Alert,
-    first_seen_ms: u64,
-    last_sent_ms: u64,
+/// An active alert and when it was last announced: what is kept across
+/// restarts ([`super::saved`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracked {
+    pub alert: Alert,
+    pub first_seen_ms: u64,
+    pub last_sent_ms: u64,
 }
 
 /// Active alerts, de-duplicated.
@@ -80,6 +82,21 @@ impl Board {
         }
         *active = next;
         events
+    }
+
+    /// Alerts announced before a restart: the next [`Board::update`] goes
+    /// on from them (no second "fired"; "resolved" if gone meanwhile).
+    pub fn restore(&self, saved: Vec<Tracked>) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        for t in saved {
+            active.insert(t.alert.id.clone(), t);
+        }
+    }
+
+    /// The active alert `id`, as tracked.
+    pub fn tracked(&self, id: &str) -> Option<Tracked> {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.get(id).cloned()
     }
 
     /// The active alerts, ordered by severity label descending ("warning"
@@ -170,6 +187,29 @@ mod tests {
             board.update(vec![at7], hour + 10, HOUR)[0].0,
             Event::Reminder
         );
+    }
+
+    #[test]
+    fn a_restored_alert_is_not_fired_again_and_resolves_if_gone() {
+        let board = Board::default();
+        let a = alert(Rule::Disk, "data", Severity::Critical, "full", 0);
+        let b = alert(Rule::DeadLetters, "x", Severity::Warning, "one", 0);
+        board.update(vec![a.clone(), b.clone()], 0, HOUR);
+        let saved = vec![
+            board.tracked("disk/data").unwrap(),
+            board.tracked("dead_letters/x").unwrap(),
+        ];
+        let after = Board::default();
+        after.restore(saved);
+        let ev = after.update(vec![a.clone()], 10, HOUR);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            (ev[0].0, ev[0].1.id.as_str()),
+            (Event::Resolved, "dead_letters/x")
+        );
+        // The reminder still counts from the notice before the restart.
+        let hour = HOUR.as_millis() as u64;
+        assert_eq!(after.update(vec![a], hour, HOUR)[0].0, Event::Reminder);
     }
 
     #[test]

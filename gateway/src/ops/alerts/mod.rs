@@ -2,7 +2,9 @@
 //! function per [`Rule`]), a board that tracks which alerts are active and
 //! decides what to announce ([`Board`]: fired once, reminded every
 //! `reminder`, resolved once), and the task that runs them and delivers
-//! announcements to the journal and an optional webhook ([`run`]).
+//! announcements to the journal and an optional webhook ([`run`]). The
+//! board is kept in the journal ([`saved`]) so a restart announces nothing
+//! twice.
 //!
 //! Alert texts carry names, counts and times only: never message content,
 //! and never a destination's last error (a server's diagnostics may quote
@@ -11,6 +13,7 @@
 mod alert;
 mod board;
 pub mod rules;
+mod saved;
 mod task;
 
 pub use alert::{Alert, Rule, Severity};

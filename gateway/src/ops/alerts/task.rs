@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use super::alert::Alert;
 use super::board::{Board, Event};
 use super::rules::evaluate;
+use super::saved;
 use crate::config::{AlertsConfig, Config};
 use crate::ops::admin::StatusSource;
 use crate::ops::certs::{self, CertInfo};
@@ -37,6 +38,8 @@ pub struct AlertTask {
     pub certs: Arc<Mutex<Vec<CertInfo>>>,
     pub config: Arc<Config>,
     pub restart: Option<RestartInfo>,
+    /// Where the board is kept across restarts.
+    pub journal: journal::Journal,
 }
 
 const CERT_REREAD: Duration = Duration::from_secs(600);
@@ -47,6 +50,16 @@ const ATTEMPTS: u32 = 5;
 
 /// Evaluate every `evaluate_every` until shutdown.
 pub async fn run(t: AlertTask, shutdown: watch::Receiver<bool>) {
+    match saved::load(&t.journal) {
+        Ok(before) if !before.is_empty() => {
+            log::info!(target: "gateway::alerts", "{} alert(s) were active before the restart: they are not announced again, and resolved if they cleared", before.len());
+            t.board.restore(before);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            log::warn!(target: "gateway::alerts", "cannot read the alerts active before the restart ({e}): those still active are announced again");
+        }
+    }
     let poster = t.cfg.webhook.as_ref().and_then(|w| {
         Poster::new(&w.url, &w.tls, w.auth.as_ref())
             .map_err(|e| log::error!(target: "gateway::alerts", "alerts.webhook_url: cannot set up the HTTPS client: {e}; alerts go to the journal only"))
@@ -88,7 +101,13 @@ async fn evaluate_loop(
         let report = (t.status)();
         let certs = t.certs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let alerts = evaluate(&t.cfg, &report, &certs, t.restart.as_ref(), now);
-        for (event, a) in t.board.update(alerts, now, t.cfg.reminder) {
+        let events = t.board.update(alerts, now, t.cfg.reminder);
+        if !events.is_empty() {
+            if let Err(e) = saved::save(&t.journal, &events, &t.board).await {
+                log::warn!(target: "gateway::alerts", "cannot record the alert board ({e}): after a restart these alerts would be announced again");
+            }
+        }
+        for (event, a) in events {
             log_event(event, &a);
             if let Some(tx) = &webhook {
                 if tx
