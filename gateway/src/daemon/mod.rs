@@ -284,8 +284,11 @@ async fn bring_up(
         let listener = crate::ops::status_page::bind(sp.bind).await?;
         log::info!(target: "gateway::daemon", "status page on {}://{}/", if sp.tls.is_some() { "https" } else { "http" }, sp.bind);
         let (sp, status, stop) = (sp.clone(), status.clone(), views.stop_signal());
+        let alert_cfg = cfg.alerts.clone();
         views.spawn("status page", async move {
-            if let Err(e) = crate::ops::status_page::serve(listener, sp, status, stop).await {
+            if let Err(e) =
+                crate::ops::status_page::serve(listener, sp, alert_cfg, status, stop).await
+            {
                 log::error!(target: "gateway::daemon", "status page not served: {e}");
             }
         });

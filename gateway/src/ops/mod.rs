@@ -16,6 +16,7 @@ pub mod notify;
 pub mod restart_markers;
 pub mod stats;
 pub mod status_page;
+pub mod status_summary;
 pub mod tasks;
 pub mod watchdog;
 pub mod webhook;

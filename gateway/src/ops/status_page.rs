@@ -19,7 +19,8 @@ use super::admin::{StatusReport, StatusSource};
 use super::alerts::{Rule, Severity};
 use super::clock;
 use super::http_server::{self, Request, Response};
-use crate::config::StatusPageConfig;
+use super::status_summary;
+use crate::config::{AlertsConfig, StatusPageConfig};
 
 /// HTML-escape text for element content and quoted attributes.
 pub fn esc(s: &str) -> String {
@@ -80,10 +81,10 @@ h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35em .6em;text-align:left}\
 th{background:#f2f2f2}.ok{color:#1a7f37;font-weight:bold}.bad{color:#b42318;font-weight:bold}\
 .warn{color:#9a6700;font-weight:bold}.banner{padding:.8em 1em;border-radius:.4em;font-size:1.15em}\
-.banner.ok{background:#dafbe1}.banner.bad{background:#ffebe9}small{color:#555}";
+.banner.ok{background:#dafbe1}.banner.retrying{background:#fff8c5}.banner.bad{background:#ffebe9}.banner p{margin:.2em 0}.banner .detail{font-size:.85em}small{color:#555}";
 
 /// The page for `r`. Pure.
-pub fn render(r: &StatusReport, details: bool, now_ms: u64) -> String {
+pub fn render(r: &StatusReport, alerts: &AlertsConfig, details: bool, now_ms: u64) -> String {
     let mut h = String::with_capacity(8192);
     h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">";
     h += "<meta http-equiv=\"refresh\" content=\"30\"><meta name=\"viewport\" content=\"width=device-width\">";
@@ -95,14 +96,16 @@ pub fn render(r: &StatusReport, details: bool, now_ms: u64) -> String {
         "<h1>Clinic Gateway <small>{}</small></h1>\n",
         esc(&r.box_id)
     );
-    if r.alerts.is_empty() {
-        h += "<p class=\"banner ok\" id=\"summary\">All good: every connection is working and nothing needs attention.</p>\n";
-    } else {
-        h += &format!(
-            "<p class=\"banner bad\" id=\"summary\">{} problem(s) need attention. Messages are kept safely on this box until they can be delivered.</p>\n",
-            r.alerts.len()
-        );
+    let summary = status_summary::summarize(r, alerts, now_ms);
+    h += &format!(
+        "<div class=\"banner {}\" id=\"summary\"><p>{}</p>",
+        summary.level.as_str(),
+        esc(&summary.headline)
+    );
+    for line in &summary.details {
+        h += &format!("<p class=\"detail\">{}</p>", esc(line));
     }
+    h += "</div>\n";
     h += "<h2>Alerts</h2>\n";
     if r.alerts.is_empty() {
         h += "<p>No active alerts.</p>\n";
@@ -301,7 +304,14 @@ pub fn authorized(cfg: &StatusPageConfig, req: &Request) -> bool {
     secret_eq(&raw, expected.as_bytes())
 }
 
-fn answer(cfg: &StatusPageConfig, status: &StatusSource, req: &Request) -> Response {
+/// The page's settings and the alert thresholds its summary names.
+struct Page {
+    cfg: StatusPageConfig,
+    alerts: AlertsConfig,
+}
+
+fn answer(page: &Page, status: &StatusSource, req: &Request) -> Response {
+    let cfg = &page.cfg;
     if !authorized(cfg, req) {
         return Response::new(
             401,
@@ -316,7 +326,7 @@ fn answer(cfg: &StatusPageConfig, status: &StatusSource, req: &Request) -> Respo
             Response::new(
                 200,
                 "text/html; charset=utf-8",
-                render(&status(), details, clock::unix_ms()),
+                render(&status(), &page.alerts, details, clock::unix_ms()),
             )
             .with_header(
                 "Content-Security-Policy",
@@ -345,6 +355,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::Error> {
 pub async fn serve(
     listener: TcpListener,
     cfg: StatusPageConfig,
+    alerts: AlertsConfig,
     status: StatusSource,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), crate::Error> {
@@ -357,13 +368,13 @@ pub async fn serve(
         )),
         None => None,
     };
-    let cfg = Arc::new(cfg);
+    let page = Arc::new(Page { cfg, alerts });
     http_server::accept_loop(
         listener,
         move |stream, _peer| {
-            let (cfg, status, tls) = (cfg.clone(), status.clone(), tls.clone());
+            let (page, status, tls) = (page.clone(), status.clone(), tls.clone());
             async move {
-                let handler = |r: &Request| answer(&cfg, &status, r);
+                let handler = |r: &Request| answer(&page, &status, r);
                 match tls {
                     None => http_server::handle_connection(stream, &handler).await,
                     Some(acceptor) => {

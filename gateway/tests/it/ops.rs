@@ -542,6 +542,101 @@ fn chromium_dump(url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The status page's password file ("correct horse", mode 0600) in `dir`.
+fn password_file(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let pw = dir.join("status-password");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    pw
+}
+
+/// The banner never says "All good" while a destination is down or a dead
+/// letter waits: good, retrying (down, before its alert) and problem (a
+/// dead letter, with the dead-letter alert off), each as Chromium shows it.
+#[test]
+fn status_page_banner_tells_the_truth_in_headless_chromium() {
+    if !require_tool("chromium", "chromium") {
+        return;
+    }
+    let dest = HttpPeer::start();
+    dest.add_rule(Box::new(|r| {
+        r.text().contains("POISON").then(|| (400, "{}".to_string()))
+    }));
+    let pdir = tempfile::tempdir().unwrap();
+    let pw = password_file(pdir.path());
+    let sport = free_port();
+    let g = Gateway::start_with(Options {
+        top_extra: format!(
+            "[alerts]\ndisk_warn_percent = 100\nevaluate_every = \"200ms\"\ndestination_down_max = \"1h\"\ndead_letters = false\n[status_page]\nbind = \"127.0.0.1:{sport}\"\nusername = \"office\"\npassword_file = {:?}\n",
+            pw.display().to_string()
+        ),
+        routing: Some(http_routing(&dest.url("/hl7")).replace(
+            "timeout = \"2s\"\n",
+            "timeout = \"2s\"\non_dead_letter = \"continue\"\n",
+        )),
+        ..Default::default()
+    });
+    let url = format!("http://office:correct%20horse@127.0.0.1:{sport}/");
+    let banner = |dom: &str| -> String {
+        let start = dom
+            .find("id=\"summary\"")
+            .map(|i| dom[..i].rfind('<').unwrap_or(i))
+            .unwrap_or(0);
+        let end = dom[start..].find("</div>").map_or(dom.len(), |e| start + e);
+        dom[start..end].to_string()
+    };
+    // Good: delivered, nothing waiting.
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &adt("B-1", "MRN1")).unwrap()),
+        "AA"
+    );
+    g.wait_for("B-1 delivered", Duration::from_secs(30), || {
+        g.dest_status("cloud")["pending"] == 0
+    });
+    let b = banner(&chromium_dump(&url));
+    assert!(b.contains("banner ok") && b.contains("All good"), "{b}");
+
+    // Retrying: refused, the circuit open, the alert an hour away.
+    dest.set_mode(Mode::Refuse);
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &adt("B-2", "MRN2")).unwrap()),
+        "AA"
+    );
+    g.wait_for("cloud down", Duration::from_secs(30), || {
+        g.dest_status("cloud")["circuit"] != "closed"
+    });
+    assert!(alerts(&g).is_empty(), "{:?}", alerts(&g));
+    let b = banner(&chromium_dump(&url));
+    assert!(
+        b.contains("banner retrying") && !b.contains("All good"),
+        "{b}"
+    );
+    assert!(b.contains("cloud is not answering"), "{b}");
+    assert!(b.contains("an alert is raised at"), "{b}");
+    assert!(b.contains("1 message(s) waiting"), "{b}");
+
+    // Problem: a dead letter waits for an operator, its alert turned off.
+    dest.set_mode(Mode::Up);
+    g.wait_for("B-2 delivered", Duration::from_secs(30), || {
+        g.dest_status("cloud")["pending"] == 0
+    });
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &adt("POISON", "MRN3")).unwrap()),
+        "AA"
+    );
+    g.wait_for("the dead letter", Duration::from_secs(30), || {
+        g.dest_status("cloud")["dead_letters"] == 1
+    });
+    assert!(alerts(&g).is_empty(), "{:?}", alerts(&g));
+    let b = banner(&chromium_dump(&url));
+    assert!(b.contains("banner bad") && !b.contains("All good"), "{b}");
+    assert!(
+        b.contains("could not be delivered and wait for an operator"),
+        "{b}"
+    );
+}
+
 #[test]
 fn status_page_in_headless_chromium_behind_a_password() {
     if !require_tool("chromium", "chromium") {
@@ -550,10 +645,7 @@ fn status_page_in_headless_chromium_behind_a_password() {
     let dest = HttpPeer::start();
     dest.set_mode(Mode::Status(503, None));
     let pdir = tempfile::tempdir().unwrap();
-    let pw = pdir.path().join("status-password");
-    std::fs::write(&pw, "correct horse\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pw = password_file(pdir.path());
     let sport = free_port();
     let g = Gateway::start_with(Options {
         top_extra: format!(

@@ -16,7 +16,7 @@ pub mod rules;
 mod saved;
 mod task;
 
-pub use alert::{Alert, Rule, Severity};
+pub use alert::{Alert, Finding, Rule, Severity};
 pub use board::{Board, Event};
 pub use rules::evaluate;
 pub use task::{run, webhook_body, AlertTask};
