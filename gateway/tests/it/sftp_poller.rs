@@ -269,9 +269,11 @@ fn x12_responses_are_checked_like_pickup_files_and_refused_ones_stay_on_the_serv
     assert!(human.contains("3 refused (quarantined)"), "{human}");
 }
 
-/// Whether an sshd session has a file of `dir` open (the poller's download
-/// in flight): its fds as /proc shows them.
-fn download_in_flight(dir: &Path) -> bool {
+/// Whether an sshd session has one of `names` in `dir` open (the poller's
+/// download in flight): its fds as /proc shows them. Matched by name too,
+/// since other tests may run sshd sessions of their own at the same time
+/// (and a chrooted session's paths may show relative to its chroot).
+fn download_in_flight(dir: &Path, names: &BTreeMap<String, Vec<u8>>) -> bool {
     let marker = format!("/{}/", dir.file_name().unwrap().to_string_lossy());
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return false;
@@ -291,7 +293,8 @@ fn download_in_flight(dir: &Path) -> bool {
         for fd in fds.flatten() {
             if let Ok(target) = std::fs::read_link(fd.path()) {
                 let t = target.to_string_lossy();
-                if t.contains(&marker) && !t.rsplit('/').next().unwrap_or("").starts_with('.') {
+                let name = t.rsplit('/').next().unwrap_or("");
+                if t.contains(&marker) && names.contains_key(name) {
                     return true;
                 }
             }
@@ -358,11 +361,11 @@ fn kill9_while_a_file_is_in_hand_journals_every_remote_file_exactly_once() {
         while count(&archive) < through && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        while !download_in_flight(&out) && Instant::now() < deadline {
+        while !download_in_flight(&out, &placed) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_millis(rng.next() % 40));
-        let hit = download_in_flight(&out);
+        let hit = download_in_flight(&out, &placed);
         g.kill9();
         in_hand += usize::from(hit);
         println!(
