@@ -6,14 +6,17 @@
 //! holds all of them, against the disk's raw append+fdatasync rate
 //! measured in the same run. Reports ratios; asserts nothing.
 //!
-//! The pickup case is run per [`PickupTarget`]: today the `folder`
-//! destination. The `sftp` destination adds its own variant (a loopback
-//! sshd's folder as the target), which is what issue 16 asks to measure.
+//! The pickup case is run per [`PickupTarget`]: the `folder` destination
+//! (baseline: raw fdatasync), then the `sftp` destination to a loopback
+//! OpenSSH sshd the bench starts (`bench_sshd`; baseline: the
+//! pickup-to-folder rate of the same run, so the ratio is what SFTP costs).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+
+use super::bench_sshd::LoopbackSshd;
 
 #[derive(Args)]
 pub struct X12BenchArgs {
@@ -29,6 +32,9 @@ pub struct X12BenchArgs {
     /// Small files through the pickup (0: skip the pickup case).
     #[arg(long, default_value_t = 10_000)]
     files: usize,
+    /// Skip the pickup-to-sftp case (it needs root and openssh-server).
+    #[arg(long)]
+    no_sftp: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -36,31 +42,51 @@ pub struct X12BenchArgs {
 
 /// Where the pickup case delivers.
 #[derive(Clone, Copy, Debug)]
-pub enum PickupTarget {
+pub enum PickupTarget<'a> {
     /// A `folder` destination on the same disk.
     Folder,
+    /// An `sftp` destination: the loopback sshd's upload folder.
+    Sftp(&'a LoopbackSshd),
 }
 
-impl PickupTarget {
+impl PickupTarget<'_> {
     fn label(self) -> &'static str {
         match self {
             PickupTarget::Folder => "pickup-to-folder",
+            PickupTarget::Sftp(_) => "pickup-to-sftp",
         }
     }
 
     /// The `[[destination]]` table named "target", and the folder where the
     /// delivered files appear.
-    fn destination(self, run_dir: &Path) -> (String, PathBuf) {
+    fn destination(self, run_dir: &Path) -> Result<(String, PathBuf), String> {
         match self {
             PickupTarget::Folder => {
                 let out = run_dir.join("out");
-                (
+                Ok((
                     format!(
                         "[[destination]]\nname = \"target\"\nkind = \"folder\"\npath = {:?}\n",
                         out.display().to_string()
                     ),
                     out,
-                )
+                ))
+            }
+            PickupTarget::Sftp(sshd) => {
+                let kh = run_dir.join("target.known_hosts");
+                std::fs::write(&kh, &sshd.known_hosts_line).map_err(|e| e.to_string())?;
+                Ok((
+                    format!(
+                        "[[destination]]\nname = \"target\"\nkind = \"sftp\"\n\
+                         url = \"sftp://{user}@127.0.0.1:{port}/upload\"\n\
+                         name_template = \"CLM_{{id:010}}.837\"\n\
+                         [destination.auth]\ntype = \"ssh_key\"\nkey_file = {key:?}\nknown_hosts = {kh:?}\n",
+                        user = LoopbackSshd::user(),
+                        port = sshd.port,
+                        key = sshd.client_key.display().to_string(),
+                        kh = kh.display().to_string(),
+                    ),
+                    sshd.upload_dir(),
+                ))
             }
         }
     }
@@ -105,20 +131,25 @@ pub fn run(args: X12BenchArgs) -> Result<(), String> {
                 Duration::from_secs(3),
             )
             .map_err(|e| format!("baseline: {e}"))?;
-            let target = PickupTarget::Folder;
-            eprintln!(
-                "{} files through a pickup to {} ...",
-                args.files,
-                target.label()
-            );
-            let rate = pickup_throughput(&abs, args.files, target)?;
+            let folder = measure(&abs, args.files, PickupTarget::Folder)?;
             rows.push(Row {
-                case: format!("{} {} files", target.label(), args.files),
+                case: format!("pickup-to-folder {} files", args.files),
                 unit: "files/s",
-                rate,
+                rate: folder,
                 baseline: "raw fdatasync".into(),
                 baseline_rate: raw,
             });
+            if !args.no_sftp {
+                let sshd = LoopbackSshd::start()?;
+                let sftp = measure(&abs.join("sftp"), args.files, PickupTarget::Sftp(&sshd))?;
+                rows.push(Row {
+                    case: format!("pickup-to-sftp {} files", args.files),
+                    unit: "files/s",
+                    rate: sftp,
+                    baseline: "pickup-to-folder".into(),
+                    baseline_rate: folder,
+                });
+            }
             Ok::<(), String>(())
         })();
         let _ = std::fs::remove_dir_all(&run_dir);
@@ -128,19 +159,26 @@ pub fn run(args: X12BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// One pickup case, announced.
+fn measure(run_dir: &Path, files: usize, target: PickupTarget<'_>) -> Result<f64, String> {
+    std::fs::create_dir_all(run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    eprintln!("{files} files through a pickup, {} ...", target.label());
+    pickup_throughput(run_dir, files, target)
+}
+
 /// Files per second from the first file moved into the pickup folder until
 /// `files` are delivered, with a real daemon (this binary).
 pub fn pickup_throughput(
     run_dir: &Path,
     files: usize,
-    target: PickupTarget,
+    target: PickupTarget<'_>,
 ) -> Result<f64, String> {
     let inbox = run_dir.join("pickup");
     let staging = run_dir.join("staging");
     for d in [&inbox, &staging] {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
-    let (destination, delivered_dir) = target.destination(run_dir);
+    let (destination, delivered_dir) = target.destination(run_dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?

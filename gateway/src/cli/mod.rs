@@ -13,6 +13,7 @@ mod bench_drain;
 mod bench_naive;
 mod bench_result;
 mod bench_segments;
+mod bench_sshd;
 mod bench_start;
 mod bench_wear;
 mod bench_x12;

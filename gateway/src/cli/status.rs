@@ -179,8 +179,8 @@ pub fn render(r: &StatusReport) -> String {
             .unwrap_or_else(|| "no successful poll yet".into());
         if p.kind == "sftp" {
             out += &format!(
-                "\npoller {} (sftp): {} poll(s), {} file(s) journaled, {} already journaled (removed remotely), {} left on the server (over max_file_bytes); {last}\n",
-                p.name, p.polls, p.stored, p.duplicates, p.left_on_server
+                "\npoller {} (sftp): {} poll(s), {} file(s) journaled, {} already journaled (removed remotely), {} refused (quarantined), {} left on the server (over max_file_bytes or refused); {last}\n",
+                p.name, p.polls, p.stored, p.duplicates, p.unmappable, p.left_on_server
             );
         } else {
             out += &format!(

@@ -283,10 +283,23 @@ pub struct SftpPollerConfig<S: Stage = Resolved> {
     pub patterns: Vec<Glob>,
     pub interval: Duration,
     pub after: AfterFetch,
+    /// What the fetched files are (`format`).
+    pub format: FetchFormat,
     /// Larger files are left on the server and reported.
     pub max_file_bytes: u64,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+}
+
+/// What an sftp poller's files are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchFormat {
+    /// `format = "x12"` (the default): each file is checked and journaled
+    /// like a `[[pickup]]` X12 file (envelopes, ISA15 against `usage`,
+    /// ISA13 de-dup; refused files are quarantined and left on the server).
+    X12 { usage: Option<x12::Usage> },
+    /// `format = "file"`: journaled as it is (kind `file`, type = extension).
+    File,
 }
 
 /// What a poller does with a remote file once the journal has it.

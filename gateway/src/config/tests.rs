@@ -696,6 +696,28 @@ fn sftp_destinations_and_pollers_are_checked_from_the_text() {
     assert_eq!(p.after, AfterFetch::MoveTo("Done".into()));
     assert!(p.patterns[1].matches("ERA_0001.835"));
     assert!(matches!(p.endpoint.login, SshLogin::Password(_)));
+    assert_eq!(p.format, FetchFormat::X12 { usage: None });
+    let with = |extra: &str| format!("{GOOD}{}", SFTP.replace("move_to = \"Done\"\n", extra));
+    let c = check(&with("format = \"x12\"\nusage = \"P\"\n")).unwrap();
+    assert_eq!(
+        c.pollers.sftp[0].format,
+        FetchFormat::X12 {
+            usage: Some(x12::Usage::Production)
+        }
+    );
+    let c = check(&with("format = \"file\"\n")).unwrap();
+    assert_eq!(c.pollers.sftp[0].format, FetchFormat::File);
+    for (extra, why) in [
+        ("format = \"csv\"\n", "use \"x12\""),
+        ("usage = \"test\"\n", "\"T\" (test) or \"P\""),
+        (
+            "format = \"file\"\nusage = \"T\"\n",
+            "usage is for format = \"x12\" only",
+        ),
+    ] {
+        let e = check(&with(extra)).unwrap_err();
+        assert!(e.first().reason.contains(why), "{extra}: {}", e.first());
+    }
     // Errors name the line and say what to do.
     for (from, to, why) in [
         ("known_hosts = \"availity.known_hosts\"\n\n", "\n", "missing field `known_hosts`"),

@@ -44,11 +44,12 @@ pub struct PollerState {
     pub stored: u64,
     /// Reports already journaled (re-fetched).
     pub duplicates: u64,
-    /// Reports that could not be mapped (quarantined with the reason).
+    /// Reports that could not be mapped (quarantined with the reason);
+    /// sftp: X12 files refused (quarantined, left on the server).
     pub unmappable: u64,
     pub cursor: Option<String>,
     pub last_error: Option<String>,
-    /// sftp: files over max_file_bytes left on the server (last listing).
+    /// sftp: files over max_file_bytes, or refused, left on the server (last listing).
     #[serde(default)]
     pub left_on_server: u64,
 }

@@ -1,24 +1,32 @@
 //! The `sftp` poller: every `interval`, list the remote folder (the
 //! clearinghouse's outbound: 999, TA1, 277CA, 835), download each file whose
-//! name matches a pattern, journal it through the accept path
-//! (`Accept::accept_file`: the bytes unchanged, routed by the file's type),
-//! and only once the journal has it, delete it remotely or move it into
-//! `move_to`.
+//! name matches a pattern, journal it through the accept path, and only
+//! once the journal has it, delete it remotely or move it into `move_to`.
 //!
-//! Exactly once: a file's identity in the journal is (poller, name, size,
-//! mtime); a crash between the append and the remote delete re-lists the
-//! file next time, the journal answers "duplicate", and only then is it
-//! removed. A file that changes while it is downloaded (the server still
-//! writing it) is left for the next round. Names starting with '.' and
-//! anything but regular files are never taken; a file over
-//! `max_file_bytes` stays on the server, counted and logged.
+//! `format = "x12"` (the default): each file goes through accept's X12 kind
+//! exactly as a `[[pickup]]` X12 file does (envelope check, ISA15 against
+//! `usage`, the first interchange's sender/receiver/ISA13 as the de-dup key
+//! with reuse refused). A refused file (envelope errors, a reused ISA13) is
+//! quarantined with its reason, audited and counted, and left on the server:
+//! the quarantine keeps a bounded copy only, so the server's is the one
+//! that is never lost; it is not refused again while the daemon runs.
+//! `format = "file"`: journaled as it is (`Accept::accept_file`, routed by
+//! the file's extension), its identity (poller, name, size, mtime).
+//!
+//! Exactly once: a crash between the append and the remote delete re-lists
+//! the file next time, the journal answers "duplicate" (X12: same key, same
+//! bytes), and only then is it removed. A file that changes while it is
+//! downloaded (the server still writing it) is left for the next round.
+//! Names starting with '.' and anything but regular files are never taken;
+//! a file over `max_file_bytes` stays on the server, counted and logged.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::accept::{Accept, Disposition, FetchedFile, Origin, Role};
-use crate::config::{AfterFetch, SftpPollerConfig};
+use crate::accept::{Accept, Answer, Disposition, FetchedFile, Inbound, Kind, Origin, Role};
+use crate::config::{AfterFetch, FetchFormat, SftpPollerConfig};
 use crate::net::ssh_client::{
     is_not_found, remote_path, sftp_error, SessionCache, SftpConnection, SshError, SshTarget,
 };
@@ -37,6 +45,22 @@ pub struct SftpPoller {
 struct Listed {
     file: FetchedFile,
     path: String,
+}
+
+/// A refused file's identity (name, size, mtime): refused once per run.
+type RefusedKey = (String, u64, u32);
+
+/// What became of one listed file.
+#[derive(Debug, PartialEq, Eq)]
+enum Fetched {
+    /// Journaled now: remove it remotely.
+    New,
+    /// Journaled before: remove it remotely.
+    Duplicate,
+    /// Refused (quarantined): it stays on the server.
+    Refused,
+    /// Not taken this round (gone, or changing).
+    Later,
 }
 
 impl SftpPoller {
@@ -59,6 +83,7 @@ impl SftpPoller {
             s.kind = "sftp".into();
         });
         let mut failing = false;
+        let mut refused = HashSet::new();
         loop {
             self.heartbeat.beat();
             self.update(|s| {
@@ -67,7 +92,7 @@ impl SftpPoller {
             });
             let result = match sessions.get().await {
                 Ok(c) => {
-                    let r = self.poll_once(&c, &sessions).await;
+                    let r = self.poll_once(&c, &sessions, &mut refused).await;
                     if r.is_err() {
                         sessions.discard(&c).await;
                     }
@@ -92,6 +117,7 @@ impl SftpPoller {
         &self,
         c: &SftpConnection,
         sessions: &SessionCache,
+        refused: &mut HashSet<RefusedKey>,
     ) -> Result<u64, SshError> {
         let t = sessions.target();
         let dir = &self.cfg.endpoint.dir;
@@ -126,20 +152,29 @@ impl SftpPoller {
                 },
             });
         }
-        self.update(|s| s.left_on_server = too_large);
+        let key = |l: &Listed| (l.file.name.clone(), l.file.size, l.file.mtime);
+        let listed: HashSet<RefusedKey> = wanted.iter().map(key).collect();
+        refused.retain(|k| listed.contains(k));
+        wanted.retain(|l| !refused.contains(&key(l)));
+        self.update(|s| s.left_on_server = too_large + refused.len() as u64);
         wanted.sort_by(|a, b| a.file.name.cmp(&b.file.name));
         let mut stored = 0;
         let mut not_removed = None;
         for l in wanted {
             self.heartbeat.beat();
-            let journaled = self.journal(c, t, &l).await?;
-            if journaled == Some(true) {
-                stored += 1;
+            let fetched = self.journal(c, t, &l).await?;
+            match fetched {
+                Fetched::New => stored += 1,
+                Fetched::Refused => {
+                    refused.insert(key(&l));
+                    self.update(|s| s.left_on_server += 1);
+                }
+                Fetched::Duplicate | Fetched::Later => {}
             }
             // A file that cannot leave the server does not hold up the
             // others: it is journaled, and the next listing finds it a
             // duplicate and tries again.
-            if journaled.is_some() {
+            if matches!(fetched, Fetched::New | Fetched::Duplicate) {
                 if let Err(e) = self.remove(c, t, &l).await {
                     not_removed.get_or_insert(e);
                 }
@@ -151,18 +186,17 @@ impl SftpPoller {
         }
     }
 
-    /// Download and journal one file: `Some(true)` if new, `Some(false)`
-    /// if already journaled, `None` if it is to be taken next round.
+    /// Download and journal one file.
     async fn journal(
         &self,
         c: &SftpConnection,
         t: &SshTarget,
         l: &Listed,
-    ) -> Result<Option<bool>, SshError> {
+    ) -> Result<Fetched, SshError> {
         let bytes = match c.sftp.read(l.path.as_str()).await {
             Ok(b) => b,
             // Gone since the listing (another client took it).
-            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) if is_not_found(&e) => return Ok(Fetched::Later),
             Err(e) => return Err(sftp_error(t, "cannot download", &l.path, e)),
         };
         let now = c
@@ -175,33 +209,60 @@ impl SftpPoller {
             || now.mtime.unwrap_or(0) != l.file.mtime
         {
             log::info!(target: "gateway::poller", "poller {}: {} changed while it was downloaded: taken next round", self.cfg.name, l.file.name);
-            return Ok(None);
+            return Ok(Fetched::Later);
         }
         let origin = Origin {
             role: Role::Poller,
             name: &self.cfg.name,
             peer: t.label(),
         };
-        let answer = self.accept.accept_file(&origin, &l.file, bytes).await;
+        let answer = self.accept(&origin, l, bytes).await;
+        let name = &l.file.name;
         match answer.disposition {
             Disposition::Stored { id } => {
                 self.update(|s| s.stored += 1);
-                log::debug!(target: "gateway::poller", "poller {}: stored message {id} {} file '{}'", self.cfg.name, answer.message_type, l.file.name);
-                Ok(Some(true))
+                log::debug!(target: "gateway::poller", "poller {}: stored message {id} {} file '{name}'", self.cfg.name, answer.message_type);
+                Ok(Fetched::New)
             }
             Disposition::Duplicate { id } => {
                 self.update(|s| s.duplicates += 1);
-                log::debug!(target: "gateway::poller", "poller {}: {} is already message {id}: removing it remotely", self.cfg.name, l.file.name);
-                Ok(Some(false))
+                log::debug!(target: "gateway::poller", "poller {}: {name} is already message {id}: removing it remotely", self.cfg.name);
+                Ok(Fetched::Duplicate)
             }
-            // Never for files (no read step, no key-reuse policy); keep it.
-            Disposition::Refused { reason } => Err(SshError::Sftp(format!(
-                "{}: not journaled: {reason}",
-                l.file.name
-            ))),
+            // X12 envelope errors or a reused ISA13 (accept quarantined it
+            // with the reason); `file` has no read step and never gets here.
+            Disposition::Refused { reason } => {
+                self.update(|s| s.unmappable += 1);
+                log::warn!(target: "gateway::poller", source = &*self.cfg.name, control_id = &*answer.control_id, outcome = "rejected"; "poller {}: file {name} refused (quarantined), left on the server", self.cfg.name);
+                let _ = self.accept.journal.audit(
+                    "poller_refused",
+                    &format!(
+                        "poller {}: file {name} refused, quarantined and left on the server: {reason}",
+                        self.cfg.name
+                    ),
+                );
+                Ok(Fetched::Refused)
+            }
             // Not durable: leave the file on the server for the next round.
             Disposition::NotStored { error } => {
-                Err(SshError::Sftp(format!("{}: journal: {error}", l.file.name)))
+                Err(SshError::Sftp(format!("{name}: journal: {error}")))
+            }
+        }
+    }
+
+    /// Through the accept path as the poller's `format` says.
+    async fn accept(&self, origin: &Origin<'_>, l: &Listed, bytes: Vec<u8>) -> Answer {
+        match self.cfg.format {
+            FetchFormat::File => self.accept.accept_file(origin, &l.file, bytes).await,
+            FetchFormat::X12 { usage } => {
+                self.accept
+                    .accept(Inbound {
+                        origin,
+                        kind: Kind::X12 { usage },
+                        bytes,
+                        wants_reply: false,
+                    })
+                    .await
             }
         }
     }

@@ -23,6 +23,7 @@ mod poller;
 mod power_loss;
 mod python_peers;
 mod sftp;
+mod sftp_poller;
 mod smb;
 mod systemd;
 mod tidy;

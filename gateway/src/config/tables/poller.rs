@@ -13,7 +13,9 @@ use super::{outbound, sftp_endpoint};
 use crate::auth::RawAuth;
 use crate::config::check::{each, maybe, Check};
 use crate::config::cross::{FactSheet, Namespace};
-use crate::config::model::{AfterFetch, PollerConfig, Pollers as PollerSet, SftpPollerConfig};
+use crate::config::model::{
+    AfterFetch, FetchFormat, PollerConfig, Pollers as PollerSet, SftpPollerConfig,
+};
 use crate::config::resolve::Resolver;
 use crate::config::stage::{Checked, Resolved};
 use crate::config::table::Table;
@@ -40,6 +42,8 @@ pub(crate) struct RawPoller {
     move_to: Option<Spanned<String>>,
     max_file_bytes: Option<Spanned<u64>>,
     connect_timeout: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
+    usage: Option<Spanned<String>>,
 }
 
 /// `pattern = "*.835"` or `pattern = ["*.999", "*.835"]`.
@@ -90,6 +94,7 @@ impl Table for Pollers {
                 patterns: p.patterns,
                 interval: p.interval,
                 after: p.after,
+                format: p.format,
                 max_file_bytes: p.max_file_bytes,
                 connect_timeout: p.connect_timeout,
                 timeout: p.timeout,
@@ -133,6 +138,12 @@ fn sftp_only(p: &RawPoller, cx: &mut Check<'_>) {
     }
     if let Some(v) = &p.connect_timeout {
         cx.error(v, say("connect_timeout"));
+    }
+    if let Some(v) = &p.format {
+        cx.error(v, say("format"));
+    }
+    if let Some(v) = &p.usage {
+        cx.error(v, say("usage"));
     }
 }
 
@@ -184,6 +195,7 @@ fn sftp_poller(p: RawPoller, cx: &mut Check<'_>) -> Option<SftpPollerConfig<Chec
         }
         Some(m) => Some(AfterFetch::MoveTo(m.get_ref().clone())),
     };
+    let format = fetch_format(&what, &p, cx);
     let mut dur = |v: &Option<Spanned<String>>, field: &str, default: Duration| {
         let Some(s) = v else { return Some(default) };
         let d = cx.duration(&format!("{what}: {field}"), s)?;
@@ -213,10 +225,39 @@ fn sftp_poller(p: RawPoller, cx: &mut Check<'_>) -> Option<SftpPollerConfig<Chec
         patterns: patterns?,
         interval: interval?,
         after: after?,
+        format: format?,
         max_file_bytes: max_file_bytes?,
         connect_timeout: connect_timeout?,
         timeout: timeout?,
     })
+}
+
+/// `format = "x12"` (default) with its `usage`, or `"file"`.
+fn fetch_format(what: &str, p: &RawPoller, cx: &mut Check<'_>) -> Option<FetchFormat> {
+    let usage = match &p.usage {
+        None => None,
+        Some(u) => match u.get_ref().as_str() {
+            "T" => Some(x12::Usage::Test),
+            "P" => Some(x12::Usage::Production),
+            other => {
+                return cx.fail(
+                    u,
+                    format!("{what}: usage \"{other}\": use \"T\" (test) or \"P\" (production), as ISA15 says"),
+                )
+            }
+        },
+    };
+    match p.format.as_ref().map(|f| (f, f.get_ref().as_str())) {
+        None | Some((_, "x12")) => Some(FetchFormat::X12 { usage }),
+        Some((_, "file")) => match &p.usage {
+            Some(u) => cx.fail(u, format!("{what}: usage is for format = \"x12\" only")),
+            None => Some(FetchFormat::File),
+        },
+        Some((f, other)) => cx.fail(
+            f,
+            format!("{what}: format \"{other}\" is not supported; use \"x12\" (checked X12 files, the default) or \"file\" (any file, journaled as it is)"),
+        ),
+    }
 }
 
 fn poller(p: RawPoller, cx: &mut Check<'_>) -> Option<PollerConfig<Checked>> {
