@@ -455,6 +455,10 @@ pub struct AlertsConfig<S: Stage = Resolved> {
     /// A still-active alert is sent to the webhook again after this long.
     pub reminder: Duration,
     pub webhook: Option<WebhookConfig<S>>,
+    /// Alertmanager's API (`POST /api/v2/alerts`).
+    pub alertmanager: Option<WebhookConfig<S>>,
+    /// The `site` label on Alertmanager alerts (default: empty, no label).
+    pub site: String,
 }
 
 impl<S: Stage> AlertsConfig<S> {
@@ -470,6 +474,8 @@ impl<S: Stage> AlertsConfig<S> {
             restart_alert_for: Duration::from_secs(24 * 3600),
             reminder: Duration::from_secs(4 * 3600),
             webhook: None,
+            alertmanager: None,
+            site: String::new(),
         }
     }
 }

@@ -289,6 +289,25 @@ mod ops_tables {
         assert!(e.reason.contains("cert_warn_days"), "{e}");
         let e = parse("[alerts]\npager = true\n").unwrap_err();
         assert!(e.reason.contains("unknown field"), "{e}");
+        let c = parse(
+            "[alerts]\nalertmanager_url = \"https://am.msp.example.com\"\nsite = \"main-street\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.alerts.alertmanager.unwrap().url,
+            "https://am.msp.example.com/"
+        );
+        assert_eq!(c.alerts.site, "main-street");
+        let e = parse("[alerts]\nalertmanager_auth = { type = \"bearer\", token_file = \"t\" }\n")
+            .unwrap_err();
+        assert!(
+            e.reason
+                .contains("alerts.alertmanager_auth needs alerts.alertmanager_url"),
+            "{e}"
+        );
+        let e = parse("[alerts]\nalertmanager_url = \"http://am.example.com\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.reason.contains("must be https://"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod alertmanager;
 mod auth;
 mod bad_input;
 mod crash;

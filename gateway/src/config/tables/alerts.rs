@@ -1,5 +1,5 @@
-//! `[alerts]`: thresholds of the alert rules and the webhook they are sent
-//! to. The rules run with their defaults when the table is absent.
+//! `[alerts]`: thresholds of the alert rules and where they are sent (a
+//! webhook, Alertmanager). The rules run with their defaults when the table is absent.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -28,6 +28,11 @@ pub(crate) struct RawAlerts {
     reminder: Option<Spanned<String>>,
     webhook_auth: Option<Spanned<RawAuth>>,
     webhook_tls: Option<Spanned<RawHttpsClient>>,
+    alertmanager_url: Option<Spanned<String>>,
+    alertmanager_auth: Option<Spanned<RawAuth>>,
+    alertmanager_tls: Option<Spanned<RawHttpsClient>>,
+    /// The `site` label on Alertmanager alerts.
+    site: Option<Spanned<String>>,
 }
 
 pub(crate) struct Alerts;
@@ -47,17 +52,12 @@ impl Table for Alerts {
     }
 
     fn resolve(c: Self::Checked, rx: &mut Resolver<'_>) -> Option<Self::Resolved> {
-        let webhook = maybe(c.webhook, |w| {
-            let auth = maybe(w.auth, |a| rx.auth(a));
-            let tls = rx.client(w.tls);
-            Some(WebhookConfig {
-                url: w.url,
-                auth: auth?,
-                tls: tls?,
-            })
-        });
+        let webhook = maybe(c.webhook, |w| resolve_endpoint(w, rx));
+        let alertmanager = maybe(c.alertmanager, |w| resolve_endpoint(w, rx));
         Some(AlertsConfig {
             webhook: webhook?,
+            alertmanager: alertmanager?,
+            site: c.site,
             evaluate_every: c.evaluate_every,
             pending_max: c.pending_max,
             oldest_pending_max: c.oldest_pending_max,
@@ -69,6 +69,52 @@ impl Table for Alerts {
             reminder: c.reminder,
         })
     }
+}
+
+fn resolve_endpoint(
+    w: WebhookConfig<Checked>,
+    rx: &mut Resolver<'_>,
+) -> Option<WebhookConfig<Resolved>> {
+    let auth = maybe(w.auth, |a| rx.auth(a));
+    let tls = rx.client(w.tls);
+    Some(WebhookConfig {
+        url: w.url,
+        auth: auth?,
+        tls: tls?,
+    })
+}
+
+/// `alerts.<name>_url` with its `_auth` and `_tls`: checked like the
+/// webhook's (https, or http on loopback).
+fn endpoint(
+    cx: &mut Check<'_>,
+    name: &str,
+    url: Option<&Spanned<String>>,
+    auth: Option<&Spanned<RawAuth>>,
+    tls: Option<Spanned<RawHttpsClient>>,
+) -> Option<WebhookConfig<Checked>> {
+    let Some(u) = url else {
+        if let Some(x) = auth {
+            cx.error(x, format!("alerts.{name}_auth needs alerts.{name}_url"));
+        }
+        return None;
+    };
+    let url = outbound::ops_url(cx, &format!("alerts.{name}_url"), u);
+    let auth = maybe(auth, |x| {
+        outbound::auth(cx, format!("alerts.{name} auth"), x)
+    });
+    let tls = match tls {
+        None => outbound::client(cx, format!("alerts.{name} tls"), None, Default::default()),
+        Some(t) => {
+            let pos = cx.pos(&t);
+            outbound::client(cx, format!("alerts.{name} tls"), Some(t.into_inner()), pos)
+        }
+    };
+    Some(WebhookConfig {
+        url: url?,
+        auth: auth?,
+        tls: tls?,
+    })
 }
 
 /// A duration above zero.
@@ -137,28 +183,26 @@ fn alerts(
     if let Some(v) = &a.reminder {
         c.reminder = positive(cx, "alerts.reminder", v).unwrap_or(c.reminder);
     }
-    match &a.webhook_url {
-        None => {
-            if let Some(x) = &a.webhook_auth {
-                cx.error(x, "alerts.webhook_auth needs alerts.webhook_url");
-            }
+    c.webhook = endpoint(
+        cx,
+        "webhook",
+        a.webhook_url.as_ref(),
+        a.webhook_auth.as_ref(),
+        a.webhook_tls,
+    );
+    c.alertmanager = endpoint(
+        cx,
+        "alertmanager",
+        a.alertmanager_url.as_ref(),
+        a.alertmanager_auth.as_ref(),
+        a.alertmanager_tls,
+    );
+    if let Some(site) = &a.site {
+        let text = site.get_ref().trim();
+        if text.is_empty() || text.len() > 128 || text.chars().any(char::is_control) {
+            cx.error(site, "alerts.site must be 1 to 128 printable characters (the site label on Alertmanager alerts)");
         }
-        Some(u) => {
-            let url = outbound::ops_url(cx, "alerts.webhook_url", u);
-            let auth = maybe(a.webhook_auth.as_ref(), |x| {
-                outbound::auth(cx, "alerts.webhook auth".into(), x)
-            });
-            let tls = match a.webhook_tls {
-                None => outbound::client(cx, "alerts.webhook tls".into(), None, Default::default()),
-                Some(t) => {
-                    let pos = cx.pos(&t);
-                    outbound::client(cx, "alerts.webhook tls".into(), Some(t.into_inner()), pos)
-                }
-            };
-            if let (Some(url), Some(auth), Some(tls)) = (url, auth, tls) {
-                c.webhook = Some(WebhookConfig { url, auth, tls });
-            }
-        }
+        c.site = text.to_string();
     }
     cx.clean_since(mark).then_some(c)
 }

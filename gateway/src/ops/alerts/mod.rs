@@ -11,6 +11,7 @@
 //! the message).
 
 mod alert;
+mod alertmanager;
 mod board;
 pub mod rules;
 mod saved;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::alert::Alert;
+use super::alertmanager::Forwarder;
 use super::board::{Board, Event};
 use super::rules::evaluate;
 use super::saved;
@@ -65,12 +66,19 @@ pub async fn run(t: AlertTask, shutdown: watch::Receiver<bool>) {
             .map_err(|e| log::error!(target: "gateway::alerts", "alerts.webhook_url: cannot set up the HTTPS client: {e}; alerts go to the journal only"))
             .ok()
     });
+    let alertmanager = t.cfg.alertmanager.as_ref().and_then(|w| {
+        let url = format!("{}/api/v2/alerts", w.url.trim_end_matches('/'));
+        Poster::new(&url, &w.tls, w.auth.as_ref())
+            .map_err(|e| log::error!(target: "gateway::alerts", "alerts.alertmanager_url: cannot set up the HTTPS client: {e}; alerts are not sent to Alertmanager"))
+            .ok()
+            .map(|p| Forwarder::new(p, t.box_id.clone(), t.cfg.site.clone()))
+    });
     match poster {
-        None => evaluate_loop(&t, None, shutdown).await,
+        None => evaluate_loop(&t, None, alertmanager, shutdown).await,
         Some(poster) => {
             let (tx, rx) = mpsc::channel(QUEUE);
             tokio::join!(
-                evaluate_loop(&t, Some(tx), shutdown.clone()),
+                evaluate_loop(&t, Some(tx), alertmanager, shutdown.clone()),
                 send_in_order(poster, rx, shutdown),
             );
         }
@@ -80,6 +88,7 @@ pub async fn run(t: AlertTask, shutdown: watch::Receiver<bool>) {
 async fn evaluate_loop(
     t: &AlertTask,
     webhook: Option<mpsc::Sender<serde_json::Value>>,
+    mut alertmanager: Option<Forwarder>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(t.cfg.evaluate_every);
@@ -106,6 +115,9 @@ async fn evaluate_loop(
             if let Err(e) = saved::save(&t.journal, &events, &t.board).await {
                 log::warn!(target: "gateway::alerts", "cannot record the alert board ({e}): after a restart these alerts would be announced again");
             }
+        }
+        if let Some(f) = &mut alertmanager {
+            f.tick(&events, &t.board.active(), now).await;
         }
         for (event, a) in events {
             log_event(event, &a);
