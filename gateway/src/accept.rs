@@ -54,6 +54,8 @@ pub mod err_code {
 pub struct Accept {
     pub journal: Journal,
     pub router: Arc<Router>,
+    /// The feeds `[[alerts.silence]]` watches.
+    pub feeds: Arc<crate::ops::feeds::FeedWatch>,
 }
 
 /// What kind of source a message came from; part of how it is named in
@@ -355,6 +357,7 @@ impl Accept {
             .await;
         let (disposition, reply) = match result {
             Ok(Appended::Stored { id }) => {
+                self.feeds.seen(origin.name, &message_type, received_at_ms);
                 if unrouted {
                     log::debug!(target: "gateway::ingest", "message {id} {message_type} matched no route: journaled as filtered");
                     let _ = self.journal.audit(

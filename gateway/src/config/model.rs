@@ -459,6 +459,19 @@ pub struct AlertsConfig<S: Stage = Resolved> {
     pub alertmanager: Option<WebhookConfig<S>>,
     /// The `site` label on Alertmanager alerts (default: empty, no label).
     pub site: String,
+    /// `[[alerts.silence]]`: feeds that must not go quiet.
+    pub silence: Vec<SilenceRule>,
+}
+
+/// A feed that goes quiet is an alert: no `message_type` (a route-style
+/// glob) from `source` for `max`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SilenceRule {
+    pub name: String,
+    pub source: String,
+    pub message_type: String,
+    pub max: Duration,
+    pub critical: bool,
 }
 
 impl<S: Stage> AlertsConfig<S> {
@@ -476,6 +489,7 @@ impl<S: Stage> AlertsConfig<S> {
             webhook: None,
             alertmanager: None,
             site: String::new(),
+            silence: Vec::new(),
         }
     }
 }

@@ -298,6 +298,15 @@ mod ops_tables {
             "https://am.msp.example.com/"
         );
         assert_eq!(c.alerts.site, "main-street");
+        let e =
+            parse("[[alerts.silence]]\nsource = \"nosuch\"\ntype = \"ORU^R01\"\nmax = \"2h\"\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("nosuch"), "{e}");
+        let e = parse("[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:2599\"\n[[alerts.silence]]\nsource = \"ehr\"\ntype = \"ORU R01\"\nmax = \"2h\"\n")
+            .unwrap_err();
+        assert!(e.reason.contains("type must be a message type"), "{e}");
+        let e = parse("[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:2599\"\n[[alerts.silence]]\nsource = \"ehr\"\ntype = \"ADT^*\"\nmax = \"30m\"\nseverity = \"loud\"\n").unwrap_err();
+        assert!(e.reason.contains("\"warning\" or \"critical\""), "{e}");
         let e = parse("[alerts]\nalertmanager_auth = { type = \"bearer\", token_file = \"t\" }\n")
             .unwrap_err();
         assert!(

@@ -148,9 +148,14 @@ async fn bring_up(
     delivery.spawn("retention", retention);
 
     let registry = Arc::new(Registry::new(cfg.listeners.iter().map(|l| l.name.as_str())));
+    let feeds = Arc::new(crate::ops::feeds::FeedWatch::new(
+        &cfg.alerts.silence,
+        crate::ops::clock::unix_ms(),
+    ));
     let accept = Accept {
         journal: journal.clone(),
         router: Arc::new(Router::new(cfg.routes.clone())),
+        feeds: feeds.clone(),
     };
     // Every port is bound before any accepts, so a bad bind starts nothing.
     let mut bound = Vec::new();
@@ -269,6 +274,7 @@ async fn bring_up(
             box_id: box_id.clone(),
             pickups: pickup_states,
             exports: export_control.clone(),
+            feeds,
         },
     );
     let _ = health_state.status.set(status.clone());

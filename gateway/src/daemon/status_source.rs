@@ -26,6 +26,7 @@ pub(super) struct StatusExtras {
     pub box_id: String,
     pub pickups: Vec<Arc<Mutex<PickupState>>>,
     pub exports: crate::source::export::runner::ExportControl,
+    pub feeds: Arc<crate::ops::feeds::FeedWatch>,
 }
 
 /// The status source over the running pipeline's parts.
@@ -124,6 +125,7 @@ pub(super) fn status_source(
             },
             box_id: extras.box_id.clone(),
             alerts: extras.board.active(),
+            feeds: extras.feeds.snapshot(),
             certificates: extras
                 .certs
                 .lock()

@@ -145,6 +145,9 @@ pub struct StatusReport {
     /// `[[export]]` jobs (sources).
     #[serde(default)]
     pub exports: Vec<crate::source::export::job::ExportStatus>,
+    /// Feeds watched by `[[alerts.silence]]`: when each last delivered.
+    #[serde(default)]
+    pub feeds: Vec<super::feeds::FeedStatus>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod certs;
 pub mod clock;
 pub mod dlq;
+pub mod feeds;
 pub mod fleet;
 pub mod health;
 pub mod http_server;

@@ -771,3 +771,38 @@ fn status_page_with_client_certificates_only() {
         "a certificate from another CA must be refused"
     );
 }
+
+/// A feed that goes quiet is an alert (eCW stops sending: every queue is
+/// empty and the box would look green); it clears when the feed flows.
+#[test]
+fn a_quiet_feed_raises_the_silence_alert_until_it_flows_again() {
+    let g = Gateway::start_with(Options {
+        top_extra: "[alerts]\nevaluate_every = \"200ms\"\ndisk_warn_percent = 100\n[[alerts.silence]]\nname = \"lab results\"\nsource = \"ehr\"\ntype = \"ORU^R01\"\nmax = \"2s\"\nseverity = \"critical\"\n".into(),
+        ..Default::default()
+    });
+    let id = "silence/lab results";
+    // Other types do not count.
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &adt("Q-1", "MRN7")).unwrap()),
+        "AA"
+    );
+    g.wait_for("the silence alert", Duration::from_secs(30), || {
+        alerts(&g).iter().any(|a| a["id"] == id)
+    });
+    let a = alerts(&g).into_iter().find(|a| a["id"] == id).unwrap();
+    assert_eq!(a["severity"], "critical", "{a}");
+    let title = a["title"].as_str().unwrap();
+    assert!(
+        title.contains("no ORU^R01 from ehr for more than 2 s"),
+        "{a}"
+    );
+    let feeds = g.status_json()["feeds"].clone();
+    assert_eq!(feeds[0]["seen"], 0, "{feeds}");
+
+    let oru = b"MSH|^~\\&|LAB|CLINIC|GW|CLOUD|20240101120000||ORU^R01|Q-2|P|2.5.1\rPID|1||MRN7^^^CLINIC^MR||TEST^PATIENT\rOBR|1|||GLU\rOBX|1|NM|GLU||5.5|mg/dL|||||F\r";
+    assert_eq!(ack_code(&send_one(&g.addr(), oru).unwrap()), "AA");
+    g.wait_for("the alert cleared", Duration::from_secs(30), || {
+        !alerts(&g).iter().any(|a| a["id"] == id)
+    });
+    assert_eq!(g.status_json()["feeds"][0]["seen"], 1);
+}

@@ -7,7 +7,8 @@ use toml::Spanned;
 use super::outbound;
 use crate::auth::RawAuth;
 use crate::config::check::{maybe, Check};
-use crate::config::model::{AlertsConfig, StorageConfig, WebhookConfig};
+use crate::config::cross::{FactSheet, Namespace};
+use crate::config::model::{AlertsConfig, SilenceRule, StorageConfig, WebhookConfig};
 use crate::config::resolve::Resolver;
 use crate::config::stage::{Checked, Resolved};
 use crate::config::table::Table;
@@ -33,21 +34,44 @@ pub(crate) struct RawAlerts {
     alertmanager_tls: Option<Spanned<RawHttpsClient>>,
     /// The `site` label on Alertmanager alerts.
     site: Option<Spanned<String>>,
+    /// `[[alerts.silence]]`: a feed that goes quiet.
+    #[serde(default)]
+    silence: Vec<RawSilence>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSilence {
+    name: Option<Spanned<String>>,
+    source: Spanned<String>,
+    #[serde(rename = "type")]
+    message_type: Spanned<String>,
+    max: Spanned<String>,
+    severity: Option<Spanned<String>>,
 }
 
 pub(crate) struct Alerts;
 
 impl Table for Alerts {
-    type Raw = Option<Spanned<RawAlerts>>;
+    // Not `Spanned`: `[[alerts.silence]]` alone defines the table
+    // implicitly, and toml gives an implicit table no span.
+    type Raw = Option<RawAlerts>;
     type Checked = AlertsConfig<Checked>;
     type Resolved = AlertsConfig<Resolved>;
+
+    fn facts(raw: &Self::Raw, sheet: &mut FactSheet<'_>) {
+        for s in raw.iter().flat_map(|a| &a.silence) {
+            let owner = format!("alerts.silence '{}'", silence_name(s));
+            sheet.reference(Namespace::Source, owner, "source", &s.source);
+        }
+    }
 
     fn validate(raw: Self::Raw, cx: &mut Check<'_>) -> Option<Self::Checked> {
         let mut c = AlertsConfig::defaults(&StorageConfig::default());
         c.disk_warn_percent = cx.facts().storage_warn_at_percent;
         match raw {
             None => Some(c),
-            Some(a) => alerts(a.into_inner(), c, cx),
+            Some(a) => alerts(a, c, cx),
         }
     }
 
@@ -58,6 +82,7 @@ impl Table for Alerts {
             webhook: webhook?,
             alertmanager: alertmanager?,
             site: c.site,
+            silence: c.silence,
             evaluate_every: c.evaluate_every,
             pending_max: c.pending_max,
             oldest_pending_max: c.oldest_pending_max,
@@ -114,6 +139,58 @@ fn endpoint(
         url: url?,
         auth: auth?,
         tls: tls?,
+    })
+}
+
+/// A silence rule's name: as given, else "SOURCE TYPE".
+fn silence_name(s: &RawSilence) -> String {
+    match &s.name {
+        Some(n) => n.get_ref().trim().to_string(),
+        None => format!("{} {}", s.source.get_ref(), s.message_type.get_ref()),
+    }
+}
+
+fn silence(cx: &mut Check<'_>, s: &RawSilence) -> Option<SilenceRule> {
+    let name = silence_name(s);
+    let field = format!("alerts.silence '{name}'");
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        let at = s.name.as_ref().unwrap_or(&s.source);
+        return cx.fail(
+            at,
+            format!("{field}: name must be 1 to 64 printable characters"),
+        );
+    }
+    let t = s.message_type.get_ref();
+    let type_ok = t.len() <= 32
+        && !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "^_*?".contains(c));
+    if !type_ok {
+        return cx.fail(
+            &s.message_type,
+            format!(
+                "{field}: type must be a message type or a glob such as \"ORU^R01\" or \"ADT^*\""
+            ),
+        );
+    }
+    let max = positive(cx, &format!("{field} max"), &s.max)?;
+    let critical = match s.severity.as_ref().map(|v| v.get_ref().as_str()) {
+        None | Some("warning") => false,
+        Some("critical") => true,
+        Some(other) => {
+            let at = s.severity.as_ref().unwrap_or(&s.max);
+            return cx.fail(
+                at,
+                format!("{field}: severity is \"warning\" or \"critical\", not {other:?}"),
+            );
+        }
+    };
+    Some(SilenceRule {
+        name,
+        source: s.source.get_ref().clone(),
+        message_type: t.clone(),
+        max,
+        critical,
     })
 }
 
@@ -197,6 +274,22 @@ fn alerts(
         a.alertmanager_auth.as_ref(),
         a.alertmanager_tls,
     );
+    let mut names = std::collections::BTreeSet::new();
+    for s in &a.silence {
+        if let Some(rule) = silence(cx, s) {
+            if !names.insert(rule.name.clone()) {
+                let at = s.name.as_ref().unwrap_or(&s.source);
+                cx.error(
+                    at,
+                    format!(
+                        "alerts.silence '{}' is named twice: give each rule its own name",
+                        rule.name
+                    ),
+                );
+            }
+            c.silence.push(rule);
+        }
+    }
     if let Some(site) = &a.site {
         let text = site.get_ref().trim();
         if text.is_empty() || text.len() > 128 || text.chars().any(char::is_control) {

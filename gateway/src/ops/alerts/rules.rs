@@ -44,7 +44,42 @@ pub fn evaluate(
             .iter()
             .filter_map(|e| export_stale(e, started_ms, now_ms)),
     );
+    out.extend(report.feeds.iter().filter_map(|f| silence(f, now_ms)));
     out
+}
+
+/// A feed gone quiet: no message of the rule's type from its source for
+/// `max` (counted from the daemon's start before the first one). When eCW
+/// stops sending, every queue is empty and the box looks green: this is
+/// the alert that says so.
+pub fn silence(f: &crate::ops::feeds::FeedStatus, now_ms: u64) -> Option<Alert> {
+    let quiet_ms = now_ms.saturating_sub(f.last_ms);
+    if quiet_ms < f.max_secs.saturating_mul(1000) {
+        return None;
+    }
+    let severity = if f.critical {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    Some(Rule::Silence.alert(Finding {
+        key: f.name.clone(),
+        severity,
+        // Stable while it lasts (a new title would fire it again).
+        title: format!(
+            "{}: no {} from {} for more than {}",
+            f.name,
+            f.message_type,
+            f.source,
+            human(f.max_secs)
+        ),
+        affected: format!("source {}", f.source),
+        since_ms: f.last_ms.saturating_add(f.max_secs.saturating_mul(1000)),
+        action: format!(
+            "Check that the sending system still sends {} to {}: its interface engine and outbound connection, and the network between them. The gateway is up and takes what arrives; `gateway status` shows when the feed last delivered.",
+            f.message_type, f.source
+        ),
+    }))
 }
 
 /// Files waiting in a pickup folder's `.rejected/`: someone must look at
@@ -331,6 +366,7 @@ mod tests {
             alerts: vec![],
             certificates: vec![],
             exports: vec![],
+            feeds: vec![],
         }
     }
 
