@@ -191,6 +191,12 @@ pub(crate) fn render(items: &[ExportStatus], now_ms: u64) -> String {
             }
             _ => out += "  no successful job yet\n",
         }
+        if !s.history.last_error_issues.is_empty() {
+            out += &format!(
+                "  its error files' issues: {}\n",
+                crate::source::export::error_summary::describe(&s.history.last_error_issues)
+            );
+        }
         match s.next_run_ms {
             Some(n) if n > now_ms => {
                 out += &format!("  next run in {}\n", human_duration((n - now_ms) / 1000))
