@@ -164,6 +164,9 @@ fn progress_line(s: &ExportStatus) -> String {
             s.bytes / 1_000_000,
             s.resources
         );
+        if s.journaled > 0 {
+            l += &format!(", {} journaled for delivery", s.journaled);
+        }
     }
     if let Some(p) = &s.progress {
         l += &format!(" — {p}");
