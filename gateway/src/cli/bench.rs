@@ -32,6 +32,8 @@ pub enum BenchKind {
     Start(super::bench_start::StartArgs),
     /// X12: 835 check + JSON vs a byte scan; pickup throughput vs raw fdatasync.
     X12(super::bench_x12::X12BenchArgs),
+    /// Bulk Data $export: download + tag of ~1 GB NDJSON vs plain streaming to disk.
+    Export(super::bench_export::ExportBenchArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +62,7 @@ pub fn run(kind: BenchKind) -> ExitCode {
         BenchKind::Ingest(args) => ingest(args),
         BenchKind::Start(args) => super::bench_start::run(args),
         BenchKind::X12(args) => super::bench_x12::run(args),
+        BenchKind::Export(args) => super::bench_export::run(args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -164,6 +164,9 @@ fn progress_line(s: &ExportStatus) -> String {
             s.bytes / 1_000_000,
             s.resources
         );
+        if s.journaled > 0 {
+            l += &format!(", {} journaled for delivery", s.journaled);
+        }
     }
     if let Some(p) = &s.progress {
         l += &format!(" — {p}");
@@ -190,6 +193,12 @@ pub(crate) fn render(items: &[ExportStatus], now_ms: u64) -> String {
                 )
             }
             _ => out += "  no successful job yet\n",
+        }
+        if !s.history.last_error_issues.is_empty() {
+            out += &format!(
+                "  its error files' issues: {}\n",
+                crate::source::export::error_summary::describe(&s.history.last_error_issues)
+            );
         }
         match s.next_run_ms {
             Some(n) if n > now_ms => {

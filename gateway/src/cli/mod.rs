@@ -10,6 +10,7 @@ use crate::config::{self, DEFAULT_CONFIG_PATH};
 
 mod bench;
 mod bench_drain;
+mod bench_export;
 mod bench_naive;
 mod bench_result;
 mod bench_segments;

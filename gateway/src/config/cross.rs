@@ -82,6 +82,13 @@ pub(crate) struct FactSheet<'a> {
     facts: Facts,
 }
 
+impl Facts {
+    /// A destination's `kind` as written (`None`: no such destination).
+    pub fn destination_kind_of(&self, name: &str) -> Option<&str> {
+        self.destination_kinds.get(name).map(String::as_str)
+    }
+}
+
 impl<'a> FactSheet<'a> {
     pub(super) fn new(map: &'a TextMap<'a>) -> FactSheet<'a> {
         FactSheet {

@@ -62,6 +62,11 @@ pub struct ExportConfig<S: Stage = Resolved> {
     pub max_line_bytes: usize,
     /// The alert fires when no job succeeded for this long.
     pub alert_after: Duration,
+    /// `to = [...]`: fhir destinations every resource is journaled for
+    /// (PUT; tombstones DELETE), through their outboxes.
+    pub to: Vec<String>,
+    /// Where ids and references are namespaced per tenant.
+    pub namespace_ids: NamespaceIds,
     pub auth: Option<S::Auth>,
     pub tls: S::Client,
 }
@@ -83,6 +88,17 @@ pub enum ExportSince {
     None,
     /// This instant, always.
     Instant(String),
+}
+
+/// `namespace_ids`: which sink gets ids namespaced per tenant
+/// (`source::export::namespace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceIds {
+    /// Only what goes to `to` destinations (default): the folder keeps the server's ids.
+    To,
+    /// The folder sink too.
+    All,
+    None,
 }
 
 impl<S: Stage> Config<S> {

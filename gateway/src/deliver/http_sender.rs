@@ -8,6 +8,9 @@
 //! the credentials are wrong, which is the destination's problem, not the
 //! message's: it waits (circuit open) instead of dead-lettering everything.
 //!
+//! A bulk export's resource (`Prepared::rest`) is one `PUT [base]/Type/id`
+//! (a tombstone: `DELETE`, where 404/410 count as done) instead of a POST.
+//!
 //! A `fhir` destination in PUT mode first reads what the Bundle's writes
 //! depend on (`fhir_update`: create-only entries; every Patient with
 //! `update = "merge"`) and sends the Bundle rewritten with `If-Match`. A
@@ -166,7 +169,7 @@ impl HttpSender {
         p: &Prepared,
         auth: Option<&HeaderValue>,
     ) -> Result<bytes::Bytes, Verdict> {
-        if !self.fhir {
+        if !self.fhir || p.rest.is_some() {
             return Ok(p.body.clone());
         }
         let bad = |e: String| Verdict::Reject {
@@ -212,9 +215,19 @@ impl HttpSender {
         body: bytes::Bytes,
         auth: Option<&HeaderValue>,
     ) -> Result<reqwest::Response, Verdict> {
-        let mut req = self
-            .client
-            .post(self.url.clone())
+        let req = match &p.rest {
+            None => self.client.post(self.url.clone()),
+            Some(w) => {
+                let url = format!("{}/{}", self.url.as_str().trim_end_matches('/'), w.path);
+                let method = if w.delete {
+                    reqwest::Method::DELETE
+                } else {
+                    reqwest::Method::PUT
+                };
+                self.client.request(method, url)
+            }
+        };
+        let mut req = req
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, p.content_type)
             .header("Idempotency-Key", p.message_id.to_string())
@@ -265,6 +278,11 @@ impl HttpSender {
             }
         }
         let status = resp.status().as_u16();
+        if matches!(status, 404 | 410) && p.rest.as_ref().is_some_and(|w| w.delete) {
+            // Deleting what the server does not have: done.
+            let _ = read_capped(resp, MAX_ERROR_BODY).await;
+            return Verdict::Delivered;
+        }
         if status == 412 && self.fhir {
             // Still changing after MAX_PRECONDITION_ROUNDS reads: later.
             let body = read_capped(resp, MAX_ERROR_BODY).await;

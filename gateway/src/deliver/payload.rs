@@ -26,6 +26,65 @@ pub struct Prepared {
     /// FHIR: `Type/id` of the entries to write only if absent (read first
     /// in PUT mode: `fhir_update`).
     pub create_only: Vec<String>,
+    /// A RESTful write of one resource instead of a POSTed Bundle (a bulk
+    /// export's resources: `transform = "fhir-resource"`).
+    pub rest: Option<RestWrite>,
+}
+
+/// `PUT [base]/<path>` with the body, or `DELETE [base]/<path>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestWrite {
+    pub delete: bool,
+    /// `Type/id`.
+    pub path: String,
+}
+
+/// What a bulk export journals for its `to` destinations (`source::export::journal_sink`).
+pub const KIND_FHIR_RESOURCE: &str = "fhir+resource";
+pub const KIND_FHIR_DELETE: &str = "fhir+delete";
+/// The outbox transform of those messages.
+pub const TRANSFORM_FHIR_RESOURCE: &str = "fhir-resource";
+
+/// `Type/id` with a FHIR type name and id: safe to append to the base URL.
+fn is_type_and_id(path: &str) -> bool {
+    let Some((ty, id)) = path.split_once('/') else {
+        return false;
+    };
+    ty.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && ty.chars().all(|c| c.is_ascii_alphanumeric())
+        && (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+}
+
+/// A journaled export resource or tombstone as a RESTful write.
+fn fhir_resource(mut p: Prepared, msg: StoredMessage) -> Result<Prepared, String> {
+    let delete = match msg.meta.kind.as_str() {
+        KIND_FHIR_RESOURCE => false,
+        KIND_FHIR_DELETE => true,
+        other => {
+            return Err(format!(
+                "transform \"fhir-resource\" takes resources of a bulk export; this message is {other} {}",
+                msg.meta.message_type
+            ))
+        }
+    };
+    if !is_type_and_id(&msg.meta.control_id) {
+        return Err(format!(
+            "cannot write {:?}: not Type/id",
+            msg.meta.control_id
+        ));
+    }
+    p.rest = Some(RestWrite {
+        delete,
+        path: msg.meta.control_id,
+    });
+    if !delete {
+        // The stored bytes move into the body: no copy.
+        p.body = Bytes::from(msg.raw);
+    }
+    Ok(p)
 }
 
 /// A fhir destination's mapping inputs.
@@ -74,7 +133,7 @@ fn x12_json(msg: &StoredMessage) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Apply `transform` ("none", "fhir", "x12-json") and encode for `wire`. `fhir` is the
+/// Apply `transform` ("none", "fhir", "x12-json", "fhir-resource") and encode for `wire`. `fhir` is the
 /// destination's mapping inputs (fhir destinations).
 pub fn prepare(
     msg: StoredMessage,
@@ -90,6 +149,7 @@ pub fn prepare(
         body: Bytes::from(body),
         content_type,
         create_only: Vec::new(),
+        rest: None,
     };
     match (transform, wire) {
         ("none", Wire::Hl7) => {
@@ -127,6 +187,10 @@ pub fn prepare(
             }
             Ok(p)
         }
+        (TRANSFORM_FHIR_RESOURCE, Wire::Fhir) => {
+            let p = base(&msg, Vec::new(), "application/fhir+json");
+            fhir_resource(p, msg)
+        }
         ("x12-json", Wire::Hl7 | Wire::Json) => {
             let body = x12_json(&msg)?;
             Ok(base(&msg, body, "application/json"))
@@ -138,5 +202,77 @@ pub fn prepare(
         (other, _) => Err(format!(
             "transform \"{other}\" is not available in this build"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(kind: &str, control_id: &str, raw: &[u8]) -> StoredMessage {
+        StoredMessage {
+            id: 7,
+            received_at_ms: 0,
+            source: "acme-nightly".into(),
+            peer: String::new(),
+            meta: journal::MessageMeta {
+                kind: kind.into(),
+                control_id: control_id.into(),
+                message_type: "Patient".into(),
+                ..Default::default()
+            },
+            raw: raw.to_vec(),
+            ack: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_export_resource_is_a_put_and_a_tombstone_a_delete() {
+        let body = br#"{"resourceType":"Patient","id":"p1","x":1.50}"#;
+        let p = prepare(
+            stored(KIND_FHIR_RESOURCE, "Patient/p1", body),
+            TRANSFORM_FHIR_RESOURCE,
+            Wire::Fhir,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            p.rest,
+            Some(RestWrite {
+                delete: false,
+                path: "Patient/p1".into()
+            })
+        );
+        assert_eq!(&p.body[..], body, "sent as stored, byte for byte");
+        let p = prepare(
+            stored(KIND_FHIR_DELETE, "Patient/p1", b"Patient/p1"),
+            TRANSFORM_FHIR_RESOURCE,
+            Wire::Fhir,
+            None,
+        )
+        .unwrap();
+        assert!(p.rest.unwrap().delete);
+        assert!(p.body.is_empty());
+        // Anything else is refused with the reason (dead-lettered, not sent).
+        for (kind, id) in [
+            (KIND_FHIR_RESOURCE, "Patient/../x"),
+            (KIND_FHIR_RESOURCE, "patient/1"),
+            ("hl7v2", "Patient/1"),
+        ] {
+            assert!(prepare(
+                stored(kind, id, b"{}"),
+                TRANSFORM_FHIR_RESOURCE,
+                Wire::Fhir,
+                None
+            )
+            .is_err());
+        }
+        assert!(prepare(
+            stored(KIND_FHIR_RESOURCE, "Patient/1", b"{}"),
+            TRANSFORM_FHIR_RESOURCE,
+            Wire::Hl7,
+            None
+        )
+        .is_err());
     }
 }

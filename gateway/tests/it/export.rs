@@ -15,9 +15,9 @@ use crate::support::{free_port, rt, Gateway, Options};
 
 const TAG: &str = "urn:clinic-gateway:tenant";
 /// Thresholds that do not depend on how full the host's disk is.
-const STORAGE: &str = "[storage]\nwarn_at_percent = 99\nrefuse_at_percent = 100\n";
+pub(crate) const STORAGE: &str = "[storage]\nwarn_at_percent = 99\nrefuse_at_percent = 100\n";
 
-fn export_table(
+pub(crate) fn export_table(
     name: &str,
     tenant: &str,
     base: &str,
@@ -85,7 +85,7 @@ fn expected(files: &[DataFile], skip: Option<(usize, usize)>) -> BTreeMap<(Strin
     m
 }
 
-fn export_status(g: &Gateway, name: &str) -> serde_json::Value {
+pub(crate) fn export_status(g: &Gateway, name: &str) -> serde_json::Value {
     let out = g.cli(&["export", "status", name, "--json"]);
     assert!(
         out.status.success(),
@@ -231,6 +231,26 @@ fn full_export_then_incremental() {
     assert_eq!(st["last_bad_lines"], 1);
     // Lines (good and bad) match each file's count.
     assert_eq!(st["count_mismatches"], 0);
+    // The error files are summarised by severity/code, and their
+    // diagnostics text (which may quote PHI) is in no log line.
+    assert_eq!(st["last_error_outcomes"], 2, "{st}");
+    assert_eq!(st["last_error_issues"]["error/processing"], 1, "{st}");
+    assert_eq!(st["last_error_issues"]["warning/incomplete"], 1, "{st}");
+    let log = std::fs::read_to_string(&g.log).unwrap_or_default();
+    assert!(
+        log.contains("issues error/processing 1, warning/incomplete 1"),
+        "the job's log line has the summary"
+    );
+    assert!(
+        !log.contains("could not be read") && !log.contains("some Conditions skipped"),
+        "no server diagnostics in the log"
+    );
+    let human =
+        String::from_utf8_lossy(&g.cli(&["export", "status", "acme-nightly"]).stdout).to_string();
+    assert!(
+        human.contains("its error files' issues: error/processing 1, warning/incomplete 1"),
+        "{human}"
+    );
     // The status URL was deleted.
     assert_eq!(server.state.seen.deletes.lock().unwrap().as_slice(), ["1"]);
     // The quarantine holds the bad line with its file and line number.

@@ -13,6 +13,7 @@ mod crash;
 mod delivery;
 mod disk_full;
 mod export;
+mod export_deliver;
 mod fhir;
 mod fhir_merge;
 mod https_client;

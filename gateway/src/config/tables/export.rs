@@ -12,7 +12,7 @@ use super::outbound;
 use crate::auth::RawAuth;
 use crate::config::check::{each, maybe, Check};
 use crate::config::cross::{FactSheet, Namespace};
-use crate::config::model::{ExportConfig, ExportLevel, ExportSince};
+use crate::config::model::{ExportConfig, ExportLevel, ExportSince, NamespaceIds};
 use crate::config::resolve::Resolver;
 use crate::config::stage::{Checked, Resolved};
 use crate::config::table::Table;
@@ -34,7 +34,9 @@ pub(crate) struct RawExport {
     since: Option<Spanned<String>>,
     schedule: Option<Spanned<String>>,
     output: Option<Spanned<String>>,
-    to: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    to: Vec<Spanned<String>>,
+    namespace_ids: Option<Spanned<String>>,
     parallel_downloads: Option<Spanned<u64>>,
     poll_min: Option<Spanned<String>>,
     poll_max: Option<Spanned<String>>,
@@ -64,6 +66,10 @@ impl Table for Exports {
     fn facts(raw: &Self::Raw, sheet: &mut FactSheet<'_>) {
         for e in raw {
             sheet.name(Namespace::Source, "export", &e.name);
+            for to in &e.to {
+                let owner = format!("export '{}'", e.name.get_ref());
+                sheet.reference(Namespace::Destination, owner, "to", to);
+            }
         }
     }
 
@@ -91,6 +97,8 @@ impl Table for Exports {
                 poll: e.poll,
                 max_line_bytes: e.max_line_bytes,
                 alert_after: e.alert_after,
+                to: e.to,
+                namespace_ids: e.namespace_ids,
             })
         })
     }
@@ -198,12 +206,31 @@ fn export(e: RawExport, cx: &mut Check<'_>) -> Option<ExportConfig<Checked>> {
             .as_ref()
             .map_or("exports", |o| o.get_ref().as_str()),
     );
-    if let Some(to) = &e.to {
-        cx.error(
-            to,
-            format!("{what}: to = [...] (delivery of exported resources to a fhir destination) is not supported by this build yet; remove it and use the folder output"),
-        );
+    let mut to = Vec::new();
+    for d in &e.to {
+        let name = d.get_ref();
+        match cx.facts().destination_kind_of(name) {
+            // An unknown name is the cross check's error (it lists the destinations).
+            None | Some("fhir") => {}
+            Some(kind) => cx.error(
+                d,
+                format!("{what}: to names destination '{name}', which is kind {kind}: exported resources are written with PUT/DELETE to a kind = \"fhir\" destination"),
+            ),
+        }
+        if to.contains(name) {
+            cx.error(d, format!("{what}: to lists '{name}' twice"));
+        }
+        to.push(name.clone());
     }
+    let namespace_ids = match e.namespace_ids.as_ref().map(|n| n.get_ref().as_str()) {
+        None | Some("to") => Some(NamespaceIds::To),
+        Some("all") => Some(NamespaceIds::All),
+        Some("none") => Some(NamespaceIds::None),
+        Some(_) => cx.fail(
+            e.namespace_ids.as_ref().unwrap_or(&e.name),
+            format!("{what}: namespace_ids must be \"to\" (ids namespaced per tenant in what goes to the `to` destinations; the folder keeps the server's ids), \"all\" (the folder too) or \"none\""),
+        ),
+    };
     let parallel = match &e.parallel_downloads {
         None => Some(2),
         Some(p) if (1..=16).contains(p.get_ref()) => Some(*p.get_ref() as usize),
@@ -278,6 +305,8 @@ fn export(e: RawExport, cx: &mut Check<'_>) -> Option<ExportConfig<Checked>> {
         poll: poll?,
         max_line_bytes: max_line?,
         alert_after: alert_after?,
+        to,
+        namespace_ids: namespace_ids?,
         auth: auth?,
         tls,
     })
@@ -305,7 +334,15 @@ mod tests {
     fn check(
         table: &str,
     ) -> Result<Vec<crate::config::ExportConfig<crate::config::Checked>>, String> {
-        let text = format!("data_dir = \"/var/lib/gateway\"\n\n[[export]]\n{table}");
+        check_after("", table)
+    }
+
+    /// `table` after other tables `before`.
+    fn check_after(
+        before: &str,
+        table: &str,
+    ) -> Result<Vec<crate::config::ExportConfig<crate::config::Checked>>, String> {
+        let text = format!("data_dir = \"/var/lib/gateway\"\n\n{before}[[export]]\n{table}");
         validate(
             &text,
             Path::new("/etc/gateway/gateway.toml"),
@@ -348,8 +385,9 @@ mod tests {
             (
                 "to = [\"cloud-fhir\"]\n",
                 7,
-                "not supported by this build yet",
+                "names destination 'cloud-fhir', which is not defined",
             ),
+            ("namespace_ids = \"some\"\n", 7, "namespace_ids must be"),
             ("parallel_downloads = 0\n", 7, "1..=16"),
             (
                 "poll_min = \"10m\"\npoll_max = \"1m\"\n",
@@ -363,6 +401,23 @@ mod tests {
                 "{extra}: {e}"
             );
         }
+        // `to` takes fhir destinations only, each once.
+        let with_dest = |kind: &str, to: &str| {
+            let at = if kind == "folder" {
+                "path = \"/tmp/x\""
+            } else {
+                "url = \"https://cloud.example/fhir\""
+            };
+            let dest = format!("[[destination]]\nname = \"d\"\nkind = \"{kind}\"\n{at}\n\n");
+            check_after(&dest, &format!("{MIN}to = {to}\n"))
+        };
+        let e = with_dest("folder", "[\"d\"]").unwrap_err();
+        assert!(e.contains("which is kind folder"), "{e}");
+        let e = with_dest("fhir", "[\"d\", \"d\"]").unwrap_err();
+        assert!(e.contains("lists 'd' twice"), "{e}");
+        let ok = with_dest("fhir", "[\"d\"]").unwrap();
+        assert_eq!(ok[0].to, ["d"]);
+        assert_eq!(ok[0].namespace_ids, crate::config::NamespaceIds::To);
         let e = check("name = \"x\"\ntenant = \"../etc\"\nurl = \"http://fhir.example.com\"\n")
             .unwrap_err();
         assert!(

@@ -17,6 +17,7 @@ use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::error_summary::{describe, merge, IssueCounts};
 use super::http::{header, ExportHttp, Transport};
 use super::manifest::{parse_manifest, FileEntry, FileKind, Manifest};
 use super::ndjson::{check_line, LineSplitter, Piece};
@@ -74,6 +75,9 @@ pub struct StoredFile {
     pub lines: u64,
     pub bad: u64,
     pub bytes: u64,
+    /// An error file's OperationOutcome issues by `severity/code`.
+    #[serde(default)]
+    pub issues: IssueCounts,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -90,6 +94,9 @@ pub struct History {
     pub last_resources: u64,
     pub last_bad_lines: u64,
     pub last_error_outcomes: u64,
+    /// Of the last success: its error files' issues by `severity/code`.
+    #[serde(default)]
+    pub last_error_issues: IssueCounts,
 }
 
 /// What `gateway export status` shows of one export.
@@ -110,6 +117,12 @@ pub struct ExportStatus {
     pub resources: u64,
     pub bad_lines: u64,
     pub error_outcomes: u64,
+    /// The error files' issues so far, by `severity/code` (no server text).
+    #[serde(default)]
+    pub error_issues: IssueCounts,
+    /// `to = [...]`: resources and tombstones journaled for delivery (since the daemon's start).
+    #[serde(default)]
+    pub journaled: u64,
     /// Files whose line count differs from the manifest's `count`.
     pub count_mismatches: u64,
     pub next_run_ms: Option<u64>,
@@ -262,7 +275,7 @@ impl JobCtx {
     }
 
     /// Wait while the data disk is above `warn_at_percent` (saying so in status).
-    async fn wait_for_disk(&self) -> Result<(), Stop> {
+    pub(crate) async fn wait_for_disk(&self) -> Result<(), Stop> {
         loop {
             let used = self.journal.stats().disk_percent_used;
             if used < self.warn_at_percent {
@@ -280,6 +293,11 @@ impl JobCtx {
             self.sleep(Duration::from_secs(5)).await?;
         }
     }
+}
+
+/// The job's backoff before attempt `attempt` again (stops early on shutdown or cancel).
+pub(crate) async fn backoff_sleep(ctx: &JobCtx, attempt: u32) -> Result<(), Stop> {
+    ctx.sleep(backoff(attempt, jitter(), ctx.cfg.poll)).await
 }
 
 /// Run the job of `ctx.cfg`: resume the stored one, or kick off a new one.
@@ -329,12 +347,13 @@ async fn finish(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Result<(), JobError> 
         files.push(load_file(&ctx.journal, name, i).map_err(JobError::Fatal)?);
     }
     let (resources, bad, bytes, outcomes) = totals(&files);
+    let issues = issue_totals(&files);
     let tt = job.transaction_time.clone().unwrap_or_default();
     let dir = job_dir(&ctx.cfg.output, &ctx.cfg.tenant, &tt);
     let marker = serde_json::json!({
         "export": name, "tenant": ctx.cfg.tenant, "job": job.job, "transactionTime": tt,
         "since": job.since, "files": job.files, "resources": resources, "bad_lines": bad,
-        "error_outcomes": outcomes, "bytes": bytes,
+        "error_outcomes": outcomes, "error_issues": issues, "bytes": bytes,
     });
     let body = serde_json::to_vec_pretty(&marker).unwrap_or_default();
     let d = dir.clone();
@@ -355,6 +374,7 @@ async fn finish(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Result<(), JobError> 
     h.last_resources = resources;
     h.last_bad_lines = bad;
     h.last_error_outcomes = outcomes;
+    h.last_error_issues = issues.clone();
     job.phase = Phase::Cleanup;
     ctx.store(vec![
         StateOp::put(NS, &key_history(name), &encode(&h)),
@@ -365,15 +385,25 @@ async fn finish(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Result<(), JobError> 
         "export_done",
         &format!("export {name} tenant {} job {} transactionTime {tt}: {resources} resource(s), {bad} bad line(s), {outcomes} error outcome(s)", ctx.cfg.tenant, job.job),
     );
+    // Issue counts only: the files' diagnostics text may quote PHI.
     if outcomes > 0 {
-        log::warn!(target: "gateway::export", "export {name} (tenant {}): the server reported {outcomes} error OperationOutcome(s); see errors/ in {}", ctx.cfg.tenant, dir.display());
+        log::warn!(target: "gateway::export", "export {name} (tenant {}): the server reported {outcomes} error OperationOutcome(s), issues {}; see errors/ in {}", ctx.cfg.tenant, describe(&issues), dir.display());
     }
-    log::info!(target: "gateway::export", "export {name} (tenant {}): job {} done: {resources} resource(s), {bad} bad line(s)", ctx.cfg.tenant, job.job);
+    log::info!(target: "gateway::export", "export {name} (tenant {}): job {} done: {resources} resource(s), {bad} bad line(s), error issues: {}", ctx.cfg.tenant, job.job, describe(&issues));
     ctx.update(|s| {
         s.history = h;
         s.state = "done".into();
     });
     Ok(())
+}
+
+/// The error files' issues, summed.
+fn issue_totals(files: &[StoredFile]) -> IssueCounts {
+    let mut t = IssueCounts::new();
+    for f in files.iter().filter(|f| f.done) {
+        merge(&mut t, &f.issues);
+    }
+    t
 }
 
 /// DELETE the status URL: 202 and 404 (and any 2xx) are done; anything
@@ -397,7 +427,11 @@ pub async fn forget(ctx: &JobCtx, job: &StoredJob) -> Result<(), JobError> {
     let mut ops = Vec::new();
     for i in 0..job.files {
         ops.push(StateOp::delete(NS, &key_file(&ctx.cfg.name, i)));
-        if ops.len() == 1000 {
+        ops.push(StateOp::delete(
+            NS,
+            &crate::source::export::journal_sink::key_committed(&ctx.cfg.name, i),
+        ));
+        if ops.len() >= 1000 {
             ctx.store(std::mem::take(&mut ops)).await?;
         }
     }

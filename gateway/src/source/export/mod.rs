@@ -22,10 +22,13 @@
 //! [`runner`] schedules the jobs (one at a time per tenant, a global limit)
 //! and answers the admin socket.
 
+pub mod error_summary;
 pub mod http;
 pub mod job;
+pub mod journal_sink;
 pub mod json_scan;
 pub mod manifest;
+pub mod namespace;
 pub mod ndjson;
 pub mod poll;
 pub mod runner;

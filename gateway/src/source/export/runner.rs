@@ -285,10 +285,12 @@ async fn export_task(
                 let _ = beating(&heartbeat, job::abandon(&ctx, &why, false)).await;
             }
             Err(JobError::Fatal(why)) => {
-                log::error!(target: "gateway::export", "export {name} (tenant {}): the job failed: {why}", h.cfg.tenant);
+                // The reason's class only: a server's text may quote PHI (it is in status).
+                let class = crate::deliver::outage_log::error_class(&why);
+                log::error!(target: "gateway::export", "export {name} (tenant {}): the job failed: {class} (the whole reason: gateway export status {name})", h.cfg.tenant);
                 let _ = journal.audit(
                     "export_failed",
-                    &format!("export {name} tenant {}: {why}", h.cfg.tenant),
+                    &format!("export {name} tenant {}: {class}", h.cfg.tenant),
                 );
                 // A failed job is not retried at once: the next schedule or `run`.
                 let _ = beating(&heartbeat, job::abandon(&ctx, &why, true)).await;

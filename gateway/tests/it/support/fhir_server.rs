@@ -3,7 +3,8 @@
 //! (PUT by id or by conditional identifier URL replaces the resource;
 //! POST with `ifNoneExist` creates only when absent), versions every
 //! resource (`meta.versionId`, starting at 1), answers reads
-//! (`GET /fhir/Type/id`), and fails a whole transaction with 412 when an
+//! (`GET /fhir/Type/id`) and RESTful writes (`PUT`, `DELETE` on
+//! `/fhir/Type/id`: a bulk export's resources), and fails a whole transaction with 412 when an
 //! entry's `ifMatch` is not the current version. It records the order in
 //! which Bundles were applied, and can cut the answer of a first delivery
 //! (applied, answer lost), fail chosen Bundles with 500 a number of times,
@@ -42,6 +43,9 @@ pub struct Store {
     pub reads: Vec<String>,
     /// Transactions refused with 412.
     pub precondition_failures: usize,
+    /// `PUT /fhir/Type/id` and `DELETE /fhir/Type/id` served, in order.
+    pub puts: Vec<String>,
+    pub deletes: Vec<String>,
     /// A key whose version a concurrent writer bumps right after the next
     /// read of it (once).
     pub change_after_read: Option<String>,
@@ -190,6 +194,40 @@ fn read(store: &mut Store, key: &str) -> (u16, String) {
     answer
 }
 
+/// `PUT /fhir/Type/id` (a bulk export's resource): create or replace,
+/// as a FHIR server's update; the body's type and id must match the URL.
+fn put(store: &mut Store, key: &str, body: &[u8]) -> (u16, String) {
+    let resource: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return (400, format!("not JSON: {e}")),
+    };
+    let url_of = format!(
+        "{}/{}",
+        resource["resourceType"].as_str().unwrap_or(""),
+        resource["id"].as_str().unwrap_or("")
+    );
+    if url_of != key {
+        return (400, format!("the body is {url_of}, the URL {key}"));
+    }
+    store.puts.push(key.to_string());
+    let created = !store.resources.contains_key(key);
+    let version = store.versions.entry(key.to_string()).or_insert(0);
+    *version += 1;
+    let mut resource = resource;
+    resource["meta"]["versionId"] = Value::String(version.to_string());
+    store.resources.insert(key.to_string(), resource.clone());
+    (if created { 201 } else { 200 }, resource.to_string())
+}
+
+/// `DELETE /fhir/Type/id`: gone (a second DELETE is a 404, as on HAPI).
+fn delete(store: &mut Store, key: &str) -> (u16, String) {
+    store.deletes.push(key.to_string());
+    match store.resources.remove(key) {
+        Some(_) => (200, r#"{"resourceType":"OperationOutcome"}"#.into()),
+        None => (404, r#"{"resourceType":"OperationOutcome"}"#.into()),
+    }
+}
+
 /// The server and its store. With `cut_first_answer`, every Bundle is
 /// applied on its first delivery but its answer is lost.
 pub fn fhir_server(cut_first_answer: bool) -> (HttpPeer, Arc<Mutex<Store>>) {
@@ -201,7 +239,12 @@ pub fn fhir_server(cut_first_answer: bool) -> (HttpPeer, Arc<Mutex<Store>>) {
     let st = store.clone();
     peer.add_rule(Box::new(move |r| {
         if let Some(key) = r.path.strip_prefix("/fhir/") {
-            return Some(read(&mut st.lock().unwrap(), key));
+            let mut s = st.lock().unwrap();
+            return Some(match r.method.as_str() {
+                "PUT" => put(&mut s, key, &r.body),
+                "DELETE" => delete(&mut s, key),
+                _ => read(&mut s, key),
+            });
         }
         let bundle: Value = match serde_json::from_slice(&r.body) {
             Ok(v) => v,

@@ -28,6 +28,7 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
+    pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -158,6 +159,7 @@ impl HttpPeer {
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 return;
             }
+            let method = line.split_whitespace().next().unwrap_or("").to_string();
             let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
             let mut headers = Vec::new();
             let mut len = 0usize;
@@ -184,6 +186,7 @@ impl HttpPeer {
             }
             let mut req = Received {
                 at: Instant::now(),
+                method,
                 path,
                 headers,
                 body,

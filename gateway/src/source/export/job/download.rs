@@ -1,8 +1,16 @@
 //! Downloading a job's files: in parallel, each streamed body → gzip →
 //! lines → check → tag → part file (fsync, rename), bad lines to the
-//! quarantine, per-file progress in the journal's state store.
+//! quarantine, per-file progress in the journal's state store; with
+//! `to = [...]` each resource also to the journal ([`JournalSink`]).
 
 use super::*;
+use crate::config::NamespaceIds;
+use crate::source::export::error_summary::count_issues;
+use crate::source::export::journal_sink::JournalSink;
+use crate::source::export::namespace::{namespace_ids, type_and_id};
+
+/// Compressed bytes inflated at a time.
+const GZIP_SLICE: usize = 4096;
 
 pub(super) enum FileError {
     /// 401/403/404/410 on the file link: re-fetch the manifest.
@@ -17,6 +25,7 @@ pub(super) struct FileDone {
     lines: u64,
     bad: u64,
     bytes: u64,
+    issues: IssueCounts,
 }
 
 pub(super) async fn download_all(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Result<(), JobError> {
@@ -36,6 +45,7 @@ pub(super) async fn download_all(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Resu
         s.bad_lines = bad;
         s.bytes = bytes;
         s.error_outcomes = outcomes;
+        s.error_issues = issue_totals(&files);
         s.progress = None;
     });
     let mut queue: std::collections::VecDeque<u32> = (0..job.files)
@@ -51,7 +61,8 @@ pub(super) async fn download_all(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Resu
             let f = files[i as usize].clone();
             let dest = dir.join(file_path(&f.entry, f.n));
             let token = job.requires_access_token;
-            running.spawn(async move { (i, download_one(&c, &f, dest, token).await) });
+            let id = job.job;
+            running.spawn(async move { (i, download_one(&c, (id, i), &f, dest, token).await) });
         }
         let Some(joined) = running.join_next().await else {
             break;
@@ -168,6 +179,7 @@ pub(super) async fn record_done(
     f.lines = d.lines;
     f.bad = d.bad;
     f.bytes = d.bytes;
+    f.issues = d.issues.clone();
     if let Some(c) = f.entry.count {
         if c != d.lines + d.bad {
             log::warn!(target: "gateway::export", "export {name}: {} has {} line(s), the manifest says {c}", file_path(&f.entry, f.n).display(), d.lines + d.bad);
@@ -185,6 +197,7 @@ pub(super) async fn record_done(
             FileKind::Deleted => {}
         }
         s.bad_lines += d.bad;
+        merge(&mut s.error_issues, &d.issues);
     });
     Ok(())
 }
@@ -210,15 +223,23 @@ pub(super) struct LineSink<'a> {
     entry: &'a FileEntry,
     file_label: String,
     part: PartFile,
+    /// `to = [...]`: the lines' messages, committed with the line count.
+    journal: Option<JournalSink>,
     line_no: u64,
     lines: u64,
     bad: Vec<(u64, String, Vec<u8>)>,
     bad_count: u64,
+    /// An error file's issues by `severity/code`.
+    issues: IssueCounts,
 }
 
 impl LineSink<'_> {
     fn take(&mut self, p: Piece<'_>) -> std::io::Result<()> {
         self.line_no += 1;
+        if let Some(j) = self.journal.as_mut() {
+            // Seen: a later commit covers it, whatever becomes of it.
+            j.nothing(self.line_no);
+        }
         let line = match p {
             Piece::TooLong { len } => {
                 self.refuse(format!("line of {len} bytes, over max_line_bytes"), &[]);
@@ -227,16 +248,19 @@ impl LineSink<'_> {
             Piece::Line(l) => l,
         };
         let checked = match self.entry.kind {
-            FileKind::Output => check_line(line, &self.entry.resource_type)
-                .map_err(|e| e.0)
-                .and_then(|_| tag_tenant(line, &self.ctx.cfg.tenant).map_err(|e| e.0))
-                .map(Some),
-            // OperationOutcomes and deletion Bundles need no id; they are kept as sent.
-            FileKind::Error | FileKind::Deleted => {
-                serde_json::from_slice::<serde::de::IgnoredAny>(line)
-                    .map(|_| None)
-                    .map_err(|e| format!("not JSON: {e}"))
+            FileKind::Output => self.resource(line).map(Some),
+            FileKind::Deleted => {
+                let journaled = match self.journal.as_mut() {
+                    Some(j) if j.wants(self.line_no) => j.deleted(self.line_no, line),
+                    _ => serde_json::from_slice::<serde::de::IgnoredAny>(line)
+                        .map(|_| ())
+                        .map_err(|e| format!("not JSON: {e}")),
+                };
+                // Tombstones are kept in the folder as sent.
+                journaled.map(|_| None)
             }
+            // OperationOutcomes need no id; they are counted and kept as sent.
+            FileKind::Error => count_issues(line, &mut self.issues).map(|_| None),
         };
         match checked {
             Ok(Some(tagged)) => {
@@ -252,6 +276,35 @@ impl LineSink<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// An output line: checked, tagged, namespaced where configured, handed
+    /// to the journal sink; the folder's copy returned.
+    fn resource(&mut self, line: &[u8]) -> Result<Vec<u8>, String> {
+        let cfg = &self.ctx.cfg;
+        check_line(line, &self.entry.resource_type).map_err(|e| e.0)?;
+        let tagged = tag_tenant(line, &cfg.tenant).map_err(|e| e.0)?;
+        let to_journal = self.journal.as_ref().is_some_and(|j| j.wants(self.line_no));
+        let ns_to = to_journal && cfg.namespace_ids != NamespaceIds::None;
+        let ns_folder = cfg.namespace_ids == NamespaceIds::All;
+        let namespaced = if ns_to || ns_folder {
+            Some(namespace_ids(&tagged, &cfg.tenant).map_err(|e| e.0)?)
+        } else {
+            None
+        };
+        if let Some(j) = self.journal.as_mut().filter(|_| to_journal) {
+            let sent = match (&namespaced, ns_to) {
+                (Some(n), true) => n,
+                _ => &tagged,
+            };
+            let (ty, id) =
+                type_and_id(sent).ok_or("the resource has no resourceType and id strings")?;
+            j.resource(self.line_no, &ty, &id, sent);
+        }
+        Ok(match namespaced {
+            Some(n) if ns_folder => n,
+            _ => tagged,
+        })
     }
 
     fn refuse(&mut self, why: String, line: &[u8]) {
@@ -287,6 +340,7 @@ impl LineSink<'_> {
 
 pub(super) async fn download_one(
     ctx: &Arc<JobCtx>,
+    (job, i): (u64, u32),
     f: &StoredFile,
     dest: std::path::PathBuf,
     token: bool,
@@ -316,6 +370,11 @@ pub(super) async fn download_one(
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+    let journal = if ctx.cfg.to.is_empty() || f.entry.kind == FileKind::Error {
+        None
+    } else {
+        Some(JournalSink::new(ctx, job, i).map_err(FileError::Fatal)?)
+    };
     let part = PartFile::create(dest.clone())
         .map_err(|e| FileError::Fatal(format!("cannot write {}: {e}", dest.display())))?;
     let mut sink = LineSink {
@@ -323,10 +382,12 @@ pub(super) async fn download_one(
         entry: &f.entry,
         file_label: label.clone(),
         part,
+        journal,
         line_no: 0,
         lines: 0,
         bad: Vec::new(),
         bad_count: 0,
+        issues: IssueCounts::new(),
     };
     let mut splitter = LineSplitter::new(ctx.cfg.max_line_bytes);
     let mut gz: Option<MultiGzDecoder<Vec<u8>>> = None;
@@ -368,18 +429,27 @@ pub(super) async fn download_one(
             match gz.as_mut() {
                 Some(d) => {
                     use std::io::Write;
-                    d.write_all(&chunk)
-                        .map_err(|e| FileError::Retry(format!("gzip: {e}")))?;
-                    let out = std::mem::take(d.get_mut());
-                    splitter.push(&out, &mut |p| sink.take(p)).map_err(io)?;
-                    let mut out = out;
-                    out.clear();
-                    *d.get_mut() = out;
+                    // Small slices in, each one's output split at once: the
+                    // inflated bytes held stay ~ GZIP_SLICE × the ratio, not
+                    // a whole network chunk's (one 256 KiB chunk of a 30×
+                    // NDJSON file is 7.5 MB).
+                    for piece in chunk.chunks(GZIP_SLICE) {
+                        d.write_all(piece)
+                            .map_err(|e| FileError::Retry(format!("gzip: {e}")))?;
+                        let out = std::mem::take(d.get_mut());
+                        splitter.push(&out, &mut |p| sink.take(p)).map_err(io)?;
+                        let mut out = out;
+                        out.clear();
+                        *d.get_mut() = out;
+                    }
                 }
                 None => splitter.push(&chunk, &mut |p| sink.take(p)).map_err(io)?,
             }
             if !sink.bad.is_empty() {
                 sink.flush_bad().await?;
+            }
+            if let Some(j) = sink.journal.as_mut().filter(|j| j.due()) {
+                j.flush(ctx).await.map_err(FileError::Stop)?;
             }
         }
         if let Some(mut d) = gz.take() {
@@ -394,6 +464,9 @@ pub(super) async fn download_one(
             .finish(&mut |p| sink.take(p))
             .map_err(|e| FileError::Fatal(e.to_string()))?;
         sink.flush_bad().await?;
+        if let Some(j) = sink.journal.as_mut() {
+            j.flush(ctx).await.map_err(FileError::Stop)?;
+        }
         Ok(())
     }
     .await;
@@ -401,6 +474,7 @@ pub(super) async fn download_one(
         part,
         lines,
         bad_count,
+        issues,
         ..
     } = sink;
     if let Err(e) = result {
@@ -416,5 +490,6 @@ pub(super) async fn download_one(
         lines,
         bad: bad_count,
         bytes,
+        issues,
     })
 }

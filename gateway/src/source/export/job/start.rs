@@ -366,6 +366,7 @@ pub(super) async fn store_manifest(
             lines: 0,
             bad: 0,
             bytes: 0,
+            issues: Default::default(),
         };
         ops.push(StateOp::put(
             NS,
