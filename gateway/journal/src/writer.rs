@@ -80,8 +80,9 @@ pub(crate) enum Req {
     Purge(u64, String, Reply<Answer>),
     /// Retention: (cutoff_ms, after id, max messages).
     Prune(u64, u64, usize, Reply<Answer>),
-    /// Test hook: write a raw value under a raw key (to inject corruption).
-    RawPut(Vec<u8>, Vec<u8>, Reply<()>),
+    /// Test hook: write (`Some`) or remove (`None`) a raw value under a raw
+    /// key (to inject corruption or tampering).
+    RawPut(Vec<u8>, Option<Vec<u8>>, Reply<()>),
     Close(Reply<()>),
 }
 

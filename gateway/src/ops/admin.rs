@@ -60,6 +60,10 @@ pub enum Request {
         name: String,
         operator: String,
     },
+    /// `gateway audit verify [--head SEQ:HASH]`.
+    AuditVerify {
+        head: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,6 +172,8 @@ pub enum Reply {
     Exports {
         items: Vec<crate::source::export::job::ExportStatus>,
     },
+    /// `gateway audit verify`: what the walk of the chain found.
+    AuditVerify(Box<journal::AuditVerify>),
     Error {
         message: String,
     },
@@ -276,6 +282,7 @@ async fn handle(
             operator,
         }) => export_reply(exports.run(&journal, &name, full, &operator)),
         Ok(Request::ExportStatus { name }) => export_reply(exports.status(name.as_deref())),
+        Ok(Request::AuditVerify { head }) => super::audit::verify_reply(&journal, head.as_deref()),
         Ok(Request::ExportCancel { name, operator }) => {
             export_reply(exports.cancel(&journal, &name, &operator))
         }

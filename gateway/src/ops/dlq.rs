@@ -17,8 +17,9 @@ pub async fn answer(journal: &Journal, req: Request) -> Result<Reply, JournalErr
         Request::Status
         | Request::ExportRun { .. }
         | Request::ExportStatus { .. }
-        | Request::ExportCancel { .. } => Ok(Reply::Error {
-            message: "status and exports are answered by the admin server".into(),
+        | Request::ExportCancel { .. }
+        | Request::AuditVerify { .. } => Ok(Reply::Error {
+            message: "status, exports and audit are answered by the admin server".into(),
         }),
         Request::DlqList {
             destination,

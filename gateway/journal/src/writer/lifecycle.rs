@@ -5,6 +5,7 @@
 //! delivered (`release.rs`) in the same request.
 
 use super::staging::Stager;
+use crate::audit::{chain, ChainHead};
 use crate::counter::Counter;
 use crate::error::{corrupt, encode_failed, map_sled};
 use crate::record::{self as rec, DeadLetterRec};
@@ -169,12 +170,16 @@ impl Stager<'_> {
                 next_after: after,
                 ..Default::default()
             },
+            anchor: None,
         };
         self.prune_messages(&mut pass)?;
         self.prune_audit(&mut pass)?;
         self.prune_released(cutoff_ms, max, &mut pass.removes, &mut pass.report)?;
         let Pass {
-            removes, report, ..
+            removes,
+            report,
+            anchor,
+            ..
         } = pass;
         if report.messages == 0 && report.audit_events == 0 && report.released_keys == 0 {
             return Ok(report);
@@ -203,6 +208,9 @@ impl Stager<'_> {
             ),
         )?;
         self.adopt(r);
+        if let Some(a) = anchor {
+            self.state.audit.anchor = a;
+        }
         Ok(report)
     }
 
@@ -286,23 +294,35 @@ impl Stager<'_> {
         Ok(false)
     }
 
-    /// Audit events older than the cutoff (their keys are time-ordered).
+    /// Audit events older than the cutoff (their keys are time-ordered),
+    /// oldest first; the chain's new anchor (the last pruned event's seq
+    /// and chain hash, so the kept trail still verifies) goes in `anchor`.
     fn prune_audit(&self, pass: &mut Pass) -> Result<(), JournalError> {
         let report = &mut pass.report;
+        let mut anchor = self.state.audit.anchor;
         for item in self.db.scan_prefix([rec::P_AUDIT]) {
             if report.audit_events >= pass.max as u64 {
                 break;
             }
             let (k, v) = item.map_err(|e| map_sled("scan audit trail to prune".into(), e))?;
-            let at = rec::decode_postcard::<rec::AuditRec>(&v)
-                .map(|a| a.at_ms)
-                .unwrap_or(u64::MAX);
-            if at >= pass.cutoff_ms {
+            let seq = rec::seq_of_key(&k).unwrap_or(0);
+            // A record that does not decode is never pruned: verify names it.
+            let Ok(a) = chain::decode(&v) else { break };
+            if a.at_ms >= pass.cutoff_ms {
                 break;
             }
-            report.highest_audit = report.highest_audit.max(rec::seq_of_key(&k).unwrap_or(0));
+            anchor = ChainHead {
+                seq,
+                hash: a.hash(seq, &anchor.hash),
+            };
+            report.highest_audit = report.highest_audit.max(seq);
             pass.removes.remove(&k);
             report.audit_events += 1;
+        }
+        if report.audit_events > 0 {
+            pass.removes
+                .insert(vec![rec::P_AUDIT_ANCHOR], chain::encode_anchor(&anchor));
+            pass.anchor = Some(anchor);
         }
         Ok(())
     }
@@ -315,4 +335,6 @@ struct Pass {
     max: usize,
     removes: OpBatch,
     report: PruneReport,
+    /// The audit chain's anchor after this step, if it prunes events.
+    anchor: Option<ChainHead>,
 }
