@@ -114,7 +114,64 @@ fn hash_from(db: &sled::Db, anchor: ChainHead) -> Result<ChainHead, JournalError
     Ok(head)
 }
 
+/// How much audit trail is kept (for the size cap and its alert).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AuditUsage {
+    /// Events kept (between the anchor and the head).
+    pub events: u64,
+    /// Their size, estimated from the newest events' average record size.
+    pub approx_bytes: u64,
+    /// That average (key + record), at least 1.
+    pub avg_event_bytes: u64,
+}
+
+/// Newest events sampled for [`AuditUsage::avg_event_bytes`].
+const USAGE_SAMPLE: usize = 64;
+
 impl Journal {
+    /// The kept trail's size, estimated cheaply (no scan of the trail).
+    pub fn audit_usage(&self) -> Result<AuditUsage, JournalError> {
+        let db = self.inner.shared.db()?;
+        let (anchor, head) = match self.inner.shared.counters.lock() {
+            Ok(g) => (g.audit.anchor, g.audit.head),
+            Err(p) => {
+                let g = p.into_inner();
+                (g.audit.anchor, g.audit.head)
+            }
+        };
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for item in db.scan_prefix([rec::P_AUDIT]).rev().take(USAGE_SAMPLE) {
+            let (k, v) = item.map_err(|e| map_sled("sample audit trail".into(), e))?;
+            n += 1;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        let avg = bytes.checked_div(n).unwrap_or(1).max(1);
+        let events = head.seq.saturating_sub(anchor.seq);
+        Ok(AuditUsage {
+            events,
+            approx_bytes: events.saturating_mul(avg),
+            avg_event_bytes: avg,
+        })
+    }
+
+    /// The audit trail's retention step: remove the oldest events that are
+    /// older than `cutoff_ms`, or beyond the newest `keep_newest`, at most
+    /// `max`; the anchor moves to the last one removed (durable on return).
+    pub async fn prune_audit(
+        &self,
+        cutoff_ms: u64,
+        keep_newest: Option<u64>,
+        max: usize,
+    ) -> Result<crate::PruneReport, JournalError> {
+        match self
+            .call(|tx| crate::writer::Req::PruneAudit(cutoff_ms, keep_newest, max, tx))
+            .await?
+        {
+            crate::writer::Answer::Pruned(r) => Ok(r),
+            _ => Err(crate::delivery::unexpected("prune audit trail")),
+        }
+    }
+
     /// The chain head as of the last commit: the newest audit event's seq
     /// and chain hash (what syslog batches and fleet heartbeats carry).
     pub fn audit_head(&self) -> ChainHead {

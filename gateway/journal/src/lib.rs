@@ -266,7 +266,7 @@ pub mod durable_fs;
 pub mod histogram;
 pub mod retention;
 
-pub use audit::{AuditProblem, AuditVerify, ChainHead, ProblemKind};
+pub use audit::{AuditProblem, AuditUsage, AuditVerify, ChainHead, ProblemKind};
 pub use batch::{BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, BATCH_MAX_STATE_OPS};
 pub use delivery::{dlq_notify_key, DeadLetter, GiveUp, PendingEntry};
 pub use durability::CommitSync;

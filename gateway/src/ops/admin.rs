@@ -118,6 +118,20 @@ pub struct JournalStatus {
     /// Delivered messages removed by retention, ever.
     #[serde(default)]
     pub pruned: u64,
+    /// The audit trail: its size and cap, and its chain head (docs/audit.md).
+    #[serde(default)]
+    pub audit: AuditStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuditStatus {
+    /// Events kept.
+    pub events: u64,
+    /// Their estimated size, and the `[audit] max_mb` cap, in bytes.
+    pub bytes: u64,
+    pub max_bytes: u64,
+    /// The chain head, `SEQ:HASH`.
+    pub head: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,7 +5,6 @@
 //! delivered (`release.rs`) in the same request.
 
 use super::staging::Stager;
-use crate::audit::{chain, ChainHead};
 use crate::counter::Counter;
 use crate::error::{corrupt, encode_failed, map_sled};
 use crate::record::{self as rec, DeadLetterRec};
@@ -151,8 +150,9 @@ impl Stager<'_> {
     }
 
     /// Remove up to `max` messages received before `cutoff_ms` that no
-    /// outbox and no dead letter holds, with their de-dup entries, and audit
-    /// events older than the cutoff. Scans from `after` (exclusive) in id
+    /// outbox and no dead letter holds, with their de-dup entries (audit
+    /// events have their own retention: `audit_prune.rs`). Scans from
+    /// `after` (exclusive) in id
     /// order; stops at the first message at or after the cutoff
     /// (`reached_end`: the caller starts its next pass from the beginning, so
     /// held messages are looked at again once per pass).
@@ -170,18 +170,13 @@ impl Stager<'_> {
                 next_after: after,
                 ..Default::default()
             },
-            anchor: None,
         };
         self.prune_messages(&mut pass)?;
-        self.prune_audit(&mut pass)?;
         self.prune_released(cutoff_ms, max, &mut pass.removes, &mut pass.report)?;
         let Pass {
-            removes,
-            report,
-            anchor,
-            ..
+            removes, report, ..
         } = pass;
-        if report.messages == 0 && report.audit_events == 0 && report.released_keys == 0 {
+        if report.messages == 0 && report.released_keys == 0 {
             return Ok(report);
         }
         let mut r = self.begin();
@@ -189,10 +184,6 @@ impl Stager<'_> {
         if report.highest_pruned > self.counted(&r, &Counter::PrunedThroughId) {
             r.counters
                 .set(Counter::PrunedThroughId, report.highest_pruned);
-        }
-        if report.highest_audit > self.counted(&r, &Counter::PrunedThroughAudit) {
-            r.counters
-                .set(Counter::PrunedThroughAudit, report.highest_audit);
         }
         self.count(&mut r, Counter::Pruned, report.messages);
         let released = match report.released_keys {
@@ -203,14 +194,11 @@ impl Stager<'_> {
             self.now_ms(),
             "retention_prune",
             &format!(
-                "messages={} bytes={} audit_events={}{released} cutoff_ms={cutoff_ms}",
-                report.messages, report.bytes, report.audit_events
+                "messages={} bytes={}{released} cutoff_ms={cutoff_ms}",
+                report.messages, report.bytes
             ),
         )?;
         self.adopt(r);
-        if let Some(a) = anchor {
-            self.state.audit.anchor = a;
-        }
         Ok(report)
     }
 
@@ -293,39 +281,6 @@ impl Stager<'_> {
         }
         Ok(false)
     }
-
-    /// Audit events older than the cutoff (their keys are time-ordered),
-    /// oldest first; the chain's new anchor (the last pruned event's seq
-    /// and chain hash, so the kept trail still verifies) goes in `anchor`.
-    fn prune_audit(&self, pass: &mut Pass) -> Result<(), JournalError> {
-        let report = &mut pass.report;
-        let mut anchor = self.state.audit.anchor;
-        for item in self.db.scan_prefix([rec::P_AUDIT]) {
-            if report.audit_events >= pass.max as u64 {
-                break;
-            }
-            let (k, v) = item.map_err(|e| map_sled("scan audit trail to prune".into(), e))?;
-            let seq = rec::seq_of_key(&k).unwrap_or(0);
-            // A record that does not decode is never pruned: verify names it.
-            let Ok(a) = chain::decode(&v) else { break };
-            if a.at_ms >= pass.cutoff_ms {
-                break;
-            }
-            anchor = ChainHead {
-                seq,
-                hash: a.hash(seq, &anchor.hash),
-            };
-            report.highest_audit = report.highest_audit.max(seq);
-            pass.removes.remove(&k);
-            report.audit_events += 1;
-        }
-        if report.audit_events > 0 {
-            pass.removes
-                .insert(vec![rec::P_AUDIT_ANCHOR], chain::encode_anchor(&anchor));
-            pass.anchor = Some(anchor);
-        }
-        Ok(())
-    }
 }
 
 /// One retention step being built: its bounds, the removes so far, and
@@ -335,6 +290,4 @@ struct Pass {
     max: usize,
     removes: OpBatch,
     report: PruneReport,
-    /// The audit chain's anchor after this step, if it prunes events.
-    anchor: Option<ChainHead>,
 }

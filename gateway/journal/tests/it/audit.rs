@@ -220,8 +220,19 @@ async fn pruning_keeps_the_trail_verifiable() {
     let j = Journal::open(cfg(t.path())).unwrap();
     let before = j.audit_head();
     let cutoff = journal::system_clock_ms() + 1;
-    let r = j.prune(cutoff, 0, 3).await.unwrap();
+    // Delivered messages go with their own retention, never the trail.
+    let m = j.prune(cutoff, 0, 100).await.unwrap();
+    assert!(m.messages > 0 && m.audit_events == 0, "{m:?}");
+    let r = j.prune_audit(cutoff, None, 3).await.unwrap();
     assert_eq!(r.audit_events, 3);
+    let last = j.audit_events(None, 1000).unwrap().pop().unwrap();
+    assert_eq!(last.kind, "audit_prune");
+    assert!(
+        last.detail
+            .starts_with("events=3 over_size_cap=0 anchor=3:"),
+        "{}",
+        last.detail
+    );
     let v = j.audit_verify(None).unwrap();
     assert!(v.ok(), "{v:?}");
     assert!(v.anchor.starts_with("3:"), "{v:?}");
@@ -234,4 +245,41 @@ async fn pruning_keeps_the_trail_verifiable() {
     j.close().await.unwrap();
     let v = reopened_verify(t.path(), None).await;
     assert!(v.ok(), "{v:?}");
+}
+
+#[tokio::test]
+async fn the_size_cap_keeps_the_newest_events_and_the_chain() {
+    let t = tempfile::tempdir().unwrap();
+    populated(t.path()).await;
+    let j = Journal::open(cfg(t.path())).unwrap();
+    for i in 0..40 {
+        j.audit("operator_view", &format!("message={i} by=uid 0 (root)"))
+            .unwrap();
+    }
+    stored(&j, msg("lab", "CAP", raw("CAP", "x"), &["cloud"])).await;
+    let u = j.audit_usage().unwrap();
+    assert!(u.events > 40 && u.avg_event_bytes > 20, "{u:?}");
+    assert_eq!(u.approx_bytes, u.events * u.avg_event_bytes);
+    // A cap of ten events' worth: nothing is old, yet the oldest go.
+    let policy = journal::retention::AuditRetention {
+        max_age: std::time::Duration::from_secs(2190 * 86400),
+        max_bytes: Some(10 * u.avg_event_bytes),
+    };
+    let keep = policy.keep_newest(&u);
+    assert_eq!(keep, Some(10));
+    let r = j.prune_audit(0, keep, 1000).await.unwrap();
+    assert_eq!(r.audit_events, u.events - 10);
+    let v = j.audit_verify(None).unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.checked, 11, "ten kept plus the audit_prune event: {v:?}");
+    let last = j.audit_events(None, 1000).unwrap().pop().unwrap();
+    assert!(
+        last.detail
+            .contains(&format!("over_size_cap={}", u.events - 10)),
+        "{}",
+        last.detail
+    );
+    // At the cap now (plus the audit_prune event itself).
+    assert_eq!(j.audit_usage().unwrap().events, 11);
+    j.close().await.unwrap();
 }

@@ -20,10 +20,11 @@ pub enum Rule {
     Certificate,
     PickupRejected,
     ExportStale,
+    AuditTrailSize,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 10] = [
         Rule::DestinationDown,
         Rule::PendingDepth,
         Rule::OldestPending,
@@ -33,6 +34,7 @@ impl Rule {
         Rule::Certificate,
         Rule::PickupRejected,
         Rule::ExportStale,
+        Rule::AuditTrailSize,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Rule {
             Rule::Certificate => "certificate",
             Rule::PickupRejected => "pickup_rejected",
             Rule::ExportStale => "export_stale",
+            Rule::AuditTrailSize => "audit_trail_size",
         }
     }
 

@@ -4,7 +4,18 @@
 
 use journal::{ChainHead, Journal};
 
-use super::admin::Reply;
+use super::admin::{AuditStatus, Reply};
+
+/// The audit part of the status report (and so of the fleet heartbeat).
+pub fn status(journal: &Journal, max_bytes: u64) -> AuditStatus {
+    let u = journal.audit_usage().unwrap_or_default();
+    AuditStatus {
+        events: u.events,
+        bytes: u.approx_bytes,
+        max_bytes,
+        head: journal.audit_head().to_text(),
+    }
+}
 
 /// `gateway audit verify [--head SEQ:HASH]`, answered from the journal.
 pub fn verify_reply(journal: &Journal, head: Option<&str>) -> Reply {
