@@ -121,6 +121,14 @@ impl Default for StorageConfig {
     }
 }
 
+/// `[admin]` (docs/audit.md): admin-socket users besides root and the
+/// members of the `gateway-admin` group.
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    pub allow_users: Vec<String>,
+    pub allow_groups: Vec<String>,
+}
+
 /// `[audit]` (docs/audit.md).
 #[derive(Debug, Clone)]
 pub struct AuditConfig {

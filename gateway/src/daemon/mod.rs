@@ -281,6 +281,7 @@ async fn bring_up(
         status.clone(),
         journal.clone(),
         export_control,
+        cfg.admin.clone(),
         views.stop_signal(),
     );
     views.spawn("admin socket", serve);

@@ -99,3 +99,99 @@ fn a_cut_tail_is_caught_against_the_head_seen_before() {
 fn rt() -> tokio::runtime::Runtime {
     crate::support::rt()
 }
+
+/// Run `gateway ARGS --config CFG` as the unprivileged `nobody` (65534, no
+/// supplementary groups) through util-linux's setpriv.
+fn as_nobody(g: &Gateway, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(crate::support::BIN)
+        .args(args)
+        .arg("--config")
+        .arg(&g.config)
+        .output()
+        .unwrap()
+}
+
+/// Let `nobody` reach the config and the socket (the test's own temp dir).
+fn open_up(g: &Gateway) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path, m| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(g.config.parent().unwrap(), 0o755);
+    mode(&g.config, 0o644);
+    mode(&g.data_dir(), 0o755);
+}
+
+#[test]
+fn admin_requests_are_checked_against_the_kernel_peer_and_audited() {
+    if !crate::support::require_root("running a client as a second uid")
+        || !crate::support::require_tool("setpriv", "util-linux")
+    {
+        return;
+    }
+    let mut g = Gateway::start();
+    open_up(&g);
+    let out = as_nobody(&g, &["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("uid 65534")
+            && err.contains("gateway-admin")
+            && err.contains("[admin] allow_users"),
+        "{err}"
+    );
+    // Root is let in.
+    assert!(g.cli(&["status"]).status.success());
+    // A dlq replay names who the kernel says asked, not what the client claims.
+    let _ = g.cli(&["dlq", "replay", "--all"]);
+    assert!(g.stop().success());
+
+    // Listed in [admin] allow_users: let in (the table after data_dir,
+    // the only top-level key).
+    let text = std::fs::read_to_string(&g.config).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    std::fs::write(
+        &g.config,
+        format!("{first}\n[admin]\nallow_users = [\"nobody\"]\n{rest}"),
+    )
+    .unwrap();
+    g.spawn();
+    open_up(&g);
+    let out = as_nobody(&g, &["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(g.stop().success());
+
+    let j = Journal::open(JournalConfig::new(g.data_dir().join("journal"))).unwrap();
+    let events = j.audit_events(None, 100_000).unwrap();
+    let has = |kind: &str, needle: &str| {
+        events
+            .iter()
+            .any(|e| e.kind == kind && e.detail.contains(needle))
+    };
+    assert!(
+        has("admin_refused", "cmd=status by=uid 65534 (nobody)"),
+        "{events:?}"
+    );
+    assert!(
+        has("admin_request", "cmd=status by=uid 0 (root) pid "),
+        "{events:?}"
+    );
+    assert!(
+        has(
+            "admin_request",
+            "cmd=dlq_replay dead_letter=* destination=* by=uid 0 (root)"
+        ),
+        "{events:?}"
+    );
+    assert!(
+        has("admin_request", "cmd=status by=uid 65534 (nobody)"),
+        "{events:?}"
+    );
+    assert!(rt().block_on(j.close()).is_ok());
+}

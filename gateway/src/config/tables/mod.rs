@@ -14,6 +14,7 @@ use super::resolve::Resolver;
 use super::stage::{Checked, Resolved, Stage};
 use super::table::{tables, Table};
 
+mod admin;
 mod alerts;
 mod audit;
 mod delivery;
@@ -55,6 +56,8 @@ tables! {
         health: Option<HealthConfig> = "health" via health::Health,
         /// `[alerts]`: rules run with defaults when the table is absent.
         alerts: AlertsConfig<S> = "alerts" via alerts::Alerts,
+        /// `[admin]`: who else may use the admin socket.
+        admin: AdminConfig = "admin" via admin::Admin,
         /// `[audit]`: the audit trail's retention and size cap.
         audit: AuditConfig = "audit" via audit::Audit,
         /// `[fleet]`: the heartbeat to the MSP.
