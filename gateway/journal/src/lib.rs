@@ -487,7 +487,7 @@ pub struct JournalStats {
 }
 
 /// One audit trail event. `detail` carries no PHI.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     pub seq: u64,
     pub at_ms: u64,

@@ -1,5 +1,7 @@
-//! `gateway audit verify`: check the audit trail's hash chain (docs/audit.md).
-//! Asks the running daemon; with none running, opens the journal itself.
+//! `gateway audit verify`: check the audit trail's hash chain, and
+//! `gateway audit export`: print its events, streamed page by page
+//! (docs/audit.md). Verify asks the running daemon; with none running, it
+//! opens the journal itself.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -27,6 +29,16 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the audit events, oldest first (one JSON object a line with
+    /// --json), each with its seq and chain hash.
+    Export {
+        /// Only events from then on: a duration ago ("24h", "7d") or a UTC
+        /// date ("2026-01-31").
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(config_path: &Path, cmd: AuditCommand) -> ExitCode {
@@ -38,6 +50,16 @@ pub async fn run(config_path: &Path, cmd: AuditCommand) -> ExitCode {
         }
     };
     match cmd {
+        AuditCommand::Export { since, json } => {
+            let since_ms = match since.as_deref().map(parse_since).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("--since {e}");
+                    return ExitCode::from(CANNOT_CHECK);
+                }
+            };
+            export(&cfg, since_ms, json).await
+        }
         AuditCommand::Verify { head, json } => {
             if let Some(Err(e)) = head.as_deref().map(ChainHead::parse) {
                 eprintln!("--head {e}");
@@ -112,4 +134,106 @@ pub fn render(r: &AuditVerify) -> String {
         Some(p) => out += &format!("TAMPERED: event {} ({:?}): {}\n", p.seq, p.kind, p.detail),
     }
     out
+}
+
+/// Page through the daemon's trail, printing as it goes.
+async fn export(cfg: &config::Config, since_ms: Option<u64>, json: bool) -> ExitCode {
+    use std::io::Write;
+    let mut after = None;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let req = Request::AuditExport {
+            after,
+            since_ms,
+            limit: 1000,
+        };
+        let (items, next) = match admin::request(&cfg.admin_socket(), &req).await {
+            Ok(Reply::AuditEvents { items, next_after }) => (items, next_after),
+            Ok(Reply::Error { message }) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+            Ok(_) => {
+                eprintln!("error: the daemon answered with an unexpected reply");
+                return ExitCode::FAILURE;
+            }
+            Err(ClientError::NotRunning(msg)) => {
+                eprintln!("{msg}");
+                return ExitCode::from(3);
+            }
+            Err(ClientError::Failed(msg)) => {
+                eprintln!("error: {msg}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for e in &items {
+            let line = if json {
+                serde_json::to_string(e).unwrap_or_default()
+            } else {
+                format!(
+                    "{} {} {} {} hash={}",
+                    e.seq,
+                    crate::ops::clock::iso8601(e.at_ms),
+                    e.kind,
+                    e.detail,
+                    e.hash.as_deref().unwrap_or("-")
+                )
+            };
+            // A closed pipe (`| head`) ends the export quietly.
+            if writeln!(out, "{line}").is_err() {
+                return ExitCode::SUCCESS;
+            }
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+/// `--since`: a duration ago, or a UTC date `YYYY-MM-DD`.
+fn parse_since(s: &str) -> Result<u64, String> {
+    if let Ok(d) = config::parse_duration(s) {
+        return Ok(crate::ops::clock::unix_ms().saturating_sub(d.as_millis() as u64));
+    }
+    let p: Vec<&str> = s.split('-').collect();
+    let num = |x: &str| x.parse::<i64>().ok();
+    match p.as_slice() {
+        [y, m, d] if y.len() == 4 => match (num(y), num(m), num(d)) {
+            (Some(y), Some(m @ 1..=12), Some(d @ 1..=31)) => {
+                Ok((days_from_civil(y, m, d).max(0) as u64) * 86_400_000)
+            }
+            _ => Err(format!("{s:?}: not a date (YYYY-MM-DD)")),
+        },
+        _ => Err(format!(
+            "{s:?}: give a duration ago (\"24h\", \"7d\") or a UTC date (\"2026-01-31\")"
+        )),
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_date_or_a_duration() {
+        assert_eq!(parse_since("1970-01-02"), Ok(86_400_000));
+        assert_eq!(parse_since("2000-03-01"), Ok(11_017 * 86_400_000));
+        assert!(parse_since("7d").unwrap() < crate::ops::clock::unix_ms());
+        assert!(parse_since("2026-13-01").is_err());
+        assert!(parse_since("yesterday")
+            .unwrap_err()
+            .contains("duration ago"));
+    }
 }

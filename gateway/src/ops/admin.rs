@@ -71,6 +71,13 @@ pub enum Request {
     AuditVerify {
         head: Option<String>,
     },
+    /// `gateway audit export`: a page of events with seq > `after` and
+    /// time >= `since_ms`.
+    AuditExport {
+        after: Option<u64>,
+        since_ms: Option<u64>,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +202,12 @@ pub enum Reply {
     },
     /// `gateway audit verify`: what the walk of the chain found.
     AuditVerify(Box<journal::AuditVerify>),
+    /// `gateway audit export`: a page of events; ask again after
+    /// `next_after` while it is set.
+    AuditEvents {
+        items: Vec<journal::AuditEvent>,
+        next_after: Option<u64>,
+    },
     Error {
         message: String,
     },
@@ -333,6 +346,11 @@ async fn answer(
         }) => export_reply(exports.run(&journal, &name, full, &operator)),
         Ok(Request::ExportStatus { name }) => export_reply(exports.status(name.as_deref())),
         Ok(Request::AuditVerify { head }) => super::audit::verify_reply(&journal, head.as_deref()),
+        Ok(Request::AuditExport {
+            after,
+            since_ms,
+            limit,
+        }) => super::audit::export_reply(&journal, after, since_ms, limit),
         Ok(Request::ExportCancel { name, operator }) => {
             export_reply(exports.cancel(&journal, &name, &operator))
         }
@@ -403,6 +421,13 @@ impl Request {
             Request::AuditVerify { head } => {
                 format!("cmd=audit_verify head={}", head.as_deref().unwrap_or("-"))
             }
+            Request::AuditExport {
+                after, since_ms, ..
+            } => format!(
+                "cmd=audit_export after={} since_ms={}",
+                after.unwrap_or(0),
+                since_ms.unwrap_or(0)
+            ),
         }
     }
 }

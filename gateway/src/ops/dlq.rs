@@ -18,7 +18,8 @@ pub async fn answer(journal: &Journal, req: Request) -> Result<Reply, JournalErr
         | Request::ExportRun { .. }
         | Request::ExportStatus { .. }
         | Request::ExportCancel { .. }
-        | Request::AuditVerify { .. } => Ok(Reply::Error {
+        | Request::AuditVerify { .. }
+        | Request::AuditExport { .. } => Ok(Reply::Error {
             message: "status, exports and audit are answered by the admin server".into(),
         }),
         Request::DlqList {

@@ -80,6 +80,34 @@ pub fn status(journal: &Journal, max_bytes: u64) -> AuditStatus {
     }
 }
 
+/// Most events one export page carries.
+const EXPORT_PAGE: usize = 1000;
+
+/// One page of `gateway audit export`.
+pub fn export_reply(
+    journal: &Journal,
+    after: Option<u64>,
+    since_ms: Option<u64>,
+    limit: usize,
+) -> Reply {
+    let limit = limit.clamp(1, EXPORT_PAGE);
+    match journal.audit_events(after, limit) {
+        Ok(page) => {
+            let next_after = (page.len() == limit)
+                .then(|| page.last().map(|e| e.seq))
+                .flatten();
+            let items = page
+                .into_iter()
+                .filter(|e| since_ms.is_none_or(|s| e.at_ms >= s))
+                .collect();
+            Reply::AuditEvents { items, next_after }
+        }
+        Err(e) => Reply::Error {
+            message: format!("audit export: {e}"),
+        },
+    }
+}
+
 /// `gateway audit verify [--head SEQ:HASH]`, answered from the journal.
 pub fn verify_reply(journal: &Journal, head: Option<&str>) -> Reply {
     let head = match head.map(ChainHead::parse).transpose() {
