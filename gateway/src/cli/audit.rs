@@ -107,6 +107,13 @@ pub async fn run(config_path: &Path, cmd: AuditCommand) -> ExitCode {
 async fn offline(cfg: &config::Config, head: Option<&str>) -> Result<AuditVerify, String> {
     let head = head.map(ChainHead::parse).transpose()?;
     let dir = cfg.journal_dir();
+    // Never create an empty journal and call it intact (a wrong data_dir).
+    if !dir.join("db").exists() {
+        return Err(format!(
+            "no daemon is running and there is no journal in {} (check data_dir in the config)",
+            dir.display()
+        ));
+    }
     let j = Journal::open(crate::daemon::journal_config(cfg)).map_err(|e| {
         format!(
             "no daemon is running and the journal {} does not open: {e}",

@@ -63,6 +63,18 @@ fn verify_names_an_edit_made_on_disk_and_a_cut_tail() {
     assert!(text.contains("TAMPERED: event 3"), "{text}");
     assert!(g.stop().success());
 
+    // No journal where the config says (and no daemon): exit 2, nothing created.
+    let empty = Gateway::configure(crate::support::Options::default());
+    let out = empty.cli(&["audit", "verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no journal in"));
+    assert!(!empty.data_dir().join("journal").exists());
+
     // A bad --head is a usage error (exit 2) naming the form.
     let out = g.cli(&["audit", "verify", "--head", "12"]);
     assert_eq!(out.status.code(), Some(2));
