@@ -134,7 +134,8 @@ impl Counter {
 pub(crate) struct Counters {
     values: BTreeMap<Counter, u64>,
     pub next_id: u64,
-    pub next_audit: u64,
+    /// The audit chain: its anchor and head (the next seq is the head's + 1).
+    pub audit: crate::audit::Chain,
     pub next_q: u64,
     pub next_dead: u64,
 }

@@ -66,7 +66,7 @@ pub struct GiveUp {
     pub last_error: String,
 }
 
-fn unexpected(what: &str) -> JournalError {
+pub(crate) fn unexpected(what: &str) -> JournalError {
     JournalError::Corrupt {
         context: format!("journal writer answered {what} with the wrong reply kind"),
     }

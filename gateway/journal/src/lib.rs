@@ -244,6 +244,7 @@
 //! A process killed without either loses nothing acknowledged: the next
 //! open replays the WAL.
 
+pub mod audit;
 mod batch;
 mod counter;
 mod durability;
@@ -265,6 +266,7 @@ pub mod durable_fs;
 pub mod histogram;
 pub mod retention;
 
+pub use audit::{AuditProblem, AuditUsage, AuditVerify, ChainHead, ProblemKind};
 pub use batch::{BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, BATCH_MAX_STATE_OPS};
 pub use delivery::{dlq_notify_key, DeadLetter, GiveUp, PendingEntry};
 pub use durability::CommitSync;
@@ -485,12 +487,16 @@ pub struct JournalStats {
 }
 
 /// One audit trail event. `detail` carries no PHI.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     pub seq: u64,
     pub at_ms: u64,
     pub kind: String,
     pub detail: String,
+    /// Its chain hash and the previous event's (hex; `audit/chain.rs`);
+    /// `None` for an event from before the chain (the genesis prefix).
+    pub hash: Option<String>,
+    pub prev: Option<String>,
 }
 
 /// One held quarantine entry (`item.raw` truncated to [`QUARANTINE_RAW_MAX`]).
@@ -654,6 +660,6 @@ impl Journal {
         value: Vec<u8>,
     ) -> Result<(), JournalError> {
         let k = record::message_key(id).to_vec();
-        self.call(|tx| Req::RawPut(k, value, tx)).await
+        self.call(|tx| Req::RawPut(k, Some(value), tx)).await
     }
 }

@@ -47,9 +47,18 @@ impl Journal {
         // The open summary is written durably before the writer starts, so
         // it is in the trail before any message of this run.
         let mut b = OpBatch::default();
+        if !state.audit.anchor_stored {
+            // The first open by a chaining binary: the events kept so far
+            // are the chain's genesis prefix, anchored just before them.
+            b.insert(
+                vec![record::P_AUDIT_ANCHOR],
+                crate::audit::chain::encode_anchor(&state.audit.anchor),
+            );
+            state.audit.anchor_stored = true;
+        }
         writer::push_audit(
             &mut b,
-            &mut state.next_audit,
+            &mut state.audit.head,
             (cfg.clock)(),
             "journal_open",
             &summary,

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+use crate::audit::chain;
 use crate::counter::Counter;
 use crate::error::{corrupt, map_sled};
 use crate::histogram::HistogramSnapshot;
@@ -45,23 +46,25 @@ impl Journal {
         limit: usize,
     ) -> Result<Vec<AuditEvent>, JournalError> {
         let db = self.inner.shared.db()?;
-        let page = page(
-            &db,
-            record::P_AUDIT,
-            after,
-            limit,
-            "audit event",
-            |_: &record::AuditRec| true,
-        )?;
-        Ok(page
-            .into_iter()
-            .map(|(seq, r)| AuditEvent {
+        let start = record::seq_key(record::P_AUDIT, after.map_or(0, |a| a.saturating_add(1)));
+        let mut out = Vec::new();
+        for item in db.range(start..).take(limit) {
+            let (k, v) = item.map_err(|e| map_sled("scan audit event records".into(), e))?;
+            if k.first() != Some(&record::P_AUDIT) {
+                break;
+            }
+            let seq = record::seq_of_key(&k).unwrap_or(0);
+            let r = chain::decode(&v).map_err(|why| corrupt(format!("audit event {seq}"), why))?;
+            out.push(AuditEvent {
                 seq,
                 at_ms: r.at_ms,
+                hash: r.prev.map(|p| chain::hex(&r.hash(seq, &p))),
+                prev: r.prev.map(|p| chain::hex(&p)),
                 kind: r.kind,
                 detail: r.detail,
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     /// Up to `limit` held quarantine entries with `seq > after`, oldest first.

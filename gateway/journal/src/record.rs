@@ -21,6 +21,9 @@
 //!   (journals written before) are still read: their HL7 header is decoded
 //!   with its old layout and turned into the same `MessageMeta` the accept
 //!   path makes for HL7 today (see [`decode_message`]);
+//! - audit events: version 2 since the hash chain (`audit/chain.rs`: the
+//!   version 1 fields, then seq and the previous event's chain hash);
+//!   version 1 events are the chain's genesis prefix;
 //! - outbox entries: version 2 (postcard of the entry plus its `release`
 //!   flag). Version 1 held either a bare `received_at_ms` (8 bytes, big
 //!   endian: its first byte is 0 for any time before the year 2^56 ms) or
@@ -56,6 +59,9 @@ pub(crate) const P_OUTBOX: u8 = b'o';
 pub(crate) const P_QUARANTINE: u8 = b'q';
 /// `a` + seq (u64 BE) -> audit record.
 pub(crate) const P_AUDIT: u8 = b'a';
+/// `A` -> the audit chain's anchor (`audit/chain.rs`): seq and chain hash
+/// of the last event before the oldest one kept.
+pub(crate) const P_AUDIT_ANCHOR: u8 = b'A';
 /// `c` + counter name -> counter record (u64); names in `counter.rs`.
 pub(crate) const P_COUNTER: u8 = b'c';
 /// `x` + seq (u64 BE) -> dead-letter record ([`DeadLetterRec`]).
@@ -170,6 +176,13 @@ fn new_record_version(version: u8, capacity: usize) -> Vec<u8> {
     v
 }
 
+/// A sealed record of version `version` holding `body`.
+pub(crate) fn seal_version(version: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = new_record_version(version, body.len());
+    v.extend_from_slice(body);
+    seal(v)
+}
+
 pub(crate) fn seal(mut v: Vec<u8>) -> Vec<u8> {
     let mut h = crc32fast::Hasher::new();
     h.update(&v[..1]);
@@ -185,7 +198,7 @@ pub(crate) fn open(v: &[u8]) -> Result<&[u8], &'static str> {
 }
 
 /// The version and payload of a sealed record.
-fn open_versioned(v: &[u8]) -> Result<(u8, &[u8]), &'static str> {
+pub(crate) fn open_versioned(v: &[u8]) -> Result<(u8, &[u8]), &'static str> {
     if v.len() < HEADER_LEN {
         return Err("record shorter than its header");
     }

@@ -18,8 +18,9 @@
 //! - `staging.rs`: the group's staged ops and how a request is staged
 //!   against them; `append.rs` (append, quarantine), `batch.rs` (batches
 //!   and state changes, all or nothing), `lifecycle.rs` (delivered, dead
-//!   letter, replay, purge, prune) and `release.rs` (removing a message
-//!   kept only until delivered) stage each kind.
+//!   letter, replay, purge, prune), `release.rs` (removing a message
+//!   kept only until delivered) and `audit_prune.rs` (the audit trail's
+//!   own retention) stage each kind.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +39,7 @@ use crate::{
 };
 
 mod append;
+mod audit_prune;
 mod batch;
 mod group;
 mod lifecycle;
@@ -80,8 +82,12 @@ pub(crate) enum Req {
     Purge(u64, String, Reply<Answer>),
     /// Retention: (cutoff_ms, after id, max messages).
     Prune(u64, u64, usize, Reply<Answer>),
-    /// Test hook: write a raw value under a raw key (to inject corruption).
-    RawPut(Vec<u8>, Vec<u8>, Reply<()>),
+    /// The audit trail's retention: (cutoff_ms, keep at most this many
+    /// events, max events removed).
+    PruneAudit(u64, Option<u64>, usize, Reply<Answer>),
+    /// Test hook: write (`Some`) or remove (`None`) a raw value under a raw
+    /// key (to inject corruption or tampering).
+    RawPut(Vec<u8>, Option<Vec<u8>>, Reply<()>),
     Close(Reply<()>),
 }
 

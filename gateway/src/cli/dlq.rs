@@ -204,7 +204,7 @@ pub async fn run(config_path: &Path, cmd: DlqCommand) -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
-        Ok(Reply::Status(_) | Reply::Exports { .. }) => {
+        Ok(_) => {
             eprintln!("error: the daemon answered with an unexpected reply");
             ExitCode::FAILURE
         }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, DEFAULT_CONFIG_PATH};
 
+mod audit;
 mod bench;
 mod bench_drain;
 mod bench_export;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Run, watch or cancel the running daemon's FHIR Bulk Data exports.
     #[command(subcommand)]
     Export(export::ExportCommand),
+    /// Check (verify) the audit trail's hash chain.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Benchmarks that report ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchKind),
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
         Command::Dlq(cmd) => runtime().block_on(dlq::run(&cli.config, cmd)),
         Command::Export(cmd) => runtime().block_on(export::run(&cli.config, cmd)),
+        Command::Audit(cmd) => runtime().block_on(audit::run(&cli.config, cmd)),
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
         Command::X12(cmd) => x12::run(cmd),

@@ -120,7 +120,7 @@ pub struct StorageConfig {
     pub refuse_at_percent: u8,
     pub quarantine_max_entries: usize,
     pub quarantine_max_bytes: u64,
-    /// Delivered messages (and audit events) older than this are pruned.
+    /// Delivered messages older than this are pruned (audit events: `[audit]`).
     pub retention: Duration,
 }
 
@@ -133,6 +133,33 @@ impl Default for StorageConfig {
             quarantine_max_entries: 1000,
             quarantine_max_bytes: 64 * 1024 * 1024,
             retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// `[admin]` (docs/audit.md): admin-socket users besides root and the
+/// members of the `gateway-admin` group.
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    pub allow_users: Vec<String>,
+    pub allow_groups: Vec<String>,
+}
+
+/// `[audit]` (docs/audit.md).
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Audit events older than this are pruned (default 2190 days: six years).
+    pub retention: Duration,
+    /// The audit trail's size cap (default 2048 MiB): past it the oldest
+    /// events are pruned early; the `audit_trail_size` alert fires at 80 %.
+    pub max_bytes: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: Duration::from_secs(2190 * 86400),
+            max_bytes: 2048 * 1024 * 1024,
         }
     }
 }

@@ -801,3 +801,24 @@ password_file = "credential:iis-pw"
         assert!(e.first().reason.contains(why), "{from}: {}", e.first());
     }
 }
+
+#[test]
+fn audit_table_defaults_and_errors() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.audit.retention, Duration::from_secs(2190 * 86400));
+    assert_eq!(c.audit.max_bytes, 2048 * 1024 * 1024);
+    let c = parse(&format!(
+        "{GOOD}\n[audit]\nretention_days = 3000\nmax_mb = 10\n"
+    ))
+    .unwrap();
+    assert_eq!(c.audit.retention, Duration::from_secs(3000 * 86400));
+    assert_eq!(c.audit.max_bytes, 10 * 1024 * 1024);
+    let e = parse(&format!("{GOOD}\n[audit]\nretention_days = 0\n")).unwrap_err();
+    assert!(
+        e.reason.contains("audit.retention_days") && e.reason.contains("2190"),
+        "{e}"
+    );
+    let e = parse(&format!("{GOOD}\n[audit]\nmax_mb = 0\n")).unwrap_err();
+    assert!(e.reason.contains("audit.max_mb"), "{e}");
+    assert!(parse(&format!("{GOOD}\n[audit]\nkeep = 1\n")).is_err());
+}

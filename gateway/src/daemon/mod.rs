@@ -143,6 +143,10 @@ async fn bring_up(
     let retention = journal::retention::run(
         journal.clone(),
         cfg.storage.retention,
+        journal::retention::AuditRetention {
+            max_age: cfg.audit.retention,
+            max_bytes: Some(cfg.audit.max_bytes),
+        },
         delivery.stop_signal(),
     );
     delivery.spawn("retention", retention);
@@ -283,6 +287,7 @@ async fn bring_up(
         status.clone(),
         journal.clone(),
         export_control,
+        cfg.admin.clone(),
         views.stop_signal(),
     );
     views.spawn("admin socket", serve);

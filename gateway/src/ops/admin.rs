@@ -1,6 +1,12 @@
-//! The admin socket: a Unix socket in the data directory (mode 0600) that
-//! CLI commands such as `gateway status` use to talk to the running daemon.
-//! Protocol: one JSON request line, one JSON reply line.
+//! The admin socket: a Unix socket in the data directory that CLI commands
+//! such as `gateway status` use to talk to the running daemon. Protocol:
+//! one JSON request line, one JSON reply line. Every request is checked
+//! against the peer's kernel credentials (`SO_PEERCRED`: root, the daemon's
+//! user, the `gateway-admin` group, `[admin]`; `ops::audit::peer`) and
+//! recorded in the audit trail with them; an operator named in a request
+//! is replaced by who the kernel says connected. The socket is mode 0666
+//! so that a refused user gets the reason; the directory bounds who can
+//! reach it (docs/audit.md).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +18,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::audit::peer::Peer;
 use super::stats::ListenerSnapshot;
 use crate::deliver::DeliveryState;
 use crate::source::export::runner::ExportControl;
@@ -59,6 +66,17 @@ pub enum Request {
     ExportCancel {
         name: String,
         operator: String,
+    },
+    /// `gateway audit verify [--head SEQ:HASH]`.
+    AuditVerify {
+        head: Option<String>,
+    },
+    /// `gateway audit export`: a page of events with seq > `after` and
+    /// time >= `since_ms`.
+    AuditExport {
+        after: Option<u64>,
+        since_ms: Option<u64>,
+        limit: usize,
     },
 }
 
@@ -114,6 +132,20 @@ pub struct JournalStatus {
     /// Delivered messages removed by retention, ever.
     #[serde(default)]
     pub pruned: u64,
+    /// The audit trail: its size and cap, and its chain head (docs/audit.md).
+    #[serde(default)]
+    pub audit: AuditStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuditStatus {
+    /// Events kept.
+    pub events: u64,
+    /// Their estimated size, and the `[audit] max_mb` cap, in bytes.
+    pub bytes: u64,
+    pub max_bytes: u64,
+    /// The chain head, `SEQ:HASH`.
+    pub head: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +203,14 @@ pub enum Reply {
     Exports {
         items: Vec<crate::source::export::job::ExportStatus>,
     },
+    /// `gateway audit verify`: what the walk of the chain found.
+    AuditVerify(Box<journal::AuditVerify>),
+    /// `gateway audit export`: a page of events; ask again after
+    /// `next_after` while it is set.
+    AuditEvents {
+        items: Vec<journal::AuditEvent>,
+        next_after: Option<u64>,
+    },
     Error {
         message: String,
     },
@@ -216,8 +256,9 @@ impl AdminServer {
             path: path.to_path_buf(),
             source,
         })?;
+        // Who may use it is decided per request from SO_PEERCRED.
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666));
         Ok(AdminServer {
             listener,
             path: path.to_path_buf(),
@@ -229,8 +270,10 @@ impl AdminServer {
         status: StatusSource,
         journal: Journal,
         exports: ExportControl,
+        access: crate::config::AdminConfig,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let access = Arc::new(access);
         let mut requests = JoinSet::new();
         loop {
             tokio::select! {
@@ -241,9 +284,10 @@ impl AdminServer {
                     let status = status.clone();
                     let journal = journal.clone();
                     let exports = exports.clone();
+                    let access = access.clone();
                     requests.spawn(async move {
                         // Replaying a large queue may take a while; status answers at once.
-                        let _ = tokio::time::timeout(Duration::from_secs(600), handle(stream, status, journal, exports)).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(600), handle(stream, status, journal, exports, &access)).await;
                     });
                 }
             }
@@ -264,14 +308,39 @@ async fn handle(
     status: StatusSource,
     journal: Journal,
     exports: ExportControl,
+    access: &crate::config::AdminConfig,
 ) -> std::io::Result<()> {
+    let peer = Peer::of(&stream);
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A request is one short line; cap what a confused client can make us buffer.
     BufReader::new(read.take(64 * 1024))
         .read_line(&mut line)
         .await?;
-    let reply = match serde_json::from_str::<Request>(line.trim()) {
+    let parsed = serde_json::from_str::<Request>(line.trim());
+    let reply = match super::audit::admit(&journal, peer, access, parsed) {
+        Err(message) => Reply::Error { message },
+        Ok((req, who)) => {
+            let reply = answer(req, &who, &status, &journal, &exports).await;
+            super::audit::after(&journal, &who, &reply);
+            reply
+        }
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+/// The reply to an admitted request (`who`: the peer, for operator fields).
+async fn answer(
+    req: Result<Request, serde_json::Error>,
+    who: &str,
+    status: &StatusSource,
+    journal: &Journal,
+    exports: &ExportControl,
+) -> Reply {
+    let journal = journal.clone();
+    match req.map(|r| r.with_operator(who)) {
         Ok(Request::Status) => Reply::Status(Box::new(status())),
         Ok(Request::ExportRun {
             name,
@@ -279,6 +348,12 @@ async fn handle(
             operator,
         }) => export_reply(exports.run(&journal, &name, full, &operator)),
         Ok(Request::ExportStatus { name }) => export_reply(exports.status(name.as_deref())),
+        Ok(Request::AuditVerify { head }) => super::audit::verify_reply(&journal, head.as_deref()),
+        Ok(Request::AuditExport {
+            after,
+            since_ms,
+            limit,
+        }) => super::audit::export_reply(&journal, after, since_ms, limit),
         Ok(Request::ExportCancel { name, operator }) => {
             export_reply(exports.cancel(&journal, &name, &operator))
         }
@@ -290,10 +365,74 @@ async fn handle(
         Err(e) => Reply::Error {
             message: format!("bad request: {e}"),
         },
-    };
-    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-    out.push(b'\n');
-    write.write_all(&out).await
+    }
+}
+
+impl Request {
+    /// The request with every operator field set to `who` (the kernel's
+    /// answer), whatever the client claimed.
+    fn with_operator(mut self, who: &str) -> Request {
+        match &mut self {
+            Request::DlqReplay { operator, .. }
+            | Request::DlqPurge { operator, .. }
+            | Request::ExportRun { operator, .. }
+            | Request::ExportCancel { operator, .. } => *operator = who.to_string(),
+            _ => {}
+        }
+        self
+    }
+
+    /// The request's name and ids for the audit trail (no PHI).
+    pub fn audit_text(&self) -> String {
+        match self {
+            Request::Status => "cmd=status".into(),
+            Request::DlqList { destination, .. } => {
+                format!(
+                    "cmd=dlq_list destination={}",
+                    destination.as_deref().unwrap_or("*")
+                )
+            }
+            Request::DlqShow { seq, raw } => format!("cmd=dlq_show dead_letter={seq} raw={raw}"),
+            Request::DlqReplay {
+                seq, destination, ..
+            } => format!(
+                "cmd=dlq_replay dead_letter={} destination={}",
+                seq.map_or("*".into(), |s| s.to_string()),
+                destination.as_deref().unwrap_or("*")
+            ),
+            Request::DlqPurge {
+                seq,
+                older_than_ms,
+                destination,
+                ..
+            } => format!(
+                "cmd=dlq_purge dead_letter={} older_than_ms={} destination={}",
+                seq.map_or("*".into(), |s| s.to_string()),
+                older_than_ms.map_or("-".into(), |s| s.to_string()),
+                destination.as_deref().unwrap_or("*")
+            ),
+            Request::ExportRun { name, full, .. } => {
+                format!("cmd=export_run export={name} full={full}")
+            }
+            Request::ExportStatus { name } => {
+                format!(
+                    "cmd=export_status export={}",
+                    name.as_deref().unwrap_or("*")
+                )
+            }
+            Request::ExportCancel { name, .. } => format!("cmd=export_cancel export={name}"),
+            Request::AuditVerify { head } => {
+                format!("cmd=audit_verify head={}", head.as_deref().unwrap_or("-"))
+            }
+            Request::AuditExport {
+                after, since_ms, ..
+            } => format!(
+                "cmd=audit_export after={} since_ms={}",
+                after.unwrap_or(0),
+                since_ms.unwrap_or(0)
+            ),
+        }
+    }
 }
 
 fn export_reply(r: Result<Vec<crate::source::export::job::ExportStatus>, String>) -> Reply {

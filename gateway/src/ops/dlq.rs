@@ -17,8 +17,10 @@ pub async fn answer(journal: &Journal, req: Request) -> Result<Reply, JournalErr
         Request::Status
         | Request::ExportRun { .. }
         | Request::ExportStatus { .. }
-        | Request::ExportCancel { .. } => Ok(Reply::Error {
-            message: "status and exports are answered by the admin server".into(),
+        | Request::ExportCancel { .. }
+        | Request::AuditVerify { .. }
+        | Request::AuditExport { .. } => Ok(Reply::Error {
+            message: "status, exports and audit are answered by the admin server".into(),
         }),
         Request::DlqList {
             destination,

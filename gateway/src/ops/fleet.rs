@@ -41,6 +41,9 @@ pub fn heartbeat(box_id: &str, r: &StatusReport, now_ms: u64) -> serde_json::Val
         "started_at": r.started_at,
         "disk_percent_used": r.journal.disk_percent_used,
         "journal_bytes": r.journal.bytes_on_disk,
+        // The audit chain's head, kept off the box: a cut tail of the
+        // trail then shows (`gateway audit verify --head SEQ:HASH`).
+        "audit_head": r.journal.audit.head,
         "listeners": r.listeners.iter().map(|l| json!({
             "name": l.name,
             "connections_open": l.counts.connections_open,

@@ -7,6 +7,7 @@
 mod support;
 
 mod alertmanager;
+mod audit;
 mod auth;
 mod bad_input;
 mod crash;

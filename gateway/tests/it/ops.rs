@@ -504,6 +504,12 @@ fn fleet_heartbeat_posts_health_without_phi() {
     assert_eq!(v["destinations"][0]["up"], true);
     assert_eq!(v["destinations"][0]["pending"], 0);
     assert!(v["alerts"].is_array());
+    // The audit chain's head goes off the box (docs/audit.md): SEQ:HASH.
+    let head = v["audit_head"].as_str().unwrap_or_default();
+    assert!(
+        journal::ChainHead::parse(head).is_ok_and(|h| h.seq > 0),
+        "{v}"
+    );
     assert_eq!(v["updater"]["epoch_floor"], 3, "{v}");
     assert_eq!(v["updater"]["slots"]["A"]["version"], "1.4.0");
     for r in msp.received() {

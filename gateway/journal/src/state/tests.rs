@@ -165,7 +165,7 @@ fn a_corrupt_state_value_is_reported_with_its_namespace_and_key() {
         let mut v = rec::seal_bytes(b"v");
         v[5] ^= 0x40;
         let k = rec::state_key("poller/results", b"cursor");
-        j.call(|tx| Req::RawPut(k, v, tx)).await.unwrap();
+        j.call(|tx| Req::RawPut(k, Some(v), tx)).await.unwrap();
         for e in [
             j.get_state("poller/results", b"cursor").unwrap_err(),
             j.list_state("poller/results", b"", None, 10).unwrap_err(),

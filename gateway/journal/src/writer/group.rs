@@ -193,6 +193,9 @@ impl Group {
             Req::Prune(cutoff, after, max, tx) => {
                 Outcome::Any(tx, st.prune(cutoff, after, max).map(Answer::Pruned))
             }
+            Req::PruneAudit(cutoff, keep, max, tx) => {
+                Outcome::Any(tx, st.prune_audit(cutoff, keep, max).map(Answer::Pruned))
+            }
             Req::RawPut(k, v, tx) => {
                 st.raw_put(k, v);
                 Outcome::Unit(tx, Ok(()))
@@ -236,7 +239,8 @@ impl Group {
             Req::DeadLetter(_, tx)
             | Req::Replay(_, _, tx)
             | Req::Purge(_, _, tx)
-            | Req::Prune(_, _, _, tx) => Outcome::Any(tx, Err(e)),
+            | Req::Prune(_, _, _, tx)
+            | Req::PruneAudit(_, _, _, tx) => Outcome::Any(tx, Err(e)),
             Req::Audit { kind, .. } => {
                 log::error!("journal: audit event {kind} lost: {e}");
                 return;

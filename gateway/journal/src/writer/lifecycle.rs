@@ -150,8 +150,9 @@ impl Stager<'_> {
     }
 
     /// Remove up to `max` messages received before `cutoff_ms` that no
-    /// outbox and no dead letter holds, with their de-dup entries, and audit
-    /// events older than the cutoff. Scans from `after` (exclusive) in id
+    /// outbox and no dead letter holds, with their de-dup entries (audit
+    /// events have their own retention: `audit_prune.rs`). Scans from
+    /// `after` (exclusive) in id
     /// order; stops at the first message at or after the cutoff
     /// (`reached_end`: the caller starts its next pass from the beginning, so
     /// held messages are looked at again once per pass).
@@ -171,12 +172,11 @@ impl Stager<'_> {
             },
         };
         self.prune_messages(&mut pass)?;
-        self.prune_audit(&mut pass)?;
         self.prune_released(cutoff_ms, max, &mut pass.removes, &mut pass.report)?;
         let Pass {
             removes, report, ..
         } = pass;
-        if report.messages == 0 && report.audit_events == 0 && report.released_keys == 0 {
+        if report.messages == 0 && report.released_keys == 0 {
             return Ok(report);
         }
         let mut r = self.begin();
@@ -184,10 +184,6 @@ impl Stager<'_> {
         if report.highest_pruned > self.counted(&r, &Counter::PrunedThroughId) {
             r.counters
                 .set(Counter::PrunedThroughId, report.highest_pruned);
-        }
-        if report.highest_audit > self.counted(&r, &Counter::PrunedThroughAudit) {
-            r.counters
-                .set(Counter::PrunedThroughAudit, report.highest_audit);
         }
         self.count(&mut r, Counter::Pruned, report.messages);
         let released = match report.released_keys {
@@ -198,8 +194,8 @@ impl Stager<'_> {
             self.now_ms(),
             "retention_prune",
             &format!(
-                "messages={} bytes={} audit_events={}{released} cutoff_ms={cutoff_ms}",
-                report.messages, report.bytes, report.audit_events
+                "messages={} bytes={}{released} cutoff_ms={cutoff_ms}",
+                report.messages, report.bytes
             ),
         )?;
         self.adopt(r);
@@ -284,27 +280,6 @@ impl Stager<'_> {
             }
         }
         Ok(false)
-    }
-
-    /// Audit events older than the cutoff (their keys are time-ordered).
-    fn prune_audit(&self, pass: &mut Pass) -> Result<(), JournalError> {
-        let report = &mut pass.report;
-        for item in self.db.scan_prefix([rec::P_AUDIT]) {
-            if report.audit_events >= pass.max as u64 {
-                break;
-            }
-            let (k, v) = item.map_err(|e| map_sled("scan audit trail to prune".into(), e))?;
-            let at = rec::decode_postcard::<rec::AuditRec>(&v)
-                .map(|a| a.at_ms)
-                .unwrap_or(u64::MAX);
-            if at >= pass.cutoff_ms {
-                break;
-            }
-            report.highest_audit = report.highest_audit.max(rec::seq_of_key(&k).unwrap_or(0));
-            pass.removes.remove(&k);
-            report.audit_events += 1;
-        }
-        Ok(())
     }
 }
 

@@ -210,7 +210,7 @@ fn load_counters(db: &sled::Db) -> Result<Counters, JournalError> {
     // Pruning may remove the newest messages or audit events; their
     // high-water marks keep ids from being reused.
     c.next_id = last(rec::P_MESSAGE)?.max(c.get(&Counter::PrunedThroughId)) + 1;
-    c.next_audit = last(rec::P_AUDIT)?.max(c.get(&Counter::PrunedThroughAudit)) + 1;
+    c.audit = crate::audit::load(db, c.get(&Counter::PrunedThroughAudit))?;
     c.next_q = last(rec::P_QUARANTINE)? + 1;
     c.next_dead = last(rec::P_DEAD)? + 1;
     Ok(c)

@@ -11,10 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::audit::{chain, ChainHead};
 use crate::counter::{Counter, CounterChanges, Counters};
 use crate::error::{encode_failed, map_sled};
 use crate::quota::SpaceGuard;
-use crate::record::{self as rec, AuditRec};
+use crate::record as rec;
 use crate::wal::{Op, OpBatch};
 use crate::{JournalConfig, JournalError};
 
@@ -162,7 +163,8 @@ impl Staged {
 pub(super) struct RequestOps {
     pub(super) ops: OpBatch,
     pub(super) counters: CounterChanges,
-    next_audit: u64,
+    /// The audit chain's head as this request leaves it.
+    audit_head: ChainHead,
 }
 
 impl RequestOps {
@@ -183,7 +185,7 @@ impl RequestOps {
         kind: &str,
         detail: &str,
     ) -> Result<(), JournalError> {
-        push_audit(&mut self.ops, &mut self.next_audit, at_ms, kind, detail)
+        push_audit(&mut self.ops, &mut self.audit_head, at_ms, kind, detail)
     }
 }
 
@@ -227,7 +229,7 @@ impl Stager<'_> {
         RequestOps {
             ops: OpBatch::default(),
             counters: CounterChanges::default(),
-            next_audit: self.state.next_audit,
+            audit_head: self.state.audit.head,
         }
     }
 
@@ -249,7 +251,7 @@ impl Stager<'_> {
     pub(super) fn adopt(&mut self, mut r: RequestOps) {
         r.counters.write(&mut r.ops);
         self.staged.stage(r.ops);
-        self.state.next_audit = r.next_audit;
+        self.state.audit.head = r.audit_head;
         self.state.apply(r.counters);
     }
 
@@ -266,30 +268,35 @@ impl Stager<'_> {
         Ok(())
     }
 
-    /// Test hook: a raw value under a raw key (to inject corruption).
-    pub(super) fn raw_put(&mut self, k: Vec<u8>, v: Vec<u8>) {
+    /// Test hook: a raw value under a raw key, or its removal (to inject
+    /// corruption or tampering).
+    pub(super) fn raw_put(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
         let mut r = self.begin();
-        r.ops.insert(k, v);
+        match v {
+            Some(v) => r.ops.insert(k, v),
+            None => r.ops.remove(k),
+        }
         self.adopt(r);
     }
 }
 
-/// Add audit event `next` to `b` and advance `next`.
+/// Add the audit event after `head` to `b`, chained to it, and make it the
+/// head. Only the writer calls this (its requests are staged one at a
+/// time), so seqs and links cannot fork.
 pub(crate) fn push_audit(
     b: &mut OpBatch,
-    next: &mut u64,
+    head: &mut ChainHead,
     at_ms: u64,
     kind: &str,
     detail: &str,
 ) -> Result<(), JournalError> {
-    let seq = *next;
-    let v = rec::encode_postcard(&AuditRec {
-        at_ms,
-        kind: kind.to_string(),
-        detail: detail.to_string(),
-    })
-    .map_err(|e| encode_failed(&format!("audit event {seq}"), e))?;
+    let seq = head.seq + 1;
+    let v = chain::encode(seq, at_ms, kind, detail, &head.hash)
+        .map_err(|e| encode_failed(&format!("audit event {seq}"), e))?;
     b.insert(&rec::seq_key(rec::P_AUDIT, seq)[..], v);
-    *next = seq + 1;
+    *head = ChainHead {
+        seq,
+        hash: chain::chain_hash(seq, at_ms, kind, detail, &head.hash),
+    };
     Ok(())
 }

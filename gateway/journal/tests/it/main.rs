@@ -5,6 +5,7 @@
 
 mod support;
 
+mod audit;
 mod basic;
 mod disk_full;
 mod strace;

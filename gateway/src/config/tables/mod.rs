@@ -14,7 +14,9 @@ use super::resolve::Resolver;
 use super::stage::{Checked, Resolved, Stage};
 use super::table::{tables, Table};
 
+mod admin;
 mod alerts;
+mod audit;
 mod delivery;
 mod destination;
 mod export;
@@ -54,6 +56,10 @@ tables! {
         health: Option<HealthConfig> = "health" via health::Health,
         /// `[alerts]`: rules run with defaults when the table is absent.
         alerts: AlertsConfig<S> = "alerts" via alerts::Alerts,
+        /// `[admin]`: who else may use the admin socket.
+        admin: AdminConfig = "admin" via admin::Admin,
+        /// `[audit]`: the audit trail's retention and size cap.
+        audit: AuditConfig = "audit" via audit::Audit,
         /// `[fleet]`: the heartbeat to the MSP.
         fleet: Option<FleetConfig<S>> = "fleet" via fleet::Fleet,
         /// `[status_page]`: the office's read-only page.

@@ -21,10 +21,11 @@ pub enum Rule {
     PickupRejected,
     ExportStale,
     Silence,
+    AuditTrailSize,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::DestinationDown,
         Rule::PendingDepth,
         Rule::OldestPending,
@@ -35,6 +36,7 @@ impl Rule {
         Rule::PickupRejected,
         Rule::ExportStale,
         Rule::Silence,
+        Rule::AuditTrailSize,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Rule {
             Rule::PickupRejected => "pickup_rejected",
             Rule::ExportStale => "export_stale",
             Rule::Silence => "silence",
+            Rule::AuditTrailSize => "audit_trail_size",
         }
     }
 

@@ -29,6 +29,7 @@ pub fn evaluate(
         out.extend(dead_letters(cfg, d, now_ms));
     }
     out.extend(disk(cfg, report, now_ms));
+    out.extend(audit_trail_size(report, now_ms));
     out.extend(restart.and_then(|r| restarted(cfg, r, now_ms)));
     out.extend(certs.iter().filter_map(|c| certificate(cfg, c, now_ms)));
     out.extend(
@@ -226,6 +227,29 @@ pub fn disk(cfg: &AlertsConfig, report: &StatusReport, now_ms: u64) -> Option<Al
     }))
 }
 
+/// Percent of `[audit] max_mb` at which `audit_trail_size` fires.
+pub const AUDIT_WARN_PERCENT: u64 = 80;
+
+/// The audit trail nears its size cap: past it, the oldest events are
+/// pruned before their retention (HIPAA asks for six years).
+pub fn audit_trail_size(report: &StatusReport, now_ms: u64) -> Option<Alert> {
+    let a = &report.journal.audit;
+    if a.max_bytes == 0
+        || a.bytes.saturating_mul(100) < a.max_bytes.saturating_mul(AUDIT_WARN_PERCENT)
+    {
+        return None;
+    }
+    let pct = a.bytes.saturating_mul(100) / a.max_bytes;
+    Some(Rule::AuditTrailSize.alert(Finding {
+        key: "audit".into(),
+        severity: if pct >= 100 { Severity::Critical } else { Severity::Warning },
+        title: format!("The audit trail is at {pct}% of its size cap"),
+        affected: format!("audit trail ({} events, [audit] max_mb = {})", a.events, a.max_bytes / (1024 * 1024)),
+        since_ms: now_ms,
+        action: "At the cap the oldest audit events are pruned before their retention_days. Export them first (gateway audit export > file, kept by the practice for six years), then raise [audit] max_mb if the disk allows.".into(),
+    }))
+}
+
 /// The previous run ended badly, for `restart_alert_for` after the start.
 pub fn restarted(cfg: &AlertsConfig, r: &RestartInfo, now_ms: u64) -> Option<Alert> {
     if now_ms.saturating_sub(r.at_ms) >= cfg.restart_alert_for.as_millis() as u64 {
@@ -361,6 +385,7 @@ mod tests {
                 bytes_on_disk: 0,
                 disk_percent_used: disk,
                 pruned: 0,
+                audit: Default::default(),
             },
             box_id: String::new(),
             alerts: vec![],
@@ -552,6 +577,30 @@ mod tests {
             format!("The data disk is {}% full", c.disk_warn_percent)
         );
         assert_eq!(a.affected, "data disk (/d)");
+    }
+
+    #[test]
+    fn audit_trail_size_rule() {
+        let mut r = report(None, 0, 0, 0);
+        assert!(audit_trail_size(&r, 1).is_none(), "no cap known: no alert");
+        r.journal.audit.max_bytes = 1000;
+        r.journal.audit.bytes = 799;
+        assert!(audit_trail_size(&r, 1).is_none());
+        r.journal.audit.bytes = 800;
+        r.journal.audit.events = 7;
+        let a = audit_trail_size(&r, 1).unwrap();
+        assert_eq!(a.id, "audit_trail_size/audit");
+        assert_eq!(a.severity, Severity::Warning);
+        assert_eq!(a.title, "The audit trail is at 80% of its size cap");
+        r.journal.audit.bytes = 1000;
+        assert_eq!(
+            audit_trail_size(&r, 1).unwrap().severity,
+            Severity::Critical
+        );
+        // The evaluation runs it.
+        assert!(evaluate(&cfg(), &r, &[], None, 1)
+            .iter()
+            .any(|a| a.rule == Rule::AuditTrailSize));
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn a_batch_that_fails_part_way_stages_nothing_and_leaves_the_group_as_it_was() {
     assert!(matches!(r, Err(JournalError::Full { .. })), "{r:?}");
     assert_eq!(f.ops(), ops, "nothing of the batch is staged");
     assert_eq!(f.state.next_id, before.next_id);
-    assert_eq!(f.state.next_audit, before.next_audit);
+    assert_eq!(f.state.audit.head, before.audit.head);
     assert_eq!(f.count(Counter::Messages), 1);
     assert_eq!(f.count(Counter::Pending("cloud".into())), 0);
     assert_eq!(f.wake, wake);

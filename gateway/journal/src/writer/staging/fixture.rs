@@ -43,7 +43,6 @@ impl Fixture {
         // As a new journal opens: ids start at 1.
         let mut state = Counters::default();
         state.next_id = 1;
-        state.next_audit = 1;
         state.next_q = 1;
         state.next_dead = 1;
         Fixture {

@@ -107,7 +107,7 @@ fn control_id_reuse_stores_a_new_message_audits_it_and_repoints_the_dedup_entry(
         audits[0].detail,
         "listener=lab control_id=C1 first_id=1 new_id=2"
     );
-    assert_eq!(f.state.next_audit, 2);
+    assert_eq!(f.state.audit.head.seq, 1);
     let d = f.staged.staged(&dedup_key(&first)).unwrap().unwrap();
     assert_eq!(rec::open_u64(d), Ok(2), "the entry points at the newest");
     // In the same group: the newest's retransmission is a duplicate of 2;
