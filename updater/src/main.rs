@@ -56,8 +56,15 @@ fn run(args: Cli) -> Result<ExitCode> {
     let config = || Config::load(&args.config);
     if let Some(version) = stands_aside(&args.cmd) {
         let msg = updater::deb_install::message(&version);
-        if let Cmd::Status(_) = args.cmd {
-            println!("{msg}");
+        if let Cmd::Status(a) = &args.cmd {
+            if a.json {
+                let v = serde_json::json!({
+                    "install": "deb", "updates": "apt", "version": version, "message": msg,
+                });
+                println!("{v}");
+            } else {
+                println!("{msg}");
+            }
             return Ok(ExitCode::SUCCESS);
         }
         eprintln!("updater: {msg}");
