@@ -26,6 +26,7 @@ pub mod boot;
 pub mod config;
 pub mod config_apply;
 pub mod config_target;
+pub mod deb_install;
 pub mod download;
 pub mod durable;
 pub mod error;

@@ -3,7 +3,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use updater::config::Config;
@@ -33,6 +33,12 @@ enum Cmd {
     /// MSP tooling: make, sign and publish a repository.
     #[command(subcommand)]
     Repo(cli::repo::Cmd),
+    /// Write shell completions and man pages under DIR (for scripts/deb).
+    #[command(hide = true)]
+    CliDocs {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,11 +54,52 @@ fn main() -> ExitCode {
 fn run(args: Cli) -> Result<ExitCode> {
     // Every verb but `repo` works on this box, as the configuration says.
     let config = || Config::load(&args.config);
+    if let Some(version) = stands_aside(&args.cmd) {
+        let msg = updater::deb_install::message(&version);
+        if let Cmd::Status(a) = &args.cmd {
+            if a.json {
+                let v = serde_json::json!({
+                    "install": "deb", "updates": "apt", "version": version, "message": msg,
+                });
+                println!("{v}");
+            } else {
+                println!("{msg}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!("updater: {msg}");
+        return Ok(ExitCode::from(updater::deb_install::EXIT_STANDS_ASIDE));
+    }
     match args.cmd {
+        Cmd::CliDocs { out } => {
+            let files = cli_docs::write(Cli::command(), "updater", &out).map_err(|source| {
+                updater::Error::Io {
+                    path: out.clone(),
+                    action: "write completions and man pages",
+                    source,
+                }
+            })?;
+            for f in files {
+                println!("{f}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Repo(r) => cli::repo::run(r).map(|()| ExitCode::SUCCESS),
         Cmd::Check(a) => cli::check::run(&config()?, &a),
         Cmd::Install(a) => cli::install::run(&config()?, &a),
         Cmd::Health => cli::health::run(&config()?),
         Cmd::Status(a) => cli::status::run(&config()?, &a),
+    }
+}
+
+/// On a .deb install the verbs that work on this box's slots stand aside
+/// (the MSP's `repo` tooling and `cli-docs` still run). Checked before the
+/// configuration is loaded: the package ships no updater.toml.
+fn stands_aside(cmd: &Cmd) -> Option<String> {
+    match cmd {
+        Cmd::Repo(_) | Cmd::CliDocs { .. } => None,
+        Cmd::Check(_) | Cmd::Install(_) | Cmd::Health | Cmd::Status(_) => {
+            updater::deb_install::detect(std::path::Path::new(updater::deb_install::MARKER))
+        }
     }
 }

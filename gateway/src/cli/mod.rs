@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, DEFAULT_CONFIG_PATH};
 
@@ -74,6 +74,12 @@ pub enum Command {
     /// Check X12 envelopes (with the TA1/999 they would get) or print a file's x12-json.
     #[command(subcommand)]
     X12(x12::X12Command),
+    /// Write shell completions and man pages under DIR (for scripts/deb).
+    #[command(hide = true)]
+    CliDocs {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -106,6 +112,19 @@ pub fn main() -> ExitCode {
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
         Command::X12(cmd) => x12::run(cmd),
+        Command::CliDocs { out } => match cli_docs::write(Cli::command(), "gateway", &out) {
+            Ok(files) => {
+                files.iter().for_each(|f| println!("{f}"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "{}: cannot write completions and man pages: {e}",
+                    out.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
         Command::RecordStop => match config::load(&cli.config)
             .map_err(crate::Error::from)
             .and_then(|c| crate::ops::restart_markers::record_stop(&c.data_dir))

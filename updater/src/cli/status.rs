@@ -13,7 +13,7 @@ use updater::Result;
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 pub fn run(c: &Config, args: &Args) -> Result<ExitCode> {
