@@ -3,7 +3,7 @@
 //! transform (whole and streamed in chunks), and the 835 reconciliation.
 //! Checks: no panic, the JSON parses, the streamed JSON is the same bytes,
 //! and every acknowledgment reads back as a clean X12 interchange (unless
-//! the interchange it answers has a broken sender or receiver).
+//! the interchange it answers has a broken ISA: sender, receiver, length).
 #![no_main]
 
 use gateway_fuzz::chunked;
@@ -47,12 +47,18 @@ fuzz_target!(|data: &[u8]| {
         }
     });
     for ack in acks {
-        // An interchange whose own ISA05-08 are broken cannot be answered
-        // with a clean ack: it is addressed back to them (docs/fuzzing.md).
-        let unaddressable = doc.interchanges[ack.interchange]
-            .errors
-            .iter()
-            .any(|e| matches!(e.kind, ErrorKind::IsaValue { element: 5..=8, .. }));
+        // An interchange whose own ISA is unreadable, of the wrong length
+        // or with a broken ISA05-08 cannot be answered with a clean ack: the
+        // ack is addressed back to what it says (docs/fuzzing.md).
+        let unaddressable = doc.interchanges[ack.interchange].errors.iter().any(|e| {
+            matches!(
+                e.kind,
+                ErrorKind::IsaUnreadable
+                    | ErrorKind::IsaLength { .. }
+                    | ErrorKind::BadSeparator { .. }
+                    | ErrorKind::IsaValue { element: 5..=8, .. }
+            )
+        });
         if unaddressable {
             continue;
         }
