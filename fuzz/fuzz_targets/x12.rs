@@ -48,17 +48,22 @@ fuzz_target!(|data: &[u8]| {
     });
     for ack in acks {
         // An interchange whose own ISA is unreadable, of the wrong length
-        // or with a broken ISA05-08 cannot be answered with a clean ack: the
+        // or with a blank or broken ISA05-08 cannot be answered with a clean ack: the
         // ack is addressed back to what it says (docs/fuzzing.md).
-        let unaddressable = doc.interchanges[ack.interchange].errors.iter().any(|e| {
-            matches!(
-                e.kind,
-                ErrorKind::IsaUnreadable
-                    | ErrorKind::IsaLength { .. }
-                    | ErrorKind::BadSeparator { .. }
-                    | ErrorKind::IsaValue { element: 5..=8, .. }
-            )
-        });
+        let ic = &doc.interchanges[ack.interchange];
+        // The ack copies ISA06/08 without their control characters.
+        let blank = |n| !ic.isa.element(n).iter().any(u8::is_ascii_graphic);
+        let blank_party = blank(6) || blank(8);
+        let unaddressable = blank_party
+            || ic.errors.iter().any(|e| {
+                matches!(
+                    e.kind,
+                    ErrorKind::IsaUnreadable
+                        | ErrorKind::IsaLength { .. }
+                        | ErrorKind::BadSeparator { .. }
+                        | ErrorKind::IsaValue { element: 5..=8, .. }
+                )
+            });
         if unaddressable {
             continue;
         }
