@@ -117,6 +117,12 @@ impl Decoder {
                     let chunk = &rest[..end.unwrap_or(rest.len())];
                     if discarding {
                         self.discarded += chunk.len();
+                        // Keep filling the head, so it does not depend on
+                        // where the reads split the frame (found by fuzzing).
+                        let keep = OVERSIZED_HEAD
+                            .saturating_sub(self.payload.len())
+                            .min(chunk.len());
+                        self.payload.extend_from_slice(&chunk[..keep]);
                     } else if self.payload.len() + chunk.len() > self.max_frame {
                         self.discarded = self.payload.len() + chunk.len();
                         let keep = OVERSIZED_HEAD
@@ -216,19 +222,44 @@ mod tests {
         let mut d = Decoder::new(10);
         d.push(b"\x0b0123456789ABC");
         assert_eq!(all(&mut d), vec![]);
-        d.push(&[b'z'; 1000]);
+        d.push(&[b'z'; 5000]);
         assert_eq!(all(&mut d), vec![]);
         d.push(b"\x1c\r\x0bok\x1c\r");
+        // The head: the first 4 KiB, whatever the reads.
+        let mut head = b"0123456789ABC".to_vec();
+        head.resize(OVERSIZED_HEAD, b'z');
         assert_eq!(
             all(&mut d),
             vec![
-                Event::Oversized {
-                    len: 1013,
-                    head: b"0123456789ABC".to_vec()
-                },
+                Event::Oversized { len: 5013, head },
                 Event::Frame(b"ok".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn oversized_head_is_the_same_whatever_the_reads() {
+        // fuzz/findings/mllp: limit 512, a 600-byte frame read 4 bytes at a
+        // time kept 515 bytes of head, read at once 600.
+        let mut stream = frame(&[b'A'; 600]);
+        stream.extend_from_slice(&frame(b"MSH|^~\\&|"));
+        let mut whole = Decoder::new(512);
+        whole.push(&stream);
+        let expected = all(&mut whole);
+        assert_eq!(
+            expected[0],
+            Event::Oversized {
+                len: 600,
+                head: vec![b'A'; 600]
+            }
+        );
+        let mut split = Decoder::new(512);
+        let mut got = Vec::new();
+        for piece in stream.chunks(4) {
+            split.push(piece);
+            got.extend(all(&mut split));
+        }
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -26,7 +26,11 @@ struct Head {
 /// `expected_type` resources. `expected_type` empty: any type.
 pub fn check_line(line: &[u8], expected_type: &str) -> Result<LineInfo, LineError> {
     let line = trim_cr(line);
-    let head: Head = match serde_json::from_slice(line) {
+    // JSON is UTF-8, and serde_json does not check the strings it skips
+    // when reading bytes (found by fuzzing): check first, then parse text.
+    let line = std::str::from_utf8(line)
+        .map_err(|e| LineError(format!("not UTF-8 (byte {})", e.valid_up_to() + 1)))?;
+    let head: Head = match serde_json::from_str(line) {
         Ok(h) => h,
         Err(e) => {
             return Err(LineError(format!(
@@ -192,6 +196,17 @@ mod tests {
                 .id,
             "i"
         );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_refused_even_in_a_field_serde_skips() {
+        // fuzz/findings/export_ndjson: the 0xFF sat in a field the check
+        // skips; the line then went out as "JSON" that is not.
+        let line = b"{\"resourceType\":\"Patient\",\"id\":\"p\",\"\":{\"\":[{\"\":\"\xff\"}]}}";
+        let e = check_line(line, "Patient").unwrap_err();
+        assert!(e.0.contains("not UTF-8 (byte 49)"), "{e:?}");
+        assert!(check_line(b"{\"resourceType\":\"Patient\",\"id\":\"p\xc3\"}", "").is_err());
+        assert!(check_line("{\"resourceType\":\"Patient\",\"id\":\"é\"}".as_bytes(), "").is_ok());
     }
 
     fn split(input: &[&[u8]], max: usize) -> Vec<Result<Vec<u8>, usize>> {

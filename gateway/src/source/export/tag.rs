@@ -69,7 +69,7 @@ pub fn tag_tenant(line: &[u8], tenant: &str) -> Result<Vec<u8>, TagError> {
     }
     let (items, tags_close) = elements(line, tags.value.start)?;
     for item in &items {
-        if has_tenant_tag(&line[item.clone()], tenant) {
+        if has_tenant_tag(&line[item.clone()], tenant)? {
             return Ok(line.to_vec());
         }
     }
@@ -77,17 +77,25 @@ pub fn tag_tenant(line: &[u8], tenant: &str) -> Result<Vec<u8>, TagError> {
     Ok(splice(line, tags_close, &format!("{glue}{tag}")))
 }
 
-fn has_tenant_tag(coding: &[u8], tenant: &str) -> bool {
+/// Whether `coding` is this tenant's tag. A tag entry with two `system` or
+/// `code` keys is refused: readers disagree on which one counts (the first
+/// here, the last in serde_json), so it could be one tenant's tag to us
+/// and another's downstream (found by fuzzing).
+fn has_tenant_tag(coding: &[u8], tenant: &str) -> Result<bool, TagError> {
     let Ok((ms, _)) = members(coding, 0) else {
-        return false;
+        return Ok(false);
     };
-    let field = |name: &str| {
-        find(coding, &ms, name)
-            .0
-            .and_then(|m| string_value(&coding[m.value.clone()]).map(|s| s.into_owned()))
+    let field = |name: &str| -> Result<Option<String>, TagError> {
+        let (m, dup) = find(coding, &ms, name);
+        if dup {
+            return Err(TagError(format!(
+                "a \"meta.tag\" entry has two \"{name}\" keys"
+            )));
+        }
+        Ok(m.and_then(|m| string_value(&coding[m.value.clone()]).map(|s| s.into_owned())))
     };
-    field("system").as_deref() == Some(TENANT_TAG_SYSTEM)
-        && field("code").as_deref() == Some(tenant)
+    Ok(field("system")?.as_deref() == Some(TENANT_TAG_SYSTEM)
+        && field("code")?.as_deref() == Some(tenant))
 }
 
 fn splice(line: &[u8], at: usize, insert: &str) -> Vec<u8> {
@@ -111,6 +119,18 @@ mod tests {
 
     fn tags_of(v: &Value) -> Vec<Value> {
         v["meta"]["tag"].as_array().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_tag_entry_with_two_codes_is_refused() {
+        // fuzz/findings/export_ndjson: the first "code" is another tenant,
+        // the last (what serde_json reads) is ours; tagging it gave a line
+        // with our tag twice downstream.
+        let line = r#"{"resourceType":"Patient","id":"p3","meta":{"tag":[{"system":"urn:clinic-gateway:tenant","code":"other","code":"acme"}]}}"#;
+        let e = tag_tenant(line.as_bytes(), T).unwrap_err();
+        assert!(e.0.contains("two \"code\" keys"), "{e:?}");
+        let line = r#"{"resourceType":"Patient","id":"p","meta":{"tag":[{"system":"a","system":"urn:clinic-gateway:tenant","code":"acme"}]}}"#;
+        assert!(tag_tenant(line.as_bytes(), T).is_err());
     }
 
     #[test]

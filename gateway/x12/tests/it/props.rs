@@ -142,3 +142,14 @@ fn deep_hl_chain_does_not_overflow_the_stack() {
     let json = to_json(&doc);
     assert!(json.len() > n * 10);
 }
+
+#[test]
+fn a_999_with_an_ak1_after_an_ak2_still_maps_to_json() {
+    // fuzz/findings/x12 (minimized): the AK1 wrote a key inside "sets".
+    let bytes = b"ISA*0**0**Z*******0*01**T*:~\nGS***C*2****005010X231~\nST*999*0~AK2*~\nAK1~";
+    let doc = check(bytes, &CheckOptions::default(), &());
+    let json = to_json(&doc);
+    let v: serde_json::Value = serde_json::from_slice(&json)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)));
+    assert!(v.is_object());
+}
