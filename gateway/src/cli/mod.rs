@@ -19,6 +19,7 @@ mod bench_wear;
 mod bench_x12;
 mod dlq;
 mod export;
+mod journal;
 mod send;
 mod status;
 mod translate;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Check X12 envelopes (with the TA1/999 they would get) or print a file's x12-json.
     #[command(subcommand)]
     X12(x12::X12Command),
+    /// Verify the journal, or salvage what is intact into a new one (daemon stopped).
+    #[command(subcommand)]
+    Journal(journal::JournalCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -100,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
         Command::X12(cmd) => x12::run(cmd),
+        Command::Journal(cmd) => journal::run(&cli.config, cmd),
         Command::RecordStop => match config::load(&cli.config)
             .map_err(crate::Error::from)
             .and_then(|c| crate::ops::restart_markers::record_stop(&c.data_dir))
