@@ -81,54 +81,68 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
     let mut pending: BTreeMap<String, u64> = BTreeMap::new();
     let mut dead: BTreeMap<String, u64> = BTreeMap::new();
     let mut dests: BTreeSet<String> = BTreeSet::new();
-    for item in snap.db.iter() {
-        // A read error ends what can be read (verify reported where).
-        let Ok((k, v)) = item else { break };
-        let kind = kind_name(k.first().copied().unwrap_or(0));
-        let keep = !ix.bad_keys.contains(k.as_ref())
-            && match k.first().copied() {
-                Some(rec::P_MESSAGE) => {
-                    rec::seq_of_key(&k).is_some_and(|id| ix.messages.contains(&id))
-                }
-                Some(rec::P_DEDUP) => rec::open_u64(&v)
-                    .is_ok_and(|id| ix.messages.contains(&id) || ix.released.contains(&id)),
-                Some(rec::P_OUTBOX) => {
-                    let ok = rec::outbox_id(&k).is_some_and(|id| ix.messages.contains(&id));
-                    if ok {
-                        *pending.entry(dest_of(&k)).or_default() += 1;
+    // Read errors end what can be read of a kind (verify reported where).
+    let mut write_err = None;
+    verify::for_each(
+        &snap.db,
+        |k, v| {
+            if write_err.is_some() {
+                return;
+            }
+            let kind = kind_name(k.first().copied().unwrap_or(0));
+            let keep = !ix.bad_keys.contains(k.as_ref())
+                && match k.first().copied() {
+                    Some(rec::P_MESSAGE) => {
+                        rec::seq_of_key(&k).is_some_and(|id| ix.messages.contains(&id))
                     }
-                    ok
-                }
-                Some(rec::P_DEAD) => {
-                    let d = rec::seq_of_key(&k).and_then(|s| ix.dead.get(&s));
-                    let ok = d.is_some_and(|(_, id)| ix.messages.contains(id));
-                    if let (true, Some((dest, _))) = (ok, d) {
-                        *dead.entry(dest.clone()).or_default() += 1;
+                    Some(rec::P_DEDUP) => rec::open_u64(&v)
+                        .is_ok_and(|id| ix.messages.contains(&id) || ix.released.contains(&id)),
+                    Some(rec::P_OUTBOX) => {
+                        let ok = rec::outbox_id(&k).is_some_and(|id| ix.messages.contains(&id));
+                        if ok {
+                            *pending.entry(dest_of(&k)).or_default() += 1;
+                        }
+                        ok
                     }
-                    ok
-                }
-                Some(rec::P_DEAD_INDEX) => rec::open_u64(&v).is_ok_and(|seq| {
-                    let id = rec::outbox_id(&k).unwrap_or(0);
-                    ix.dead.get(&seq) == Some(&(dest_of(&k), id)) && ix.messages.contains(&id)
-                }),
-                Some(rec::P_COUNTER) => match Counter::from_key(&k) {
-                    // Recounted below from what was copied.
-                    Some(Counter::Pending(d)) | Some(Counter::Dead(d)) => {
-                        dests.insert(d);
-                        false
+                    Some(rec::P_DEAD) => {
+                        let d = rec::seq_of_key(&k).and_then(|s| ix.dead.get(&s));
+                        let ok = d.is_some_and(|(_, id)| ix.messages.contains(id));
+                        if let (true, Some((dest, _))) = (ok, d) {
+                            *dead.entry(dest.clone()).or_default() += 1;
+                        }
+                        ok
                     }
+                    Some(rec::P_DEAD_INDEX) => rec::open_u64(&v).is_ok_and(|seq| {
+                        let id = rec::outbox_id(&k).unwrap_or(0);
+                        ix.dead.get(&seq) == Some(&(dest_of(&k), id)) && ix.messages.contains(&id)
+                    }),
+                    Some(rec::P_COUNTER) => match Counter::from_key(&k) {
+                        // Recounted below from what was copied.
+                        Some(Counter::Pending(d)) | Some(Counter::Dead(d)) => {
+                            dests.insert(d);
+                            false
+                        }
+                        _ => true,
+                    },
+                    // The new journal has no WAL yet: its position starts at 0.
+                    _ if k.as_ref() == crate::wal::APPLIED_KEY => false,
                     _ => true,
-                },
-                // The new journal has no WAL yet: its position starts at 0.
-                _ if k.as_ref() == crate::wal::APPLIED_KEY => false,
-                _ => true,
-            };
-        if keep {
-            out.insert(k, v).map_err(|e| werr(e.to_string()))?;
-            *copied.entry(kind.into()).or_default() += 1;
-        } else if !(k.first() == Some(&rec::P_COUNTER) || k.as_ref() == crate::wal::APPLIED_KEY) {
-            *skipped.entry(kind.into()).or_default() += 1;
-        }
+                };
+            if keep {
+                if let Err(e) = out.insert(k, v) {
+                    write_err = Some(e.to_string());
+                    return;
+                }
+                *copied.entry(kind.into()).or_default() += 1;
+            } else if !(k.first() == Some(&rec::P_COUNTER) || k.as_ref() == crate::wal::APPLIED_KEY)
+            {
+                *skipped.entry(kind.into()).or_default() += 1;
+            }
+        },
+        |_, _| {},
+    );
+    if let Some(e) = write_err {
+        return Err(werr(e));
     }
     dests.extend(pending.keys().cloned());
     dests.extend(dead.keys().cloned());

@@ -273,10 +273,15 @@ fn replay_wal(dir: &Path, db: &sled::Db, report: &mut VerifyReport) -> Result<()
                     Op::Set(k, v) => db.insert(k, v).map(|_| ()),
                     Op::Remove(k) => db.remove(k).map(|_| ()),
                 };
-                res.map_err(|e| VerifyError::Io {
-                    context: format!("replay WAL record {} into the copy", r.seq),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
+                if let Err(e) = res {
+                    report.find(
+                        format!("WAL {} offset {off}", path.display()),
+                        format!(
+                            "record {} cannot be applied to sled ({e}): sled is damaged",
+                            r.seq
+                        ),
+                    );
+                }
             }
         }
     }
@@ -307,6 +312,49 @@ pub(crate) fn key_dest(k: &[u8]) -> Option<String> {
     (k.len() >= 13).then(|| String::from_utf8_lossy(&k[5..k.len() - 8]).into_owned())
 }
 
+/// The key kinds, in key order (`w` is the WAL position).
+const PREFIXES: [u8; 11] = [
+    rec::P_DEAD_INDEX,
+    rec::P_AUDIT,
+    rec::P_COUNTER,
+    rec::P_DEDUP,
+    rec::P_MESSAGE,
+    rec::P_OUTBOX,
+    rec::P_QUARANTINE,
+    rec::P_STATE,
+    rec::P_RELEASED,
+    b'w',
+    rec::P_DEAD,
+];
+
+/// Every key and value, one key kind at a time, so that a node sled cannot
+/// read ends the scan of its kind only; `on_err` gets where (after which
+/// key) and the error.
+pub(crate) fn for_each(
+    db: &sled::Db,
+    mut f: impl FnMut(sled::IVec, sled::IVec),
+    mut on_err: impl FnMut(String, sled::Error),
+) {
+    for p in PREFIXES {
+        let mut last: Option<sled::IVec> = None;
+        for item in db.scan_prefix([p]) {
+            match item {
+                Ok((k, v)) => {
+                    last = Some(k.clone());
+                    f(k, v);
+                }
+                Err(e) => {
+                    let after = last
+                        .as_deref()
+                        .map_or(format!("{}/(start)", p as char), key_name);
+                    on_err(format!("sled, after key {after}"), e);
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Check every record's seal and decoding, then the indexes.
 fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
     let mut ix = Index::default();
@@ -315,122 +363,118 @@ fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
     let mut dead_index: Vec<(Vec<u8>, u64)> = Vec::new();
     let mut counters: Vec<(Counter, u64)> = Vec::new();
     let mut audit: Vec<u64> = Vec::new();
-    let mut last_key: Option<Vec<u8>> = None;
-    for item in db.iter() {
-        let (k, v) = match item {
-            Ok(kv) => kv,
-            Err(e) => {
-                report.find(
-                    format!(
-                        "sled, after key {}",
-                        last_key.as_deref().map_or("(start)".into(), key_name)
-                    ),
-                    format!("read failed ({e}): records after this point cannot be read"),
-                );
-                break;
-            }
-        };
-        last_key = Some(k.to_vec());
-        let bad = |report: &mut VerifyReport, ix: &mut Index, why: &str| {
-            report.find(format!("sled key {}", key_name(&k)), why.to_string());
-            ix.bad_keys.insert(k.to_vec());
-        };
-        match k.first().copied() {
-            Some(rec::P_MESSAGE) => {
-                report.count("messages");
-                let id = rec::seq_of_key(&k).unwrap_or(0);
-                match rec::decode_message(&v) {
-                    Ok(_) => {
-                        ix.messages.insert(id);
-                    }
-                    Err(why) => {
-                        ix.corrupt_messages.insert(id);
-                        bad(report, &mut ix, &format!("message {id}: {why}"));
+    let mut errors = Vec::new();
+    for_each(
+        db,
+        |k, v| {
+            let bad = |report: &mut VerifyReport, ix: &mut Index, why: &str| {
+                report.find(format!("sled key {}", key_name(&k)), why.to_string());
+                ix.bad_keys.insert(k.to_vec());
+            };
+            match k.first().copied() {
+                Some(rec::P_MESSAGE) => {
+                    report.count("messages");
+                    let id = rec::seq_of_key(&k).unwrap_or(0);
+                    match rec::decode_message(&v) {
+                        Ok(_) => {
+                            ix.messages.insert(id);
+                        }
+                        Err(why) => {
+                            ix.corrupt_messages.insert(id);
+                            bad(report, &mut ix, &format!("message {id}: {why}"));
+                        }
                     }
                 }
-            }
-            Some(rec::P_DEDUP) => {
-                report.count("dedup");
-                match rec::open_u64(&v) {
-                    Ok(id) => dedup.push((k.to_vec(), id)),
-                    Err(why) => bad(report, &mut ix, why),
-                }
-            }
-            Some(rec::P_OUTBOX) => {
-                report.count("outbox");
-                match (
-                    rec::decode_outbox_entry(&v),
-                    key_dest(&k),
-                    rec::outbox_id(&k),
-                ) {
-                    (Ok(_), Some(d), Some(id)) => outbox.push((d, id)),
-                    (Err(why), ..) => bad(report, &mut ix, why),
-                    _ => bad(report, &mut ix, "malformed outbox key"),
-                }
-            }
-            Some(rec::P_DEAD) => {
-                report.count("dead_letters");
-                match rec::decode_postcard::<rec::DeadLetterRec>(&v) {
-                    Ok(d) => {
-                        ix.dead.insert(
-                            rec::seq_of_key(&k).unwrap_or(0),
-                            (d.destination, d.message_id),
-                        );
+                Some(rec::P_DEDUP) => {
+                    report.count("dedup");
+                    match rec::open_u64(&v) {
+                        Ok(id) => dedup.push((k.to_vec(), id)),
+                        Err(why) => bad(report, &mut ix, why),
                     }
-                    Err(why) => bad(report, &mut ix, why),
                 }
-            }
-            Some(rec::P_DEAD_INDEX) => {
-                report.count("dead_index");
-                match rec::open_u64(&v) {
-                    Ok(seq) => dead_index.push((k.to_vec(), seq)),
-                    Err(why) => bad(report, &mut ix, why),
-                }
-            }
-            Some(rec::P_RELEASED) => {
-                report.count("released");
-                match rec::decode_postcard::<rec::ReleasedRec>(&v) {
-                    Ok(_) => {
-                        ix.released.insert(rec::seq_of_key(&k).unwrap_or(0));
+                Some(rec::P_OUTBOX) => {
+                    report.count("outbox");
+                    match (
+                        rec::decode_outbox_entry(&v),
+                        key_dest(&k),
+                        rec::outbox_id(&k),
+                    ) {
+                        (Ok(_), Some(d), Some(id)) => outbox.push((d, id)),
+                        (Err(why), ..) => bad(report, &mut ix, why),
+                        _ => bad(report, &mut ix, "malformed outbox key"),
                     }
-                    Err(why) => bad(report, &mut ix, why),
                 }
-            }
-            Some(rec::P_QUARANTINE) => {
-                report.count("quarantine");
-                if let Err(why) = rec::decode_postcard::<rec::QuarantineRec>(&v) {
-                    bad(report, &mut ix, why);
+                Some(rec::P_DEAD) => {
+                    report.count("dead_letters");
+                    match rec::decode_postcard::<rec::DeadLetterRec>(&v) {
+                        Ok(d) => {
+                            ix.dead.insert(
+                                rec::seq_of_key(&k).unwrap_or(0),
+                                (d.destination, d.message_id),
+                            );
+                        }
+                        Err(why) => bad(report, &mut ix, why),
+                    }
                 }
-            }
-            Some(rec::P_AUDIT) => {
-                report.count("audit");
-                match rec::open(&v) {
-                    Ok(_) => audit.push(rec::seq_of_key(&k).unwrap_or(0)),
-                    Err(why) => bad(report, &mut ix, why),
+                Some(rec::P_DEAD_INDEX) => {
+                    report.count("dead_index");
+                    match rec::open_u64(&v) {
+                        Ok(seq) => dead_index.push((k.to_vec(), seq)),
+                        Err(why) => bad(report, &mut ix, why),
+                    }
                 }
-            }
-            Some(rec::P_STATE) => {
-                report.count("state");
-                if let Err(why) = rec::open(&v) {
-                    bad(report, &mut ix, why);
+                Some(rec::P_RELEASED) => {
+                    report.count("released");
+                    match rec::decode_postcard::<rec::ReleasedRec>(&v) {
+                        Ok(_) => {
+                            ix.released.insert(rec::seq_of_key(&k).unwrap_or(0));
+                        }
+                        Err(why) => bad(report, &mut ix, why),
+                    }
                 }
-            }
-            Some(rec::P_COUNTER) => {
-                report.count("counters");
-                match (rec::open_u64(&v), Counter::from_key(&k)) {
-                    (Ok(n), Some(c)) => counters.push((c, n)),
-                    (Err(why), _) => bad(report, &mut ix, why),
-                    // A newer binary's counter: not ours to judge.
-                    (Ok(_), None) => {}
+                Some(rec::P_QUARANTINE) => {
+                    report.count("quarantine");
+                    if let Err(why) = rec::decode_postcard::<rec::QuarantineRec>(&v) {
+                        bad(report, &mut ix, why);
+                    }
                 }
-            }
-            _ if k.as_ref() == wal::APPLIED_KEY => {
-                if let Err(why) = rec::open_u64(&v) {
-                    bad(report, &mut ix, why);
+                Some(rec::P_AUDIT) => {
+                    report.count("audit");
+                    match rec::open(&v) {
+                        Ok(_) => audit.push(rec::seq_of_key(&k).unwrap_or(0)),
+                        Err(why) => bad(report, &mut ix, why),
+                    }
                 }
+                Some(rec::P_STATE) => {
+                    report.count("state");
+                    if let Err(why) = rec::open(&v) {
+                        bad(report, &mut ix, why);
+                    }
+                }
+                Some(rec::P_COUNTER) => {
+                    report.count("counters");
+                    match (rec::open_u64(&v), Counter::from_key(&k)) {
+                        (Ok(n), Some(c)) => counters.push((c, n)),
+                        (Err(why), _) => bad(report, &mut ix, why),
+                        // A newer binary's counter: not ours to judge.
+                        (Ok(_), None) => {}
+                    }
+                }
+                _ if k.as_ref() == wal::APPLIED_KEY => {
+                    if let Err(why) = rec::open_u64(&v) {
+                        bad(report, &mut ix, why);
+                    }
+                }
+                _ => bad(report, &mut ix, "unknown key"),
             }
-            _ => bad(report, &mut ix, "unknown key"),
-        }
+        },
+        |place, e| errors.push((place, e)),
+    );
+    for (place, e) in errors {
+        report.find(
+            place,
+            format!("read failed ({e}): the records of this kind after it cannot be read"),
+        );
     }
     // The indexes against the messages.
     let mut pending: BTreeMap<String, u64> = BTreeMap::new();

@@ -7,5 +7,6 @@ mod support;
 
 mod basic;
 mod disk_full;
+mod salvage;
 mod strace;
 mod wal;
