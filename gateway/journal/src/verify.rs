@@ -58,7 +58,7 @@ impl VerifyReport {
 /// Why verify could not read the journal at all (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("{0} is not a journal directory (no sled `db` file): pass the data directory (--data-dir) or the config (-c)")]
+    #[error("{0} is not a journal directory (no sled `db` file): pass the data directory (--data-dir) or the config (--config)")]
     NotAJournal(PathBuf),
     #[error("the journal in {0} is in use (its lock is held): stop the daemon first (systemctl stop clinic-gateway)")]
     Locked(PathBuf),

@@ -7,7 +7,7 @@
 //!
 //! Each case: verify reports a problem, or the corruption is slack,
 //! proven so (and counted; with sled's stale node versions and blobs it is
-//! about half of the sled cases): every key and value the snapshot reads back is byte for byte
+//! most of the sled cases): every key and value the snapshot reads back is byte for byte
 //! what the undamaged image gives. Salvage never invents or duplicates a
 //! message (every id it recovers has the original bytes, source and
 //! received time), its report lists exactly what the new journal holds,
