@@ -41,7 +41,7 @@ pub enum Error {
     },
     #[error("another gateway is already running with this data directory (its admin socket {} answers); stop it first", path.display())]
     AlreadyRunning { path: PathBuf },
-    #[error("cannot open the journal in {}: {source}", dir.display())]
+    #[error("cannot open the journal in {}: {source}. The daemon will not start on it: stop it, then run `gateway journal verify` to see what is damaged and where, and `gateway journal salvage --to DIR` to build a new journal from everything intact (docs/durability.md, \"Verify and salvage\")", dir.display())]
     JournalOpen {
         dir: PathBuf,
         #[source]

@@ -265,6 +265,8 @@ mod delivery;
 pub mod durable_fs;
 pub mod histogram;
 pub mod retention;
+pub mod salvage;
+pub mod verify;
 
 pub use audit::{AuditProblem, AuditUsage, AuditVerify, ChainHead, ProblemKind};
 pub use batch::{BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, BATCH_MAX_STATE_OPS};

@@ -244,6 +244,40 @@ pub(crate) fn read_segment(path: &Path) -> io::Result<(Vec<Record>, Tail)> {
     Ok((recs, Tail::Clean))
 }
 
+/// A stretch of a segment that is not a record: offset, and whether no
+/// valid record follows it.
+pub(crate) type BadStretch = (u64, bool);
+
+/// Every valid record of a segment's bytes with its offset, resynchronising
+/// after a bad one (verify and salvage read past damage; recovery does
+/// not), and the offsets of bad stretches: `(offset, true)` when no valid
+/// record follows it.
+pub(crate) fn scan_all(buf: &[u8]) -> (Vec<(u64, Record)>, Vec<BadStretch>) {
+    let mut recs = Vec::new();
+    let mut bad = Vec::new();
+    let mut off = 0usize;
+    while off < buf.len() {
+        if let Some((r, n)) = parse_at(&buf[off..]) {
+            recs.push((off as u64, r));
+            off += n;
+        } else if buf[off..].iter().all(|&b| b == 0) {
+            break;
+        } else {
+            match (off + 1..buf.len()).find(|&o| parse_at(&buf[o..]).is_some()) {
+                Some(next) => {
+                    bad.push((off as u64, false));
+                    off = next;
+                }
+                None => {
+                    bad.push((off as u64, true));
+                    break;
+                }
+            }
+        }
+    }
+    (recs, bad)
+}
+
 pub(crate) fn segment_name(n: u64) -> String {
     format!("{n:020}.wal")
 }

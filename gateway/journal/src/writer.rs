@@ -50,7 +50,7 @@ mod staging;
 mod store;
 
 pub use append::QUARANTINE_RAW_MAX;
-pub(crate) use recovery::{recover, Recovered};
+pub(crate) use recovery::{recover, Recovered, SLED_CACHE_BYTES};
 pub(crate) use run_loop::Writer;
 pub(crate) use staging::push_audit;
 pub(crate) use store::checkpoint_sled;

@@ -21,6 +21,7 @@ mod bench_wear;
 mod bench_x12;
 mod dlq;
 mod export;
+mod journal;
 mod send;
 mod status;
 mod translate;
@@ -80,6 +81,9 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Verify the journal, or salvage what is intact into a new one (daemon stopped).
+    #[command(subcommand)]
+    Journal(journal::JournalCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -125,6 +129,7 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Journal(cmd) => journal::run(&cli.config, cmd),
         Command::RecordStop => match config::load(&cli.config)
             .map_err(crate::Error::from)
             .and_then(|c| crate::ops::restart_markers::record_stop(&c.data_dir))

@@ -8,5 +8,6 @@ mod support;
 mod audit;
 mod basic;
 mod disk_full;
+mod salvage;
 mod strace;
 mod wal;

@@ -1,0 +1,563 @@
+//! Offline journal verification (`gateway journal verify`): every WAL
+//! record (framing, CRC, sequence), every sled record (its sealed CRC and
+//! decoding), and the indexes against the messages, reported with where
+//! each problem is (WAL file + offset, sled key, message id).
+//!
+//! It never writes to the journal: sled's own recovery truncates a damaged
+//! log at open, which would destroy the evidence (and make a second run
+//! look clean), so sled is opened on a copy (`Snapshot`) in a temporary
+//! directory, and the WAL records sled lacks are replayed into the copy,
+//! as `Journal::open` would. The same snapshot is what `salvage.rs` reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::counter::Counter;
+use crate::record as rec;
+use crate::wal::{self, Op};
+
+/// One problem: where it is and what is wrong.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// `WAL <file> offset N`, `sled key m/42`, `sled database`.
+    pub place: String,
+    pub problem: String,
+}
+
+/// What verify read, and every problem found.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct VerifyReport {
+    pub dir: PathBuf,
+    pub wal_segments: u64,
+    pub wal_records: u64,
+    /// WAL records replayed into the snapshot (the ones sled lacked).
+    pub wal_replayed: u64,
+    /// Records read per kind (`messages`, `outbox`, `dead_letters`, ...).
+    pub records: BTreeMap<String, u64>,
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+    fn find(&mut self, place: impl Into<String>, problem: impl Into<String>) {
+        self.findings.push(Finding {
+            place: place.into(),
+            problem: problem.into(),
+        });
+    }
+    fn count(&mut self, kind: &str) {
+        *self.records.entry(kind.to_string()).or_default() += 1;
+    }
+}
+
+/// Why verify could not read the journal at all (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0} is not a journal directory (no sled `db` file): pass the data directory (--data-dir) or the config (--config)")]
+    NotAJournal(PathBuf),
+    #[error("the journal in {0} is in use (its lock is held): stop the daemon first (systemctl stop clinic-gateway)")]
+    Locked(PathBuf),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> VerifyError {
+    move |source| VerifyError::Io { context, source }
+}
+
+/// A verified copy of a journal: sled (copied, WAL replayed into it) and
+/// what it holds. The temporary copy is removed on drop.
+pub(crate) struct Snapshot {
+    pub db: sled::Db,
+    pub index: Index,
+    tmp: PathBuf,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// The ids and references found in the snapshot.
+#[derive(Default)]
+pub(crate) struct Index {
+    /// Message ids whose record is intact.
+    pub messages: BTreeSet<u64>,
+    /// Message ids whose key was readable but whose record was not.
+    pub corrupt_messages: BTreeSet<u64>,
+    /// Ids referenced by an outbox entry, de-dup entry or dead letter.
+    pub referenced: BTreeSet<u64>,
+    pub released: BTreeSet<u64>,
+    /// Dead-letter seq -> (destination, message id), intact ones.
+    pub dead: BTreeMap<u64, (String, u64)>,
+    /// Keys whose record failed its CRC or did not decode.
+    pub bad_keys: BTreeSet<Vec<u8>>,
+}
+
+/// Verify the journal in `dir`.
+pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
+    let mut report = VerifyReport::default();
+    snapshot(dir, &mut report)?;
+    Ok(report)
+}
+
+/// Copy, replay and check the journal in `dir`, adding to `report`.
+pub(crate) fn snapshot(dir: &Path, report: &mut VerifyReport) -> Result<Snapshot, VerifyError> {
+    report.dir = dir.to_path_buf();
+    let db_file = dir.join("db");
+    if !db_file.is_file() {
+        return Err(VerifyError::NotAJournal(dir.to_path_buf()));
+    }
+    check_unlocked(&db_file)?;
+    let tmp = std::env::temp_dir().join(format!(
+        "gateway-journal-verify-{}-{}",
+        std::process::id(),
+        crate::system_clock_ms()
+    ));
+    copy_sled_files(dir, &tmp)?;
+    let db = match open_copy(&tmp) {
+        Ok(db) => db,
+        Err(why) => {
+            report.find(
+                "sled database",
+                format!("cannot be opened ({why}): only the WAL's records can be read"),
+            );
+            // Start from nothing: the WAL records alone.
+            std::fs::remove_dir_all(&tmp).map_err(io(format!("remove {}", tmp.display())))?;
+            open_copy(&tmp).map_err(|why| VerifyError::Io {
+                context: format!("create an empty sled in {}", tmp.display()),
+                source: std::io::Error::other(why),
+            })?
+        }
+    };
+    let mut snap = Snapshot {
+        db,
+        index: Index::default(),
+        tmp,
+    };
+    replay_wal(dir, &snap.db, report)?;
+    snap.index = check_tree(&snap.db, report);
+    Ok(snap)
+}
+
+/// sled takes an exclusive `flock` on `db` while open: a running daemon
+/// holds it.
+fn check_unlocked(db_file: &Path) -> Result<(), VerifyError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let f = File::open(db_file).map_err(io(format!("open {}", db_file.display())))?;
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(_unlocked_on_drop) => Ok(()),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(VerifyError::Locked(
+            db_file.parent().unwrap_or(db_file).into(),
+        )),
+        Err((_, e)) => Err(VerifyError::Io {
+            context: format!("lock {}", db_file.display()),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Copy sled's files (`conf`, `db`, `snap.*`, `blobs/`), not the WAL.
+fn copy_sled_files(from: &Path, to: &Path) -> Result<(), VerifyError> {
+    std::fs::create_dir_all(to.join("blobs")).map_err(io(format!("create {}", to.display())))?;
+    for sub in ["", "blobs"] {
+        let src = from.join(sub);
+        if !src.is_dir() {
+            continue;
+        }
+        for ent in std::fs::read_dir(&src).map_err(io(format!("list {}", src.display())))? {
+            let ent = ent.map_err(io(format!("list {}", src.display())))?;
+            let p = ent.path();
+            if p.is_file() {
+                std::fs::copy(&p, to.join(sub).join(ent.file_name()))
+                    .map_err(io(format!("copy {}", p.display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Open sled on the copy; sled panics on some damage, so a panic is a
+/// failure to open, with its message.
+fn open_copy(dir: &Path) -> Result<sled::Db, String> {
+    let dir = dir.to_path_buf();
+    let r = std::panic::catch_unwind(move || {
+        sled::Config::new()
+            .path(dir)
+            .cache_capacity(crate::writer::SLED_CACHE_BYTES)
+            .flush_every_ms(None)
+            .open()
+    });
+    match r {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(p) => Err(p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .map_or("sled panicked".into(), |m| format!("sled panicked: {m}"))),
+    }
+}
+
+/// Read every WAL segment, resynchronising after a bad record, check the
+/// seqs, and apply the records sled lacks (seq above its `w`) to the copy.
+fn replay_wal(dir: &Path, db: &sled::Db, report: &mut VerifyReport) -> Result<(), VerifyError> {
+    let applied = match db.get(wal::APPLIED_KEY) {
+        Ok(Some(v)) => rec::open_u64(&v).unwrap_or_else(|why| {
+            report.find("sled key w", format!("WAL position record: {why}"));
+            0
+        }),
+        Ok(None) => 0,
+        Err(e) => {
+            report.find("sled key w", format!("cannot be read: {e}"));
+            0
+        }
+    };
+    let wdir = wal::Wal::dir_of(dir);
+    if !wdir.is_dir() {
+        return Ok(());
+    }
+    let segs = wal::list_segments(&wdir).map_err(io(format!("list {}", wdir.display())))?;
+    let mut prev: Option<u64> = None;
+    for (i, (_, path)) in segs.iter().enumerate() {
+        report.wal_segments += 1;
+        let buf = std::fs::read(path).map_err(io(format!("read {}", path.display())))?;
+        let (recs, bad) = wal::scan_all(&buf);
+        for (off, last) in bad {
+            let place = format!("WAL {} offset {off}", path.display());
+            if last && i + 1 == segs.len() {
+                report.find(
+                    place,
+                    "bytes after the last record that are not a record: a torn tail (never acknowledged; open discards it) or damage",
+                );
+            } else {
+                report.find(place, "bad record (length, checksum or framing)");
+            }
+        }
+        for (off, r) in recs {
+            report.wal_records += 1;
+            if let Some(p) = prev.filter(|p| r.seq != p + 1) {
+                report.find(
+                    format!("WAL {} offset {off}", path.display()),
+                    format!(
+                        "record seq {} where {} was expected: records are missing",
+                        r.seq,
+                        p + 1
+                    ),
+                );
+            } else if prev.is_none() && r.seq > applied + 1 {
+                report.find(
+                    format!("WAL {} offset {off}", path.display()),
+                    format!(
+                        "first record seq {} but sled holds up to {applied}: records are missing",
+                        r.seq
+                    ),
+                );
+            }
+            prev = Some(r.seq);
+            if r.seq <= applied {
+                continue;
+            }
+            report.wal_replayed += 1;
+            for op in r.ops {
+                let res = match op {
+                    Op::Set(k, v) => db.insert(k, v).map(|_| ()),
+                    Op::Remove(k) => db.remove(k).map(|_| ()),
+                };
+                if let Err(e) = res {
+                    report.find(
+                        format!("WAL {} offset {off}", path.display()),
+                        format!(
+                            "record {} cannot be applied to sled ({e}): sled is damaged",
+                            r.seq
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `m/42`, `o/<dest>/42`, or the key in hex.
+pub(crate) fn key_name(k: &[u8]) -> String {
+    let Some(&p) = k.first() else {
+        return "(empty)".into();
+    };
+    if let Some(n) = rec::seq_of_key(k) {
+        return format!("{}/{n}", p as char);
+    }
+    if matches!(p, rec::P_OUTBOX | rec::P_DEAD_INDEX) && k.len() >= 13 {
+        let dest = String::from_utf8_lossy(&k[5..k.len() - 8]);
+        return format!("{}/{dest}/{}", p as char, rec::outbox_id(k).unwrap_or(0));
+    }
+    let printable: String = k
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+        .collect();
+    printable
+}
+
+/// Destination of an outbox or dead-letter index key.
+pub(crate) fn key_dest(k: &[u8]) -> Option<String> {
+    (k.len() >= 13).then(|| String::from_utf8_lossy(&k[5..k.len() - 8]).into_owned())
+}
+
+/// The key kinds, in key order (`w` is the WAL position).
+const PREFIXES: [u8; 11] = [
+    rec::P_DEAD_INDEX,
+    rec::P_AUDIT,
+    rec::P_COUNTER,
+    rec::P_DEDUP,
+    rec::P_MESSAGE,
+    rec::P_OUTBOX,
+    rec::P_QUARANTINE,
+    rec::P_STATE,
+    rec::P_RELEASED,
+    b'w',
+    rec::P_DEAD,
+];
+
+/// Every key and value, one key kind at a time, so that a node sled cannot
+/// read ends the scan of its kind only; `on_err` gets where (after which
+/// key) and the error.
+pub(crate) fn for_each(
+    db: &sled::Db,
+    mut f: impl FnMut(sled::IVec, sled::IVec),
+    mut on_err: impl FnMut(String, sled::Error),
+) {
+    for p in PREFIXES {
+        let mut last: Option<sled::IVec> = None;
+        for item in db.scan_prefix([p]) {
+            match item {
+                Ok((k, v)) => {
+                    last = Some(k.clone());
+                    f(k, v);
+                }
+                Err(e) => {
+                    let after = last
+                        .as_deref()
+                        .map_or(format!("{}/(start)", p as char), key_name);
+                    on_err(format!("sled, after key {after}"), e);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Check every record's seal and decoding, then the indexes.
+fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
+    let mut ix = Index::default();
+    let mut outbox: Vec<(String, u64)> = Vec::new();
+    let mut dedup: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut dead_index: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut counters: Vec<(Counter, u64)> = Vec::new();
+    let mut audit: Vec<u64> = Vec::new();
+    let mut errors = Vec::new();
+    for_each(
+        db,
+        |k, v| {
+            let bad = |report: &mut VerifyReport, ix: &mut Index, why: &str| {
+                report.find(format!("sled key {}", key_name(&k)), why.to_string());
+                ix.bad_keys.insert(k.to_vec());
+            };
+            match k.first().copied() {
+                Some(rec::P_MESSAGE) => {
+                    report.count("messages");
+                    let id = rec::seq_of_key(&k).unwrap_or(0);
+                    match rec::decode_message(&v) {
+                        Ok(_) => {
+                            ix.messages.insert(id);
+                        }
+                        Err(why) => {
+                            ix.corrupt_messages.insert(id);
+                            bad(report, &mut ix, &format!("message {id}: {why}"));
+                        }
+                    }
+                }
+                Some(rec::P_DEDUP) => {
+                    report.count("dedup");
+                    match rec::open_u64(&v) {
+                        Ok(id) => dedup.push((k.to_vec(), id)),
+                        Err(why) => bad(report, &mut ix, why),
+                    }
+                }
+                Some(rec::P_OUTBOX) => {
+                    report.count("outbox");
+                    match (
+                        rec::decode_outbox_entry(&v),
+                        key_dest(&k),
+                        rec::outbox_id(&k),
+                    ) {
+                        (Ok(_), Some(d), Some(id)) => outbox.push((d, id)),
+                        (Err(why), ..) => bad(report, &mut ix, why),
+                        _ => bad(report, &mut ix, "malformed outbox key"),
+                    }
+                }
+                Some(rec::P_DEAD) => {
+                    report.count("dead_letters");
+                    match rec::decode_postcard::<rec::DeadLetterRec>(&v) {
+                        Ok(d) => {
+                            ix.dead.insert(
+                                rec::seq_of_key(&k).unwrap_or(0),
+                                (d.destination, d.message_id),
+                            );
+                        }
+                        Err(why) => bad(report, &mut ix, why),
+                    }
+                }
+                Some(rec::P_DEAD_INDEX) => {
+                    report.count("dead_index");
+                    match rec::open_u64(&v) {
+                        Ok(seq) => dead_index.push((k.to_vec(), seq)),
+                        Err(why) => bad(report, &mut ix, why),
+                    }
+                }
+                Some(rec::P_RELEASED) => {
+                    report.count("released");
+                    match rec::decode_postcard::<rec::ReleasedRec>(&v) {
+                        Ok(_) => {
+                            ix.released.insert(rec::seq_of_key(&k).unwrap_or(0));
+                        }
+                        Err(why) => bad(report, &mut ix, why),
+                    }
+                }
+                Some(rec::P_QUARANTINE) => {
+                    report.count("quarantine");
+                    if let Err(why) = rec::decode_postcard::<rec::QuarantineRec>(&v) {
+                        bad(report, &mut ix, why);
+                    }
+                }
+                Some(rec::P_AUDIT) => {
+                    report.count("audit");
+                    match rec::open(&v) {
+                        Ok(_) => audit.push(rec::seq_of_key(&k).unwrap_or(0)),
+                        Err(why) => bad(report, &mut ix, why),
+                    }
+                }
+                Some(rec::P_STATE) => {
+                    report.count("state");
+                    if let Err(why) = rec::open(&v) {
+                        bad(report, &mut ix, why);
+                    }
+                }
+                Some(rec::P_COUNTER) => {
+                    report.count("counters");
+                    match (rec::open_u64(&v), Counter::from_key(&k)) {
+                        (Ok(n), Some(c)) => counters.push((c, n)),
+                        (Err(why), _) => bad(report, &mut ix, why),
+                        // A newer binary's counter: not ours to judge.
+                        (Ok(_), None) => {}
+                    }
+                }
+                _ if k.as_ref() == wal::APPLIED_KEY => {
+                    if let Err(why) = rec::open_u64(&v) {
+                        bad(report, &mut ix, why);
+                    }
+                }
+                _ => bad(report, &mut ix, "unknown key"),
+            }
+        },
+        |place, e| errors.push((place, e)),
+    );
+    for (place, e) in errors {
+        report.find(
+            place,
+            format!("read failed ({e}): the records of this kind after it cannot be read"),
+        );
+    }
+    // The indexes against the messages.
+    let mut pending: BTreeMap<String, u64> = BTreeMap::new();
+    for (d, id) in &outbox {
+        ix.referenced.insert(*id);
+        *pending.entry(d.clone()).or_default() += 1;
+        if !ix.messages.contains(id) {
+            report.find(
+                format!("sled key o/{d}/{id}"),
+                format!("outbox entry for message {id}, which is missing or corrupt"),
+            );
+        }
+    }
+    for (k, id) in &dedup {
+        ix.referenced.insert(*id);
+        if !ix.messages.contains(id) && !ix.released.contains(id) {
+            report.find(
+                format!("sled key {}", key_name(k)),
+                format!("de-dup entry for message {id}, which is missing or corrupt"),
+            );
+        }
+    }
+    let mut dead_count: BTreeMap<String, u64> = BTreeMap::new();
+    for (seq, (d, id)) in &ix.dead {
+        ix.referenced.insert(*id);
+        *dead_count.entry(d.clone()).or_default() += 1;
+        if !ix.messages.contains(id) {
+            report.find(
+                format!("sled key x/{seq}"),
+                format!("dead letter of message {id} on {d}, whose message is missing or corrupt"),
+            );
+        }
+    }
+    for (k, seq) in &dead_index {
+        let (d, id) = (
+            key_dest(k).unwrap_or_default(),
+            rec::outbox_id(k).unwrap_or(0),
+        );
+        if ix.dead.get(seq) != Some(&(d.clone(), id)) {
+            report.find(
+                format!("sled key {}", key_name(k)),
+                format!("dead-letter index points at x/{seq}, which is missing or not message {id} on {d}"),
+            );
+        }
+    }
+    for (c, n) in &counters {
+        let (what, actual) = match c {
+            Counter::Pending(d) => ("outbox entries", pending.remove(d).unwrap_or(0)),
+            Counter::Dead(d) => ("dead letters", dead_count.remove(d).unwrap_or(0)),
+            _ => continue,
+        };
+        if *n != actual {
+            report.find(
+                format!("sled key {}", key_name(&c.key())),
+                format!("counter says {n} but {actual} {what} were read"),
+            );
+        }
+    }
+    for (d, n) in pending.into_iter().chain(dead_count) {
+        if n > 0
+            && !counters
+                .iter()
+                .any(|(c, _)| matches!(c, Counter::Pending(x) | Counter::Dead(x) if *x == d))
+        {
+            report.find(
+                format!("destination {d}"),
+                format!("{n} entries but no counter"),
+            );
+        }
+    }
+    // Audit events are pruned oldest first: what is left is contiguous.
+    for w in audit.windows(2) {
+        if w[1] != w[0] + 1 {
+            report.find(
+                format!("sled key a/{}", w[0] + 1),
+                format!("audit events {}..{} are missing", w[0] + 1, w[1] - 1),
+            );
+        }
+    }
+    for id in &ix.referenced {
+        if !ix.messages.contains(id) && !ix.released.contains(id) {
+            ix.corrupt_messages.insert(*id);
+        }
+    }
+    ix
+}
