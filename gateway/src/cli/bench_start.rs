@@ -32,14 +32,26 @@ pub struct StartArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Keep the filled journals in `<dir>/start-kept-N-P` and reuse them on the
+    /// next run with the same `--messages`/`--pending` (filling 1M messages
+    /// takes longer than the starts measured).
+    #[arg(long)]
+    keep: bool,
 }
 
 pub fn run(args: StartArgs) -> Result<(), String> {
-    let run_dir = args.dir.join(format!("start-{}", std::process::id()));
+    let run_dir = if args.keep {
+        args.dir
+            .join(format!("start-kept-{}-{}", args.messages, args.pending))
+    } else {
+        args.dir.join(format!("start-{}", std::process::id()))
+    };
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
     let abs = std::path::absolute(&run_dir).map_err(|e| e.to_string());
     let r = abs.and_then(|abs| run_in(&args, &abs));
-    let _ = std::fs::remove_dir_all(&run_dir);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
     r
 }
 
@@ -50,19 +62,19 @@ fn run_in(args: &StartArgs, run_dir: &Path) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    eprintln!(
-        "filling a journal of {} messages ({} pending) ...",
-        args.messages, args.pending
-    );
-    let fill_rate = rt.block_on(async {
-        let j = super::bench_drain::open_journal(&full.join("journal")).await?;
-        let pending_from = args.messages.saturating_sub(args.pending);
-        let r = super::bench_drain::fill(&j, args.messages, 2000, 0, pending_from).await?;
-        j.close().await.map_err(|e| e.to_string())?;
-        Ok::<f64, String>(r)
-    })?;
+    // A kept journal is reused as it is (its fill marker is written last).
+    let filled = full.join("filled");
+    let fill_rate = if args.keep && filled.exists() {
+        eprintln!("reusing the journal in {}", full.display());
+        0.0
+    } else {
+        let _ = std::fs::remove_dir_all(&full);
+        fill_journal(&rt, args, &full)?
+    };
+    if args.keep {
+        std::fs::write(&filled, b"").map_err(|e| format!("{}: {e}", filled.display()))?;
+    }
     drop(rt);
-    eprintln!("  {fill_rate:.0} msg/s");
     let mut empty_ms = Vec::new();
     let mut full_ms = Vec::new();
     let mut full_rss = 0.0f64;
@@ -119,6 +131,27 @@ fn run_in(args: &StartArgs, run_dir: &Path) -> Result<(), String> {
     );
     println!("targets: <= 200 ms with a 1M journal, <= 2x the empty start");
     Ok(())
+}
+
+/// Fill the large journal; returns the append rate (msg/s).
+fn fill_journal(
+    rt: &tokio::runtime::Runtime,
+    args: &StartArgs,
+    full: &Path,
+) -> Result<f64, String> {
+    eprintln!(
+        "filling a journal of {} messages ({} pending) ...",
+        args.messages, args.pending
+    );
+    let rate = rt.block_on(async {
+        let j = super::bench_drain::open_journal(&full.join("journal")).await?;
+        let pending_from = args.messages.saturating_sub(args.pending);
+        let r = super::bench_drain::fill(&j, args.messages, 2000, 0, pending_from).await?;
+        j.close().await.map_err(|e| e.to_string())?;
+        Ok::<f64, String>(r)
+    })?;
+    eprintln!("  {rate:.0} msg/s");
+    Ok(rate)
 }
 
 /// Start the daemon on `data_dir`, wait for READY=1, stop it. Returns the
