@@ -23,6 +23,7 @@ mod dlq;
 mod export;
 mod journal;
 mod send;
+mod smb_conf;
 mod status;
 mod translate;
 mod x12;
@@ -75,6 +76,8 @@ pub enum Command {
     /// Check X12 envelopes (with the TA1/999 they would get) or print a file's x12-json.
     #[command(subcommand)]
     X12(x12::X12Command),
+    /// Print the Samba configuration that serves the pickup and folder-destination folders to eCW.
+    SmbConf(smb_conf::SmbConfArgs),
     /// Write shell completions and man pages under DIR (for scripts/deb).
     #[command(hide = true)]
     CliDocs {
@@ -116,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Bench(kind) => bench::run(kind),
         Command::Translate(args) => translate::run(args, &cli.config),
         Command::X12(cmd) => x12::run(cmd),
+        Command::SmbConf(args) => smb_conf::run(&cli.config, args),
         Command::CliDocs { out } => match cli_docs::write(Cli::command(), "gateway", &out) {
             Ok(files) => {
                 files.iter().for_each(|f| println!("{f}"));
