@@ -720,12 +720,9 @@ fn bad_v3_falls_back_to_v2(name: &str, v3: &str, expect: &str) -> (usize, f64, S
     must(vm.wait_ready(BOOT));
     must(vm.wait_console_shell(CMD));
     wait_boot_health(&mut vm);
+    // (The running version is learnt at the first check: "unknown" before.)
     let before = must(vm.sh_ok("updater status", CMD));
-    assert!(
-        before.contains("slot A (running): 2.0.0"),
-        "{}",
-        vm.fail(&before)
-    );
+    assert!(before.contains("slot A (running)"), "{}", vm.fail(&before));
     let off = vm.console_len();
     let t = Instant::now();
     if let Ok((code, out)) = vm.sh("updater install --now", Duration::from_secs(900)) {
@@ -910,7 +907,8 @@ const UPDATE_CUTS: [CutPoint; 10] = [
     },
 ];
 
-/// The running slot's status line must say good, and be v1 in A or v2 in B.
+/// The running slot's status line must say good, and be v1 in A or v2 in B
+/// (the version is "unknown" until the updater's first check).
 fn booted_good(vm: &mut Vm, after: &str) -> String {
     must(vm.wait_ready(BOOT));
     let last = vm.console_since(vm.boot_offset).rfind("BdsDxe: starting");
@@ -925,6 +923,7 @@ fn booted_good(vm: &mut Vm, after: &str) -> String {
         .to_string();
     assert!(
         (running.starts_with("slot A (running): 1.0.0")
+            || running.starts_with("slot A (running): unknown version")
             || running.starts_with("slot B (running): 2.0.0"))
             && running.contains("— good"),
         "{}",
@@ -960,7 +959,7 @@ fn s4_power_cut_during_update() {
         if i + 1 < install.len() {
             let running = booted_good(&mut vm, p.name);
             assert!(
-                running.starts_with("slot A (running): 1.0.0"),
+                running.starts_with("slot A (running)"),
                 "{}",
                 vm.fail(&format!(
                     "cut before the trial switch ({}), yet: {running}",
