@@ -643,6 +643,37 @@ impl Vm {
             .map_err(|e| format!("serial: {e}"))
     }
 
+    /// Types `cmd` on the service console and returns at once (for a command
+    /// the test cuts the power under; its output lands on the console).
+    pub fn sh_start(&mut self, cmd: &str) -> Result<(), String> {
+        self.type_line(cmd)
+    }
+
+    /// Waits until `pat` appears `n` times in the console after `offset`.
+    pub fn wait_console_n(
+        &mut self,
+        offset: u64,
+        pat: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.console_since(offset).matches(pat).count() >= n {
+                return Ok(());
+            }
+            if !self.running() {
+                return Err(self.fail(&format!("qemu exited while waiting for {pat:?} x{n}")));
+            }
+            if Instant::now() > deadline {
+                return Err(self.fail(&format!(
+                    "{pat:?} not seen {n} times on the console within {timeout:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Runs a shell command on the service console; returns (exit code, output).
     pub fn sh(&mut self, cmd: &str, timeout: Duration) -> Result<(i32, String), String> {
         self.seq += 1;

@@ -60,11 +60,16 @@ fn record(art: &Artifacts, name: &str, v: serde_json::Value) {
 }
 
 fn new_box(art: &Artifacts, name: &str, extra: Vec<(&str, Vec<u8>)>) -> Vm {
+    new_box_of(art, name, "1.0.0", extra)
+}
+
+/// A fresh box whose disk is the image of `version`.
+fn new_box_of(art: &Artifacts, name: &str, version: &str, extra: Vec<(&str, Vec<u8>)>) -> Vm {
     let dir = art.dir.join("vms");
     let _ = std::fs::create_dir_all(&dir);
     let stick = dir.join(format!("{name}-stick.img"));
     must(standard_stick(&stick, extra));
-    let cfg = must(Vm::create(art, name, &art.image("1.0.0"), 3, Some(stick)));
+    let cfg = must(Vm::create(art, name, &art.image(version), 3, Some(stick)));
     must(Vm::start(cfg))
 }
 
@@ -596,6 +601,34 @@ fn update_v1_to_v2(vm: &mut Vm, install: &str) -> String {
     status
 }
 
+/// A box running `image` whose stick points at a signed repository (served
+/// on host loopback, reached as 10.0.2.2) holding `target`'s slot image
+/// (epoch `epoch`, 1 MiB chunks), published under `repos/REPO`.
+fn box_with_repo(
+    art: &Artifacts,
+    name: &str,
+    repo: &str,
+    image: &str,
+    target: &str,
+    epoch: u32,
+) -> (Vm, FileServer) {
+    let (work, out) = publish_repo(art, repo, target, epoch, 1 << 20);
+    // Served from repos/, so this repository's paths start with /REPO/.
+    let server = FileServer::start(art.dir.join("repos")).expect("file server");
+    let root_json = std::fs::read(work.join("root.json")).expect("root.json");
+    let rel = out
+        .strip_prefix(art.dir.join("repos"))
+        .expect("under repos/");
+    let url = format!("http://10.0.2.2:{}/{}", server.port, rel.display());
+    let vm = new_box_of(
+        art,
+        name,
+        image,
+        vec![("root.json", root_json), ("update-url", url.into_bytes())],
+    );
+    (vm, server)
+}
+
 /// Scenario 3 over the network: v1 -> v2 from a TUF repository on host
 /// loopback (the guest reaches it as 10.0.2.2). Records the bytes the box
 /// downloaded (only the gateway binary differs between v1 and v2).
@@ -608,19 +641,7 @@ fn s3_update_over_http() {
         art.root("2.0.0").display()
     );
     let chunk = 1 << 20;
-    let (repo, out) = publish_repo(&art, "s3", "2.0.0", 2, chunk);
-    // Served from repos/, so this test's paths start with /s3/.
-    let server = FileServer::start(art.dir.join("repos")).expect("file server");
-    let root_json = std::fs::read(repo.join("root.json")).expect("root.json");
-    let rel = out
-        .strip_prefix(art.dir.join("repos"))
-        .expect("under repos/");
-    let url = format!("http://10.0.2.2:{}/{}", server.port, rel.display());
-    let mut vm = new_box(
-        &art,
-        "s3-update",
-        vec![("root.json", root_json), ("update-url", url.into_bytes())],
-    );
+    let (mut vm, server) = box_with_repo(&art, "s3-update", "s3", "1.0.0", "2.0.0", 2);
     let status = update_v1_to_v2(&mut vm, "updater install --now");
     eprintln!("{status}");
     let downloaded = server.bytes_served("s3");
@@ -676,5 +697,306 @@ fn s3_update_from_disk() {
         &art,
         "s3-update-from-disk",
         serde_json::json!({ "status": status }),
+    );
+}
+
+/// Scenario 5's bad v3 images (`image/build --fault`, built by hw-tests/qemu/ci).
+const BAD_GATEWAY: &str = "3.1.0";
+const BAD_KERNEL: &str = "3.2.0";
+
+/// Scenario 5: a box running v2 (committed) is offered a broken v3 over
+/// TUF. It installs it into slot B and reboots; v3 fails (`fault`), the box
+/// comes back on v2 in slot A by itself, v3 is marked bad, `updater status`
+/// says why, and a second `updater install --now` does not pick v3 again.
+/// Returns (boots from the install to v2's READY, seconds, v2's status).
+fn bad_v3_falls_back_to_v2(name: &str, v3: &str, expect: &str) -> (usize, f64, String) {
+    let art = artifacts();
+    assert!(
+        art.root(v3).exists(),
+        "{} missing: hw-tests/qemu/ci builds it (image/build --fault)",
+        art.root(v3).display()
+    );
+    let (mut vm, _server) = box_with_repo(&art, name, name, "2.0.0", v3, 3);
+    must(vm.wait_ready(BOOT));
+    must(vm.wait_console_shell(CMD));
+    wait_boot_health(&mut vm);
+    // (The running version is learnt at the first check: "unknown" before.)
+    let before = must(vm.sh_ok("updater status", CMD));
+    assert!(before.contains("slot A (running)"), "{}", vm.fail(&before));
+    let off = vm.console_len();
+    let t = Instant::now();
+    if let Ok((code, out)) = vm.sh("updater install --now", Duration::from_secs(900)) {
+        assert_eq!(code, 0, "{}", vm.fail(&format!("updater install: {out}")));
+    }
+    must(vm.wait_console(off, "BdsDxe: starting", Duration::from_secs(900)));
+    // v3 never answers /readyz: the next READY is v2 again (after v3's
+    // health check marked it bad, or after its three tries ran out).
+    vm.started = Instant::now();
+    must(vm.wait_ready(Duration::from_secs(1800)));
+    let took = t.elapsed().as_secs_f64();
+    let text = vm.console_since(off);
+    let boots = text.matches("BdsDxe: starting").count();
+    let last = text.rfind("BdsDxe: starting").unwrap_or(0) as u64;
+    vm.boot_offset = off + last;
+    must(vm.wait_console_shell(CMD));
+    wait_boot_health(&mut vm);
+    let status = must(vm.sh_ok("updater status", CMD));
+    let slot_b = status
+        .lines()
+        .find(|l| l.starts_with("slot B"))
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        status.contains("slot A (running): 2.0.0") && status.contains("— good"),
+        "{}",
+        vm.fail(&format!("not back on a good v2 in slot A: {status}"))
+    );
+    assert!(
+        slot_b.ends_with("bad"),
+        "{}",
+        vm.fail(&format!("slot B (v3) is not marked bad: {status}"))
+    );
+    assert!(
+        status.contains("FAILED") && status.contains(expect),
+        "{}",
+        vm.fail(&format!(
+            "updater status does not say why v3 was rolled back ({expect:?}): {status}"
+        ))
+    );
+    let image = must(vm.sh_ok("cat /usr/share/updater/image.json", CMD));
+    assert!(image.contains("2.0.0"), "{}", vm.fail(&image));
+    // Not retried: the same signed v3 is refused, nothing is staged, no reboot.
+    let again_off = vm.console_len();
+    let again = must(vm.sh_ok("updater install --now", Duration::from_secs(600)));
+    assert!(
+        again.contains("failed its trial on this box before"),
+        "{}",
+        vm.fail(&format!("v3 offered again: {again}"))
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !vm.console_since(again_off).contains("BdsDxe: starting"),
+        "{}",
+        vm.fail("the box rebooted after refusing v3")
+    );
+    let after = must(vm.sh_ok("updater status", CMD));
+    assert!(
+        after
+            .lines()
+            .find(|l| l.starts_with("slot B"))
+            .is_some_and(|l| l.ends_with("bad"))
+            && !after.contains("in progress"),
+        "{}",
+        vm.fail(&format!("v3 was staged again: {after}"))
+    );
+    (boots, took, status)
+}
+
+/// Scenario 5a: v3's gateway cannot start (a broken config migration): its
+/// health check marks it bad and reboots into v2.
+#[test]
+fn s5_bad_gateway_rolls_back() {
+    let (boots, took, status) = bad_v3_falls_back_to_v2(
+        "s5-gateway",
+        BAD_GATEWAY,
+        "failed its health check in slot B",
+    );
+    // v3 once, then v2.
+    assert!(
+        boots >= 2,
+        "expected a boot of v3 and one of v2, saw {boots}"
+    );
+    record(
+        &artifacts(),
+        "s5-bad-gateway",
+        serde_json::json!({"boots_from_install_to_v2_ready": boots, "seconds": took, "status": status}),
+    );
+}
+
+/// Scenario 5b: v3's kernel never reaches userspace (no init: the initramfs
+/// panics, `panic=5` reboots): only systemd-boot's counting (3 tries, no
+/// pinned default) gets the box back to v2, whose health run marks v3 bad.
+#[test]
+fn s5_bad_kernel_rolls_back_by_boot_counting() {
+    let (boots, took, status) =
+        bad_v3_falls_back_to_v2("s5-kernel", BAD_KERNEL, "never came up in slot B");
+    // Three tries of v3, then v2.
+    assert!(
+        boots >= 4,
+        "expected 3 tries of v3 and a boot of v2, saw {boots} boots"
+    );
+    record(
+        &artifacts(),
+        "s5-bad-kernel",
+        serde_json::json!({"boots_from_install_to_v2_ready": boots, "seconds": took, "status": status}),
+    );
+}
+
+/// A power-cut point of scenario 4, from the updater's step log on the
+/// console: cut `delay_ms` after `pat` was seen `nth` times since the
+/// install (or, from the trial switch on, the power-on) began.
+struct CutPoint {
+    name: &'static str,
+    pat: &'static str,
+    nth: usize,
+    delay_ms: u64,
+}
+
+/// Points 1–7 are in `updater install` on v1; 8–10 in the trial boots of
+/// v2 (each power-on of the trial entry uses one of its 3 tries).
+const UPDATE_CUTS: [CutPoint; 10] = [
+    CutPoint {
+        name: "slot B invalidated, before the download",
+        pat: "step 1: slot B invalidated",
+        nth: 1,
+        delay_ms: 0,
+    },
+    CutPoint {
+        name: "download: first chunk",
+        pat: " downloaded (",
+        nth: 1,
+        delay_ms: 0,
+    },
+    CutPoint {
+        name: "download: third chunk of the resumed download",
+        pat: " downloaded (",
+        nth: 3,
+        delay_ms: 0,
+    },
+    CutPoint {
+        name: "slot written and synced, during the read-back",
+        pat: "step 4: reading it back",
+        nth: 1,
+        delay_ms: 0,
+    },
+    CutPoint {
+        name: "slot verified, before the trial switch",
+        pat: "step 5: slot B verified",
+        nth: 1,
+        delay_ms: 0,
+    },
+    CutPoint {
+        name: "trial switch: kernel and initramfs to the ESP",
+        pat: "step 6: switching the boot loader",
+        nth: 1,
+        delay_ms: 0,
+    },
+    CutPoint {
+        name: "trial set, before the reboot",
+        pat: "step 7: reboot",
+        nth: 1,
+        delay_ms: 0,
+    },
+    CutPoint {
+        name: "first boot of v2, in the kernel",
+        pat: "BdsDxe: starting",
+        nth: 1,
+        delay_ms: 4000,
+    },
+    CutPoint {
+        name: "v2 up, health check running (before mark-good)",
+        pat: "health: step 8",
+        nth: 1,
+        delay_ms: 0,
+    },
+    CutPoint {
+        name: "v2 being committed (mark-good)",
+        pat: "health: step 9",
+        nth: 1,
+        delay_ms: 0,
+    },
+];
+
+/// The running slot's status line must say good, and be v1 in A or v2 in B
+/// (the version is "unknown" until the updater's first check).
+fn booted_good(vm: &mut Vm, after: &str) -> String {
+    must(vm.wait_ready(BOOT));
+    let last = vm.console_since(vm.boot_offset).rfind("BdsDxe: starting");
+    vm.boot_offset += last.unwrap_or(0) as u64;
+    must(vm.wait_console_shell(CMD));
+    wait_boot_health(vm);
+    let status = must(vm.sh_ok("updater status", CMD));
+    let running = status
+        .lines()
+        .find(|l| l.contains("(running)"))
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        (running.starts_with("slot A (running): 1.0.0")
+            || running.starts_with("slot A (running): unknown version")
+            || running.starts_with("slot B (running): 2.0.0"))
+            && running.contains("— good"),
+        "{}",
+        vm.fail(&format!(
+            "after the cut {after}: not on a good v1 or v2: {status}"
+        ))
+    );
+    running
+}
+
+/// Scenario 4: `kill -9` of qemu at 10 points of a v1 → v2 update over
+/// TUF (download throttled so the cuts land inside it). After every cut the
+/// box boots a good slot by itself; until the trial switch it is v1 and the
+/// next `updater install` resumes; after it, the trial boots use up their
+/// tries under the cuts, and the box ends on v2 (committed) or on v1 with
+/// v2 recorded as never having come up.
+#[test]
+fn s4_power_cut_during_update() {
+    let art = artifacts();
+    let (mut vm, server) = box_with_repo(&art, "s4-update-cut", "s4", "1.0.0", "2.0.0", 2);
+    server.throttle("s4", 512 << 10);
+    booted_good(&mut vm, "(none: first boot)");
+    let mut outcomes = Vec::new();
+    let (install, trial) = UPDATE_CUTS.split_at(7);
+    for (i, p) in install.iter().enumerate() {
+        let off = vm.console_len();
+        must(vm.sh_start("updater install --now"));
+        must(vm.wait_console_n(off, p.pat, p.nth, Duration::from_secs(900)));
+        std::thread::sleep(Duration::from_millis(p.delay_ms));
+        vm.power_cut();
+        eprintln!("cut {}: {}", i + 1, p.name);
+        must(vm.power_on());
+        if i + 1 < install.len() {
+            let running = booted_good(&mut vm, p.name);
+            assert!(
+                running.starts_with("slot A (running)"),
+                "{}",
+                vm.fail(&format!(
+                    "cut before the trial switch ({}), yet: {running}",
+                    p.name
+                ))
+            );
+            outcomes.push(serde_json::json!({"cut": p.name, "running": running}));
+        }
+    }
+    // The trial entry is set: every power-on now tries v2.
+    for (i, p) in trial.iter().enumerate() {
+        let off = vm.boot_offset;
+        must(vm.wait_console_n(off, p.pat, p.nth, BOOT));
+        std::thread::sleep(Duration::from_millis(p.delay_ms));
+        vm.power_cut();
+        eprintln!("cut {}: {}", install.len() + i + 1, p.name);
+        outcomes.push(serde_json::json!({"cut": p.name, "running": "slot B on trial (v2)"}));
+        must(vm.power_on());
+    }
+    let running = booted_good(&mut vm, "in the last trial boot");
+    let status = must(vm.sh_ok("updater status", CMD));
+    if running.starts_with("slot A") {
+        assert!(
+            status.contains("never came up in slot B"),
+            "{}",
+            vm.fail(&format!("back on v1 without saying why: {status}"))
+        );
+    }
+    eprintln!("{status}");
+    record(
+        &art,
+        "s4-power-cut-during-update",
+        serde_json::json!({
+            "power_cuts": UPDATE_CUTS.len(),
+            "points": outcomes,
+            "ended_on": running,
+            "status": status,
+        }),
     );
 }
