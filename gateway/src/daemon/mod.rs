@@ -44,6 +44,7 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
     j.refuse_at_percent = cfg.storage.refuse_at_percent;
     j.quarantine_max_entries = cfg.storage.quarantine_max_entries;
     j.quarantine_max_bytes = cfg.storage.quarantine_max_bytes;
+    j.reserve_bytes = cfg.storage.reserve_bytes;
     j
 }
 
