@@ -325,6 +325,11 @@ async fn bring_up(
         let heartbeat = crate::ops::fleet::run(f.clone(), status.clone(), monitoring.stop_signal());
         monitoring.spawn("fleet heartbeat", heartbeat);
     }
+    if let Some(sl) = &cfg.audit.syslog {
+        let fwd =
+            crate::ops::audit::syslog::run(sl.clone(), journal.clone(), monitoring.stop_signal());
+        monitoring.spawn("audit syslog", fwd);
+    }
     let lines = status_lines(status.clone(), monitoring.stop_signal());
     monitoring.spawn("STATUS= updater", lines);
 
