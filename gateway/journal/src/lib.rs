@@ -254,6 +254,7 @@ mod policy;
 mod quota;
 mod read;
 mod record;
+mod reserve;
 mod state;
 #[cfg(test)]
 mod test_support;
@@ -263,6 +264,7 @@ mod writer;
 pub mod bench_support;
 mod delivery;
 pub mod durable_fs;
+pub use reserve::{DEFAULT_RESERVE_BYTES, RESERVE_FILE};
 pub mod histogram;
 pub mod retention;
 pub mod salvage;
@@ -303,6 +305,10 @@ pub struct JournalConfig {
     pub quarantine_max_bytes: u64,
     /// Most requests one group commit takes.
     pub max_batch: usize,
+    /// Size of the space reserve in the journal directory (`<dir>/reserve`,
+    /// `reserve.rs`): released only to let a commit finish on a full disk.
+    /// Capped to 1/16 of the filesystem; 0 = none.
+    pub reserve_bytes: u64,
     /// The wall clock that stamps audit events, dead letters, the writer's
     /// heartbeat and the retention cutoff. The daemon passes its own
     /// (`ops::clock::unix_ms`); the default is [`system_clock_ms`].
@@ -330,6 +336,7 @@ impl JournalConfig {
             quarantine_max_entries: 1000,
             quarantine_max_bytes: 64 * 1024 * 1024,
             max_batch: 256,
+            reserve_bytes: DEFAULT_RESERVE_BYTES,
             clock: system_clock_ms,
         }
     }

@@ -1,10 +1,14 @@
 //! Disk-space policy: the quota on the journal directory and the
 //! filesystem watermark. Mechanism (statvfs, sizes) is here; the writer
-//! calls [`SpaceGuard::admit`] before applying each append or quarantine.
+//! calls [`SpaceGuard::admit`] before applying each append or quarantine,
+//! and [`SpaceGuard::room_for_commit`] right before each commit's writes
+//! (which may release the space reserve, `reserve.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::reserve::Reserve;
 
 /// Percent of the filesystem holding `path` that is in use, as `df` computes
 /// it: used / (used + available to unprivileged users), rounded up.
@@ -47,6 +51,7 @@ pub(crate) struct SpaceGuard {
     /// Bytes free on the filesystem at the last refresh, minus bytes
     /// admitted since.
     avail: u64,
+    reserve: Reserve,
 }
 
 /// Free space always kept in hand beyond a write's own size: sled may grow
@@ -67,8 +72,15 @@ impl SpaceGuard {
         quota_bytes: Option<u64>,
         refuse_at: u8,
         warn_at: u8,
+        reserve_bytes: u64,
     ) -> SpaceGuard {
+        // Allocated at open, so it is in place before the first message.
+        let mut reserve = Reserve::new(dir, reserve_bytes);
+        if let Ok((_, avail)) = fs_percent_used(dir) {
+            reserve.ensure(avail, reserve.size().max(HEADROOM));
+        }
         SpaceGuard {
+            reserve,
             dir: dir.to_path_buf(),
             quota_bytes,
             refuse_at,
@@ -123,6 +135,13 @@ impl SpaceGuard {
             )
         })?;
         self.avail = avail;
+        if !self.reserve.is_held() {
+            // Resume only with a reserve's worth of room besides it.
+            let margin = self.reserve.size().max(HEADROOM);
+            if self.reserve.ensure(avail, margin) {
+                self.avail = avail.saturating_sub(self.reserve.size());
+            }
+        }
         let q_pct = self.quota_pct(self.bytes);
         let pct = fs_pct.max(q_pct);
         usage.bytes_on_disk.store(self.bytes, Ordering::Relaxed);
@@ -154,6 +173,14 @@ impl SpaceGuard {
 
     /// Whether `incoming` more bytes may be accepted. `fs_pct` from `refresh`.
     pub(crate) fn admit(&self, fs_pct: u8, incoming: u64) -> Result<(), String> {
+        if !self.reserve.is_held() {
+            return Err(format!(
+                "data directory {} is full: its space reserve {} is in use, so new messages are \
+                 refused until free space returns: free disk space on that filesystem",
+                self.dir.display(),
+                self.reserve.path().display()
+            ));
+        }
         if fs_pct >= self.refuse_at {
             return Err(format!(
                 "data directory {} is {fs_pct}% full (refuse at {}%): free disk space or raise the quota",
@@ -183,5 +210,39 @@ impl SpaceGuard {
             }
         }
         Ok(())
+    }
+
+    /// Whether a commit of `bytes` (its WAL record's ops) may be written:
+    /// the WAL record plus what sled may write for it (`2 × bytes +
+    /// HEADROOM`) must fit in the free space, measured now. If it does not,
+    /// the space reserve is released and free space measured again; if it
+    /// still does not fit, the commit must be refused before anything is
+    /// written (sled must never meet ENOSPC).
+    pub(crate) fn room_for_commit(&mut self, bytes: u64) -> Result<(), String> {
+        self.room(bytes.saturating_mul(3).saturating_add(HEADROOM), bytes)
+    }
+
+    /// The same check for sled's part alone (`2 × bytes + HEADROOM`), made
+    /// again after the WAL record is synced, right before sled writes.
+    pub(crate) fn room_for_sled(&mut self, bytes: u64) -> Result<(), String> {
+        self.room(bytes.saturating_mul(2).saturating_add(HEADROOM), bytes)
+    }
+
+    fn room(&mut self, need: u64, bytes: u64) -> Result<(), String> {
+        let avail = |dir: &Path| fs_percent_used(dir).map(|(_, a)| a).unwrap_or(0);
+        let mut free = avail(&self.dir);
+        if free < need && self.reserve.release() {
+            free = avail(&self.dir);
+        }
+        self.avail = free;
+        if free >= need {
+            return Ok(());
+        }
+        Err(format!(
+            "data directory {} has only {free} bytes free, {need} needed to commit {bytes} bytes \
+             safely (space reserve {} already released): free disk space",
+            self.dir.display(),
+            self.reserve.path().display()
+        ))
     }
 }

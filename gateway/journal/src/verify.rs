@@ -177,7 +177,8 @@ fn copy_sled_files(from: &Path, to: &Path) -> Result<(), VerifyError> {
         for ent in std::fs::read_dir(&src).map_err(io(format!("list {}", src.display())))? {
             let ent = ent.map_err(io(format!("list {}", src.display())))?;
             let p = ent.path();
-            if p.is_file() {
+            // The space reserve is no part of the data (and may be large).
+            if p.is_file() && !(sub.is_empty() && ent.file_name() == crate::RESERVE_FILE) {
                 std::fs::copy(&p, to.join(sub).join(ent.file_name()))
                     .map_err(io(format!("copy {}", p.display())))?;
             }

@@ -122,6 +122,8 @@ pub struct StorageConfig {
     pub quarantine_max_bytes: u64,
     /// Delivered messages older than this are pruned (audit events: `[audit]`).
     pub retention: Duration,
+    /// The journal's space reserve (`[storage] reserve_mb`; 0 = none).
+    pub reserve_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -133,6 +135,7 @@ impl Default for StorageConfig {
             quarantine_max_entries: 1000,
             quarantine_max_bytes: 64 * 1024 * 1024,
             retention: Duration::from_secs(30 * 24 * 3600),
+            reserve_bytes: journal::DEFAULT_RESERVE_BYTES,
         }
     }
 }
@@ -153,6 +156,23 @@ pub struct AuditConfig {
     /// The audit trail's size cap (default 2048 MiB): past it the oldest
     /// events are pruned early; the `audit_trail_size` alert fires at 80 %.
     pub max_bytes: u64,
+    /// `[audit.syslog]`: live forwarding to a collector, if configured.
+    pub syslog: Option<SyslogConfig>,
+}
+
+/// `[audit.syslog]`: RFC 5424 syslog over TLS (RFC 5425) to a collector.
+#[derive(Debug, Clone)]
+pub struct SyslogConfig {
+    /// `host:port`.
+    pub address: String,
+    /// What the collector's certificate must name.
+    pub server_name: String,
+    pub ca: PathBuf,
+    /// Client certificate and key (mutual TLS), if the collector asks.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// RFC 5424 HOSTNAME (default: the host name) and APP-NAME.
+    pub hostname: String,
+    pub app_name: String,
 }
 
 impl Default for AuditConfig {
@@ -160,6 +180,7 @@ impl Default for AuditConfig {
         AuditConfig {
             retention: Duration::from_secs(2190 * 86400),
             max_bytes: 2048 * 1024 * 1024,
+            syslog: None,
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
     j.refuse_at_percent = cfg.storage.refuse_at_percent;
     j.quarantine_max_entries = cfg.storage.quarantine_max_entries;
     j.quarantine_max_bytes = cfg.storage.quarantine_max_bytes;
+    j.reserve_bytes = cfg.storage.reserve_bytes;
     j
 }
 
@@ -323,6 +324,11 @@ async fn bring_up(
         log::info!(target: "gateway::daemon", "fleet heartbeat to {} every {} s as '{}'", f.url, f.interval.as_secs(), f.box_id);
         let heartbeat = crate::ops::fleet::run(f.clone(), status.clone(), monitoring.stop_signal());
         monitoring.spawn("fleet heartbeat", heartbeat);
+    }
+    if let Some(sl) = &cfg.audit.syslog {
+        let fwd =
+            crate::ops::audit::syslog::run(sl.clone(), journal.clone(), monitoring.stop_signal());
+        monitoring.spawn("audit syslog", fwd);
     }
     let lines = status_lines(status.clone(), monitoring.stop_signal());
     monitoring.spawn("STATUS= updater", lines);

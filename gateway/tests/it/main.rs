@@ -8,6 +8,7 @@ mod support;
 
 mod alertmanager;
 mod audit;
+mod audit_syslog;
 mod auth;
 mod bad_input;
 mod crash;

@@ -269,3 +269,119 @@ fn extends_the_start_timeout_during_recovery_and_keeps_status_current() {
     }
     assert!(g.stop().success());
 }
+
+/// A `setpriv` command running `args` as `uid`/`gid` with no
+/// supplementary groups.
+fn as_ids(uid: u32, gid: u32, program: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        "--",
+    ])
+    .arg(program);
+    c
+}
+
+/// The shipped unit's `RuntimeDirectoryMode=` (octal).
+fn runtime_directory_mode(unit: &str) -> u32 {
+    let line = unit
+        .lines()
+        .find(|l| l.starts_with("RuntimeDirectoryMode="))
+        .expect("the unit sets RuntimeDirectoryMode=");
+    u32::from_str_radix(line.split('=').nth(1).unwrap().trim(), 8).unwrap()
+}
+
+#[test]
+fn gateway_admin_members_reach_the_admin_socket_and_nobody_else_does() {
+    use std::os::unix::fs::PermissionsExt;
+    if !crate::support::require_root("running the daemon and clients as other uids")
+        || !require_tool("setpriv", "util-linux")
+        || !require_tool("systemd-sysusers", "systemd")
+    {
+        return;
+    }
+    let unit = std::fs::read_to_string(unit_dir().join("gateway.service")).unwrap();
+    // In a user namespace every other uid/gid is unmapped: SO_PEERCRED
+    // would show an operator as nobody and the group could never match.
+    assert!(
+        !unit.lines().any(|l| l.trim() == "PrivateUsers=yes"),
+        "PrivateUsers=yes hides the gateway-admin group from the daemon"
+    );
+    // The group, from the shipped sysusers.d snippet (idempotent).
+    let sysusers = unit_dir().join("gateway-admin.sysusers");
+    test_support::run::succeeds(std::process::Command::new("systemd-sysusers").arg(&sysusers));
+    let gid = nix::unistd::Group::from_name("gateway-admin")
+        .unwrap()
+        .expect("systemd-sysusers created gateway-admin")
+        .gid
+        .as_raw();
+
+    // As systemd would start it: an unprivileged service uid (DynamicUser=)
+    // owning its data directory and a runtime directory made with the
+    // unit's mode, the admin socket in it.
+    const SERVICE_UID: u32 = 61_234;
+    let root = tempfile::tempdir().unwrap();
+    let mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(root.path(), 0o755);
+    let run = root.path().join("run/gateway");
+    std::fs::create_dir_all(&run).unwrap();
+    mode(&root.path().join("run"), 0o755);
+    mode(&run, runtime_directory_mode(&unit));
+    let data = root.path().join("var");
+    std::fs::create_dir(&data).unwrap();
+    for d in [&run, &data] {
+        nix::unistd::chown(
+            d.as_path(),
+            Some(nix::unistd::Uid::from_raw(SERVICE_UID)),
+            Some(nix::unistd::Gid::from_raw(SERVICE_UID)),
+        )
+        .unwrap();
+    }
+    let sock = run.join("admin.sock");
+    let mut g = Gateway::configure(Options {
+        data_dir: Some(data),
+        top_extra: format!("admin_socket = {:?}\n", sock.display().to_string()),
+        ..Default::default()
+    });
+    mode(g.config.parent().unwrap(), 0o755);
+    mode(&g.config, 0o644);
+    let log = std::fs::File::create(&g.log).unwrap();
+    let child = as_ids(SERVICE_UID, SERVICE_UID, Path::new(BIN))
+        .args(["run", "--config"])
+        .arg(&g.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    g.child = Some(child);
+    g.wait_ready();
+
+    let status_as = |uid: u32, gid: u32| {
+        as_ids(uid, gid, Path::new(BIN))
+            .args(["status", "--config"])
+            .arg(&g.config)
+            .output()
+            .unwrap()
+    };
+    let member = status_as(65534, gid);
+    assert!(
+        member.status.success(),
+        "a gateway-admin member must run `gateway status`: {}\n{}",
+        String::from_utf8_lossy(&member.stderr),
+        g.log_tail()
+    );
+    assert!(
+        g.cli(&["status"]).status.success(),
+        "root runs `gateway status`"
+    );
+    let other = status_as(65534, 65534);
+    assert!(!other.status.success(), "nobody must be refused");
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("not root and not in the gateway-admin group"),
+        "the refusal names the group: {err}"
+    );
+}

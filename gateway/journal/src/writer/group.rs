@@ -13,6 +13,7 @@ use super::{Answer, Reply, Req, Shared, AUDIT_DEFER};
 use crate::counter::Counters;
 use crate::error::unavailable;
 use crate::quota::SpaceGuard;
+use crate::wal::Op;
 use crate::{Appended, JournalConfig, JournalError};
 
 /// A request's reply, held until the group is durable (or failed).
@@ -106,10 +107,13 @@ pub(super) struct Group {
     wrote: bool,
 }
 
-/// What the writer does after a group: reply to a close, reopen sled.
+/// What the writer does after a group: reply to a close, reopen sled
+/// (after a storage failure), or forget what the group staged (refused
+/// for want of space before anything was written).
 pub(super) struct Finished {
     pub close: Option<Reply<()>>,
     pub failed: bool,
+    pub refused: bool,
 }
 
 impl Group {
@@ -278,15 +282,48 @@ impl Group {
     }
 
     /// One WAL append + fdatasync for the whole group ([`Store::log`]),
-    /// timed for the commit-latency histogram.
-    pub(super) fn log(&mut self, store: Option<&mut Store>, shared: &Shared) {
+    /// timed for the commit-latency histogram. First the free space must
+    /// hold what the commit may write (the space reserve is released if
+    /// need be); if not, the group is refused with `Full` before anything
+    /// is written.
+    pub(super) fn log(
+        &mut self,
+        store: Option<&mut Store>,
+        shared: &Shared,
+        space: &mut SpaceGuard,
+    ) {
         if self.failed.is_some() || self.staged.is_empty() {
             return;
+        }
+        let mut bytes = 0;
+        if store.is_some() {
+            bytes = self
+                .staged
+                .effective()
+                .map(|op| match op {
+                    Op::Set(k, v) => (k.len() + v.len() + 16) as u64,
+                    Op::Remove(k) => (k.len() + 16) as u64,
+                })
+                .sum::<u64>();
+            if let Err(reason) = space.room_for_commit(bytes) {
+                self.failed = Some(JournalError::Full { reason });
+                return;
+            }
         }
         let dir = &shared.cfg.dir;
         let started = Instant::now();
         let logged = match store {
-            Some(s) => s.log(dir, &mut self.staged),
+            // Measured again after the WAL sync, right before sled
+            // writes: failing here is a storage failure (the group is
+            // durable in the WAL; the reopen, once there is room, replays it).
+            Some(s) => s.log(dir, &mut self.staged, || {
+                space
+                    .room_for_sled(bytes)
+                    .map_err(|reason| JournalError::Io {
+                        context: format!("apply to sled in {}", dir.display()),
+                        source: std::io::Error::other(reason),
+                    })
+            }),
             None => Err(unavailable(dir)),
         };
         shared.commit_latency.record(started.elapsed());
@@ -335,9 +372,11 @@ impl Group {
                 nt.notify_one();
             }
         }
+        let storage = self.failed.as_ref().map(JournalError::is_storage_failure);
         Finished {
             close: self.close,
-            failed: self.failed.is_some(),
+            failed: storage == Some(true),
+            refused: storage == Some(false),
         }
     }
 }

@@ -69,6 +69,7 @@ impl Writer {
             cfg.quota_bytes,
             cfg.refuse_at_percent,
             cfg.warn_at_percent,
+            cfg.reserve_bytes,
         );
         let checkpoint_bytes = checkpoint_bytes(cfg);
         Writer {
@@ -154,7 +155,7 @@ impl Writer {
         if let Ok(mut g) = self.shared.db.write() {
             *g = None;
         }
-        if self.store.is_some() {
+        if self.store.is_some() && self.space.room_for_commit(0).is_ok() {
             // Final checkpoint: sled durable, WAL emptied. If it fails the
             // WAL still holds every acknowledged group: the next open replays it.
             if let Err(e) = self.checkpoint() {
@@ -169,7 +170,7 @@ impl Writer {
     /// `force`: log even a group of audit events only. Returns the Close
     /// reply if the group contained a close request.
     fn commit(&mut self, batch: &mut Vec<Req>, force: bool) -> Option<Reply<()>> {
-        if self.store.is_none() {
+        if self.store.is_none() && self.room_to_reopen() {
             self.reopen_or_log("journal: reopen failed");
         }
         let fs_pct = self.measure_space(batch);
@@ -187,11 +188,21 @@ impl Writer {
             self.deferred = group.defer();
             return None;
         }
-        group.log(self.store.as_mut(), &self.shared);
+        group.log(self.store.as_mut(), &self.shared, &mut self.space);
         let done = group.finish(&self.shared, &self.state);
         if done.failed {
-            self.reopen_or_log("journal: reopen after failure failed");
-        } else if done.close.is_none() && self.checkpoint_due() {
+            if self.room_to_reopen() {
+                self.reopen_or_log("journal: reopen after failure failed");
+            }
+        } else if done.refused {
+            // Nothing was written: the ids and counters it staged are void.
+            if let Ok(g) = self.shared.counters.lock() {
+                self.state = g.clone();
+            }
+        } else if done.close.is_none()
+            && self.checkpoint_due()
+            && self.space.room_for_commit(0).is_ok()
+        {
             if let Err(e) = self.checkpoint() {
                 // Nothing is lost (the WAL still holds every acknowledged
                 // group); start over from disk as after any I/O failure.
@@ -211,6 +222,25 @@ impl Writer {
         match &self.store {
             Some(s) if needs_space => self.space.refresh(&s.db, &self.shared.usage),
             _ => Ok(0),
+        }
+    }
+
+    /// Whether the disk has room to reopen: recovery replays the WAL into
+    /// sled and checkpoints, which sled must not meet ENOSPC doing.
+    fn room_to_reopen(&mut self) -> bool {
+        let wal_bytes = std::fs::read_dir(self.shared.cfg.dir.join("wal"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum::<u64>()
+            })
+            .unwrap_or(0);
+        match self.space.room_for_commit(wal_bytes) {
+            Ok(()) => true,
+            Err(why) => {
+                log::warn!("journal: not reopening yet: {why}");
+                false
+            }
         }
     }
 

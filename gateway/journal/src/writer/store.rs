@@ -26,10 +26,16 @@ impl Store {
     /// sled created doing so (and their directories), and, if sled wrote
     /// its log meanwhile, run sled's full durability protocol. Only then may
     /// any request of the group be answered. Takes the group's ops.
+    ///
+    /// `room_for_sled` is asked right before the ops are applied (the WAL
+    /// append and its sync take time, in which another process may have
+    /// filled the disk): an `Err` fails the group after its WAL record is
+    /// durable and before sled sees it, as any I/O failure there does.
     pub(crate) fn log(
         &mut self,
         dir: &Path,
         staged: &mut Staged,
+        room_for_sled: impl FnOnce() -> Result<(), JournalError>,
     ) -> Result<CommitSync, JournalError> {
         if staged.is_empty() {
             // Nothing was written (e.g. an idempotent mark_delivered).
@@ -44,6 +50,7 @@ impl Store {
         crash::before_wal(&mut self.wal, &record);
         self.wal.append(&record).map_err(|e| map_io(dir, e))?;
         drop(record);
+        room_for_sled()?;
         let mut sync = CommitSync {
             synced: vec![self.wal.path().to_path_buf()],
             ..Default::default()

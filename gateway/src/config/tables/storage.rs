@@ -21,6 +21,7 @@ pub(crate) struct RawStorage {
     quarantine_max_entries: Option<usize>,
     quarantine_max_mb: Option<u64>,
     retention_days: Option<Spanned<f64>>,
+    reserve_mb: Option<u64>,
 }
 
 pub(crate) struct Storage;
@@ -77,6 +78,9 @@ impl Table for Storage {
         }
         if let Some(mb) = raw.quarantine_max_mb {
             s.quarantine_max_bytes = mb.saturating_mul(1024 * 1024);
+        }
+        if let Some(mb) = raw.reserve_mb {
+            s.reserve_bytes = mb.saturating_mul(1024 * 1024);
         }
         if let Some(d) = &raw.retention_days {
             let days = *d.get_ref();

@@ -1,9 +1,12 @@
 //! The daemon's side of `gateway audit ...`: the audit trail's hash chain
 //! checked on request over the admin socket (the chain itself is the
 //! journal's: `journal/src/audit/`), and the audit of admin requests: who
-//! asked (`peer.rs`), what, and every view of PHI. See docs/audit.md.
+//! asked (`peer.rs`), what, and every view of PHI; and live forwarding to
+//! a syslog collector (`syslog.rs`, `syslog_format.rs`). See docs/audit.md.
 
 pub mod peer;
+pub mod syslog;
+pub mod syslog_format;
 
 use journal::{ChainHead, Journal};
 

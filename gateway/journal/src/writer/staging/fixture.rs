@@ -39,6 +39,7 @@ impl Fixture {
             cfg.quota_bytes,
             cfg.refuse_at_percent,
             cfg.warn_at_percent,
+            0,
         );
         // As a new journal opens: ids start at 1.
         let mut state = Counters::default();
