@@ -4,6 +4,7 @@
 //! drops empty values (FHIR forbids `""`, `[]` and `{}`).
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::json::{json, Map, Value};
 
@@ -44,9 +45,38 @@ pub struct BundleBuilder<'c> {
     mode: UpdateMode,
     entries: Vec<Entry>,
     /// Resource → index in `entries` (looked up by `&Rid`: no key copies).
-    index: HashMap<Rid, usize>,
+    index: HashMap<Rid, usize, RidHash>,
     /// Ids handed out by [`BundleBuilder::new_rid`] (unique per message).
-    reserved: HashSet<Rid>,
+    reserved: HashSet<Rid, RidHash>,
+}
+
+/// Hashes a [`Rid`] for the maps above. Its id is already the hex of a
+/// SHA-256, so a word-at-a-time mix is as good a spread as SipHash, at a
+/// fraction of the instructions (these maps are probed for every
+/// reference). Not exposed to untrusted keys: the ids are ours.
+type RidHash = BuildHasherDefault<WordHasher>;
+
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // FxHash's step, 8 bytes at a time.
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl<'c> BundleBuilder<'c> {
@@ -55,8 +85,8 @@ impl<'c> BundleBuilder<'c> {
             tenant,
             mode,
             entries: Vec::with_capacity(16),
-            index: HashMap::with_capacity(16),
-            reserved: HashSet::with_capacity(16),
+            index: HashMap::with_capacity_and_hasher(16, RidHash::default()),
+            reserved: HashSet::with_capacity_and_hasher(16, RidHash::default()),
         }
     }
 
@@ -173,6 +203,17 @@ impl<'c> BundleBuilder<'c> {
     /// The transaction Bundle. `control_id` is MSH-10; `timestamp` an
     /// `instant` (MSH-7 when it has full precision and an offset).
     pub fn finish(self, control_id: &str, timestamp: Option<String>) -> Value {
+        self.finish_pruning(control_id, timestamp, Pruning::InTree)
+    }
+
+    /// [`BundleBuilder::finish`], the empty values of each resource dropped
+    /// now or (`Pruning::WhenWritten`) left for the writer to skip.
+    pub fn finish_pruning(
+        self,
+        control_id: &str,
+        timestamp: Option<String>,
+        pruning: Pruning,
+    ) -> Value {
         let tenant = urn_segment(self.tenant);
         let gateway_id_system = format!("{GATEWAY_URN}:{tenant}:resource-id");
         let mut entries = Vec::with_capacity(self.entries.len());
@@ -226,7 +267,10 @@ impl<'c> BundleBuilder<'c> {
             let mut resource = Value::Object(resource);
             // The Provenance is built without empty values.
             if rid.rtype != "Provenance" {
-                prune(&mut resource);
+                match pruning {
+                    Pruning::InTree => prune(&mut resource),
+                    Pruning::WhenWritten => {}
+                }
             }
             // Built by hand: `json!` would deep-copy the resource.
             let mut entry = Map::new();
@@ -255,6 +299,16 @@ impl<'c> BundleBuilder<'c> {
         }
         Value::Object(bundle)
     }
+}
+
+/// Where a resource's empty values are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruning {
+    /// In the tree ([`prune`]): for [`super::translate`] and pretty output.
+    InTree,
+    /// By the byte writer as it goes ([`super::json_write::write_bundle`]):
+    /// no second pass over the tree, no shifting of retained members.
+    WhenWritten,
 }
 
 /// `Type/id`, allocated once (this runs for every reference).

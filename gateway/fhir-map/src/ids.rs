@@ -44,30 +44,29 @@ fn push_hex(out: &mut String, byte: u8) {
 /// references in conditional mode, where the server picks the real id). The
 /// version nibble says 5 (name-based) and the variant bits are RFC 4122.
 pub fn uuid_urn(id: &str) -> String {
-    let hex = id
-        .bytes()
-        .filter(u8::is_ascii_hexdigit)
-        .chain(std::iter::repeat(b'0'))
-        .take(32);
+    // The first 32 hex digits of `id`, padded with zeros.
+    let mut hex = [b'0'; 32];
+    for (slot, digit) in hex.iter_mut().zip(id.bytes().filter(u8::is_ascii_hexdigit)) {
+        *slot = digit;
+    }
+    hex[12] = b'5';
+    // 8, 9, a or b: the two top bits are 10.
+    let nibble = match hex[16] {
+        d @ b'0'..=b'9' => d - b'0',
+        d => (d.to_ascii_lowercase() - b'a') + 10,
+    };
+    hex[16] = b"89ab"[usize::from(nibble & 0x3)];
     let mut out = String::with_capacity(UUID_URN_LEN);
     out.push_str("urn:uuid:");
-    for (i, digit) in hex.enumerate() {
-        if matches!(i, 8 | 12 | 16 | 20) {
+    for (i, group) in [0..8, 8..12, 12..16, 16..20, 20..32]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
             out.push('-');
         }
-        let digit = match i {
-            12 => b'5',
-            // 8, 9, a or b: the two top bits are 10.
-            16 => {
-                let nibble = match digit {
-                    b'0'..=b'9' => digit - b'0',
-                    _ => (digit.to_ascii_lowercase() - b'a') + 10,
-                };
-                b"89ab"[usize::from(nibble & 0x3)]
-            }
-            _ => digit,
-        };
-        out.push(char::from(digit));
+        // ASCII hex digits: always valid UTF-8.
+        out.push_str(std::str::from_utf8(&hex[group]).unwrap_or_default());
     }
     out
 }
@@ -88,6 +87,21 @@ mod tests {
         assert_ne!(a, resource_id("t2", "Patient", &["MRN", "123"]));
         assert_ne!(a, resource_id("t1", "Encounter", &["MRN", "123"]));
         assert_ne!(a, resource_id("t1", "Patient", &["MRN1", "23"]));
+    }
+
+    #[test]
+    fn uuid_digits_and_padding() {
+        let u = uuid_urn("0123456789abcdef0123456789ABCDEF");
+        assert_eq!(u, "urn:uuid:01234567-89ab-5def-8123-456789ABCDEF");
+        // Fewer than 32 hex digits (non-hex skipped): padded with zeros.
+        assert_eq!(
+            uuid_urn("ab-c"),
+            "urn:uuid:abc00000-0000-5000-8000-000000000000"
+        );
+        assert_eq!(
+            uuid_urn("0000000000000000f"),
+            "urn:uuid:00000000-0000-5000-b000-000000000000"
+        );
     }
 
     #[test]

@@ -81,6 +81,19 @@ impl Map {
         Map::default()
     }
 
+    /// The object of `json!({..})`'s members: one allocation of the exact
+    /// size (inserting one by one regrew the `Vec` at 4 and 8 members).
+    /// A key given twice keeps the later value, as [`Map::insert`] does.
+    pub fn from_members<const N: usize>(members: [(&'static str, Value); N]) -> Map {
+        let mut map = Map {
+            entries: Vec::with_capacity(N),
+        };
+        for (key, value) in members {
+            map.insert(key, value);
+        }
+        map
+    }
+
     fn position(&self, key: &str) -> Result<usize, usize> {
         self.entries.binary_search_by(|(k, _)| (*k).cmp(key))
     }
@@ -376,20 +389,22 @@ macro_rules! json {
     (@array [$($done:expr,)*] ()) => {
         vec![$($done,)*]
     };
-    // Internal: object members, the current value's tokens in (..).
-    (@object $map:ident ()) => {};
-    (@object $map:ident () $key:literal : $($rest:tt)+) => {
-        $crate::json::json!(@member $map $key () $($rest)+)
+    // Internal: object members done so far in [..] as (key, value), the
+    // current value's tokens in (..); the map is made from the array at once.
+    (@object [$($done:expr,)*]) => {
+        [$($done,)*]
     };
-    (@member $map:ident $key:literal ($($cur:tt)+) , $($rest:tt)*) => {
-        $map.insert($key, $crate::json::json!($($cur)+));
-        $crate::json::json!(@object $map () $($rest)*)
+    (@object [$($done:expr,)*] $key:literal : $($rest:tt)+) => {
+        $crate::json::json!(@member [$($done,)*] $key () $($rest)+)
     };
-    (@member $map:ident $key:literal ($($cur:tt)*) $next:tt $($rest:tt)*) => {
-        $crate::json::json!(@member $map $key ($($cur)* $next) $($rest)*)
+    (@member [$($done:expr,)*] $key:literal ($($cur:tt)+) , $($rest:tt)*) => {
+        $crate::json::json!(@object [$($done,)* ($key, $crate::json::json!($($cur)+)),] $($rest)*)
     };
-    (@member $map:ident $key:literal ($($cur:tt)+)) => {
-        $map.insert($key, $crate::json::json!($($cur)+));
+    (@member [$($done:expr,)*] $key:literal ($($cur:tt)*) $next:tt $($rest:tt)*) => {
+        $crate::json::json!(@member [$($done,)*] $key ($($cur)* $next) $($rest)*)
+    };
+    (@member [$($done:expr,)*] $key:literal ($($cur:tt)+)) => {
+        [$($done,)* ($key, $crate::json::json!($($cur)+)),]
     };
     (null) => {
         $crate::json::Value::Null
@@ -400,11 +415,11 @@ macro_rules! json {
     ({}) => {
         $crate::json::Value::Object($crate::json::Map::new())
     };
-    ({ $($tt:tt)+ }) => {{
-        let mut map = $crate::json::Map::new();
-        $crate::json::json!(@object map () $($tt)+);
-        $crate::json::Value::Object(map)
-    }};
+    ({ $($tt:tt)+ }) => {
+        $crate::json::Value::Object($crate::json::Map::from_members(
+            $crate::json::json!(@object [] $($tt)+),
+        ))
+    };
     ($other:expr) => {
         $crate::json::Value::from($other)
     };

@@ -8,6 +8,7 @@
 //! scanned byte by byte through a table). Here a string with nothing to
 //! escape — nearly every one — is one scan and one copy.
 
+use super::bundle::is_empty_value;
 use super::json::{Map, Value};
 
 /// Appends `v` as compact JSON to `out`.
@@ -35,17 +36,133 @@ pub fn write_compact(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// A transaction Bundle finished with [`Pruning::WhenWritten`]: as
+/// [`write_compact`], with each entry's resource (but the Provenance, built
+/// without empty values) written as [`prune`] would leave it. The same
+/// bytes as pruning the tree first and writing it.
+///
+/// [`Pruning::WhenWritten`]: super::bundle::Pruning::WhenWritten
+/// [`prune`]: super::bundle::prune
+pub fn write_bundle(bundle: &Value, out: &mut Vec<u8>) {
+    let Value::Object(map) = bundle else {
+        return write_compact(bundle, out);
+    };
+    out.push(b'{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_key(key, out);
+        match (key, value) {
+            ("entry", Value::Array(entries)) => {
+                out.push(b'[');
+                for (j, entry) in entries.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    write_entry(entry, out);
+                }
+                out.push(b']');
+            }
+            _ => write_compact(value, out),
+        }
+    }
+    out.push(b'}');
+}
+
+fn write_entry(entry: &Value, out: &mut Vec<u8>) {
+    let Value::Object(map) = entry else {
+        return write_compact(entry, out);
+    };
+    out.push(b'{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_key(key, out);
+        let provenance = value["resourceType"] == "Provenance";
+        if key == "resource" && !provenance {
+            // The resource itself stays even when empty, as with `prune`.
+            if !write_pruned(value, out) {
+                out.extend_from_slice(b"{}");
+            }
+        } else {
+            write_compact(value, out);
+        }
+    }
+    out.push(b'}');
+}
+
+/// Writes `v` without its empty values (nulls, blank strings, empty arrays
+/// and objects, depth first: an object of empty members is empty), or
+/// nothing at all when `v` itself ends up empty; says whether it wrote.
+fn write_pruned(v: &Value, out: &mut Vec<u8>) -> bool {
+    match v {
+        Value::Object(map) => {
+            write_pruned_members(map.iter().map(|(k, v)| (Some(k), v)), b"{}", out)
+        }
+        Value::Array(list) => write_pruned_members(list.iter().map(|v| (None, v)), b"[]", out),
+        other if is_empty_value(other) => false,
+        other => {
+            write_compact(other, out);
+            true
+        }
+    }
+}
+
+/// The members of an object (with keys) or an array, pruned, between
+/// `brackets`; nothing when none is left.
+fn write_pruned_members<'v>(
+    members: impl Iterator<Item = (Option<&'static str>, &'v Value)>,
+    brackets: &[u8; 2],
+    out: &mut Vec<u8>,
+) -> bool {
+    let start = out.len();
+    out.push(brackets[0]);
+    let mut written = false;
+    for (key, value) in members {
+        let mark = out.len();
+        if written {
+            out.push(b',');
+        }
+        if let Some(key) = key {
+            write_key(key, out);
+        }
+        if write_pruned(value, out) {
+            written = true;
+        } else {
+            out.truncate(mark);
+        }
+    }
+    if !written {
+        out.truncate(start);
+        return false;
+    }
+    out.push(brackets[1]);
+    true
+}
+
 fn write_object(map: &Map, out: &mut Vec<u8>) {
     out.push(b'{');
     for (i, (key, value)) in map.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_str(key, out);
-        out.push(b':');
+        write_key(key, out);
         write_compact(value, out);
     }
     out.push(b'}');
+}
+
+/// `"key":`. Keys are the mappers' literals (FHIR element names, letters
+/// only), so nothing to escape and no scan; the corpus tests compare the
+/// result with serde_json's bytes.
+fn write_key(key: &'static str, out: &mut Vec<u8>) {
+    debug_assert!(first_escape(key.as_bytes()).is_none(), "key {key:?}");
+    out.reserve(key.len() + 3);
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// Does `b` have to be escaped inside a JSON string (as serde_json does:
@@ -148,6 +265,32 @@ mod tests {
                 proptest::prop_assert_eq!(ours(&v), serde_json::to_string(&text).unwrap());
             }
         }
+    }
+
+    #[test]
+    fn pruned_writing_equals_pruning_the_tree() {
+        let resource = json!({
+            "resourceType": "Observation",
+            "a": "", "b": [{}, {"c": null}, " ", "x"], "d": {"e": [], "f": {"g": "  "}},
+            "h": 0, "i": false, "j": " y ", "k": [[], [null]], "l": {"m": {"n": "z"}},
+        });
+        let mut pruned = resource.clone();
+        super::super::bundle::prune(&mut pruned);
+        let mut entry = Map::new();
+        entry.insert("resource", resource);
+        entry.insert("fullUrl", Value::from("urn:uuid:1"));
+        let mut bundle = Map::new();
+        bundle.insert("entry", Value::Array(vec![Value::Object(entry.clone())]));
+        bundle.insert("type", Value::from("transaction"));
+        let mut out = Vec::new();
+        write_bundle(&Value::Object(bundle), &mut out);
+        entry.insert("resource", pruned);
+        let expected = json!({ "entry": [Value::Object(entry)], "type": "transaction" });
+        assert_eq!(String::from_utf8(out).unwrap(), ours(&expected));
+        // An object whose members are all empty writes as nothing.
+        let mut out = Vec::new();
+        assert!(!write_pruned(&json!({"a": [{}], "b": ""}), &mut out));
+        assert!(out.is_empty());
     }
 
     #[test]

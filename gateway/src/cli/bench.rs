@@ -34,6 +34,8 @@ pub enum BenchKind {
     X12(super::bench_x12::X12BenchArgs),
     /// Bulk Data $export: download + tag of ~1 GB NDJSON vs plain streaming to disk.
     Export(super::bench_export::ExportBenchArgs),
+    /// HL7 v2 -> FHIR Bundle bytes per core (ORU^R01 10 OBX, ADT^A08) vs parse only and a serde_json write.
+    Translate(super::bench_translate::TranslateBenchArgs),
 }
 
 #[derive(Args)]
@@ -63,6 +65,7 @@ pub fn run(kind: BenchKind) -> ExitCode {
         BenchKind::Start(args) => super::bench_start::run(args),
         BenchKind::X12(args) => super::bench_x12::run(args),
         BenchKind::Export(args) => super::bench_export::run(args),
+        BenchKind::Translate(args) => super::bench_translate::run(args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@ mod bench_result;
 mod bench_segments;
 mod bench_sshd;
 mod bench_start;
+mod bench_translate;
 mod bench_wear;
 mod bench_x12;
 mod dlq;
