@@ -6,8 +6,9 @@
 //! Pure parts (`fn(&[u8]) -> ...`, fuzzable): [`manifest`] (the completion
 //! manifest), [`poll`] (Retry-After, the poll schedule, OperationOutcome
 //! classification, backoff), [`ndjson`] (the line splitter and the line
-//! check), [`tag`] (the tenant `meta.tag`, spliced into the line's bytes
-//! over [`json_scan`]), [`schedule`].
+//! check, one pass over the line with [`json_check`]), [`tag`] (the tenant
+//! `meta.tag`, spliced into the line's bytes from the spans that pass
+//! found), [`json_scan`], [`schedule`].
 //!
 //! The job ([`job`]): kick-off → store the status URL durably (the
 //! crash-resume handle; nothing else happens before) → poll → store the
@@ -26,6 +27,7 @@ pub mod error_summary;
 pub mod http;
 pub mod job;
 pub mod journal_sink;
+pub mod json_check;
 pub mod json_scan;
 pub mod manifest;
 pub mod namespace;

@@ -1,7 +1,13 @@
 //! NDJSON lines: the splitter a download streams through (bounded line
 //! length, constant memory) and the check every line gets (a full JSON
-//! parse, not a prefix sniff: `resourceType` must equal the manifest
-//! entry's type and the resource must have a string `id`). Pure.
+//! validation, not a prefix sniff, in one pass with [`json_check`]:
+//! `resourceType` must equal the manifest entry's type and the resource
+//! must have a string `id`). Pure.
+//!
+//! [`json_check`]: super::json_check
+
+use super::json_check::{check_object, TopLevel, NOT_UTF8};
+use super::json_scan::string_value;
 
 /// What a good line told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,36 +19,32 @@ pub struct LineInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError(pub String);
 
-/// The fields of a resource the check reads; serde skips the rest (still
-/// parsing it fully, so malformed JSON anywhere in the line is an error).
-#[derive(serde::Deserialize)]
-struct Head {
-    #[serde(rename = "resourceType")]
-    resource_type: Option<serde_json::Value>,
-    id: Option<serde_json::Value>,
-}
-
 /// Check one line (without its `\n`) of a file the manifest says holds
 /// `expected_type` resources. `expected_type` empty: any type.
 pub fn check_line(line: &[u8], expected_type: &str) -> Result<LineInfo, LineError> {
     let line = trim_cr(line);
-    // JSON is UTF-8, and serde_json does not check the strings it skips
-    // when reading bytes (found by fuzzing): check first, then parse text.
-    let line = std::str::from_utf8(line)
-        .map_err(|e| LineError(format!("not UTF-8 (byte {})", e.valid_up_to() + 1)))?;
-    let head: Head = match serde_json::from_str(line) {
-        Ok(h) => h,
-        Err(e) => {
-            return Err(LineError(format!(
-                "not a JSON object (column {}: {})",
-                e.column(),
-                e.classify_name()
-            )))
-        }
-    };
-    let rt = match head.resource_type {
-        Some(serde_json::Value::String(s)) => s,
-        Some(_) => return Err(LineError("resourceType is not a string".into())),
+    let top = check(line, expected_type)?;
+    let id = top
+        .id
+        .and_then(|r| string_value(&line[r]).map(|s| s.into_owned()))
+        .unwrap_or_default();
+    Ok(LineInfo { id })
+}
+
+/// The check in one pass over the line, without allocating: what it found
+/// is what the tenant tag ([`super::tag::Tagger`]) splices from.
+pub fn check(line: &[u8], expected_type: &str) -> Result<TopLevel, LineError> {
+    let top = check_object(line).map_err(|e| match e.reason {
+        NOT_UTF8 => LineError(format!("not UTF-8 (byte {})", e.offset + 1)),
+        why => LineError(format!("not a JSON object (byte {}: {why})", e.offset + 1)),
+    })?;
+    if let Some(key) = top.duplicate {
+        return Err(LineError(format!("the resource has two {key:?} keys")));
+    }
+    let text = |r: &Option<std::ops::Range<usize>>| r.clone().map(|r| string_value(&line[r]));
+    let rt = match text(&top.resource_type) {
+        Some(Some(s)) => s,
+        Some(None) => return Err(LineError("resourceType is not a string".into())),
         None => return Err(LineError("no resourceType".into())),
     };
     if !expected_type.is_empty() && rt != expected_type {
@@ -50,25 +52,10 @@ pub fn check_line(line: &[u8], expected_type: &str) -> Result<LineInfo, LineErro
             "resourceType {rt:?} in a file the manifest lists as {expected_type:?}"
         )));
     }
-    match head.id {
-        Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(LineInfo { id }),
+    match text(&top.id) {
+        Some(Some(id)) if !id.is_empty() => Ok(top),
         Some(_) => Err(LineError("id is not a non-empty string".into())),
         None => Err(LineError("no id".into())),
-    }
-}
-
-trait Classify {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "not an object",
-            serde_json::error::Category::Eof => "truncated",
-        }
     }
 }
 
@@ -112,7 +99,7 @@ impl LineSplitter {
         each: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         while !chunk.is_empty() {
-            let nl = chunk.iter().position(|&b| b == b'\n');
+            let nl = memchr::memchr(b'\n', chunk);
             let (part, rest, ended) = match nl {
                 Some(i) => (&chunk[..i], &chunk[i + 1..], true),
                 None => (chunk, &[][..], false),

@@ -61,7 +61,8 @@ impl PartFile {
         let part = PathBuf::from(part);
         let f = File::create(&part)?;
         Ok(PartFile {
-            out: BufWriter::with_capacity(256 * 1024, f),
+            // Big writes: a line costs a copy into the buffer, a syscall costs 1 MiB.
+            out: BufWriter::with_capacity(1 << 20, f),
             part,
             dest,
         })

@@ -8,6 +8,7 @@
 //! A line that already carries this tenant's tag is returned unchanged.
 //! Pure.
 
+use super::json_check::{check_object, TopLevel};
 use super::json_scan::{self, elements, find, members, quote, string_value};
 
 /// The `meta.tag` system of the tenant tag.
@@ -23,58 +24,97 @@ impl From<json_scan::ScanError> for TagError {
     }
 }
 
-fn tag_object(tenant: &str) -> String {
-    format!(
-        "{{\"system\":\"{TENANT_TAG_SYSTEM}\",\"code\":{}}}",
-        quote(tenant)
-    )
+/// The tag for one tenant, its insertions prepared once per file: a line
+/// is tagged from the spans [`check_object`] found, appended to a buffer
+/// the caller reuses (no allocation per line).
+pub struct Tagger {
+    tenant: String,
+    /// `{"system":...,"code":...}`, and with a leading `,`.
+    tag: String,
+    comma_tag: String,
+    /// `"meta":{"tag":[TAG]}` as a new member, alone or followed by `,`.
+    meta_alone: String,
+    meta_first: String,
+    /// `"tag":[TAG]` as a new member of `meta`, alone or followed by `,`.
+    tag_alone: String,
+    tag_first: String,
 }
 
-/// `line` (one resource) with the tenant tag, or why not.
-pub fn tag_tenant(line: &[u8], tenant: &str) -> Result<Vec<u8>, TagError> {
-    let (top, _) = members(line, 0)?;
-    let (meta, dup) = find(line, &top, "meta");
-    if dup {
-        return Err(TagError("the resource has two \"meta\" keys".into()));
-    }
-    let tag = tag_object(tenant);
-    let Some(meta) = meta else {
-        // No meta: a new first member.
-        let open = json_scan::skip_ws(line, 0);
-        let glue = if top.is_empty() { "" } else { "," };
-        return Ok(splice(
-            line,
-            open + 1,
-            &format!("\"meta\":{{\"tag\":[{tag}]}}{glue}"),
-        ));
-    };
-    if line.get(meta.value.start) != Some(&b'{') {
-        return Err(TagError("\"meta\" is not an object".into()));
-    }
-    let (mm, _) = members(line, meta.value.start)?;
-    let (tags, dup) = find(line, &mm, "tag");
-    if dup {
-        return Err(TagError("\"meta\" has two \"tag\" keys".into()));
-    }
-    let Some(tags) = tags else {
-        let glue = if mm.is_empty() { "" } else { "," };
-        return Ok(splice(
-            line,
-            meta.value.start + 1,
-            &format!("\"tag\":[{tag}]{glue}"),
-        ));
-    };
-    if line.get(tags.value.start) != Some(&b'[') {
-        return Err(TagError("\"meta.tag\" is not an array".into()));
-    }
-    let (items, tags_close) = elements(line, tags.value.start)?;
-    for item in &items {
-        if has_tenant_tag(&line[item.clone()], tenant)? {
-            return Ok(line.to_vec());
+impl Tagger {
+    pub fn new(tenant: &str) -> Tagger {
+        let tag = format!(
+            "{{\"system\":\"{TENANT_TAG_SYSTEM}\",\"code\":{}}}",
+            quote(tenant)
+        );
+        Tagger {
+            tenant: tenant.to_string(),
+            comma_tag: format!(",{tag}"),
+            meta_alone: format!("\"meta\":{{\"tag\":[{tag}]}}"),
+            meta_first: format!("\"meta\":{{\"tag\":[{tag}]}},"),
+            tag_alone: format!("\"tag\":[{tag}]"),
+            tag_first: format!("\"tag\":[{tag}],"),
+            tag,
         }
     }
-    let glue = if items.is_empty() { "" } else { "," };
-    Ok(splice(line, tags_close, &format!("{glue}{tag}")))
+
+    /// Append `line` with the tenant tag to `out`; on an error nothing is
+    /// appended. `top` is what [`check_object`] found in `line`.
+    pub fn tag_into(&self, line: &[u8], top: &TopLevel, out: &mut Vec<u8>) -> Result<(), TagError> {
+        if top.duplicate == Some("meta") {
+            return Err(TagError("the resource has two \"meta\" keys".into()));
+        }
+        let (at, insert) = match &top.meta {
+            // No meta: a new first member.
+            None if top.members == 0 => (top.open + 1, &self.meta_alone),
+            None => (top.open + 1, &self.meta_first),
+            Some(meta) => {
+                if line.get(meta.start) != Some(&b'{') {
+                    return Err(TagError("\"meta\" is not an object".into()));
+                }
+                let (mm, _) = members(line, meta.start)?;
+                let (tags, dup) = find(line, &mm, "tag");
+                if dup {
+                    return Err(TagError("\"meta\" has two \"tag\" keys".into()));
+                }
+                match tags {
+                    None if mm.is_empty() => (meta.start + 1, &self.tag_alone),
+                    None => (meta.start + 1, &self.tag_first),
+                    Some(tags) => {
+                        if line.get(tags.value.start) != Some(&b'[') {
+                            return Err(TagError("\"meta.tag\" is not an array".into()));
+                        }
+                        let (items, tags_close) = elements(line, tags.value.start)?;
+                        for item in &items {
+                            if has_tenant_tag(&line[item.clone()], &self.tenant)? {
+                                out.extend_from_slice(line);
+                                return Ok(());
+                            }
+                        }
+                        let insert = if items.is_empty() {
+                            &self.tag
+                        } else {
+                            &self.comma_tag
+                        };
+                        (tags_close, insert)
+                    }
+                }
+            }
+        };
+        out.reserve(line.len() + insert.len());
+        out.extend_from_slice(&line[..at]);
+        out.extend_from_slice(insert.as_bytes());
+        out.extend_from_slice(&line[at..]);
+        Ok(())
+    }
+}
+
+/// `line` (one resource) with the tenant tag, or why not (a line that is
+/// not one valid JSON object is refused).
+pub fn tag_tenant(line: &[u8], tenant: &str) -> Result<Vec<u8>, TagError> {
+    let top = check_object(line)?;
+    let mut out = Vec::with_capacity(line.len() + 96);
+    Tagger::new(tenant).tag_into(line, &top, &mut out)?;
+    Ok(out)
 }
 
 /// Whether `coding` is this tenant's tag. A tag entry with two `system` or
@@ -96,14 +136,6 @@ fn has_tenant_tag(coding: &[u8], tenant: &str) -> Result<bool, TagError> {
     };
     Ok(field("system")?.as_deref() == Some(TENANT_TAG_SYSTEM)
         && field("code")?.as_deref() == Some(tenant))
-}
-
-fn splice(line: &[u8], at: usize, insert: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(line.len() + insert.len());
-    out.extend_from_slice(&line[..at]);
-    out.extend_from_slice(insert.as_bytes());
-    out.extend_from_slice(&line[at..]);
-    out
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use crate::config::NamespaceIds;
 use crate::source::export::error_summary::count_issues;
 use crate::source::export::journal_sink::JournalSink;
 use crate::source::export::namespace::{namespace_ids, type_and_id};
+use crate::source::export::ndjson::check;
+use crate::source::export::tag::Tagger;
 
 /// Compressed bytes inflated at a time.
 const GZIP_SLICE: usize = 4096;
@@ -231,6 +233,9 @@ pub(super) struct LineSink<'a> {
     bad_count: u64,
     /// An error file's issues by `severity/code`.
     issues: IssueCounts,
+    tagger: Tagger,
+    /// The current output line, tagged (reused from line to line).
+    scratch: Vec<u8>,
 }
 
 impl LineSink<'_> {
@@ -248,7 +253,7 @@ impl LineSink<'_> {
             Piece::Line(l) => l,
         };
         let checked = match self.entry.kind {
-            FileKind::Output => self.resource(line).map(Some),
+            FileKind::Output => self.resource(line).map(|()| true),
             FileKind::Deleted => {
                 let journaled = match self.journal.as_mut() {
                     Some(j) if j.wants(self.line_no) => j.deleted(self.line_no, line),
@@ -257,17 +262,18 @@ impl LineSink<'_> {
                         .map_err(|e| format!("not JSON: {e}")),
                 };
                 // Tombstones are kept in the folder as sent.
-                journaled.map(|_| None)
+                journaled.map(|_| false)
             }
             // OperationOutcomes need no id; they are counted and kept as sent.
-            FileKind::Error => count_issues(line, &mut self.issues).map(|_| None),
+            FileKind::Error => count_issues(line, &mut self.issues).map(|_| false),
         };
         match checked {
-            Ok(Some(tagged)) => {
+            // An output line: its tagged copy is in `scratch`.
+            Ok(true) => {
                 self.lines += 1;
-                self.part.write_line(&tagged)
+                self.part.write_line(&self.scratch)
             }
-            Ok(None) => {
+            Ok(false) => {
                 self.lines += 1;
                 self.part.write_line(line)
             }
@@ -278,33 +284,42 @@ impl LineSink<'_> {
         }
     }
 
-    /// An output line: checked, tagged, namespaced where configured, handed
-    /// to the journal sink; the folder's copy returned.
-    fn resource(&mut self, line: &[u8]) -> Result<Vec<u8>, String> {
+    /// An output line: checked and tagged in one pass into `scratch`
+    /// (reused: no allocation per line), namespaced where configured,
+    /// handed to the journal sink; `scratch` is left holding the folder's
+    /// copy.
+    fn resource(&mut self, line: &[u8]) -> Result<(), String> {
         let cfg = &self.ctx.cfg;
-        check_line(line, &self.entry.resource_type).map_err(|e| e.0)?;
-        let tagged = tag_tenant(line, &cfg.tenant).map_err(|e| e.0)?;
+        let top = check(line, &self.entry.resource_type).map_err(|e| e.0)?;
+        self.scratch.clear();
+        self.tagger
+            .tag_into(line, &top, &mut self.scratch)
+            .map_err(|e| e.0)?;
         let to_journal = self.journal.as_ref().is_some_and(|j| j.wants(self.line_no));
         let ns_to = to_journal && cfg.namespace_ids != NamespaceIds::None;
         let ns_folder = cfg.namespace_ids == NamespaceIds::All;
+        if !(to_journal || ns_folder) {
+            return Ok(());
+        }
+        let tagged = &self.scratch;
         let namespaced = if ns_to || ns_folder {
-            Some(namespace_ids(&tagged, &cfg.tenant).map_err(|e| e.0)?)
+            Some(namespace_ids(tagged, &cfg.tenant).map_err(|e| e.0)?)
         } else {
             None
         };
         if let Some(j) = self.journal.as_mut().filter(|_| to_journal) {
             let sent = match (&namespaced, ns_to) {
                 (Some(n), true) => n,
-                _ => &tagged,
+                _ => tagged,
             };
             let (ty, id) =
                 type_and_id(sent).ok_or("the resource has no resourceType and id strings")?;
             j.resource(self.line_no, &ty, &id, sent);
         }
-        Ok(match namespaced {
-            Some(n) if ns_folder => n,
-            _ => tagged,
-        })
+        if let Some(n) = namespaced.filter(|_| ns_folder) {
+            self.scratch = n;
+        }
+        Ok(())
     }
 
     fn refuse(&mut self, why: String, line: &[u8]) {
@@ -388,6 +403,8 @@ pub(super) async fn download_one(
         bad: Vec::new(),
         bad_count: 0,
         issues: IssueCounts::new(),
+        tagger: Tagger::new(&ctx.cfg.tenant),
+        scratch: Vec::with_capacity(4096),
     };
     let mut splitter = LineSplitter::new(ctx.cfg.max_line_bytes);
     let mut gz: Option<MultiGzDecoder<Vec<u8>>> = None;
