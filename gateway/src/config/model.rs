@@ -525,6 +525,27 @@ pub struct AlertsConfig<S: Stage = Resolved> {
     pub site: String,
     /// `[[alerts.silence]]`: feeds that must not go quiet.
     pub silence: Vec<SilenceRule>,
+    /// `[alerts.email]`: alert mails to the clinic's and the MSP's contacts.
+    pub email: Option<EmailConfig<S>>,
+    /// `[alerts.office_hours]`: who is told when (none: both sides, always).
+    pub office_hours: Option<crate::ops::alerts::OfficeHours>,
+}
+
+/// `[alerts.email]`: an SMTP relay (STARTTLS or implicit TLS, optional
+/// AUTH) and the contacts on each side.
+#[derive(Debug, Clone)]
+pub struct EmailConfig<S: Stage = Resolved> {
+    pub host: String,
+    pub port: u16,
+    pub security: crate::ops::alerts::Security,
+    pub from: String,
+    /// Told inside office hours (and of critical alerts always).
+    pub clinic: Vec<String>,
+    /// Told outside office hours (and of critical alerts always).
+    pub msp: Vec<String>,
+    /// `type = "basic"` only: the SMTP AUTH username and password.
+    pub auth: Option<S::Auth>,
+    pub tls: S::Client,
 }
 
 /// A feed that goes quiet is an alert: no `message_type` (a route-style
@@ -554,6 +575,8 @@ impl<S: Stage> AlertsConfig<S> {
             alertmanager: None,
             site: String::new(),
             silence: Vec::new(),
+            email: None,
+            office_hours: None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod bad_input;
 mod crash;
 mod delivery;
 mod disk_full;
+mod email;
 mod export;
 mod export_deliver;
 mod fhir;

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::alert_contacts::{self, RawEmail, RawOfficeHours};
 use super::outbound;
 use crate::auth::RawAuth;
 use crate::config::check::{maybe, Check};
@@ -37,6 +38,9 @@ pub(crate) struct RawAlerts {
     /// `[[alerts.silence]]`: a feed that goes quiet.
     #[serde(default)]
     silence: Vec<RawSilence>,
+    /// `[alerts.email]` and `[alerts.office_hours]` (`super::alert_contacts`).
+    email: Option<RawEmail>,
+    office_hours: Option<RawOfficeHours>,
 }
 
 #[derive(Deserialize)]
@@ -78,9 +82,12 @@ impl Table for Alerts {
     fn resolve(c: Self::Checked, rx: &mut Resolver<'_>) -> Option<Self::Resolved> {
         let webhook = maybe(c.webhook, |w| resolve_endpoint(w, rx));
         let alertmanager = maybe(c.alertmanager, |w| resolve_endpoint(w, rx));
+        let email = maybe(c.email, |e| alert_contacts::resolve_email(e, rx));
         Some(AlertsConfig {
             webhook: webhook?,
             alertmanager: alertmanager?,
+            email: email?,
+            office_hours: c.office_hours,
             site: c.site,
             silence: c.silence,
             evaluate_every: c.evaluate_every,
@@ -290,6 +297,10 @@ fn alerts(
             c.silence.push(rule);
         }
     }
+    c.email = a.email.and_then(|e| alert_contacts::email(cx, e));
+    c.office_hours = a
+        .office_hours
+        .and_then(|h| alert_contacts::office_hours(cx, h));
     if let Some(site) = &a.site {
         let text = site.get_ref().trim();
         if text.is_empty() || text.len() > 128 || text.chars().any(char::is_control) {

@@ -15,6 +15,7 @@ use super::stage::{Checked, Resolved, Stage};
 use super::table::{tables, Table};
 
 mod admin;
+mod alert_contacts;
 mod alerts;
 mod audit;
 mod delivery;

@@ -7,13 +7,16 @@
 //! goes silent, Alertmanager resolves it by itself when that passes); a
 //! resolved alert is posted once with `endsAt` = now. Labels: `alertname`
 //! (the rule), `rule`, `severity`, `box`, `site` (when set), `destination`
-//! (destination rules) and `key` (the rest of the alert id). Names and
-//! counts only: no label or annotation takes text from a message.
+//! (destination rules), `key` (the rest of the alert id) and, with office
+//! hours, `audience` (`clinic`, `msp` or `both`: who it is for when it
+//! started, so the label never changes while it lasts). Names and counts
+//! only: no label or annotation takes text from a message.
 
 use std::time::Duration;
 
 use super::alert::{Alert, Rule};
 use super::board::Event;
+use super::office_hours::OfficeHours;
 use crate::ops::clock;
 use crate::ops::webhook::Poster;
 
@@ -66,6 +69,7 @@ pub struct Forwarder {
     site: String,
     last_sent_ms: Option<u64>,
     unsent_resolved: Vec<Alert>,
+    hours: Option<OfficeHours>,
 }
 
 impl Forwarder {
@@ -76,7 +80,22 @@ impl Forwarder {
             site,
             last_sent_ms: None,
             unsent_resolved: Vec::new(),
+            hours: None,
         }
+    }
+
+    /// Label each alert with its `audience` under these office hours.
+    pub fn with_office_hours(mut self, hours: Option<OfficeHours>) -> Forwarder {
+        self.hours = hours;
+        self
+    }
+
+    fn postable(&self, a: &Alert, ends_at_ms: u64) -> serde_json::Value {
+        let mut v = postable(a, &self.box_id, &self.site, ends_at_ms);
+        if let Some(h) = &self.hours {
+            v["labels"]["audience"] = h.audience(a, a.since_ms).as_str().into();
+        }
+        v
     }
 
     /// After an evaluation: post the active alerts (when something changed
@@ -105,14 +124,12 @@ impl Forwarder {
         }
         // Four resend periods ahead, as Prometheus does.
         let ends = now_ms + 4 * RESEND.as_millis() as u64;
-        let mut body: Vec<serde_json::Value> = active
-            .iter()
-            .map(|a| postable(a, &self.box_id, &self.site, ends))
-            .collect();
+        let mut body: Vec<serde_json::Value> =
+            active.iter().map(|a| self.postable(a, ends)).collect();
         body.extend(
             self.unsent_resolved
                 .iter()
-                .map(|a| postable(a, &self.box_id, &self.site, now_ms)),
+                .map(|a| self.postable(a, now_ms)),
         );
         match self.poster.post_json(&serde_json::Value::Array(body)).await {
             Ok(()) => {
@@ -163,5 +180,45 @@ mod tests {
         assert_eq!(v["labels"]["key"], "listener/ehr/server");
         assert!(v["labels"].get("site").is_none());
         assert!(v["labels"].get("destination").is_none());
+    }
+
+    #[test]
+    fn office_hours_add_the_audience_at_the_start() {
+        use crate::ops::alerts::office_hours::parse_spans;
+        let poster = Poster::new(
+            "http://127.0.0.1:9/api/v2/alerts",
+            &crate::net::https_client::HttpsClientConfig::default(),
+            None,
+        )
+        .unwrap();
+        let mut week: [Vec<_>; 7] = Default::default();
+        week[0] = parse_spans("08:00-17:00").unwrap();
+        let hours = OfficeHours::new("UTC", week, vec![]).unwrap();
+        let f = Forwarder::new(poster, "b".into(), "".into()).with_office_hours(Some(hours));
+        // 1970-01-05 was a Monday.
+        let monday_9am = (4 * 86_400 + 9 * 3600) * 1000;
+        let alert = |rule: Rule, severity| {
+            rule.alert(Finding {
+                key: "k".into(),
+                severity,
+                title: "t".into(),
+                affected: "a".into(),
+                since_ms: monday_9am,
+                action: "x".into(),
+            })
+        };
+        let day = f.postable(&alert(Rule::PendingDepth, Severity::Warning), 0);
+        assert_eq!(day["labels"]["audience"], "clinic");
+        let night = Rule::PendingDepth.alert(Finding {
+            key: "k".into(),
+            severity: Severity::Warning,
+            title: "t".into(),
+            affected: "a".into(),
+            since_ms: monday_9am + 9 * 3600 * 1000,
+            action: "x".into(),
+        });
+        assert_eq!(f.postable(&night, 0)["labels"]["audience"], "msp");
+        let disk = f.postable(&alert(Rule::Disk, Severity::Critical), 0);
+        assert_eq!(disk["labels"]["audience"], "both");
     }
 }

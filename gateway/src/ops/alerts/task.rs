@@ -1,7 +1,7 @@
 //! The alerts task: every `evaluate_every`, evaluate the rules, update the
-//! board, log each announcement and queue it for the webhook. The webhook
-//! sender runs inside the same task (no task of its own to lose), sending
-//! notices in order with a few retries.
+//! board, log each announcement and queue it for the webhook and e-mail.
+//! The webhook and mail senders run inside the same task (no task of their
+//! own to lose), sending in order with retries.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use super::alert::Alert;
 use super::alertmanager::Forwarder;
 use super::board::{Board, Event};
+use super::email::{self, Mail, Mailer};
 use super::rules::evaluate;
 use super::saved;
 use crate::config::{AlertsConfig, Config};
@@ -71,23 +72,38 @@ pub async fn run(t: AlertTask, shutdown: watch::Receiver<bool>) {
         Poster::new(&url, &w.tls, w.auth.as_ref())
             .map_err(|e| log::error!(target: "gateway::alerts", "alerts.alertmanager_url: cannot set up the HTTPS client: {e}; alerts are not sent to Alertmanager"))
             .ok()
-            .map(|p| Forwarder::new(p, t.box_id.clone(), t.cfg.site.clone()))
+            .map(|p| {
+                Forwarder::new(p, t.box_id.clone(), t.cfg.site.clone())
+                    .with_office_hours(t.cfg.office_hours.clone())
+            })
     });
-    match poster {
-        None => evaluate_loop(&t, None, alertmanager, shutdown).await,
-        Some(poster) => {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::join!(
-                evaluate_loop(&t, Some(tx), alertmanager, shutdown.clone()),
-                send_in_order(poster, rx, shutdown),
-            );
-        }
-    }
+    let mailer = t.cfg.email.as_ref().and_then(|e| {
+        Mailer::new(e, &t.box_id)
+            .map_err(|e| log::error!(target: "gateway::alerts", "alerts.email tls: cannot set up TLS: {e}; alerts are not e-mailed"))
+            .ok()
+    });
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (mail_tx, mail_rx) = mpsc::channel(email::QUEUE);
+    let senders = Senders {
+        webhook: poster.is_some().then_some(tx),
+        mail: mailer.is_some().then_some(mail_tx),
+    };
+    tokio::join!(
+        evaluate_loop(&t, senders, alertmanager, shutdown.clone()),
+        send_in_order(poster, rx, shutdown.clone()),
+        email::send_in_order(mailer, mail_rx, shutdown),
+    );
+}
+
+/// Where each announcement is queued, besides the journal.
+struct Senders {
+    webhook: Option<mpsc::Sender<serde_json::Value>>,
+    mail: Option<mpsc::Sender<Mail>>,
 }
 
 async fn evaluate_loop(
     t: &AlertTask,
-    webhook: Option<mpsc::Sender<serde_json::Value>>,
+    senders: Senders,
     mut alertmanager: Option<Forwarder>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -121,11 +137,25 @@ async fn evaluate_loop(
         }
         for (event, a) in events {
             log_event(event, &a);
-            if let Some(tx) = &webhook {
-                if tx
-                    .try_send(webhook_body(&t.box_id, event, &a, now))
-                    .is_err()
-                {
+            if let (Some(tx), Some(e)) = (&senders.mail, &t.cfg.email) {
+                let who = email::Sender {
+                    box_id: &t.box_id,
+                    site: &t.cfg.site,
+                    hours: t.cfg.office_hours.as_ref(),
+                    reminder: t.cfg.reminder,
+                };
+                if let Some(m) = email::mail_for(e, &who, event, &a, now) {
+                    if tx.try_send(m).is_err() {
+                        log::warn!(target: "gateway::alerts", event = "alert_email_failed", alert = a.id.as_str(); "alert e-mail queue is full; dropped the {event:?} mail for {}", a.id);
+                    }
+                }
+            }
+            if let Some(tx) = &senders.webhook {
+                let mut body = webhook_body(&t.box_id, event, &a, now);
+                if let Some(h) = &t.cfg.office_hours {
+                    body["audience"] = h.audience(&a, now).as_str().into();
+                }
+                if tx.try_send(body).is_err() {
                     log::warn!(target: "gateway::alerts", event = "alert_webhook_failed"; "alert webhook queue is full; dropped the {event:?} notice for {}", a.id);
                 }
             }
@@ -150,10 +180,11 @@ fn log_event(event: Event, a: &Alert) {
 
 /// Send notices in order; each is tried up to [`ATTEMPTS`] times (1, 2, 4, 8 s apart).
 async fn send_in_order(
-    poster: Poster,
+    poster: Option<Poster>,
     mut rx: mpsc::Receiver<serde_json::Value>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Some(poster) = poster else { return };
     loop {
         let body = tokio::select! {
             b = rx.recv() => match b { Some(b) => b, None => return },
