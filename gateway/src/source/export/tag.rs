@@ -166,6 +166,18 @@ mod tests {
     }
 
     #[test]
+    fn a_number_beyond_f64_is_kept_byte_for_byte() {
+        // fuzz/findings/export_ndjson (number-beyond-f64): valid JSON whose
+        // exponent overflows f64; serde_json refuses it ("number out of
+        // range") but it is the server's data: tagging must not touch it.
+        let out = tagged(r#"{"resourceType":"Patient","id":"p3","x":111111110e111111111111}"#);
+        assert_eq!(
+            out,
+            r#"{"meta":{"tag":[{"system":"urn:clinic-gateway:tenant","code":"acme"}]},"resourceType":"Patient","id":"p3","x":111111110e111111111111}"#
+        );
+    }
+
+    #[test]
     fn without_meta_adds_one() {
         let out =
             tagged(r#"{"resourceType":"Observation","id":"o1","valueQuantity":{"value":1.50}}"#);
