@@ -20,6 +20,7 @@ mod fhir_merge;
 mod https_client;
 mod iis_soap;
 mod ingest;
+mod messages;
 mod ops;
 mod pickup;
 mod poller;
