@@ -56,6 +56,8 @@ pub struct Accept {
     pub router: Arc<Router>,
     /// The feeds `[[alerts.silence]]` watches.
     pub feeds: Arc<crate::ops::feeds::FeedWatch>,
+    /// Keys the journal's patient index (`ops::messages_key`).
+    pub patients: Arc<crate::ops::messages_key::PatientKey>,
 }
 
 /// What kind of source a message came from; part of how it is named in
@@ -339,9 +341,10 @@ impl Accept {
         let message_type = read.meta.message_type.clone();
         let control_id = read.meta.control_id.clone();
         let unrouted = read.destinations.is_empty();
+        let patient = read.hl7.and_then(|h| self.patients.patient_of(h));
         let result = self
             .journal
-            .append_with(
+            .append_traced(
                 NewMessage {
                     source: origin.name.to_string(),
                     peer: origin.peer.clone(),
@@ -353,6 +356,7 @@ impl Accept {
                     patient_lane: read.patient_lane,
                 },
                 read.policy,
+                patient,
             )
             .await;
         let (disposition, reply) = match result {

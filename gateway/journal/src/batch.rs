@@ -5,6 +5,7 @@
 //! file F = n", or a folder pickup a file together with "F was taken".
 
 use crate::state::StateOp;
+use crate::trace_index::PatientRef;
 use crate::writer::Req;
 use crate::{Appended, Journal, JournalError, NewMessage, Policy};
 
@@ -83,7 +84,19 @@ impl Journal {
         msg: NewMessage,
         policy: Policy,
     ) -> Result<Appended, JournalError> {
-        self.call(|tx| Req::Append(Box::new((msg, policy)), tx))
+        self.call(|tx| Req::Append(Box::new((msg, policy, None)), tx))
+            .await
+    }
+
+    /// [`Journal::append_with`], indexing the message under its patient
+    /// too (`trace_index.rs`: the gateway's keyed tag, never the MRN).
+    pub async fn append_traced(
+        &self,
+        msg: NewMessage,
+        policy: Policy,
+        patient: Option<PatientRef>,
+    ) -> Result<Appended, JournalError> {
+        self.call(|tx| Req::Append(Box::new((msg, policy, patient)), tx))
             .await
     }
 

@@ -31,6 +31,9 @@ pub struct DeadLetter {
     pub message_id: u64,
     pub received_at_ms: u64,
     pub transform: String,
+    /// Never serialized: the lane is an unkeyed hash of the MRN, so it
+    /// stays out of every reply and output (`dlq list --json`).
+    #[serde(skip)]
     pub patient_lane: u64,
     pub attempts: u32,
     pub first_attempt_ms: u64,

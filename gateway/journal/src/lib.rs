@@ -46,6 +46,7 @@
 //! | `X` lp(destination) id:u64be | seq of the message's dead letter on that destination |
 //! | `c` name | counter (`counter.rs` names each one): `messages`, `duplicates`, `control_id_reuses`, `key_reuses_refused`, `released`, `quarantined`, `q_entries`, `q_bytes`, `pruned`, `pruned_through_id`, `pruned_through_audit`, `pending/<dest>`, `delivered/<dest>`, `dead/<dest>`, `dead_total/<dest>` |
 //! | `w` | seq of the last WAL record applied to sled (u64) |
+//! | `i` … | the trace index (`trace_index.rs`): control id → ids, patient tag → ids, authorities seen, purge markers; written with the message, removed with it |
 //!
 //! Record versions: message records are version 2 (the journal-owned
 //! [`MessageMeta`]: kind, sender, control id, message type, de-dup parts,
@@ -258,6 +259,7 @@ mod reserve;
 mod state;
 #[cfg(test)]
 mod test_support;
+pub mod trace_index;
 mod wal;
 mod writer;
 
@@ -279,6 +281,7 @@ pub use histogram::{Histogram, HistogramSnapshot};
 pub use policy::{KeyReuse, Policy, Retention};
 pub use record::OutboxRec;
 pub use state::{StateEntry, StateOp, STATE_KEY_MAX, STATE_NAMESPACE_MAX, STATE_VALUE_MAX};
+pub use trace_index::{DestinationState, IdPage, PatientRef};
 pub use writer::QUARANTINE_RAW_MAX;
 
 use std::collections::BTreeMap;

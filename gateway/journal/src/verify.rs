@@ -314,11 +314,12 @@ pub(crate) fn key_dest(k: &[u8]) -> Option<String> {
 }
 
 /// The key kinds, in key order (`w` is the WAL position).
-const PREFIXES: [u8; 11] = [
+const PREFIXES: [u8; 12] = [
     rec::P_DEAD_INDEX,
     rec::P_AUDIT,
     rec::P_COUNTER,
     rec::P_DEDUP,
+    crate::trace_index::P_TRACE,
     rec::P_MESSAGE,
     rec::P_OUTBOX,
     rec::P_QUARANTINE,
@@ -449,6 +450,12 @@ fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
                 Some(rec::P_STATE) => {
                     report.count("state");
                     if let Err(why) = rec::open(&v) {
+                        bad(report, &mut ix, why);
+                    }
+                }
+                Some(crate::trace_index::P_TRACE) => {
+                    report.count("trace_index");
+                    if let Err(why) = crate::trace_index::check(&k, &v) {
                         bad(report, &mut ix, why);
                     }
                 }

@@ -34,6 +34,7 @@ use crate::counter::Counters;
 use crate::durability::CommitSync;
 use crate::quota::Usage;
 use crate::record::DeadLetterRec;
+use crate::trace_index::PatientRef;
 use crate::{
     Appended, JournalConfig, JournalError, NewMessage, Policy, PruneReport, Quarantined, Replayed,
 };
@@ -64,7 +65,10 @@ pub(crate) const AUDIT_DEFER: Duration = Duration::from_millis(50);
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 
 pub(crate) enum Req {
-    Append(Box<(NewMessage, Policy)>, Reply<Appended>),
+    Append(
+        Box<(NewMessage, Policy, Option<PatientRef>)>,
+        Reply<Appended>,
+    ),
     /// Messages and state changes in one commit, all or nothing.
     Batch(Box<BatchReq>, Reply<Vec<Appended>>),
     Quarantine(Box<Quarantined>, Reply<()>),

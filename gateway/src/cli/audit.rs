@@ -199,7 +199,7 @@ async fn export(cfg: &config::Config, since_ms: Option<u64>, json: bool) -> Exit
 }
 
 /// `--since`: a duration ago, or a UTC date `YYYY-MM-DD`.
-fn parse_since(s: &str) -> Result<u64, String> {
+pub(super) fn parse_since(s: &str) -> Result<u64, String> {
     if let Ok(d) = config::parse_duration(s) {
         return Ok(crate::ops::clock::unix_ms().saturating_sub(d.as_millis() as u64));
     }

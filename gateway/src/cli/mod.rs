@@ -23,6 +23,7 @@ mod bench_x12;
 mod dlq;
 mod export;
 mod journal;
+mod messages;
 mod send;
 mod smb_conf;
 mod status;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Inspect, replay or purge the running daemon's dead-letter queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Find messages in the running daemon's journal and show each one's journey.
+    #[command(subcommand)]
+    Messages(messages::MessagesCommand),
     /// Run, watch or cancel the running daemon's FHIR Bulk Data exports.
     #[command(subcommand)]
     Export(export::ExportCommand),
@@ -115,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Send(args) => runtime().block_on(send::run(args)),
         Command::Status { json } => runtime().block_on(status::run(&cli.config, json)),
         Command::Dlq(cmd) => runtime().block_on(dlq::run(&cli.config, cmd)),
+        Command::Messages(cmd) => runtime().block_on(messages::run(&cli.config, cmd)),
         Command::Export(cmd) => runtime().block_on(export::run(&cli.config, cmd)),
         Command::Audit(cmd) => runtime().block_on(audit::run(&cli.config, cmd)),
         Command::Bench(kind) => bench::run(kind),

@@ -157,10 +157,14 @@ async fn bring_up(
         &cfg.alerts.silence,
         crate::ops::clock::unix_ms(),
     ));
+    let patients = Arc::new(crate::ops::messages_key::PatientKey::load_or_create(
+        &cfg.data_dir,
+    )?);
     let accept = Accept {
         journal: journal.clone(),
         router: Arc::new(Router::new(cfg.routes.clone())),
         feeds: feeds.clone(),
+        patients: patients.clone(),
     };
     // Every port is bound before any accepts, so a bad bind starts nothing.
     let mut bound = Vec::new();
@@ -289,6 +293,7 @@ async fn bring_up(
         journal.clone(),
         export_control,
         cfg.admin.clone(),
+        patients,
         views.stop_signal(),
     );
     views.spawn("admin socket", serve);

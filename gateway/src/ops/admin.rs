@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::audit::peer::Peer;
+use super::messages_key::PatientKey;
 use super::stats::ListenerSnapshot;
 use crate::deliver::DeliveryState;
 use crate::source::export::runner::ExportControl;
@@ -77,6 +78,13 @@ pub enum Request {
         after: Option<u64>,
         since_ms: Option<u64>,
         limit: usize,
+    },
+    /// `gateway messages search`: one page (`ops/messages.rs`).
+    MessagesSearch(super::messages::SearchQuery),
+    /// `gateway messages show ID [--raw]`.
+    MessagesShow {
+        id: u64,
+        raw: bool,
     },
 }
 
@@ -211,6 +219,14 @@ pub enum Reply {
         items: Vec<journal::AuditEvent>,
         next_after: Option<u64>,
     },
+    /// `gateway messages search`: a page, newest first; ask again with
+    /// `before` = `next_before` while it is set.
+    Messages {
+        items: Vec<super::messages::MessageRow>,
+        next_before: Option<u64>,
+    },
+    /// `gateway messages show`.
+    MessageJourney(Box<super::messages::Journey>),
     Error {
         message: String,
     },
@@ -271,6 +287,7 @@ impl AdminServer {
         journal: Journal,
         exports: ExportControl,
         access: crate::config::AdminConfig,
+        patients: Arc<PatientKey>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let access = Arc::new(access);
@@ -285,9 +302,11 @@ impl AdminServer {
                     let journal = journal.clone();
                     let exports = exports.clone();
                     let access = access.clone();
+                    let patients = patients.clone();
                     requests.spawn(async move {
                         // Replaying a large queue may take a while; status answers at once.
-                        let _ = tokio::time::timeout(Duration::from_secs(600), handle(stream, status, journal, exports, &access)).await;
+                        let views = Views { journal, exports, patients };
+                        let _ = tokio::time::timeout(Duration::from_secs(600), handle(stream, status, views, &access)).await;
                     });
                 }
             }
@@ -303,13 +322,20 @@ impl AdminServer {
     }
 }
 
+/// What requests are answered from besides the status.
+struct Views {
+    journal: Journal,
+    exports: ExportControl,
+    patients: Arc<PatientKey>,
+}
+
 async fn handle(
     stream: UnixStream,
     status: StatusSource,
-    journal: Journal,
-    exports: ExportControl,
+    views: Views,
     access: &crate::config::AdminConfig,
 ) -> std::io::Result<()> {
+    let journal = &views.journal;
     let peer = Peer::of(&stream);
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -318,11 +344,11 @@ async fn handle(
         .read_line(&mut line)
         .await?;
     let parsed = serde_json::from_str::<Request>(line.trim());
-    let reply = match super::audit::admit(&journal, peer, access, parsed) {
+    let reply = match super::audit::admit(journal, peer, access, parsed) {
         Err(message) => Reply::Error { message },
         Ok((req, who)) => {
-            let reply = answer(req, &who, &status, &journal, &exports).await;
-            super::audit::after(&journal, &who, &reply);
+            let reply = answer(req, &who, &status, &views).await;
+            super::audit::after(journal, &who, &reply);
             reply
         }
     };
@@ -336,12 +362,20 @@ async fn answer(
     req: Result<Request, serde_json::Error>,
     who: &str,
     status: &StatusSource,
-    journal: &Journal,
-    exports: &ExportControl,
+    views: &Views,
 ) -> Reply {
-    let journal = journal.clone();
+    let (journal, exports) = (views.journal.clone(), &views.exports);
     match req.map(|r| r.with_operator(who)) {
         Ok(Request::Status) => Reply::Status(Box::new(status())),
+        // Reads of the journal: off the async workers.
+        Ok(Request::MessagesSearch(q)) => {
+            let (key, who) = (views.patients.clone(), who.to_string());
+            blocking(move || super::messages::search(&journal, &key, &q, &who)).await
+        }
+        Ok(Request::MessagesShow { id, raw }) => {
+            let who = who.to_string();
+            blocking(move || super::messages::show(&journal, id, raw, &who)).await
+        }
         Ok(Request::ExportRun {
             name,
             full,
@@ -431,8 +465,25 @@ impl Request {
                 after.unwrap_or(0),
                 since_ms.unwrap_or(0)
             ),
+            // Never the MRN: only that a patient was asked for.
+            Request::MessagesSearch(q) => format!(
+                "cmd=messages_search control_id={} patient={}",
+                q.control_id.as_deref().unwrap_or("*"),
+                q.patient.is_some()
+            ),
+            Request::MessagesShow { id, raw } => {
+                format!("cmd=messages_show message={id} raw={raw}")
+            }
         }
     }
+}
+
+async fn blocking(f: impl FnOnce() -> Reply + Send + 'static) -> Reply {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Reply::Error {
+            message: format!("the request failed: {e}"),
+        })
 }
 
 fn export_reply(r: Result<Vec<crate::source::export::job::ExportStatus>, String>) -> Reply {

@@ -19,8 +19,10 @@ pub async fn answer(journal: &Journal, req: Request) -> Result<Reply, JournalErr
         | Request::ExportStatus { .. }
         | Request::ExportCancel { .. }
         | Request::AuditVerify { .. }
-        | Request::AuditExport { .. } => Ok(Reply::Error {
-            message: "status, exports and audit are answered by the admin server".into(),
+        | Request::AuditExport { .. }
+        | Request::MessagesSearch(_)
+        | Request::MessagesShow { .. } => Ok(Reply::Error {
+            message: "status, exports, audit and messages are answered by the admin server".into(),
         }),
         Request::DlqList {
             destination,

@@ -13,6 +13,8 @@ pub mod fleet;
 pub mod health;
 pub mod http_server;
 pub mod logging;
+pub mod messages;
+pub mod messages_key;
 pub mod metrics;
 pub mod notify;
 pub mod restart_markers;

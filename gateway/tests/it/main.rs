@@ -22,6 +22,7 @@ mod fhir_merge;
 mod https_client;
 mod iis_soap;
 mod ingest;
+mod messages;
 mod ops;
 mod pickup;
 mod poller;

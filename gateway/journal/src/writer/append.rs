@@ -9,6 +9,7 @@ use super::staging::{RequestOps, Stager};
 use crate::counter::Counter;
 use crate::error::{corrupt, encode_failed, map_sled};
 use crate::record::{self as rec, OutboxRec, QuarantineRec};
+use crate::trace_index::{self, PatientRef};
 use crate::{Appended, JournalError, KeyReuse, NewMessage, Policy, Quarantined, Retention};
 
 /// Largest raw prefix kept for a quarantined input.
@@ -31,6 +32,7 @@ impl Stager<'_> {
         &mut self,
         m: &NewMessage,
         policy: Policy,
+        patient: Option<&PatientRef>,
         fs_pct: u8,
     ) -> Result<Appended, JournalError> {
         let dkey = rec::dedup_key(&m.source, &m.meta.dedup);
@@ -91,6 +93,9 @@ impl Stager<'_> {
             r.ops.insert(&dkey, rec::seal_u64(id));
         }
         let dests = self.enqueue(&mut r, m, id, release)?;
+        if released_now.is_none() {
+            self.trace(&mut r, id, &h.control_id, patient, &dests)?;
+        }
         self.count(&mut r, Counter::Messages, 1);
         if let Some(first) = reuse_of {
             self.count(&mut r, Counter::ControlIdReuses, 1);
@@ -111,6 +116,7 @@ impl Stager<'_> {
                 received_at_ms: m.received_at_ms,
                 source: &m.source,
                 dedup_key: dkey,
+                control_id: &h.control_id,
                 raw: &m.raw,
                 ack: &m.ack,
             };
@@ -121,6 +127,26 @@ impl Stager<'_> {
         self.space.add(rec_len);
         self.wake.extend(dests);
         Ok(Appended::Stored { id })
+    }
+
+    /// Index message `id` for `gateway messages` (`trace_index.rs`).
+    fn trace(
+        &self,
+        r: &mut RequestOps,
+        id: u64,
+        control_id: &str,
+        patient: Option<&PatientRef>,
+        dests: &BTreeSet<String>,
+    ) -> Result<(), JournalError> {
+        let fresh = match patient {
+            Some(p) => self
+                .get_in(r, &trace_index::authority_key(&p.authority), "trace index")?
+                .is_none(),
+            None => false,
+        };
+        let dests = dests.iter().cloned().collect();
+        trace_index::index_ops(&mut r.ops, id, control_id, patient, fresh, dests)
+            .map_err(|e| encode_failed(&format!("trace index of message {id}"), e))
     }
 
     /// A request that only counts one more `c`.

@@ -175,8 +175,11 @@ impl Group {
         };
         let out = match req {
             Req::Append(m, tx) => {
-                let (m, policy) = &*m;
-                Outcome::Append(tx, admitted().and_then(|p| st.append(m, *policy, p)))
+                let (m, policy, patient) = &*m;
+                Outcome::Append(
+                    tx,
+                    admitted().and_then(|p| st.append(m, *policy, patient.as_ref(), p)),
+                )
             }
             Req::Batch(b, tx) => {
                 // A batch of state deletions only needs no space.

@@ -8,6 +8,7 @@ use super::staging::Stager;
 use crate::counter::Counter;
 use crate::error::{corrupt, encode_failed, map_sled};
 use crate::record::{self as rec, DeadLetterRec};
+use crate::trace_index;
 use crate::wal::OpBatch;
 use crate::{JournalError, PruneReport, Replayed, Retention};
 
@@ -136,6 +137,9 @@ impl Stager<'_> {
             &format!("destination={dest} id={id} dead_letter={seq} by={operator}"),
         )?;
         if !requeue {
+            // So `gateway messages` tells purged from delivered.
+            r.ops
+                .insert(trace_index::purged_key(id, &dest), rec::seal_bytes(&[]));
             // A message kept only until delivered is not kept for a purge.
             self.release_if_free(&mut r, id)?;
         }
@@ -255,6 +259,9 @@ impl Stager<'_> {
                 continue;
             }
             b.remove(&k);
+            let cid = &head.meta.control_id;
+            let entry = self.get(&trace_index::control_key(cid, id), "trace index")?;
+            trace_index::unindex_ops(b, id, cid, entry.as_deref());
             let dkey = rec::dedup_key(&head.source, &head.meta.dedup);
             if let Some(dv) = self.get(&dkey, "dedup entry")? {
                 if rec::open_u64(&dv).ok() == Some(id) {

@@ -10,6 +10,7 @@ use super::staging::{RequestOps, Stager};
 use crate::counter::Counter;
 use crate::error::{encode_failed, map_sled};
 use crate::record::{self as rec, ReleasedRec};
+use crate::trace_index;
 use crate::wal::OpBatch;
 use crate::{JournalError, PruneReport, Retention};
 
@@ -22,6 +23,7 @@ pub(super) struct Released<'a> {
     pub received_at_ms: u64,
     pub source: &'a str,
     pub dedup_key: Vec<u8>,
+    pub control_id: &'a str,
     pub raw: &'a [u8],
     pub ack: &'a [u8],
 }
@@ -53,6 +55,7 @@ impl Stager<'_> {
             received_at_ms: head.received_at_ms,
             source: &head.source,
             dedup_key: rec::dedup_key(&head.source, &head.meta.dedup),
+            control_id: &head.meta.control_id,
             raw,
             ack: &head.ack,
         };
@@ -93,6 +96,9 @@ impl Stager<'_> {
             true
         } else {
             r.ops.remove(rec::message_key(id));
+            let ckey = trace_index::control_key(gone.control_id, id);
+            let entry = self.get_in(r, &ckey, "trace index")?;
+            trace_index::unindex_ops(&mut r.ops, id, gone.control_id, entry.as_deref());
             match self.get_in(r, &gone.dedup_key, "dedup entry")? {
                 Some(v) => rec::open_u64(&v).ok() == Some(id),
                 None => false,

@@ -85,7 +85,7 @@ impl Fixture {
         m: &NewMessage,
         policy: Policy,
     ) -> Result<Appended, JournalError> {
-        self.st().append(m, policy, 10)
+        self.st().append(m, policy, None, 10)
     }
 
     pub(crate) fn count(&self, c: Counter) -> u64 {

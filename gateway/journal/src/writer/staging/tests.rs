@@ -148,7 +148,7 @@ fn over_the_quota_nothing_is_staged_but_duplicates_are_still_answered() {
     // The filesystem watermark refuses too.
     let m3 = msg("C3", "small", &[]);
     assert!(matches!(
-        f.st().append(&m3, Policy::default(), 95),
+        f.st().append(&m3, Policy::default(), None, 95),
         Err(JournalError::Full { .. })
     ));
 }
