@@ -106,18 +106,30 @@ fn ready_after_listener_is_bound_and_stopping_on_sigterm() {
 }
 
 /// Collect notify datagrams for `secs`, with the time each arrived.
+/// The notifications for `secs` seconds counted from READY=1, each with
+/// its time since READY=1: a slow start on a loaded machine does not
+/// shift the windows the tests look at. At most 30 s wait for READY=1.
 fn collect(sock: &UnixDatagram, secs: u64) -> Vec<(Duration, String)> {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let start = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ready: Option<Instant> = None;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    while start.elapsed() < Duration::from_secs(secs) {
+    loop {
+        match ready {
+            Some(r) if r.elapsed() >= Duration::from_secs(secs) => break,
+            None if Instant::now() >= deadline => panic!("no READY=1 within 30 s: {out:?}"),
+            _ => {}
+        }
         if let Ok(n) = sock.recv(&mut buf) {
-            out.push((
-                start.elapsed(),
-                String::from_utf8_lossy(&buf[..n]).into_owned(),
-            ));
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if ready.is_none() && msg.lines().any(|l| l == "READY=1") {
+                ready = Some(Instant::now());
+            }
+            if let Some(r) = ready {
+                out.push((r.elapsed(), msg));
+            }
         }
     }
     out
@@ -172,14 +184,15 @@ fn watchdog_pings_while_every_critical_loop_is_alive() {
 fn watchdog_stops_pinging_when_a_deliverer_is_stuck() {
     let _alone = alone();
     let (g, sock, _d) = watchdog_daemon(true);
-    let events = collect(&sock, 9);
+    let events = collect(&sock, 10);
     assert!(
         pings(&events, 0, 2) >= 2,
         "no pings before the stall: {events:?}"
     );
-    // Stalled at 2.5 s; stale after 3 s more; allow one tick of slack.
+    // Stalled 2.5 s after start (the deliverers start before READY=1);
+    // stale 3 s later; a second of slack for a loaded machine.
     assert_eq!(
-        pings(&events, 6, 9),
+        pings(&events, 7, 10),
         0,
         "pings continued through a stuck deliverer: {events:?}"
     );

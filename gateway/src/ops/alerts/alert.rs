@@ -61,11 +61,20 @@ impl Rule {
             id: format!("{}/{}", self.as_str(), f.key),
             rule: self,
             severity: f.severity,
+            stage: f.severity.as_str().to_string(),
             title: f.title,
             affected: f.affected,
             since_ms: f.since_ms,
             since: clock::iso8601(f.since_ms),
             action: f.action,
+        }
+    }
+
+    /// [`Rule::alert`] with its own escalation step, announced again when it changes.
+    pub fn staged_alert(self, f: Finding, stage: String) -> Alert {
+        Alert {
+            stage,
+            ..self.alert(f)
         }
     }
 }
@@ -133,6 +142,11 @@ pub struct Alert {
     pub rule: Rule,
     pub severity: Severity,
     pub title: String,
+    /// What announces it again while it lasts: the severity, or a rule's
+    /// own escalation step (a certificate's threshold). A title may carry
+    /// a count that changes ("92% full"); that alone is not news.
+    #[serde(default)]
+    pub stage: String,
     /// What is affected (a destination, a certificate file, the disk).
     pub affected: String,
     /// Since when (unix ms) and the same as ISO 8601.

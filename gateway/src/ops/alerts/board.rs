@@ -41,8 +41,9 @@ pub struct Board {
 
 impl Board {
     /// Take the alerts of one evaluation; return what to announce.
-    /// A new id fires; an id whose title changed (e.g. a certificate went
-    /// from 30 to 7 days) fires again; an id still active after `reminder`
+    /// A new id fires; an id whose stage changed (its severity, or a
+    /// certificate going from 30 to 7 days) fires again, while a new count
+    /// in the title only updates it; an id still active after `reminder`
     /// since it was last sent is reminded; an id gone is resolved.
     pub fn update(&self, now: Vec<Alert>, now_ms: u64, reminder: Duration) -> Vec<(Event, Alert)> {
         let mut events = Vec::new();
@@ -65,7 +66,7 @@ impl Board {
                     // Rules without their own start report "now": keep the first sighting.
                     a.since_ms = a.since_ms.min(t.first_seen_ms);
                     a.since = clock::iso8601(a.since_ms);
-                    if a.title != t.alert.title {
+                    if a.stage != t.alert.stage {
                         events.push((Event::Fired, a.clone()));
                         t.last_sent_ms = now_ms;
                     } else if now_ms.saturating_sub(t.last_sent_ms) >= reminder.as_millis() as u64 {
@@ -161,7 +162,22 @@ mod tests {
     }
 
     #[test]
-    fn a_new_title_fires_again_and_restarts_the_reminder() {
+    fn a_changed_count_in_the_title_is_not_news_but_is_kept() {
+        let board = Board::default();
+        let at = |pct: &str| alert(Rule::Disk, "data", Severity::Critical, pct, 0);
+        board.update(vec![at("91% full")], 0, HOUR);
+        assert!(board.update(vec![at("92% full")], 10, HOUR).is_empty());
+        assert_eq!(board.active()[0].title, "92% full");
+        let hour = HOUR.as_millis() as u64;
+        let ev = board.update(vec![at("93% full")], hour, HOUR);
+        assert_eq!(
+            (ev[0].0, ev[0].1.title.as_str()),
+            (Event::Reminder, "93% full")
+        );
+    }
+
+    #[test]
+    fn a_new_stage_fires_again_and_restarts_the_reminder() {
         let board = Board::default();
         let at30 = alert(
             Rule::Certificate,

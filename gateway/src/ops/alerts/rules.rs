@@ -66,7 +66,6 @@ pub fn silence(f: &crate::ops::feeds::FeedStatus, now_ms: u64) -> Option<Alert> 
     Some(Rule::Silence.alert(Finding {
         key: f.name.clone(),
         severity,
-        // Stable while it lasts (a new title would fire it again).
         title: format!(
             "{}: no {} from {} for more than {}",
             f.name,
@@ -270,7 +269,7 @@ pub fn restarted(cfg: &AlertsConfig, r: &RestartInfo, now_ms: u64) -> Option<Ale
     }))
 }
 
-/// A certificate under one of `cert_warn_days`: the title names the
+/// A certificate under one of `cert_warn_days`: its stage is the
 /// smallest threshold crossed, so it re-fires as it escalates; critical
 /// from 7 days and once expired.
 pub fn certificate(cfg: &AlertsConfig, c: &CertInfo, now_ms: u64) -> Option<Alert> {
@@ -308,7 +307,13 @@ pub fn certificate(cfg: &AlertsConfig, c: &CertInfo, now_ms: u64) -> Option<Aler
         .not_after
         .map(|t| clock::iso8601((t.max(0) as u64) * 1000))
         .unwrap_or_default();
-    Some(Rule::Certificate.alert(Finding {
+    let step = if days < 0 {
+        "expired".to_string()
+    } else {
+        format!("{stage}d")
+    };
+    Some(Rule::Certificate.staged_alert(
+        Finding {
         key: format!("{}/{}/{}", c.owner_kind, c.owner, c.role),
         severity,
         title,
@@ -321,7 +326,9 @@ pub fn certificate(cfg: &AlertsConfig, c: &CertInfo, now_ms: u64) -> Option<Aler
             "Renew {} and replace the file, then restart the gateway (`systemctl restart gateway`).",
             c.path
         ),
-    }))
+    },
+        step,
+    ))
 }
 
 fn human(secs: u64) -> String {
