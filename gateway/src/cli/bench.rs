@@ -36,6 +36,8 @@ pub enum BenchKind {
     Export(super::bench_export::ExportBenchArgs),
     /// HL7 v2 -> FHIR Bundle bytes per core (ORU^R01 10 OBX, ADT^A08) vs parse only and a serde_json write.
     Translate(super::bench_translate::TranslateBenchArgs),
+    /// Soak (not CI, ~15 min): a 100k backlog through a 10-minute FHIR outage with clients sending, then recovery.
+    Soak(super::bench_soak::SoakArgs),
 }
 
 #[derive(Args)]
@@ -66,6 +68,7 @@ pub fn run(kind: BenchKind) -> ExitCode {
         BenchKind::X12(args) => super::bench_x12::run(args),
         BenchKind::Export(args) => super::bench_export::run(args),
         BenchKind::Translate(args) => super::bench_translate::run(args),
+        BenchKind::Soak(args) => super::bench_soak::run(args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

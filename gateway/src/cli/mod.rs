@@ -15,6 +15,7 @@ mod bench_export;
 mod bench_naive;
 mod bench_result;
 mod bench_segments;
+mod bench_soak;
 mod bench_sshd;
 mod bench_start;
 mod bench_translate;
