@@ -39,12 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let mut n = 0;
     let acks = acknowledgments(&doc, || {
         n += 1;
-        AckHeader {
-            interchange_control_number: n,
-            group_control_number: n,
-            stamp: Stamp::from_unix(1_700_000_000),
-            usage: None,
-        }
+        AckHeader::numbered(n, Stamp::from_unix(1_700_000_000))
     });
     for ack in acks {
         // An interchange whose own ISA is unreadable, of the wrong length

@@ -136,12 +136,7 @@ impl Accept {
         let mut next = start;
         let acks = ::x12::acknowledgments(doc, || {
             next = next % 999_999_999 + 1;
-            AckHeader {
-                interchange_control_number: next,
-                group_control_number: next,
-                stamp,
-                usage: None,
-            }
+            AckHeader::numbered(next, stamp)
         });
         if next != start {
             let stored = self

@@ -191,6 +191,9 @@ pub fn render(r: &StatusReport) -> String {
         if let Some(e) = &p.last_error {
             out += &format!("  last error: {e}\n");
         }
+        if let Some(r) = &p.last_refused {
+            out += &format!("  last refused: {r}\n");
+        }
     }
     for p in &r.pickups {
         out += &format!(

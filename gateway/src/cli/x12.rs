@@ -101,12 +101,7 @@ fn check(args: &CheckArgs) -> ExitCode {
         failed |= !doc.is_clean();
         let acks = ::x12::acknowledgments(&doc, || {
             next_control = next_control % 999_999_999 + 1;
-            AckHeader {
-                interchange_control_number: next_control,
-                group_control_number: next_control,
-                stamp,
-                usage: None,
-            }
+            AckHeader::numbered(next_control, stamp)
         });
         let mut text = summary(file, &doc);
         for ack in &acks {

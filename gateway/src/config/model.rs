@@ -351,6 +351,9 @@ pub struct SftpPollerConfig<S: Stage = Resolved> {
     pub format: FetchFormat,
     /// Larger files are left on the server and reported.
     pub max_file_bytes: u64,
+    /// `format = "x12"` only: the local folder (where eCW reads responses)
+    /// that the TA1/999 of a refused file are written to.
+    pub ack_dir: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
 }

@@ -735,8 +735,19 @@ fn sftp_destinations_and_pollers_are_checked_from_the_text() {
     );
     let c = check(&with("format = \"file\"\n")).unwrap();
     assert_eq!(c.pollers.sftp[0].format, FetchFormat::File);
+    assert_eq!(c.pollers.sftp[0].ack_dir, None);
+    let c = check(&with("ack_dir = \"/srv/ecw/responses\"\n")).unwrap();
+    assert_eq!(
+        c.pollers.sftp[0].ack_dir,
+        Some(PathBuf::from("/srv/ecw/responses"))
+    );
     for (extra, why) in [
         ("format = \"csv\"\n", "use \"x12\""),
+        (
+            "format = \"file\"\nack_dir = \"acks\"\n",
+            "ack_dir is for format = \"x12\" only",
+        ),
+        ("ack_dir = \"\"\n", "ack_dir is empty"),
         ("usage = \"test\"\n", "\"T\" (test) or \"P\""),
         (
             "format = \"file\"\nusage = \"T\"\n",

@@ -68,6 +68,31 @@ pub async fn sleep_beating(
     }
 }
 
+/// Writes the TA1/999 of a refused X12 file into `dir` (where eCW reads
+/// responses), each as `<file>.<its ISA13>.ta1|999`, atomically (temp
+/// file, fsync, rename); `source` names the pickup or poller in the log.
+/// Returns how many were written (a failure is logged, never fatal: the
+/// file is refused and quarantined either way).
+pub fn write_acks(source: &str, dir: &std::path::Path, file: &str, acks: &[x12::Ack]) -> usize {
+    let mut written = 0;
+    for ack in acks {
+        let ext = match ack.kind {
+            x12::AckKind::Ta1 => "ta1",
+            x12::AckKind::Ack999 => "999",
+        };
+        let name = format!("{file}.{:09}.{ext}", ack.control_number);
+        let done = journal::durable_fs::create_dir_all(dir)
+            .and_then(|()| journal::durable_fs::write_atomically(dir, &name, &ack.bytes));
+        match done {
+            Ok(()) => written += 1,
+            Err(e) => {
+                log::error!(target: "gateway::source", "{source}: cannot write {name} to {}: {e}", dir.display())
+            }
+        }
+    }
+    written
+}
+
 /// A poller round's outcome into its status and the log: one line when
 /// polling starts failing and one when it works again (status keeps the
 /// latest error); `what` names what `Ok(n)` counts.

@@ -303,21 +303,9 @@ impl Pickup {
                 wants_reply: false,
             })
             .await;
-        if !answer.acks.is_empty() {
-            if let Some(dir) = &self.cfg.ack_dir {
-                for ack in &answer.acks {
-                    let ext = match ack.kind {
-                        x12::AckKind::Ta1 => "ta1",
-                        x12::AckKind::Ack999 => "999",
-                    };
-                    let ack_name = format!("{name}.{:09}.{ext}", ack.control_number);
-                    let written = durable_fs::create_dir_all(dir)
-                        .and_then(|()| durable_fs::write_atomically(dir, &ack_name, &ack.bytes));
-                    if let Err(e) = written {
-                        log::error!(target: "gateway::pickup", "pickup {}: cannot write {} to {}: {e}", self.cfg.name, ack_name, dir.display());
-                    }
-                }
-            }
+        if let Some(dir) = &self.cfg.ack_dir {
+            let source = format!("pickup {}", self.cfg.name);
+            super::write_acks(&source, dir, name, &answer.acks);
         }
         match answer.disposition {
             Disposition::Stored { id } => {

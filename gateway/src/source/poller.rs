@@ -52,6 +52,9 @@ pub struct PollerState {
     /// sftp: files over max_file_bytes, or refused, left on the server (last listing).
     #[serde(default)]
     pub left_on_server: u64,
+    /// sftp: the last refused file, its reason, and where its TA1/999 went.
+    #[serde(default)]
+    pub last_refused: Option<String>,
 }
 
 pub struct Poller {

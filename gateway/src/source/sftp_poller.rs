@@ -9,7 +9,10 @@
 //! with reuse refused). A refused file (envelope errors, a reused ISA13) is
 //! quarantined with its reason, audited and counted, and left on the server:
 //! the quarantine keeps a bounded copy only, so the server's is the one
-//! that is never lost; it is not refused again while the daemon runs.
+//! that is never lost; it is not refused again while the daemon runs. Its
+//! TA1/999 (what the gateway would answer) are written to `ack_dir` when
+//! one is set, the local folder where eCW reads responses, so the billing
+//! team sees the refusal there; they are not sent to the clearinghouse.
 //! `format = "file"`: journaled as it is (`Accept::accept_file`, routed by
 //! the file's extension), its identity (poller, name, size, mtime).
 //!
@@ -232,15 +235,26 @@ impl SftpPoller {
             // X12 envelope errors or a reused ISA13 (accept quarantined it
             // with the reason); `file` has no read step and never gets here.
             Disposition::Refused { reason } => {
-                self.update(|s| s.unmappable += 1);
-                log::warn!(target: "gateway::poller", source = &*self.cfg.name, control_id = &*answer.control_id, outcome = "rejected"; "poller {}: file {name} refused (quarantined), left on the server", self.cfg.name);
+                let acks = match &self.cfg.ack_dir {
+                    Some(dir) => {
+                        let source = format!("poller {}", self.cfg.name);
+                        let n = crate::source::write_acks(&source, dir, name, &answer.acks);
+                        format!("; {n} TA1/999 written to {}", dir.display())
+                    }
+                    None => String::new(),
+                };
+                let refusal = format!(
+                    "file {name} refused, quarantined and left on the server{acks}: {reason}"
+                );
+                log::warn!(target: "gateway::poller", source = &*self.cfg.name, control_id = &*answer.control_id, outcome = "rejected"; "poller {}: file {name} refused (quarantined), left on the server{acks}", self.cfg.name);
                 let _ = self.accept.journal.audit(
                     "poller_refused",
-                    &format!(
-                        "poller {}: file {name} refused, quarantined and left on the server: {reason}",
-                        self.cfg.name
-                    ),
+                    &format!("poller {}: {refusal}", self.cfg.name),
                 );
+                self.update(|s| {
+                    s.unmappable += 1;
+                    s.last_refused = Some(refusal);
+                });
                 Ok(Fetched::Refused)
             }
             // Not durable: leave the file on the server for the next round.

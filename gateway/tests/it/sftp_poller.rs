@@ -4,7 +4,7 @@
 //! (`format = "file"` and the default `format = "x12"`, where each file is
 //! checked like a `[[pickup]]` X12 file: envelope errors, ISA15 against
 //! `usage` and a reused ISA13 are refused, quarantined and left on the
-//! server); and under `kill -9` at random moments while a file is in hand,
+//! server, their TA1/999 written to the poller's `ack_dir`); and under `kill -9` at random moments while a file is in hand,
 //! every remote file is journaled exactly once and then moved (`move_to`).
 
 use std::collections::BTreeMap;
@@ -177,6 +177,7 @@ fn x12_responses_are_checked_like_pickup_files_and_refused_ones_stay_on_the_serv
     let Some(s) = Sshd::start() else { return };
     let files = tempfile::tempdir().unwrap();
     let inbox = files.path().join("ecw-inbox");
+    let acks = files.path().join("ecw-responses");
     let out = s.folder("outbound");
     let ack999 = fixture("ack-partial.999");
     let era = fixture("remit-plb-reversal-denial.835");
@@ -218,7 +219,15 @@ fn x12_responses_are_checked_like_pickup_files_and_refused_ones_stay_on_the_serv
     let mut want: Vec<Vec<u8>> = good.iter().map(|(_, b)| b.clone().into_bytes()).collect();
     want.sort();
     let g = Gateway::start_with(Options {
-        routing: Some(poller_routing(&s, files.path(), &inbox, "usage = \"T\"\n")),
+        routing: Some(poller_routing(
+            &s,
+            files.path(),
+            &inbox,
+            &format!(
+                "usage = \"T\"\nack_dir = {:?}\n",
+                acks.display().to_string()
+            ),
+        )),
         ..Default::default()
     });
     g.wait_for(
@@ -227,8 +236,14 @@ fn x12_responses_are_checked_like_pickup_files_and_refused_ones_stay_on_the_serv
         || good.iter().all(|(n, _)| !out.join(n).exists()) && !out.join("R1-again.999").exists(),
     );
     g.wait_drained(Duration::from_secs(30));
+    g.wait_for(
+        "the refused files' TA1/999 in ack_dir",
+        Duration::from_secs(30),
+        || ack_names(&acks).len() >= refused.len(),
+    );
+    let first_acks = ack_names(&acks);
     // Several more rounds list the refused files: they are not refused
-    // (nor quarantined) again.
+    // (nor quarantined, nor acknowledged) again.
     let polls = poller(&g)["polls"].as_u64().unwrap();
     g.wait_for("three more rounds", Duration::from_secs(30), || {
         poller(&g)["polls"].as_u64().unwrap() >= polls + 3
@@ -267,6 +282,46 @@ fn x12_responses_are_checked_like_pickup_files_and_refused_ones_stay_on_the_serv
     }
     let human = String::from_utf8(g.cli(&["status"]).stdout).unwrap();
     assert!(human.contains("3 refused (quarantined)"), "{human}");
+    assert!(human.contains("last refused: file "), "{human}");
+    // Each refused file has its acknowledgment beside eCW's responses,
+    // written once: a 999 for the SE01 error (IK5 R with AK9), a TA1 for
+    // the wrong ISA15 and for the reused ISA13 (TA105 025).
+    assert_eq!(ack_names(&acks), first_acks, "acknowledged again");
+    for (name, kind, must) in [
+        ("BADSE.835", "999", "IK5*R"),
+        ("PROD.999", "ta1", "TA1*"),
+        ("REUSE.999", "ta1", "*R*025"),
+    ] {
+        let mine: Vec<&String> = first_acks
+            .iter()
+            .filter(|a| a.starts_with(&format!("{name}.")) && a.ends_with(&format!(".{kind}")))
+            .collect();
+        assert_eq!(mine.len(), 1, "{name}: {first_acks:?}");
+        let text = std::fs::read_to_string(acks.join(mine[0])).unwrap();
+        assert!(text.starts_with("ISA*"), "{name}: {text}");
+        assert!(text.contains(must), "{name}: {text}");
+    }
+    assert_eq!(first_acks.len(), 3, "{first_acks:?}");
+    assert!(
+        p["last_refused"]
+            .as_str()
+            .unwrap()
+            .contains("TA1/999 written to"),
+        "{p}"
+    );
+}
+
+/// The acknowledgment files in `dir` (no temp files), sorted.
+fn ack_names(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
 }
 
 /// Whether an sshd session has one of `names` in `dir` open (the poller's

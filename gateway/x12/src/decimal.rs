@@ -72,6 +72,17 @@ impl Decimal {
 
     /// `self + other`, `None` on overflow.
     pub fn checked_add(self, other: Decimal) -> Option<Decimal> {
+        // Amounts of one file nearly always share their scale (or one side
+        // is the zero a sum starts from): no rescaling then.
+        if self.scale == other.scale {
+            return Some(Decimal {
+                units: self.units.checked_add(other.units)?,
+                scale: self.scale,
+            });
+        }
+        if self.units == 0 && self.scale < other.scale {
+            return Some(other);
+        }
         let scale = self.scale.max(other.scale);
         Some(Decimal {
             units: self.rescale(scale)?.checked_add(other.rescale(scale)?)?,
@@ -129,21 +140,41 @@ impl Decimal {
         let scale = self.scale.max(2);
         let units = self.rescale(scale).unwrap_or(self.units);
         let scale = usize::from(scale);
-        let mut magnitude = units.unsigned_abs();
+        let magnitude = units.unsigned_abs();
         let mut at = buf.len();
         // Digits from the right, the point after `scale` of them, and at
-        // least one digit before the point.
+        // least one digit before the point; in 64 bits when the value fits
+        // (every amount in practice: 128-bit division is a library call).
         let mut written = 0;
-        while magnitude > 0 || written <= scale {
-            if written == scale {
-                at -= 1;
-                buf[at] = b'.';
+        let mut digit = |at: &mut usize, written: &mut usize, d: u8| {
+            if *written == scale {
+                *at -= 1;
+                buf[*at] = b'.';
             }
-            at -= 1;
-            // `magnitude % 10` is below 10.
-            buf[at] = b'0' + (magnitude % 10) as u8;
-            magnitude /= 10;
-            written += 1;
+            *at -= 1;
+            buf[*at] = b'0' + d;
+            *written += 1;
+        };
+        match u64::try_from(magnitude) {
+            Ok(mut m) => loop {
+                // `m % 10` is below 10.
+                digit(&mut at, &mut written, (m % 10) as u8);
+                m /= 10;
+                if m == 0 && written > scale {
+                    break;
+                }
+            },
+            Err(_) => {
+                let mut m = magnitude;
+                loop {
+                    // `m % 10` is below 10.
+                    digit(&mut at, &mut written, (m % 10) as u8);
+                    m /= 10;
+                    if m == 0 && written > scale {
+                        break;
+                    }
+                }
+            }
         }
         if units < 0 {
             at -= 1;

@@ -79,19 +79,94 @@ pub struct TransactionSet<'a> {
     pub segment_errors_dropped: usize,
     input: &'a [u8],
     body: (usize, usize),
+    /// Where each body segment is, as the split found it (so a mapper
+    /// does not look for the terminators again); `None` when they were
+    /// not recorded (an input over 4 GiB, or an unterminated last segment),
+    /// and the body is split again.
+    spans: Option<Vec<Span>>,
+}
+
+/// A body segment's bytes: `input[start..start + len]`, without the
+/// terminator (8 bytes per segment, recorded by the split).
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// The segments of a set's body: replayed from the split's [`Span`]s, or
+/// split again when they were not recorded.
+#[derive(Clone)]
+pub struct Body<'s, 'a> {
+    inner: BodyInner<'s, 'a>,
+}
+
+#[derive(Clone)]
+enum BodyInner<'s, 'a> {
+    Recorded {
+        input: &'a [u8],
+        spans: std::slice::Iter<'s, Span>,
+        seps: Separators,
+        next_number: usize,
+    },
+    Split(SegmentIter<'a>),
+}
+
+impl<'a> Iterator for Body<'_, 'a> {
+    type Item = Segment<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Segment<'a>> {
+        match &mut self.inner {
+            BodyInner::Recorded {
+                input,
+                spans,
+                seps,
+                next_number,
+            } => {
+                let span = spans.next()?;
+                let start = span.start as usize;
+                let raw = input.get(start..start + span.len as usize).unwrap_or(&[]);
+                let pos = Position {
+                    segment: *next_number,
+                    offset: start,
+                };
+                *next_number += 1;
+                Some(Segment::new(raw, *seps, pos))
+            }
+            BodyInner::Split(it) => it.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.inner {
+            BodyInner::Recorded { spans, .. } => spans.size_hint(),
+            BodyInner::Split(it) => it.size_hint(),
+        }
+    }
 }
 
 impl<'a> TransactionSet<'a> {
     /// The segments between ST and SE (both excluded), with their file
     /// positions.
-    pub fn body(&self) -> SegmentIter<'a> {
-        SegmentIter::new(
-            self.input,
-            self.body.0,
-            self.body.1,
-            self.st.separators(),
-            self.st.pos.segment + 1,
-        )
+    pub fn body(&self) -> Body<'_, 'a> {
+        let first_number = self.st.pos.segment + 1;
+        let inner = match &self.spans {
+            Some(spans) => BodyInner::Recorded {
+                input: self.input,
+                spans: spans.iter(),
+                seps: self.st.separators(),
+                next_number: first_number,
+            },
+            None => BodyInner::Split(SegmentIter::new(
+                self.input,
+                self.body.0,
+                self.body.1,
+                self.st.separators(),
+                first_number,
+            )),
+        };
+        Body { inner }
     }
 
     /// The bytes between ST and SE (what [`TransactionSet::body`] splits).
@@ -225,6 +300,31 @@ struct OpenSet<'a> {
     errors: Vec<EnvelopeError>,
     dropped: usize,
     body_start: usize,
+    /// The body's segments so far; `None` once one cannot be recorded.
+    spans: Option<Vec<Span>>,
+}
+
+impl OpenSet<'_> {
+    /// Records a body segment (`raw` is a sub-slice of `input`).
+    #[inline]
+    fn record(&mut self, input: &[u8], seg: &Segment<'_>) {
+        let Some(spans) = self.spans.as_mut() else {
+            return;
+        };
+        let start = seg.pos.offset;
+        let fits = seg.terminated
+            && start + seg.raw().len() <= input.len()
+            && u32::try_from(start + seg.raw().len()).is_ok();
+        if fits {
+            // Both fit 32 bits (checked just above).
+            spans.push(Span {
+                start: start as u32,
+                len: seg.raw().len() as u32,
+            });
+        } else {
+            self.spans = None;
+        }
+    }
 }
 
 impl<'a> OpenSet<'a> {
@@ -253,6 +353,7 @@ impl<'a> OpenSet<'a> {
             segment_errors_dropped: self.dropped,
             input,
             body: (self.body_start, body_end),
+            spans: self.spans,
         }
     }
 }
@@ -382,6 +483,7 @@ fn read_interchange<'a>(input: &'a [u8], isa: Isa<'a>) -> (Interchange<'a>, usiz
                         errors: Vec::new(),
                         dropped: 0,
                         body_start: it.offset(),
+                        spans: Some(Vec::new()),
                     });
                 } else {
                     b.misplaced(&seg, "outside a functional group (no GS before it)");
@@ -399,6 +501,7 @@ fn read_interchange<'a>(input: &'a [u8], isa: Isa<'a>) -> (Interchange<'a>, usiz
             _ => {
                 if let Some(open) = b.set.as_mut() {
                     open.count += 1;
+                    open.record(input, &seg);
                     let kind = if seg.raw().is_empty() {
                         Some(ErrorKind::EmptySegment)
                     } else if !seg.id_is_valid() {
@@ -467,6 +570,35 @@ mod tests {
         assert_eq!(body.len(), 1);
         assert_eq!(body[0].raw(), b"BPR*I");
         assert_eq!(body[0].pos.segment, 4);
+    }
+
+    #[test]
+    fn recorded_bodies_match_a_fresh_split() {
+        let crlf = "ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240102*1230*^*00501*000000001*0*T*:\nGS*HP*A*B*20240102*1230*1*X*005010X221A1\r\nST*835*0001\r\nBPR*I\r\n\r\nN1*PR*X\r\nSE*4*0001\r\nGE*1*1\r\nIEA*1*000000001\r\n";
+        let tilde = doc("GS*HP*A*B*20240102*1230*1*X*005010X221A1~ST*835*0001~BPR*I~~ N1*PR~SE*5*0001~GE*1*1~IEA*1*000000001~");
+        for s in [crlf.to_string(), tilde] {
+            let d = split(s.as_bytes());
+            let set = &d.interchanges[0].groups[0].sets[0];
+            assert!(set.spans.is_some());
+            let fresh = SegmentIter::new(
+                set.input,
+                set.body.0,
+                set.body.1,
+                set.separators(),
+                set.st.pos.segment + 1,
+            );
+            let replayed: Vec<_> = set.body().map(|g| (g.raw(), g.pos)).collect();
+            let split_again: Vec<_> = fresh.map(|g| (g.raw(), g.pos)).collect();
+            assert!(!replayed.is_empty());
+            assert_eq!(replayed, split_again);
+        }
+        // An unterminated last segment: nothing recorded, split again.
+        let s = doc("GS*HP*A*B*20240102*1230*1*X*005010X221A1~ST*835*0001~BPR*I~N1*PR");
+        let d = split(s.as_bytes());
+        let set = &d.interchanges[0].groups[0].sets[0];
+        assert!(set.spans.is_none());
+        let ids: Vec<_> = set.body().map(|g| g.raw()).collect();
+        assert_eq!(ids, [&b"BPR*I"[..], b"N1*PR"]);
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct Segment<'a> {
     /// Length of the id (the bytes before the first element separator),
     /// found once: every consumer asks for it.
     id_len: usize,
+    /// The id packed in 32 bits ([`tag_of`]), so that filtering segments
+    /// by id is one integer compare.
+    tag: u32,
     seps: Separators,
     /// Where the segment starts.
     pub pos: Position,
@@ -75,9 +78,11 @@ const MAX_INDEXED: usize = 40;
 impl<'a> Segment<'a> {
     /// A segment over `raw` (no terminator) with the given separators.
     pub fn new(raw: &'a [u8], seps: Separators, pos: Position) -> Self {
+        let id_len = id_len(raw, seps.element);
         Segment {
             raw,
-            id_len: id_len(raw, seps.element),
+            id_len,
+            tag: segment_tag(raw, id_len),
             seps,
             pos,
             terminated: true,
@@ -98,6 +103,17 @@ impl<'a> Segment<'a> {
     #[inline]
     pub fn id(&self) -> &'a [u8] {
         self.raw.get(..self.id_len).unwrap_or(self.raw)
+    }
+
+    /// True when the id is `id` (an integer compare for ids of up to 3
+    /// bytes, which every X12 segment id is).
+    #[inline(always)]
+    pub fn has_id<const N: usize>(&self, id: &[u8; N]) -> bool {
+        if N <= 3 {
+            self.tag == tag_of(id)
+        } else {
+            self.id() == id
+        }
     }
 
     /// True when the id is 2 or 3 upper-case letters or digits starting
@@ -270,6 +286,33 @@ fn id_len(raw: &[u8], element: u8) -> usize {
     }
 }
 
+/// A segment id of up to 3 bytes packed in 32 bits: the bytes, and the
+/// length in the top byte; `u32::MAX` (no id's tag) for a longer one.
+#[inline(always)]
+const fn tag_of(id: &[u8]) -> u32 {
+    match *id {
+        [] => 0,
+        [a] => 1 << 24 | a as u32,
+        [a, b] => 2 << 24 | (b as u32) << 8 | a as u32,
+        [a, b, c] => 3 << 24 | (c as u32) << 16 | (b as u32) << 8 | a as u32,
+        _ => u32::MAX,
+    }
+}
+
+/// [`tag_of`] the first `id_len` bytes of `raw`, from one 4-byte load
+/// when the segment has 4 bytes (nearly all do).
+#[inline(always)]
+fn segment_tag(raw: &[u8], id_len: usize) -> u32 {
+    match raw.first_chunk::<4>() {
+        Some(word) if id_len <= 3 => {
+            let mask = (1u32 << (8 * id_len)) - 1;
+            // `id_len` is at most 3 here.
+            u32::from_le_bytes(*word) & mask | (id_len as u32) << 24
+        }
+        _ => tag_of(raw.get(..id_len).unwrap_or(raw)),
+    }
+}
+
 /// The first `N` parts of `value` split on `sep`, in one pass (missing
 /// parts are empty), for composites whose parts are all read.
 pub fn first_parts<const N: usize>(value: &[u8], sep: u8) -> [&[u8]; N] {
@@ -432,9 +475,11 @@ impl<'a> Iterator for SegmentIter<'a> {
         } else {
             raw
         };
+        let id_len = id_len(raw, self.seps.element);
         Some(Segment {
             raw,
-            id_len: id_len(raw, self.seps.element),
+            id_len,
+            tag: segment_tag(raw, id_len),
             seps: self.seps,
             pos,
             terminated,
@@ -448,6 +493,32 @@ mod tests {
 
     fn seg(raw: &[u8]) -> Segment<'_> {
         Segment::new(raw, Separators::DEFAULT, Position::default())
+    }
+
+    #[test]
+    fn segment_ids_compare_by_tag() {
+        for raw in [
+            &b"CLP*1"[..],
+            b"LX*1",
+            b"N1",
+            b"N",
+            b"",
+            b"*X",
+            b"ABCD*1",
+            b"NM1",
+            b"NM1*",
+            b"LQ*HE",
+        ] {
+            let s = seg(raw);
+            assert_eq!(s.has_id(b"CLP"), s.id() == b"CLP", "{raw:?}");
+            assert_eq!(s.has_id(b"LX"), s.id() == b"LX", "{raw:?}");
+            assert_eq!(s.has_id(b"N1"), s.id() == b"N1", "{raw:?}");
+            assert_eq!(s.has_id(b"N"), s.id() == b"N", "{raw:?}");
+            assert_eq!(s.has_id(b"NM1"), s.id() == b"NM1", "{raw:?}");
+            assert_eq!(s.has_id(b"LQ"), s.id() == b"LQ", "{raw:?}");
+            assert_eq!(s.has_id(b"ABCD"), s.id() == b"ABCD", "{raw:?}");
+            assert_eq!(segment_tag(raw, s.id().len()), tag_of(s.id()), "{raw:?}");
+        }
     }
 
     #[test]

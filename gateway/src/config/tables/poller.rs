@@ -44,6 +44,7 @@ pub(crate) struct RawPoller {
     connect_timeout: Option<Spanned<String>>,
     format: Option<Spanned<String>>,
     usage: Option<Spanned<String>>,
+    ack_dir: Option<Spanned<String>>,
 }
 
 /// `pattern = "*.835"` or `pattern = ["*.999", "*.835"]`.
@@ -96,6 +97,7 @@ impl Table for Pollers {
                 after: p.after,
                 format: p.format,
                 max_file_bytes: p.max_file_bytes,
+                ack_dir: p.ack_dir,
                 connect_timeout: p.connect_timeout,
                 timeout: p.timeout,
             })
@@ -144,6 +146,9 @@ fn sftp_only(p: &RawPoller, cx: &mut Check<'_>) {
     }
     if let Some(v) = &p.usage {
         cx.error(v, say("usage"));
+    }
+    if let Some(v) = &p.ack_dir {
+        cx.error(v, say("ack_dir"));
     }
 }
 
@@ -196,6 +201,16 @@ fn sftp_poller(p: RawPoller, cx: &mut Check<'_>) -> Option<SftpPollerConfig<Chec
         Some(m) => Some(AfterFetch::MoveTo(m.get_ref().clone())),
     };
     let format = fetch_format(&what, &p, cx);
+    let ack_dir = match (&p.ack_dir, format) {
+        (Some(a), Some(FetchFormat::File)) => {
+            cx.fail(a, format!("{what}: ack_dir is for format = \"x12\" only"))
+        }
+        (Some(a), _) if a.get_ref().is_empty() => cx.fail(
+            a,
+            format!("{what}: ack_dir is empty: give the local folder where eCW reads responses, or remove it"),
+        ),
+        (a, _) => Some(a.as_ref().map(|a| cx.path(a.get_ref()))),
+    };
     let mut dur = |v: &Option<Spanned<String>>, field: &str, default: Duration| {
         let Some(s) = v else { return Some(default) };
         let d = cx.duration(&format!("{what}: {field}"), s)?;
@@ -227,6 +242,7 @@ fn sftp_poller(p: RawPoller, cx: &mut Check<'_>) -> Option<SftpPollerConfig<Chec
         after: after?,
         format: format?,
         max_file_bytes: max_file_bytes?,
+        ack_dir: ack_dir?,
         connect_timeout: connect_timeout?,
         timeout: timeout?,
     })

@@ -111,6 +111,19 @@ pub struct AckHeader {
     pub usage: Option<Usage>,
 }
 
+impl AckHeader {
+    /// The header most callers want: `control` as both ISA13 and GS06,
+    /// stamped `stamp`, ISA15 copied from the received interchange.
+    pub fn numbered(control: u32, stamp: Stamp) -> Self {
+        AckHeader {
+            interchange_control_number: control,
+            group_control_number: control,
+            stamp,
+            usage: None,
+        }
+    }
+}
+
 /// Which acknowledgment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckKind {

@@ -518,7 +518,7 @@ pub fn with_id<'s, 'a, const N: usize>(
     segs: &'s [Segment<'a>],
     id: &'static [u8; N],
 ) -> impl Iterator<Item = &'s Segment<'a>> + Clone {
-    segs.iter().filter(move |s| s.id() == id)
+    segs.iter().filter(move |s| s.has_id(id))
 }
 
 /// A composite procedure (SVC01, SV101, SV202, ...): qualifier, code,
@@ -560,8 +560,13 @@ pub fn adjustments_with_totals<'s, 'a: 's>(
         let group = e.get(1);
         let group_text = codes::cas_group_text(group);
         let mut sum = Decimal::ZERO;
+        let count = e.len();
         for k in 0..6 {
             let base = 2 + 3 * k;
+            if base > count {
+                // This triplet and the ones after it are absent.
+                break;
+            }
             let (reason, amount) = (e.get(base), e.get(base + 1));
             if reason.is_empty() && amount.is_empty() {
                 continue;

@@ -216,7 +216,7 @@ fn write_claim(w: &mut JsonWriter, claim: &[Segment<'_>], lx: &[u8]) -> bool {
     w.field("drg", e.get(11));
     let first_line = claim
         .iter()
-        .position(|s| s.id() == b"SVC")
+        .position(|s| s.has_id(b"SVC"))
         .unwrap_or(claim.len());
     let own = &claim[1..first_line.max(1)];
     for nm1 in with_id(own, b"NM1") {
@@ -247,7 +247,7 @@ fn write_claim(w: &mut JsonWriter, claim: &[Segment<'_>], lx: &[u8]) -> bool {
     while start < claim.len() {
         let end = claim[start + 1..]
             .iter()
-            .position(|s| s.id() == b"SVC")
+            .position(|s| s.has_id(b"SVC"))
             .map_or(claim.len(), |p| start + 1 + p);
         if !write_line(w, &claim[start..end], &mut adjusted) {
             unbalanced_lines += 1;

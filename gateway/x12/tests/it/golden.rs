@@ -53,12 +53,7 @@ fn broken_837() -> Vec<u8> {
 
 #[test]
 fn acknowledgment_fixtures() {
-    let header = AckHeader {
-        interchange_control_number: 9001,
-        group_control_number: 9001,
-        stamp: Stamp::new(2024, 3, 11, 10, 0).unwrap(),
-        usage: None,
-    };
+    let header = AckHeader::numbered(9001, Stamp::new(2024, 3, 11, 10, 0).unwrap());
     // 999: the group is partially accepted (ISA14=1 also asks for a TA1 A).
     let bytes = broken_837();
     let doc = check(&bytes, &CheckOptions::default(), &());

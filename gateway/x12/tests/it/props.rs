@@ -29,12 +29,7 @@ fn run_everything(bytes: &[u8]) {
     let mut n = 0;
     let acks = acknowledgments(&doc, || {
         n += 1;
-        AckHeader {
-            interchange_control_number: n,
-            group_control_number: n,
-            stamp: Stamp::from_unix(1_700_000_000),
-            usage: None,
-        }
+        AckHeader::numbered(n, Stamp::from_unix(1_700_000_000))
     });
     for a in acks {
         // An acknowledgment is itself readable X12.

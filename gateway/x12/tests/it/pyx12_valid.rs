@@ -15,12 +15,7 @@ const FIXTURES: [&str; 3] = [
 ];
 
 fn header(n: u32) -> AckHeader {
-    AckHeader {
-        interchange_control_number: n,
-        group_control_number: n,
-        stamp: Stamp::new(2024, 3, 11, 10, 0).unwrap(),
-        usage: None,
-    }
+    AckHeader::numbered(n, Stamp::new(2024, 3, 11, 10, 0).unwrap())
 }
 
 /// Broken variants of the 837P fixture, one envelope fault each.
