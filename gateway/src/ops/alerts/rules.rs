@@ -362,6 +362,7 @@ mod tests {
             },
             unmapped_codes: vec![],
             unmapped_distinct: 0,
+            unmapped_occurrences: 0,
         }
     }
 
@@ -392,6 +393,7 @@ mod tests {
             certificates: vec![],
             exports: vec![],
             feeds: vec![],
+            remote_write: None,
         }
     }
 
