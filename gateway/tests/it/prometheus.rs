@@ -372,7 +372,7 @@ fn remote_write_reaches_prometheus_across_an_outage_without_phi() {
             "dashboard panel '{title}': no data for {expr}"
         );
     }
-    let sites = prom.api(&format!("/api/v1/label/site/values?match[]=gateway_ready"));
+    let sites = prom.api("/api/v1/label/site/values?match[]=gateway_ready");
     assert_eq!(sites, serde_json::json!(["main-street"]));
 
     // The shipped rules load, evaluate without error, and the certificate one fires.

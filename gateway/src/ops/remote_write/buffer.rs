@@ -44,21 +44,9 @@ pub struct Buffer {
 /// A batch taken from the front: the series to encode and how many
 /// readings and samples it covers (for [`Buffer::pop`]).
 pub struct Batch {
-    pub series: Vec<(Arc<[Label]>, Vec<(i64, f64)>)>,
+    pub series: Vec<Series>,
     pub readings: usize,
     pub samples: usize,
-}
-
-impl Batch {
-    pub fn as_series(&self) -> Vec<Series<'_>> {
-        self.series
-            .iter()
-            .map(|(l, s)| Series {
-                labels: l,
-                samples: s.clone(),
-            })
-            .collect()
-    }
 }
 
 impl Buffer {
@@ -153,7 +141,12 @@ impl Buffer {
         }
         let series = per
             .into_iter()
-            .filter_map(|(id, s)| Some((self.labels.get(id as usize)?.clone(), s)))
+            .filter_map(|(id, samples)| {
+                Some(Series {
+                    labels: self.labels.get(id as usize)?.clone(),
+                    samples,
+                })
+            })
             .collect();
         Some(Batch {
             series,
@@ -201,9 +194,9 @@ mod tests {
         let batch = b.front(100).unwrap();
         assert_eq!(batch.readings, 2);
         assert_eq!(batch.series.len(), 2);
-        let (labels, samples) = &batch.series[0];
-        assert_eq!(labels[0].0, "__name__");
-        assert_eq!(samples, &vec![(1_000, 1.0), (2_000, 2.0)]);
+        let s = &batch.series[0];
+        assert_eq!(s.labels[0].0, "__name__");
+        assert_eq!(s.samples, vec![(1_000, 1.0), (2_000, 2.0)]);
         b.pop(batch.readings);
         assert!(b.is_empty());
         assert_eq!(b.len(), 0);

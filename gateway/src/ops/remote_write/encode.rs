@@ -12,13 +12,15 @@
 //! unique, and its samples in timestamp order; [`Series`] keeps both, and
 //! [`write_request`] writes series in the order given.
 
+use std::sync::Arc;
+
 /// One label pair.
 pub type Label = (String, String);
 
 /// One time series of a request: sorted labels and samples oldest first.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Series<'a> {
-    pub labels: &'a [Label],
+pub struct Series {
+    pub labels: Arc<[Label]>,
     /// (timestamp ms, value), in timestamp order.
     pub samples: Vec<(i64, f64)>,
 }
@@ -67,12 +69,12 @@ fn sample(ts_ms: i64, value: f64) -> Vec<u8> {
 }
 
 /// The protobuf `WriteRequest` for `series` (not compressed).
-pub fn write_request(series: &[Series<'_>]) -> Vec<u8> {
+pub fn write_request(series: &[Series]) -> Vec<u8> {
     let mut out = Vec::with_capacity(series.len() * 96);
     let mut ts = Vec::new();
     for s in series {
         ts.clear();
-        for l in s.labels {
+        for l in s.labels.iter() {
             bytes_field(&mut ts, 1, &label(l));
         }
         for &(t, v) in &s.samples {
@@ -84,7 +86,7 @@ pub fn write_request(series: &[Series<'_>]) -> Vec<u8> {
 }
 
 /// The body to POST: the `WriteRequest`, snappy block-compressed.
-pub fn body(series: &[Series<'_>]) -> Result<Vec<u8>, snap::Error> {
+pub fn body(series: &[Series]) -> Result<Vec<u8>, snap::Error> {
     snap::raw::Encoder::new().compress_vec(&write_request(series))
 }
 
@@ -98,9 +100,9 @@ mod tests {
 
     #[test]
     fn one_series_is_encoded_byte_for_byte() {
-        let labels = [l("__name__", "up"), l("box", "b1")];
+        let labels: Arc<[Label]> = vec![l("__name__", "up"), l("box", "b1")].into();
         let req = write_request(&[Series {
-            labels: &labels,
+            labels,
             samples: vec![(1_000, 1.0)],
         }]);
         let label1 = [
@@ -133,9 +135,8 @@ mod tests {
     #[test]
     fn long_fields_get_multi_byte_lengths_and_the_body_is_snappy() {
         let long = "x".repeat(300);
-        let labels = [l("__name__", &long)];
         let s = [Series {
-            labels: &labels,
+            labels: vec![l("__name__", &long)].into(),
             samples: vec![(1_764_600_000_000, 2.5), (1_764_600_030_000, 3.5)],
         }];
         let req = write_request(&s);

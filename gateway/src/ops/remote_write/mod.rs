@@ -178,7 +178,7 @@ pub async fn run(t: RemoteWriteTask, mut shutdown: watch::Receiver<bool>) {
         buf.expire(now as i64);
         // Send what waits, oldest first, until it is all taken or a send fails.
         while let Some(batch) = buf.front(MAX_SAMPLES_PER_REQUEST) {
-            let body = match encode::body(&batch.as_series()) {
+            let body = match encode::body(&batch.series) {
                 Ok(b) => b,
                 Err(e) => {
                     st.last_error = Some(format!("snappy: {e}"));
