@@ -303,6 +303,11 @@ fn remote_write_reaches_prometheus_across_an_outage_without_phi() {
         let rw = remote_write_status(&g);
         rw["pending_samples"].as_u64().unwrap_or(0) > 0 && !rw["last_error"].is_null()
     });
+    let text = String::from_utf8(g.cli(&["status"]).stdout).unwrap();
+    assert!(
+        text.contains("remote-write http://") && text.contains("failing:"),
+        "{text}"
+    );
     std::thread::sleep(Duration::from_secs(4));
     let restarted = now_secs();
     prom.start();
