@@ -97,7 +97,12 @@ impl Buffer {
         if self.readings.back().is_some_and(|r| r.at_ms >= at_ms) || series.is_empty() {
             return;
         }
-        let values: Vec<(u32, f64)> = series.into_iter().map(|(l, v)| (self.id(l), v)).collect();
+        let mut values: Vec<(u32, f64)> =
+            series.into_iter().map(|(l, v)| (self.id(l), v)).collect();
+        // One sample per series and instant (a receiver refuses a batch
+        // with two different values at one timestamp).
+        values.sort_by_key(|&(id, _)| id);
+        values.dedup_by_key(|&mut (id, _)| id);
         self.samples += values.len();
         self.readings.push_back(Reading { at_ms, values });
         while self.samples > self.max_samples && self.readings.len() > 1 {
@@ -191,12 +196,15 @@ mod tests {
         b.push(2_000, reading(&["a", "b"], 2.0));
         b.push(2_000, reading(&["a"], 9.0)); // not newer: ignored
         assert_eq!(b.len(), 4);
+        b.push(3_000, reading(&["a", "a"], 3.0)); // one sample per series and instant
+        assert_eq!(b.len(), 5);
+        b.pop(1);
         let batch = b.front(100).unwrap();
         assert_eq!(batch.readings, 2);
         assert_eq!(batch.series.len(), 2);
         let s = &batch.series[0];
         assert_eq!(s.labels[0].0, "__name__");
-        assert_eq!(s.samples, vec![(1_000, 1.0), (2_000, 2.0)]);
+        assert_eq!(s.samples, vec![(2_000, 2.0), (3_000, 3.0)]);
         b.pop(batch.readings);
         assert!(b.is_empty());
         assert_eq!(b.len(), 0);

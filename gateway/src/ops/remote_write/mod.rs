@@ -124,7 +124,8 @@ fn with_identity(
     series
         .into_iter()
         .map(|(name, mut labels, v)| {
-            labels.retain(|(k, _)| k != "box" && k != "site" && k != "__name__");
+            // An empty value is the same as no label (and `box`/`site` are ours).
+            labels.retain(|(k, v)| !v.is_empty() && k != "box" && k != "site" && k != "__name__");
             labels.push(("__name__".into(), name));
             labels.push(("box".into(), box_id.to_string()));
             if !site.is_empty() {
