@@ -231,6 +231,9 @@ pub fn render(r: &StatusReport) -> String {
             (None, None) => {}
         }
     }
+    if let Some(rw) = &r.remote_write {
+        out += &remote_write_line(rw, now_ms);
+    }
     if r.alerts.is_empty() {
         out += "\nALERTS: none\n";
     } else {
@@ -248,6 +251,31 @@ pub fn render(r: &StatusReport) -> String {
         }
     }
     out
+}
+
+/// `[fleet.remote_write]`: sent, waiting, dropped, and the failure while failing.
+fn remote_write_line(rw: &crate::ops::remote_write::RemoteWriteStatus, now_ms: u64) -> String {
+    let last = rw.last_success_ms.map_or("never".to_string(), |t| {
+        format!("{} ago", human_duration(now_ms.saturating_sub(t) / 1000))
+    });
+    let mut line = format!(
+        "remote-write {}: {} sample(s) sent (last {last}), {} waiting",
+        rw.url, rw.sent_samples, rw.pending_samples
+    );
+    if let Some(age) = rw.oldest_pending_age_secs {
+        line += &format!(" (oldest {})", human_duration(age));
+    }
+    let dropped = rw.dropped_too_old + rw.dropped_overflow + rw.rejected;
+    if dropped > 0 {
+        line += &format!(
+            ", {dropped} dropped ({} older than max_age, {} buffer full, {} refused)",
+            rw.dropped_too_old, rw.dropped_overflow, rw.rejected
+        );
+    }
+    if let Some(e) = &rw.last_error {
+        line += &format!("; failing: {e}");
+    }
+    line + "\n"
 }
 
 pub(crate) fn human_duration(s: u64) -> String {

@@ -604,6 +604,23 @@ pub struct FleetConfig<S: Stage = Resolved> {
     /// The updater's `report.json` (its slots, versions, epoch floor, last
     /// check, download and wave), sent along when readable.
     pub updater_report: Option<PathBuf>,
+    /// `[fleet.remote_write]`: push the metrics to a Prometheus-compatible store.
+    pub remote_write: Option<RemoteWriteConfig<S>>,
+}
+
+/// `[fleet.remote_write]`: where and how often the box pushes its metrics
+/// (Prometheus remote-write 1.0), and how much it keeps across an outage.
+#[derive(Debug, Clone)]
+pub struct RemoteWriteConfig<S: Stage = Resolved> {
+    pub url: String,
+    pub interval: Duration,
+    /// Samples older than this are dropped unsent (the receiver's
+    /// out-of-order / out-of-bounds window).
+    pub max_age: Duration,
+    /// At most this many samples wait in memory.
+    pub max_samples: usize,
+    pub auth: Option<S::Auth>,
+    pub tls: S::Client,
 }
 
 /// `[status_page]`: the read-only HTML page for the office.

@@ -320,6 +320,47 @@ mod ops_tables {
     }
 
     #[test]
+    fn fleet_remote_write_defaults_and_errors() {
+        const FLEET: &str = "[fleet]\nurl = \"https://msp.example.com/hb\"\n[fleet.remote_write]\n";
+        let c = parse(&format!(
+            "{FLEET}url = \"https://m.example.com/api/v1/write\"\nauth = {{ type = \"bearer\", token = \"t\" }}\n"
+        ))
+        .unwrap();
+        let w = c.fleet.and_then(|f| f.remote_write).unwrap();
+        assert_eq!(
+            (w.interval, w.max_age, w.max_samples),
+            (Duration::from_secs(30), Duration::from_secs(3600), 200_000)
+        );
+        assert!(w.auth.is_some());
+        for (bad, says, line) in [
+            (
+                "url = \"http://m.example.com/w\"\n",
+                "fleet.remote_write.url",
+                5,
+            ),
+            (
+                "url = \"https://m/w\"\ninterval = \"1m\"\nmax_age = \"30s\"\n",
+                "max_age must be at least the interval",
+                7,
+            ),
+            (
+                "url = \"https://m/w\"\nmax_samples = 10\n",
+                "max_samples must be",
+                6,
+            ),
+            (
+                "url = \"https://m/w\"\ninterval = \"0s\"\n",
+                "above zero",
+                6,
+            ),
+        ] {
+            let e = parse(&format!("{FLEET}{bad}")).unwrap_err();
+            assert!(e.reason.contains(says), "{bad}: {e}");
+            assert_eq!(e.line, line, "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn fleet_and_status_page() {
         let c = parse("[fleet]\nurl = \"https://msp.example.com/hb\"\nbox_id = \"clinic-7\"\ninterval = \"1m\"\n").unwrap();
         let f = c.fleet.unwrap();

@@ -136,11 +136,6 @@ async fn bring_up(
     // Outboxes resume before any listener accepts.
     let delivery = tasks.stage(Stage::Delivery);
     let monitors = crate::deliver::start_all(&cfg.destinations, &journal, &heartbeats, delivery)?;
-    for (_, m) in &monitors {
-        if let Some(u) = m.unmapped_codes() {
-            crate::ops::metrics::register_unmapped_codes(u);
-        }
-    }
     let retention = journal::retention::run(
         journal.clone(),
         cfg.storage.retention,
@@ -329,6 +324,18 @@ async fn bring_up(
         log::info!(target: "gateway::daemon", "fleet heartbeat to {} every {} s as '{}'", f.url, f.interval.as_secs(), f.box_id);
         let heartbeat = crate::ops::fleet::run(f.clone(), status.clone(), monitoring.stop_signal());
         monitoring.spawn("fleet heartbeat", heartbeat);
+        if let Some(rw) = &f.remote_write {
+            log::info!(target: "gateway::daemon", "remote-write to {} every {} s as box '{}'", rw.url, rw.interval.as_secs(), f.box_id);
+            let task = crate::ops::remote_write::RemoteWriteTask {
+                cfg: rw.clone(),
+                box_id: f.box_id.clone(),
+                site: cfg.alerts.site.clone(),
+                updater_report: f.updater_report.clone(),
+                health: health_state.clone(),
+            };
+            let push = crate::ops::remote_write::run(task, monitoring.stop_signal());
+            monitoring.spawn("remote-write", push);
+        }
     }
     if let Some(sl) = &cfg.audit.syslog {
         let fwd =

@@ -99,6 +99,7 @@ pub(super) fn status_source(
                         live,
                         unmapped_codes: top,
                         unmapped_distinct: unmapped.len() as u64,
+                        unmapped_occurrences: unmapped.values().sum(),
                     }
                 })
                 .collect(),
@@ -133,6 +134,7 @@ pub(super) fn status_source(
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             exports: extras.exports.statuses(),
+            remote_write: crate::ops::remote_write::status(),
         }
     })
 }

@@ -120,6 +120,9 @@ pub struct DestinationStatus {
     /// How many distinct local codes lack a mapping.
     #[serde(default)]
     pub unmapped_distinct: u64,
+    /// How many times such codes came (all of them, not only the top 20).
+    #[serde(default)]
+    pub unmapped_occurrences: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +191,9 @@ pub struct StatusReport {
     /// Feeds watched by `[[alerts.silence]]`: when each last delivered.
     #[serde(default)]
     pub feeds: Vec<super::feeds::FeedStatus>,
+    /// `[fleet.remote_write]`: what was sent, what waits, what was dropped.
+    #[serde(default)]
+    pub remote_write: Option<super::remote_write::RemoteWriteStatus>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

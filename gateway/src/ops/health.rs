@@ -72,6 +72,27 @@ impl HealthState {
         why
     }
 
+    fn extra(&self, ready: bool, now_ms: u64) -> metrics::Extra {
+        metrics::Extra {
+            ready,
+            started_unix_secs: self.started_ms / 1000,
+            commit_latency: self.journal.get().map(Journal::commit_latency),
+            refuse_at_percent: self.refuse_at_percent,
+            warn_at_percent: self.warn_at_percent,
+            now_unix_secs: (now_ms / 1000) as i64,
+        }
+    }
+
+    /// The `/metrics` series as values (for remote-write); empty before
+    /// the status source exists.
+    pub fn series(&self, now_ms: u64) -> Vec<metrics::Reading> {
+        let ready = self.not_ready_reasons().is_empty();
+        match self.status.get() {
+            Some(status) => metrics::collect(&status(), &self.extra(ready, now_ms)),
+            None => Vec::new(),
+        }
+    }
+
     pub fn metrics(&self) -> String {
         let ready = self.not_ready_reasons().is_empty();
         let now_ms = super::clock::unix_ms();
@@ -79,16 +100,7 @@ impl HealthState {
         match self.status.get() {
             Some(status) => {
                 let report = status();
-                let extra = metrics::Extra {
-                    ready,
-                    started_unix_secs: self.started_ms / 1000,
-                    commit_latency: self.journal.get().map(Journal::commit_latency),
-                    refuse_at_percent: self.refuse_at_percent,
-                    warn_at_percent: self.warn_at_percent,
-                    now_unix_secs: (now_ms / 1000) as i64,
-                    unmapped: metrics::unmapped_snapshot(),
-                };
-                out += &metrics::render(&report, &extra);
+                out += &metrics::render(&report, &self.extra(ready, now_ms));
             }
             None => {
                 out += "# HELP gateway_ready 1 when the gateway accepts messages (see /readyz for the reason when 0).\n# TYPE gateway_ready gauge\ngateway_ready 0\n";

@@ -3,13 +3,12 @@
 //! the report does not carry. Names follow the Prometheus conventions:
 //! `gateway_` prefix, base units (seconds, bytes, ratios), `_total` on
 //! counters. Labels carry listener, destination and certificate names only.
+//! [`collect`] gives the same series as values, for remote-write.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
 
 use super::admin::StatusReport;
-use fhir_map::UnmappedCodes;
 use journal::HistogramSnapshot;
 
 /// Readings beside the status report.
@@ -21,35 +20,6 @@ pub struct Extra {
     pub refuse_at_percent: u8,
     pub warn_at_percent: u8,
     pub now_unix_secs: i64,
-    /// (system, code) → occurrences of codes with no mapping.
-    pub unmapped: Option<BTreeMap<(String, String), u64>>,
-}
-
-static UNMAPPED: Mutex<Vec<Arc<UnmappedCodes>>> = Mutex::new(Vec::new());
-
-/// Hook: a fhir destination's unmapped-code counter (one per destination;
-/// their local systems are tenant URIs, so they do not mix), exposed from
-/// then on as `gateway_fhir_unmapped_codes` /
-/// `gateway_fhir_unmapped_code_occurrences_total`.
-pub fn register_unmapped_codes(codes: Arc<UnmappedCodes>) {
-    let mut all = UNMAPPED.lock().unwrap_or_else(|e| e.into_inner());
-    if !all.iter().any(|c| Arc::ptr_eq(c, &codes)) {
-        all.push(codes);
-    }
-}
-
-pub fn unmapped_snapshot() -> Option<BTreeMap<(String, String), u64>> {
-    let all = UNMAPPED.lock().unwrap_or_else(|e| e.into_inner());
-    if all.is_empty() {
-        return None;
-    }
-    let mut merged: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for c in all.iter() {
-        for (k, n) in c.snapshot() {
-            *merged.entry(k).or_default() += n;
-        }
-    }
-    Some(merged)
 }
 
 /// A label value escaped per the exposition format.
@@ -71,31 +41,69 @@ fn float(v: f64) -> String {
     }
 }
 
-struct Out(String);
+/// One series' value: name, labels (as rendered), value.
+pub type Reading = (String, Vec<(String, String)>, f64);
+
+/// The text, or the values (for remote-write).
+enum Out {
+    Text(String),
+    Values(Vec<Reading>),
+}
 
 impl Out {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}");
-        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+        if let Out::Text(t) = self {
+            let _ = writeln!(t, "# HELP {name} {help}");
+            let _ = writeln!(t, "# TYPE {name} {kind}");
+        }
     }
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
+        match self {
+            Out::Text(t) => {
+                t.push_str(name);
+                if !labels.is_empty() {
+                    t.push('{');
+                    for (i, (k, val)) in labels.iter().enumerate() {
+                        if i > 0 {
+                            t.push(',');
+                        }
+                        let _ = write!(t, "{k}=\"{}\"", esc(val));
+                    }
+                    t.push('}');
                 }
-                let _ = write!(self.0, "{k}=\"{}\"", esc(val));
+                let _ = writeln!(t, " {v}");
             }
-            self.0.push('}');
+            Out::Values(vs) => {
+                // Every value is a number or ±Inf as written; f64 reads both.
+                if let Ok(v) = v.to_string().parse::<f64>() {
+                    let labels = labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                        .collect();
+                    vs.push((name.to_string(), labels, v));
+                }
+            }
         }
-        let _ = writeln!(self.0, " {v}");
     }
 }
 
+/// The `/metrics` text.
 pub fn render(r: &StatusReport, x: &Extra) -> String {
-    let mut o = Out(String::with_capacity(8192));
+    match build(Out::Text(String::with_capacity(8192)), r, x) {
+        Out::Text(t) => t,
+        Out::Values(_) => String::new(),
+    }
+}
+
+/// The same series as [`render`], as values.
+pub fn collect(r: &StatusReport, x: &Extra) -> Vec<Reading> {
+    match build(Out::Values(Vec::with_capacity(256)), r, x) {
+        Out::Values(v) => v,
+        Out::Text(_) => Vec::new(),
+    }
+}
+
+fn build(mut o: Out, r: &StatusReport, x: &Extra) -> Out {
     o.family(
         "gateway_build_info",
         "gauge",
@@ -523,36 +531,91 @@ pub fn render(r: &StatusReport, x: &Extra) -> String {
         );
     }
 
-    if let Some(u) = &x.unmapped {
-        let mut per_system: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-        for ((system, _code), n) in u {
-            let e = per_system.entry(system.as_str()).or_default();
-            e.0 += 1;
-            e.1 += n;
-        }
+    // Per destination: the codes themselves and their code systems are
+    // sender text (a misaligned field can put a birth date there), so
+    // they stay on the box (`gateway status`, the status page).
+    let fhir: Vec<_> = ds.iter().filter(|d| d.kind == "fhir").collect();
+    if !fhir.is_empty() {
         o.family(
             "gateway_fhir_unmapped_codes",
             "gauge",
-            "Distinct local codes with no mapping, per code system.",
+            "Distinct local codes with no mapping (see gateway status for which).",
         );
-        for (s, (distinct, _)) in &per_system {
-            o.sample("gateway_fhir_unmapped_codes", &[("system", s)], distinct);
+        for d in &fhir {
+            o.sample(
+                "gateway_fhir_unmapped_codes",
+                &[("destination", &d.name)],
+                d.unmapped_distinct,
+            );
         }
         o.family(
             "gateway_fhir_unmapped_code_occurrences_total",
             "counter",
-            "Occurrences of local codes with no mapping, per code system.",
+            "Occurrences of local codes with no mapping.",
         );
-        for (s, (_, n)) in &per_system {
+        for d in &fhir {
             o.sample(
                 "gateway_fhir_unmapped_code_occurrences_total",
-                &[("system", s)],
-                n,
+                &[("destination", &d.name)],
+                d.unmapped_occurrences,
             );
         }
     }
+    if let Some(rw) = &r.remote_write {
+        remote_write(&mut o, rw);
+    }
     exports(&mut o, r);
-    o.0
+    o
+}
+
+/// `[fleet.remote_write]`'s own counters.
+fn remote_write(o: &mut Out, rw: &super::remote_write::RemoteWriteStatus) {
+    o.family(
+        "gateway_remote_write_sent_samples_total",
+        "counter",
+        "Samples the remote-write receiver took.",
+    );
+    o.sample(
+        "gateway_remote_write_sent_samples_total",
+        &[],
+        rw.sent_samples,
+    );
+    o.family(
+        "gateway_remote_write_dropped_samples_total",
+        "counter",
+        "Samples given up: too_old (older than max_age before they could be sent), overflow (buffer full), rejected (4xx from the receiver).",
+    );
+    for (reason, n) in [
+        ("too_old", rw.dropped_too_old),
+        ("overflow", rw.dropped_overflow),
+        ("rejected", rw.rejected),
+    ] {
+        o.sample(
+            "gateway_remote_write_dropped_samples_total",
+            &[("reason", reason)],
+            n,
+        );
+    }
+    o.family(
+        "gateway_remote_write_pending_samples",
+        "gauge",
+        "Samples buffered, waiting for the receiver.",
+    );
+    o.sample(
+        "gateway_remote_write_pending_samples",
+        &[],
+        rw.pending_samples,
+    );
+    o.family(
+        "gateway_remote_write_last_success_timestamp_seconds",
+        "gauge",
+        "When the receiver last took a batch (seconds since the Unix epoch; 0: never).",
+    );
+    o.sample(
+        "gateway_remote_write_last_success_timestamp_seconds",
+        &[],
+        rw.last_success_ms.unwrap_or(0) / 1000,
+    );
 }
 
 /// `[[export]]` jobs: state, the job in hand, the last success (no PHI:
@@ -674,38 +737,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unmapped_codes_hook_is_rendered_per_system() {
-        let codes = Arc::new(UnmappedCodes::new());
-        codes.record("urn:local:lab", "GLU-X");
-        codes.record("urn:local:lab", "GLU-X");
-        codes.record("urn:local:lab", "K-Y");
-        register_unmapped_codes(codes);
+    fn unmapped_codes_are_counted_per_destination_never_named() {
         let report: StatusReport = serde_json::from_value(serde_json::json!({
             "version": "1", "pid": 1, "config": "c", "data_dir": "d", "started_at": "s",
-            "uptime_secs": 3, "listeners": [], "destinations": [],
+            "uptime_secs": 3, "listeners": [],
+            "destinations": [{"name": "cloud", "kind": "fhir", "pending": 0, "delivered": 1,
+                "oldest_pending_age_secs": null, "dead_letters": 0,
+                "in_flight": 0, "attempts": 0, "delivered_since_start": 1, "failed_attempts": 0,
+                "dead_lettered_since_start": 0, "circuit": "closed", "down_since_ms": null,
+                "probes": 0, "held_lanes": 0, "last_error": null, "last_error_at_ms": null,
+                "token_refreshes": 0,
+                "unmapped_codes": [{"system": "", "code": "19850622", "count": 2}],
+                "unmapped_distinct": 1, "unmapped_occurrences": 2}],
             "pollers": [{"name": "responses", "kind": "sftp", "polls": 7, "last_poll_ms": null,
                          "last_success_ms": null, "stored": 3, "duplicates": 4, "unmappable": 0,
                          "cursor": null, "last_error": "sftp u@h:22: timed out"}],
             "journal": {"messages": 0, "duplicates": 0, "control_id_reuses": 0,
-                        "quarantined": 0, "bytes_on_disk": 0, "disk_percent_used": 0}
+                        "quarantined": 0, "bytes_on_disk": 0, "disk_percent_used": 0},
+            "remote_write": {"url": "https://p/api/v1/write", "sent_samples": 5, "pending_samples": 2,
+                "oldest_pending_age_secs": 30, "dropped_too_old": 7, "dropped_overflow": 0,
+                "rejected": 1, "last_success_ms": 1000, "last_error": null}
         }))
         .unwrap();
-        let text = render(
-            &report,
-            &Extra {
-                unmapped: unmapped_snapshot(),
-                ..Default::default()
-            },
-        );
+        let text = render(&report, &Extra::default());
         assert!(
-            text.contains("gateway_fhir_unmapped_codes{system=\"urn:local:lab\"} 2\n"),
+            text.contains("gateway_fhir_unmapped_codes{destination=\"cloud\"} 1\n"),
             "{text}"
         );
-        assert!(text.contains(
-            "gateway_fhir_unmapped_code_occurrences_total{system=\"urn:local:lab\"} 3\n"
-        ));
+        assert!(text
+            .contains("gateway_fhir_unmapped_code_occurrences_total{destination=\"cloud\"} 2\n"));
         // Code values themselves are not labels.
-        assert!(!text.contains("GLU-X"));
+        assert!(!text.contains("19850622"));
         assert!(
             text.contains("gateway_poller_stored_total{poller=\"responses\",kind=\"sftp\"} 3\n"),
             "{text}"
@@ -714,6 +776,16 @@ mod tests {
             text.contains("gateway_poller_up{poller=\"responses\",kind=\"sftp\"} 0\n"),
             "{text}"
         );
+        assert!(text.contains("gateway_remote_write_dropped_samples_total{reason=\"too_old\"} 7\n"));
+        // collect: the same series, as values.
+        let values = collect(&report, &Extra::default());
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(values.len(), samples);
+        assert!(values
+            .iter()
+            .any(|(n, l, v)| n == "gateway_fhir_unmapped_codes"
+                && l == &vec![("destination".to_string(), "cloud".to_string())]
+                && *v == 1.0));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod messages;
 pub mod messages_key;
 pub mod metrics;
 pub mod notify;
+pub mod remote_write;
 pub mod restart_markers;
 pub mod stats;
 pub mod status_page;

@@ -1,4 +1,4 @@
-//! The JSON poster that the alerts webhook and the fleet heartbeat share:
+//! The poster that the alerts webhook, the fleet heartbeat and remote-write share:
 //! one HTTPS client (the destinations' TLS options, `crate::net::https_client`),
 //! the optional `Authorization` of a destination (`crate::auth`), and one
 //! POST at a time. Retrying is the caller's policy: the alerts queue retries
@@ -51,7 +51,23 @@ impl Poster {
     /// POST `body` as JSON; Ok on 2xx. A 401 drops the cached token so the
     /// next POST fetches a fresh one.
     pub async fn post_json(&self, body: &serde_json::Value) -> Result<(), PostError> {
-        let mut req = self.client.post(&self.url).json(body);
+        self.send(self.client.post(&self.url).json(body)).await
+    }
+
+    /// POST raw `body` with these headers (remote-write: protobuf + snappy).
+    pub async fn post_bytes(
+        &self,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<(), PostError> {
+        let mut req = self.client.post(&self.url).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req).await
+    }
+
+    async fn send(&self, mut req: reqwest::RequestBuilder) -> Result<(), PostError> {
         if let Some(p) = &self.auth {
             match p.authorization().await {
                 Ok(Some(h)) => req = req.header(reqwest::header::AUTHORIZATION, h),

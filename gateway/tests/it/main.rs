@@ -27,6 +27,7 @@ mod ops;
 mod pickup;
 mod poller;
 mod power_loss;
+mod prometheus;
 mod python_peers;
 mod sftp;
 mod sftp_poller;

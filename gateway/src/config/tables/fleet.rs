@@ -1,5 +1,6 @@
-//! `[fleet]`: the periodic heartbeat to the MSP. The box id defaults to the
-//! host name, read by `resolve`.
+//! `[fleet]`: the periodic heartbeat to the MSP, and `[fleet.remote_write]`,
+//! the metrics pushed to a Prometheus-compatible store. The box id
+//! defaults to the host name, read by `resolve`.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use toml::Spanned;
 use super::outbound;
 use crate::auth::RawAuth;
 use crate::config::check::{maybe, Check};
-use crate::config::model::FleetConfig;
+use crate::config::model::{FleetConfig, RemoteWriteConfig};
 use crate::config::resolve::Resolver;
 use crate::config::stage::{Checked, Resolved};
 use crate::config::table::Table;
@@ -24,6 +25,18 @@ pub(crate) struct RawFleet {
     auth: Option<Spanned<RawAuth>>,
     tls: Option<Spanned<RawHttpsClient>>,
     updater_report: Option<Spanned<String>>,
+    remote_write: Option<Spanned<RawRemoteWrite>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRemoteWrite {
+    url: Spanned<String>,
+    interval: Option<Spanned<String>>,
+    max_age: Option<Spanned<String>>,
+    max_samples: Option<Spanned<u64>>,
+    auth: Option<Spanned<RawAuth>>,
+    tls: Option<Spanned<RawHttpsClient>>,
 }
 
 pub(crate) struct Fleet;
@@ -41,6 +54,18 @@ impl Table for Fleet {
         maybe(c, |f| {
             let auth = maybe(f.auth, |a| rx.auth(a));
             let tls = rx.client(f.tls);
+            let remote_write = maybe(f.remote_write, |w| {
+                let auth = maybe(w.auth, |a| rx.auth(a));
+                let tls = rx.client(w.tls);
+                Some(RemoteWriteConfig {
+                    url: w.url,
+                    interval: w.interval,
+                    max_age: w.max_age,
+                    max_samples: w.max_samples,
+                    auth: auth?,
+                    tls: tls?,
+                })
+            });
             Some(FleetConfig {
                 box_id: f.box_id.unwrap_or_else(default_box_id),
                 auth: auth?,
@@ -48,6 +73,7 @@ impl Table for Fleet {
                 url: f.url,
                 interval: f.interval,
                 updater_report: f.updater_report,
+                remote_write: remote_write?,
             })
         })
     }
@@ -55,13 +81,7 @@ impl Table for Fleet {
 
 fn fleet(f: RawFleet, cx: &mut Check<'_>) -> Option<FleetConfig<Checked>> {
     let url = outbound::ops_url(cx, "fleet.url", &f.url);
-    let interval = match &f.interval {
-        None => Some(Duration::from_secs(300)),
-        Some(v) => match cx.duration("fleet.interval", v) {
-            Some(d) if d.is_zero() => cx.fail(v, "fleet.interval must be above zero"),
-            d => d,
-        },
-    };
+    let interval = positive(cx, "fleet.interval", f.interval.as_ref(), 300);
     let box_id = maybe(f.box_id.as_ref(), |b| {
         let id = b.get_ref().trim();
         let ok = !id.is_empty()
@@ -82,12 +102,10 @@ fn fleet(f: RawFleet, cx: &mut Check<'_>) -> Option<FleetConfig<Checked>> {
     let auth = maybe(f.auth.as_ref(), |a| {
         outbound::auth(cx, "fleet auth".into(), a)
     });
-    let tls = match f.tls {
-        None => outbound::client(cx, "fleet tls".into(), None, Default::default()),
-        Some(t) => {
-            let pos = cx.pos(&t);
-            outbound::client(cx, "fleet tls".into(), Some(t.into_inner()), pos)
-        }
+    let tls = client(cx, "fleet tls", f.tls);
+    let remote_write = match f.remote_write {
+        None => Some(None),
+        Some(w) => remote_write(w.into_inner(), cx).map(Some),
     };
     Some(FleetConfig {
         url: url?,
@@ -96,6 +114,71 @@ fn fleet(f: RawFleet, cx: &mut Check<'_>) -> Option<FleetConfig<Checked>> {
         auth: auth?,
         tls: tls?,
         updater_report,
+        remote_write: remote_write?,
+    })
+}
+
+fn client(
+    cx: &mut Check<'_>,
+    what: &str,
+    tls: Option<Spanned<RawHttpsClient>>,
+) -> Option<<Checked as crate::config::Stage>::Client> {
+    match tls {
+        None => outbound::client(cx, what.into(), None, Default::default()),
+        Some(t) => {
+            let pos = cx.pos(&t);
+            outbound::client(cx, what.into(), Some(t.into_inner()), pos)
+        }
+    }
+}
+
+/// A duration above zero, `default_secs` when absent.
+fn positive(
+    cx: &mut Check<'_>,
+    field: &str,
+    v: Option<&Spanned<String>>,
+    default_secs: u64,
+) -> Option<Duration> {
+    match v {
+        None => Some(Duration::from_secs(default_secs)),
+        Some(v) => match cx.duration(field, v) {
+            Some(d) if d.is_zero() => cx.fail(v, format!("{field} must be above zero")),
+            d => d,
+        },
+    }
+}
+
+fn remote_write(w: RawRemoteWrite, cx: &mut Check<'_>) -> Option<RemoteWriteConfig<Checked>> {
+    let url = outbound::ops_url(cx, "fleet.remote_write.url", &w.url);
+    let interval = positive(cx, "fleet.remote_write.interval", w.interval.as_ref(), 30);
+    let max_age = positive(cx, "fleet.remote_write.max_age", w.max_age.as_ref(), 3600);
+    if let (Some(i), Some(a), Some(v)) = (interval, max_age, w.max_age.as_ref()) {
+        if a < i {
+            cx.error(
+                v,
+                "fleet.remote_write.max_age must be at least the interval (nothing could ever wait)",
+            );
+        }
+    }
+    let max_samples = match &w.max_samples {
+        None => Some(200_000),
+        Some(v) if (1_000..=10_000_000).contains(v.get_ref()) => Some(*v.get_ref() as usize),
+        Some(v) => cx.fail(
+            v,
+            "fleet.remote_write.max_samples must be 1000 to 10000000 (each sample takes about 16 bytes of memory)",
+        ),
+    };
+    let auth = maybe(w.auth.as_ref(), |a| {
+        outbound::auth(cx, "fleet.remote_write auth".into(), a)
+    });
+    let tls = client(cx, "fleet.remote_write tls", w.tls);
+    Some(RemoteWriteConfig {
+        url: url?,
+        interval: interval?,
+        max_age: max_age?,
+        max_samples: max_samples?,
+        auth: auth?,
+        tls: tls?,
     })
 }
 

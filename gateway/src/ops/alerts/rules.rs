@@ -369,6 +369,7 @@ mod tests {
             },
             unmapped_codes: vec![],
             unmapped_distinct: 0,
+            unmapped_occurrences: 0,
         }
     }
 
@@ -399,6 +400,7 @@ mod tests {
             certificates: vec![],
             exports: vec![],
             feeds: vec![],
+            remote_write: None,
         }
     }
 
