@@ -31,6 +31,12 @@ pub struct Tracked {
     pub alert: Alert,
     pub first_seen_ms: u64,
     pub last_sent_ms: u64,
+    /// Restored from before a restart and not seen again yet: kept
+    /// (silently) until this time even if absent, because after a restart
+    /// a rule may need a while to see its condition again (a destination
+    /// is not known to be down until its first failed attempt).
+    #[serde(skip)]
+    pub unconfirmed_until_ms: Option<u64>,
 }
 
 /// Active alerts, de-duplicated.
@@ -46,6 +52,19 @@ impl Board {
     /// in the title only updates it; an id still active after `reminder`
     /// since it was last sent is reminded; an id gone is resolved.
     pub fn update(&self, now: Vec<Alert>, now_ms: u64, reminder: Duration) -> Vec<(Event, Alert)> {
+        self.update_knowing(now, now_ms, reminder, &|_| false)
+    }
+
+    /// [`Board::update`], where `known_clear(id)` says an absent alert's
+    /// condition is positively gone: a restored alert is then resolved at
+    /// once instead of after its settle time.
+    pub fn update_knowing(
+        &self,
+        now: Vec<Alert>,
+        now_ms: u64,
+        reminder: Duration,
+        known_clear: &dyn Fn(&str) -> bool,
+    ) -> Vec<(Event, Alert)> {
         let mut events = Vec::new();
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = BTreeMap::new();
@@ -59,10 +78,12 @@ impl Board {
                             first_seen_ms: a.since_ms.min(now_ms),
                             alert: a,
                             last_sent_ms: now_ms,
+                            unconfirmed_until_ms: None,
                         },
                     );
                 }
                 Some(mut t) => {
+                    t.unconfirmed_until_ms = None;
                     // Rules without their own start report "now": keep the first sighting.
                     a.since_ms = a.since_ms.min(t.first_seen_ms);
                     a.since = clock::iso8601(a.since_ms);
@@ -78,18 +99,25 @@ impl Board {
                 }
             }
         }
-        for (_, t) in std::mem::take(&mut *active) {
-            events.push((Event::Resolved, t.alert));
+        for (id, t) in std::mem::take(&mut *active) {
+            match t.unconfirmed_until_ms {
+                Some(until) if now_ms < until && !known_clear(&id) => {
+                    next.insert(id, t);
+                }
+                _ => events.push((Event::Resolved, t.alert)),
+            }
         }
         *active = next;
         events
     }
 
     /// Alerts announced before a restart: the next [`Board::update`] goes
-    /// on from them (no second "fired"; "resolved" if gone meanwhile).
-    pub fn restore(&self, saved: Vec<Tracked>) {
+    /// on from them (no second "fired"; "resolved" if gone meanwhile, once
+    /// known clear or `settle` after `now_ms`).
+    pub fn restore(&self, saved: Vec<Tracked>, now_ms: u64, settle: Duration) {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        for t in saved {
+        for mut t in saved {
+            t.unconfirmed_until_ms = Some(now_ms.saturating_add(settle.as_millis() as u64));
             active.insert(t.alert.id.clone(), t);
         }
     }
@@ -206,6 +234,18 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_alert_seen_again_resolves_as_soon_as_it_is_gone() {
+        let board = Board::default();
+        let a = alert(Rule::DestinationDown, "cloud", Severity::Critical, "down", 0);
+        board.update(vec![a.clone()], 0, HOUR);
+        let after = Board::default();
+        after.restore(vec![board.tracked("destination_down/cloud").unwrap()], 10, HOUR);
+        assert!(after.update(vec![a], 20, HOUR).is_empty());
+        let ev = after.update(vec![], 30, HOUR);
+        assert_eq!((ev.len(), ev[0].0), (1, Event::Resolved));
+    }
+
+    #[test]
     fn a_restored_alert_is_not_fired_again_and_resolves_if_gone() {
         let board = Board::default();
         let a = alert(Rule::Disk, "data", Severity::Critical, "full", 0);
@@ -216,8 +256,17 @@ mod tests {
             board.tracked("dead_letters/x").unwrap(),
         ];
         let after = Board::default();
-        after.restore(saved);
-        let ev = after.update(vec![a.clone()], 10, HOUR);
+        let settle = Duration::from_millis(100);
+        after.restore(saved, 10, settle);
+        // Absent right after the restart: kept quietly while the rules
+        // settle; resolved once the settle time is over.
+        assert!(after.update(vec![a.clone()], 10, HOUR).is_empty());
+        assert_eq!(after.active().len(), 2);
+        let known = Board::default();
+        known.restore(vec![after.tracked("dead_letters/x").unwrap()], 10, settle);
+        let ev = known.update_knowing(vec![], 20, HOUR, &|id| id == "dead_letters/x");
+        assert_eq!(ev[0].0, Event::Resolved, "known clear: resolved at once");
+        let ev = after.update(vec![a.clone()], 110, HOUR);
         assert_eq!(ev.len(), 1);
         assert_eq!(
             (ev[0].0, ev[0].1.id.as_str()),

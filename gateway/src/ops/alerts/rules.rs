@@ -130,6 +130,24 @@ fn affected(d: &DestinationStatus) -> String {
     format!("destination {} ({})", d.name, d.kind)
 }
 
+/// Whether the condition behind alert `id` is positively known to be
+/// gone, for an alert restored after a restart and not raised again: a
+/// destination is known up only once it has delivered since the start; a
+/// silent feed cannot be known to flow again before a message comes (the
+/// rule raises it again if not); the other rules read state that is
+/// complete from the start.
+pub fn known_clear(report: &StatusReport, id: &str) -> bool {
+    match id.split_once('/') {
+        Some(("destination_down", name)) => report
+            .destinations
+            .iter()
+            .find(|d| d.name == name)
+            .is_none_or(|d| d.live.circuit == "closed" && d.live.delivered_since_start > 0),
+        Some(("silence", _)) => false,
+        _ => true,
+    }
+}
+
 /// Circuit not closed for at least `destination_down_max`; dates from when it went down.
 pub fn destination_down(cfg: &AlertsConfig, d: &DestinationStatus, now_ms: u64) -> Option<Alert> {
     let down = d.live.down_since_ms?;

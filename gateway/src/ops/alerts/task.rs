@@ -50,12 +50,19 @@ const QUEUE: usize = 256;
 /// Tries per notice, the first retry after 1 s, doubling.
 const ATTEMPTS: u32 = 5;
 
+/// How long an alert restored after a restart is kept without being seen
+/// again before it counts as resolved: long enough for the destinations'
+/// first attempts and for `destination_down_max` to pass again.
+fn restore_settle(cfg: &AlertsConfig) -> Duration {
+    cfg.destination_down_max + cfg.evaluate_every * 2 + Duration::from_secs(30)
+}
+
 /// Evaluate every `evaluate_every` until shutdown.
 pub async fn run(t: AlertTask, shutdown: watch::Receiver<bool>) {
     match saved::load(&t.journal) {
         Ok(before) if !before.is_empty() => {
             log::info!(target: "gateway::alerts", "{} alert(s) were active before the restart: they are not announced again, and resolved if they cleared", before.len());
-            t.board.restore(before);
+            t.board.restore(before, clock::unix_ms(), restore_settle(&t.cfg));
         }
         Ok(_) => {}
         Err(e) => {
@@ -126,7 +133,9 @@ async fn evaluate_loop(
         let report = (t.status)();
         let certs = t.certs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let alerts = evaluate(&t.cfg, &report, &certs, t.restart.as_ref(), now);
-        let events = t.board.update(alerts, now, t.cfg.reminder);
+        let events = t.board.update_knowing(alerts, now, t.cfg.reminder, &|id| {
+            super::rules::known_clear(&report, id)
+        });
         if !events.is_empty() {
             if let Err(e) = saved::save(&t.journal, &events, &t.board).await {
                 log::warn!(target: "gateway::alerts", "cannot record the alert board ({e}): after a restart these alerts would be announced again");
