@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod notify;
 pub mod restart_markers;
 pub mod stats;
+pub mod status_messages;
 pub mod status_page;
 pub mod status_summary;
 pub mod tasks;
