@@ -65,6 +65,19 @@ fn chromium(py: &std::path::Path, steps: Value) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `gateway audit export --json` once `done` holds for it (the audit
+/// trail is written behind the answer), at most 20 s.
+pub(crate) fn audit_until(g: &Gateway, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    g.wait_for("the audit events", Duration::from_secs(20), || {
+        let out = g.cli(&["audit", "export", "--json"]);
+        assert!(out.status.success());
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        done(&text)
+    });
+    text
+}
+
 fn state(dom: &str, destination: &str, state: &str) -> bool {
     dom.contains(&format!(
         "data-destination=\"{destination}\" data-state=\"{state}\""
@@ -203,9 +216,9 @@ fn status_page_search_timeline_and_audited_raw_view_in_headless_chromium() {
     assert_eq!(crate::ops::http_get(&addr, "/messages", None).0, 401);
 
     // The audit trail: the raw view and the patient lookup, by the page user.
-    let audit = g.cli(&["audit", "export", "--json"]);
-    let text = String::from_utf8_lossy(&audit.stdout).into_owned();
-    assert!(audit.status.success());
+    let text = audit_until(&g, |t| {
+        t.contains("messages_show_raw") && t.contains("messages_search_patient")
+    });
     let events: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
