@@ -323,9 +323,9 @@ async fn search_page(views: &MessageViews, params: &[(String, String)], who: &st
                 };
                 let _ = write!(link, "{}={}&", enc(k), enc(v));
             }
-            let _ = write!(
+            let _ = writeln!(
                 body,
-                "<p><a id=\"older\" href=\"/messages?{}before={before}\">Older messages</a></p>\n",
+                "<p><a id=\"older\" href=\"/messages?{}before={before}\">Older messages</a></p>",
                 esc(&link)
             );
         }
@@ -434,9 +434,9 @@ pub fn timeline(j: &Journey) -> String {
             );
         }
         None => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<form method=\"post\" action=\"/messages/{}/raw\"><p><button type=\"submit\" id=\"show-raw\">Show the message</button> <small>It contains patient data: your view is recorded in the audit trail.</small></p></form>\n",
+                "<form method=\"post\" action=\"/messages/{}/raw\"><p><button type=\"submit\" id=\"show-raw\">Show the message</button> <small>It contains patient data: your view is recorded in the audit trail.</small></p></form>",
                 j.id
             );
         }
