@@ -4,30 +4,11 @@
 
 use std::time::Instant;
 
-use journal::bench_support::raw_fdatasync_rate;
-use journal::{Journal, JournalConfig, MessageMeta, NewMessage, KIND_HL7V2};
+use journal::bench_support::{oru, raw_fdatasync_rate};
+use journal::{Journal, JournalConfig, NewMessage};
 
 fn msg(cid: String) -> NewMessage {
-    NewMessage {
-        source: "lab".into(),
-        peer: "p".into(),
-        received_at_ms: 1,
-        meta: MessageMeta {
-            kind: KIND_HL7V2.into(),
-            sender: "A|B".into(),
-            control_id: cid.clone(),
-            message_type: "ORU^R01".into(),
-            dedup: vec!["A".into(), "B".into(), cid.clone()],
-        },
-        raw: format!(
-            "MSH|^~\\&|A|B|C|D|1||ORU^R01|{cid}|P|2.5.1\r{}",
-            "OBX|1|NM|x||1\r".repeat(60)
-        )
-        .into_bytes(),
-        ack: b"MSA|AA".to_vec(),
-        destinations: vec![journal::Enqueue::plain("cloud")],
-        patient_lane: 0,
-    }
+    oru(&cid, 1, 60)
 }
 
 fn main() {

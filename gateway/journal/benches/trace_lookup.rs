@@ -1,36 +1,34 @@
-//! `gateway messages search --control-id` on a large journal: the trace
-//! index lookup against two baselines measured in the same run on the same
-//! journal: a point read of one message (`get`, the floor) and the scan a
-//! search without the index would do (read every message's meta).
-//! Run with `cargo bench -p journal --bench trace_lookup` (1M messages;
-//! `TRACE_BENCH_MESSAGES=N` for another size). The journal is built in a
-//! temporary directory under the current one and removed at the end.
+//! `gateway messages search --control-id` / `--patient` on a large journal:
+//! the trace index lookups, as the search does them (index range scan, then
+//! each hit's message and per-destination states), against baselines
+//! measured in the same run on the same journal: a point read of one
+//! message (`get`, the floor of any lookup) and the scan a search without
+//! the index would do (read every message's meta).
+//!
+//! `cargo bench -p journal --bench trace_lookup [-- --json]` (1M messages,
+//! 100k patients of 10 messages each, all delivered; `TRACE_BENCH_MESSAGES=N`
+//! for another size). The journal is built with traced batches of 1024 in
+//! a temporary directory under the current one, removed at the end.
+//! `--json` prints the common bench shape (rates are lookups per second at
+//! the median; p50/p99 in ms alongside).
 
 use std::time::{Duration, Instant};
 
-use journal::{Journal, JournalConfig, MessageMeta, NewMessage, Policy, KIND_HL7V2};
+use journal::bench_support::{oru, rss_mb};
+use journal::{Journal, JournalConfig, PatientRef, Policy};
 
 const BATCH: usize = 1024;
 const LOOKUPS: usize = 2000;
+/// Messages per patient.
+const PER_PATIENT: usize = 10;
 
-fn msg(i: usize) -> NewMessage {
-    let cid = format!("CID{i:09}");
-    NewMessage {
-        source: "lab".into(),
-        peer: "p".into(),
-        received_at_ms: 1_700_000_000_000 + i as u64,
-        meta: MessageMeta {
-            kind: KIND_HL7V2.into(),
-            sender: "A|B".into(),
-            control_id: cid.clone(),
-            message_type: "ORU^R01".into(),
-            dedup: vec!["A".into(), "B".into(), cid.clone()],
-        },
-        raw: format!("MSH|^~\\&|A|B|C|D|1||ORU^R01|{cid}|P|2.5.1\rOBX|1|NM|x||1\r").into_bytes(),
-        ack: b"MSA|AA".to_vec(),
-        destinations: vec![journal::Enqueue::plain("cloud")],
-        patient_lane: 0,
-    }
+/// The opaque 16-byte tag of patient `p` (the gateway's is a keyed HMAC;
+/// the journal does not care how it is made).
+fn tag(p: usize) -> [u8; 16] {
+    let mut t = [0u8; 16];
+    t[..8].copy_from_slice(&(p as u64).to_be_bytes());
+    t[8..].copy_from_slice(&(!(p as u64)).rotate_left(17).to_be_bytes());
+    t
 }
 
 /// A cheap deterministic sequence (no clock, no rand crate).
@@ -41,9 +39,24 @@ fn next(x: &mut u64) -> u64 {
     *x
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn stats(mut v: Vec<Duration>) -> Stats {
     v.sort();
-    v[v.len() / 2]
+    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+    Stats {
+        p50: at(0.5),
+        p99: at(0.99),
+        max: v[v.len() - 1],
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn main() {
@@ -51,33 +64,51 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    let json = std::env::args().any(|a| a == "--json");
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
-        .block_on(run(n));
+        .block_on(run(n, json));
 }
 
-async fn run(n: usize) {
+/// What `messages search` does with a page of ids: each message and its states.
+fn rows(j: &Journal, ids: &[u64]) -> usize {
+    let mut found = 0;
+    for &id in ids {
+        let m = j.get(id).unwrap().unwrap();
+        let states = j.trace_states(id, &m.meta.control_id).unwrap();
+        assert_eq!(states.map(|s| s.len()), Some(1));
+        found += 1;
+    }
+    found
+}
+
+async fn run(n: usize, json: bool) {
     let t = tempfile::Builder::new()
         .prefix("tracebench")
         .tempdir_in(".")
         .unwrap();
     let j = Journal::open(JournalConfig::new(t.path().join("j"))).unwrap();
+    let patients = (n / PER_PATIENT).max(1);
     let start = Instant::now();
     let mut i = 0;
     while i < n {
         let batch: Vec<_> = (i..(i + BATCH).min(n))
-            .map(|k| (msg(k), Policy::default()))
+            .map(|k| {
+                let m = oru(&format!("CID{k:09}"), 1_700_000_000_000 + k as u64, 1);
+                let p = PatientRef {
+                    tag: tag(k % patients),
+                    authority: "ECW".into(),
+                };
+                (m, Policy::default(), Some(p))
+            })
             .collect();
         i += batch.len();
-        j.append_batch(batch, Vec::new()).await.unwrap();
+        j.append_batch_traced(batch, Vec::new()).await.unwrap();
     }
-    println!(
-        "built a {n}-message journal in {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
+    let built = start.elapsed();
     // All delivered, as most of a real journal is.
     let mut after = None;
     loop {
@@ -86,18 +117,33 @@ async fn run(n: usize) {
         j.mark_delivered_many("cloud", ids).await.unwrap();
         after = Some(last);
     }
+    let ready = start.elapsed();
+    if !json {
+        println!(
+            "built a {n}-message journal ({patients} patients) in {:.1} s, all delivered at {:.1} s",
+            built.as_secs_f64(),
+            ready.as_secs_f64()
+        );
+    }
 
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let (mut index, mut point) = (Vec::new(), Vec::new());
+    let (mut by_cid, mut by_patient, mut point) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..LOOKUPS {
         let k = (next(&mut x) % n as u64) as usize;
         let cid = format!("CID{k:09}");
         let s = Instant::now();
         let page = j.trace_by_control_id(&cid, None, 100).unwrap();
-        let states = j.trace_states(page.ids[0], &cid).unwrap();
-        index.push(s.elapsed());
-        assert_eq!(page.ids.len(), 1);
-        assert!(states.is_some());
+        let found = rows(&j, &page.ids);
+        by_cid.push(s.elapsed());
+        assert_eq!(found, 1);
+
+        let p = (next(&mut x) % patients as u64) as usize;
+        let s = Instant::now();
+        let page = j.trace_by_patient(&tag(p), None, 100).unwrap();
+        let found = rows(&j, &page.ids);
+        by_patient.push(s.elapsed());
+        assert_eq!(found, n / patients + usize::from(p < n % patients));
+
         let s = Instant::now();
         let m = j.get(k as u64 + 1).unwrap().unwrap();
         point.push(s.elapsed());
@@ -123,16 +169,52 @@ async fn run(n: usize) {
     }
     let scan = s.elapsed();
     assert_eq!(found, 1);
-    let (idx, pt) = (median(index.clone()), median(point));
-    let worst = index.iter().max().copied().unwrap_or_default();
-    println!("control-id lookup (index + states), median of {LOOKUPS}: {idx:?} (worst {worst:?})");
-    println!(
-        "baseline point read of one message (get), median: {pt:?}; ratio {:.2}×",
-        idx.as_secs_f64() / pt.as_secs_f64().max(1e-9)
-    );
-    println!(
-        "baseline full scan without the index: {scan:?}; index is {:.0}× faster",
-        scan.as_secs_f64() / idx.as_secs_f64().max(1e-9)
-    );
+    let (cid, pat, pt) = (stats(by_cid), stats(by_patient), stats(point));
+    let (rss, peak) = rss_mb();
+    if json {
+        let per_s = |d: Duration| 1.0 / d.as_secs_f64().max(1e-9);
+        let case = |name: &str, s: &Stats, base: &str, base_d: Duration| {
+            format!(
+                "{{\"case\":\"{name}\",\"messages\":{n},\"rate_per_s\":{:.1},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"max_ms\":{:.4},\"baseline\":\"{base}\",\"baseline_per_s\":{:.3},\"ratio\":{:.4},\"rss_mb\":{{\"current\":{rss:.1},\"peak\":{peak:.1}}}}}",
+                per_s(s.p50),
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max),
+                per_s(base_d),
+                per_s(s.p50) / per_s(base_d)
+            )
+        };
+        println!(
+            "{{\"bench\":\"trace_lookup\",\"build_s\":{:.1},\"results\":[{},{},{},{}]}}",
+            ready.as_secs_f64(),
+            case("control_id_lookup", &cid, "point_get", pt.p50),
+            case("patient_lookup_10_messages", &pat, "point_get", pt.p50),
+            case("control_id_lookup", &cid, "full_scan_without_index", scan),
+            case(
+                "patient_lookup_10_messages",
+                &pat,
+                "full_scan_without_index",
+                scan
+            ),
+        );
+    } else {
+        for (name, s) in [
+            ("control-id lookup (index + message + states)", &cid),
+            ("patient lookup (index + 10 messages + states)", &pat),
+            ("baseline: point read of one message (get)", &pt),
+        ] {
+            println!(
+                "{name}, {LOOKUPS} lookups: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max)
+            );
+        }
+        println!(
+            "baseline: full scan without the index: {:.0} ms ({:.0}× the control-id p50); rss {rss:.0} MB (peak {peak:.0} MB)",
+            ms(scan),
+            scan.as_secs_f64() / cid.p50.as_secs_f64().max(1e-9)
+        );
+    }
     j.close().await.unwrap();
 }

@@ -24,6 +24,9 @@ pub const BATCH_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// What one batch request carries to the writer.
 pub(crate) struct BatchReq {
     pub messages: Vec<(NewMessage, Policy)>,
+    /// The patient of each message (`trace_index.rs`), by position; empty
+    /// when none is indexed.
+    pub patients: Vec<Option<PatientRef>>,
     pub state: Vec<StateOp>,
 }
 
@@ -113,7 +116,34 @@ impl Journal {
         messages: Vec<(NewMessage, Policy)>,
         state: Vec<StateOp>,
     ) -> Result<Vec<Appended>, JournalError> {
-        let b = BatchReq { messages, state };
+        self.batch(BatchReq {
+            messages,
+            patients: Vec::new(),
+            state,
+        })
+        .await
+    }
+
+    /// [`Journal::append_batch`], indexing each message under its patient
+    /// too (as [`Journal::append_traced`] does).
+    pub async fn append_batch_traced(
+        &self,
+        messages: Vec<(NewMessage, Policy, Option<PatientRef>)>,
+        state: Vec<StateOp>,
+    ) -> Result<Vec<Appended>, JournalError> {
+        let (messages, patients) = messages
+            .into_iter()
+            .map(|(m, p, patient)| ((m, p), patient))
+            .unzip();
+        self.batch(BatchReq {
+            messages,
+            patients,
+            state,
+        })
+        .await
+    }
+
+    async fn batch(&self, b: BatchReq) -> Result<Vec<Appended>, JournalError> {
         b.check()?;
         if b.messages.is_empty() && b.state.is_empty() {
             return Ok(Vec::new());

@@ -462,6 +462,43 @@ mod tests {
     }
 
     #[test]
+    fn a_traced_batch_indexes_each_message_under_its_patient() {
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(async {
+            let j = open(dir.path());
+            let batch = [
+                ("B1", Some(patient(7))),
+                ("B2", None),
+                ("B3", Some(patient(8))),
+            ]
+            .into_iter()
+            .map(|(cid, p)| (msg(cid, cid, &[("lab", "none")]), Policy::default(), p))
+            .collect();
+            let out = j.append_batch_traced(batch, Vec::new()).await.unwrap();
+            let ids: Vec<u64> = out
+                .iter()
+                .map(|a| match a {
+                    Appended::Stored { id } => *id,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                j.trace_by_patient(&[7; 16], None, 10).unwrap().ids,
+                vec![ids[0]]
+            );
+            assert_eq!(
+                j.trace_by_patient(&[8; 16], None, 10).unwrap().ids,
+                vec![ids[2]]
+            );
+            assert_eq!(
+                j.trace_by_control_id("B2", None, 10).unwrap().ids,
+                vec![ids[1]]
+            );
+            j.close().await.unwrap();
+        });
+    }
+
+    #[test]
     fn keys_do_not_collide_and_ids_round_trip() {
         assert_ne!(control_key("a", 1), control_key("a\0", 1));
         assert_eq!(id_of(&control_key("X1", 42)), Some(42));

@@ -51,7 +51,11 @@ pub async fn run(config_path: &Path, cmd: AuditCommand) -> ExitCode {
     };
     match cmd {
         AuditCommand::Export { since, json } => {
-            let since_ms = match since.as_deref().map(parse_since).transpose() {
+            let since_ms = match since
+                .as_deref()
+                .map(crate::ops::clock::parse_since)
+                .transpose()
+            {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("--since {e}");
@@ -195,52 +199,5 @@ async fn export(cfg: &config::Config, since_ms: Option<u64>, json: bool) -> Exit
             Some(n) => after = Some(n),
             None => return ExitCode::SUCCESS,
         }
-    }
-}
-
-/// `--since`: a duration ago, or a UTC date `YYYY-MM-DD`.
-pub(super) fn parse_since(s: &str) -> Result<u64, String> {
-    if let Ok(d) = config::parse_duration(s) {
-        return Ok(crate::ops::clock::unix_ms().saturating_sub(d.as_millis() as u64));
-    }
-    let p: Vec<&str> = s.split('-').collect();
-    let num = |x: &str| x.parse::<i64>().ok();
-    match p.as_slice() {
-        [y, m, d] if y.len() == 4 => match (num(y), num(m), num(d)) {
-            (Some(y), Some(m @ 1..=12), Some(d @ 1..=31)) => {
-                Ok((days_from_civil(y, m, d).max(0) as u64) * 86_400_000)
-            }
-            _ => Err(format!("{s:?}: not a date (YYYY-MM-DD)")),
-        },
-        _ => Err(format!(
-            "{s:?}: give a duration ago (\"24h\", \"7d\") or a UTC date (\"2026-01-31\")"
-        )),
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_takes_a_date_or_a_duration() {
-        assert_eq!(parse_since("1970-01-02"), Ok(86_400_000));
-        assert_eq!(parse_since("2000-03-01"), Ok(11_017 * 86_400_000));
-        assert!(parse_since("7d").unwrap() < crate::ops::clock::unix_ms());
-        assert!(parse_since("2026-13-01").is_err());
-        assert!(parse_since("yesterday")
-            .unwrap_err()
-            .contains("duration ago"));
     }
 }

@@ -9,7 +9,6 @@ use clap::Subcommand;
 
 use super::dlq::operator;
 use super::status::human_duration;
-use crate::config;
 use crate::ops::admin::{self, ClientError, Reply, Request};
 use crate::ops::clock;
 use crate::source::export::job::ExportStatus;
@@ -46,14 +45,10 @@ async fn ask(socket: &Path, req: &Request) -> Result<Vec<ExportStatus>, String> 
 }
 
 pub async fn run(config_path: &Path, cmd: ExportCommand) -> ExitCode {
-    let cfg = match config::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let socket = match super::admin_socket_of(config_path) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let socket = cfg.admin_socket();
     let result = match cmd {
         ExportCommand::Status { name, json } => ask(&socket, &Request::ExportStatus { name })
             .await

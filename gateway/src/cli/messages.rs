@@ -10,7 +10,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config;
 use crate::ops::admin::{self, ClientError, Reply, Request};
 use crate::ops::messages::{Journey, MessageRow, SearchQuery, PAGE_MAX};
 
@@ -65,14 +64,10 @@ pub struct SearchArgs {
 }
 
 pub async fn run(config_path: &Path, cmd: MessagesCommand) -> ExitCode {
-    let cfg = match config::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let socket = match super::admin_socket_of(config_path) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let socket = cfg.admin_socket();
     match cmd {
         MessagesCommand::Search(a) => search(&socket, a).await,
         MessagesCommand::Show { id, raw, json } => show(&socket, id, raw, json).await,
@@ -87,7 +82,11 @@ fn fail(e: ClientError) -> ExitCode {
 }
 
 async fn search(socket: &Path, a: SearchArgs) -> ExitCode {
-    let time = |flag: &str, v: &Option<String>| match v.as_deref().map(parse_time).transpose() {
+    let time = |flag: &str, v: &Option<String>| match v
+        .as_deref()
+        .map(crate::ops::clock::parse_time)
+        .transpose()
+    {
         Ok(t) => Ok(t),
         Err(e) => Err(format!("--{flag} {e}")),
     };
@@ -261,45 +260,4 @@ fn journey_text(j: &Journey) -> String {
         let _ = writeln!(s, "\n{}", raw.trim_end());
     }
     s
-}
-
-/// `--since`/`--until`: a duration ago ("2h"), a UTC date, or a UTC time
-/// `YYYY-MM-DDTHH:MM[:SS]Z`.
-fn parse_time(s: &str) -> Result<u64, String> {
-    let Some((date, time)) = s.split_once('T') else {
-        return super::audit::parse_since(s);
-    };
-    let day = super::audit::parse_since(date)?;
-    let hms: Vec<&str> = time.trim_end_matches('Z').split(':').collect();
-    let n = |x: Option<&&str>, max: u64| x.and_then(|v| v.parse::<u64>().ok()).filter(|v| *v < max);
-    let (h, m) = (n(hms.first(), 24), n(hms.get(1), 60));
-    let sec = if hms.len() > 2 {
-        n(hms.get(2), 60)
-    } else {
-        Some(0)
-    };
-    match (h, m, sec, time.ends_with('Z'), hms.len() <= 3) {
-        (Some(h), Some(m), Some(sec), true, true) => Ok(day + ((h * 60 + m) * 60 + sec) * 1000),
-        _ => Err(format!(
-            "{s:?}: give a duration ago (\"2h\"), a UTC date (\"2026-12-01\") or a UTC time (\"2026-12-01T08:30:00Z\")"
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(parse_time("1970-01-02"), Ok(86_400_000));
-        assert_eq!(
-            parse_time("1970-01-02T01:02:03Z"),
-            Ok(86_400_000 + 3_723_000)
-        );
-        assert_eq!(parse_time("1970-01-01T00:01Z"), Ok(60_000));
-        assert!(parse_time("1970-01-01T25:00Z").is_err());
-        assert!(parse_time("1970-01-01T01:00").is_err(), "no zone: refused");
-        assert!(parse_time("2h").is_ok());
-    }
 }

@@ -175,6 +175,15 @@ fn tls_problems(cfg: &config::Config) -> usize {
     problems
 }
 
+/// The admin socket the config at `path` names, for the verbs that only
+/// talk to the daemon; on a config error, printed, the exit code to return.
+fn admin_socket_of(path: &std::path::Path) -> Result<PathBuf, ExitCode> {
+    config::load(path).map(|c| c.admin_socket()).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -288,7 +288,7 @@ async fn bring_up(
         journal.clone(),
         export_control,
         cfg.admin.clone(),
-        patients,
+        patients.clone(),
         views.stop_signal(),
     );
     views.spawn("admin socket", serve);
@@ -297,9 +297,14 @@ async fn bring_up(
         log::info!(target: "gateway::daemon", "status page on {}://{}/", if sp.tls.is_some() { "https" } else { "http" }, sp.bind);
         let (sp, status, stop) = (sp.clone(), status.clone(), views.stop_signal());
         let alert_cfg = cfg.alerts.clone();
+        let messages = crate::ops::status_messages::MessageViews {
+            journal: journal.clone(),
+            patients: patients.clone(),
+        };
         views.spawn("status page", async move {
             if let Err(e) =
-                crate::ops::status_page::serve(listener, sp, alert_cfg, status, stop).await
+                crate::ops::status_page::serve(listener, sp, alert_cfg, status, messages, stop)
+                    .await
             {
                 log::error!(target: "gateway::daemon", "status page not served: {e}");
             }

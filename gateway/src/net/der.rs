@@ -122,6 +122,47 @@ pub fn certificate_not_after(cert: &[u8]) -> Result<i64, &'static str> {
     der_time(not_after.tag, not_after.content)
 }
 
+/// The subject's common name (the last CN, OID 2.5.4.3) of an X.509
+/// certificate, as text; `None` when it has none. For naming who
+/// presented a client certificate (the status page's audit trail).
+pub fn certificate_subject_cn(cert: &[u8]) -> Result<Option<String>, &'static str> {
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    let (certificate, _) = expect(cert, SEQUENCE, "certificate is not a DER SEQUENCE")?;
+    let (tbs, _) = expect(
+        certificate.content,
+        SEQUENCE,
+        "tbsCertificate is not a SEQUENCE",
+    )?;
+    let mut rest = tbs.content;
+    let (first, after) = read(rest)?;
+    if first.tag == CONTEXT_0 {
+        rest = after;
+    }
+    // serialNumber, signature, issuer, validity
+    for _ in 0..4 {
+        let (_, after) = read(rest)?;
+        rest = after;
+    }
+    let (subject, _) = expect(rest, SEQUENCE, "subject is not a SEQUENCE")?;
+    let mut found = None;
+    let mut rdns = subject.content;
+    while !rdns.is_empty() {
+        let (rdn, after) = read(rdns)?;
+        rdns = after;
+        let mut atvs = rdn.content;
+        while !atvs.is_empty() {
+            let (atv, after) = expect(atvs, SEQUENCE, "subject attribute is not a SEQUENCE")?;
+            atvs = after;
+            let (oid, value) = expect(atv.content, OID, "subject attribute has no type")?;
+            if oid.content == CN {
+                let (v, _) = read(value)?;
+                found = Some(String::from_utf8_lossy(v.content).into_owned());
+            }
+        }
+    }
+    Ok(found)
+}
+
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 

@@ -1,7 +1,9 @@
 //! A small HTTP/1.1 server for the health endpoint and the status page:
-//! one request per connection (`Connection: close`), GET/HEAD only, a
-//! bounded head (16 KiB) read within 10 s, at most 32 connections at once.
-//! Generic over the stream so the status page can run it over TLS.
+//! one request per connection (`Connection: close`), GET/HEAD (and, where
+//! the caller allows it, POST with a `Content-Length` body of at most its
+//! bound: the status page's forms), a bounded head (16 KiB) read within
+//! 10 s, at most 32 connections at once. Generic over the stream so the
+//! status page can run it over TLS.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +28,8 @@ pub struct Request {
     pub path: String,
     pub query: String,
     pub headers: Vec<(String, String)>,
+    /// A POST's body (empty otherwise).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -66,11 +70,15 @@ impl Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        303 => "See Other",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Status",
@@ -120,16 +128,18 @@ pub fn parse_head(head: &str) -> Result<Request, u16> {
         path: path.to_string(),
         query: query.to_string(),
         headers,
+        body: Vec::new(),
     })
 }
 
-async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Result<Request, u16> {
+/// The request head, and the bytes read past it (the body's start).
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Result<(Request, Vec<u8>), u16> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = std::str::from_utf8(&buf[..end + 2]).map_err(|_| 400u16)?;
-            return parse_head(head);
+            return Ok((parse_head(head)?, buf[end + 4..].to_vec()));
         }
         if buf.len() > MAX_HEAD {
             return Err(431);
@@ -169,22 +179,77 @@ async fn write_response<S: AsyncWrite + Unpin>(
     s.shutdown().await
 }
 
-/// Read one request from `stream`, answer it with `handler`, close.
-pub async fn handle_connection<S, F>(mut stream: S, handler: &F)
+/// Read one request from `stream`, answer it with `handler`, close
+/// (GET and HEAD only).
+pub async fn handle_connection<S, F>(stream: S, handler: &F)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: Fn(&Request) -> Response,
 {
-    let req = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
-        .await
-        .unwrap_or(Err(408));
+    serve_one(stream, 0, |r| std::future::ready(handler(&r))).await;
+}
+
+/// The rest of a POST body (`start`: what came with the head), by its
+/// `Content-Length`, at most `max` bytes.
+async fn read_body<S: AsyncRead + Unpin>(
+    s: &mut S,
+    req: &Request,
+    mut start: Vec<u8>,
+    max: usize,
+) -> Result<Vec<u8>, u16> {
+    let len: usize = req
+        .header("content-length")
+        .ok_or(411u16)?
+        .parse()
+        .map_err(|_| 400u16)?;
+    if len > max || start.len() > len {
+        return Err(if len > max { 413 } else { 400 });
+    }
+    let mut chunk = [0u8; 2048];
+    while start.len() < len {
+        let want = (len - start.len()).min(chunk.len());
+        let n = s.read(&mut chunk[..want]).await.map_err(|_| 400u16)?;
+        if n == 0 {
+            return Err(400);
+        }
+        start.extend_from_slice(&chunk[..n]);
+    }
+    Ok(start)
+}
+
+/// Read one request from `stream`, answer it with `handler` (async), close.
+/// POST is accepted with a body of at most `post_max` bytes (0: GET and
+/// HEAD only); head and body are read within [`READ_TIMEOUT`].
+pub async fn serve_one<S, F, Fut>(mut stream: S, post_max: usize, handler: F)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let req = tokio::time::timeout(READ_TIMEOUT, async {
+        let (mut r, rest) = read_head(&mut stream).await?;
+        if r.method == "POST" && post_max > 0 {
+            r.body = read_body(&mut stream, &r, rest, post_max).await?;
+        }
+        Ok::<Request, u16>(r)
+    })
+    .await
+    .unwrap_or(Err(408));
+    let allowed = if post_max > 0 {
+        "GET, HEAD, POST"
+    } else {
+        "GET, HEAD"
+    };
     let (resp, head_only) = match req {
         Err(code) => (Response::text(code, format!("{}\n", reason(code))), false),
-        Ok(r) if r.method != "GET" && r.method != "HEAD" => (
-            Response::text(405, "only GET and HEAD\n").with_header("Allow", "GET, HEAD"),
+        Ok(r) if !allowed.split(", ").any(|m| m == r.method) => (
+            Response::text(405, format!("only {allowed}\n")).with_header("Allow", allowed),
             false,
         ),
-        Ok(r) => (handler(&r), r.method == "HEAD"),
+        Ok(r) => {
+            let head_only = r.method == "HEAD";
+            (handler(r).await, head_only)
+        }
     };
     let _ = tokio::time::timeout(READ_TIMEOUT, write_response(&mut stream, &resp, head_only)).await;
 }

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod remote_write;
 pub mod restart_markers;
 pub mod stats;
+pub mod status_messages;
 pub mod status_page;
 pub mod status_summary;
 pub mod tasks;

@@ -1,5 +1,6 @@
 //! `[status_page]`: a read-only HTML page on the LAN for the office,
-//! showing what `gateway status` shows. Plain server-rendered HTML, no
+//! showing what `gateway status` shows, and the message search and
+//! timeline (`status_messages.rs`). Plain server-rendered HTML, no
 //! scripts and no external assets; every value is HTML-escaped.
 //!
 //! Protected by HTTP Basic (password compared in constant time) and/or
@@ -19,6 +20,7 @@ use super::admin::{StatusReport, StatusSource};
 use super::alerts::{Rule, Severity};
 use super::clock;
 use super::http_server::{self, Request, Response};
+use super::status_messages::{self, MessageViews};
 use super::status_summary;
 use crate::config::{AlertsConfig, StatusPageConfig};
 
@@ -76,7 +78,7 @@ pub fn error_summary(e: &str) -> String {
     "error".to_string()
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}\
+pub(super) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}\
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35em .6em;text-align:left}\
 th{background:#f2f2f2}.ok{color:#1a7f37;font-weight:bold}.bad{color:#b42318;font-weight:bold}\
@@ -106,6 +108,7 @@ pub fn render(r: &StatusReport, alerts: &AlertsConfig, details: bool, now_ms: u6
         h += &format!("<p class=\"detail\">{}</p>", esc(line));
     }
     h += "</div>\n";
+    h += "<p><a href=\"/messages\" id=\"find-message\">Find a message</a></p>\n";
     h += "<h2>Alerts</h2>\n";
     if r.alerts.is_empty() {
         h += "<p>No active alerts.</p>\n";
@@ -304,21 +307,49 @@ pub fn authorized(cfg: &StatusPageConfig, req: &Request) -> bool {
     secret_eq(&raw, expected.as_bytes())
 }
 
-/// The page's settings and the alert thresholds its summary names.
+/// The page's settings, the alert thresholds its summary names, and the
+/// journal its message views read.
 struct Page {
     cfg: StatusPageConfig,
     alerts: AlertsConfig,
+    views: MessageViews,
 }
 
-fn answer(page: &Page, status: &StatusSource, req: &Request) -> Response {
+/// Who is asking, for the audit trail: the Basic user name and/or the
+/// client certificate's CN (`client`), and the peer address.
+fn who(cfg: &StatusPageConfig, client: Option<&str>, peer: SocketAddr) -> String {
+    let cert = client.map(|cn| format!("client certificate CN={cn}"));
+    match (&cfg.password, cert) {
+        (Some(_), Some(c)) => format!("status page user {}, {c}, from {peer}", cfg.username),
+        (Some(_), None) => format!("status page user {} from {peer}", cfg.username),
+        (None, Some(c)) => format!("status page {c} from {peer}"),
+        (None, None) => format!("status page from {peer}"),
+    }
+}
+
+async fn answer(
+    page: &Page,
+    status: &StatusSource,
+    req: Request,
+    peer: SocketAddr,
+    client: Option<&str>,
+) -> Response {
     let cfg = &page.cfg;
-    if !authorized(cfg, req) {
+    if !authorized(cfg, &req) {
         return Response::new(
             401,
             "text/html; charset=utf-8",
             "<!DOCTYPE html><html><head><title>Sign in</title></head><body><p>Sign in with the status page user name and password.</p></body></html>\n",
         )
         .with_header("WWW-Authenticate", "Basic realm=\"Clinic Gateway\", charset=\"UTF-8\"");
+    }
+    let who = who(cfg, client, peer);
+    if let Some(r) = status_messages::answer(&page.views, &req, &who).await {
+        return r;
+    }
+    if req.method == "POST" {
+        return Response::text(405, "only the message forms take a POST\n")
+            .with_header("Allow", "GET, HEAD");
     }
     match req.path.as_str() {
         "/" | "/index.html" => {
@@ -343,6 +374,17 @@ fn answer(page: &Page, status: &StatusSource, req: &Request) -> Response {
     }
 }
 
+/// The CN of the client certificate a TLS connection presented.
+fn client_cn(conn: &rustls::ServerConnection) -> Option<String> {
+    let cert = conn.peer_certificates()?.first()?;
+    Some(
+        crate::net::der::certificate_subject_cn(cert.as_ref())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "(none)".into()),
+    )
+}
+
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::Error> {
     http_server::bind(
         "status_page",
@@ -357,6 +399,7 @@ pub async fn serve(
     cfg: StatusPageConfig,
     alerts: AlertsConfig,
     status: StatusSource,
+    views: MessageViews,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), crate::Error> {
     let tls = match &cfg.tls {
@@ -368,15 +411,20 @@ pub async fn serve(
         )),
         None => None,
     };
-    let page = Arc::new(Page { cfg, alerts });
+    let page = Arc::new(Page { cfg, alerts, views });
     http_server::accept_loop(
         listener,
-        move |stream, _peer| {
+        move |stream, peer| {
             let (page, status, tls) = (page.clone(), status.clone(), tls.clone());
             async move {
-                let handler = |r: &Request| answer(&page, &status, r);
+                let max = status_messages::FORM_MAX;
                 match tls {
-                    None => http_server::handle_connection(stream, &handler).await,
+                    None => {
+                        http_server::serve_one(stream, max, |r| {
+                            answer(&page, &status, r, peer, None)
+                        })
+                        .await
+                    }
                     Some(acceptor) => {
                         let hs = tokio::time::timeout(
                             std::time::Duration::from_secs(10),
@@ -384,7 +432,11 @@ pub async fn serve(
                         )
                         .await;
                         if let Ok(Ok(s)) = hs {
-                            http_server::handle_connection(s, &handler).await;
+                            let cn = client_cn(s.get_ref().1);
+                            http_server::serve_one(s, max, |r| {
+                                answer(&page, &status, r, peer, cn.as_deref())
+                            })
+                            .await;
                         }
                     }
                 }

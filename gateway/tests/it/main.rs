@@ -23,6 +23,7 @@ mod https_client;
 mod iis_soap;
 mod ingest;
 mod messages;
+mod messages_page;
 mod ops;
 mod pickup;
 mod poller;

@@ -549,7 +549,7 @@ fn chromium_dump(url: &str) -> String {
 }
 
 /// The status page's password file ("correct horse", mode 0600) in `dir`.
-fn password_file(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn password_file(dir: &Path) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let pw = dir.join("status-password");
     std::fs::write(&pw, "correct horse\n").unwrap();
@@ -714,6 +714,11 @@ fn status_page_in_headless_chromium_behind_a_password() {
 /// GET `url` with curl, trusting `dir/ca.pem` and presenting the client
 /// certificate `name`; the body, or `None` if curl failed (refused).
 fn curl(dir: &Path, url: &str, client: Option<&str>) -> Option<String> {
+    curl_with(dir, &[url], client)
+}
+
+/// [`curl`] with more arguments (`-d` for a POST) before the URL.
+fn curl_with(dir: &Path, args: &[&str], client: Option<&str>) -> Option<String> {
     let mut c = Command::new("curl");
     c.current_dir(dir)
         .args(["-sS", "--fail", "--max-time", "10", "--cacert", "ca.pem"]);
@@ -725,7 +730,7 @@ fn curl(dir: &Path, url: &str, client: Option<&str>) -> Option<String> {
             &format!("{name}.key"),
         ]);
     }
-    let out = c.arg(url).output().unwrap();
+    let out = c.args(args).output().unwrap();
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -776,6 +781,36 @@ fn status_page_with_client_certificates_only() {
         curl(pki.dir(), &url, Some("stranger")).is_none(),
         "a certificate from another CA must be refused"
     );
+    // The raw view through the page is audited with the certificate's CN.
+    assert_eq!(
+        ack_code(&send_one(&g.addr(), &adt("CERT-1", "MRN-CERT")).unwrap()),
+        "AA"
+    );
+    let found = curl(
+        pki.dir(),
+        &format!("{url}messages?control_id=CERT-1"),
+        Some("client"),
+    )
+    .unwrap();
+    let id = found
+        .split("href=\"/messages/")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap_or_else(|| panic!("no result in {found}"))
+        .to_string();
+    let raw = curl_with(
+        pki.dir(),
+        &["-d", "show=1", &format!("{url}messages/{id}/raw")],
+        Some("client"),
+    );
+    assert!(raw.is_some_and(|r| r.contains("PID|1||MRN-CERT")));
+    crate::messages_page::audit_until(&g, |audit| {
+        audit.lines().any(|l| {
+            l.contains("phi_view")
+                && l.contains(&format!("message={id}"))
+                && l.contains("by=status page client certificate CN=client from 127.0.0.1:")
+        })
+    });
 }
 
 /// A feed that goes quiet is an alert (eCW stops sending: every queue is

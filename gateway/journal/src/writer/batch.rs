@@ -37,8 +37,9 @@ impl Stager<'_> {
 
     fn batch_parts(&mut self, b: &BatchReq, fs_pct: u8) -> Result<Vec<Appended>, JournalError> {
         let mut out = Vec::with_capacity(b.messages.len());
-        for (m, policy) in &b.messages {
-            out.push(self.append(m, *policy, None, fs_pct)?);
+        for (i, (m, policy)) in b.messages.iter().enumerate() {
+            let patient = b.patients.get(i).and_then(Option::as_ref);
+            out.push(self.append(m, *policy, patient, fs_pct)?);
         }
         self.state_ops(&b.state, fs_pct)?;
         Ok(out)

@@ -65,6 +65,7 @@ fn a_batch_that_fails_part_way_stages_nothing_and_leaves_the_group_as_it_was() {
         .batch(
             crate::batch::BatchReq {
                 messages: Vec::new(),
+                patients: Vec::new(),
                 state: vec![StateOp::put("ns", b"k", b"before")],
             },
             10,

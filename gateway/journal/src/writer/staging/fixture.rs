@@ -119,6 +119,13 @@ impl Fixture {
         messages: Vec<(NewMessage, Policy)>,
         state: Vec<StateOp>,
     ) -> Result<Vec<Appended>, JournalError> {
-        self.st().batch(BatchReq { messages, state }, 10)
+        self.st().batch(
+            BatchReq {
+                messages,
+                patients: Vec::new(),
+                state,
+            },
+            10,
+        )
     }
 }
