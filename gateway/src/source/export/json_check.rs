@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::json_scan::{err, skip_string, skip_value_depth, skip_ws, string_value, Scan};
+use super::json_scan::{err, skip_string_escaped, skip_value_depth, skip_ws, string_value, Scan};
 
 /// The reason given for bytes that are not UTF-8 (`offset`: the first bad byte).
 pub const NOT_UTF8: &str = "not UTF-8";
@@ -52,7 +52,8 @@ pub fn check_object(b: &[u8]) -> Scan<TopLevel> {
     } else {
         loop {
             let key_start = j;
-            j = skip_string(b, j)?;
+            let escaped;
+            (j, escaped) = skip_string_escaped(b, j)?;
             let key = key_start..j;
             j = skip_ws(b, j);
             if b.get(j) != Some(&b':') {
@@ -61,7 +62,7 @@ pub fn check_object(b: &[u8]) -> Scan<TopLevel> {
             let v = skip_ws(b, j + 1);
             j = skip_value_depth(b, v, 1)?;
             top.members += 1;
-            if let Some((name, slot)) = known(b, key, &mut top) {
+            if let Some((name, slot)) = known(b, key, escaped, &mut top) {
                 if slot.is_some() {
                     top.duplicate.get_or_insert(name);
                 } else {
@@ -86,15 +87,17 @@ pub fn check_object(b: &[u8]) -> Scan<TopLevel> {
     Ok(top)
 }
 
-/// The slot of a key the check reads, if `key` (quotes included) is one.
+/// The slot of a key the check reads, if `key` (quotes included; with an
+/// escape if `escaped`) is one.
 fn known<'t>(
     b: &[u8],
     key: Range<usize>,
+    escaped: bool,
     top: &'t mut TopLevel,
 ) -> Option<(&'static str, &'t mut Option<Range<usize>>)> {
     let raw = &b[key.start + 1..key.end - 1];
     let decoded;
-    let name: &[u8] = if raw.contains(&b'\\') {
+    let name: &[u8] = if escaped {
         decoded = string_value(&b[key])?;
         decoded.as_bytes()
     } else {

@@ -49,7 +49,8 @@ pub fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The first index from `j` holding a [`STRING_STOP`] byte (or `b.len()`):
-/// eight bytes at a time while none of them is one, then byte by byte.
+/// eight bytes at a time, the stop found in its word without a byte loop;
+/// the last few bytes one by one.
 #[inline]
 fn string_run(b: &[u8], mut j: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -62,12 +63,14 @@ fn string_run(b: &[u8], mut j: usize) -> usize {
         let backslash = w ^ (ONES * u64::from(b'\\'));
         // A byte is flagged if it is 0 (after the xor) or below 0x20; a
         // borrow only flags bytes above one already flagged, so a word
-        // without a stop byte is never flagged and one with it always is.
-        let stop = (quote.wrapping_sub(ONES) & !quote)
+        // without a stop byte is never flagged, one with it always is, and
+        // its lowest flagged byte (little-endian: the first) is a stop.
+        let stop = ((quote.wrapping_sub(ONES) & !quote)
             | (backslash.wrapping_sub(ONES) & !backslash)
-            | (w.wrapping_sub(ONES * 0x20) & !w);
-        if stop & HIGH != 0 {
-            break;
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGH;
+        if stop != 0 {
+            return j + stop.trailing_zeros() as usize / 8;
         }
         j += 8;
     }
@@ -80,31 +83,41 @@ fn string_run(b: &[u8], mut j: usize) -> usize {
 /// `i` at a `"`: the index after the closing quote; the string validated
 /// (escapes, surrogate pairs, no raw control characters).
 pub fn skip_string(b: &[u8], i: usize) -> Scan<usize> {
+    skip_string_escaped(b, i).map(|(end, _)| end)
+}
+
+/// [`skip_string`], and whether the string has an escape (its bytes are
+/// its value when it has none).
+pub fn skip_string_escaped(b: &[u8], i: usize) -> Scan<(usize, bool)> {
     if b.get(i) != Some(&b'"') {
         return err(i, "expected a string");
     }
     let mut j = i + 1;
+    let mut escaped = false;
     loop {
         j = string_run(b, j);
         match b.get(j) {
             None => return err(i, "unterminated string"),
-            Some(b'"') => return Ok(j + 1),
-            Some(b'\\') => match b.get(j + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
-                Some(b'u') => match hex4(b, j + 2) {
-                    // A UTF-16 pair, as serde_json and other readers decode
-                    // it: a lone surrogate is no character (it would fail
-                    // them downstream).
-                    Some(0xD800..=0xDBFF) => match (b.get(j + 6..j + 8), hex4(b, j + 8)) {
-                        (Some(b"\\u"), Some(0xDC00..=0xDFFF)) => j += 12,
-                        _ => return err(j, "a lone surrogate in a \\u escape"),
+            Some(b'"') => return Ok((j + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                match b.get(j + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
+                    Some(b'u') => match hex4(b, j + 2) {
+                        // A UTF-16 pair, as serde_json and other readers decode
+                        // it: a lone surrogate is no character (it would fail
+                        // them downstream).
+                        Some(0xD800..=0xDBFF) => match (b.get(j + 6..j + 8), hex4(b, j + 8)) {
+                            (Some(b"\\u"), Some(0xDC00..=0xDFFF)) => j += 12,
+                            _ => return err(j, "a lone surrogate in a \\u escape"),
+                        },
+                        Some(0xDC00..=0xDFFF) => return err(j, "a lone surrogate in a \\u escape"),
+                        Some(_) => j += 6,
+                        None => return err(j, "a bad \\u escape"),
                     },
-                    Some(0xDC00..=0xDFFF) => return err(j, "a lone surrogate in a \\u escape"),
-                    Some(_) => j += 6,
-                    None => return err(j, "a bad \\u escape"),
-                },
-                _ => return err(j, "a bad escape"),
-            },
+                    _ => return err(j, "a bad escape"),
+                }
+            }
             Some(_) => return err(j, "a control character in a string"),
         }
     }
