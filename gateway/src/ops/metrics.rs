@@ -558,13 +558,14 @@ pub fn render(r: &StatusReport, x: &Extra) -> String {
 /// `[[export]]` jobs: state, the job in hand, the last success (no PHI:
 /// export and tenant names only).
 fn exports(o: &mut Out, r: &StatusReport) {
-    const STATES: [&str; 8] = [
+    const STATES: [&str; 9] = [
         "idle",
         "waiting",
         "kicked_off",
         "polling",
         "downloading",
         "finishing",
+        "delivering",
         "done",
         "failed",
     ];
