@@ -383,19 +383,19 @@ mod tests {
     #[test]
     fn errors_name_the_line_and_say_what_to_do() {
         for (extra, line, says) in [
-            ("level = \"group\"\n", 7, "needs group"),
-            ("since = \"yesterday\"\n", 7, "since must be"),
-            ("schedule = \"hourly\"\n", 7, "daily HH:MM"),
+            ("level = \"group\"\n", 8, "needs group"),
+            ("since = \"yesterday\"\n", 8, "since must be"),
+            ("schedule = \"hourly\"\n", 8, "daily HH:MM"),
             (
                 "to = [\"cloud-fhir\"]\n",
-                7,
+                8,
                 "names destination 'cloud-fhir', which is not defined",
             ),
-            ("namespace_ids = \"some\"\n", 7, "namespace_ids must be"),
-            ("parallel_downloads = 0\n", 7, "1..=16"),
+            ("namespace_ids = \"some\"\n", 8, "namespace_ids must be"),
+            ("parallel_downloads = 0\n", 8, "1..=16"),
             (
                 "poll_min = \"10m\"\npoll_max = \"1m\"\n",
-                7,
+                8,
                 "at most poll_max",
             ),
         ] {
