@@ -131,7 +131,8 @@ async fn wait_for(socket: &Path, name: &str, before: Vec<ExportStatus>) -> ExitC
             println!("{line}");
             last_line = line;
         }
-        if s.history.succeeded > ok_before {
+        // Done once its resources have left the outboxes too (`to`).
+        if s.history.succeeded > ok_before && s.state != "delivering" {
             return ExitCode::SUCCESS;
         }
         if s.history.failed > failed_before
@@ -162,6 +163,12 @@ fn progress_line(s: &ExportStatus) -> String {
         if s.journaled > 0 {
             l += &format!(", {} journaled for delivery", s.journaled);
         }
+    }
+    if s.state == "delivering" {
+        l += &format!(
+            " {} resource(s) and tombstone(s) of the job still in the outboxes",
+            s.pending_delivery
+        );
     }
     if let Some(p) = &s.progress {
         l += &format!(" — {p}");

@@ -55,8 +55,9 @@ pub struct ExportConfig<S: Stage = Resolved> {
     pub type_filters: Vec<String>,
     pub since: ExportSince,
     pub schedule: crate::source::export::schedule::Schedule,
-    /// The folder sink's root (`<output>/<tenant>/<transactionTime>/`).
-    pub output: PathBuf,
+    /// The folder sink's root (`<output>/<tenant>/<transactionTime>/`);
+    /// `None`: no folder sink (only with `to = [...]`).
+    pub output: Option<PathBuf>,
     pub parallel_downloads: usize,
     pub poll: crate::source::export::poll::PollBounds,
     pub max_line_bytes: usize,

@@ -621,13 +621,14 @@ fn remote_write(o: &mut Out, rw: &super::remote_write::RemoteWriteStatus) {
 /// `[[export]]` jobs: state, the job in hand, the last success (no PHI:
 /// export and tenant names only).
 fn exports(o: &mut Out, r: &StatusReport) {
-    const STATES: [&str; 8] = [
+    const STATES: [&str; 9] = [
         "idle",
         "waiting",
         "kicked_off",
         "polling",
         "downloading",
         "finishing",
+        "delivering",
         "done",
         "failed",
     ];

@@ -167,3 +167,90 @@ fn delivers_each_resource_once_across_kill9_and_a_replay_creates_nothing() {
     );
     assert_eq!(server.kickoffs().len(), 2);
 }
+
+/// `to = [...]` without `output`: no folder sink is written. While the
+/// destination refuses the PUTs, the downloaded, journaled job says
+/// "delivering" with the count still in the outbox (status, --json,
+/// metrics); once the destination takes them, "done", and `--wait`
+/// returns only then.
+#[test]
+fn without_output_no_folder_and_delivering_until_the_outbox_is_empty() {
+    let rt = rt();
+    let data = dataset(20, 30, 1);
+    let server = rt.block_on(BulkServer::start(data.clone(), vec![], None));
+    server
+        .state
+        .script
+        .polls_before_ready
+        .store(1, Ordering::SeqCst);
+    let (fhir, store) = fhir_server(false);
+    store.lock().unwrap().refuse_puts = true;
+    let out = tempfile::tempdir().unwrap();
+    let table = export_table(
+        "d",
+        "acme",
+        &server.base,
+        out.path(),
+        "to = [\"cloud\"]",
+        None,
+    )
+    .replace(
+        &format!("output = {:?}\n", out.path().display().to_string()),
+        "",
+    );
+    assert!(!table.contains("output"), "{table}");
+    let hport = crate::support::free_port();
+    let mut g = Gateway::configure(Options {
+        top_extra: format!(
+            "{STORAGE}[alerts]\ndisk_warn_percent = 100\n[health]\nbind = \"127.0.0.1:{hport}\"\n{table}"
+        ),
+        routing: Some(routing(&fhir.url("/fhir"), "probe_interval = \"200ms\"")),
+        ..Default::default()
+    });
+    g.spawn();
+    let mut wait = std::process::Command::new(crate::support::daemon::BIN)
+        .args(["export", "run", "d", "--wait", "--config"])
+        .arg(&g.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    g.wait_for("the job delivering", Duration::from_secs(60), || {
+        export_status(&g, "d")["state"] == "delivering"
+    });
+    let st = export_status(&g, "d");
+    let want = expected_keys(&data, "acme").len() as u64;
+    assert_eq!(st["pending_delivery"], want, "{st}");
+    // The history (the next `since`) is stored before the delivery ends.
+    assert_eq!(st["succeeded"], 1, "{st}");
+    let text = g.cli(&["export", "status", "d"]);
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains(&format!("delivering {want} resource(s)"))
+            && text.contains("pending for cloud"),
+        "{text}"
+    );
+    let (_, metrics) = crate::ops::http_get(&format!("127.0.0.1:{hport}"), "/metrics", None);
+    assert!(
+        metrics.contains(r#"gateway_export_state{export="d",tenant="acme",state="delivering"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        wait.try_wait().unwrap().is_none(),
+        "--wait waits for the delivery too"
+    );
+    store.lock().unwrap().refuse_puts = false;
+    g.wait_for("the job done", Duration::from_secs(60), || {
+        export_status(&g, "d")["state"] == "done"
+    });
+    assert_eq!(export_status(&g, "d")["pending_delivery"], 0);
+    assert_eq!(store.lock().unwrap().resources.len() as u64, want);
+    let waited = wait.wait_with_output().unwrap();
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    // No folder sink: nothing under the directory `output` would have named.
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}

@@ -201,11 +201,15 @@ fn export(e: RawExport, cx: &mut Check<'_>) -> Option<ExportConfig<Checked>> {
             Err(m) => cx.fail(s, format!("{what}: {m}")),
         },
     };
-    let output = cx.path(
-        e.output
-            .as_ref()
-            .map_or("exports", |o| o.get_ref().as_str()),
-    );
+    // The folder sink is optional when resources go to `to`; one of them is needed.
+    let output = match &e.output {
+        Some(o) => Some(Some(cx.path(o.get_ref()))),
+        None if !e.to.is_empty() => Some(None),
+        None => cx.fail(
+            &e.name,
+            format!("{what}: export.{name}.output is missing: set output = \"exports\" (a folder, relative to this file) and/or to = [\"cloud-fhir\"] (kind = \"fhir\" destinations)"),
+        ),
+    };
     let mut to = Vec::new();
     for d in &e.to {
         let name = d.get_ref();
@@ -300,7 +304,7 @@ fn export(e: RawExport, cx: &mut Check<'_>) -> Option<ExportConfig<Checked>> {
         type_filters: e.type_filters,
         since: since?,
         schedule: schedule?,
-        output,
+        output: output?,
         parallel_downloads: parallel?,
         poll: poll?,
         max_line_bytes: max_line?,
@@ -353,7 +357,7 @@ mod tests {
     }
 
     const MIN: &str =
-        "name = \"acme-nightly\"\ntenant = \"acme\"\nurl = \"https://fhir.acme.example/r4/\"\n";
+        "name = \"acme-nightly\"\ntenant = \"acme\"\nurl = \"https://fhir.acme.example/r4/\"\noutput = \"exports\"\n";
 
     #[test]
     fn defaults_and_full_table() {
@@ -362,7 +366,7 @@ mod tests {
         assert_eq!(e.level, ExportLevel::System);
         assert_eq!(e.since, ExportSince::Auto);
         assert_eq!(e.schedule, Schedule::Manual);
-        assert_eq!(e.output, Path::new("/etc/gateway/exports"));
+        assert_eq!(e.output.as_deref(), Some(Path::new("/etc/gateway/exports")));
         assert_eq!(
             (e.parallel_downloads, e.alert_after.as_secs()),
             (2, 48 * 3600)
@@ -379,19 +383,19 @@ mod tests {
     #[test]
     fn errors_name_the_line_and_say_what_to_do() {
         for (extra, line, says) in [
-            ("level = \"group\"\n", 7, "needs group"),
-            ("since = \"yesterday\"\n", 7, "since must be"),
-            ("schedule = \"hourly\"\n", 7, "daily HH:MM"),
+            ("level = \"group\"\n", 8, "needs group"),
+            ("since = \"yesterday\"\n", 8, "since must be"),
+            ("schedule = \"hourly\"\n", 8, "daily HH:MM"),
             (
                 "to = [\"cloud-fhir\"]\n",
-                7,
+                8,
                 "names destination 'cloud-fhir', which is not defined",
             ),
-            ("namespace_ids = \"some\"\n", 7, "namespace_ids must be"),
-            ("parallel_downloads = 0\n", 7, "1..=16"),
+            ("namespace_ids = \"some\"\n", 8, "namespace_ids must be"),
+            ("parallel_downloads = 0\n", 8, "1..=16"),
             (
                 "poll_min = \"10m\"\npoll_max = \"1m\"\n",
-                7,
+                8,
                 "at most poll_max",
             ),
         ] {
@@ -418,6 +422,20 @@ mod tests {
         let ok = with_dest("fhir", "[\"d\"]").unwrap();
         assert_eq!(ok[0].to, ["d"]);
         assert_eq!(ok[0].namespace_ids, crate::config::NamespaceIds::To);
+        // No folder sink with `to`; neither is an error naming the key.
+        assert_eq!(
+            ok[0].output.as_deref(),
+            Some(Path::new("/etc/gateway/exports"))
+        );
+        let dest = "[[destination]]\nname = \"d\"\nkind = \"fhir\"\nurl = \"https://cloud.example/fhir\"\n\n";
+        let bare = "name = \"n\"\ntenant = \"t\"\nurl = \"https://fhir.example\"\n";
+        let only_to = check_after(dest, &format!("{bare}to = [\"d\"]\n")).unwrap();
+        assert_eq!(only_to[0].output, None);
+        let e = check_after(dest, bare).unwrap_err();
+        assert!(
+            e.contains("export.n.output is missing") && e.contains("to = ["),
+            "{e}"
+        );
         let e = check("name = \"x\"\ntenant = \"../etc\"\nurl = \"http://fhir.example.com\"\n")
             .unwrap_err();
         assert!(

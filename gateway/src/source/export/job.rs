@@ -6,8 +6,10 @@
 //! (the last success and its transactionTime: the next `_since`).
 //!
 //! Phases: polling → downloading → finishing (the `done` marker, then the
-//! history and the phase in one commit) → cleanup (DELETE the status URL,
-//! drop the job). A restart resumes at the stored phase.
+//! history and the phase in one commit) → cleanup (DELETE the status URL;
+//! with `to = [...]`, state "delivering" until the job's messages have
+//! left the destinations' outboxes; drop the job). A restart resumes at
+//! the stored phase.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +26,7 @@ use super::ndjson::{LineSplitter, Piece};
 use super::poll::{backoff, classify_outcome, next_poll, retry_after, Outcome};
 use super::sink::{file_path, job_dir, write_small, PartFile};
 use crate::config::{ExportConfig, ExportLevel, ExportSince};
+use crate::deliver::payload::TRANSFORM_FHIR_RESOURCE;
 use crate::ops::clock::unix_ms;
 use journal::{Journal, Quarantined, StateOp};
 
@@ -63,6 +66,11 @@ pub struct StoredJob {
     pub transaction_time: Option<String>,
     pub requires_access_token: bool,
     pub files: u32,
+    /// The journal's next message id at the kick-off: the job's `to`
+    /// messages have ids from here on (`None`: a job stored before this
+    /// field; counted from 0).
+    #[serde(default)]
+    pub first_message_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,7 +111,7 @@ pub struct History {
 pub struct ExportStatus {
     pub name: String,
     pub tenant: String,
-    /// idle | waiting | kicked_off | polling | downloading | finishing | done | failed
+    /// idle | waiting | kicked_off | polling | downloading | finishing | delivering | done | failed
     pub state: String,
     /// The server's X-Progress (free text), or what the job waits for.
     pub progress: Option<String>,
@@ -122,6 +130,10 @@ pub struct ExportStatus {
     /// `to = [...]`: resources and tombstones journaled for delivery (since the daemon's start).
     #[serde(default)]
     pub journaled: u64,
+    /// State `delivering`: the job's resources and tombstones still in the
+    /// outboxes of its `to` destinations (0 otherwise).
+    #[serde(default)]
+    pub pending_delivery: u64,
     /// Files whose line count differs from the manifest's `count`.
     pub count_mismatches: u64,
     pub next_run_ms: Option<u64>,
@@ -331,6 +343,9 @@ pub async fn run(ctx: &Arc<JobCtx>, full: bool) -> Result<(), JobError> {
             }
             Phase::Cleanup => {
                 delete_status_url(ctx, &job.status_url).await;
+                if !ctx.cfg.to.is_empty() {
+                    wait_delivered(ctx, &job).await?;
+                }
                 forget(ctx, &job).await?;
                 return Ok(());
             }
@@ -348,23 +363,29 @@ async fn finish(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Result<(), JobError> 
     let (resources, bad, bytes, outcomes) = totals(&files);
     let issues = issue_totals(&files);
     let tt = job.transaction_time.clone().unwrap_or_default();
-    let dir = job_dir(&ctx.cfg.output, &ctx.cfg.tenant, &tt);
-    let marker = serde_json::json!({
-        "export": name, "tenant": ctx.cfg.tenant, "job": job.job, "transactionTime": tt,
-        "since": job.since, "files": job.files, "resources": resources, "bad_lines": bad,
-        "error_outcomes": outcomes, "error_issues": issues, "bytes": bytes,
-    });
-    let body = serde_json::to_vec_pretty(&marker).unwrap_or_default();
-    let d = dir.clone();
-    tokio::task::spawn_blocking(move || write_small(&d, "done", &body))
-        .await
-        .map_err(|e| JobError::Fatal(format!("done marker task: {e}")))?
-        .map_err(|e| {
-            JobError::Fatal(format!(
-                "cannot write the done marker in {}: {e}",
-                dir.display()
-            ))
-        })?;
+    let dir = ctx
+        .cfg
+        .output
+        .as_ref()
+        .map(|o| job_dir(o, &ctx.cfg.tenant, &tt));
+    if let Some(dir) = dir.clone() {
+        let marker = serde_json::json!({
+            "export": name, "tenant": ctx.cfg.tenant, "job": job.job, "transactionTime": tt,
+            "since": job.since, "files": job.files, "resources": resources, "bad_lines": bad,
+            "error_outcomes": outcomes, "error_issues": issues, "bytes": bytes,
+        });
+        let body = serde_json::to_vec_pretty(&marker).unwrap_or_default();
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || write_small(&d, "done", &body))
+            .await
+            .map_err(|e| JobError::Fatal(format!("done marker task: {e}")))?
+            .map_err(|e| {
+                JobError::Fatal(format!(
+                    "cannot write the done marker in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+    }
     let mut h = load_history(&ctx.journal, name).map_err(JobError::Fatal)?;
     h.succeeded += 1;
     h.last_success_ms = Some(unix_ms());
@@ -386,14 +407,94 @@ async fn finish(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Result<(), JobError> 
     );
     // Issue counts only: the files' diagnostics text may quote PHI.
     if outcomes > 0 {
-        log::warn!(target: "gateway::export", "export {name} (tenant {}): the server reported {outcomes} error OperationOutcome(s), issues {}; see errors/ in {}", ctx.cfg.tenant, describe(&issues), dir.display());
+        let see = dir.map_or_else(
+            || "no folder sink keeps the files".to_string(),
+            |d| format!("see errors/ in {}", d.display()),
+        );
+        log::warn!(target: "gateway::export", "export {name} (tenant {}): the server reported {outcomes} error OperationOutcome(s), issues {}; {see}", ctx.cfg.tenant, describe(&issues));
     }
     log::info!(target: "gateway::export", "export {name} (tenant {}): job {} done: {resources} resource(s), {bad} bad line(s), error issues: {}", ctx.cfg.tenant, job.job, describe(&issues));
     ctx.update(|s| {
         s.history = h;
-        s.state = "done".into();
+        s.state = if ctx.cfg.to.is_empty() {
+            "done"
+        } else {
+            "delivering"
+        }
+        .into();
     });
     Ok(())
+}
+
+/// How often "delivering" counts the outboxes again.
+const DELIVERING_EVERY: Duration = Duration::from_secs(1);
+
+/// `to = [...]`, after the history is stored: state "delivering", with the
+/// job's messages still pending per destination, until none is (each one
+/// delivered, or dead-lettered: the destination's own status says which).
+/// Counted: the destination's pending `fhir-resource` entries journaled
+/// since the job's kick-off (another export's to the same destination in
+/// that span counts too). A restart in this phase counts again.
+async fn wait_delivered(ctx: &Arc<JobCtx>, job: &StoredJob) -> Result<(), JobError> {
+    let from = job.first_message_id.unwrap_or(0);
+    loop {
+        let (j, to) = (ctx.journal.clone(), ctx.cfg.to.clone());
+        let counted = tokio::task::spawn_blocking(move || pending_since(&j, &to, from))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        match counted {
+            Ok(per) if per.iter().all(|(_, n)| *n == 0) => {
+                ctx.update(|s| {
+                    s.state = "done".into();
+                    s.pending_delivery = 0;
+                    s.progress = None;
+                });
+                return Ok(());
+            }
+            Ok(per) => {
+                let what: Vec<String> = per
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(d, n)| format!("{n} pending for {d}"))
+                    .collect();
+                ctx.update(|s| {
+                    s.state = "delivering".into();
+                    s.pending_delivery = per.iter().map(|(_, n)| n).sum();
+                    s.progress = Some(what.join(", "));
+                });
+            }
+            Err(e) => {
+                log::warn!(target: "gateway::export", "export {}: cannot count the outboxes: {e}", ctx.cfg.name);
+                ctx.update(|s| s.progress = Some(format!("cannot count the outboxes: {e}")));
+            }
+        }
+        ctx.sleep(DELIVERING_EVERY).await?;
+    }
+}
+
+/// Per destination of `to`: its pending `fhir-resource` entries with id >= `from`.
+fn pending_since(j: &Journal, to: &[String], from: u64) -> Result<Vec<(String, u64)>, String> {
+    const PAGE: usize = 10_000;
+    let mut out = Vec::with_capacity(to.len());
+    for d in to {
+        let (mut n, mut after) = (0u64, from.checked_sub(1));
+        loop {
+            let page = j
+                .pending_entries(d, after, PAGE)
+                .map_err(|e| format!("outbox {d}: {e}"))?;
+            n += page
+                .iter()
+                .filter(|e| e.entry.transform == TRANSFORM_FHIR_RESOURCE)
+                .count() as u64;
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.id),
+                _ => break,
+            }
+        }
+        out.push((d.clone(), n));
+    }
+    Ok(out)
 }
 
 /// The error files' issues, summed.

@@ -10,10 +10,7 @@
 
 use std::ops::Range;
 
-use super::json_scan::{string_value, Scan, ScanError};
-
-/// Nesting deeper than this is refused (serde_json's limit too).
-const MAX_DEPTH: usize = 128;
+use super::json_scan::{err, skip_string_escaped, skip_value_depth, skip_ws, string_value, Scan};
 
 /// The reason given for bytes that are not UTF-8 (`offset`: the first bad byte).
 pub const NOT_UTF8: &str = "not UTF-8";
@@ -35,24 +32,6 @@ pub struct TopLevel {
     pub duplicate: Option<&'static str>,
 }
 
-fn err<T>(offset: usize, reason: &'static str) -> Scan<T> {
-    Err(ScanError { offset, reason })
-}
-
-/// Bytes that end the fast run through a string: `"`, `\` and the control
-/// characters JSON forbids unescaped.
-const STRING_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 0x20 {
-        t[c] = true;
-        c += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
 /// Validate `b` as one JSON object (whitespace around it allowed) and find
 /// its top-level `resourceType`, `id` and `meta`.
 pub fn check_object(b: &[u8]) -> Scan<TopLevel> {
@@ -73,16 +52,17 @@ pub fn check_object(b: &[u8]) -> Scan<TopLevel> {
     } else {
         loop {
             let key_start = j;
-            j = string(b, j)?;
+            let escaped;
+            (j, escaped) = skip_string_escaped(b, j)?;
             let key = key_start..j;
             j = skip_ws(b, j);
             if b.get(j) != Some(&b':') {
                 return err(j, "expected ':'");
             }
             let v = skip_ws(b, j + 1);
-            j = value(b, v, 1)?;
+            j = skip_value_depth(b, v, 1)?;
             top.members += 1;
-            if let Some((name, slot)) = known(b, key, &mut top) {
+            if let Some((name, slot)) = known(b, key, escaped, &mut top) {
                 if slot.is_some() {
                     top.duplicate.get_or_insert(name);
                 } else {
@@ -107,15 +87,17 @@ pub fn check_object(b: &[u8]) -> Scan<TopLevel> {
     Ok(top)
 }
 
-/// The slot of a key the check reads, if `key` (quotes included) is one.
+/// The slot of a key the check reads, if `key` (quotes included; with an
+/// escape if `escaped`) is one.
 fn known<'t>(
     b: &[u8],
     key: Range<usize>,
+    escaped: bool,
     top: &'t mut TopLevel,
 ) -> Option<(&'static str, &'t mut Option<Range<usize>>)> {
     let raw = &b[key.start + 1..key.end - 1];
     let decoded;
-    let name: &[u8] = if raw.contains(&b'\\') {
+    let name: &[u8] = if escaped {
         decoded = string_value(&b[key])?;
         decoded.as_bytes()
     } else {
@@ -126,145 +108,6 @@ fn known<'t>(
         b"id" => Some(("id", &mut top.id)),
         b"meta" => Some(("meta", &mut top.meta)),
         _ => None,
-    }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
-        i += 1;
-    }
-    i
-}
-
-/// `i` at a `"`: the index after the closing quote.
-fn string(b: &[u8], i: usize) -> Scan<usize> {
-    if b.get(i) != Some(&b'"') {
-        return err(i, "expected a string");
-    }
-    let mut j = i + 1;
-    loop {
-        while j < b.len() && !STRING_STOP[b[j] as usize] {
-            j += 1;
-        }
-        match b.get(j) {
-            None => return err(i, "unterminated string"),
-            Some(b'"') => return Ok(j + 1),
-            Some(b'\\') => match b.get(j + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
-                Some(b'u') => match hex4(b, j + 2) {
-                    // A UTF-16 pair, as serde_json and other readers decode
-                    // it: a lone surrogate is no character (it would fail
-                    // them downstream).
-                    Some(0xD800..=0xDBFF) => match (b.get(j + 6..j + 8), hex4(b, j + 8)) {
-                        (Some(b"\\u"), Some(0xDC00..=0xDFFF)) => j += 12,
-                        _ => return err(j, "a lone surrogate in a \\u escape"),
-                    },
-                    Some(0xDC00..=0xDFFF) => return err(j, "a lone surrogate in a \\u escape"),
-                    Some(_) => j += 6,
-                    None => return err(j, "a bad \\u escape"),
-                },
-                _ => return err(j, "a bad escape"),
-            },
-            Some(_) => return err(j, "a control character in a string"),
-        }
-    }
-}
-
-/// The 4 hex digits at `i`, if they are there.
-fn hex4(b: &[u8], i: usize) -> Option<u16> {
-    let hex = std::str::from_utf8(b.get(i..i + 4)?).ok()?;
-    if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    u16::from_str_radix(hex, 16).ok()
-}
-
-fn digits(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    i
-}
-
-/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-fn number(b: &[u8], i: usize) -> Scan<usize> {
-    let mut j = i + usize::from(b.get(i) == Some(&b'-'));
-    j = match b.get(j) {
-        Some(b'0') => j + 1,
-        Some(b'1'..=b'9') => digits(b, j + 1),
-        _ => return err(j, "a bad number"),
-    };
-    if b.get(j) == Some(&b'.') {
-        let k = digits(b, j + 1);
-        if k == j + 1 {
-            return err(j, "a bad number");
-        }
-        j = k;
-    }
-    if matches!(b.get(j), Some(b'e' | b'E')) {
-        let s = j + 1 + usize::from(matches!(b.get(j + 1), Some(b'+' | b'-')));
-        let k = digits(b, s);
-        if k == s {
-            return err(j, "a bad number");
-        }
-        j = k;
-    }
-    Ok(j)
-}
-
-fn literal(b: &[u8], i: usize, word: &[u8]) -> Scan<usize> {
-    if b.get(i..i + word.len()) == Some(word) {
-        Ok(i + word.len())
-    } else {
-        err(i, "expected a value")
-    }
-}
-
-/// The end of the value at `i` (no leading whitespace), validated.
-fn value(b: &[u8], i: usize, depth: usize) -> Scan<usize> {
-    match b.get(i) {
-        Some(b'"') => string(b, i),
-        Some(b'{' | b'[') if depth >= MAX_DEPTH => err(i, "nested too deeply"),
-        Some(b'{') => {
-            let mut j = skip_ws(b, i + 1);
-            if b.get(j) == Some(&b'}') {
-                return Ok(j + 1);
-            }
-            loop {
-                j = string(b, j)?;
-                j = skip_ws(b, j);
-                if b.get(j) != Some(&b':') {
-                    return err(j, "expected ':'");
-                }
-                j = value(b, skip_ws(b, j + 1), depth + 1)?;
-                j = skip_ws(b, j);
-                match b.get(j) {
-                    Some(b',') => j = skip_ws(b, j + 1),
-                    Some(b'}') => return Ok(j + 1),
-                    _ => return err(j, "expected ',' or '}'"),
-                }
-            }
-        }
-        Some(b'[') => {
-            let mut j = skip_ws(b, i + 1);
-            if b.get(j) == Some(&b']') {
-                return Ok(j + 1);
-            }
-            loop {
-                j = value(b, j, depth + 1)?;
-                j = skip_ws(b, j);
-                match b.get(j) {
-                    Some(b',') => j = skip_ws(b, j + 1),
-                    Some(b']') => return Ok(j + 1),
-                    _ => return err(j, "expected ',' or ']'"),
-                }
-            }
-        }
-        Some(b't') => literal(b, i, b"true"),
-        Some(b'f') => literal(b, i, b"false"),
-        Some(b'n') => literal(b, i, b"null"),
-        Some(b'-' | b'0'..=b'9') => number(b, i),
-        _ => err(i, "expected a value"),
     }
 }
 

@@ -60,6 +60,18 @@ impl Tagger {
     /// Append `line` with the tenant tag to `out`; on an error nothing is
     /// appended. `top` is what [`check_object`] found in `line`.
     pub fn tag_into(&self, line: &[u8], top: &TopLevel, out: &mut Vec<u8>) -> Result<(), TagError> {
+        let Splice { at, insert } = self.splice(line, top)?;
+        out.reserve(line.len() + insert.len());
+        out.extend_from_slice(&line[..at]);
+        out.extend_from_slice(insert);
+        out.extend_from_slice(&line[at..]);
+        Ok(())
+    }
+
+    /// Where the tag goes in `line`: the tagged line is `line[..at]`,
+    /// `insert`, `line[at..]` (a writer can send those three pieces
+    /// without copying the line first).
+    pub fn splice(&self, line: &[u8], top: &TopLevel) -> Result<Splice<'_>, TagError> {
         if top.duplicate == Some("meta") {
             return Err(TagError("the resource has two \"meta\" keys".into()));
         }
@@ -86,8 +98,10 @@ impl Tagger {
                         let (items, tags_close) = elements(line, tags.value.start)?;
                         for item in &items {
                             if has_tenant_tag(&line[item.clone()], &self.tenant)? {
-                                out.extend_from_slice(line);
-                                return Ok(());
+                                return Ok(Splice {
+                                    at: line.len(),
+                                    insert: b"",
+                                });
                             }
                         }
                         let insert = if items.is_empty() {
@@ -100,12 +114,18 @@ impl Tagger {
                 }
             }
         };
-        out.reserve(line.len() + insert.len());
-        out.extend_from_slice(&line[..at]);
-        out.extend_from_slice(insert.as_bytes());
-        out.extend_from_slice(&line[at..]);
-        Ok(())
+        Ok(Splice {
+            at,
+            insert: insert.as_bytes(),
+        })
     }
+}
+
+/// What [`Tagger::splice`] found: insert `insert` at byte `at` (empty: the
+/// line already carries the tag).
+pub struct Splice<'t> {
+    pub at: usize,
+    pub insert: &'t [u8],
 }
 
 /// `line` (one resource) with the tenant tag, or why not (a line that is

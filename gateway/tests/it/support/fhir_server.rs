@@ -49,6 +49,8 @@ pub struct Store {
     /// A key whose version a concurrent writer bumps right after the next
     /// read of it (once).
     pub change_after_read: Option<String>,
+    /// Answer every `PUT /fhir/Type/id` 503 (the destination is down).
+    pub refuse_puts: bool,
 }
 
 impl Store {
@@ -241,6 +243,7 @@ pub fn fhir_server(cut_first_answer: bool) -> (HttpPeer, Arc<Mutex<Store>>) {
         if let Some(key) = r.path.strip_prefix("/fhir/") {
             let mut s = st.lock().unwrap();
             return Some(match r.method.as_str() {
+                "PUT" if s.refuse_puts => (503, "scripted outage".into()),
                 "PUT" => put(&mut s, key, &r.body),
                 "DELETE" => delete(&mut s, key),
                 _ => read(&mut s, key),

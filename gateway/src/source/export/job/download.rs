@@ -37,7 +37,11 @@ pub(super) async fn download_all(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Resu
         files.push(load_file(&ctx.journal, &name, i).map_err(JobError::Fatal)?);
     }
     let tt = job.transaction_time.clone().unwrap_or_default();
-    let dir = job_dir(&ctx.cfg.output, &ctx.cfg.tenant, &tt);
+    let dir = ctx
+        .cfg
+        .output
+        .as_ref()
+        .map(|o| job_dir(o, &ctx.cfg.tenant, &tt));
     let done = files.iter().filter(|f| f.done).count() as u32;
     let (lines, bad, bytes, outcomes) = totals(&files);
     ctx.update(|s| {
@@ -61,7 +65,7 @@ pub(super) async fn download_all(ctx: &Arc<JobCtx>, job: &mut StoredJob) -> Resu
             let Some(i) = queue.pop_front() else { break };
             let c = ctx.clone();
             let f = files[i as usize].clone();
-            let dest = dir.join(file_path(&f.entry, f.n));
+            let dest = dir.as_ref().map(|d| d.join(file_path(&f.entry, f.n)));
             let token = job.requires_access_token;
             let id = job.job;
             running.spawn(async move { (i, download_one(&c, (id, i), &f, dest, token).await) });
@@ -224,7 +228,8 @@ pub(super) struct LineSink<'a> {
     ctx: &'a JobCtx,
     entry: &'a FileEntry,
     file_label: String,
-    part: PartFile,
+    /// The folder sink's file (`None`: no folder sink, `to` only).
+    part: Option<PartFile>,
     /// `to = [...]`: the lines' messages, committed with the line count.
     journal: Option<JournalSink>,
     line_no: u64,
@@ -253,7 +258,13 @@ impl LineSink<'_> {
             Piece::Line(l) => l,
         };
         let checked = match self.entry.kind {
-            FileKind::Output => self.resource(line).map(|()| true),
+            FileKind::Output => match self.resource(line)? {
+                Ok(()) => {
+                    self.lines += 1;
+                    return Ok(());
+                }
+                Err(why) => Err(why),
+            },
             FileKind::Deleted => {
                 let journaled = match self.journal.as_mut() {
                     Some(j) if j.wants(self.line_no) => j.deleted(self.line_no, line),
@@ -262,20 +273,18 @@ impl LineSink<'_> {
                         .map_err(|e| format!("not JSON: {e}")),
                 };
                 // Tombstones are kept in the folder as sent.
-                journaled.map(|_| false)
+                journaled
             }
             // OperationOutcomes need no id; they are counted and kept as sent.
-            FileKind::Error => count_issues(line, &mut self.issues).map(|_| false),
+            FileKind::Error => count_issues(line, &mut self.issues).map(|_| ()),
         };
         match checked {
-            // An output line: its tagged copy is in `scratch`.
-            Ok(true) => {
+            Ok(()) => {
                 self.lines += 1;
-                self.part.write_line(&self.scratch)
-            }
-            Ok(false) => {
-                self.lines += 1;
-                self.part.write_line(line)
+                match self.part.as_mut() {
+                    Some(p) => p.write_line(line),
+                    None => Ok(()),
+                }
             }
             Err(why) => {
                 self.refuse(why, line);
@@ -284,26 +293,41 @@ impl LineSink<'_> {
         }
     }
 
-    /// An output line: checked and tagged in one pass into `scratch`
-    /// (reused: no allocation per line), namespaced where configured,
-    /// handed to the journal sink; `scratch` is left holding the folder's
-    /// copy.
-    fn resource(&mut self, line: &[u8]) -> Result<(), String> {
+    /// An output line: checked in one pass, tagged, written to the part
+    /// file; the inner `Err` refuses the line. The folder-only common case
+    /// writes the line's pieces around the tag without copying it (no
+    /// allocation per line either way); with `to = [...]` or namespacing
+    /// the tagged copy is built in `scratch` (reused), namespaced where
+    /// configured and handed to the journal sink.
+    fn resource(&mut self, line: &[u8]) -> std::io::Result<Result<(), String>> {
         let cfg = &self.ctx.cfg;
-        let top = check(line, &self.entry.resource_type).map_err(|e| e.0)?;
-        self.scratch.clear();
-        self.tagger
-            .tag_into(line, &top, &mut self.scratch)
-            .map_err(|e| e.0)?;
+        let top = match check(line, &self.entry.resource_type) {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e.0)),
+        };
         let to_journal = self.journal.as_ref().is_some_and(|j| j.wants(self.line_no));
         let ns_to = to_journal && cfg.namespace_ids != NamespaceIds::None;
         let ns_folder = cfg.namespace_ids == NamespaceIds::All;
         if !(to_journal || ns_folder) {
-            return Ok(());
+            let splice = match self.tagger.splice(line, &top) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e.0)),
+            };
+            return match self.part.as_mut() {
+                Some(p) => p.write_spliced(line, splice.at, splice.insert).map(Ok),
+                None => Ok(Ok(())),
+            };
+        }
+        self.scratch.clear();
+        if let Err(e) = self.tagger.tag_into(line, &top, &mut self.scratch) {
+            return Ok(Err(e.0));
         }
         let tagged = &self.scratch;
         let namespaced = if ns_to || ns_folder {
-            Some(namespace_ids(tagged, &cfg.tenant).map_err(|e| e.0)?)
+            match namespace_ids(tagged, &cfg.tenant) {
+                Ok(n) => Some(n),
+                Err(e) => return Ok(Err(e.0)),
+            }
         } else {
             None
         };
@@ -312,14 +336,23 @@ impl LineSink<'_> {
                 (Some(n), true) => n,
                 _ => tagged,
             };
-            let (ty, id) =
-                type_and_id(sent).ok_or("the resource has no resourceType and id strings")?;
+            let Some((ty, id)) = type_and_id(sent) else {
+                return Ok(Err("the resource has no resourceType and id strings".into()));
+            };
             j.resource(self.line_no, &ty, &id, sent);
         }
-        if let Some(n) = namespaced.filter(|_| ns_folder) {
-            self.scratch = n;
+        let folder = match namespaced.filter(|_| ns_folder) {
+            Some(n) => n,
+            None => std::mem::take(&mut self.scratch),
+        };
+        let written = match self.part.as_mut() {
+            Some(p) => p.write_line(&folder),
+            None => Ok(()),
+        };
+        if folder.capacity() >= self.scratch.capacity() {
+            self.scratch = folder;
         }
-        Ok(())
+        written.map(Ok)
     }
 
     fn refuse(&mut self, why: String, line: &[u8]) {
@@ -357,7 +390,7 @@ pub(super) async fn download_one(
     ctx: &Arc<JobCtx>,
     (job, i): (u64, u32),
     f: &StoredFile,
-    dest: std::path::PathBuf,
+    dest: Option<std::path::PathBuf>,
     token: bool,
 ) -> Result<FileDone, FileError> {
     ctx.wait_for_disk().await.map_err(FileError::Stop)?;
@@ -390,8 +423,16 @@ pub(super) async fn download_one(
     } else {
         Some(JournalSink::new(ctx, job, i).map_err(FileError::Fatal)?)
     };
-    let part = PartFile::create(dest.clone())
-        .map_err(|e| FileError::Fatal(format!("cannot write {}: {e}", dest.display())))?;
+    let part = match &dest {
+        Some(d) => Some(
+            PartFile::create(d.clone())
+                .map_err(|e| FileError::Fatal(format!("cannot write {}: {e}", d.display())))?,
+        ),
+        None => None,
+    };
+    let dest_label = dest
+        .as_ref()
+        .map_or_else(|| label.clone(), |d| d.display().to_string());
     let mut sink = LineSink {
         ctx,
         entry: &f.entry,
@@ -440,9 +481,8 @@ pub(super) async fn download_one(
                     gz = Some(MultiGzDecoder::new(Vec::with_capacity(256 * 1024)));
                 }
             }
-            let io = |e: std::io::Error| {
-                FileError::Fatal(format!("cannot write {}: {e}", dest.display()))
-            };
+            let io =
+                |e: std::io::Error| FileError::Fatal(format!("cannot write {dest_label}: {e}"));
             match gz.as_mut() {
                 Some(d) => {
                     use std::io::Write;
@@ -495,13 +535,17 @@ pub(super) async fn download_one(
         ..
     } = sink;
     if let Err(e) = result {
-        part.discard();
+        if let Some(p) = part {
+            p.discard();
+        }
         return Err(e);
     }
-    tokio::task::spawn_blocking(move || part.commit())
-        .await
-        .map_err(|e| FileError::Fatal(format!("commit task: {e}")))?
-        .map_err(|e| FileError::Fatal(format!("cannot write {}: {e}", dest.display())))?;
+    if let Some(part) = part {
+        tokio::task::spawn_blocking(move || part.commit())
+            .await
+            .map_err(|e| FileError::Fatal(format!("commit task: {e}")))?
+            .map_err(|e| FileError::Fatal(format!("cannot write {dest_label}: {e}")))?;
+    }
     ctx.update(|s| s.bytes += bytes);
     Ok(FileDone {
         lines,

@@ -132,6 +132,8 @@ pub(super) async fn kickoff(ctx: &Arc<JobCtx>, full: bool) -> Result<StoredJob, 
                     transaction_time: None,
                     requires_access_token: false,
                     files: 0,
+                    // Every message the job journals for `to` comes after this.
+                    first_message_id: Some(ctx.journal.next_message_id()),
                 };
                 let mut h = history.clone();
                 h.jobs += 1;
@@ -331,27 +333,30 @@ pub(super) async fn store_manifest(
     pages: Vec<Vec<u8>>,
 ) -> Result<(), JobError> {
     let (m, files) = parse_pages(&pages)?;
-    let dir = job_dir(&ctx.cfg.output, &ctx.cfg.tenant, &m.transaction_time);
-    let d = dir.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        for (i, p) in pages.iter().enumerate() {
-            let name = if i == 0 {
-                "manifest.json".to_string()
-            } else {
-                format!("manifest.{}.json", i + 1)
-            };
-            write_small(&d, &name, p)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| JobError::Fatal(format!("manifest task: {e}")))?
-    .map_err(|e| {
-        JobError::Fatal(format!(
-            "cannot write the manifest in {}: {e}",
-            dir.display()
-        ))
-    })?;
+    // Without a folder sink (`to` only) the pages live in the state store alone.
+    if let Some(output) = &ctx.cfg.output {
+        let dir = job_dir(output, &ctx.cfg.tenant, &m.transaction_time);
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for (i, p) in pages.iter().enumerate() {
+                let name = if i == 0 {
+                    "manifest.json".to_string()
+                } else {
+                    format!("manifest.{}.json", i + 1)
+                };
+                write_small(&d, &name, p)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| JobError::Fatal(format!("manifest task: {e}")))?
+        .map_err(|e| {
+            JobError::Fatal(format!(
+                "cannot write the manifest in {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
     let mut counters: std::collections::BTreeMap<(FileKind, String), u32> = Default::default();
     let mut ops = Vec::new();
     for (i, entry) in files.iter().enumerate() {
