@@ -67,17 +67,8 @@ async fn sink() -> Result<(String, Arc<AtomicU64>), String> {
                 let mut tmp = vec![0u8; 64 * 1024];
                 loop {
                     // Answer every complete request in the buffer.
-                    while let Some(end) = find(&buf, b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() < end + 4 + len {
-                            break;
-                        }
-                        buf.drain(..end + 4 + len);
+                    while let Some(body) = complete_request(&buf) {
+                        buf.drain(..body.end);
                         c.fetch_add(1, Ordering::Relaxed);
                         if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                             .await
@@ -95,6 +86,19 @@ async fn sink() -> Result<(String, Arc<AtomicU64>), String> {
         }
     });
     Ok((format!("http://{addr}/ingest"), count))
+}
+
+/// The body of the first whole HTTP/1.1 request in `buf` (headers and
+/// its Content-Length body), or `None` while it is incomplete.
+pub(super) fn complete_request(buf: &[u8]) -> Option<std::ops::Range<usize>> {
+    let end = find(buf, b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (buf.len() >= end + 4 + len).then_some(end + 4..end + 4 + len)
 }
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {

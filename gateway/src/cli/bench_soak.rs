@@ -21,6 +21,7 @@ use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
 
 use super::bench::{free_port, rss_mb, sample_message, Daemon};
+use super::bench_drain::complete_request;
 use super::bench_result::{print_json, CaseResult, Rss};
 use crate::net::mllp_client::Client;
 
@@ -120,22 +121,13 @@ async fn serve(mut s: tokio::net::TcpStream, seen: Arc<Mutex<Seen>>) {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut tmp = vec![0u8; 64 * 1024];
     loop {
-        while let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() < end + 4 + len {
-                break;
-            }
-            if let Some((p, seq)) = control_id(&buf[end + 4..end + 4 + len]) {
+        while let Some(body) = complete_request(&buf) {
+            if let Some((p, seq)) = control_id(&buf[body.clone()]) {
                 let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
                 seen.per_patient.entry(p).or_default().push(seq);
                 seen.requests += 1;
             }
-            buf.drain(..end + 4 + len);
+            buf.drain(..body.end);
             if s.write_all(reply.as_bytes()).await.is_err() {
                 return;
             }

@@ -100,6 +100,17 @@ pub fn certificate_spki(cert: &[u8]) -> Result<&[u8], &'static str> {
 /// each a UTCTime (YYMMDDHHMMSSZ, years 1950–2049) or GeneralizedTime
 /// (YYYYMMDDHHMMSSZ), as RFC 5280 §4.1.2.5 requires.
 pub fn certificate_not_after(cert: &[u8]) -> Result<i64, &'static str> {
+    // After serialNumber, signature, issuer.
+    let rest = tbs_field(cert, 3)?;
+    let (validity, _) = expect(rest, SEQUENCE, "validity is not a SEQUENCE")?;
+    let (_not_before, after) = read(validity.content)?;
+    let (not_after, _) = read(after)?;
+    der_time(not_after.tag, not_after.content)
+}
+
+/// The tbsCertificate from its `skip`-th field on (after the optional
+/// `[0]` version, which is not counted).
+fn tbs_field(cert: &[u8], skip: usize) -> Result<&[u8], &'static str> {
     let (certificate, _) = expect(cert, SEQUENCE, "certificate is not a DER SEQUENCE")?;
     let (tbs, _) = expect(
         certificate.content,
@@ -111,15 +122,11 @@ pub fn certificate_not_after(cert: &[u8]) -> Result<i64, &'static str> {
     if first.tag == CONTEXT_0 {
         rest = after;
     }
-    // serialNumber, signature, issuer
-    for _ in 0..3 {
+    for _ in 0..skip {
         let (_, after) = read(rest)?;
         rest = after;
     }
-    let (validity, _) = expect(rest, SEQUENCE, "validity is not a SEQUENCE")?;
-    let (_not_before, after) = read(validity.content)?;
-    let (not_after, _) = read(after)?;
-    der_time(not_after.tag, not_after.content)
+    Ok(rest)
 }
 
 /// The subject's common name (the last CN, OID 2.5.4.3) of an X.509
@@ -127,22 +134,8 @@ pub fn certificate_not_after(cert: &[u8]) -> Result<i64, &'static str> {
 /// presented a client certificate (the status page's audit trail).
 pub fn certificate_subject_cn(cert: &[u8]) -> Result<Option<String>, &'static str> {
     const CN: &[u8] = &[0x55, 0x04, 0x03];
-    let (certificate, _) = expect(cert, SEQUENCE, "certificate is not a DER SEQUENCE")?;
-    let (tbs, _) = expect(
-        certificate.content,
-        SEQUENCE,
-        "tbsCertificate is not a SEQUENCE",
-    )?;
-    let mut rest = tbs.content;
-    let (first, after) = read(rest)?;
-    if first.tag == CONTEXT_0 {
-        rest = after;
-    }
-    // serialNumber, signature, issuer, validity
-    for _ in 0..4 {
-        let (_, after) = read(rest)?;
-        rest = after;
-    }
+    // After serialNumber, signature, issuer, validity.
+    let rest = tbs_field(cert, 4)?;
     let (subject, _) = expect(rest, SEQUENCE, "subject is not a SEQUENCE")?;
     let mut found = None;
     let mut rdns = subject.content;
