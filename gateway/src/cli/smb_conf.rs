@@ -3,8 +3,9 @@
 //! from the gateway's own configuration so the shares can never disagree
 //! with the folders the gateway reads and writes. One share per distinct
 //! folder: each `[[pickup]]` path (eCW writes claims there), each pickup's
-//! `ack_dir` and each `kind = "folder"` destination (eCW imports the
-//! TA1/999/277CA/835 there).
+//! and each `sftp` poller's `ack_dir` (the TA1/999 of refused files) and
+//! each `kind = "folder"` destination (eCW imports the TA1/999/277CA/835
+//! there).
 //!
 //! The shares admit one SMB user (`--user`, a Unix account with no login;
 //! its password is set with `smbpasswd` by the caller), never a guest;
@@ -99,7 +100,7 @@ pub fn run(config_path: &Path, args: SmbConfArgs) -> ExitCode {
 
 /// The shares of a configuration, in the order the folders appear in it;
 /// a folder used twice (an `ack_dir` that is also a folder destination) is
-/// one share. With `root`, a folder outside it is left out (the appliance's
+/// one share, named after its first use. With `root`, a folder outside it is left out (the appliance's
 /// default outbox is inside the gateway's private state directory, which
 /// must never be shared or re-owned), with a note saying so.
 type Shares = (Vec<Share>, Vec<String>);
@@ -121,6 +122,18 @@ fn shares(cfg: &Config<Checked>, root: Option<&Path>) -> Result<Shares, String> 
                 acks,
                 format!(
                     "pickup \"{}\" ack_dir: the TA1/999 of refused files",
+                    p.name
+                ),
+            ));
+        }
+    }
+    for p in &cfg.pollers.sftp {
+        if let Some(acks) = &p.ack_dir {
+            folders.push((
+                format!("{}-acks", p.name),
+                acks,
+                format!(
+                    "sftp poller \"{}\" ack_dir: the TA1/999 of refused responses",
                     p.name
                 ),
             ));
@@ -160,7 +173,7 @@ fn shares(cfg: &Config<Checked>, root: Option<&Path>) -> Result<Shares, String> 
         check_name(&name)?;
         if let Some(other) = names.insert(name.to_ascii_lowercase(), path.to_path_buf()) {
             return Err(format!(
-                "two shares would be named \"{name}\" ({} and {}): share names ignore case; rename the pickup or destination",
+                "two shares would be named \"{name}\" ({} and {}): share names ignore case; rename the pickup, poller or destination",
                 other.display(),
                 path.display()
             ));
@@ -182,12 +195,12 @@ fn check_name(name: &str) -> Result<(), String> {
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if name.is_empty() || name.len() > 80 || !plain {
         return Err(format!(
-            "\"{name}\" cannot be an SMB share name: use up to 80 letters, digits, '-', '_' or '.' in the pickup or destination name"
+            "\"{name}\" cannot be an SMB share name: use up to 80 letters, digits, '-', '_' or '.' in the pickup, poller or destination name"
         ));
     }
     if reserved.contains(&name.to_ascii_lowercase().as_str()) {
         return Err(format!(
-            "\"{name}\" is a name Samba reserves: rename the pickup or destination"
+            "\"{name}\" is a name Samba reserves: rename the pickup, poller or destination"
         ));
     }
     Ok(())
@@ -337,6 +350,17 @@ path = "/var/lib/gateway-shares/lab"
 pattern = "*.hl7"
 format = "hl7"
 
+[[poller]]
+name = "era"
+kind = "sftp"
+url = "sftp://practice42@sftp.example.com/ReceiveFiles"
+pattern = "*.835"
+ack_dir = "/var/lib/gateway-shares/era-refused"
+[poller.auth]
+type = "password"
+password_file = "credential:era-pw"
+known_hosts = "era.known_hosts"
+
 [[destination]]
 name = "responses"
 kind = "folder"
@@ -344,7 +368,7 @@ path = "/var/lib/gateway-shares/responses"
 
 [[route]]
 name = "claims"
-from = ["claims-out", "lab-files"]
+from = ["claims-out", "lab-files", "era"]
 to = ["responses"]
 "#;
 
@@ -371,6 +395,12 @@ to = ["responses"]
                     2
                 ),
                 ("lab-files", Path::new("/var/lib/gateway-shares/lab"), 1),
+                // The sftp poller's ack_dir: eCW reads refusals there too.
+                (
+                    "era-acks",
+                    Path::new("/var/lib/gateway-shares/era-refused"),
+                    1
+                ),
             ]
         );
     }
@@ -398,7 +428,8 @@ to = ["responses"]
             );
         }
         assert!(!text.contains("guest ok = yes"));
-        assert_eq!(text.matches("\n[").count(), 4, "{text}");
+        assert_eq!(text.matches("\n[").count(), 5, "{text}");
+        assert!(text.contains("# sftp poller \"era\" ack_dir"), "{text}");
     }
 
     #[test]
@@ -407,7 +438,7 @@ to = ["responses"]
         // Outside the root: left out, and said.
         let (got, left_out) = shares(&c, Some(Path::new("/var/lib/gateway-shares/lab"))).unwrap();
         assert_eq!(got.len(), 0);
-        assert_eq!(left_out.len(), 4, "{left_out:?}");
+        assert_eq!(left_out.len(), 5, "{left_out:?}");
         assert!(left_out[0].contains("pickup \"claims-out\"") && left_out[0].contains("outside"));
         let percent =
             TWO_PICKUPS.replace("/var/lib/gateway-shares/lab", "/var/lib/gateway-shares/50%");

@@ -197,8 +197,8 @@ pub fn render(r: &StatusReport) -> String {
     }
     for p in &r.pickups {
         out += &format!(
-            "\npickup {}: {} file(s) taken, {} duplicate(s), {} rejected (in .rejected/), {} in progress\n",
-            p.name, p.taken, p.duplicates, p.rejected, p.in_progress
+            "\npickup {}: {} file(s) taken, {} duplicate(s), {} rejected ({} still in .rejected/), {} in progress (settling or waiting for the journal)\n",
+            p.name, p.taken, p.duplicates, p.rejected, p.rejected_waiting, p.in_progress
         );
         if let Some(e) = &p.last_error {
             out += &format!("  last error: {e}\n");

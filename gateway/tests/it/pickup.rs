@@ -264,7 +264,7 @@ fn files_are_taken_archived_deleted_rejected_and_deduplicated() {
     );
     let text = String::from_utf8_lossy(&g.cli(&["status"]).stdout).to_string();
     assert!(
-        text.contains("pickup claims: 1 file(s) taken, 1 duplicate(s), 4 rejected"),
+        text.contains("pickup claims: 1 file(s) taken, 1 duplicate(s), 4 rejected (0 still in .rejected/), 0 in progress"),
         "{text}"
     );
     g.stop();
@@ -283,16 +283,35 @@ fn a_file_still_being_written_is_not_taken_until_it_settles() {
     {
         use std::io::Write;
         let mut file = std::fs::File::create(&path).unwrap();
-        for p in &pieces {
+        for (i, p) in pieces.iter().enumerate() {
             file.write_all(p).unwrap();
             file.flush().unwrap();
             std::thread::sleep(Duration::from_millis(100));
             assert!(path.exists(), "taken while being written");
+            // Half-way (scans have seen it): status counts it in progress.
+            if i == pieces.len() / 2 {
+                let claims = pickup_status(&g, "claims");
+                assert_eq!(claims["in_progress"], 1, "{claims}");
+                assert_eq!(claims["taken"], 0, "{claims}");
+                let text = String::from_utf8_lossy(&g.cli(&["status"]).stdout).to_string();
+                assert!(
+                    text.contains("pickup claims: 0 file(s) taken, 0 duplicate(s), 0 rejected (0 still in .rejected/), 1 in progress"),
+                    "{text}"
+                );
+            }
         }
     }
     wait_gone(&g, &path);
     let delivered = g.wait_delivered(1);
     assert_eq!(read_all(&delivered), vec![body]);
+    g.wait_for(
+        "the pickup's status to count it taken",
+        Duration::from_secs(10),
+        || {
+            let claims = pickup_status(&g, "claims");
+            claims["taken"] == 1 && claims["in_progress"] == 0
+        },
+    );
     assert!(!f.claims.join(".rejected").exists());
     g.stop();
 }

@@ -153,6 +153,12 @@ fn claims_arrive_byte_identical_exactly_once_through_an_sshd_outage() {
         d["last_error"].as_str().unwrap_or("").contains("sftp"),
         "{d}"
     );
+    // `gateway status` gives it the row every destination has, and its error.
+    let (cols, human) = status_row(&g, "clearinghouse");
+    let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+    assert_eq!(&cols[1..3], ["sftp", "15"], "{human}");
+    assert_ne!(cols.last().copied(), Some("up"), "{human}");
+    assert!(human.contains("  last error"), "{human}");
     assert_eq!(final_count(&upload), 20);
     std::thread::sleep(Duration::from_secs(2));
     s.restart();
@@ -164,6 +170,26 @@ fn claims_arrive_byte_identical_exactly_once_through_an_sshd_outage() {
     let d = g.dest_status("clearinghouse");
     assert_eq!(d["kind"], "sftp", "{d}");
     assert_eq!(d["circuit"], "closed", "{d}");
+    // Columns: name, kind, pending, oldest, in flight, delivered, failed, dead, circuit.
+    let (cols, human) = status_row(&g, "clearinghouse");
+    let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+    assert_eq!(
+        (cols[2], cols[5], cols[7], cols.last().copied()),
+        ("0", "35", "0", Some("up")),
+        "{human}"
+    );
+}
+
+/// A destination's row of the human `gateway status`, split on
+/// whitespace, and the whole text.
+fn status_row(g: &Gateway, name: &str) -> (Vec<String>, String) {
+    let human = String::from_utf8(g.cli(&["status"]).stdout).unwrap();
+    let row = human
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} row in\n{human}"));
+    let cols = row.split_whitespace().map(str::to_string).collect();
+    (cols, human)
 }
 
 #[test]

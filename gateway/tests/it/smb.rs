@@ -8,17 +8,20 @@
 //! The appliance's own shares: the image's boot script
 //! (`image/rootfs/usr/lib/appliance/smb-shares`, which runs `gateway
 //! smb-conf`) makes the Samba configuration and the share folders from a
-//! gateway.toml with two pickups and a folder destination; the real smbd
+//! gateway.toml with two pickups, a folder destination and an `sftp`
+//! poller (a real sshd, `support::sshd`) with an `ack_dir`; the real smbd
 //! serves it; `smbclient` with the provisioned password puts a claim into
-//! each pickup share and reads the delivered file back from the
-//! destination's share; a wrong password, a guest and an SMB2 client are
-//! refused.
+//! each pickup share, reads the delivered file back from the destination's
+//! share and the TA1/999 of a response the poller refused from the
+//! poller's `<poller>-acks` share; a wrong password, a guest and an SMB2
+//! client are refused.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::sshd::Sshd;
 use crate::support::{free_port, require_root, require_tool, Gateway, Options};
 
 struct Smbd {
@@ -273,6 +276,7 @@ fn the_images_shares_from_gateway_toml_admit_the_provisioned_user_only() {
     {
         return;
     }
+    let Some(sshd) = Sshd::start() else { return };
     let (uid, gid) = ensure_share_user();
     let root = tempfile::tempdir().unwrap();
     // smbd opens the shares as the share user, who must get through here.
@@ -292,8 +296,29 @@ fn the_images_shares_from_gateway_toml_admit_the_provisioned_user_only() {
             path = path.display().to_string()
         )
     };
+    // The clearinghouse's responses: one the poller refuses (SE01 off by
+    // 900), whose 999 goes to the poller's ack_dir, a share of its own.
+    let era_acks = shares.join("era-refused");
+    let refused = std::fs::read_to_string(
+        test_support::paths::repo_root()
+            .join("gateway/x12/tests/fixtures/remit-plb-reversal-denial.835"),
+    )
+    .unwrap()
+    .replacen("\nSE*", "\nSE*9", 1);
+    std::fs::write(sshd.folder("outbound").join("BADSE.835"), &refused).unwrap();
+    let known_hosts = root.path().join("clearinghouse.known_hosts");
+    std::fs::write(&known_hosts, sshd.known_hosts_line()).unwrap();
+    let key = root.path().join("client_key");
+    std::fs::copy(&sshd.client_key, &key).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let routing = format!(
-        "[[destination]]\nname = \"to-ecw\"\nkind = \"folder\"\npath = {out:?}\n\n[[route]]\nname = \"claims\"\nfrom = [\"claims-a\", \"claims-b\"]\nto = [\"to-ecw\"]\n",
+        "[[poller]]\nname = \"era\"\nkind = \"sftp\"\nurl = \"{url}\"\npattern = \"*.835\"\ninterval = \"300ms\"\nack_dir = {acks:?}\n\
+         [poller.auth]\ntype = \"ssh_key\"\nkey_file = {key:?}\nknown_hosts = {kh:?}\n\n\
+         [[destination]]\nname = \"to-ecw\"\nkind = \"folder\"\npath = {out:?}\n\n[[route]]\nname = \"claims\"\nfrom = [\"claims-a\", \"claims-b\", \"era\"]\nto = [\"to-ecw\"]\n",
+        url = sshd.url("outbound"),
+        acks = era_acks.display().to_string(),
+        key = key.display().to_string(),
+        kh = known_hosts.display().to_string(),
         out = to_ecw.display().to_string()
     );
     let mut g = Gateway::configure(Options {
@@ -326,7 +351,7 @@ fn the_images_shares_from_gateway_toml_admit_the_provisioned_user_only() {
     assert!(out.status.success(), "{}: {}", script.display(), text(&out));
     let conf = samba.join("run/smb.conf");
     let conf_text = std::fs::read_to_string(&conf).unwrap();
-    for share in ["[claims-a]", "[claims-b]", "[to-ecw]"] {
+    for share in ["[claims-a]", "[claims-b]", "[era-acks]", "[to-ecw]"] {
         assert!(conf_text.contains(share), "{share} missing:\n{conf_text}");
     }
     // Real Samba reads every line of it.
@@ -340,7 +365,7 @@ fn the_images_shares_from_gateway_toml_admit_the_provisioned_user_only() {
         "testparm: {}",
         text(&parsed)
     );
-    for dir in [&pickup_a, &pickup_b, &to_ecw] {
+    for dir in [&pickup_a, &pickup_b, &era_acks, &to_ecw] {
         let m = std::fs::metadata(dir).unwrap();
         assert_eq!(
             (m.mode() & 0o7777, m.uid(), m.gid()),
@@ -456,6 +481,40 @@ fn the_images_shares_from_gateway_toml_admit_the_provisioned_user_only() {
     // UMask=0007 that is what lets eCW's user read it (this gateway runs as
     // root with the test's umask, so the read above also works without it).
     assert_eq!(std::fs::metadata(&first).unwrap().gid(), gid);
+    // The refused response's 999 is in the poller's ack_dir, and eCW reads
+    // it through the `era-acks` share.
+    let acks = || test_support::paths::files_with_extension(&era_acks, "999");
+    g.wait_for(
+        "the refused response's 999 in the poller's ack_dir",
+        Duration::from_secs(60),
+        || !acks().is_empty(),
+    );
+    let ack = acks()[0].clone();
+    let name = ack.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("BADSE.835."), "{name}");
+    let listed = smbclient(port, "era-acks", auth, &smb3, "ls");
+    assert!(
+        listed.status.success() && text(&listed).contains(&name),
+        "ls era-acks: {}",
+        text(&listed)
+    );
+    let back = root.path().join("back.999");
+    let get = smbclient(
+        port,
+        "era-acks",
+        auth,
+        &smb3,
+        &format!("get {name} {}", back.display()),
+    );
+    assert!(get.status.success(), "get from era-acks: {}", text(&get));
+    let got = std::fs::read(&back).unwrap();
+    assert_eq!(got, std::fs::read(&ack).unwrap());
+    assert!(String::from_utf8_lossy(&got).contains("IK5*R"), "{got:?}");
+    assert_eq!(std::fs::metadata(&ack).unwrap().gid(), gid);
+    assert!(
+        sshd.folder("outbound").join("BADSE.835").exists(),
+        "a refused response stays on the server"
+    );
     g.stop();
     drop(smbd);
 }
