@@ -406,6 +406,24 @@ pub fn timeline(j: &Journey) -> String {
             esc(d.last_attempt_at.as_deref().or(d.first_attempt_at.as_deref()).unwrap_or("")),
             detail.trim_start_matches("; ")
         );
+        for (i, a) in d.attempts.iter().enumerate() {
+            if i == 1 && d.attempts_elided > 0 {
+                let _ = writeln!(
+                    h,
+                    "<tr class=\"elided\" data-destination=\"{0}\"><td></td><td>…</td><td>{0}</td><td>{1} more failed attempt(s)</td></tr>",
+                    esc(&d.destination),
+                    d.attempts_elided
+                );
+            }
+            let _ = writeln!(
+                h,
+                "<tr class=\"attempt\" data-destination=\"{0}\" data-outcome=\"{1}\"><td>{2}</td><td class=\"bad\">attempt failed ({1})</td><td>{0}</td><td><span class=\"error-class\">{3}</span></td></tr>",
+                esc(&d.destination),
+                esc(&a.outcome),
+                esc(&a.at),
+                esc(&error_summary(&a.error))
+            );
+        }
     }
     for e in &j.events {
         let who = e
