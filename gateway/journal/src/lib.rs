@@ -280,7 +280,10 @@ pub use error::JournalError;
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use policy::{KeyReuse, Policy, Retention};
 pub use record::OutboxRec;
-pub use state::{StateEntry, StateOp, STATE_KEY_MAX, STATE_NAMESPACE_MAX, STATE_VALUE_MAX};
+pub use state::{
+    StateEntry, StateOp, JOURNEY_NAMESPACE_PREFIX, STATE_KEY_MAX, STATE_NAMESPACE_MAX,
+    STATE_VALUE_MAX,
+};
 pub use trace_index::{DestinationState, IdPage, PatientRef};
 pub use writer::QUARANTINE_RAW_MAX;
 

@@ -23,6 +23,18 @@ pub const STATE_VALUE_MAX: usize = 64 * 1024;
 pub const STATE_KEY_MAX: usize = 1024;
 /// Longest namespace, in bytes (it must not be empty).
 pub const STATE_NAMESPACE_MAX: usize = 255;
+/// State kept for one message's journey: namespace `journey:<destination>`,
+/// key the message id (8 bytes, big endian). Retention removes these
+/// entries with the message (a prune or a release), for every destination.
+pub const JOURNEY_NAMESPACE_PREFIX: &str = "journey:";
+
+/// The state key of message `id`'s journey entry for `destination`.
+pub(crate) fn journey_key(destination: &str, id: u64) -> Vec<u8> {
+    crate::record::state_key(
+        &format!("{JOURNEY_NAMESPACE_PREFIX}{destination}"),
+        &id.to_be_bytes(),
+    )
+}
 
 /// One change to the state store.
 #[derive(Debug, Clone, PartialEq, Eq)]

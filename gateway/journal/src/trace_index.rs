@@ -444,9 +444,21 @@ mod tests {
                 Some(vec![("cloud".into(), Purged), ("lab".into(), Delivered)])
             );
 
+            // Journey state goes with its message, and only with it.
+            let journey = |d: &str| format!("{}{d}", crate::JOURNEY_NAMESPACE_PREFIX);
+            j.put_state(&journey("cloud"), &ids[0].to_be_bytes(), b"h")
+                .await
+                .unwrap();
+            j.put_state(&journey("lab"), &ids[1].to_be_bytes(), b"h")
+                .await
+                .unwrap();
+
             // Prune: message 1 and 3 are free and old; message 2 is pending.
             let r = j.prune(u64::MAX, 0, 100).await.unwrap();
             assert_eq!(r.messages, 2);
+            let kept = |d: &str, id: u64| j.get_state(&journey(d), &id.to_be_bytes()).unwrap();
+            assert_eq!(kept("cloud", ids[0]), None);
+            assert_eq!(kept("lab", ids[1]), Some(b"h".to_vec()));
             assert_eq!(j.trace_by_control_id("C1", None, 10).unwrap().ids, vec![]);
             assert_eq!(
                 j.trace_by_patient(&[1; 16], None, 10).unwrap().ids,

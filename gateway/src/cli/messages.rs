@@ -233,6 +233,15 @@ fn journey_text(j: &Journey) -> String {
             let _ = write!(line, "; dead letter {seq} (`gateway dlq show {seq}`)");
         }
         let _ = writeln!(s, "{line}");
+        for (i, a) in d.attempts.iter().enumerate() {
+            if i == 1 && d.attempts_elided > 0 {
+                let _ = writeln!(s, "      … {} more failed attempt(s)", d.attempts_elided);
+            }
+            let _ = writeln!(s, "      {}  failed ({}): {}", a.at, a.outcome, a.error);
+        }
+        if let Some(t) = &d.delivered_at {
+            let _ = writeln!(s, "      {t}  delivered");
+        }
         if let Some(e) = &d.last_error {
             let _ = writeln!(s, "      last error: {e}");
         }

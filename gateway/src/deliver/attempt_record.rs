@@ -6,10 +6,17 @@
 //! dead-lettered: a healthy destination's fast path gains no journal write.
 //! Namespace `attempts:<destination>`, key the message id (8 bytes, big
 //! endian), value [`encode`]d.
+//!
+//! With each failure the message's [`History`] (the time, outcome and error
+//! class of its failed attempts, bounded) is written in the same commit, in
+//! the journey namespace (`journal::JOURNEY_NAMESPACE_PREFIX`): it is not
+//! removed on delivery, so that `gateway messages show` can list the
+//! attempts afterwards, and retention removes it with the message.
 
 use std::collections::HashMap;
 
-use journal::{Journal, JournalError};
+use journal::{Journal, JournalError, StateOp};
+use serde::{Deserialize, Serialize};
 
 /// What the outbox knows of a message's failed attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,15 +53,75 @@ pub fn decode(bytes: &[u8]) -> Option<Attempts> {
     })
 }
 
+/// How many failed attempts a [`History`] keeps besides the first.
+pub const HISTORY_LAST: usize = 20;
+
+/// One failed attempt: when it started, what came of it, and the error's
+/// class (`error_class`: "HTTP 503", "cannot connect"; never a server's text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub at_ms: u64,
+    /// `retry` (it will be tried again, or was given up on) or `rejected`
+    /// (the destination refused it: dead-lettered).
+    pub outcome: String,
+    pub error: String,
+}
+
+/// The failed attempts of one message at one destination: the first and
+/// the last [`HISTORY_LAST`], with a count of those left out between them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// Failed attempts left out (after the first, before the kept ones).
+    pub elided: u32,
+    /// Oldest first.
+    pub attempts: Vec<Attempt>,
+}
+
+const HISTORY_VERSION: u8 = 1;
+
+impl History {
+    pub fn push(&mut self, a: Attempt) {
+        self.attempts.push(a);
+        if self.attempts.len() > HISTORY_LAST + 1 {
+            self.attempts.remove(1);
+            self.elided = self.elided.saturating_add(1);
+        }
+    }
+
+    /// `[version 1]` then JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![HISTORY_VERSION];
+        // Serializing plain strings and numbers cannot fail.
+        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out
+    }
+
+    /// The inverse of [`History::encode`]; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<History> {
+        let (&version, rest) = bytes.split_first()?;
+        if version != HISTORY_VERSION {
+            return None;
+        }
+        serde_json::from_slice(rest).ok()
+    }
+}
+
+/// Where `destination`'s attempt histories are kept.
+pub fn journey_namespace(destination: &str) -> String {
+    format!("{}{destination}", journal::JOURNEY_NAMESPACE_PREFIX)
+}
+
 /// One destination's persisted attempts.
 pub struct AttemptRecord {
     namespace: String,
+    journey: String,
 }
 
 impl AttemptRecord {
     pub fn new(destination: &str) -> AttemptRecord {
         AttemptRecord {
             namespace: format!("attempts:{destination}"),
+            journey: journey_namespace(destination),
         }
     }
 
@@ -97,16 +164,26 @@ impl AttemptRecord {
         Ok(found)
     }
 
-    /// Durable on return.
+    /// Durable on return. `attempts` is `None` when the message leaves the
+    /// outbox with this failure (dead-lettered): only its history is kept.
     pub async fn record(
         &self,
         journal: &Journal,
         id: u64,
-        attempts: Attempts,
+        attempts: Option<Attempts>,
+        failed: Attempt,
     ) -> Result<(), JournalError> {
-        journal
-            .put_state(&self.namespace, &id.to_be_bytes(), &encode(attempts))
-            .await
+        let key = id.to_be_bytes();
+        let mut history = journal
+            .get_state(&self.journey, &key)?
+            .and_then(|v| History::decode(&v))
+            .unwrap_or_default();
+        history.push(failed);
+        let mut ops = vec![StateOp::put(&self.journey, &key, &history.encode())];
+        if let Some(a) = attempts {
+            ops.push(StateOp::put(&self.namespace, &key, &encode(a)));
+        }
+        journal.append_batch(Vec::new(), ops).await.map(|_| ())
     }
 
     pub async fn clear(&self, journal: &Journal, id: u64) -> Result<(), JournalError> {
@@ -132,5 +209,25 @@ mod tests {
         let mut later = encode(a);
         later[0] = 2;
         assert_eq!(decode(&later), None);
+    }
+
+    #[test]
+    fn history_keeps_the_first_and_the_last() {
+        let mut h = History::default();
+        for i in 0..30u64 {
+            h.push(Attempt {
+                at_ms: i,
+                outcome: "retry".into(),
+                error: "HTTP 503".into(),
+            });
+        }
+        assert_eq!(h.attempts.len(), HISTORY_LAST + 1);
+        assert_eq!(h.elided, 30 - HISTORY_LAST as u32 - 1);
+        assert_eq!(h.attempts[0].at_ms, 0);
+        assert_eq!(h.attempts[1].at_ms, 10);
+        assert_eq!(h.attempts.last().map(|a| a.at_ms), Some(29));
+        assert_eq!(History::decode(&h.encode()), Some(h.clone()));
+        assert_eq!(History::decode(&h.encode()[1..]), None);
+        assert_eq!(History::decode(&[]), None);
     }
 }

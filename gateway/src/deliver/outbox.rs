@@ -62,7 +62,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::attempt_record::{AttemptRecord, Attempts};
+use super::attempt_record::{Attempt, AttemptRecord, Attempts};
 use super::backoff::{full_jitter, Jitter};
 use super::circuit::{Circuit, Permit, State};
 use super::fhir_context::FhirContext;
@@ -429,6 +429,8 @@ impl Driver {
                 self.circuit.on_neutral();
                 let attempts = l.failures + 1;
                 let first = l.first_attempt_ms;
+                self.record_attempts(pe.id, None, done.started_ms, "rejected", &reason)
+                    .await;
                 self.dead_letter(lane, pe, attempts, first, done.started_ms, reason)
                     .await;
             }
@@ -451,6 +453,8 @@ impl Driver {
                     s.last_error_at_ms = Some(unix_ms());
                 });
                 if too_many || too_old {
+                    self.record_attempts(pe.id, None, done.started_ms, "retry", &reason)
+                        .await;
                     let why = format!(
                         "gave up after {failures} attempt(s) over {}: {reason}",
                         super::outage_log::human(Duration::from_millis(
@@ -466,7 +470,8 @@ impl Driver {
                     failures,
                     first_attempt_ms: first,
                 };
-                self.record_attempts(pe.id, attempts).await;
+                self.record_attempts(pe.id, Some(attempts), done.started_ms, "retry", &reason)
+                    .await;
                 let pause = if whole_destination { retry_after } else { None };
                 let was_down = self.circuit.state() != State::Closed;
                 let opened = self.circuit.on_failure(now, pause);
@@ -629,13 +634,27 @@ impl Driver {
         }
     }
 
-    async fn record_attempts(&self, id: u64, attempts: Attempts) {
+    /// A failed attempt: its history, and the count a restart resumes from
+    /// (`None` when the message leaves the outbox with it).
+    async fn record_attempts(
+        &self,
+        id: u64,
+        attempts: Option<Attempts>,
+        started_ms: u64,
+        outcome: &str,
+        reason: &str,
+    ) {
+        let failed = Attempt {
+            at_ms: started_ms,
+            outcome: outcome.to_string(),
+            error: error_class(reason).to_string(),
+        };
         if let Err(e) = self
             .attempt_record
-            .record(&self.o.journal, id, attempts)
+            .record(&self.o.journal, id, attempts, failed)
             .await
         {
-            log::warn!(target: "gateway::deliver", "destination {}: cannot record the attempt count of message {id}: {e}; after a restart it would count from zero", self.o.name);
+            log::warn!(target: "gateway::deliver", "destination {}: cannot record the failed attempt of message {id}: {e}; after a restart it would count from zero, and its journey misses the attempt", self.o.name);
         }
     }
 

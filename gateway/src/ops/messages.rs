@@ -116,6 +116,27 @@ pub struct DestinationJourney {
     pub last_error: Option<String>,
     pub dead_letter: Option<u64>,
     pub dead_at: Option<String>,
+    /// Each failed attempt, oldest first: the first and the last 20
+    /// (`attempts_elided` counts those between). Empty for a message that
+    /// never failed here (nothing is written for it).
+    #[serde(default)]
+    pub attempts: Vec<AttemptView>,
+    #[serde(default)]
+    pub attempts_elided: u32,
+    /// When it was delivered (the successful attempt), from the audit trail.
+    #[serde(default)]
+    pub delivered_at: Option<String>,
+}
+
+/// One failed delivery attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub at: String,
+    pub at_ms: u64,
+    /// `retry` or `rejected`.
+    pub outcome: String,
+    /// The error's class ("HTTP 503", "cannot connect"), never a server's text.
+    pub error: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -366,6 +387,13 @@ pub fn journey(journal: &Journal, id: u64, raw: bool) -> Result<Option<Journey>,
         destinations.push(destination_journey(journal, id, d)?);
     }
     let (events, events_truncated) = events_of(journal, &m)?;
+    for d in &mut destinations {
+        d.delivered_at = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "delivered" && e.destination.as_deref() == Some(&*d.destination))
+            .map(|e| e.at.clone());
+    }
     Ok(Some(Journey {
         id,
         received_at: row.received_at,
@@ -413,7 +441,29 @@ fn destination_journey(
         last_error: None,
         dead_letter: None,
         dead_at: None,
+        attempts: Vec::new(),
+        attempts_elided: 0,
+        delivered_at: None,
     };
+    let history = journal
+        .get_state(
+            &attempt_record::journey_namespace(&d.destination),
+            &id.to_be_bytes(),
+        )?
+        .and_then(|v| attempt_record::History::decode(&v));
+    if let Some(h) = history {
+        out.attempts_elided = h.elided;
+        out.attempts = h
+            .attempts
+            .into_iter()
+            .map(|a| AttemptView {
+                at: clock::iso8601(a.at_ms),
+                at_ms: a.at_ms,
+                outcome: a.outcome,
+                error: a.error,
+            })
+            .collect();
+    }
     if d.state == DestinationState::Dead.as_str() {
         if let Some(dl) = journal.dead_letter_of(&d.destination, id)? {
             out.failures = dl.attempts;

@@ -406,6 +406,25 @@ pub fn timeline(j: &Journey) -> String {
             esc(d.last_attempt_at.as_deref().or(d.first_attempt_at.as_deref()).unwrap_or("")),
             detail.trim_start_matches("; ")
         );
+        for (i, a) in d.attempts.iter().enumerate() {
+            if i == 1 && d.attempts_elided > 0 {
+                let _ = writeln!(
+                    h,
+                    "<tr class=\"elided\" data-destination=\"{0}\"><td></td><td>…</td><td>{0}</td><td>{1} more failed attempt(s)</td></tr>",
+                    esc(&d.destination),
+                    d.attempts_elided
+                );
+            }
+            let _ = writeln!(
+                h,
+                "<tr class=\"attempt\" data-destination=\"{0}\" data-outcome=\"{1}\"><td>{2}</td><td class=\"bad\">attempt failed ({1})</td><td>{0}</td><td><span class=\"error-class\">{3}</span></td></tr>",
+                esc(&d.destination),
+                esc(&a.outcome),
+                esc(&a.at),
+                // Already a class (`error_class`, as the log has it).
+                esc(&a.error)
+            );
+        }
     }
     for e in &j.events {
         let who = e
@@ -490,5 +509,34 @@ mod tests {
         assert!(same_origin(&req("POST", &[host, ("Origin", "http://evil.example")])).is_err());
         assert!(same_origin(&req("POST", &[host, ("Origin", "null")])).is_err());
         assert!(same_origin(&req("POST", &[host, ("Sec-Fetch-Site", "cross-site")])).is_err());
+    }
+
+    #[test]
+    fn the_timeline_lists_each_failed_attempt_in_order() {
+        let j: Journey = serde_json::from_value(serde_json::json!({
+            "id": 7, "received_at": "2026-12-01T10:00:00Z", "received_at_ms": 0,
+            "source": "ehr", "peer": "10.0.0.2:4000", "kind": "hl7v2",
+            "message_type": "ADT^A04", "control_id": "C7", "bytes": 10,
+            "ack": "AA", "filtered": false, "events": [], "events_truncated": false,
+            "raw": null,
+            "destinations": [{
+                "destination": "cloud", "state": "delivered", "failures": 0,
+                "first_attempt_at": null, "last_attempt_at": null, "last_error": null,
+                "dead_letter": null, "dead_at": null, "attempts_elided": 3,
+                "attempts": [
+                    {"at": "2026-12-01T10:00:01Z", "at_ms": 1, "outcome": "retry", "error": "HTTP 503"},
+                    {"at": "2026-12-01T10:00:09Z", "at_ms": 9, "outcome": "retry", "error": "cannot connect: <b>x</b>"}
+                ]
+            }]
+        }))
+        .unwrap();
+        let h = timeline(&j);
+        assert_eq!(h.matches("class=\"attempt\"").count(), 2, "{h}");
+        let first = h.find("2026-12-01T10:00:01Z").unwrap();
+        let elided = h.find("3 more failed attempt(s)").unwrap();
+        let last = h.find("2026-12-01T10:00:09Z").unwrap();
+        assert!(first < elided && elided < last, "{h}");
+        assert!(h.contains(">HTTP 503<"), "{h}");
+        assert!(!h.contains("<b>x</b>"), "escaped: {h}");
     }
 }

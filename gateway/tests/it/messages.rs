@@ -262,3 +262,132 @@ fn search_and_show_trace_every_state_and_keep_the_mrn_out_of_every_output() {
     let mode = std::fs::metadata(&key).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the patient index key is private");
 }
+
+/// Issue 17: a destination that fails twice, then accepts. The journey
+/// lists both failed attempts (time, outcome, error class: never the
+/// server's text) and then the delivery, in order. A message delivered at
+/// its first attempt leaves nothing in the journey state: a healthy
+/// destination's fast path gains no journal write.
+#[test]
+fn the_journey_lists_each_failed_attempt_then_the_delivery() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::support::control_id;
+    use crate::support::http_peer::HttpPeer;
+
+    let peer = HttpPeer::start();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let n = failed.clone();
+    peer.add_rule(Box::new(move |r| {
+        (control_id(&r.body) == "HIST-2" && n.fetch_add(1, Ordering::SeqCst) < 2)
+            .then(|| (503, "{\"diagnostics\":\"SERVER-TEXT-SECRET\"}".to_string()))
+    }));
+    let routing = format!(
+        "[[destination]]\nname = \"cloud\"\nkind = \"http\"\nurl = \"{}\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"100ms\"\ncircuit_failures = 1000\n\n[[route]]\nname = \"all\"\nfrom = [\"ehr\"]\nto = [\"cloud\"]\n",
+        peer.url("/ingest")
+    );
+    let mut g = Gateway::start_with(Options {
+        routing: Some(routing),
+        ..Default::default()
+    });
+    let ack = send_one(&g.addr(), &adt("HIST-1", "MRN-HIST-A")).unwrap();
+    assert_eq!(crate::support::ack_code(&ack), "AA");
+    g.wait_for("HIST-1 delivered", Duration::from_secs(30), || {
+        peer.received()
+            .iter()
+            .any(|r| r.answered == 200 && control_id(&r.body) == "HIST-1")
+            && g.dest_status("cloud")["pending"] == 0
+    });
+    let ack = send_one(&g.addr(), &adt("HIST-2", "MRN-HIST-B")).unwrap();
+    assert_eq!(crate::support::ack_code(&ack), "AA");
+    g.wait_for("HIST-2 delivered", Duration::from_secs(30), || {
+        peer.received()
+            .iter()
+            .any(|r| r.answered == 200 && control_id(&r.body) == "HIST-2")
+            && g.dest_status("cloud")["pending"] == 0
+    });
+    assert_eq!(failed.load(Ordering::SeqCst), 3, "two 503s, then the 200");
+
+    let mut seen = String::new();
+    let id_of = |cid: &str, seen: &mut String| {
+        search(&g, &["--control-id", cid], seen)[0]["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let healthy = id_of("HIST-1", &mut seen);
+    let flaky = id_of("HIST-2", &mut seen);
+
+    let out = g.cli(&["messages", "show", &flaky.to_string(), "--json"]);
+    seen.push_str(&text(&out));
+    assert!(out.status.success(), "{}", text(&out));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cloud = &j["destinations"][0];
+    assert_eq!(cloud["state"], "delivered", "{j}");
+    let attempts = cloud["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{cloud}");
+    assert_eq!(cloud["attempts_elided"], 0);
+    for a in attempts {
+        assert_eq!(a["outcome"], "retry", "{a}");
+        assert_eq!(a["error"], "HTTP 503", "{a}");
+        assert!(a["at"].as_str().is_some_and(|t| t.ends_with('Z')), "{a}");
+    }
+    let delivered_ms = j["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "delivered")
+        .and_then(|e| e["at_ms"].as_u64())
+        .unwrap();
+    let (t1, t2) = (
+        attempts[0]["at_ms"].as_u64().unwrap(),
+        attempts[1]["at_ms"].as_u64().unwrap(),
+    );
+    assert!(
+        j["received_at_ms"].as_u64().unwrap() <= t1 && t1 < t2 && t2 < delivered_ms,
+        "received, failed, failed, delivered, in order: {j}"
+    );
+    assert!(cloud["delivered_at"].as_str().is_some(), "{cloud}");
+
+    let out = g.cli(&["messages", "show", &flaky.to_string()]);
+    let shown = text(&out);
+    seen.push_str(&shown);
+    assert_eq!(
+        shown.matches("failed (retry): HTTP 503").count(),
+        2,
+        "{shown}"
+    );
+    let last_failure = shown.rfind("failed (retry)").unwrap();
+    assert!(
+        shown[last_failure..].contains("delivered"),
+        "the delivery comes after the failures:\n{shown}"
+    );
+
+    // The healthy message: no attempts, and no journey state written.
+    let out = g.cli(&["messages", "show", &healthy.to_string(), "--json"]);
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["destinations"][0]["attempts"], Value::Array(vec![]));
+    assert!(!seen.contains("SERVER-TEXT-SECRET"), "{seen}");
+
+    assert!(g.stop().success());
+    let j =
+        journal::Journal::open(journal::JournalConfig::new(g.data_dir().join("journal"))).unwrap();
+    let journey = j.list_state("journey:cloud", &[], None, 10).unwrap();
+    let keys: Vec<u64> = journey
+        .iter()
+        .map(|e| u64::from_be_bytes(e.key.as_slice().try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![flaky],
+        "only the message that failed has a history"
+    );
+    assert!(j
+        .get_state("journey:cloud", &healthy.to_be_bytes())
+        .unwrap()
+        .is_none());
+    assert!(j
+        .list_state("attempts:cloud", &[], None, 10)
+        .unwrap()
+        .is_empty());
+}

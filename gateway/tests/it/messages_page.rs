@@ -161,6 +161,10 @@ fn status_page_search_timeline_and_audited_raw_view_in_headless_chromium() {
     assert!(state(timeline, "outbox", "delivered"), "{timeline}");
     assert!(state(timeline, "down", "pending"), "{timeline}");
     assert!(state(timeline, "gone", "dead"), "{timeline}");
+    assert!(
+        timeline.contains("class=\"attempt\" data-destination=\"gone\" data-outcome=\"retry\""),
+        "the dead destination's one failed attempt has its row: {timeline}"
+    );
     assert!(timeline.contains("data-kind=\"delivered\""), "{timeline}");
     assert!(timeline.contains("data-kind=\"dead_letter\""), "{timeline}");
     assert!(timeline.contains("id=\"show-raw\""), "{timeline}");

@@ -154,7 +154,8 @@ impl Stager<'_> {
     }
 
     /// Remove up to `max` messages received before `cutoff_ms` that no
-    /// outbox and no dead letter holds, with their de-dup entries (audit
+    /// outbox and no dead letter holds, with their de-dup entries and
+    /// journey state (`JOURNEY_NAMESPACE_PREFIX`; audit
     /// events have their own retention: `audit_prune.rs`). Scans from
     /// `after` (exclusive) in id
     /// order; stops at the first message at or after the cutoff
@@ -259,6 +260,12 @@ impl Stager<'_> {
                 continue;
             }
             b.remove(&k);
+            for d in &destinations {
+                let jkey = crate::state::journey_key(d, id);
+                if self.get(&jkey, "journey state")?.is_some() {
+                    b.remove(jkey);
+                }
+            }
             let cid = &head.meta.control_id;
             let entry = self.get(&trace_index::control_key(cid, id), "trace index")?;
             trace_index::unindex_ops(b, id, cid, entry.as_deref());

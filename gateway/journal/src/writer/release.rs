@@ -96,6 +96,12 @@ impl Stager<'_> {
             true
         } else {
             r.ops.remove(rec::message_key(id));
+            for d in self.state.destinations() {
+                let jkey = crate::state::journey_key(d, id);
+                if self.get_in(r, &jkey, "journey state")?.is_some() {
+                    r.ops.remove(jkey);
+                }
+            }
             let ckey = trace_index::control_key(gone.control_id, id);
             let entry = self.get_in(r, &ckey, "trace index")?;
             trace_index::unindex_ops(&mut r.ops, id, gone.control_id, entry.as_deref());

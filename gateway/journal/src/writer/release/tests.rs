@@ -253,3 +253,22 @@ fn retention_removes_released_keys_older_than_the_cutoff_only() {
         Appended::Stored { id: 3 }
     );
 }
+
+#[test]
+fn a_released_message_takes_its_journey_state_with_it() {
+    let mut f = Fixture::new();
+    let m = msg("R1", "resource", &[("cloud", "none")]);
+    f.append_with(&m, until_delivered(false)).unwrap();
+    let ns = format!("{}cloud", crate::JOURNEY_NAMESPACE_PREFIX);
+    f.batch(
+        Vec::new(),
+        vec![crate::StateOp::put(&ns, &1u64.to_be_bytes(), b"history")],
+    )
+    .unwrap();
+    f.commit();
+    let key = crate::state::journey_key("cloud", 1);
+    assert!(f.value(&key).is_some());
+    f.st().delivered("cloud", 1).unwrap();
+    assert_eq!(f.value(&rec::message_key(1)), None);
+    assert_eq!(f.value(&key), None, "released with the message");
+}
