@@ -236,10 +236,20 @@ mod tests {
     #[test]
     fn a_restored_alert_seen_again_resolves_as_soon_as_it_is_gone() {
         let board = Board::default();
-        let a = alert(Rule::DestinationDown, "cloud", Severity::Critical, "down", 0);
+        let a = alert(
+            Rule::DestinationDown,
+            "cloud",
+            Severity::Critical,
+            "down",
+            0,
+        );
         board.update(vec![a.clone()], 0, HOUR);
         let after = Board::default();
-        after.restore(vec![board.tracked("destination_down/cloud").unwrap()], 10, HOUR);
+        after.restore(
+            vec![board.tracked("destination_down/cloud").unwrap()],
+            10,
+            HOUR,
+        );
         assert!(after.update(vec![a], 20, HOUR).is_empty());
         let ev = after.update(vec![], 30, HOUR);
         assert_eq!((ev.len(), ev[0].0), (1, Event::Resolved));

@@ -62,7 +62,8 @@ pub async fn run(t: AlertTask, shutdown: watch::Receiver<bool>) {
     match saved::load(&t.journal) {
         Ok(before) if !before.is_empty() => {
             log::info!(target: "gateway::alerts", "{} alert(s) were active before the restart: they are not announced again, and resolved if they cleared", before.len());
-            t.board.restore(before, clock::unix_ms(), restore_settle(&t.cfg));
+            t.board
+                .restore(before, clock::unix_ms(), restore_settle(&t.cfg));
         }
         Ok(_) => {}
         Err(e) => {
