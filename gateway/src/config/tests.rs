@@ -372,6 +372,16 @@ mod ops_tables {
                 "above zero",
                 6,
             ),
+            (
+                "url = \"https://m/w\"\ntls = { client_cert = \"box.pem\" }\n",
+                "tls.client_cert needs tls.client_key",
+                6,
+            ),
+            (
+                "url = \"https://m/w\"\ntls = { client_cert = \"/nonexistent/box.pem\", client_key = \"/nonexistent/box.key\" }\n",
+                "tls.client_cert / tls.client_key: /nonexistent/box.pem",
+                6,
+            ),
         ] {
             let e = parse(&format!("{FLEET}{bad}")).unwrap_err();
             assert!(e.reason.contains(says), "{bad}: {e}");
