@@ -561,6 +561,9 @@ pub struct SilenceRule {
     pub message_type: String,
     pub max: Duration,
     pub critical: bool,
+    /// `hours = "office"`: only time inside `[alerts.office_hours]`
+    /// counts toward `max` (default `"always"`: wall time).
+    pub office_hours: bool,
 }
 
 impl<S: Stage> AlertsConfig<S> {

@@ -104,7 +104,7 @@ impl Resolver<'_> {
 
     /// Outbound HTTPS settings: the CA file must hold usable certificates.
     pub fn client(&mut self, c: At<HttpsClientConfig>) -> Option<HttpsClientConfig> {
-        match https_client::check_ca_file(&c.value) {
+        match https_client::check_files(&c.value) {
             Ok(()) => Some(c.value),
             Err(e) => self.fail(c.pos, format!("{}: {e}", c.what)),
         }

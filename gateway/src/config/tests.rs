@@ -307,6 +307,25 @@ mod ops_tables {
         assert!(e.reason.contains("type must be a message type"), "{e}");
         let e = parse("[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:2599\"\n[[alerts.silence]]\nsource = \"ehr\"\ntype = \"ADT^*\"\nmax = \"30m\"\nseverity = \"loud\"\n").unwrap_err();
         assert!(e.reason.contains("\"warning\" or \"critical\""), "{e}");
+        const EHR: &str = "[[listener]]\nname = \"ehr\"\nbind = \"127.0.0.1:2599\"\n[[alerts.silence]]\nsource = \"ehr\"\ntype = \"ORU^R01\"\nmax = \"2h\"\nhours = \"office\"\n";
+        let e = parse(EHR).unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(
+            e.reason.contains(
+                "alerts.silence 'ehr ORU^R01' hours = \"office\" needs [alerts.office_hours]"
+            ),
+            "{e}"
+        );
+        let c = parse(&format!(
+            "{EHR}[alerts.office_hours]\ntime_zone = \"UTC\"\nmonday = \"08:00-17:00\"\n"
+        ))
+        .unwrap();
+        assert!(c.alerts.silence[0].office_hours && c.alerts.office_hours.is_some());
+        let e = parse(&EHR.replace("\"office\"", "\"night\"")).unwrap_err();
+        assert!(
+            e.reason.contains("hours is \"always\" or \"office\""),
+            "{e}"
+        );
         let e = parse("[alerts]\nalertmanager_auth = { type = \"bearer\", token_file = \"t\" }\n")
             .unwrap_err();
         assert!(
@@ -351,6 +370,16 @@ mod ops_tables {
             (
                 "url = \"https://m/w\"\ninterval = \"0s\"\n",
                 "above zero",
+                6,
+            ),
+            (
+                "url = \"https://m/w\"\ntls = { client_cert = \"box.pem\" }\n",
+                "tls.client_cert needs tls.client_key",
+                6,
+            ),
+            (
+                "url = \"https://m/w\"\ntls = { client_cert = \"/nonexistent/box.pem\", client_key = \"/nonexistent/box.key\" }\n",
+                "tls.client_cert / tls.client_key: /nonexistent/box.pem",
                 6,
             ),
         ] {

@@ -12,6 +12,9 @@
 //! a pin never replaces it. Then the leaf's SPKI hash must equal one pin.
 //! Pinning the key (not the certificate) survives certificate renewals
 //! that keep the key; list the next key's pin too before rotating it.
+//!
+//! Optional client certificate (`client_cert` + `client_key`, as for
+//! mllps destinations): mutual TLS for a server that asks for one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Deserialize;
 
@@ -38,6 +41,11 @@ pub struct RawHttpsClient {
     pub spki_sha256_pins: Vec<String>,
     pub connect_timeout_secs: Option<u64>,
     pub request_timeout_secs: Option<u64>,
+    /// PEM certificate chain presented to a server that asks for one
+    /// (mutual TLS); needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub client_key: Option<PathBuf>,
 }
 
 /// Validated client TLS and timeout settings.
@@ -48,6 +56,8 @@ pub struct HttpsClientConfig {
     pub spki_sha256_pins: Vec<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// `(client_cert, client_key)`: presented for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +70,7 @@ impl Default for HttpsClientConfig {
             spki_sha256_pins: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            client_cert: None,
         }
     }
 }
@@ -91,22 +102,56 @@ pub enum HttpsClientError {
     Client(#[source] reqwest::Error),
     #[error("certificate: {0}")]
     Certificate(&'static str),
+    #[error("tls.client_cert / tls.client_key: {0}")]
+    ClientCert(#[source] Box<crate::net::tls_config::TlsConfigError>),
+    #[error(
+        "tls.client_cert / tls.client_key: {} and {} do not form a pair: {source} \
+         (the key must be the one the certificate was issued for)",
+        cert.display(), key.display()
+    )]
+    ClientKeyPair {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
 }
 
-/// Validates `[destination.tls]`: [`check`], then the CA file must hold at
-/// least one usable certificate ([`check_ca_file`]).
+/// Validates `[destination.tls]`: [`check`], then its files ([`check_files`]).
 pub fn validate(raw: RawHttpsClient, base_dir: &Path) -> Result<HttpsClientConfig, String> {
     let cfg = check(raw, base_dir)?;
-    check_ca_file(&cfg)?;
+    check_files(&cfg)?;
     Ok(cfg)
 }
 
-/// The CA file, if any, holds at least one usable certificate. Reads it.
-pub fn check_ca_file(cfg: &HttpsClientConfig) -> Result<(), String> {
-    match &cfg.ca_file {
-        Some(p) => load_ca_file(p).map(|_| ()).map_err(|e| e.to_string()),
-        None => Ok(()),
+/// The CA file, if any, holds at least one usable certificate; the client
+/// certificate, if any, is readable and its key belongs to it. Reads them.
+pub fn check_files(cfg: &HttpsClientConfig) -> Result<(), String> {
+    if let Some(p) = &cfg.ca_file {
+        load_ca_file(p).map_err(|e| e.to_string())?;
     }
+    if let Some((cert, key)) = &cfg.client_cert {
+        client_identity(cert, key).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The client certificate chain and key, checked to be a pair.
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn client_identity(cert: &Path, key: &Path) -> Result<Identity, HttpsClientError> {
+    let boxed = |e| HttpsClientError::ClientCert(Box::new(e));
+    let chain = crate::net::tls_config::load_certs(cert).map_err(boxed)?;
+    let der = crate::net::tls_config::load_key(key).map_err(boxed)?;
+    let pair = |source| HttpsClientError::ClientKeyPair {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+        source,
+    };
+    rustls::sign::CertifiedKey::from_der(chain.clone(), der.clone_key(), &provider())
+        .and_then(|c| c.keys_match())
+        .map_err(pair)?;
+    Ok((chain, der))
 }
 
 /// The checks that need no file (pure): relative `ca_file` is resolved
@@ -114,6 +159,12 @@ pub fn check_ca_file(cfg: &HttpsClientConfig) -> Result<(), String> {
 /// base64 of 32 bytes; timeouts must be positive.
 pub fn check(raw: RawHttpsClient, base_dir: &Path) -> Result<HttpsClientConfig, String> {
     let ca_file = raw.ca_file.map(|p| base_dir.join(p));
+    let client_cert = match (raw.client_cert, raw.client_key) {
+        (Some(c), Some(k)) => Some((base_dir.join(c), base_dir.join(k))),
+        (None, None) => None,
+        (Some(_), None) => return Err("tls.client_cert needs tls.client_key too".into()),
+        (None, Some(_)) => return Err("tls.client_key needs tls.client_cert too".into()),
+    };
     for (i, pin) in raw.spki_sha256_pins.iter().enumerate() {
         decode_pin(pin).map_err(|e| format!("tls.spki_sha256_pins[{i}]: {e}"))?;
     }
@@ -138,6 +189,7 @@ pub fn check(raw: RawHttpsClient, base_dir: &Path) -> Result<HttpsClientConfig, 
             "request_timeout_secs",
             DEFAULT_REQUEST_TIMEOUT,
         )?,
+        client_cert,
     })
 }
 
@@ -222,8 +274,8 @@ pub fn rustls_client_config(cfg: &HttpsClientConfig) -> Result<ClientConfig, Htt
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
         .map_err(HttpsClientError::Rustls)?;
-    let config = if cfg.spki_sha256_pins.is_empty() {
-        builder.with_root_certificates(roots).with_no_client_auth()
+    let builder = if cfg.spki_sha256_pins.is_empty() {
+        builder.with_root_certificates(roots)
     } else {
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
@@ -235,7 +287,19 @@ pub fn rustls_client_config(cfg: &HttpsClientConfig) -> Result<ClientConfig, Htt
         builder
             .dangerous() // a verifier that adds a check; WebPKI still runs first
             .with_custom_certificate_verifier(Arc::new(PinningVerifier { webpki, pins }))
-            .with_no_client_auth()
+    };
+    let config = match &cfg.client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let (chain, der) = client_identity(cert, key)?;
+            builder
+                .with_client_auth_cert(chain, der)
+                .map_err(|source| HttpsClientError::ClientKeyPair {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    source,
+                })?
+        }
     };
     Ok(config)
 }
@@ -289,6 +353,10 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         );
     } else if out.contains("NotValidForName") {
         out.push_str(" (the server's certificate does not name the host in the URL)");
+    } else if out.contains("CertificateRequired") {
+        out.push_str(
+            " (the server requires a client certificate: set tls.client_cert and tls.client_key)",
+        );
     } else if out.contains("Expired") {
         out.push_str(" (the server's certificate has expired, or this box's clock is wrong)");
     }

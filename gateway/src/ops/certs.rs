@@ -58,9 +58,21 @@ pub fn collect(cfg: &Config) -> Vec<CertInfo> {
                 if let Some(ca) = &h.tls.ca_file {
                     wanted.push(("destination", d.name.clone(), "ca", ca.clone()));
                 }
+                if let Some((cert, _)) = &h.tls.client_cert {
+                    wanted.push(("destination", d.name.clone(), "client", cert.clone()));
+                }
             }
             DestinationKind::Folder { .. } | DestinationKind::Sftp(_) => {}
         }
+    }
+    let remote_write = cfg.fleet.as_ref().and_then(|f| f.remote_write.as_ref());
+    if let Some((cert, _)) = remote_write.and_then(|w| w.tls.client_cert.as_ref()) {
+        wanted.push((
+            "remote_write",
+            "remote_write".into(),
+            "client",
+            cert.clone(),
+        ));
     }
     if let Some(t) = cfg.status_page.as_ref().and_then(|s| s.tls.as_ref()) {
         wanted.push((

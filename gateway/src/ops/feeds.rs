@@ -92,6 +92,7 @@ mod tests {
             message_type: t.into(),
             max: Duration::from_secs(60),
             critical: true,
+            office_hours: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The HTTPS client's TLS against a real OpenSSL peer (`openssl s_server
 //! -www`): trust through a CA file, refusal of an unknown issuer, SPKI
-//! pinning on top of (never instead of) WebPKI verification, and the same
+//! pinning on top of (never instead of) WebPKI verification, a client
+//! certificate for a server that requires one (`-Verify 1`), and the same
 //! rustls config reused for a raw TLS stream (as MLLP over TLS does).
 
 use std::net::TcpStream;
@@ -47,20 +48,28 @@ impl Drop for SServer {
 }
 
 fn s_server(dir: &Path) -> SServer {
+    s_server_with(dir, &[])
+}
+
+/// `openssl s_server -www` with `extra` arguments (e.g. `-Verify 1`).
+fn s_server_with(dir: &Path, extra: &[&str]) -> SServer {
     let port = free_port();
+    let accept = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "s_server",
+        "-accept",
+        &accept,
+        "-cert",
+        "server.pem",
+        "-key",
+        "server.key",
+        "-www",
+        "-quiet",
+    ];
+    args.extend_from_slice(extra);
     let child = Command::new("openssl")
         .current_dir(dir)
-        .args([
-            "s_server",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-cert",
-            "server.pem",
-            "-key",
-            "server.key",
-            "-www",
-            "-quiet",
-        ])
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -82,6 +91,8 @@ fn raw(ca: Option<&Path>, pins: &[&str]) -> RawHttpsClient {
         spki_sha256_pins: pins.iter().map(|p| p.to_string()).collect(),
         connect_timeout_secs: Some(5),
         request_timeout_secs: Some(10),
+        client_cert: None,
+        client_key: None,
     }
 }
 
@@ -184,4 +195,58 @@ async fn the_rustls_config_serves_raw_tls_streams_too() {
     stream.read_to_end(&mut answer).await.ok();
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+}
+
+#[tokio::test]
+async fn a_client_certificate_for_a_server_that_requires_one() {
+    if !require_tool("openssl", "openssl") {
+        return;
+    }
+    let pki = Pki::new(ServerKey::Ec);
+    let d = pki.dir();
+    // -Verify 1 -verify_return_error: a client certificate signed by ca.pem is required.
+    let server = s_server_with(
+        d,
+        &["-Verify", "1", "-verify_return_error", "-CAfile", "ca.pem"],
+    );
+    let url = format!("https://127.0.0.1:{}/", server.port);
+    let with = |cert: Option<&str>, key: Option<&str>| RawHttpsClient {
+        client_cert: cert.map(PathBuf::from),
+        client_key: key.map(PathBuf::from),
+        ..raw(Some(Path::new("ca.pem")), &[])
+    };
+
+    // Without a certificate: refused by the server.
+    let err = get(d, with(None, None), &url).await.unwrap_err();
+    assert!(
+        err.contains("CertificateRequired") && err.contains("tls.client_cert"),
+        "{err}"
+    );
+    // With the clinic's client certificate (paths relative to the config): accepted.
+    let body = get(d, with(Some("client.pem"), Some("client.key")), &url)
+        .await
+        .unwrap();
+    assert!(body.contains("s_server"), "{body}");
+    // A certificate from a CA the server does not trust: refused.
+    get(d, with(Some("stranger.pem"), Some("stranger.key")), &url)
+        .await
+        .unwrap_err();
+
+    // Config errors name the field: a key that is not the certificate's,
+    // an unreadable file, one without the other.
+    let err = validate(with(Some("client.pem"), Some("stranger.key")), d).unwrap_err();
+    assert!(
+        err.contains("tls.client_cert / tls.client_key") && err.contains("do not form a pair"),
+        "{err}"
+    );
+    let err = validate(with(Some("nope.pem"), Some("client.key")), d).unwrap_err();
+    assert!(
+        err.contains("tls.client_cert / tls.client_key") && err.contains("nope.pem"),
+        "{err}"
+    );
+    let err = validate(with(Some("client.pem"), None), d).unwrap_err();
+    assert!(
+        err.contains("tls.client_cert needs tls.client_key"),
+        "{err}"
+    );
 }

@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::ops::http_get;
 use crate::support::fhir_server::{fhir_server, routing};
 use crate::support::http_peer::HttpPeer;
-use crate::support::pki::self_signed;
+use crate::support::peers::start_peer;
+use crate::support::pki::{self_signed, Pki, ServerKey};
 use crate::support::{ack_code, free_port, require_tool, send_one, Gateway, Options};
 
 /// The birth date a misaligned interface put in IN1-15 (plan type): the
@@ -411,4 +412,55 @@ fn remote_write_reaches_prometheus_across_an_outage_without_phi() {
         },
     );
     drop(prom);
+}
+
+/// `[fleet.remote_write] tls` with `client_cert` + `client_key`: a
+/// receiver that requires a client certificate takes the samples; without
+/// one the status says the server asked for it.
+#[test]
+fn remote_write_presents_a_client_certificate_when_the_receiver_requires_one() {
+    if !require_tool("openssl", "openssl") {
+        return;
+    }
+    let pki = Pki::new(ServerKey::Ec);
+    let Some((_peer, port)) = start_peer("mtls_receiver.py", &["ssl"], &[pki.dir().as_os_str()])
+    else {
+        return;
+    };
+    let start = |client: &str| {
+        Gateway::start_with(Options {
+            top_extra: format!(
+                "[fleet]\nurl = \"https://127.0.0.1:1/hb\"\n\
+                 [fleet.remote_write]\nurl = \"https://127.0.0.1:{port}/api/v1/write\"\ninterval = \"1s\"\n\
+                 tls = {{ ca_file = {:?}{client} }}\n",
+                pki.path_str("ca.pem")
+            ),
+            ..Default::default()
+        })
+    };
+    let g = start(&format!(
+        ", client_cert = {:?}, client_key = {:?}",
+        pki.path_str("client.pem"),
+        pki.path_str("client.key")
+    ));
+    g.wait_for(
+        "samples taken over mutual TLS",
+        Duration::from_secs(30),
+        || {
+            let rw = remote_write_status(&g);
+            rw["sent_samples"].as_u64().unwrap_or(0) > 0 && rw["last_error"].is_null()
+        },
+    );
+    drop(g);
+    let g = start("");
+    g.wait_for(
+        "the receiver asking for a certificate",
+        Duration::from_secs(30),
+        || {
+            remote_write_status(&g)["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("tls.client_cert"))
+        },
+    );
+    assert_eq!(remote_write_status(&g)["sent_samples"], 0);
 }

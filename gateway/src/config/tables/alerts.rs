@@ -52,6 +52,8 @@ pub(crate) struct RawSilence {
     message_type: Spanned<String>,
     max: Spanned<String>,
     severity: Option<Spanned<String>>,
+    /// `"always"` (default) or `"office"`.
+    hours: Option<Spanned<String>>,
 }
 
 pub(crate) struct Alerts;
@@ -157,7 +159,7 @@ fn silence_name(s: &RawSilence) -> String {
     }
 }
 
-fn silence(cx: &mut Check<'_>, s: &RawSilence) -> Option<SilenceRule> {
+fn silence(cx: &mut Check<'_>, s: &RawSilence, has_office_hours: bool) -> Option<SilenceRule> {
     let name = silence_name(s);
     let field = format!("alerts.silence '{name}'");
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
@@ -192,12 +194,32 @@ fn silence(cx: &mut Check<'_>, s: &RawSilence) -> Option<SilenceRule> {
             );
         }
     };
+    let office_hours = match &s.hours {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "always" => false,
+            "office" if has_office_hours => true,
+            "office" => {
+                return cx.fail(
+                    v,
+                    format!("{field} hours = \"office\" needs [alerts.office_hours] (the site's time zone and weekly hours): add it, or use hours = \"always\""),
+                )
+            }
+            other => {
+                return cx.fail(
+                    v,
+                    format!("{field}: hours is \"always\" or \"office\", not {other:?}"),
+                )
+            }
+        },
+    };
     Some(SilenceRule {
         name,
         source: s.source.get_ref().clone(),
         message_type: t.clone(),
         max,
         critical,
+        office_hours,
     })
 }
 
@@ -282,8 +304,9 @@ fn alerts(
         a.alertmanager_tls,
     );
     let mut names = std::collections::BTreeSet::new();
+    let has_office_hours = a.office_hours.is_some();
     for s in &a.silence {
-        if let Some(rule) = silence(cx, s) {
+        if let Some(rule) = silence(cx, s, has_office_hours) {
             if !names.insert(rule.name.clone()) {
                 let at = s.name.as_ref().unwrap_or(&s.source);
                 cx.error(

@@ -58,8 +58,9 @@ pub(crate) struct RawDestination {
     pub(super) timeout: Option<Spanned<String>>,
 }
 
-/// `[destination.tls]`: for http/fhir, an extra CA and SPKI pins; for
-/// mllps, the CA (required) and an optional client certificate.
+/// `[destination.tls]`: for http/fhir, an extra CA, SPKI pins and an
+/// optional client certificate; for mllps, the CA (required) and an
+/// optional client certificate.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDestTls {
@@ -353,19 +354,20 @@ fn http(name: &str, d: &RawDestination, cx: &mut Check<'_>) -> Option<HttpDestin
         ),
         Some(t) => {
             let t = t.get_ref();
-            if let Some(c) = t.client_cert.as_ref().or(t.client_key.as_ref()) {
-                return cx.fail(
-                    c,
-                    format!("destination '{name}': client certificates are supported for mllps destinations only"),
-                );
-            }
             let raw = RawHttpsClient {
                 ca_file: t.ca_file.as_ref().map(|c| c.get_ref().into()),
                 spki_sha256_pins: t.spki_sha256_pins.clone(),
                 connect_timeout_secs: None,
                 request_timeout_secs: None,
+                client_cert: t.client_cert.as_ref().map(|c| c.get_ref().into()),
+                client_key: t.client_key.as_ref().map(|c| c.get_ref().into()),
             };
-            let pos = match &t.ca_file {
+            let at = t
+                .ca_file
+                .as_ref()
+                .or(t.client_cert.as_ref())
+                .or(t.client_key.as_ref());
+            let pos = match at {
                 Some(c) => cx.pos(c),
                 None => cx.pos(&d.kind),
             };

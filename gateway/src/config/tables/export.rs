@@ -283,6 +283,7 @@ fn export(e: RawExport, cx: &mut Check<'_>) -> Option<ExportConfig<Checked>> {
                 spki_sha256_pins: t.get_ref().spki_sha256_pins.clone(),
                 connect_timeout_secs: None,
                 request_timeout_secs: None,
+                ..Default::default()
             };
             let pos = cx.pos(t.get_ref().ca_file.as_ref().unwrap_or(&e.url));
             outbound::client(cx, what.clone(), Some(raw), pos)

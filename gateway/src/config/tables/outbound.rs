@@ -30,7 +30,7 @@ pub(crate) fn auth(cx: &mut Check<'_>, what: String, a: &Spanned<RawAuth>) -> Op
     }
 }
 
-/// TLS settings (extra CA, pins, timeouts) placed at `pos`; `what`
+/// TLS settings (extra CA, pins, timeouts, client certificate) placed at `pos`; `what`
 /// prefixes their messages. No table: the defaults.
 pub(crate) fn client(
     cx: &mut Check<'_>,
@@ -41,7 +41,10 @@ pub(crate) fn client(
     let value = match raw {
         None => HttpsClientConfig::default(),
         Some(mut raw) => {
-            raw.ca_file = raw.ca_file.map(|p| cx.path(&p.to_string_lossy()));
+            let path = |p: Option<std::path::PathBuf>| p.map(|p| cx.path(&p.to_string_lossy()));
+            raw.ca_file = path(raw.ca_file);
+            raw.client_cert = path(raw.client_cert);
+            raw.client_key = path(raw.client_key);
             match https_client::check(raw, cx.base()) {
                 Ok(c) => c,
                 Err(e) => {

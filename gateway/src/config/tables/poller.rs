@@ -323,6 +323,7 @@ fn poller(p: RawPoller, cx: &mut Check<'_>) -> Option<PollerConfig<Checked>> {
                 spki_sha256_pins: t.spki_sha256_pins.clone(),
                 connect_timeout_secs: None,
                 request_timeout_secs: None,
+                ..Default::default()
             };
             let pos = cx.pos(t.ca_file.as_ref().unwrap_or(&p.url));
             outbound::client(cx, format!("poller '{name}'"), Some(raw), pos)

@@ -107,18 +107,65 @@ impl OfficeHours {
             return false;
         };
         let local = ts.to_zoned(self.tz.clone());
-        let date = local.date();
-        if self
-            .holidays
-            .iter()
-            .any(|h| h.first <= date && date <= h.last)
-        {
+        if self.closed_on(local.date()) {
             return false;
         }
         let minute = local.hour() as u16 * 60 + local.minute() as u16;
         self.week[local.weekday().to_monday_zero_offset() as usize]
             .iter()
             .any(|s| s.from <= minute && minute < s.to)
+    }
+
+    /// The instant (unix ms) at which the clinic will have been open for
+    /// `open_ms` counted from `from_ms`: time outside the weekly hours and
+    /// on holidays does not count, so a quiet night or holiday adds
+    /// nothing and the count resumes when the office opens. `None` if the
+    /// clinic is not open that long within the next 400 days.
+    pub fn after_open_for(&self, from_ms: u64, open_ms: u64) -> Option<u64> {
+        let start = Timestamp::from_millisecond(from_ms.min(i64::MAX as u64) as i64).ok()?;
+        let mut date = start.to_zoned(self.tz.clone()).date();
+        let mut left = open_ms;
+        for _ in 0..400 {
+            if !self.closed_on(date) {
+                for s in &self.week[date.weekday().to_monday_zero_offset() as usize] {
+                    let from = self.instant(date, s.from)?.max(from_ms);
+                    let to = self.instant(date, s.to)?;
+                    if to <= from {
+                        continue;
+                    }
+                    if to - from >= left {
+                        return Some(from + left);
+                    }
+                    left -= to - from;
+                }
+            }
+            date = date.tomorrow().ok()?;
+        }
+        None
+    }
+
+    /// A holiday: closed all day.
+    fn closed_on(&self, date: Date) -> bool {
+        self.holidays
+            .iter()
+            .any(|h| h.first <= date && date <= h.last)
+    }
+
+    /// `minute` after local midnight of `date` (1440: the next midnight),
+    /// as unix ms; a time skipped by daylight saving moves forward.
+    fn instant(&self, date: Date, minute: u16) -> Option<u64> {
+        let (day, minute) = if minute >= 24 * 60 {
+            (date.tomorrow().ok()?, 0)
+        } else {
+            (date, minute)
+        };
+        let at = day.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
+        let ms = at
+            .to_zoned(self.tz.clone())
+            .ok()?
+            .timestamp()
+            .as_millisecond();
+        u64::try_from(ms).ok()
     }
 
     /// Who `a` is for at `at_ms`.
@@ -309,6 +356,52 @@ mod tests {
         for (at, local, want) in walk {
             assert_eq!(h.audience(&down, ms(at)), want, "{at} ({local})");
         }
+    }
+
+    #[test]
+    fn open_time_skips_nights_weekends_and_holidays() {
+        let h = clinic();
+        let hour = 3_600_000;
+        // Mon 16:00 EST + 2 h of office time: 1 h on Monday, the night
+        // does not count, 1 h on Tuesday → Tue 09:00.
+        let from = ms("2026-12-07T21:00:00Z");
+        assert_eq!(
+            h.after_open_for(from, 2 * hour),
+            Some(ms("2026-12-08T14:00:00Z"))
+        );
+        // Inside the hours it is wall time.
+        let from = ms("2026-12-08T14:00:00Z");
+        assert_eq!(
+            h.after_open_for(from, 2 * hour),
+            Some(ms("2026-12-08T16:00:00Z"))
+        );
+        // Fri 16:30 + 2 h: 30 min Friday, Sat 09:00–10:30 (Saturday opens 3 h).
+        let from = ms("2026-12-11T21:30:00Z");
+        assert_eq!(
+            h.after_open_for(from, 2 * hour),
+            Some(ms("2026-12-12T15:30:00Z"))
+        );
+        // Sat 11:00 + 2 h: 1 h Saturday, Sunday closed, Mon 09:00.
+        let from = ms("2026-12-12T16:00:00Z");
+        assert_eq!(
+            h.after_open_for(from, 2 * hour),
+            Some(ms("2026-12-14T14:00:00Z"))
+        );
+        // Thu 2026-12-24 16:00 + 2 h: the 25th is a holiday, Sat 26th 10:00.
+        let from = ms("2026-12-24T21:00:00Z");
+        assert_eq!(
+            h.after_open_for(from, 2 * hour),
+            Some(ms("2026-12-26T15:00:00Z"))
+        );
+        // Starting at night: counts from the opening.
+        let from = ms("2026-12-08T03:00:00Z");
+        assert_eq!(
+            h.after_open_for(from, hour),
+            Some(ms("2026-12-08T14:00:00Z"))
+        );
+        // Never open: never due.
+        let closed = OfficeHours::new("UTC", Default::default(), vec![]).unwrap();
+        assert_eq!(closed.after_open_for(from, hour), None);
     }
 
     #[test]

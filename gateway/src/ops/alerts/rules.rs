@@ -45,19 +45,40 @@ pub fn evaluate(
             .iter()
             .filter_map(|e| export_stale(e, started_ms, now_ms)),
     );
-    out.extend(report.feeds.iter().filter_map(|f| silence(f, now_ms)));
+    out.extend(report.feeds.iter().filter_map(|f| {
+        let office = cfg
+            .silence
+            .iter()
+            .any(|r| r.name == f.name && r.office_hours);
+        silence(f, cfg.office_hours.as_ref().filter(|_| office), now_ms)
+    }));
     out
 }
 
 /// A feed gone quiet: no message of the rule's type from its source for
 /// `max` (counted from the daemon's start before the first one). When eCW
 /// stops sending, every queue is empty and the box looks green: this is
-/// the alert that says so.
-pub fn silence(f: &crate::ops::feeds::FeedStatus, now_ms: u64) -> Option<Alert> {
-    let quiet_ms = now_ms.saturating_sub(f.last_ms);
-    if quiet_ms < f.max_secs.saturating_mul(1000) {
+/// the alert that says so. With `office` (the rule's `hours = "office"`)
+/// only time inside the office hours counts: a lab feed quiet overnight or
+/// on a holiday does not alert, and the count resumes when the office opens.
+pub fn silence(
+    f: &crate::ops::feeds::FeedStatus,
+    office: Option<&super::OfficeHours>,
+    now_ms: u64,
+) -> Option<Alert> {
+    let max_ms = f.max_secs.saturating_mul(1000);
+    let due_ms = match office {
+        None => f.last_ms.saturating_add(max_ms),
+        Some(h) => h.after_open_for(f.last_ms, max_ms)?,
+    };
+    if now_ms < due_ms {
         return None;
     }
+    let of_hours = if office.is_some() {
+        " of office hours"
+    } else {
+        ""
+    };
     let severity = if f.critical {
         Severity::Critical
     } else {
@@ -67,14 +88,14 @@ pub fn silence(f: &crate::ops::feeds::FeedStatus, now_ms: u64) -> Option<Alert> 
         key: f.name.clone(),
         severity,
         title: format!(
-            "{}: no {} from {} for more than {}",
+            "{}: no {} from {} for more than {}{of_hours}",
             f.name,
             f.message_type,
             f.source,
             human(f.max_secs)
         ),
         affected: format!("source {}", f.source),
-        since_ms: f.last_ms.saturating_add(f.max_secs.saturating_mul(1000)),
+        since_ms: due_ms,
         action: format!(
             "Check that the sending system still sends {} to {}: its interface engine and outbound connection, and the network between them. The gateway is up and takes what arrives; `gateway status` shows when the feed last delivered.",
             f.message_type, f.source
@@ -657,6 +678,74 @@ mod tests {
         let over = 1000 + c.restart_alert_for.as_millis() as u64;
         assert!(restarted(&c, &crash, over - 1).is_some());
         assert!(restarted(&c, &crash, over).is_none());
+    }
+
+    #[test]
+    fn silence_counts_office_hours_only_when_asked() {
+        use crate::ops::alerts::office_hours::{parse_holiday, parse_spans, Span};
+        let ms = |iso: &str| iso.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64;
+        let mut week: [Vec<Span>; 7] = Default::default();
+        for d in week.iter_mut().take(5) {
+            *d = parse_spans("08:00-17:00").unwrap();
+        }
+        let hours = crate::ops::alerts::OfficeHours::new(
+            "America/New_York",
+            week,
+            vec![parse_holiday("2026-12-25").unwrap()],
+        )
+        .unwrap();
+        let feed = |last: &str| crate::ops::feeds::FeedStatus {
+            name: "lab results".into(),
+            source: "ehr".into(),
+            message_type: "ORU^R01".into(),
+            max_secs: 2 * 3600,
+            critical: true,
+            last_ms: ms(last),
+            seen: 1,
+        };
+        // Last result Thu 2026-12-24 16:00 EST; Christmas is closed, then the weekend.
+        let f = feed("2026-12-24T21:00:00Z");
+        for (now, wall, office) in [
+            ("2026-12-24T22:30:00Z", false, false), // Thu 17:30: 1.5 h wall, 1 h office
+            ("2026-12-25T03:00:00Z", true, false),  // overnight
+            ("2026-12-25T18:00:00Z", true, false),  // the holiday
+            ("2026-12-27T18:00:00Z", true, false),  // Sunday
+            ("2026-12-28T13:59:00Z", true, false),  // Mon 08:59: the office clock resumes
+            ("2026-12-28T14:00:00Z", true, true),   // Mon 09:00: 2 h of office time
+        ] {
+            assert_eq!(silence(&f, None, ms(now)).is_some(), wall, "{now} wall");
+            let a = silence(&f, Some(&hours), ms(now));
+            assert_eq!(a.is_some(), office, "{now} office");
+            if let Some(a) = a {
+                assert_eq!(a.since_ms, ms("2026-12-28T14:00:00Z"));
+                assert!(
+                    a.title.ends_with("for more than 2 h of office hours"),
+                    "{}",
+                    a.title
+                );
+            }
+        }
+        // Through `evaluate`: the rule's `office_hours` picks the clock.
+        let mut c = cfg();
+        c.office_hours = Some(hours);
+        c.silence.push(crate::config::SilenceRule {
+            name: "lab results".into(),
+            source: "ehr".into(),
+            message_type: "ORU^R01".into(),
+            max: std::time::Duration::from_secs(7200),
+            critical: true,
+            office_hours: true,
+        });
+        let mut r = report(None, 0, 0, 10);
+        r.feeds = vec![f];
+        let quiet = |c: &AlertsConfig| {
+            evaluate(c, &r, &[], None, ms("2026-12-25T18:00:00Z"))
+                .iter()
+                .any(|a| a.rule == Rule::Silence)
+        };
+        assert!(!quiet(&c));
+        c.silence[0].office_hours = false;
+        assert!(quiet(&c));
     }
 
     #[test]
