@@ -86,13 +86,7 @@ action(type="omfile" file="{dir}/received.log" template="raw")
 
     /// SIGTERM and wait (the outage).
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = c.wait();
-        }
+        crate::support::peers::terminate(&mut self.child);
     }
 
     fn received(&self) -> String {

@@ -32,15 +32,7 @@ fn http_post(addr: &str, path: &str, body: &str, headers: &str) -> (u16, String)
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        out.split_once("\r\n\r\n").map_or("", |(_, b)| b).into(),
-    )
+    crate::support::status_and_body(&out)
 }
 
 /// Runs the CDP `steps` as the page user; the dumped DOMs by name.

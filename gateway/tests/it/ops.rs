@@ -34,13 +34,7 @@ pub(crate) fn http_get(addr: &str, path: &str, basic: Option<(&str, &str)>) -> (
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_string())
+    crate::support::status_and_body(&out)
 }
 
 /// Families parsed by prometheus_client's text parser (`py`: the test

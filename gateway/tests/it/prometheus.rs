@@ -109,13 +109,7 @@ impl Prometheus {
 
     /// SIGTERM (Prometheus flushes its WAL), then wait.
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = c.wait();
-        }
+        crate::support::peers::terminate(&mut self.child);
     }
 
     fn log(&self) -> String {
@@ -155,13 +149,7 @@ fn get10(addr: &str, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    let code = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (code, body.to_string())
+    crate::support::status_and_body(&out)
 }
 
 fn now_secs() -> f64 {

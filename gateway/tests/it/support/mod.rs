@@ -106,6 +106,18 @@ pub fn alone() -> MutexGuard<'static, ()> {
     ALONE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A raw HTTP/1.1 response split into its status code (0 if unreadable)
+/// and its body.
+pub fn status_and_body(response: &str) -> (u16, String) {
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
 /// The last 40 lines of `s` (a log).
 pub fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().collect();

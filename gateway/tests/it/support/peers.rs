@@ -19,6 +19,18 @@ pub fn python(modules: &[&str]) -> Option<PathBuf> {
     test_support::python::python(modules)
 }
 
+/// SIGTERM `child` (so a peer flushes what it holds, as at a real
+/// shutdown) and reap it; nothing if it was already stopped.
+pub fn terminate(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = c.wait();
+    }
+}
+
 /// A child process (a Python peer) killed when the test ends, pass or fail.
 pub struct KillOnDrop(pub Child);
 
