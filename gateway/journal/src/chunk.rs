@@ -145,35 +145,69 @@ pub(crate) enum ResolveError {
     Sled(sled::Error),
     /// A bad head, a missing chunk or a length mismatch.
     Bad(String),
+    /// The value was removed while it was read (readers do not go through
+    /// the writer, and a head and its chunks are several sled keys).
+    Gone,
 }
 
 /// The value at `key` as written: `v` itself, or, if it is a head, its
 /// chunks put back together (checked against the head's length; the record
-/// inside carries its own CRC, checked by whoever decodes it).
+/// inside carries its own CRC, checked by whoever decodes it). Readers run
+/// beside the writer: if the chunks do not add up, the head is read again,
+/// and a value replaced or removed meanwhile is read again or [`Gone`];
+/// only a head that stays while its chunks stay wrong is damage.
+///
+/// [`Gone`]: ResolveError::Gone
 pub(crate) fn resolve<'a>(
     db: &sled::Db,
     key: &[u8],
     v: &'a [u8],
 ) -> Result<Cow<'a, [u8]>, ResolveError> {
+    let mut current: Cow<'a, [u8]> = Cow::Borrowed(v);
+    for _ in 0..3 {
+        let why = match reassemble(db, key, &current)? {
+            Ok(Some(whole)) => return Ok(Cow::Owned(whole)),
+            Ok(None) => return Ok(current),
+            Err(why) => why,
+        };
+        match db.get(key).map_err(ResolveError::Sled)? {
+            None => return Err(ResolveError::Gone),
+            Some(now) if *now == *current => return Err(ResolveError::Bad(why)),
+            Some(now) => current = Cow::Owned(now.to_vec()),
+        }
+    }
+    Err(ResolveError::Bad(
+        "its head changed on every read (3 times)".into(),
+    ))
+}
+
+/// The chunks of head `v` put together: `Ok(None)` if `v` is not a head,
+/// `Ok(Err(why))` if they do not add up.
+#[allow(clippy::type_complexity)]
+fn reassemble(
+    db: &sled::Db,
+    key: &[u8],
+    v: &[u8],
+) -> Result<Result<Option<Vec<u8>>, String>, ResolveError> {
     let (total, n) = match parse_head(key, v) {
-        None => return Ok(Cow::Borrowed(v)),
-        Some(Err(why)) => return Err(ResolveError::Bad(why.to_string())),
+        None => return Ok(Ok(None)),
+        Some(Err(why)) => return Ok(Err(why.to_string())),
         Some(Ok(h)) => h,
     };
     let mut out = Vec::with_capacity(total.min(64 * 1024 * 1024) as usize);
     for i in 0..n {
         match db.get(chunk_key(key, i)).map_err(ResolveError::Sled)? {
             Some(c) => out.extend_from_slice(&c),
-            None => return Err(ResolveError::Bad(format!("chunk {i} of {n} is missing"))),
+            None => return Ok(Err(format!("chunk {i} of {n} is missing"))),
         }
     }
     if out.len() as u64 != total {
-        return Err(ResolveError::Bad(format!(
+        return Ok(Err(format!(
             "chunks hold {} bytes, the head says {total}",
             out.len()
         )));
     }
-    Ok(Cow::Owned(out))
+    Ok(Ok(Some(out)))
 }
 
 /// [`resolve`] as a [`crate::JournalError`] naming `what` (e.g. "message 42").
@@ -183,10 +217,17 @@ pub(crate) fn resolve_or<'a>(
     v: &'a [u8],
     what: &str,
 ) -> Result<Cow<'a, [u8]>, crate::JournalError> {
-    resolve(db, key, v).map_err(|e| match e {
+    resolve(db, key, v).map_err(|e| journal_error(e, what))
+}
+
+fn journal_error(e: ResolveError, what: &str) -> crate::JournalError {
+    match e {
         ResolveError::Sled(e) => crate::error::map_sled(format!("read {what}"), e),
         ResolveError::Bad(why) => crate::error::corrupt(what.to_string(), &why),
-    })
+        ResolveError::Gone => crate::JournalError::NotFound {
+            what: format!("{what} (removed while it was read)"),
+        },
+    }
 }
 
 /// `db.get(key)`, resolved, as a [`crate::JournalError`] naming `what`.
@@ -201,7 +242,11 @@ pub(crate) fn get(
     else {
         return Ok(None);
     };
-    Ok(Some(resolve_or(db, key, &v, what)?.into_owned()))
+    match resolve(db, key, &v) {
+        Ok(whole) => Ok(Some(whole.into_owned())),
+        Err(ResolveError::Gone) => Ok(None),
+        Err(e) => Err(journal_error(e, what)),
+    }
 }
 
 /// How ops are written to sled: whole (format 1) or chunked (format 2).
@@ -366,6 +411,13 @@ mod tests {
         bad[7] ^= 1;
         assert!(matches!(resolve(&db, &k, &bad), Err(ResolveError::Bad(_))));
         assert_eq!(parse_chunk_key(&chunk_key(&k, 5)), Some((&k[..], 5)));
+        // A reader that got the head just before the writer replaced or
+        // removed the value: it reads the new value, or finds it gone.
+        let stale = db.get(&k).unwrap().unwrap();
+        l.apply(&db, Op::Set(k.clone(), b"new".to_vec())).unwrap();
+        assert_eq!(&*resolve(&db, &k, &stale).unwrap(), b"new");
+        l.apply(&db, Op::Remove(k.clone())).unwrap();
+        assert!(matches!(resolve(&db, &k, &stale), Err(ResolveError::Gone)));
         assert_eq!(parse_chunk_key(b"~x"), None);
     }
 }

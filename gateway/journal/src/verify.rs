@@ -358,6 +358,8 @@ pub(crate) fn for_each(
                         Ok(std::borrow::Cow::Owned(w)) => Ok(sled::IVec::from(w)),
                         Err(ResolveError::Bad(why)) => Err(why),
                         Err(ResolveError::Sled(e)) => Err(format!("a chunk cannot be read: {e}")),
+                        // Offline: nothing removes it meanwhile.
+                        Err(ResolveError::Gone) => Err("removed while read".into()),
                     };
                     f(k, whole);
                 }

@@ -282,8 +282,8 @@ impl Writer {
     /// sled instance now instead of staging later requests against it
     /// (its reads can write: sled merges nodes on `get`, and each such
     /// write would meet the full disk again). Until a reopen succeeds every
-    /// request is refused as unavailable (AE); each later commit retries
-    /// the reopen once there is room (`commit`).
+    /// request is refused with `Full` (AE, ERR 207); each later commit
+    /// retries the reopen once there is room (`commit`).
     fn set_aside(&mut self) {
         if let Ok(mut g) = self.shared.db.write() {
             *g = None;
