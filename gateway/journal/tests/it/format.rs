@@ -2,7 +2,7 @@
 //! format 2 and never makes sled write a blob file; an existing format-1
 //! journal stays format 1 until `migrate`; `migrate --to 1` leaves only
 //! what a binary older than format 2 reads; verify and salvage read
-//! chunked messages and report a missing chunk.
+//! chunked messages and report a missing chunk and a stray one.
 
 use std::path::Path;
 
@@ -171,6 +171,13 @@ async fn verify_and_salvage_name_a_message_whose_chunk_is_missing() {
         key.extend_from_slice(&hurt.to_be_bytes());
         key.extend_from_slice(&3u32.to_be_bytes());
         assert!(db.remove(&key).unwrap().is_some(), "chunk 3 of {hurt}");
+        // And a chunk no head counts (of a message that does not exist).
+        let mut orphan = vec![b'~'];
+        orphan.extend_from_slice(&9u32.to_be_bytes());
+        orphan.push(b'm');
+        orphan.extend_from_slice(&999u64.to_be_bytes());
+        orphan.extend_from_slice(&0u32.to_be_bytes());
+        db.insert(&orphan, &b"stray"[..]).unwrap();
         db.flush().unwrap();
     }
     let r = journal::verify::verify(&c.dir).unwrap();
@@ -178,6 +185,13 @@ async fn verify_and_salvage_name_a_message_whose_chunk_is_missing() {
         r.findings
             .iter()
             .any(|f| f.place == format!("sled key m/{hurt}") && f.problem.contains("chunk 3")),
+        "{:?}",
+        r.findings
+    );
+    assert!(
+        r.findings.iter().any(|f| f
+            .problem
+            .contains("chunk 0 of m/999, which has no head counting it")),
         "{:?}",
         r.findings
     );
