@@ -193,10 +193,11 @@ impl Journal {
 
     pub fn dead_letter_by_seq(&self, seq: u64) -> Result<Option<DeadLetter>, JournalError> {
         let db = self.inner.shared.db()?;
-        match db
-            .get(record::seq_key(record::P_DEAD, seq))
-            .map_err(|e| map_sled(format!("read dead letter {seq}"), e))?
-        {
+        match crate::chunk::get(
+            &db,
+            &record::seq_key(record::P_DEAD, seq),
+            &format!("dead letter {seq}"),
+        )? {
             None => Ok(None),
             Some(v) => {
                 let r: DeadLetterRec = record::decode_postcard(&v)

@@ -69,6 +69,18 @@ impl JournalError {
     }
 }
 
+/// The disk filled between the WAL append and sled's writes: `Full` (the
+/// sender is told the disk is full) and a storage failure (the group is
+/// durable in the WAL only: the reopen replays it once there is room).
+pub(crate) fn no_space_for_sled(dir: &Path, why: &str) -> JournalError {
+    JournalError::Full {
+        reason: format!(
+            "{NO_SPACE} for sled in {} after the WAL record: {why}",
+            dir.display()
+        ),
+    }
+}
+
 /// How a `Full` caused by ENOSPC/EDQUOT starts (see `is_storage_failure`).
 const NO_SPACE: &str = "no space left on device";
 

@@ -27,7 +27,9 @@
 //! `<dir>/` is a sled 0.34.7 database: `conf`, `db` (the log), `blobs/<lsn>`
 //! (sled writes any log item over `segment_size / 4` = 128 KiB as its own
 //! file: a large message, *or a leaf node* of up to 16 medium values when
-//! sled consolidates it), `snap.<lsn>` (page-table snapshots, written
+//! sled consolidates it; only in a format-1 journal: in format 2,
+//! `chunk.rs`, every value over 6 KiB is a head plus 6 KiB chunks, so no
+//! log item reaches that size), `snap.<lsn>` (page-table snapshots, written
 //! `.generating` + `sync_all` + rename). Next to them, `<dir>/wal/
 //! <n:020>.wal` are our WAL segments (`wal.rs`: format, torn-tail and
 //! corruption rules). Everything in sled lives in ONE tree (the default
@@ -46,6 +48,8 @@
 //! | `X` lp(destination) id:u64be | seq of the message's dead letter on that destination |
 //! | `c` name | counter (`counter.rs` names each one): `messages`, `duplicates`, `control_id_reuses`, `key_reuses_refused`, `released`, `quarantined`, `q_entries`, `q_bytes`, `pruned`, `pruned_through_id`, `pruned_through_audit`, `pending/<dest>`, `delivered/<dest>`, `dead/<dest>`, `dead_total/<dest>` |
 //! | `w` | seq of the last WAL record applied to sled (u64) |
+//! | `F` | the journal format (u64): 2 = large values chunked (`chunk.rs`); absent = 1, every value whole |
+//! | `~` lp(key) index:u32be | format 2: chunk `index` of the value at `key` (a message, quarantine entry, state value or dead letter over 6 KiB), whose own value is then a head (record version 0xC4: total length, number of chunks) |
 //! | `i` … | the trace index (`trace_index.rs`): control id → ids, patient tag → ids, authorities seen, purge markers; written with the message, removed with it |
 //!
 //! Record versions: message records are version 2 (the journal-owned
@@ -218,19 +222,24 @@
 //! 1/16 of the quota). It also requires `2 × size +
 //! 2 MiB` free on the filesystem: sled 0.34.7 *wedges* if writing a blob
 //! file fails with ENOSPC (`reserve_inner` returns early holding an I/O
-//! buffer writer slot, so every later `flush()` and sled's own `Drop` block
+//! buffer writer slot; after 127 of them every later sled call spins
 //! forever), so we refuse before sled can hit ENOSPC from our own writes.
+//! Another process can still fill the disk between that check and sled's
+//! write, so in format 2 (`chunk.rs`) sled never writes a blob file at all.
 //! Over → `Full` with an actionable reason. ENOSPC/EDQUOT from sled or a sync → `Full` too. Any
 //! I/O failure during a commit fails every request of that group (none is
 //! acknowledged; if it came after the WAL record was synced, the group is
 //! durable anyway and a retransmission is answered as a duplicate), then the writer drops the sled `Db` (sled poisons itself
 //! after an I/O error; after a failed fsync the page cache may have dropped
 //! dirty pages) and reopens it, reloading counters from disk. So once space
-//! returns, appends succeed again without a restart. The failed instance is
-//! dropped on a reaper thread with a 2 s bound so a wedged sled cannot hang
-//! the writer; if it does wedge (another process filled the disk between
-//! our check and sled's blob write) its file lock stays held, reopening
-//! fails, and requests get an `Io` error naming the journal until restart.
+//! returns, appends succeed again without a restart. If there is no room
+//! to reopen yet, the failed instance is dropped at once anyway (its reads
+//! can write: sled merges nodes on `get`) and every request gets `Full`
+//! until the reopen. The failed instance is dropped on a reaper thread
+//! with a 2 s bound so a wedged sled cannot hang the writer; if it does
+//! wedge (a format-1 journal whose blob write met a disk another process
+//! filled) its file lock stays held, reopening fails, and requests get an
+//! `Io` error naming the journal until restart.
 //!
 //! On open: recovery as above (sled's, then WAL replay, then a
 //! checkpoint); then we load counters, verify the CRC of the newest 64
@@ -247,6 +256,7 @@
 
 pub mod audit;
 mod batch;
+mod chunk;
 mod counter;
 mod durability;
 mod error;
@@ -268,6 +278,7 @@ mod delivery;
 pub mod durable_fs;
 pub use reserve::{DEFAULT_RESERVE_BYTES, RESERVE_FILE};
 pub mod histogram;
+pub mod migrate;
 pub mod retention;
 pub mod salvage;
 pub mod verify;

@@ -119,7 +119,8 @@ fn check_tail(db: &sled::Db) -> Result<(usize, Vec<u64>), JournalError> {
     {
         let (k, v) = item.map_err(|e| map_sled("scan newest messages".into(), e))?;
         checked += 1;
-        if record::decode_message(&v).is_err() {
+        let whole = crate::chunk::resolve(db, &k, &v);
+        if whole.map_or(true, |v| record::decode_message(&v).is_err()) {
             bad.push(record::seq_of_key(&k).unwrap_or(0));
         }
     }

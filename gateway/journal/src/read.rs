@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::audit::chain;
+use crate::chunk;
 use crate::counter::Counter;
 use crate::error::{corrupt, map_sled};
 use crate::histogram::HistogramSnapshot;
@@ -19,10 +20,7 @@ use crate::{
 impl Journal {
     pub fn get(&self, id: u64) -> Result<Option<StoredMessage>, JournalError> {
         let db = self.inner.shared.db()?;
-        let v = match db
-            .get(record::message_key(id))
-            .map_err(|e| map_sled(format!("read message {id}"), e))?
-        {
+        let v = match chunk::get(&db, &record::message_key(id), &format!("message {id}"))? {
             Some(v) => v,
             None => return Ok(None),
         };
@@ -107,7 +105,8 @@ impl Journal {
         for item in db.scan_prefix([record::P_MESSAGE]) {
             let (k, v) = item.map_err(|e| map_sled("scan messages".into(), e))?;
             n += 1;
-            if record::decode_message(&v).is_err() {
+            let whole = chunk::resolve(&db, &k, &v);
+            if whole.map_or(true, |v| record::decode_message(&v).is_err()) {
                 bad.push(record::seq_of_key(&k).unwrap_or(0));
             }
         }
@@ -194,9 +193,7 @@ impl Journal {
     #[doc(hidden)]
     pub fn debug_message_record(&self, id: u64) -> Result<Option<Vec<u8>>, JournalError> {
         let db = self.inner.shared.db()?;
-        db.get(record::message_key(id))
-            .map(|o| o.map(|v| v.to_vec()))
-            .map_err(|e| map_sled(format!("read message {id}"), e))
+        chunk::get(&db, &record::message_key(id), &format!("message {id}"))
     }
 }
 
@@ -225,6 +222,7 @@ pub(crate) fn page<T: serde::de::DeserializeOwned>(
             break;
         }
         let seq = record::seq_of_key(&k).unwrap_or(0);
+        let v = chunk::resolve_or(db, &k, &v, &format!("{what} {seq}"))?;
         let r: T =
             record::decode_postcard(&v).map_err(|why| corrupt(format!("{what} {seq}"), why))?;
         if keep(&r) {

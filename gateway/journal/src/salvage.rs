@@ -3,7 +3,9 @@
 //!
 //! It reads the same snapshot as verify (`verify.rs`: sled copied, every
 //! readable WAL record replayed into the copy, every record checked), and
-//! copies each intact record, key and value byte for byte, so messages keep
+//! copies each intact record, key and value byte for byte (a chunked value
+//! reassembled, then written in format 2, `chunk.rs`, as the new journal
+//! is), so messages keep
 //! their ids, received times and sources, and outboxes, dead letters,
 //! audit events and the state store keep theirs. Dropped: records that
 //! fail their seal, and index entries (outbox, de-dup, dead letter) whose
@@ -17,9 +19,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::chunk::{self, Layout};
 use crate::counter::Counter;
 use crate::record as rec;
 use crate::verify::{self, VerifyError, VerifyReport};
+use crate::wal::Op;
 use crate::{Journal, JournalConfig, JournalError};
 
 /// What salvage did.
@@ -75,6 +79,11 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
         .path(to)
         .open()
         .map_err(|e| werr(e.to_string()))?;
+    // A new journal: format 2 (`chunk.rs`), large values chunked.
+    let mut layout = Layout { chunked: true };
+    layout
+        .apply(&out, layout.format_op())
+        .map_err(|e| werr(e.to_string()))?;
     let ix = &snap.index;
     let mut copied: BTreeMap<String, u64> = BTreeMap::new();
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
@@ -90,6 +99,11 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
                 return;
             }
             let kind = kind_name(k.first().copied().unwrap_or(0));
+            // A value whose chunks do not add up is damage (verify named it).
+            let Ok(v) = v else {
+                *skipped.entry(kind.into()).or_default() += 1;
+                return;
+            };
             let keep = !ix.bad_keys.contains(k.as_ref())
                 && match k.first().copied() {
                     Some(rec::P_MESSAGE) => {
@@ -126,15 +140,19 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
                     },
                     // The new journal has no WAL yet: its position starts at 0.
                     _ if k.as_ref() == crate::wal::APPLIED_KEY => false,
+                    // The new journal has its own format (written above).
+                    _ if k.as_ref() == chunk::FORMAT_KEY => false,
                     _ => true,
                 };
             if keep {
-                if let Err(e) = out.insert(k, v) {
+                if let Err(e) = layout.apply(&out, Op::Set(k.to_vec(), v.to_vec())) {
                     write_err = Some(e.to_string());
                     return;
                 }
                 *copied.entry(kind.into()).or_default() += 1;
-            } else if !(k.first() == Some(&rec::P_COUNTER) || k.as_ref() == crate::wal::APPLIED_KEY)
+            } else if !(k.first() == Some(&rec::P_COUNTER)
+                || k.as_ref() == crate::wal::APPLIED_KEY
+                || k.as_ref() == chunk::FORMAT_KEY)
             {
                 *skipped.entry(kind.into()).or_default() += 1;
             }

@@ -159,10 +159,7 @@ impl Journal {
         check_key(namespace, key)?;
         let db = self.inner.shared.db()?;
         let what = || format!("state {namespace:?} key {:?}", String::from_utf8_lossy(key));
-        match db
-            .get(record::state_key(namespace, key))
-            .map_err(|e| map_sled(format!("read {}", what()), e))?
-        {
+        match crate::chunk::get(&db, &record::state_key(namespace, key), &what())? {
             None => Ok(None),
             Some(v) => record::open(&v)
                 .map(|p| Some(p.to_vec()))
@@ -203,19 +200,16 @@ impl Journal {
                 break;
             }
             let key = k[ns.len()..].to_vec();
-            let value = record::open(&v).map_err(|why| {
-                corrupt(
-                    format!(
-                        "state {namespace:?} key {:?}",
-                        String::from_utf8_lossy(&key)
-                    ),
-                    why,
+            let what = || {
+                format!(
+                    "state {namespace:?} key {:?}",
+                    String::from_utf8_lossy(&key)
                 )
-            })?;
-            out.push(StateEntry {
-                key,
-                value: value.to_vec(),
-            });
+            };
+            let v = crate::chunk::resolve_or(&db, &k, &v, &what())?;
+            let value = record::open(&v).map_err(|why| corrupt(what(), why))?;
+            let value = value.to_vec();
+            out.push(StateEntry { key, value });
         }
         Ok(out)
     }

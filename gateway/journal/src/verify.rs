@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::chunk::{self, Layout, ResolveError};
 use crate::counter::Counter;
 use crate::record as rec;
-use crate::wal::{self, Op};
+use crate::wal;
 
 /// One problem: where it is and what is wrong.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -149,6 +150,11 @@ pub(crate) fn snapshot(dir: &Path, report: &mut VerifyReport) -> Result<Snapshot
     Ok(snap)
 }
 
+/// Whether a process (a running daemon) holds sled's lock on `db_file`.
+pub(crate) fn is_locked(db_file: &Path) -> bool {
+    matches!(check_unlocked(db_file), Err(VerifyError::Locked(_)))
+}
+
 /// sled takes an exclusive `flock` on `db` while open: a running daemon
 /// holds it.
 fn check_unlocked(db_file: &Path) -> Result<(), VerifyError> {
@@ -227,6 +233,11 @@ fn replay_wal(dir: &Path, db: &sled::Db, report: &mut VerifyReport) -> Result<()
     if !wdir.is_dir() {
         return Ok(());
     }
+    // Replayed as the journal's open would: in the copy's format.
+    let mut layout = Layout::of(db).unwrap_or_else(|why| {
+        report.find("sled key F", why);
+        Layout { chunked: false }
+    });
     let segs = wal::list_segments(&wdir).map_err(io(format!("list {}", wdir.display())))?;
     let mut prev: Option<u64> = None;
     for (i, (_, path)) in segs.iter().enumerate() {
@@ -270,11 +281,7 @@ fn replay_wal(dir: &Path, db: &sled::Db, report: &mut VerifyReport) -> Result<()
             }
             report.wal_replayed += 1;
             for op in r.ops {
-                let res = match op {
-                    Op::Set(k, v) => db.insert(k, v).map(|_| ()),
-                    Op::Remove(k) => db.remove(k).map(|_| ()),
-                };
-                if let Err(e) = res {
+                if let Err(e) = layout.apply(db, op) {
                     report.find(
                         format!("WAL {} offset {off}", path.display()),
                         format!(
@@ -313,8 +320,10 @@ pub(crate) fn key_dest(k: &[u8]) -> Option<String> {
     (k.len() >= 13).then(|| String::from_utf8_lossy(&k[5..k.len() - 8]).into_owned())
 }
 
-/// The key kinds, in key order (`w` is the WAL position).
-const PREFIXES: [u8; 12] = [
+/// The key kinds, in key order (`F` is the journal format, `w` the WAL
+/// position; chunks, `~`, are read through the values they belong to).
+const PREFIXES: [u8; 13] = [
+    b'F',
     rec::P_DEAD_INDEX,
     rec::P_AUDIT,
     rec::P_COUNTER,
@@ -331,10 +340,11 @@ const PREFIXES: [u8; 12] = [
 
 /// Every key and value, one key kind at a time, so that a node sled cannot
 /// read ends the scan of its kind only; `on_err` gets where (after which
-/// key) and the error.
+/// key) and the error. A chunked value (`chunk.rs`) is passed whole, or as
+/// `Err(why)` if its chunks do not add up.
 pub(crate) fn for_each(
     db: &sled::Db,
-    mut f: impl FnMut(sled::IVec, sled::IVec),
+    mut f: impl FnMut(sled::IVec, Result<sled::IVec, String>),
     mut on_err: impl FnMut(String, sled::Error),
 ) {
     for p in PREFIXES {
@@ -343,7 +353,15 @@ pub(crate) fn for_each(
             match item {
                 Ok((k, v)) => {
                     last = Some(k.clone());
-                    f(k, v);
+                    let whole = match chunk::resolve(db, &k, &v) {
+                        Ok(std::borrow::Cow::Borrowed(_)) => Ok(v.clone()),
+                        Ok(std::borrow::Cow::Owned(w)) => Ok(sled::IVec::from(w)),
+                        Err(ResolveError::Bad(why)) => Err(why),
+                        Err(ResolveError::Sled(e)) => Err(format!("a chunk cannot be read: {e}")),
+                        // Offline: nothing removes it meanwhile.
+                        Err(ResolveError::Gone) => Err("removed while read".into()),
+                    };
+                    f(k, whole);
                 }
                 Err(e) => {
                     let after = last
@@ -372,6 +390,20 @@ fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
             let bad = |report: &mut VerifyReport, ix: &mut Index, why: &str| {
                 report.find(format!("sled key {}", key_name(&k)), why.to_string());
                 ix.bad_keys.insert(k.to_vec());
+            };
+            let v = match v {
+                Ok(v) => v,
+                Err(why) => {
+                    if k.first() == Some(&rec::P_MESSAGE) {
+                        report.count("messages");
+                        let id = rec::seq_of_key(&k).unwrap_or(0);
+                        ix.corrupt_messages.insert(id);
+                        bad(report, &mut ix, &format!("message {id}: {why}"));
+                    } else {
+                        bad(report, &mut ix, &why);
+                    }
+                    return;
+                }
             };
             match k.first().copied() {
                 Some(rec::P_MESSAGE) => {
@@ -468,6 +500,11 @@ fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
                         (Ok(_), None) => {}
                     }
                 }
+                _ if k.as_ref() == chunk::FORMAT_KEY => {
+                    if let Err(why) = Layout::of(db) {
+                        bad(report, &mut ix, &why);
+                    }
+                }
                 _ if k.as_ref() == wal::APPLIED_KEY => {
                     if let Err(why) = rec::open_u64(&v) {
                         bad(report, &mut ix, why);
@@ -484,6 +521,7 @@ fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
             format!("read failed ({e}): the records of this kind after it cannot be read"),
         );
     }
+    check_chunks(db, report);
     // The indexes against the messages.
     let mut pending: BTreeMap<String, u64> = BTreeMap::new();
     for (d, id) in &outbox {
@@ -568,4 +606,38 @@ fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
         }
     }
     ix
+}
+
+/// Every chunk (`~` key) belongs to a head that counts it: one that does
+/// not is left from damage (a crash mid-write is completed by WAL replay).
+fn check_chunks(db: &sled::Db, report: &mut VerifyReport) {
+    for item in db.scan_prefix([chunk::P_CHUNK]) {
+        let (k, _) = match item {
+            Ok(kv) => kv,
+            Err(e) => {
+                report.find(
+                    "sled chunks (~)",
+                    format!("read failed ({e}): the chunks after it cannot be read"),
+                );
+                return;
+            }
+        };
+        let Some((owner, i)) = chunk::parse_chunk_key(&k) else {
+            report.find(format!("sled key {}", key_name(&k)), "malformed chunk key");
+            continue;
+        };
+        let counted = match db.get(owner) {
+            Ok(Some(v)) => matches!(chunk::parse_head(owner, &v), Some(Ok((_, n))) if i < n),
+            _ => false,
+        };
+        if !counted {
+            report.find(
+                format!("sled key {}", key_name(&k)),
+                format!(
+                    "chunk {i} of {}, which has no head counting it",
+                    key_name(owner)
+                ),
+            );
+        }
+    }
 }

@@ -54,9 +54,10 @@ pub use append::QUARANTINE_RAW_MAX;
 pub(crate) use recovery::{recover, Recovered, SLED_CACHE_BYTES};
 pub(crate) use run_loop::Writer;
 pub(crate) use staging::push_audit;
-pub(crate) use store::checkpoint_sled;
+pub(crate) use staging::Staged;
 #[cfg(test)]
 pub(crate) use store::crash;
+pub(crate) use store::{checkpoint_sled, Store};
 
 /// Longest an audit event (`Journal::audit`, fire-and-forget) waits to be
 /// logged when no other request comes to carry it.

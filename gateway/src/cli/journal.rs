@@ -1,10 +1,13 @@
-//! `gateway journal verify [--json]` and `gateway journal salvage --to DIR`:
-//! offline checks and rescue of the journal when the daemon refuses to
-//! start (docs/durability.md, "Verify and salvage"). The daemon must be
-//! stopped: both say so if its lock is held. The work is in the journal
-//! crate (`verify.rs`, `salvage.rs`); this is finding the directory and
-//! printing. Exit codes: 0 clean, 1 problems found (salvage: it still
-//! wrote the new journal), 2 the journal could not be read or written.
+//! `gateway journal verify [--json]`, `gateway journal salvage --to DIR`
+//! and `gateway journal migrate [--to 1|2]`: offline checks and rescue of
+//! the journal when the daemon refuses to start (docs/durability.md,
+//! "Verify and salvage"), and its format conversion (docs/durability.md,
+//! "Journal format"). The daemon must be stopped: each says so if its
+//! lock is held. The work is in the journal crate (`verify.rs`,
+//! `salvage.rs`, `migrate.rs`); this is finding the directory and
+//! printing. Exit codes: 0 clean (migrate: done), 1 problems found
+//! (salvage: it still wrote the new journal), 2 the journal could not be
+//! read or written.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::config;
+use ::journal::migrate;
 use ::journal::salvage::{self, SalvageReport};
 use ::journal::verify::{self, VerifyReport};
 
@@ -37,6 +41,18 @@ pub enum JournalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Convert the journal's format (daemon stopped): 2 keeps large values in small chunks so a
+    /// full disk cannot wedge sled; 1 is what a gateway older than format 2 reads (rollback).
+    Migrate {
+        #[command(flatten)]
+        at: Where,
+        /// The format to convert to: 2 (default) or 1.
+        #[arg(long, default_value_t = migrate::FORMAT_CHUNKED)]
+        to: u64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -49,9 +65,9 @@ pub struct Where {
 
 pub fn run(config_path: &Path, cmd: JournalCommand) -> ExitCode {
     let (at, json) = match &cmd {
-        JournalCommand::Verify { at, json } | JournalCommand::Salvage { at, json, .. } => {
-            (at, *json)
-        }
+        JournalCommand::Verify { at, json }
+        | JournalCommand::Salvage { at, json, .. }
+        | JournalCommand::Migrate { at, json, .. } => (at, *json),
     };
     let dir = match journal_dir(config_path, at) {
         Ok(d) => d,
@@ -72,6 +88,27 @@ pub fn run(config_path: &Path, cmd: JournalCommand) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("gateway journal verify: {e}");
+                ExitCode::from(2)
+            }
+        },
+        JournalCommand::Migrate { to, .. } => match migrate::migrate(&dir, *to) {
+            Ok(r) => {
+                if json {
+                    println!("{}", to_json(&r));
+                } else {
+                    println!(
+                        "journal {}: format {} -> {}: {} value(s), {} bytes rewritten",
+                        r.dir.display(),
+                        r.from_format,
+                        r.to_format,
+                        r.values,
+                        r.bytes
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gateway journal migrate: {e}");
                 ExitCode::from(2)
             }
         },

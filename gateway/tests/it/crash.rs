@@ -13,7 +13,7 @@ use crate::support::{alone, Gateway, Options};
 const CYCLES: usize = 20;
 const CLIENTS: usize = 6;
 
-/// Every other client sends a large (blob-sized) message now and then.
+/// Every other client sends a large (chunked: over 6 KiB) message now and then.
 fn big(client: usize, seq: usize) -> Option<usize> {
     (client % 2 == 1 && seq % 5 == 0).then_some(100_000)
 }

@@ -22,6 +22,7 @@ mod fhir_merge;
 mod https_client;
 mod iis_soap;
 mod ingest;
+mod journal_cli;
 mod messages;
 mod messages_page;
 mod ops;

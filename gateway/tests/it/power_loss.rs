@@ -18,8 +18,8 @@ use crate::support::{alone, require_root, Gateway, Options};
 const CYCLES: usize = 10;
 const CLIENTS: usize = 3;
 
-/// Client 0 sends a ~1.2 MiB message every third time: far above sled's
-/// blob threshold, so it lands in blobs/.
+/// Client 0 sends a 300 KB message every third time: far above the 6 KiB
+/// chunk size, so it is stored as chunks (journal format 2).
 fn big(client: usize, seq: usize) -> Option<usize> {
     (client == 0 && seq % 3 == 0).then_some(300_000)
 }

@@ -314,7 +314,8 @@ impl Stager<'_> {
             let len = match self.staged.staged(&k) {
                 Some(None) => continue, // evicted earlier in this group
                 Some(Some(sv)) => sv.len(),
-                None => v.len(),
+                // A chunked entry (`chunk.rs`) counts as what was written.
+                None => crate::chunk::value_len(&k, &v),
             };
             seen_in_sled.insert(k.to_vec());
             r.ops.remove(&k);

@@ -139,6 +139,11 @@ impl Group {
         }
     }
 
+    /// Fail the group before anything is staged: every request gets `e`.
+    pub(super) fn fail(&mut self, e: JournalError) {
+        self.failed = Some(e);
+    }
+
     /// Stage `req` against `db`, or refuse it if sled is unavailable or the
     /// group has already failed.
     pub(super) fn take(
@@ -322,10 +327,7 @@ impl Group {
             Some(s) => s.log(dir, &mut self.staged, || {
                 space
                     .room_for_sled(bytes)
-                    .map_err(|reason| JournalError::Io {
-                        context: format!("apply to sled in {}", dir.display()),
-                        source: std::io::Error::other(reason),
-                    })
+                    .map_err(|reason| crate::error::no_space_for_sled(dir, &reason))
             }),
             None => Err(unavailable(dir)),
         };

@@ -240,7 +240,8 @@ impl Stager<'_> {
                 report.next_after = id;
                 continue;
             }
-            let (head, _) = match rec::decode_message(&v) {
+            let whole = crate::chunk::resolve_or(self.db, &k, &v, &format!("message {id}"))?;
+            let (head, _) = match rec::decode_message(&whole) {
                 Ok(m) => m,
                 Err(_) => {
                     // Never drop what we cannot read: verify_all reports it.

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::store::{apply, checkpoint_sled, Store};
+use super::store::{checkpoint_sled, Store};
+use crate::chunk::{self, Layout};
 use crate::counter::{Counter, Counters};
 use crate::durability::{create_dir_durable, Durability};
 use crate::error::{corrupt, map_io, map_sled};
@@ -32,7 +33,21 @@ pub(crate) struct Recovered {
 /// checkpoint, start a fresh WAL, and load the counters.
 pub(crate) fn recover(cfg: &JournalConfig) -> Result<Recovered, JournalError> {
     let dir = &cfg.dir;
+    // A journal this open creates starts in format 2 (`chunk.rs`); an
+    // existing one keeps its format until `gateway journal migrate`.
+    let fresh = !dir.join("db").exists();
     let (db, mut dur) = open_db(cfg)?;
+    if fresh {
+        // Made durable by the checkpoint `Journal::open` ends with, before
+        // anything is written in that format.
+        db.insert(
+            chunk::FORMAT_KEY,
+            crate::record::seal_u64(chunk::FORMAT_CHUNKED),
+        )
+        .map_err(|e| map_sled(format!("write journal format in {}", dir.display()), e))?;
+    }
+    let mut layout =
+        Layout::of(&db).map_err(|why| corrupt(format!("journal {}", dir.display()), &why))?;
     let applied = match db
         .get(wal::APPLIED_KEY)
         .map_err(|e| map_sled("read WAL position".into(), e))?
@@ -47,7 +62,7 @@ pub(crate) fn recover(cfg: &JournalConfig) -> Result<Recovered, JournalError> {
     } else {
         Vec::new()
     };
-    let replay = replay(dir, &db, applied, &segs)?;
+    let replay = replay(dir, &db, &mut layout, applied, &segs)?;
     if !segs.is_empty() {
         checkpoint_sled(dir, &db, &mut dur)?;
     }
@@ -62,7 +77,12 @@ pub(crate) fn recover(cfg: &JournalConfig) -> Result<Recovered, JournalError> {
     }
     let state = load_counters(&db)?;
     Ok(Recovered {
-        store: Store { db, dur, wal },
+        store: Store {
+            db,
+            dur,
+            wal,
+            layout,
+        },
         state,
         replayed: replay.replayed,
         torn: replay.torn,
@@ -117,6 +137,7 @@ struct Replay {
 fn replay(
     dir: &Path,
     db: &sled::Db,
+    layout: &mut Layout,
     applied: u64,
     segs: &[(u64, PathBuf)],
 ) -> Result<Replay, JournalError> {
@@ -146,7 +167,9 @@ fn replay(
                 continue;
             }
             for op in r.ops {
-                apply(db, op).map_err(|e| map_sled(format!("replay WAL record {}", r.seq), e))?;
+                layout
+                    .apply(db, op)
+                    .map_err(|e| map_sled(format!("replay WAL record {}", r.seq), e))?;
             }
             last = r.seq;
             replayed += 1;

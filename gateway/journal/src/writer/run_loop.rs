@@ -39,6 +39,9 @@ pub(crate) struct Writer {
     /// Counters and next ids as of the last staged request.
     state: Counters,
     space: SpaceGuard,
+    /// Why the store is set aside (see [`Writer::set_aside`]), until a
+    /// reopen succeeds.
+    aside: Option<String>,
 }
 
 /// The WAL size that triggers a checkpoint: 64 MiB, but at most 1/16 of the
@@ -81,6 +84,7 @@ impl Writer {
             checkpoint_bytes,
             state,
             space,
+            aside: None,
         }
     }
 
@@ -175,6 +179,11 @@ impl Writer {
         }
         let fs_pct = self.measure_space(batch);
         let mut group = Group::new(self.deferred.take(), batch.len(), fs_pct);
+        if let (None, Some(why), false) = (&self.store, &self.aside, batch.is_empty()) {
+            group.fail(JournalError::Full {
+                reason: why.clone(),
+            });
+        }
         for req in batch.drain(..) {
             group.take(
                 req,
@@ -193,6 +202,8 @@ impl Writer {
         if done.failed {
             if self.room_to_reopen() {
                 self.reopen_or_log("journal: reopen after failure failed");
+            } else {
+                self.set_aside();
             }
         } else if done.refused {
             // Nothing was written: the ids and counters it staged are void.
@@ -267,6 +278,35 @@ impl Writer {
         }
     }
 
+    /// After a storage failure with no room to reopen: drop the failed
+    /// sled instance now instead of staging later requests against it
+    /// (its reads can write: sled merges nodes on `get`, and each such
+    /// write would meet the full disk again). Until a reopen succeeds every
+    /// request is refused with `Full` (AE, ERR 207); each later commit
+    /// retries the reopen once there is room (`commit`).
+    fn set_aside(&mut self) {
+        if let Ok(mut g) = self.shared.db.write() {
+            *g = None;
+        }
+        self.space.invalidate();
+        if let Some(Store { db, dur, wal, .. }) = self.store.take() {
+            drop(dur);
+            drop(wal);
+            reap(db);
+            log::warn!(
+                "journal: {} set aside after a storage failure on a full disk; reopened (WAL \
+                 replayed) as soon as there is room",
+                self.shared.cfg.dir.display()
+            );
+        }
+        // Starts like ENOSPC's own `Full`: a storage failure, told as full.
+        self.aside = Some(format!(
+            "no space left on device: journal {} is set aside after a storage failure until \
+             there is room to reopen it: free disk space",
+            self.shared.cfg.dir.display()
+        ));
+    }
+
     /// Drop sled and open it again; reload counters from disk (the in-memory
     /// ones may include writes that were applied but never made durable).
     fn reopen(&mut self) -> Result<(), JournalError> {
@@ -276,7 +316,7 @@ impl Writer {
         }
         let old = self.store.take();
         self.space.invalidate();
-        if let Some(Store { db, dur, wal }) = old {
+        if let Some(Store { db, dur, wal, .. }) = old {
             drop(dur);
             drop(wal);
             reap(db);
@@ -290,6 +330,7 @@ impl Writer {
             *g = Some(store.db.clone());
         }
         self.store = Some(store);
+        self.aside = None;
         log::warn!(
             "journal: reopened {} after an I/O error (next id {})",
             self.shared.cfg.dir.display(),

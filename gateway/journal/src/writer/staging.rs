@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::audit::{chain, ChainHead};
 use crate::counter::{Counter, CounterChanges, Counters};
-use crate::error::{encode_failed, map_sled};
+use crate::error::encode_failed;
 use crate::quota::SpaceGuard;
 use crate::record as rec;
 use crate::wal::{Op, OpBatch};
@@ -138,9 +138,8 @@ impl Staged {
         if let Some(v) = self.staged(k) {
             return Ok(v.map(<[u8]>::to_vec));
         }
-        db.get(k)
-            .map(|o| o.map(|v| v.to_vec()))
-            .map_err(|e| map_sled(format!("read {what}"), e))
+        // Resolved: a chunked value (`chunk.rs`) reads as it was written.
+        crate::chunk::get(db, k, what)
     }
 
     /// Staged keys starting with `prefix` that are set, in key order.

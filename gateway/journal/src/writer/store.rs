@@ -6,16 +6,19 @@
 use std::path::Path;
 
 use super::staging::Staged;
+use crate::chunk::Layout;
 use crate::durability::{CommitSync, Durability};
 use crate::error::{map_io, map_sled};
 use crate::record as rec;
-use crate::wal::{self, Op, OpBatch, Wal};
+use crate::wal::{self, OpBatch, Wal};
 use crate::JournalError;
 
 pub(crate) struct Store {
     pub db: sled::Db,
     pub dur: Durability,
     pub wal: Wal,
+    /// Whole values (format 1) or large ones chunked (format 2, `chunk.rs`).
+    pub layout: Layout,
 }
 
 impl Store {
@@ -63,7 +66,8 @@ impl Store {
         for op in staged.drain() {
             #[cfg(test)]
             crash::applying(&self.db);
-            apply(&self.db, op)
+            self.layout
+                .apply(&self.db, op)
                 .map_err(|e| map_sled(format!("apply WAL record {seq} to sled"), e))?;
         }
         let s = self.dur.sync_new_files().map_err(|e| map_io(dir, e))?;
@@ -104,14 +108,6 @@ impl Store {
     /// record `age` old.
     pub(crate) fn checkpoint_due(&self, bytes: u64, age: std::time::Duration) -> bool {
         self.wal.len() >= bytes || self.wal.age().is_some_and(|a| a >= age)
-    }
-}
-
-/// One op applied to sled (no flush).
-pub(crate) fn apply(db: &sled::Db, op: Op) -> Result<(), sled::Error> {
-    match op {
-        Op::Set(k, v) => db.insert(k, v).map(|_| ()),
-        Op::Remove(k) => db.remove(k).map(|_| ()),
     }
 }
 

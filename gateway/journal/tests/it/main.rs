@@ -8,6 +8,7 @@ mod support;
 mod audit;
 mod basic;
 mod disk_full;
+mod format;
 mod salvage;
 mod strace;
 mod wal;

@@ -2,7 +2,7 @@
 //! cases, each a copy of one crash image (sled behind, the WAL holding the
 //! tail: the journal was never closed) with 1-8 bytes XOR-ed at a seeded
 //! random offset of one file (a WAL segment, sled's `db` log, a snapshot
-//! or a blob), within the file's written extent (up to its last non-zero
+//! or a blob, if any), within the file's written extent (up to its last non-zero
 //! byte: a WAL segment's preallocated zeros are not data).
 //!
 //! Each case: verify reports a problem, or the corruption is slack,
@@ -29,7 +29,8 @@ const CASES: u64 = 50;
 fn original(i: u64) -> journal::NewMessage {
     let mut bytes = raw(&format!("V{i}"), &format!("result {i}"));
     if i % 50 == 0 {
-        // Above sled's inline limit: its own blob file.
+        // Over 6 KiB: stored as chunks (journal format 2, `chunk.rs`), so
+        // damage to sled's log can hit a chunk of a message.
         bytes.extend(std::iter::repeat_n(b'x', 150 * 1024));
     }
     let dests: &[&str] = if i % 5 == 0 {

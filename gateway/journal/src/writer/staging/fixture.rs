@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 
 use super::{Staged, Stager};
 use crate::batch::BatchReq;
+use crate::chunk::Layout;
 use crate::counter::{Counter, Counters};
 use crate::quota::SpaceGuard;
 use crate::record::{self as rec, AuditRec};
-use crate::writer::store::apply;
 use crate::{Appended, JournalConfig, JournalError, NewMessage, Policy, StateOp};
 
 /// A tree, the current group and the writer's bookkeeping.
@@ -70,8 +70,10 @@ impl Fixture {
 
     /// End the group as a commit would: its ops into the tree.
     pub(crate) fn commit(&mut self) {
+        // Chunked, as in a fresh journal (`chunk.rs`).
+        let mut layout = Layout { chunked: true };
         for op in self.staged.drain() {
-            apply(&self.db, op).unwrap();
+            layout.apply(&self.db, op).unwrap();
         }
         self.wake.clear();
     }
