@@ -14,7 +14,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flate2::write::MultiGzDecoder;
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -22,7 +21,7 @@ use tokio::sync::watch;
 use super::error_summary::{describe, merge, IssueCounts};
 use super::http::{header, ExportHttp, Transport};
 use super::manifest::{parse_manifest, FileEntry, FileKind, Manifest};
-use super::ndjson::{LineSplitter, Piece};
+use super::ndjson::Piece;
 use super::poll::{backoff, classify_outcome, next_poll, retry_after, Outcome};
 use super::sink::{file_path, job_dir, write_small, PartFile};
 use crate::config::{ExportConfig, ExportLevel, ExportSince};

@@ -5,7 +5,8 @@
 //!
 //! Pure parts (`fn(&[u8]) -> ...`, fuzzable): [`manifest`] (the completion
 //! manifest), [`poll`] (Retry-After, the poll schedule, OperationOutcome
-//! classification, backoff), [`ndjson`] (the line splitter and the line
+//! classification, backoff), [`body`] (a download's bytes, inflated if
+//! gzip, to lines), [`ndjson`] (the line splitter and the line
 //! check, one pass over the line with [`json_check`]), [`tag`] (the tenant
 //! `meta.tag`, spliced into the line's bytes from the spans that pass
 //! found), [`json_scan`], [`schedule`].
@@ -23,6 +24,7 @@
 //! [`runner`] schedules the jobs (one at a time per tenant, a global limit)
 //! and answers the admin socket.
 
+pub mod body;
 pub mod error_summary;
 pub mod http;
 pub mod job;

@@ -1,18 +1,16 @@
 //! Downloading a job's files: in parallel, each streamed body → gzip →
-//! lines → check → tag → part file (fsync, rename), bad lines to the
-//! quarantine, per-file progress in the journal's state store; with
-//! `to = [...]` each resource also to the journal ([`JournalSink`]).
+//! lines ([`BodyLines`]) → check → tag → part file (fsync, rename), bad
+//! lines to the quarantine, per-file progress in the journal's state store;
+//! with `to = [...]` each resource also to the journal ([`JournalSink`]).
 
 use super::*;
 use crate::config::NamespaceIds;
+use crate::source::export::body::{BodyError, BodyLines, LineTaker, GZIP_MAGIC};
 use crate::source::export::error_summary::count_issues;
 use crate::source::export::journal_sink::JournalSink;
 use crate::source::export::namespace::{namespace_ids, type_and_id};
 use crate::source::export::ndjson::check;
 use crate::source::export::tag::Tagger;
-
-/// Compressed bytes inflated at a time.
-const GZIP_SLICE: usize = 4096;
 
 pub(super) enum FileError {
     /// 401/403/404/410 on the file link: re-fetch the manifest.
@@ -243,7 +241,7 @@ pub(super) struct LineSink<'a> {
     scratch: Vec<u8>,
 }
 
-impl LineSink<'_> {
+impl LineTaker for LineSink<'_> {
     fn take(&mut self, p: Piece<'_>) -> std::io::Result<()> {
         self.line_no += 1;
         if let Some(j) = self.journal.as_mut() {
@@ -292,7 +290,9 @@ impl LineSink<'_> {
             }
         }
     }
+}
 
+impl LineSink<'_> {
     /// An output line: checked in one pass, tagged, written to the part
     /// file; the inner `Err` refuses the line. The folder-only common case
     /// writes the line's pieces around the tag without copying it (no
@@ -418,6 +418,9 @@ pub(super) async fn download_one(
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+    // The first bytes decide whether the body is gzip (see GZIP_MAGIC).
+    let first = next_chunk(ctx, &mut resp).await?;
+    let gzip = gzip_header || first.as_ref().is_some_and(|c| c.starts_with(&GZIP_MAGIC));
     let journal = if ctx.cfg.to.is_empty() || f.entry.kind == FileKind::Error {
         None
     } else {
@@ -433,7 +436,7 @@ pub(super) async fn download_one(
     let dest_label = dest
         .as_ref()
         .map_or_else(|| label.clone(), |d| d.display().to_string());
-    let mut sink = LineSink {
+    let sink = LineSink {
         ctx,
         entry: &f.entry,
         file_label: label.clone(),
@@ -447,79 +450,30 @@ pub(super) async fn download_one(
         tagger: Tagger::new(&ctx.cfg.tenant),
         scratch: Vec::with_capacity(4096),
     };
-    let mut splitter = LineSplitter::new(ctx.cfg.max_line_bytes);
-    let mut gz: Option<MultiGzDecoder<Vec<u8>>> = None;
-    let mut sniffed = false;
+    let mut body = BodyLines::new(sink, ctx.cfg.max_line_bytes, gzip);
+    let body_error = |e: BodyError| match e {
+        BodyError::Gzip(e) => {
+            FileError::Retry(format!("the gzip stream is bad or incomplete: {e}"))
+        }
+        BodyError::Take(e) => FileError::Fatal(format!("cannot write {dest_label}: {e}")),
+    };
     let mut bytes = 0u64;
     let result: Result<(), FileError> = async {
-        loop {
-            if let Some(s) = ctx.stopped() {
-                return Err(FileError::Stop(s));
-            }
-            let chunk = match tokio::time::timeout(ctx.http.stall, resp.chunk()).await {
-                Err(_) => {
-                    return Err(FileError::Retry(format!(
-                        "no data for {} s",
-                        ctx.http.stall.as_secs()
-                    )))
-                }
-                Ok(Err(e)) => {
-                    return Err(FileError::Retry(format!(
-                        "the download was cut: {}",
-                        crate::deliver::http_sender::describe_reqwest(&e)
-                    )))
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(c))) => c,
-            };
-            bytes += chunk.len() as u64;
-            if !sniffed {
-                sniffed = true;
-                // A JSON line never starts with the gzip magic, so a server
-                // that gzips without Content-Encoding is read right too.
-                if gzip_header || chunk.starts_with(&[0x1f, 0x8b]) {
-                    gz = Some(MultiGzDecoder::new(Vec::with_capacity(256 * 1024)));
-                }
-            }
-            let io =
-                |e: std::io::Error| FileError::Fatal(format!("cannot write {dest_label}: {e}"));
-            match gz.as_mut() {
-                Some(d) => {
-                    use std::io::Write;
-                    // Small slices in, each one's output split at once: the
-                    // inflated bytes held stay ~ GZIP_SLICE × the ratio, not
-                    // a whole network chunk's (one 256 KiB chunk of a 30×
-                    // NDJSON file is 7.5 MB).
-                    for piece in chunk.chunks(GZIP_SLICE) {
-                        d.write_all(piece)
-                            .map_err(|e| FileError::Retry(format!("gzip: {e}")))?;
-                        let out = std::mem::take(d.get_mut());
-                        splitter.push(&out, &mut |p| sink.take(p)).map_err(io)?;
-                        let mut out = out;
-                        out.clear();
-                        *d.get_mut() = out;
-                    }
-                }
-                None => splitter.push(&chunk, &mut |p| sink.take(p)).map_err(io)?,
-            }
+        let mut chunk = first;
+        while let Some(c) = chunk {
+            bytes += c.len() as u64;
+            body.push(&c).map_err(body_error)?;
+            let sink = body.taker();
             if !sink.bad.is_empty() {
                 sink.flush_bad().await?;
             }
             if let Some(j) = sink.journal.as_mut().filter(|j| j.due()) {
                 j.flush(ctx).await.map_err(FileError::Stop)?;
             }
+            chunk = next_chunk(ctx, &mut resp).await?;
         }
-        if let Some(mut d) = gz.take() {
-            d.try_finish()
-                .map_err(|e| FileError::Retry(format!("the gzip stream is incomplete: {e}")))?;
-            let out = std::mem::take(d.get_mut());
-            splitter
-                .push(&out, &mut |p| sink.take(p))
-                .map_err(|e| FileError::Fatal(e.to_string()))?;
-        }
-        splitter
-            .finish(&mut |p| sink.take(p))
-            .map_err(|e| FileError::Fatal(e.to_string()))?;
+        body.finish().map_err(body_error)?;
+        let sink = body.taker();
         sink.flush_bad().await?;
         if let Some(j) = sink.journal.as_mut() {
             j.flush(ctx).await.map_err(FileError::Stop)?;
@@ -527,19 +481,19 @@ pub(super) async fn download_one(
         Ok(())
     }
     .await;
+    if let Err(e) = result {
+        if let Some(p) = body.taker().part.take() {
+            p.discard();
+        }
+        return Err(e);
+    }
     let LineSink {
         part,
         lines,
         bad_count,
         issues,
         ..
-    } = sink;
-    if let Err(e) = result {
-        if let Some(p) = part {
-            p.discard();
-        }
-        return Err(e);
-    }
+    } = body.into_taker().map_err(body_error)?;
     if let Some(part) = part {
         tokio::task::spawn_blocking(move || part.commit())
             .await
@@ -553,4 +507,27 @@ pub(super) async fn download_one(
         bytes,
         issues,
     })
+}
+
+/// The next piece of a file's body (`None`: its end), unless the job was
+/// stopped; a read that yields nothing for the stall timeout, or a cut
+/// connection, is retried (the file is fetched again from its start).
+async fn next_chunk(
+    ctx: &JobCtx,
+    resp: &mut reqwest::Response,
+) -> Result<Option<bytes::Bytes>, FileError> {
+    if let Some(s) = ctx.stopped() {
+        return Err(FileError::Stop(s));
+    }
+    match tokio::time::timeout(ctx.http.stall, resp.chunk()).await {
+        Err(_) => Err(FileError::Retry(format!(
+            "no data for {} s",
+            ctx.http.stall.as_secs()
+        ))),
+        Ok(Err(e)) => Err(FileError::Retry(format!(
+            "the download was cut: {}",
+            crate::deliver::http_sender::describe_reqwest(&e)
+        ))),
+        Ok(Ok(c)) => Ok(c),
+    }
 }
