@@ -7,8 +7,8 @@
 //! the bytes malloc has handed out at the same moments (what grows as data
 //! against what the allocator only holds). The process stands in for the
 //! daemon: journal, outbox driver and the daemon's allocator settings; the
-//! filler and the sink add little. Last, ingest and drain at the same
-//! time. Reports ratios; asserts nothing.
+//! filler and the sink's connections add a few MB. Last, ingest and drain
+//! at the same time. Reports ratios; asserts nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
