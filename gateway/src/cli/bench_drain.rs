@@ -3,8 +3,12 @@
 //! does. For each backlog size: fill a fresh journal (the journal append
 //! rate, measured in the same run, is the baseline the drain rate is
 //! compared with), then start the real outbox driver and measure msgs/s
-//! and this process's RSS at the start, middle and end of the drain. Last,
-//! ingest and drain at the same time. Reports ratios; asserts nothing.
+//! and this process's RSS at the start, middle and end of the drain, with
+//! the bytes malloc has handed out at the same moments (what grows as data
+//! against what the allocator only holds). The process stands in for the
+//! daemon: journal, outbox driver and the daemon's allocator settings; the
+//! filler and the sink's connections add a few MB. Last, ingest and drain
+//! at the same time. Reports ratios; asserts nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +51,12 @@ pub struct DrainArgs {
 
 fn rss_mb() -> f64 {
     super::bench::rss_mb(std::process::id())
+}
+
+/// Bytes malloc hands out now (live data), in MB: against RSS it tells
+/// data that grows from memory the allocator holds free.
+fn heap_mb() -> f64 {
+    crate::ops::allocator::heap().map_or(0.0, |h| h.in_use as f64 / 1e6)
 }
 
 /// A loopback HTTP/1.1 sink: reads each request (headers + Content-Length
@@ -165,6 +175,7 @@ fn pending(journal: &Journal) -> u64 {
 struct Drained {
     rate: f64,
     rss: [f64; 3],
+    heap: [f64; 3],
 }
 
 /// Start the outbox driver, wait until `target` messages reached the sink, stop it.
@@ -193,23 +204,27 @@ async fn drain(
     let hb = Heartbeats::default();
     let base = sunk.load(Ordering::Relaxed);
     let rss_start = rss_mb();
+    let heap_start = heap_mb();
     let start = Instant::now();
     let mut tasks = Tasks::default();
     crate::deliver::start_all(&[dest], journal, &hb, tasks.stage(Stage::Delivery))
         .map_err(|e| e.to_string())?;
     let mut rss_mid = 0.0;
+    let mut heap_mid = 0.0;
     let mut last_report = Instant::now();
     let finished = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let done = sunk.load(Ordering::Relaxed) - base;
         if rss_mid == 0.0 && done >= target / 2 {
             rss_mid = rss_mb();
+            heap_mid = heap_mb();
         }
         if last_report.elapsed() >= Duration::from_secs(5) {
             eprintln!(
-                "  ... {done}/{target} delivered, {} pending, RSS {:.0} MB",
+                "  ... {done}/{target} delivered, {} pending, RSS {:.0} MB, heap in use {:.0} MB",
                 pending(journal),
-                rss_mb()
+                rss_mb(),
+                heap_mb()
             );
             last_report = Instant::now();
         }
@@ -226,6 +241,7 @@ async fn drain(
     Ok(Drained {
         rate: target as f64 / elapsed.as_secs_f64(),
         rss: [rss_start, rss_mid, rss_mb()],
+        heap: [heap_start, heap_mid, heap_mb()],
     })
 }
 
@@ -251,6 +267,9 @@ pub fn run(args: DrainArgs) -> Result<(), String> {
 
 async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
     let (url, sunk) = sink().await?;
+    // The daemon trims its heap periodically (ops::allocator); so does its stand-in.
+    let (_stop_trim, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(crate::ops::allocator::trim_periodically(stop));
     let mut rows = Vec::new();
     for (i, &n) in args.messages.iter().enumerate() {
         let dir = run_dir.join(format!("journal-{i}"));
@@ -281,6 +300,15 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
         mid: d.rss[1],
         end: d.rss[2],
     };
+    let heap = |d: &Drained| {
+        let mut m = Map::new();
+        let [start, mid, end] = d.heap.map(|x| x.round());
+        m.insert(
+            "heap_in_use_mb".into(),
+            json!({"start": start, "mid": mid, "end": end}),
+        );
+        m
+    };
     let mut results: Vec<CaseResult> = rows
         .iter()
         .map(|(n, ingest, d)| CaseResult {
@@ -289,7 +317,7 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
             baseline: "journal append".into(),
             baseline_per_s: *ingest,
             rss_mb: Some(rss(d)),
-            extra: Map::new(),
+            extra: heap(d),
         })
         .collect();
     results.push(CaseResult {
@@ -298,7 +326,7 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
         baseline: "journal append at the same time".into(),
         baseline_per_s: ingest_both,
         rss_mb: Some(rss(&both)),
-        extra: Map::new(),
+        extra: heap(&both),
     });
     if args.json {
         let mut run = Map::new();
@@ -309,20 +337,23 @@ async fn run_in(args: &DrainArgs, run_dir: &Path) -> Result<(), String> {
     }
     println!("\nbench drain: http sink on loopback answering 200 at once, {} lanes in flight, {} patients", args.concurrency, args.patients);
     println!(
-        "{:>26} {:>12} {:>12} {:>8} {:>22}",
-        "CASE", "APPEND/s", "DRAIN/s", "RATIO", "RSS MB start/mid/end"
+        "{:>26} {:>12} {:>12} {:>8} {:>22} {:>22}",
+        "CASE", "APPEND/s", "DRAIN/s", "RATIO", "RSS MB start/mid/end", "HEAP MB start/mid/end"
     );
-    for r in &results {
+    let drained = rows.iter().map(|(_, _, d)| d).chain(std::iter::once(&both));
+    for (r, d) in results.iter().zip(drained) {
         let m = r.rss_mb.unwrap_or_default();
+        let [hs, hm, he] = d.heap;
         println!(
-            "{:>26} {:>12.0} {:>12.0} {:>8.2} {:>8.0}/{:.0}/{:.0}",
+            "{:>26} {:>12.0} {:>12.0} {:>8.2} {:>8.0}/{:.0}/{:.0} {:>16.0}/{hm:.0}/{he:.0}",
             r.case,
             r.baseline_per_s,
             r.rate_per_s,
             r.ratio(),
             m.start,
             m.mid,
-            m.end
+            m.end,
+            hs
         );
     }
     println!("targets: drain >= 25,000 msg/s and >= 0.9x append; RSS <= 32 MB, end <= start + 10%");

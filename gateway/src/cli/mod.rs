@@ -96,6 +96,9 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    // Before any thread exists: the daemon and the benches that stand in
+    // for it run with the same allocator settings.
+    crate::ops::allocator::limit_arenas();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run_daemon(&cli.config),

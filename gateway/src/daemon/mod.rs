@@ -247,6 +247,8 @@ async fn bring_up(
         sources.spawn(format!("export {name}"), task);
     }
     let monitoring = tasks.stage(Stage::Monitors);
+    let trim = crate::ops::allocator::trim_periodically(monitoring.stop_signal());
+    monitoring.spawn("malloc trim", trim);
     if let Some(interval) = watchdog::interval() {
         log::info!(target: "gateway::daemon", "systemd watchdog every {} ms, gated on every critical loop", interval.as_millis());
         let dog = watchdog::run(

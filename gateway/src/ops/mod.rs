@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod allocator;
 pub mod audit;
 pub mod certs;
 pub mod clock;
