@@ -30,6 +30,7 @@ impl FolderSender {
                 reason: format!("cannot write to {}: {e}", self.path.display()),
                 retry_after: None,
                 whole_destination: true,
+                answered: false,
             },
             Err(e) => Verdict::retry(format!("writer task failed: {e}")),
         }

@@ -119,6 +119,7 @@ impl HttpSender {
             reason: format!("cannot get an access token: {}", e.message()),
             retry_after: e.retry_after(),
             whole_destination: true,
+            answered: false,
         })
     }
 
@@ -273,6 +274,7 @@ impl HttpSender {
                         ),
                         retry_after: None,
                         whole_destination: true,
+                        answered: false,
                     };
                 }
             }
@@ -286,10 +288,15 @@ impl HttpSender {
         if status == 412 && self.fhir {
             // Still changing after MAX_PRECONDITION_ROUNDS reads: later.
             let body = read_capped(resp, MAX_ERROR_BODY).await;
-            return Verdict::retry(format!(
-                "HTTP 412 {MAX_PRECONDITION_ROUNDS} times: the resource kept changing between read and write ({})",
-                error_text(&body)
-            ));
+            return Verdict::Retry {
+                reason: format!(
+                    "HTTP 412 {MAX_PRECONDITION_ROUNDS} times: the resource kept changing between read and write ({})",
+                    error_text(&body)
+                ),
+                retry_after: None,
+                whole_destination: false,
+                answered: true,
+            };
         }
         if (200..300).contains(&status) {
             // Read the body so the connection goes back to the pool; a

@@ -149,6 +149,7 @@ pub fn judge(status: u16, xml: &str, sent_control_id: &str) -> Option<Verdict> {
             ),
             retry_after: None,
             whole_destination: true,
+            answered: false,
         });
     }
     if has_element(xml, "MessageTooLargeFault") {
@@ -164,6 +165,7 @@ pub fn judge(status: u16, xml: &str, sent_control_id: &str) -> Option<Verdict> {
             ),
             retry_after: None,
             whole_destination: true,
+            answered: false,
         });
     }
     if has_element(xml, "Fault") {
@@ -364,6 +366,7 @@ mod tests {
         match judge(500, &fault("SecurityFault"), "V1") {
             Some(Verdict::Retry {
                 whole_destination: true,
+                answered: false,
                 reason,
                 ..
             }) => {
@@ -379,6 +382,7 @@ mod tests {
             judge(500, &fault("UnsupportedOperationFault"), "V1"),
             Some(Verdict::Retry {
                 whole_destination: true,
+                answered: false,
                 ..
             })
         ));
@@ -386,6 +390,7 @@ mod tests {
             judge(500, &fault("UnknownFault"), "V1"),
             Some(Verdict::Retry {
                 whole_destination: false,
+                answered: false,
                 ..
             })
         ));

@@ -438,6 +438,7 @@ impl Driver {
                 reason,
                 retry_after,
                 whole_destination,
+                answered,
             } => {
                 l.failures = l.failures.saturating_add(1);
                 let failures = l.failures;
@@ -472,20 +473,30 @@ impl Driver {
                 };
                 self.record_attempts(pe.id, Some(attempts), done.started_ms, "retry", &reason)
                     .await;
-                let pause = if whole_destination { retry_after } else { None };
-                let was_down = self.circuit.state() != State::Closed;
-                let opened = self.circuit.on_failure(now, pause);
-                if opened {
-                    let pending = self.pending_count();
-                    self.log
-                        .went_down(now, &reason, pause.unwrap_or(p.probe_interval), pending);
+                if answered {
+                    // Up, only contended: backoff for this lane alone.
+                    self.circuit.on_neutral();
+                    self.log.failed(now, None, &reason);
                 } else {
-                    let down_for = self
-                        .circuit
-                        .down_since()
-                        .filter(|_| was_down)
-                        .map(|t| now.saturating_duration_since(t));
-                    self.log.failed(now, down_for, &reason);
+                    let pause = if whole_destination { retry_after } else { None };
+                    let was_down = self.circuit.state() != State::Closed;
+                    let opened = self.circuit.on_failure(now, pause);
+                    if opened {
+                        let pending = self.pending_count();
+                        self.log.went_down(
+                            now,
+                            &reason,
+                            pause.unwrap_or(p.probe_interval),
+                            pending,
+                        );
+                    } else {
+                        let down_for = self
+                            .circuit
+                            .down_since()
+                            .filter(|_| was_down)
+                            .map(|t| now.saturating_duration_since(t));
+                        self.log.failed(now, down_for, &reason);
+                    }
                 }
                 self.publish_circuit();
                 if self.circuit.state() != State::Closed {

@@ -155,5 +155,6 @@ fn destination_down(e: SshError) -> Verdict {
         reason,
         retry_after: None,
         whole_destination: true,
+        answered: false,
     }
 }

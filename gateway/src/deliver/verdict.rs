@@ -14,6 +14,12 @@ pub enum Verdict {
         reason: String,
         retry_after: Option<Duration>,
         whole_destination: bool,
+        /// The destination answered and is up, but this message could not
+        /// be applied now (FHIR 412 after every re-read: the resource it
+        /// writes kept changing, e.g. a shared Practitioner written by
+        /// other lanes). Never counts toward opening the circuit, or
+        /// contention would make a healthy server look down.
+        answered: bool,
     },
     /// This message will never be accepted as it is: dead-letter it with
     /// the reason (HTTP status and OperationOutcome text, NAK text, map error).
@@ -26,6 +32,7 @@ impl Verdict {
             reason: reason.into(),
             retry_after: None,
             whole_destination: false,
+            answered: false,
         }
     }
 }
@@ -68,17 +75,20 @@ pub fn classify_http(
             reason: detail(),
             retry_after: after,
             whole_destination: true,
+            answered: false,
         },
         // Timeouts, conflicts from concurrent updates, too-early: try again.
         408 | 409 | 425 => Verdict::Retry {
             reason: detail(),
             retry_after: after,
             whole_destination: false,
+            answered: false,
         },
         500..=599 => Verdict::Retry {
             reason: detail(),
             retry_after: after,
             whole_destination: false,
+            answered: false,
         },
         300..=399 => Verdict::Reject {
             reason: format!(
@@ -193,6 +203,7 @@ mod tests {
             classify_http(500, None, b"oops", now, MAX),
             Verdict::Retry {
                 whole_destination: false,
+                answered: false,
                 ..
             }
         ));

@@ -47,8 +47,9 @@ pub struct Store {
     pub puts: Vec<String>,
     pub deletes: Vec<String>,
     /// A key whose version a concurrent writer bumps right after the next
-    /// read of it (once).
+    /// read of it (once, then `change_after_read_more` more times).
     pub change_after_read: Option<String>,
+    pub change_after_read_more: u32,
     /// Answer every `PUT /fhir/Type/id` 503 (the destination is down).
     pub refuse_puts: bool,
 }
@@ -185,7 +186,11 @@ fn read(store: &mut Store, key: &str) -> (u16, String) {
         None => (404, r#"{"resourceType":"OperationOutcome"}"#.into()),
     };
     if store.change_after_read.as_deref() == Some(key) {
-        store.change_after_read = None;
+        if store.change_after_read_more > 0 {
+            store.change_after_read_more -= 1;
+        } else {
+            store.change_after_read = None;
+        }
         let version = store.versions.entry(key.to_string()).or_insert(0);
         *version += 1;
         let v = Value::String(version.to_string());
