@@ -75,16 +75,18 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> VerifyError {
 }
 
 /// A verified copy of a journal: sled (copied, WAL replayed into it) and
-/// what it holds. The temporary copy is removed on drop.
+/// what it holds. The temporary directories are removed on drop.
 pub(crate) struct Snapshot {
     pub db: sled::Db,
     pub index: Index,
-    tmp: PathBuf,
+    tmp: Vec<PathBuf>,
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.tmp);
+        for t in &self.tmp {
+            let _ = std::fs::remove_dir_all(t);
+        }
     }
 }
 
@@ -119,12 +121,17 @@ pub(crate) fn snapshot(dir: &Path, report: &mut VerifyReport) -> Result<Snapshot
         return Err(VerifyError::NotAJournal(dir.to_path_buf()));
     }
     check_unlocked(&db_file)?;
+    // Process, clock and a counter: two verifies in one process (salvage
+    // and verify, or tests in parallel) never share a scratch directory.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = std::env::temp_dir().join(format!(
-        "gateway-journal-verify-{}-{}",
+        "gateway-journal-verify-{}-{}-{}",
         std::process::id(),
-        crate::system_clock_ms()
+        crate::system_clock_ms(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     copy_sled_files(dir, &tmp)?;
+    let mut dirs = vec![tmp.clone()];
     let db = match open_copy(&tmp) {
         Ok(db) => db,
         Err(why) => {
@@ -132,10 +139,14 @@ pub(crate) fn snapshot(dir: &Path, report: &mut VerifyReport) -> Result<Snapshot
                 "sled database",
                 format!("cannot be opened ({why}): only the WAL's records can be read"),
             );
-            // Start from nothing: the WAL records alone.
-            std::fs::remove_dir_all(&tmp).map_err(io(format!("remove {}", tmp.display())))?;
-            open_copy(&tmp).map_err(|why| VerifyError::Io {
-                context: format!("create an empty sled in {}", tmp.display()),
+            // Start from nothing: the WAL records alone, in a directory of
+            // its own. The failed copy is removed on drop, not now: a sled
+            // open that failed may leave threads still writing in it, and
+            // removing it under them fails with "directory not empty".
+            let empty = tmp.with_extension("empty");
+            dirs.push(empty.clone());
+            open_copy(&empty).map_err(|why| VerifyError::Io {
+                context: format!("create an empty sled in {}", empty.display()),
                 source: std::io::Error::other(why),
             })?
         }
@@ -143,7 +154,7 @@ pub(crate) fn snapshot(dir: &Path, report: &mut VerifyReport) -> Result<Snapshot
     let mut snap = Snapshot {
         db,
         index: Index::default(),
-        tmp,
+        tmp: dirs,
     };
     replay_wal(dir, &snap.db, report)?;
     snap.index = check_tree(&snap.db, report);
