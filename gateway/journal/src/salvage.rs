@@ -192,7 +192,22 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
     };
     drop(snap);
     record_in_new_journal(to, &report)?;
+    wait_released(to);
     Ok(report)
+}
+
+/// Wait (at most 10 s) until sled has let go of the new journal's lock:
+/// its background threads release it a moment after the last handle is
+/// dropped, and a caller opening the salvaged journal right away (the
+/// operator's next `gateway run`, a test) must not find it locked.
+fn wait_released(to: &Path) {
+    let db = to.join("db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while matches!(verify::check_unlocked(&db), Err(VerifyError::Locked(_)))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Open the new journal (its open-time checks, a durable WAL and

@@ -168,7 +168,7 @@ pub(crate) fn is_locked(db_file: &Path) -> bool {
 
 /// sled takes an exclusive `flock` on `db` while open: a running daemon
 /// holds it.
-fn check_unlocked(db_file: &Path) -> Result<(), VerifyError> {
+pub(crate) fn check_unlocked(db_file: &Path) -> Result<(), VerifyError> {
     use nix::fcntl::{Flock, FlockArg};
     let f = File::open(db_file).map_err(io(format!("open {}", db_file.display())))?;
     match Flock::lock(f, FlockArg::LockExclusiveNonblock) {

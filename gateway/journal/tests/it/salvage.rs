@@ -103,11 +103,33 @@ fn copy_tree(from: &Path, to: &Path) {
 /// the open/salvage audit events and counters that differ run to run.
 fn dump(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let db = sled::open(dir).unwrap();
-    db.iter()
+    let all = db
+        .iter()
         .map(|kv| kv.unwrap())
         .filter(|(k, _)| k[0] != b'a' && k.as_ref() != b"w")
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect()
+        .collect();
+    drop(db);
+    wait_unlocked(dir);
+    all
+}
+
+/// Wait (at most 10 s) until sled's threads have let go of `dir`'s lock:
+/// they release it a moment after the last handle is dropped, and the test
+/// opens the same journal next.
+fn wait_unlocked(dir: &Path) {
+    use nix::fcntl::{Flock, FlockArg};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let f = std::fs::File::open(dir.join("db")).unwrap();
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(_) => return,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err((_, e)) => panic!("{} still locked after 10 s: {e}", dir.display()),
+        }
+    }
 }
 
 struct Rng(u64);
