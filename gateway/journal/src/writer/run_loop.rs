@@ -67,13 +67,19 @@ impl Writer {
         state: Counters,
     ) -> Writer {
         let cfg = &shared.cfg;
-        let space = SpaceGuard::new(
+        let mut space = SpaceGuard::new(
             &cfg.dir,
             cfg.quota_bytes,
             cfg.refuse_at_percent,
             cfg.warn_at_percent,
             cfg.reserve_bytes,
         );
+        // Publish disk use from the start, not from the first append: until
+        // then it read 0 %, so after a restart on a full disk with no
+        // traffic yet the disk alert was told "resolved".
+        if let Err(why) = space.refresh(&store.db, &shared.usage) {
+            log::warn!("journal: {why}");
+        }
         let checkpoint_bytes = checkpoint_bytes(cfg);
         Writer {
             shared,
