@@ -11,11 +11,9 @@ use crate::support::bulk_server::{
     dataset, resource, BulkServer, DataFile, DELETED_LINE, ERROR_LINES,
 };
 use crate::support::token_server::{TokenServer, Verifier, CLIENT_ID};
-use crate::support::{free_port, rt, Gateway, Options};
+use crate::support::{free_port, rt, Gateway, Options, STORAGE};
 
 const TAG: &str = "urn:clinic-gateway:tenant";
-/// Thresholds that do not depend on how full the host's disk is.
-pub(crate) const STORAGE: &str = "[storage]\nwarn_at_percent = 99\nrefuse_at_percent = 100\n";
 
 pub(crate) fn export_table(
     name: &str,

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use gateway::source::export::namespace::namespaced_id;
 
-use crate::export::{export_status, export_table, STORAGE};
+use crate::export::{export_status, export_table};
 use crate::support::bulk_server::{dataset, BulkServer, DataFile};
 use crate::support::fhir_server::{fhir_server, routing};
+use crate::support::STORAGE;
 use crate::support::{rt, Gateway, Options};
 
 const TAG: &str = "urn:clinic-gateway:tenant";

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::support::daemon::{Gateway, Options};
 use crate::support::sshd::{Sshd, PASSWORD};
-use crate::support::{ack_code, adt, alone, send_one};
+use crate::support::{ack_code, adt, alone, send_one, STORAGE};
 
 enum Login<'a> {
     Key(&'a Path),
@@ -283,6 +283,8 @@ fn kill_9_during_uploads_never_loses_truncates_or_duplicates_a_claim() {
     let key = s.client_key.clone();
     let mut g = Gateway::start_with(Options {
         listener_extra: "max_frame_bytes = 4194304".into(),
+        // 60 messages of 4 MB: about 700 MB on disk at the peak.
+        top_extra: STORAGE.into(),
         routing: Some(routing(
             &s,
             files.path(),
@@ -302,7 +304,12 @@ fn kill_9_during_uploads_never_loses_truncates_or_duplicates_a_claim() {
             let mut msg = adt(&control, "MRN-K");
             msg.extend_from_slice(format!("\rNTE|1||{pad}").as_bytes());
             let ack = send_one(&g.addr(), &msg).unwrap();
-            assert_eq!(ack_code(&ack), "AA", "{control}");
+            assert_eq!(
+                ack_code(&ack),
+                "AA",
+                "{control}: {}",
+                String::from_utf8_lossy(&ack).replace('\r', "\n")
+            );
             sent.insert(control, msg);
         }
         // Kill while an upload is being written (bounded wait for one to
