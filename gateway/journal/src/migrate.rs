@@ -76,13 +76,8 @@ pub fn migrate(dir: &Path, to: u64) -> Result<MigrateReport, MigrateError> {
     }
     // sled's lock can outlive a just-closed journal by a few milliseconds
     // (its thread pool): a running daemon holds it for good.
-    let mut attempt = 0;
-    while crate::verify::is_locked(&db_file) {
-        if attempt == 40 {
-            return Err(MigrateError::Locked(dir.to_path_buf()));
-        }
-        attempt += 1;
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    if !crate::verify::wait_unlocked(&db_file, std::time::Duration::from_secs(2)) {
+        return Err(MigrateError::Locked(dir.to_path_buf()));
     }
     let cfg = JournalConfig::new(dir.to_path_buf());
     let Recovered {

@@ -99,6 +99,7 @@ impl Journal {
             })?;
         Ok(Journal {
             inner: Arc::new(Inner {
+                db_file: cfg.dir.join("db"),
                 shared,
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),

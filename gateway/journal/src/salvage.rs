@@ -34,10 +34,19 @@ pub struct SalvageReport {
     pub verify: VerifyReport,
     /// Message ids copied to the new journal, ascending.
     pub recovered: Vec<u64>,
-    /// Message ids known to the old journal (a key, an outbox entry, a
-    /// de-dup entry or a dead letter names them) whose record could not
-    /// be read: not in the new journal.
+    /// Message ids known to the old journal whose record could not be
+    /// read: a key, an outbox entry, a de-dup entry or a dead letter names
+    /// them, or a damaged WAL record held them (ids are given in order,
+    /// so the gap between the readable records' ids). Not in the new
+    /// journal.
     pub lost: Vec<u64>,
+    /// Ids that nothing readable accounts for because sled could not be
+    /// read (at all, or past a point of its messages): each was either
+    /// lost or pruned or released before the damage, and the journal no
+    /// longer tells which. Treat them as lost: check them against the
+    /// sender (`possibly_lost_why` says why they are listed).
+    pub possibly_lost: Vec<u64>,
+    pub possibly_lost_why: Option<String>,
     /// Records copied per kind.
     pub copied: BTreeMap<String, u64>,
     /// Records or index entries left out, by kind.
@@ -157,7 +166,7 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
                 *skipped.entry(kind.into()).or_default() += 1;
             }
         },
-        |_, _| {},
+        |_, _, _| {},
     );
     if let Some(e) = write_err {
         return Err(werr(e));
@@ -177,37 +186,76 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
     drop(out);
 
     let recovered: Vec<u64> = ix.messages.iter().copied().collect();
-    let lost: Vec<u64> = ix
+    let lost: BTreeSet<u64> = ix
         .corrupt_messages
-        .difference(&ix.messages)
+        .union(&ix.wal_lost)
+        .filter(|id| !ix.messages.contains(id))
         .copied()
         .collect();
+    let (possibly_lost, possibly_lost_why) = unaccounted(ix, &vr, &lost);
+    let lost: Vec<u64> = lost.into_iter().collect();
     let report = SalvageReport {
         to: to.to_path_buf(),
         verify: vr,
         recovered,
         lost,
+        possibly_lost,
+        possibly_lost_why,
         copied,
         skipped,
     };
     drop(snap);
+    // Journal::close (in there) waits for sled to let go of the lock, so
+    // that the operator's next `gateway run`, or a test, can open it.
     record_in_new_journal(to, &report)?;
-    wait_released(to);
     Ok(report)
 }
 
-/// Wait (at most 10 s) until sled has let go of the new journal's lock:
-/// its background threads release it a moment after the last handle is
-/// dropped, and a caller opening the salvaged journal right away (the
-/// operator's next `gateway run`, a test) must not find it locked.
-fn wait_released(to: &Path) {
-    let db = to.join("db");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while matches!(verify::check_unlocked(&db), Err(VerifyError::Locked(_)))
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+/// The ids up to the highest known that nothing readable accounts for,
+/// when sled could not be read from some point on (ids are given densely
+/// from 1, so every id at or below the highest was once a message).
+fn unaccounted(
+    ix: &verify::Index,
+    vr: &VerifyReport,
+    lost: &BTreeSet<u64>,
+) -> (Vec<u64>, Option<String>) {
+    let (from, why) = if vr.sled_unreadable {
+        (
+            1,
+            "sled could not be opened: only the WAL's records were read".to_string(),
+        )
+    } else if let Some(after) = ix.messages_cut_after {
+        (
+            after + 1,
+            format!("a read error in sled ended the scan of its messages after id {after}"),
+        )
+    } else {
+        return (Vec::new(), None);
+    };
+    let highest = [
+        ix.messages.last(),
+        ix.corrupt_messages.last(),
+        ix.referenced.last(),
+        ix.released.last(),
+        ix.wal_lost.last(),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .copied()
+    .unwrap_or(0);
+    let ids: Vec<u64> = (from..=highest)
+        .filter(|id| !ix.messages.contains(id) && !lost.contains(id) && !ix.released.contains(id))
+        .collect();
+    if ids.is_empty() {
+        return (ids, None);
     }
+    (
+        ids,
+        Some(format!(
+            "{why}; each id listed was lost, or pruned or released before the damage"
+        )),
+    )
 }
 
 /// Open the new journal (its open-time checks, a durable WAL and
@@ -226,10 +274,11 @@ fn record_in_new_journal(to: &Path, r: &SalvageReport) -> Result<(), SalvageErro
         })?;
     let j = Journal::open(JournalConfig::new(to.to_path_buf())).map_err(open_err)?;
     let detail = format!(
-        "salvaged from {}: recovered={} lost={} findings={}",
+        "salvaged from {}: recovered={} lost={} possibly_lost={} findings={}",
         r.verify.dir.display(),
         r.recovered.len(),
         r.lost.len(),
+        r.possibly_lost.len(),
         r.verify.findings.len()
     );
     j.audit("journal_salvage", &detail).map_err(open_err)?;

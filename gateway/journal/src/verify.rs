@@ -39,6 +39,14 @@ pub struct VerifyReport {
     /// Records read per kind (`messages`, `outbox`, `dead_letters`, ...).
     pub records: BTreeMap<String, u64>,
     pub findings: Vec<Finding>,
+    /// sled did not open with its snapshot files but did from its log
+    /// alone: what it holds was read that way.
+    pub sled_rebuilt: bool,
+    /// sled did not open at all: only the WAL's records were read.
+    pub sled_unreadable: bool,
+    /// WAL records are missing and no later record shows which message
+    /// ids they held: ids above this one may be lost without a trace.
+    pub ids_unknown_above: Option<u64>,
 }
 
 impl VerifyReport {
@@ -104,6 +112,13 @@ pub(crate) struct Index {
     pub dead: BTreeMap<u64, (String, u64)>,
     /// Keys whose record failed its CRC or did not decode.
     pub bad_keys: BTreeSet<Vec<u8>>,
+    /// Message ids appended by WAL records that cannot be read (between
+    /// the ids of the readable records around them: ids are given in
+    /// order, one per message).
+    pub wal_lost: BTreeSet<u64>,
+    /// A read error ended the scan of the messages after this id (0: at
+    /// the start): ids above it may exist that nothing names.
+    pub messages_cut_after: Option<u64>,
 }
 
 /// Verify the journal in `dir`.
@@ -130,35 +145,63 @@ pub(crate) fn snapshot(dir: &Path, report: &mut VerifyReport) -> Result<Snapshot
         crate::system_clock_ms(),
         SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    copy_sled_files(dir, &tmp)?;
+    copy_sled_files(dir, &tmp, true)?;
     let mut dirs = vec![tmp.clone()];
     let db = match open_copy(&tmp) {
         Ok(db) => db,
-        Err(why) => {
-            report.find(
+        Err(why) => match open_without_snapshots(dir, &tmp, &mut dirs)? {
+            Ok(db) => {
+                report.find(
+                    "sled database",
+                    format!("cannot be opened ({why}); read again from sled's log alone, without its snapshot files"),
+                );
+                report.sled_rebuilt = true;
+                db
+            }
+            Err(why_log) => {
+                report.sled_unreadable = true;
+                report.find(
                 "sled database",
-                format!("cannot be opened ({why}): only the WAL's records can be read"),
+                format!("cannot be opened ({why}; from its log alone: {why_log}): only the WAL's records can be read"),
             );
-            // Start from nothing: the WAL records alone, in a directory of
-            // its own. The failed copy is removed on drop, not now: a sled
-            // open that failed may leave threads still writing in it, and
-            // removing it under them fails with "directory not empty".
-            let empty = tmp.with_extension("empty");
-            dirs.push(empty.clone());
-            open_copy(&empty).map_err(|why| VerifyError::Io {
-                context: format!("create an empty sled in {}", empty.display()),
-                source: std::io::Error::other(why),
-            })?
-        }
+                // Start from nothing: the WAL records alone, in a directory of
+                // its own. The failed copy is removed on drop, not now: a sled
+                // open that failed may leave threads still writing in it, and
+                // removing it under them fails with "directory not empty".
+                let empty = tmp.with_extension("empty");
+                dirs.push(empty.clone());
+                open_copy(&empty).map_err(|why| VerifyError::Io {
+                    context: format!("create an empty sled in {}", empty.display()),
+                    source: std::io::Error::other(why),
+                })?
+            }
+        },
     };
     let mut snap = Snapshot {
         db,
         index: Index::default(),
         tmp: dirs,
     };
-    replay_wal(dir, &snap.db, report)?;
+    let wal_lost = replay_wal(dir, &snap.db, report)?;
     snap.index = check_tree(&snap.db, report);
+    snap.index.wal_lost = wal_lost;
     Ok(snap)
+}
+
+/// Wait (at most `limit`) until no one holds sled's lock on `db_file`:
+/// sled's threads release it a moment after its last handle is dropped.
+/// Whether it is free.
+pub(crate) fn wait_unlocked(db_file: &Path, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if !is_locked(db_file) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Whether a process (a running daemon) holds sled's lock on `db_file`.
@@ -183,8 +226,32 @@ pub(crate) fn check_unlocked(db_file: &Path) -> Result<(), VerifyError> {
     }
 }
 
-/// Copy sled's files (`conf`, `db`, `snap.*`, `blobs/`), not the WAL.
-fn copy_sled_files(from: &Path, to: &Path) -> Result<(), VerifyError> {
+/// sled's snapshot files (`snap.*`) only index its log: without them sled
+/// 0.34 reads the whole log at open and rebuilds the index, so a damaged
+/// snapshot need not cost the data. A copy without them in a directory of
+/// its own (added to `dirs`, removed with the snapshot); the outer error is
+/// the copy failing, the inner one sled still not opening.
+fn open_without_snapshots(
+    from: &Path,
+    tmp: &Path,
+    dirs: &mut Vec<PathBuf>,
+) -> Result<Result<sled::Db, String>, VerifyError> {
+    let has_snapshot = std::fs::read_dir(from)
+        .map_err(io(format!("list {}", from.display())))?
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("snap."));
+    if !has_snapshot {
+        return Ok(Err("there is no snapshot file to leave out".into()));
+    }
+    let rebuilt = tmp.with_extension("log-only");
+    dirs.push(rebuilt.clone());
+    copy_sled_files(from, &rebuilt, false)?;
+    Ok(open_copy(&rebuilt))
+}
+
+/// Copy sled's files (`conf`, `db`, `snap.*` if `snapshots`, `blobs/`),
+/// not the WAL.
+fn copy_sled_files(from: &Path, to: &Path, snapshots: bool) -> Result<(), VerifyError> {
     std::fs::create_dir_all(to.join("blobs")).map_err(io(format!("create {}", to.display())))?;
     for sub in ["", "blobs"] {
         let src = from.join(sub);
@@ -195,7 +262,11 @@ fn copy_sled_files(from: &Path, to: &Path) -> Result<(), VerifyError> {
             let ent = ent.map_err(io(format!("list {}", src.display())))?;
             let p = ent.path();
             // The space reserve is no part of the data (and may be large).
-            if p.is_file() && !(sub.is_empty() && ent.file_name() == crate::RESERVE_FILE) {
+            let name = ent.file_name();
+            let skip = sub.is_empty()
+                && (name == crate::RESERVE_FILE
+                    || (!snapshots && name.to_string_lossy().starts_with("snap.")));
+            if p.is_file() && !skip {
                 std::fs::copy(&p, to.join(sub).join(ent.file_name()))
                     .map_err(io(format!("copy {}", p.display())))?;
             }
@@ -228,7 +299,14 @@ fn open_copy(dir: &Path) -> Result<sled::Db, String> {
 
 /// Read every WAL segment, resynchronising after a bad record, check the
 /// seqs, and apply the records sled lacks (seq above its `w`) to the copy.
-fn replay_wal(dir: &Path, db: &sled::Db, report: &mut VerifyReport) -> Result<(), VerifyError> {
+/// Returns the message ids that records missing from the WAL appended:
+/// ids are given one per message in WAL order, so those between the
+/// highest id before a gap and the next one after it.
+fn replay_wal(
+    dir: &Path,
+    db: &sled::Db,
+    report: &mut VerifyReport,
+) -> Result<BTreeSet<u64>, VerifyError> {
     let applied = match db.get(wal::APPLIED_KEY) {
         Ok(Some(v)) => rec::open_u64(&v).unwrap_or_else(|why| {
             report.find("sled key w", format!("WAL position record: {why}"));
@@ -241,9 +319,14 @@ fn replay_wal(dir: &Path, db: &sled::Db, report: &mut VerifyReport) -> Result<()
         }
     };
     let wdir = wal::Wal::dir_of(dir);
+    let mut lost = BTreeSet::new();
     if !wdir.is_dir() {
-        return Ok(());
+        return Ok(lost);
     }
+    // The highest message id so far, and while records are missing, the
+    // highest before them (and where the gap was found).
+    let mut high = highest_stored_id(db);
+    let mut gap: Option<(u64, String)> = None;
     // Replayed as the journal's open would: in the copy's format.
     let mut layout = Layout::of(db).unwrap_or_else(|why| {
         report.find("sled key F", why);
@@ -268,6 +351,19 @@ fn replay_wal(dir: &Path, db: &sled::Db, report: &mut VerifyReport) -> Result<()
         }
         for (off, r) in recs {
             report.wal_records += 1;
+            let jumped = match prev {
+                Some(p) => r.seq != p + 1,
+                None => r.seq > applied + 1,
+            };
+            if jumped && gap.is_none() {
+                gap = Some((high, format!("WAL {} offset {off}", path.display())));
+            }
+            for id in appended_ids(&r.ops) {
+                if let Some((below, _)) = gap.take_if(|(below, _)| id > *below) {
+                    lost.extend(below + 1..id);
+                }
+                high = high.max(id);
+            }
             if let Some(p) = prev.filter(|p| r.seq != p + 1) {
                 report.find(
                     format!("WAL {} offset {off}", path.display()),
@@ -304,7 +400,47 @@ fn replay_wal(dir: &Path, db: &sled::Db, report: &mut VerifyReport) -> Result<()
             }
         }
     }
-    Ok(())
+    if let Some((below, place)) = gap {
+        report.find(
+            place,
+            format!("the missing records may have held messages above id {below}, and no later record tells which: those ids cannot be named"),
+        );
+        report.ids_unknown_above = Some(below);
+    }
+    if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
+        report.find(
+            "WAL",
+            format!("the missing records held message ids {first}..={last} (those not in sled are lost)"),
+        );
+    }
+    Ok(lost)
+}
+
+/// Message ids a WAL record stores a message under.
+fn appended_ids(ops: &[wal::Op]) -> impl Iterator<Item = u64> + '_ {
+    ops.iter().filter_map(|op| match op {
+        wal::Op::Set(k, _) if k.first() == Some(&rec::P_MESSAGE) => rec::seq_of_key(k),
+        _ => None,
+    })
+}
+
+/// The highest message id sled knows was given: its last message key, or
+/// the one recorded as pruned or released, if higher.
+fn highest_stored_id(db: &sled::Db) -> u64 {
+    let last = db
+        .scan_prefix([rec::P_MESSAGE])
+        .keys()
+        .next_back()
+        .and_then(|k| k.ok())
+        .and_then(|k| rec::seq_of_key(&k))
+        .unwrap_or(0);
+    let pruned = db
+        .get(Counter::PrunedThroughId.key())
+        .ok()
+        .flatten()
+        .and_then(|v| rec::open_u64(&v).ok())
+        .unwrap_or(0);
+    last.max(pruned)
 }
 
 /// `m/42`, `o/<dest>/42`, or the key in hex.
@@ -351,12 +487,12 @@ const PREFIXES: [u8; 13] = [
 
 /// Every key and value, one key kind at a time, so that a node sled cannot
 /// read ends the scan of its kind only; `on_err` gets where (after which
-/// key) and the error. A chunked value (`chunk.rs`) is passed whole, or as
+/// key) and the error, with the key kind. A chunked value (`chunk.rs`) is passed whole, or as
 /// `Err(why)` if its chunks do not add up.
 pub(crate) fn for_each(
     db: &sled::Db,
     mut f: impl FnMut(sled::IVec, Result<sled::IVec, String>),
-    mut on_err: impl FnMut(String, sled::Error),
+    mut on_err: impl FnMut(u8, String, sled::Error),
 ) {
     for p in PREFIXES {
         let mut last: Option<sled::IVec> = None;
@@ -378,7 +514,7 @@ pub(crate) fn for_each(
                     let after = last
                         .as_deref()
                         .map_or(format!("{}/(start)", p as char), key_name);
-                    on_err(format!("sled, after key {after}"), e);
+                    on_err(p, format!("sled, after key {after}"), e);
                     break;
                 }
             }
@@ -524,9 +660,14 @@ fn check_tree(db: &sled::Db, report: &mut VerifyReport) -> Index {
                 _ => bad(report, &mut ix, "unknown key"),
             }
         },
-        |place, e| errors.push((place, e)),
+        |p, place, e| errors.push((p, place, e)),
     );
-    for (place, e) in errors {
+    for (p, place, e) in errors {
+        if p == rec::P_MESSAGE {
+            // The scan is in id order: it got as far as the highest id read.
+            let read = ix.messages.last().max(ix.corrupt_messages.last());
+            ix.messages_cut_after = Some(read.copied().unwrap_or(0));
+        }
         report.find(
             place,
             format!("read failed ({e}): the records of this kind after it cannot be read"),

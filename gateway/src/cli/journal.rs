@@ -115,7 +115,7 @@ pub fn run(config_path: &Path, cmd: JournalCommand) -> ExitCode {
         JournalCommand::Salvage { to, .. } => match salvage::salvage(&dir, to) {
             Ok(r) => {
                 print_salvage(&r, json);
-                if r.verify.is_clean() && r.lost.is_empty() {
+                if r.verify.is_clean() && r.lost.is_empty() && r.possibly_lost.is_empty() {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::from(1)
@@ -200,6 +200,19 @@ fn print_salvage(r: &SalvageReport, json: bool) {
         r.lost.len(),
         ranges(&r.lost)
     );
+    if let Some(why) = &r.possibly_lost_why {
+        println!(
+            "POSSIBLY LOST {} message(s): {} ({why}; check them against the sender)",
+            r.possibly_lost.len(),
+            ranges(&r.possibly_lost)
+        );
+    }
+    if let Some(above) = r.verify.ids_unknown_above {
+        println!(
+            "UNKNOWN: damaged WAL records may have held messages above id {above} that nothing \
+             left names; check the sender for anything it sent after message {above}"
+        );
+    }
     println!(
         "new journal: {}. To use it: stop the daemon, move the old journal aside (keep it), \
          move this one to <data_dir>/journal, start the daemon (docs/durability.md).",
