@@ -135,6 +135,9 @@ pub(crate) fn snapshot(dir: &Path, report: &mut VerifyReport) -> Result<Snapshot
     if !db_file.is_file() {
         return Err(VerifyError::NotAJournal(dir.to_path_buf()));
     }
+    // A journal closed a moment ago (the daemon just stopped, or a sled
+    // handle in this process just dropped) keeps its lock a few ms longer.
+    wait_unlocked(&db_file, std::time::Duration::from_secs(2));
     check_unlocked(&db_file)?;
     // Process, clock and a counter: two verifies in one process (salvage
     // and verify, or tests in parallel) never share a scratch directory.
