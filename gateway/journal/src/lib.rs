@@ -557,8 +557,6 @@ pub struct Journal {
 }
 
 struct Inner {
-    /// sled's `db` file, whose lock [`Journal::close`] waits to see go.
-    db_file: std::path::PathBuf,
     shared: Arc<Shared>,
     tx: Mutex<Option<mpsc::UnboundedSender<Req>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -668,17 +666,9 @@ impl Journal {
         // The writer has dropped sled before replying; reap the thread off
         // the async executor.
         let handle = self.inner.thread.lock().ok().and_then(|mut t| t.take());
-        // And wait until sled's own threads have let go of its lock, so
-        // that whoever opens the journal next (a restart in this process,
-        // verify, migrate, a test) finds it free.
-        let db_file = self.inner.db_file.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(h) = handle {
-                let _ = h.join();
-            }
-            verify::wait_unlocked(&db_file, std::time::Duration::from_secs(10))
-        })
-        .await;
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
         r
     }
 

@@ -99,7 +99,6 @@ impl Journal {
             })?;
         Ok(Journal {
             inner: Arc::new(Inner {
-                db_file: cfg.dir.join("db"),
                 shared,
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),

@@ -205,9 +205,10 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
         skipped,
     };
     drop(snap);
-    // Journal::close (in there) waits for sled to let go of the lock, so
-    // that the operator's next `gateway run`, or a test, can open it.
     record_in_new_journal(to, &report)?;
+    // sled's threads let go of the lock a moment after the journal closes:
+    // the operator's next `gateway run`, or a test, must find it free.
+    verify::wait_unlocked(&to.join("db"), std::time::Duration::from_secs(10));
     Ok(report)
 }
 
