@@ -189,7 +189,8 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport, SalvageError> {
     let lost: BTreeSet<u64> = ix
         .corrupt_messages
         .union(&ix.wal_lost)
-        .filter(|id| !ix.messages.contains(id))
+        // Released later (delivered, its de-dup entry kept): not lost.
+        .filter(|id| !ix.messages.contains(id) && !ix.released.contains(id))
         .copied()
         .collect();
     let (possibly_lost, possibly_lost_why) = unaccounted(ix, &vr, &lost);
