@@ -150,36 +150,7 @@ pub(crate) fn snapshot(dir: &Path, report: &mut VerifyReport) -> Result<Snapshot
     ));
     copy_sled_files(dir, &tmp, true)?;
     let mut dirs = vec![tmp.clone()];
-    let db = match open_copy(&tmp) {
-        Ok(db) => db,
-        Err(why) => match open_without_snapshots(dir, &tmp, &mut dirs)? {
-            Ok(db) => {
-                report.find(
-                    "sled database",
-                    format!("cannot be opened ({why}); read again from sled's log alone, without its snapshot files"),
-                );
-                report.sled_rebuilt = true;
-                db
-            }
-            Err(why_log) => {
-                report.sled_unreadable = true;
-                report.find(
-                "sled database",
-                format!("cannot be opened ({why}; from its log alone: {why_log}): only the WAL's records can be read"),
-            );
-                // Start from nothing: the WAL records alone, in a directory of
-                // its own. The failed copy is removed on drop, not now: a sled
-                // open that failed may leave threads still writing in it, and
-                // removing it under them fails with "directory not empty".
-                let empty = tmp.with_extension("empty");
-                dirs.push(empty.clone());
-                open_copy(&empty).map_err(|why| VerifyError::Io {
-                    context: format!("create an empty sled in {}", empty.display()),
-                    source: std::io::Error::other(why),
-                })?
-            }
-        },
-    };
+    let db = open_first_readable(dir, &tmp, &mut dirs, report)?;
     let mut snap = Snapshot {
         db,
         index: Index::default(),
@@ -227,6 +198,47 @@ pub(crate) fn check_unlocked(db_file: &Path) -> Result<(), VerifyError> {
             source: e.into(),
         }),
     }
+}
+
+/// sled on the copy in `tmp`; failing that, on a copy without its snapshot
+/// files; failing that, an empty sled (the WAL's records are then all
+/// there is). Each scratch directory is added to `dirs`.
+fn open_first_readable(
+    dir: &Path,
+    tmp: &Path,
+    dirs: &mut Vec<PathBuf>,
+    report: &mut VerifyReport,
+) -> Result<sled::Db, VerifyError> {
+    let why = match open_copy(tmp) {
+        Ok(db) => return Ok(db),
+        Err(why) => why,
+    };
+    let why_log = match open_without_snapshots(dir, tmp, dirs)? {
+        Ok(db) => {
+            report.find(
+                "sled database",
+                format!("cannot be opened ({why}); read again from sled's log alone, without its snapshot files"),
+            );
+            report.sled_rebuilt = true;
+            return Ok(db);
+        }
+        Err(why_log) => why_log,
+    };
+    report.sled_unreadable = true;
+    report.find(
+        "sled database",
+        format!("cannot be opened ({why}; from its log alone: {why_log}): only the WAL's records can be read"),
+    );
+    // Start from nothing, in a directory of its own. The failed copies are
+    // removed on drop, not now: a sled open that failed may leave threads
+    // still writing in them, and removing them under them fails with
+    // "directory not empty".
+    let empty = tmp.with_extension("empty");
+    dirs.push(empty.clone());
+    open_copy(&empty).map_err(|why| VerifyError::Io {
+        context: format!("create an empty sled in {}", empty.display()),
+        source: std::io::Error::other(why),
+    })
 }
 
 /// sled's snapshot files (`snap.*`) only index its log: without them sled
