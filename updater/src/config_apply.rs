@@ -22,7 +22,7 @@
 
 use crate::config::ConfigTargets;
 use crate::config_target::{Bundle, ConfigTarget};
-use crate::durable::{create_dir_all, read_json, sync_dir, write_json, Files};
+use crate::durable::{create_dir_all, read_json, rename_synced, sync_dir, write_json, Files};
 use crate::state::{AppliedConfig, ConfigPhase, PendingConfig, Record, Store};
 use crate::{Error, Result};
 use jiff::Timestamp;
@@ -301,8 +301,7 @@ fn put(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::io(&tmp, "write", e))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename into place", e))?;
-    sync_dir(dir)
+    rename_synced(&tmp, path)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -28,7 +28,7 @@
 //! during the copy leaves the committed slot booting.
 
 use super::{slot_from_cmdline, BootControl, BootState, SlotId};
-use crate::durable::{create_dir_all, sync_dir};
+use crate::durable::{create_dir_all, rename_synced, sync_dir};
 use crate::{Error, Result};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -94,6 +94,31 @@ pub fn with_generation(text: &str, generation: u64) -> String {
     let mut s = out.join("\n");
     s.push('\n');
     s
+}
+
+/// True when an entry names something to boot (`linux`, or a UKI as `efi`).
+/// An empty or cut entry does not, and systemd-boot skips it.
+pub fn entry_bootable(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim_start();
+        t.starts_with("linux ") || t.starts_with("efi ")
+    })
+}
+
+/// `slot`'s entry made from the `other` slot's (the running slot's, which
+/// booted): every `PREFIX-OTHER` (partition label), `/PREFIX/OTHER/` (kernel
+/// and initramfs directory), `updater.slot=OTHER` and `(slot OTHER)` become
+/// the slot's own. For a damaged entry, so that the next trial can boot.
+pub fn entry_from_other(other_text: &str, prefix: &str, other: SlotId, slot: SlotId) -> String {
+    let (o, n) = (other.lower(), slot.lower());
+    other_text
+        .replace(&format!("{prefix}-{o}"), &format!("{prefix}-{n}"))
+        .replace(&format!("/{prefix}/{o}/"), &format!("/{prefix}/{n}/"))
+        .replace(&format!("updater.slot={o}"), &format!("updater.slot={n}"))
+        .replace(
+            &format!("(slot {})", o.to_ascii_uppercase()),
+            &format!("(slot {})", n.to_ascii_uppercase()),
+        )
 }
 
 /// Where a slot image keeps its kernel and initramfs (written by
@@ -197,10 +222,10 @@ impl SystemdBoot {
             Some((l, d)) => format!("{}+{l}-{d}.conf", self.id(slot)),
         };
         let to = self.entries_dir.join(name);
-        if from != to {
-            std::fs::rename(&from, &to).map_err(|e| Error::io(&from, "rename boot entry", e))?;
+        if from == to {
+            return sync_dir(&self.entries_dir);
         }
-        sync_dir(&self.entries_dir)
+        rename_synced(&from, &to)
     }
 
     /// Replaces the content of `slot`'s entry (same name) by write + fsync +
@@ -209,8 +234,7 @@ impl SystemdBoot {
         let (path, _) = self.entry(slot)?;
         let tmp = self.entries_dir.join(format!(".{}.tmp", self.id(slot)));
         write_synced(&tmp, text.as_bytes())?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "replace boot entry", e))?;
-        sync_dir(&self.entries_dir)
+        rename_synced(&tmp, &path)
     }
 
     /// Copies the slot's kernel and initramfs from its partition to
@@ -252,10 +276,9 @@ impl SystemdBoot {
             }
             let tmp = dir.join(format!("{name}.new"));
             write_synced(&tmp, &buf)?;
-            let to = dir.join(name);
-            std::fs::rename(&tmp, &to).map_err(|e| Error::io(&to, "install boot file", e))?;
+            rename_synced(&tmp, &dir.join(name))?;
         }
-        sync_dir(&dir)
+        Ok(())
     }
 }
 
@@ -274,9 +297,15 @@ impl BootControl for SystemdBoot {
         slot_from_cmdline(&self.cmdline)
     }
     fn slot_state(&self, slot: SlotId) -> Result<BootState> {
-        Ok(match self.entry(slot)?.1 {
+        let (path, counter) = self.entry(slot)?;
+        Ok(match counter {
             None => BootState::Good,
             Some((0, _)) => BootState::Bad,
+            // Tries left, but nothing systemd-boot could boot (an entry a
+            // power cut emptied): it will never be tried.
+            Some(_) if !std::fs::read_to_string(&path).is_ok_and(|t| entry_bootable(&t)) => {
+                BootState::Bad
+            }
             Some((l, _)) => BootState::Trial { tries_left: l },
         })
     }
@@ -288,8 +317,23 @@ impl BootControl for SystemdBoot {
         // The entry still has 0 tries (step 1) while its boot files change.
         self.stage_boot_files(slot)?;
         let (path, _) = self.entry(slot)?;
-        let text =
+        let mut text =
             std::fs::read_to_string(&path).map_err(|e| Error::io(&path, "read boot entry", e))?;
+        if !entry_bootable(&text) {
+            // Damaged (emptied by a power cut on an older updater, or by
+            // hand): rebuilt from the running slot's entry, which booted.
+            let (other, _) = self.entry(slot.other())?;
+            let other_text = std::fs::read_to_string(&other)
+                .map_err(|e| Error::io(&other, "read boot entry", e))?;
+            if !entry_bootable(&other_text) {
+                return Err(err(format!(
+                    "{} and {} name no kernel (no `linux` line): the ESP needs repair",
+                    path.display(),
+                    other.display()
+                )));
+            }
+            text = entry_from_other(&other_text, &self.prefix, slot.other(), slot);
+        }
         let generation = self.generation(slot.other()).unwrap_or(0) + 1;
         self.rewrite(slot, &with_generation(&text, generation))?;
         self.rename(slot, Some((tries, 0)))
@@ -340,8 +384,16 @@ mod tests {
     fn boot(d: &Path) -> SystemdBoot {
         let entries = d.join("loader/entries");
         std::fs::create_dir_all(&entries).unwrap();
-        std::fs::write(entries.join("gateway-a.conf"), "title A\nversion 1\n").unwrap();
-        std::fs::write(entries.join("gateway-b+0-0.conf"), "title B\nversion 0\n").unwrap();
+        std::fs::write(
+            entries.join("gateway-a.conf"),
+            "title A\nversion 1\nlinux /EFI/gateway/a/vmlinuz\n",
+        )
+        .unwrap();
+        std::fs::write(
+            entries.join("gateway-b+0-0.conf"),
+            "title B\nversion 0\nlinux /EFI/gateway/b/vmlinuz\n",
+        )
+        .unwrap();
         std::fs::write(d.join("cmdline"), "ro updater.slot=a quiet\n").unwrap();
         SystemdBoot {
             entries_dir: entries,
@@ -395,6 +447,42 @@ mod tests {
             .file_name()
             .to_string_lossy()
             .starts_with('.')));
+    }
+
+    /// An entry a power cut emptied: while counted it is not a trial that
+    /// waits (systemd-boot skips it), and the next trial rebuilds it from
+    /// the running slot's entry.
+    #[test]
+    fn an_emptied_entry_is_bad_and_the_next_trial_rebuilds_it() {
+        let d = tempfile::tempdir().unwrap();
+        let sb = boot(d.path());
+        let e = d.path().join("loader/entries");
+        std::fs::write(
+            e.join("gateway-a.conf"),
+            "title Clinic Gateway (slot A)\nversion 1\nlinux /EFI/gateway/a/vmlinuz\n\
+             options root=PARTLABEL=gateway-a ro updater.slot=a quiet\n",
+        )
+        .unwrap();
+        std::fs::remove_file(e.join("gateway-b+0-0.conf")).unwrap();
+        std::fs::write(e.join("gateway-b+3-0.conf"), "").unwrap();
+        assert_eq!(sb.slot_state(SlotId::B).unwrap(), BootState::Bad);
+        sb.mark_invalid(SlotId::B).unwrap();
+        sb.set_trial(SlotId::B, 3).unwrap();
+        let text = std::fs::read_to_string(e.join("gateway-b+3-0.conf")).unwrap();
+        assert_eq!(
+            text,
+            "title Clinic Gateway (slot B)\nsort-key clinic-gateway\nversion 2\n\
+             linux /EFI/gateway/b/vmlinuz\noptions root=PARTLABEL=gateway-b ro updater.slot=b quiet\n"
+        );
+        assert_eq!(
+            sb.slot_state(SlotId::B).unwrap(),
+            BootState::Trial { tries_left: 3 }
+        );
+        // Both damaged: refused, naming the ESP.
+        std::fs::write(e.join("gateway-a.conf"), "").unwrap();
+        std::fs::write(e.join("gateway-b+3-0.conf"), "").unwrap();
+        let msg = sb.set_trial(SlotId::B, 3).unwrap_err().to_string();
+        assert!(msg.contains("the ESP needs repair"), "{msg}");
     }
 
     #[test]

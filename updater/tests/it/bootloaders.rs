@@ -244,8 +244,16 @@ fn systemd_boot_entries_are_renamed_and_no_default_is_set() {
     let d = tempfile::tempdir().unwrap();
     let entries = d.path().join("entries");
     std::fs::create_dir_all(&entries).unwrap();
-    std::fs::write(entries.join("gateway-a.conf"), "title A\n").unwrap();
-    std::fs::write(entries.join("gateway-b.conf"), "title B\n").unwrap();
+    std::fs::write(
+        entries.join("gateway-a.conf"),
+        "title A\nlinux /EFI/gateway/a/vmlinuz\n",
+    )
+    .unwrap();
+    std::fs::write(
+        entries.join("gateway-b.conf"),
+        "title B\nlinux /EFI/gateway/b/vmlinuz\n",
+    )
+    .unwrap();
     let log = d.path().join("bootctl.log");
     let bootctl = d.path().join("bootctl");
     std::fs::write(
