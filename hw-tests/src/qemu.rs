@@ -104,9 +104,19 @@ impl Artifacts {
     pub fn host_bin(&self, name: &str) -> PathBuf {
         self.dir.join("bin").join(name)
     }
+    /// Where this architecture's VMs, repositories and results go: the top
+    /// of `HW_QEMU_DIR` for x86-64, `HW_QEMU_DIR/aarch64` for aarch64, so
+    /// both can run at once without sharing a box's directory.
+    pub fn work(&self) -> PathBuf {
+        if self.arch == "x86_64" {
+            self.dir.clone()
+        } else {
+            self.dir.join(&self.arch)
+        }
+    }
     /// A fresh working directory for one VM.
     pub fn vm_dir(&self, name: &str) -> Result<PathBuf, String> {
-        let d = self.dir.join("vms").join(name);
+        let d = self.work().join("vms").join(name);
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
         Ok(d)

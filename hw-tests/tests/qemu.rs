@@ -7,7 +7,8 @@
 //! (root) and take minutes each under TCG. `hw-tests/qemu/ci` builds the
 //! images once and runs these with `--features qemu`; a missing tool or image
 //! then fails the test, naming the package to install (never a skip).
-//! Results (boot times, counts) go to `$HW_QEMU_DIR/results/*.json`.
+//! Results (boot times, counts) go to `$HW_QEMU_DIR/results/*.json`
+//! (`$HW_QEMU_DIR/aarch64/results/` for aarch64).
 
 use hw_tests::qemu::*;
 use std::collections::BTreeMap;
@@ -50,7 +51,7 @@ fn artifacts() -> Artifacts {
 }
 
 fn record(art: &Artifacts, name: &str, v: serde_json::Value) {
-    let d = art.dir.join("results");
+    let d = art.work().join("results");
     let _ = std::fs::create_dir_all(&d);
     let _ = std::fs::write(
         d.join(format!("{name}.json")),
@@ -65,7 +66,7 @@ fn new_box(art: &Artifacts, name: &str, extra: Vec<(&str, Vec<u8>)>) -> Vm {
 
 /// A fresh box whose disk is the image of `version`.
 fn new_box_of(art: &Artifacts, name: &str, version: &str, extra: Vec<(&str, Vec<u8>)>) -> Vm {
-    let dir = art.dir.join("vms");
+    let dir = art.work().join("vms");
     let _ = std::fs::create_dir_all(&dir);
     let stick = dir.join(format!("{name}-stick.img"));
     must(standard_stick(&stick, extra));
@@ -165,6 +166,15 @@ fn s1_boot_send_and_encryption_at_rest() {
     );
 
     must(vm.wait_console_shell(CMD));
+    // Where the first boot's time went (reported, not asserted).
+    let boot_profile = vm
+        .sh(
+            "systemd-analyze; systemd-analyze blame --no-pager | head -n 12",
+            CMD,
+        )
+        .map(|(_, out)| out)
+        .unwrap_or_else(|e| format!("systemd-analyze: {e}"));
+    eprintln!("first boot, systemd-analyze:\n{boot_profile}");
     // Delivered to the folder destination on the data partition.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -243,6 +253,7 @@ fn s1_boot_send_and_encryption_at_rest() {
             "first_boot_to_ready_s": first.as_secs_f64(),
             "second_boot_to_ready_s": second.as_secs_f64(),
             "poweroff_s": poweroff.as_secs_f64(),
+            "first_boot_systemd_analyze": boot_profile,
             "image_bytes": std::fs::metadata(art.image("1.0.0")).map(|m| m.len()).unwrap_or(0),
         }),
     );
@@ -475,7 +486,7 @@ fn publish_repo(
     epoch: u32,
     chunk: u64,
 ) -> (PathBuf, PathBuf) {
-    let base = art.dir.join("repos").join(name);
+    let base = art.work().join("repos").join(name);
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
     let (repo, out) = (base.join("repo"), base.join("published"));
@@ -614,10 +625,10 @@ fn box_with_repo(
 ) -> (Vm, FileServer) {
     let (work, out) = publish_repo(art, repo, target, epoch, 1 << 20);
     // Served from repos/, so this repository's paths start with /REPO/.
-    let server = FileServer::start(art.dir.join("repos")).expect("file server");
+    let server = FileServer::start(art.work().join("repos")).expect("file server");
     let root_json = std::fs::read(work.join("root.json")).expect("root.json");
     let rel = out
-        .strip_prefix(art.dir.join("repos"))
+        .strip_prefix(art.work().join("repos"))
         .expect("under repos/");
     let url = format!("http://10.0.2.2:{}/{}", server.port, rel.display());
     let vm = new_box_of(
@@ -666,7 +677,7 @@ fn s3_update_from_disk() {
     let art = artifacts();
     let (repo, out) = publish_repo(&art, "s3-disk", "2.0.0", 2, 1 << 20);
     let root_json = std::fs::read(repo.join("root.json")).expect("root.json");
-    let dir = art.dir.join("vms");
+    let dir = art.work().join("vms");
     let _ = std::fs::create_dir_all(&dir);
     let disk = dir.join("s3-disk-update.img");
     ext4_disk(&out, &disk);
