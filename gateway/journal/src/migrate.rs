@@ -49,7 +49,7 @@ pub enum MigrateError {
     UnknownFormat(u64),
     #[error("{0} is not a journal directory (no sled `db` file): pass the data directory (--data-dir) or the config (--config)")]
     NotAJournal(PathBuf),
-    #[error("the journal in {0} is in use (its lock is held): stop the daemon first (systemctl stop clinic-gateway)")]
+    #[error("the journal in {0} is in use (its lock is held): stop the daemon first (systemctl stop gateway)")]
     Locked(PathBuf),
     #[error("data directory {dir} has {free} bytes free, {need} needed to rewrite {bytes} bytes: free disk space, then run the migration again")]
     NoRoom {

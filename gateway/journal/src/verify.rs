@@ -69,7 +69,7 @@ impl VerifyReport {
 pub enum VerifyError {
     #[error("{0} is not a journal directory (no sled `db` file): pass the data directory (--data-dir) or the config (--config)")]
     NotAJournal(PathBuf),
-    #[error("the journal in {0} is in use (its lock is held): stop the daemon first (systemctl stop clinic-gateway)")]
+    #[error("the journal in {0} is in use (its lock is held): stop the daemon first (systemctl stop gateway)")]
     Locked(PathBuf),
     #[error("{context}: {source}")]
     Io {
