@@ -50,6 +50,14 @@ fn artifacts() -> Artifacts {
     must(Artifacts::from_env())
 }
 
+/// The output of a console command whose result is reported, not asserted
+/// (its failure becomes the text).
+fn report(vm: &mut Vm, cmd: &str) -> String {
+    vm.sh(cmd, CMD)
+        .map(|(_, out)| out)
+        .unwrap_or_else(|e| format!("{cmd}: {e}"))
+}
+
 fn record(art: &Artifacts, name: &str, v: serde_json::Value) {
     let d = art.work().join("results");
     let _ = std::fs::create_dir_all(&d);
@@ -167,13 +175,10 @@ fn s1_boot_send_and_encryption_at_rest() {
 
     must(vm.wait_console_shell(CMD));
     // Where the first boot's time went (reported, not asserted).
-    let boot_profile = vm
-        .sh(
-            "systemd-analyze; systemd-analyze blame --no-pager | head -n 12",
-            CMD,
-        )
-        .map(|(_, out)| out)
-        .unwrap_or_else(|e| format!("systemd-analyze: {e}"));
+    let boot_profile = report(
+        &mut vm,
+        "systemd-analyze; systemd-analyze blame --no-pager | head -n 12",
+    );
     eprintln!("first boot, systemd-analyze:\n{boot_profile}");
     // Delivered to the folder destination on the data partition.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -252,13 +257,10 @@ fn s1_boot_send_and_encryption_at_rest() {
     // directories; how many there are is printed first. Reported, not
     // asserted.
     must(vm.wait_console_shell(CMD));
-    let shutdown_log = vm
-        .sh(
-            "ls /var/log/journal | wc -l; journalctl -D \"$(ls -td /var/log/journal/*/ | sed -n 2p)\" --no-pager -o short-monotonic | grep -E 'poweroff|Stopping|Stopped|Deactivated|Unmount|Journal stopped|Reached target' | tail -n 40",
-            CMD,
-        )
-        .map(|(_, out)| out)
-        .unwrap_or_else(|e| format!("journalctl: {e}"));
+    let shutdown_log = report(
+        &mut vm,
+        "ls /var/log/journal | wc -l; journalctl -D \"$(ls -td /var/log/journal/*/ | sed -n 2p)\" --no-pager -o short-monotonic | grep -E 'poweroff|Stopping|Stopped|Deactivated|Unmount|Journal stopped|Reached target' | tail -n 40",
+    );
     eprintln!("first boot's shutdown, from its journal:\n{shutdown_log}");
     record(
         &art,

@@ -2,9 +2,9 @@
 //! firmware's environment, trusted metadata copies.
 //!
 //! A replacement is: write `.NAME.tmp`, fsync it, rename over `NAME`, fsync
-//! it there and the directory ([`rename_synced`]). After a cut at any instant the file holds either the old
-//! or the new content, never a mix; a leftover `.tmp` is ignored and
-//! overwritten next time.
+//! it there and the directory ([`rename_synced`]). After a cut at any
+//! instant the file holds either the old or the new content, never a mix;
+//! a leftover `.tmp` is ignored and overwritten next time.
 
 use crate::fault::{FaultPlan, Point};
 use crate::{Error, Result};
