@@ -47,6 +47,9 @@ pub enum Error {
         #[source]
         source: JournalError,
     },
+    /// An environment setting of the daemon's unit that is not valid.
+    #[error("environment {var}: {why}")]
+    Env { var: &'static str, why: String },
     #[error("closing the journal: {0}")]
     JournalClose(#[source] JournalError),
     #[error("{what} task failed: {source}")]

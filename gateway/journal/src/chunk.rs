@@ -260,15 +260,25 @@ pub(crate) struct Layout {
 impl Layout {
     /// The format `db` is in (its `F` key).
     pub(crate) fn of(db: &sled::Db) -> Result<Layout, String> {
+        Layout::of_at_most(db, FORMAT_CHUNKED)
+    }
+
+    /// The format `db` is in, refused when it is newer than `max`
+    /// ([`crate::JournalConfig::max_format`]).
+    pub(crate) fn of_at_most(db: &sled::Db, max: u64) -> Result<Layout, String> {
+        let newer = |n: u64| {
+            format!(
+                "journal format {n} is newer than this gateway reads (up to {max}): run the newer \
+                 gateway, or its `gateway journal migrate --to {max}` with the daemon stopped"
+            )
+        };
         match db.get(FORMAT_KEY) {
             Ok(None) => Ok(Layout { chunked: false }),
             Ok(Some(v)) => match rec::open_u64(&v) {
+                Ok(n) if n > max => Err(newer(n)),
                 Ok(FORMAT_WHOLE) => Ok(Layout { chunked: false }),
                 Ok(FORMAT_CHUNKED) => Ok(Layout { chunked: true }),
-                Ok(n) => Err(format!(
-                    "journal format {n} is newer than this binary reads (1 or 2): run the newer \
-                     gateway, or its `gateway journal migrate --to 2`"
-                )),
+                Ok(n) => Err(newer(n)),
                 Err(why) => Err(format!("journal format record (key F): {why}")),
             },
             Err(e) => Err(format!("read journal format (key F): {e}")),

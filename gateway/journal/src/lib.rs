@@ -326,6 +326,13 @@ pub struct JournalConfig {
     /// `reserve.rs`): released only to let a commit finish on a full disk.
     /// Capped to 1/16 of the filesystem; 0 = none.
     pub reserve_bytes: u64,
+    /// The newest journal format this gateway reads and writes: 2
+    /// ([`migrate::FORMAT_CHUNKED`], the default) or 1. At 1 a new journal
+    /// is created in format 1 and a format-2 journal is refused at open, as
+    /// by a release from before format 2: the daemon takes it from
+    /// `GATEWAY_JOURNAL_MAX_FORMAT` (a box pinned to format 1 so that it can
+    /// still roll back to such a release; the qemu format-change scenario).
+    pub max_format: u64,
     /// The wall clock that stamps audit events, dead letters, the writer's
     /// heartbeat and the retention cutoff. The daemon passes its own
     /// (`ops::clock::unix_ms`); the default is [`system_clock_ms`].
@@ -354,6 +361,7 @@ impl JournalConfig {
             quarantine_max_bytes: 64 * 1024 * 1024,
             max_batch: 256,
             reserve_bytes: DEFAULT_RESERVE_BYTES,
+            max_format: migrate::FORMAT_CHUNKED,
             clock: system_clock_ms,
         }
     }
@@ -509,6 +517,8 @@ pub struct JournalStats {
     pub disk_percent_used: u8,
     /// Delivered messages removed by retention, ever.
     pub pruned: u64,
+    /// The journal's on-disk format (1 or 2), as opened.
+    pub format: u64,
     pub per_destination: BTreeMap<String, OutboxStats>,
 }
 

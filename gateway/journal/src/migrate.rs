@@ -58,8 +58,107 @@ pub enum MigrateError {
         need: u64,
         bytes: u64,
     },
+    #[error("this gateway reads and writes journal formats up to {max} (GATEWAY_JOURNAL_MAX_FORMAT): it cannot convert to format {to}")]
+    OverMax { to: u64, max: u64 },
+    #[error("{what} {path}: {source}: check the data directory's permissions and free space, then run it again")]
+    Request {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+/// The file `gateway journal migrate --at-next-start` leaves in the
+/// journal directory: the format to convert to, as text. The daemon
+/// converts before it opens the journal ([`run_requested`]) and removes it.
+pub const REQUEST_FILE: &str = "migrate-to";
+
+/// What [`request`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    /// The request file was written (durably).
+    Written(PathBuf),
+    /// There is no journal yet: the gateway creates it in its newest format.
+    NoJournal,
+}
+
+/// Ask the daemon to convert the journal in `dir` to format `to` at its
+/// next start. For the image's `after_commit` step: it works while the
+/// daemon runs (and holds the journal's lock), and the conversion is then
+/// done by the daemon itself, as the user that owns the journal's files.
+pub fn request(dir: &Path, to: u64) -> Result<Requested, MigrateError> {
+    if !matches!(to, FORMAT_WHOLE | FORMAT_CHUNKED) {
+        return Err(MigrateError::UnknownFormat(to));
+    }
+    if !dir.join("db").is_file() {
+        return Ok(Requested::NoJournal);
+    }
+    crate::durable_fs::write_atomically(dir, REQUEST_FILE, format!("{to}\n").as_bytes()).map_err(
+        |source| MigrateError::Request {
+            what: "write",
+            path: dir.join(REQUEST_FILE),
+            source,
+        },
+    )?;
+    Ok(Requested::Written(dir.join(REQUEST_FILE)))
+}
+
+/// The format a [`request`] left in `dir`, if any (unreadable or unknown
+/// content is an error naming the file).
+pub fn requested(dir: &Path) -> Result<Option<u64>, MigrateError> {
+    let path = dir.join(REQUEST_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => match s.trim().parse::<u64>() {
+            Ok(n @ (FORMAT_WHOLE | FORMAT_CHUNKED)) => Ok(Some(n)),
+            _ => Err(MigrateError::Request {
+                what: "read",
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("holds {:?}, not a journal format (1 or 2)", s.trim()),
+                ),
+            }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(MigrateError::Request {
+            what: "read",
+            path,
+            source,
+        }),
+    }
+}
+
+/// Before the daemon opens the journal: carry out a [`request`] left in
+/// `dir` (`None`: there was none). The request file is removed, durably,
+/// only after the conversion is complete, so a crash or power cut in it
+/// leaves the request for the next start (the conversion is restartable).
+/// A failure leaves the journal readable in its old format, and the
+/// request in place: the caller logs it and opens the journal as it is.
+pub fn run_requested(dir: &Path, max_format: u64) -> Option<Result<MigrateReport, MigrateError>> {
+    let to = match requested(dir) {
+        Ok(Some(to)) => to,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e)),
+    };
+    if to > max_format {
+        return Some(Err(MigrateError::OverMax {
+            to,
+            max: max_format,
+        }));
+    }
+    Some(migrate(dir, to).and_then(|r| {
+        let path = dir.join(REQUEST_FILE);
+        std::fs::remove_file(&path)
+            .and_then(|()| crate::durable_fs::sync_dir(dir))
+            .map_err(|source| MigrateError::Request {
+                what: "remove",
+                path,
+                source,
+            })?;
+        Ok(r)
+    }))
 }
 
 /// Convert the journal in `dir` to format `to` ([`FORMAT_WHOLE`] or

@@ -28,8 +28,9 @@ impl Journal {
         } = writer::recover(&cfg)?;
 
         let (checked, bad) = check_tail(&store.db)?;
+        let format = store.layout.format();
         let summary = format!(
-            "{} {} tail_checked={checked} tail_corrupt={bad:?} wal_replayed={replayed} wal_torn_tail={}",
+            "{} {} tail_checked={checked} tail_corrupt={bad:?} wal_replayed={replayed} wal_torn_tail={} format={format}",
             if existed { "recovered" } else { "created" },
             counts(&state),
             torn.as_ref()
@@ -87,6 +88,7 @@ impl Journal {
             alive_ms: AtomicU64::new((cfg.clock)()),
             dlq_changes: AtomicU64::new(0),
             commit_latency: Default::default(),
+            format,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let w = writer::Writer::new(shared.clone(), rx, store, state);

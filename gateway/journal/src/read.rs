@@ -151,6 +151,7 @@ impl Journal {
             pruned: c.get(&Counter::Pruned),
             bytes_on_disk: sh.usage.bytes_on_disk.load(Ordering::Relaxed),
             disk_percent_used: sh.usage.percent_used.load(Ordering::Relaxed),
+            format: sh.format,
             per_destination,
         }
     }

@@ -129,6 +129,8 @@ pub(crate) struct Shared {
     pub dlq_changes: AtomicU64,
     /// Time of each durable group commit (WAL append + fdatasync), for /metrics.
     pub commit_latency: crate::histogram::Histogram,
+    /// The on-disk format as opened (only an offline migration changes it).
+    pub format: u64,
 }
 
 impl Shared {

@@ -49,6 +49,11 @@ pub enum JournalCommand {
         /// The format to convert to: 2 (default) or 1.
         #[arg(long, default_value_t = migrate::FORMAT_CHUNKED)]
         to: u64,
+        /// Do not convert now: leave a request that the daemon carries out
+        /// before it next opens the journal (works while it runs; restart it
+        /// after). The image's after-commit step.
+        #[arg(long)]
+        at_next_start: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -88,6 +93,31 @@ pub fn run(config_path: &Path, cmd: JournalCommand) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("gateway journal verify: {e}");
+                ExitCode::from(2)
+            }
+        },
+        JournalCommand::Migrate {
+            to,
+            at_next_start: true,
+            ..
+        } => match migrate::request(&dir, *to) {
+            Ok(migrate::Requested::Written(path)) => {
+                println!(
+                    "journal {}: conversion to format {to} requested ({}): the gateway does it before it next opens the journal (systemctl restart gateway)",
+                    dir.display(),
+                    path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(migrate::Requested::NoJournal) => {
+                println!(
+                    "journal {}: none yet; the gateway creates it in its newest format: nothing to do",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gateway journal migrate: {e}");
                 ExitCode::from(2)
             }
         },

@@ -208,7 +208,8 @@ pub fn render(r: &StatusReport) -> String {
         out += &format!("\n{}", super::export::render(&r.exports, now_ms));
     }
     out += &format!(
-        "\njournal: {} message(s), {} duplicate(s), {} control-id reuse(s), {} quarantined\n",
+        "\njournal (format {}): {} message(s), {} duplicate(s), {} control-id reuse(s), {} quarantined\n",
+        r.journal.format,
         r.journal.messages,
         r.journal.duplicates,
         r.journal.control_id_reuses,

@@ -45,7 +45,27 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
     j.quarantine_max_entries = cfg.storage.quarantine_max_entries;
     j.quarantine_max_bytes = cfg.storage.quarantine_max_bytes;
     j.reserve_bytes = cfg.storage.reserve_bytes;
+    if let Ok(Some(max)) = journal_max_format() {
+        j.max_format = max;
+    }
     j
+}
+
+/// `GATEWAY_JOURNAL_MAX_FORMAT` (1 or 2): the newest journal format this
+/// gateway may read and write (`JournalConfig::max_format`); unset: 2.
+pub fn journal_max_format() -> Result<Option<u64>, crate::Error> {
+    const VAR: &str = "GATEWAY_JOURNAL_MAX_FORMAT";
+    match std::env::var(VAR) {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim() {
+            "1" => Ok(Some(journal::migrate::FORMAT_WHOLE)),
+            "2" => Ok(Some(journal::migrate::FORMAT_CHUNKED)),
+            other => Err(crate::Error::Env {
+                var: VAR,
+                why: format!("{other:?} is not a journal format: set 1 (a box that must stay readable by a gateway from before format 2) or 2, or unset it"),
+            }),
+        },
+    }
 }
 
 pub async fn run(cfg: Config) -> Result<(), crate::Error> {
@@ -388,6 +408,7 @@ impl Running {
 /// while a long recovery runs.
 async fn open_journal(cfg: &Config) -> Result<Journal, crate::Error> {
     let opening = Instant::now();
+    journal_max_format()?;
     notify::status("opening the journal");
     let jcfg = journal_config(cfg);
     let slow = test_hook_slow_journal_open();
@@ -395,6 +416,7 @@ async fn open_journal(cfg: &Config) -> Result<Journal, crate::Error> {
         if let Some(d) = slow {
             std::thread::sleep(d);
         }
+        migrate_if_requested(&jcfg);
         Journal::open(jcfg)
     });
     let every = if slow.is_some() {
@@ -414,6 +436,27 @@ async fn open_journal(cfg: &Config) -> Result<Journal, crate::Error> {
         })?;
     log::info!(target: "gateway::daemon", event = "startup"; "journal open in {} ms", opening.elapsed().as_millis());
     Ok(journal)
+}
+
+/// A format conversion `gateway journal migrate --at-next-start` asked
+/// for (the image's after-commit step), done before the journal opens. A
+/// failure is logged and the journal opens in the format it has: every
+/// format this gateway reads works, and the request stays for the next start.
+fn migrate_if_requested(jcfg: &JournalConfig) {
+    let Some(r) = journal::migrate::run_requested(&jcfg.dir, jcfg.max_format) else {
+        return;
+    };
+    match r {
+        Ok(r) => log::info!(
+            target: "gateway::daemon", event = "journal_migrated";
+            "journal migrated as requested at this start: format {} -> {}, {} value(s), {} bytes rewritten",
+            r.from_format, r.to_format, r.values, r.bytes
+        ),
+        Err(e) => log::error!(
+            target: "gateway::daemon", event = "journal_migrate_failed";
+            "journal migration requested at this start failed, opening the journal in its present format (retried at the next start): {e}"
+        ),
+    }
 }
 
 /// While `work` runs (a long journal recovery), keep extending systemd's

@@ -123,6 +123,7 @@ pub(super) fn status_source(
                 bytes_on_disk: js.bytes_on_disk,
                 disk_percent_used: js.disk_percent_used,
                 pruned: js.pruned,
+                format: js.format,
                 audit: crate::ops::audit::status(&journal, cfg.audit.max_bytes),
             },
             box_id: extras.box_id.clone(),

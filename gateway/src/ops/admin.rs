@@ -143,6 +143,9 @@ pub struct JournalStatus {
     /// Delivered messages removed by retention, ever.
     #[serde(default)]
     pub pruned: u64,
+    /// The on-disk format (1 or 2; 0 from a gateway that did not report it).
+    #[serde(default)]
+    pub format: u64,
     /// The audit trail: its size and cap, and its chain head (docs/audit.md).
     #[serde(default)]
     pub audit: AuditStatus,

@@ -33,11 +33,12 @@ pub(crate) struct Recovered {
 /// checkpoint, start a fresh WAL, and load the counters.
 pub(crate) fn recover(cfg: &JournalConfig) -> Result<Recovered, JournalError> {
     let dir = &cfg.dir;
-    // A journal this open creates starts in format 2 (`chunk.rs`); an
-    // existing one keeps its format until `gateway journal migrate`.
+    // A journal this open creates starts in format 2 (`chunk.rs`), or 1
+    // when this gateway is limited to it; an existing one keeps its format
+    // until `gateway journal migrate`.
     let fresh = !dir.join("db").exists();
     let (db, mut dur) = open_db(cfg)?;
-    if fresh {
+    if fresh && cfg.max_format >= chunk::FORMAT_CHUNKED {
         // Made durable by the checkpoint `Journal::open` ends with, before
         // anything is written in that format.
         db.insert(
@@ -46,8 +47,8 @@ pub(crate) fn recover(cfg: &JournalConfig) -> Result<Recovered, JournalError> {
         )
         .map_err(|e| map_sled(format!("write journal format in {}", dir.display()), e))?;
     }
-    let mut layout =
-        Layout::of(&db).map_err(|why| corrupt(format!("journal {}", dir.display()), &why))?;
+    let mut layout = Layout::of_at_most(&db, cfg.max_format)
+        .map_err(|why| corrupt(format!("journal {}", dir.display()), &why))?;
     let applied = match db
         .get(wal::APPLIED_KEY)
         .map_err(|e| map_sled("read WAL position".into(), e))?

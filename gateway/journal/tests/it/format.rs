@@ -2,11 +2,16 @@
 //! format 2 and never makes sled write a blob file; an existing format-1
 //! journal stays format 1 until `migrate`; `migrate --to 1` leaves only
 //! what a binary older than format 2 reads; verify and salvage read
-//! chunked messages and report a missing chunk and a stray one.
+//! chunked messages and report a missing chunk and a stray one; a gateway
+//! limited to format 1 creates format 1 and refuses format 2; a migration
+//! requested while the daemon runs is done at its next open.
 
 use std::path::Path;
 
-use journal::migrate::{migrate, MigrateError, FORMAT_CHUNKED, FORMAT_WHOLE};
+use journal::migrate::{
+    migrate, request, requested, run_requested, MigrateError, Requested, FORMAT_CHUNKED,
+    FORMAT_WHOLE, REQUEST_FILE,
+};
 use journal::{Journal, JournalConfig};
 
 use crate::support::{cfg, message, raw, stored};
@@ -152,6 +157,84 @@ async fn format_1_stays_until_migrated_and_migrates_both_ways() {
         migrate(&c.dir, 3),
         Err(MigrateError::UnknownFormat(3))
     ));
+}
+
+/// The image's version pair with a format change (image/README.md,
+/// "Journal format and rollback"): v1 is limited to format 1, v2 runs on
+/// v1's journal without converting it, and only the request left after the
+/// commit converts it, at v2's next start.
+#[tokio::test]
+async fn a_gateway_limited_to_format_1_and_a_migration_requested_while_running() {
+    let t = tempfile::tempdir().unwrap();
+    let mut v1 = cfg(t.path());
+    v1.max_format = FORMAT_WHOLE;
+    let j = Journal::open(v1.clone()).unwrap();
+    assert_eq!(j.stats().format, FORMAT_WHOLE, "created in format 1");
+    let a = stored(&j, big("R1", 300 * 1024)).await;
+    close(j).await;
+    readable_by_format_1_binary(&v1.dir).unwrap();
+
+    // v2 (no limit) runs on it: it stays format 1 while v2 is on trial.
+    let v2 = cfg(t.path());
+    let j = Journal::open(v2.clone()).unwrap();
+    assert_eq!(j.stats().format, FORMAT_WHOLE);
+    let b = stored(&j, big("R2", 40 * 1024)).await;
+    // The after-commit step, while the daemon holds the journal.
+    assert_eq!(
+        request(&v2.dir, FORMAT_CHUNKED).unwrap(),
+        Requested::Written(v2.dir.join(REQUEST_FILE))
+    );
+    assert_eq!(requested(&v2.dir).unwrap(), Some(FORMAT_CHUNKED));
+    close(j).await;
+    readable_by_format_1_binary(&v2.dir).unwrap();
+
+    // A v1 start with the request in place refuses to convert past its
+    // limit and keeps the request.
+    match run_requested(&v1.dir, v1.max_format) {
+        Some(Err(e @ MigrateError::OverMax { .. })) => {
+            assert!(e.to_string().contains("GATEWAY_JOURNAL_MAX_FORMAT"), "{e}")
+        }
+        other => panic!("expected OverMax, got {other:?}"),
+    }
+    assert_eq!(requested(&v1.dir).unwrap(), Some(FORMAT_CHUNKED));
+
+    // v2's next start: converted, the request gone, every message intact.
+    let m = run_requested(&v2.dir, v2.max_format).unwrap().unwrap();
+    assert_eq!((m.from_format, m.to_format, m.values), (1, 2, 2), "{m:?}");
+    assert_eq!(requested(&v2.dir).unwrap(), None);
+    assert!(run_requested(&v2.dir, v2.max_format).is_none());
+    let j = Journal::open(v2.clone()).unwrap();
+    assert_eq!(j.stats().format, FORMAT_CHUNKED);
+    assert_eq!(j.get(a).unwrap().unwrap().raw, big("R1", 300 * 1024).raw);
+    assert_eq!(j.get(b).unwrap().unwrap().raw, big("R2", 40 * 1024).raw);
+    close(j).await;
+
+    // v1 now refuses it at open, saying what to do, and leaves it as it is.
+    let e = Journal::open(v1.clone()).err().expect("format 2 refused");
+    let said = e.to_string();
+    assert!(
+        said.contains("journal format 2 is newer than this gateway reads (up to 1)")
+            && said.contains("migrate --to 1"),
+        "{said}"
+    );
+    let j = Journal::open(v2.clone()).unwrap();
+    assert_eq!(j.get(a).unwrap().unwrap().raw, big("R1", 300 * 1024).raw);
+    close(j).await;
+
+    // Requests: a bad format is refused, garbage in the file is named, and
+    // a data directory with no journal yet needs nothing.
+    assert!(matches!(
+        request(&v2.dir, 3),
+        Err(MigrateError::UnknownFormat(3))
+    ));
+    std::fs::write(v2.dir.join(REQUEST_FILE), "two\n").unwrap();
+    let e = requested(&v2.dir).unwrap_err().to_string();
+    assert!(e.contains(REQUEST_FILE) && e.contains("\"two\""), "{e}");
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        request(empty.path(), FORMAT_CHUNKED).unwrap(),
+        Requested::NoJournal
+    );
 }
 
 #[tokio::test]

@@ -432,6 +432,7 @@ mod tests {
                 bytes_on_disk: 0,
                 disk_percent_used: disk,
                 pruned: 0,
+                format: 2,
                 audit: Default::default(),
             },
             box_id: String::new(),
