@@ -938,6 +938,33 @@ const UPDATE_CUTS: [CutPoint; 10] = [
 
 /// The running slot's status line must say good, and be v1 in A or v2 in B
 /// (the version is "unknown" until the updater's first check).
+/// Scenario 4's v1: v1 limited to journal format 1 (`image/build
+/// --journal-format 1`), as a release from before format 2, so the update
+/// to v2 is a version pair with a journal format change.
+const V1_FORMAT_1: &str = "1.1.0";
+
+/// The journal format `gateway status` reports on the box ("1", "2").
+fn journal_format(vm: &mut Vm) -> String {
+    must(vm.sh_ok(
+        "gateway --config /etc/gateway/gateway.toml status | sed -n 's/^journal (format \\([0-9]*\\)).*/\\1/p'",
+        CMD,
+    ))
+    .trim()
+    .to_string()
+}
+
+fn assert_journal_format(vm: &mut Vm, want: &str, after: &str) {
+    let got = journal_format(vm);
+    assert_eq!(
+        got,
+        want,
+        "{}",
+        vm.fail(&format!(
+            "after {after}: journal format {got:?}, not {want}"
+        ))
+    );
+}
+
 fn booted_good(vm: &mut Vm, after: &str) -> String {
     must(vm.wait_ready(BOOT));
     let last = vm.console_since(vm.boot_offset).rfind("BdsDxe: starting");
@@ -952,6 +979,7 @@ fn booted_good(vm: &mut Vm, after: &str) -> String {
         .to_string();
     assert!(
         (running.starts_with("slot A (running): 1.0.0")
+            || running.starts_with(&format!("slot A (running): {V1_FORMAT_1}"))
             || running.starts_with("slot A (running): unknown version")
             || running.starts_with("slot B (running): 2.0.0"))
             && running.contains("— good"),
@@ -972,9 +1000,29 @@ fn booted_good(vm: &mut Vm, after: &str) -> String {
 #[test]
 fn s4_power_cut_during_update() {
     let art = artifacts();
-    let (mut vm, server) = box_with_repo(&art, "s4-update-cut", "s4", "1.0.0", "2.0.0", 2);
+    assert!(
+        art.image(V1_FORMAT_1).exists(),
+        "{} missing: hw-tests/qemu/ci builds it (image/build --journal-format 1)",
+        art.image(V1_FORMAT_1).display()
+    );
+    let (mut vm, server) = box_with_repo(&art, "s4-update-cut", "s4", V1_FORMAT_1, "2.0.0", 2);
     server.throttle("s4", 512 << 10);
     booted_good(&mut vm, "(none: first boot)");
+    // A message large enough to be chunked in format 2, journaled by v1
+    // whole (format 1): it must stay readable through every cut and the
+    // conversion after the commit.
+    let ctrl = format!("S4{}", std::process::id());
+    let mut msg = hl7_message(&ctrl);
+    msg.extend_from_slice(b"NTE|1||");
+    msg.extend((0..40_000).map(|i| b'A' + (i % 26) as u8));
+    msg.push(b'\r');
+    let acked = Mllp::connect(vm.cfg.ports.mllp).and_then(|mut m| m.send(&msg));
+    assert!(
+        matches!(acked, Ok(true)),
+        "{}",
+        vm.fail(&format!("the 40 KB message to v1: {acked:?}"))
+    );
+    assert_journal_format(&mut vm, "1", "v1 (limited to format 1), first boot");
     let mut outcomes = Vec::new();
     let (install, trial) = UPDATE_CUTS.split_at(7);
     for (i, p) in install.iter().enumerate() {
@@ -995,6 +1043,8 @@ fn s4_power_cut_during_update() {
                     p.name
                 ))
             );
+            // v1 opened its journal, so v2's download never converted it.
+            assert_journal_format(&mut vm, "1", p.name);
             outcomes.push(serde_json::json!({"cut": p.name, "running": running}));
         }
     }
@@ -1010,14 +1060,53 @@ fn s4_power_cut_during_update() {
     }
     let running = booted_good(&mut vm, "in the last trial boot");
     let status = must(vm.sh_ok("updater status", CMD));
-    if running.starts_with("slot A") {
+    let journal = if running.starts_with("slot A") {
         assert!(
             status.contains("never came up in slot B"),
             "{}",
             vm.fail(&format!("back on v1 without saying why: {status}"))
         );
-    }
-    eprintln!("{status}");
+        // The trial boots of v2 ran on the journal without converting it.
+        assert_journal_format(&mut vm, "1", "back on v1 after the trial boots");
+        "format 1 (v1 again)".to_string()
+    } else {
+        // Committed: the after-commit step asked for the conversion and
+        // restarted the gateway, which converted its journal to format 2.
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let got = journal_format(&mut vm);
+            if got == "2" {
+                break;
+            }
+            if Instant::now() > deadline {
+                let log = report(
+                    &mut vm,
+                    "journalctl -b -u updater-health -u gateway -o cat --no-pager | grep -iE 'after commit|migrat|journal: opened' | tail -20",
+                );
+                panic!(
+                    "{}",
+                    vm.fail(&format!(
+                        "v2 committed, but its journal is still format {got:?} after 180 s:\n{log}"
+                    ))
+                );
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        // Every value reads back in format 2 (offline check, daemon stopped).
+        let verify = must(vm.sh_ok(
+            "systemctl stop gateway && gateway --config /etc/gateway/gateway.toml journal verify; \
+             rc=$?; systemctl start gateway; exit $rc",
+            Duration::from_secs(180),
+        ));
+        assert!(
+            verify.contains("OK: no problems found") && verify.contains(" messages="),
+            "{}",
+            vm.fail(&format!("journal verify after the conversion: {verify}"))
+        );
+        must(vm.wait_ready(BOOT));
+        format!("format 1 -> 2 after the commit; verify: {}", verify.trim())
+    };
+    eprintln!("{status}\njournal: {journal}");
     record(
         &art,
         "s4-power-cut-during-update",
@@ -1025,6 +1114,7 @@ fn s4_power_cut_during_update() {
             "power_cuts": UPDATE_CUTS.len(),
             "points": outcomes,
             "ended_on": running,
+            "journal": journal,
             "status": status,
         }),
     );
