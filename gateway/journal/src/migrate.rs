@@ -95,7 +95,10 @@ pub fn request(dir: &Path, to: u64) -> Result<Requested, MigrateError> {
     if !dir.join("db").is_file() {
         return Ok(Requested::NoJournal);
     }
-    crate::durable_fs::write_atomically(dir, REQUEST_FILE, format!("{to}\n").as_bytes()).map_err(
+    // Written by root (the updater's after-commit step) for the daemon's
+    // (dynamic) user to read and remove.
+    let body = format!("{to}\n");
+    crate::durable_fs::write_atomically_for_dir_owner(dir, REQUEST_FILE, body.as_bytes()).map_err(
         |source| MigrateError::Request {
             what: "write",
             path: dir.join(REQUEST_FILE),

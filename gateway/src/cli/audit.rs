@@ -118,7 +118,8 @@ async fn offline(cfg: &config::Config, head: Option<&str>) -> Result<AuditVerify
             dir.display()
         ));
     }
-    let j = Journal::open(crate::daemon::journal_config(cfg)).map_err(|e| {
+    let jcfg = crate::daemon::journal_config(cfg).map_err(|e| e.to_string())?;
+    let j = Journal::open(jcfg).map_err(|e| {
         format!(
             "no daemon is running and the journal {} does not open: {e}",
             dir.display()

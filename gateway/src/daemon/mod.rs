@@ -36,7 +36,9 @@ use crate::source::sftp_poller::SftpPoller;
 use journal::{Journal, JournalConfig};
 use status_source::{status_source, StatusExtras};
 
-pub fn journal_config(cfg: &Config) -> JournalConfig {
+/// The journal's settings from the config and `GATEWAY_JOURNAL_MAX_FORMAT`
+/// (a bad value is refused, never quietly read as "newest").
+pub fn journal_config(cfg: &Config) -> Result<JournalConfig, crate::Error> {
     let mut j = JournalConfig::new(cfg.journal_dir());
     j.clock = clock::unix_ms;
     j.quota_bytes = cfg.storage.quota_bytes;
@@ -45,15 +47,15 @@ pub fn journal_config(cfg: &Config) -> JournalConfig {
     j.quarantine_max_entries = cfg.storage.quarantine_max_entries;
     j.quarantine_max_bytes = cfg.storage.quarantine_max_bytes;
     j.reserve_bytes = cfg.storage.reserve_bytes;
-    if let Ok(Some(max)) = journal_max_format() {
+    if let Some(max) = journal_max_format()? {
         j.max_format = max;
     }
-    j
+    Ok(j)
 }
 
 /// `GATEWAY_JOURNAL_MAX_FORMAT` (1 or 2): the newest journal format this
 /// gateway may read and write (`JournalConfig::max_format`); unset: 2.
-pub fn journal_max_format() -> Result<Option<u64>, crate::Error> {
+fn journal_max_format() -> Result<Option<u64>, crate::Error> {
     const VAR: &str = "GATEWAY_JOURNAL_MAX_FORMAT";
     match std::env::var(VAR) {
         Err(_) => Ok(None),
@@ -408,9 +410,8 @@ impl Running {
 /// while a long recovery runs.
 async fn open_journal(cfg: &Config) -> Result<Journal, crate::Error> {
     let opening = Instant::now();
-    journal_max_format()?;
+    let jcfg = journal_config(cfg)?;
     notify::status("opening the journal");
-    let jcfg = journal_config(cfg);
     let slow = test_hook_slow_journal_open();
     let open = tokio::task::spawn_blocking(move || {
         if let Some(d) = slow {
