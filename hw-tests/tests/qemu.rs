@@ -250,16 +250,31 @@ fn s1_boot_send_and_encryption_at_rest() {
     // Second boot of the same box (not first-boot provisioning) to READY.
     must(vm.power_on());
     let second = must(vm.wait_ready(BOOT));
+    // The machine id comes from the firmware's UUID, so both boots log into
+    // one journald directory and a plain `journalctl -b -1` shows the first.
+    must(vm.wait_console_shell(CMD));
+    let journal_dirs = must(vm.sh_ok(
+        "ls /var/log/journal; cat /etc/machine-id; journalctl --list-boots --no-pager | wc -l",
+        CMD,
+    ));
+    let dirs: Vec<&str> = journal_dirs.lines().collect();
+    assert!(
+        dirs.len() == 3
+            && dirs[0].len() == 32
+            && dirs[0] == dirs[1]
+            && dirs[2].trim().parse::<u32>().is_ok_and(|n| n >= 2),
+        "{}",
+        vm.fail(&format!(
+            "expected one journal directory, named by the machine id, holding both boots \
+             (ls /var/log/journal; /etc/machine-id; journalctl --list-boots | wc -l):\n{journal_dirs}"
+        ))
+    );
     // Where the clean poweroff's time went: the first boot's journal, kept
     // on the data partition (journald stops before /var is unmounted, so
-    // the last steps are not in it). Each boot has a transient machine id
-    // (the root is read-only), so that journal is in the older of the two
-    // directories; how many there are is printed first. Reported, not
-    // asserted.
-    must(vm.wait_console_shell(CMD));
+    // the last steps are not in it). Reported, not asserted.
     let shutdown_log = report(
         &mut vm,
-        "ls /var/log/journal | wc -l; journalctl -D \"$(ls -td /var/log/journal/*/ | sed -n 2p)\" --no-pager -o short-monotonic | grep -E 'poweroff|Stopping|Stopped|Deactivated|Unmount|Journal stopped|Reached target' | tail -n 40",
+        "journalctl -b -1 --no-pager -o short-monotonic | grep -E 'poweroff|Stopping|Stopped|Deactivated|Unmount|Journal stopped|Reached target' | tail -n 40",
     );
     eprintln!("first boot's shutdown, from its journal:\n{shutdown_log}");
     record(
@@ -624,6 +639,13 @@ fn update_v1_to_v2(vm: &mut Vm, install: &str) -> String {
         floor(&status) == Some(2),
         "{}",
         vm.fail(&format!("the epoch floor did not rise: {status}"))
+    );
+    // The health check ran the after-commit step (journal conversion
+    // request, gateway restart) once the slot was committed.
+    assert!(
+        !status.contains("after commit of slot"),
+        "{}",
+        vm.fail(&format!("the after-commit step did not finish: {status}"))
     );
     let version = must(vm.sh_ok("cat /usr/share/updater/image.json", CMD));
     assert!(version.contains("2.0.0"), "{}", vm.fail(&version));
