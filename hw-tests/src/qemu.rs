@@ -334,6 +334,27 @@ impl VmConfig {
 /// `kill -9` of qemu and what it did not flush is lost with its page cache.
 pub const DISK_CACHE: &str = "none";
 
+/// A UUID (version 4 form) fixed by the box's directory: each box has its
+/// own, and keeps it across power cuts, as a real board's SMBIOS UUID.
+fn system_uuid(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        // DefaultHasher::new() has fixed keys: the same value in every run.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, dir).hash(&mut h);
+        h.finish()
+    };
+    let (a, b) = (half(1), half(2));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
 fn smp_from_env() -> u32 {
     std::env::var("HW_QEMU_SMP")
         .ok()
@@ -469,6 +490,9 @@ impl Vm {
             "if=pflash,format=raw,unit=1,file={}",
             c.dir.join("efivars.fd").display()
         ));
+        // The firmware's system UUID, the same at every power-on of this box:
+        // the image takes its machine id from it (systemd.machine_id=firmware).
+        cmd.args(["-uuid", &system_uuid(&c.dir)]);
         // The hardware watchdog (a PCI device on both machines).
         cmd.args(["-device", "i6300esb", "-action", "watchdog=reset"]);
         cmd.args(["-m", &c.memory_mb.to_string(), "-smp", &c.smp.to_string()]);
