@@ -46,8 +46,15 @@ fuzz_target!(|data: &[u8]| {
         // or with a blank or broken ISA05-08 cannot be answered with a clean ack: the
         // ack is addressed back to what it says (docs/fuzzing.md).
         let ic = &doc.interchanges[ack.interchange];
-        // The ack copies ISA06/08 without their control characters.
-        let blank = |n| !ic.isa.element(n).iter().any(u8::is_ascii_graphic);
+        // The ack copies ISA06/08 with control characters and its own
+        // separators (`* : ^ ~`, which need not be the received ones) made
+        // spaces (`ack/writer.rs`, `clean`).
+        let blank = |n| {
+            !ic.isa
+                .element(n)
+                .iter()
+                .any(|b| b.is_ascii_graphic() && !b"*:^~".contains(b))
+        };
         let blank_party = blank(6) || blank(8);
         let unaddressable = blank_party
             || ic.errors.iter().any(|e| {

@@ -958,8 +958,6 @@ const UPDATE_CUTS: [CutPoint; 10] = [
     },
 ];
 
-/// The running slot's status line must say good, and be v1 in A or v2 in B
-/// (the version is "unknown" until the updater's first check).
 /// Scenario 4's v1: v1 limited to journal format 1 (`image/build
 /// --journal-format 1`), as a release from before format 2, so the update
 /// to v2 is a version pair with a journal format change.
@@ -987,6 +985,8 @@ fn assert_journal_format(vm: &mut Vm, want: &str, after: &str) {
     );
 }
 
+/// The running slot's status line must say good, and be v1 in A or v2 in B
+/// (the version is "unknown" until the updater's first check).
 fn booted_good(vm: &mut Vm, after: &str) -> String {
     must(vm.wait_ready(BOOT));
     let last = vm.console_since(vm.boot_offset).rfind("BdsDxe: starting");

@@ -143,6 +143,17 @@ pub fn check<'a>(
     doc
 }
 
+/// An ISA05-08 value: not blank, printable ASCII (X12's basic and extended
+/// character sets), and none of the interchange's own separators (which
+/// would make it mean something else). A control character or a stray
+/// separator here is a damaged header, and an acknowledgment copying it
+/// back would not be sound X12 either.
+fn is_party(v: &[u8], seps: Separators) -> bool {
+    !trim(v).is_empty()
+        && v.iter()
+            .all(|&b| (b.is_ascii_graphic() || b == b' ') && !seps.is_delimiter(b))
+}
+
 fn is_digits(v: &[u8], min: usize, max: usize) -> bool {
     (min..=max).contains(&v.len()) && v.iter().all(u8::is_ascii_digit)
 }
@@ -202,19 +213,29 @@ fn check_interchange(ic: &mut Interchange<'_>, options: &CheckOptions) {
     let value = |element: usize, ok: bool, expected: &'static str| {
         (!ok).then(|| EnvelopeError::new(ErrorKind::IsaValue { element, expected }, at))
     };
+    // The parties are what an acknowledgment is addressed back to.
+    let party = |n: usize| is_party(isa.element(n), isa.seps);
     let checks = [
         value(
             5,
-            !isa.trimmed(5).is_empty(),
-            "a sender id qualifier (e.g. ZZ, 30)",
+            party(5),
+            "a sender id qualifier (e.g. ZZ, 30; printable, no separator)",
         ),
-        value(6, !isa.trimmed(6).is_empty(), "the sender id (not blank)"),
+        value(
+            6,
+            party(6),
+            "the sender id (not blank; printable, no separator)",
+        ),
         value(
             7,
-            !isa.trimmed(7).is_empty(),
-            "a receiver id qualifier (e.g. ZZ, 30)",
+            party(7),
+            "a receiver id qualifier (e.g. ZZ, 30; printable, no separator)",
         ),
-        value(8, !isa.trimmed(8).is_empty(), "the receiver id (not blank)"),
+        value(
+            8,
+            party(8),
+            "the receiver id (not blank; printable, no separator)",
+        ),
         value(9, is_digits(isa.element(9), 6, 6), "a date YYMMDD"),
         value(10, is_digits(isa.element(10), 4, 4), "a time HHMM"),
         value(
@@ -447,6 +468,38 @@ mod tests {
             d.interchanges[0].groups[0].sets[0].kind,
             Some(guide::Kind::Remittance835)
         );
+    }
+
+    #[test]
+    fn parties_with_control_bytes_or_separators_are_named() {
+        // fuzz/findings/x12/ta1-to-receiver-of-separators-and-controls: a
+        // receiver of the component separator, NULs and a non-ASCII byte
+        // passed as "not blank", and the TA1 addressed back to it had a
+        // blank sender.
+        let body = "GS*HP*A*B*20240102*1230*1*X*005010X221A1~ST*835*0001*005010X221A1~BPR*I~SE*3*0001~GE*1*1~IEA*1*000000001~";
+        for (receiver, element) in [
+            (&b":\0\0\0\0\0\0\x8c       "[..], 8),
+            (&b"RECEIVER^      "[..], 8),
+            (&b"RECEIVER\t      "[..], 8),
+        ] {
+            let mut s = ISA.as_bytes().to_vec();
+            s[54..69].copy_from_slice(receiver);
+            s.extend_from_slice(body.as_bytes());
+            let d = check(&s, &CheckOptions::default(), &());
+            let kinds: Vec<_> = d.errors().map(|e| e.kind.clone()).collect();
+            assert!(
+                kinds
+                    .iter()
+                    .any(|k| matches!(k, ErrorKind::IsaValue { element: e, .. } if *e == element)),
+                "{receiver:?}: {kinds:?}"
+            );
+        }
+        // Punctuation other than the separators is an ordinary id.
+        let mut s = ISA.as_bytes().to_vec();
+        s[54..69].copy_from_slice(b"RECV-01.A/B    ");
+        s.extend_from_slice(body.as_bytes());
+        let d = check(&s, &CheckOptions::default(), &());
+        assert!(d.is_clean(), "{:?}", codes(&d));
     }
 
     #[test]
